@@ -1,0 +1,17 @@
+//! Schema migrations for Tessera, portable across SQLite and PostgreSQL.
+//!
+//! Migrations run at server start-up and before every CLI command; they are the
+//! only way the schema is built (tests included), so both backends always agree.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_initial;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261122_000001_initial::Migration)]
+    }
+}

@@ -1,0 +1,222 @@
+//! The command line: one binary, the same configuration as the server.
+//! Commands print their result on stdout and nothing else; a failure is one
+//! line on stderr and a non-zero exit status.
+
+use std::{io::Read, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+
+use crate::{
+    app,
+    config::{Dur, Settings, SettingsArgs},
+    domain::{
+        Actor, Role, ScopeSet,
+        principals::{self, MachineUserInput, NewUser},
+        tokens::{self, Lifetime, NewToken},
+    },
+    token_service::{TokenService, keys},
+};
+
+#[derive(Parser, Debug)]
+#[command(name = "tessera", version, about = "Self-hosted token service: OAuth 2.0 client credentials, machine users and personal access tokens")]
+struct Cli {
+    #[command(flatten)]
+    settings: SettingsArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage human users.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Issue tokens.
+    #[command(subcommand)]
+    Tokens(TokensCommand),
+    /// Manage machine users (API users).
+    #[command(subcommand, name = "machine-users")]
+    MachineUsers(MachineUsersCommand),
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum UsersCommand {
+    /// Create a user; the password is read from standard input.
+    Create {
+        #[arg(long)]
+        username: String,
+        /// Make the user an administrator.
+        #[arg(long)]
+        admin: bool,
+        /// Read the password from standard input (required).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TokensCommand {
+    /// Issue a token for a user or machine user; prints only the token.
+    Create {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        name: String,
+        /// A scope (repeat for several). Default: `profile` for a user, every
+        /// allowed scope for a machine user.
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
+        /// Lifetime: a number and s, m, h, d or w.
+        #[arg(long, default_value = "30d", value_parser = parse_dur)]
+        expires_in: Dur,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum MachineUsersCommand {
+    /// Create a machine user with client credentials on; prints only its first client secret.
+    Create {
+        #[arg(long)]
+        username: String,
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
+        /// Access-token lifetime for the client-credentials grant, 1 to 1440.
+        #[arg(long, default_value_t = 60)]
+        ttl_minutes: i64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum KeysCommand {
+    /// List signing keys.
+    List,
+    /// Create a new active signing key; old keys verify until their tokens expire.
+    Rotate,
+}
+
+fn parse_dur(raw: &str) -> Result<Dur, String> {
+    raw.parse()
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(&cli.settings) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    let command = cli.command.unwrap_or(Command::Serve);
+    if matches!(command, Command::Serve) {
+        init_tracing(&settings.log);
+    }
+    let result = actix_web::rt::System::new().block_on(run(command, settings));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(e: &anyhow::Error) -> ExitCode {
+    // One line: the chain of causes, joined.
+    let msg = format!("{e:#}").replace('\n', " ");
+    eprintln!("error: {msg}");
+    ExitCode::FAILURE
+}
+
+fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => app::serve(settings).await,
+        Command::Migrate => {
+            app::open_database(&settings).await?;
+            Ok(())
+        }
+        Command::Users(UsersCommand::Create { username, admin, password_stdin: _ }) => {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_to_string(&mut password)
+                .map_err(|_| anyhow::anyhow!("password: standard input is not UTF-8 text"))?;
+            let password = password.strip_suffix('\n').map(|p| p.strip_suffix('\r').unwrap_or(p)).unwrap_or(&password);
+            if password.is_empty() {
+                anyhow::bail!("password: must not be empty (pipe it on standard input)");
+            }
+            // Validate before touching the database, so bad input changes nothing.
+            crate::domain::Username::parse(&username)?;
+            principals::check_password_rules(password)?;
+            let db = app::open_database(&settings).await?;
+            let role = if admin { Role::Admin } else { Role::User };
+            let user = principals::create_user(&db, &Actor::system(), NewUser { username, password: password.to_owned(), role }).await?;
+            println!("{}", user.id);
+            Ok(())
+        }
+        Command::Tokens(TokensCommand::Create { username, name, scopes, expires_in }) => {
+            let master = app::master_key(&settings)?;
+            let db = app::open_database(&settings).await?;
+            let owner = principals::find_by_username(&db.read, &username)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("username: no user or machine user named {username:?}"))?;
+            let scopes = if scopes.is_empty() {
+                match owner.kind {
+                    crate::domain::PrincipalKind::User => vec!["profile".to_owned()],
+                    crate::domain::PrincipalKind::Machine => ScopeSet::from_stored(&owner.scopes).to_vec(),
+                }
+            } else {
+                scopes
+            };
+            let svc = TokenService::start(db.clone(), &settings, master).await?;
+            let new = NewToken { name, description: None, scopes, lifetime: Lifetime::Seconds(expires_in.seconds) };
+            let view =
+                tokens::create(&db, &svc, &Actor::system(), owner.id, new, settings.max_token_lifetime.seconds, None).await?;
+            println!("{}", view.token.unwrap_or_default());
+            Ok(())
+        }
+        Command::MachineUsers(MachineUsersCommand::Create { username, scopes, ttl_minutes }) => {
+            let db = app::open_database(&settings).await?;
+            let input = MachineUserInput {
+                username: Some(username),
+                scopes: Some(scopes),
+                cc_enabled: Some(true),
+                cc_ttl_minutes: Some(ttl_minutes),
+                ..MachineUserInput::default()
+            };
+            let actor = Actor::system();
+            let machine = principals::create_machine_user(&db, &actor, input).await?;
+            let secret = principals::create_secret(&db, &actor, machine.id).await?;
+            println!("{}", secret.client_secret);
+            Ok(())
+        }
+        Command::Keys(KeysCommand::List) => {
+            let db = app::open_database(&settings).await?;
+            let master = app::master_key(&settings)?;
+            keys::ensure_active(&db, &master, settings.signing_alg).await?;
+            println!("{:<18} {:<6} {:<8} {:<21} RETIRES-AFTER", "KID", "ALG", "STATE", "CREATED");
+            for k in keys::list(&db.read).await? {
+                let state = match k.state {
+                    keys::KeyState::Active => "active",
+                    keys::KeyState::Retired => "retired",
+                };
+                let retires = k.retires_after.map(crate::domain::clock::rfc3339).unwrap_or_else(|| "-".into());
+                println!("{:<18} {:<6} {:<8} {:<21} {retires}", k.kid, k.alg.as_str(), state, crate::domain::clock::rfc3339(k.created_at));
+            }
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Rotate) => {
+            let db = app::open_database(&settings).await?;
+            let master = app::master_key(&settings)?;
+            keys::ensure_active(&db, &master, settings.signing_alg).await?;
+            let kid = keys::rotate(&db, &master, settings.signing_alg, &Actor::system()).await?;
+            println!("{kid}");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! Settings: command-line flags, then `TESSERA_*` environment variables, then an
+//! optional `tessera.toml`, then built-in defaults. Every setting has a working
+//! default, and every bad value is reported as one line naming the setting.
+
+use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr};
+
+use anyhow::{Context, bail};
+use base64::Engine;
+use clap::Args;
+use serde::Deserialize;
+
+use crate::token_service::keys::KeyAlg;
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/tessera.db?mode=rwc";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
+
+/// The settings flags; each falls back to its variable through clap's `env`.
+#[derive(Args, Debug, Default, Clone)]
+pub struct SettingsArgs {
+    /// Configuration file (TOML); `tessera.toml` is read when present.
+    #[arg(long, global = true, env = "TESSERA_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// `sqlite://…` or `postgres://…`
+    #[arg(long, global = true, env = "TESSERA_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Address to bind.
+    #[arg(long, global = true, env = "TESSERA_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// External base URL: the `iss` of every token.
+    #[arg(long, global = true, env = "TESSERA_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+    /// `ES256`, `RS256` or `EdDSA` for newly created signing keys.
+    #[arg(long, global = true, env = "TESSERA_SIGNING_ALG", value_name = "ALG")]
+    pub signing_alg: Option<String>,
+    /// 32 random bytes, base64 (`openssl rand -base64 32`).
+    #[arg(long, global = true, env = "TESSERA_MASTER_KEY", value_name = "BASE64", hide_env_values = true)]
+    pub master_key: Option<String>,
+    /// The `aud` of every token (default: the public URL).
+    #[arg(long, global = true, env = "TESSERA_AUDIENCE", value_name = "AUD")]
+    pub audience: Option<String>,
+    /// Policy maximum lifetime of personal and machine tokens (e.g. `365d`).
+    #[arg(long, global = true, env = "TESSERA_MAX_TOKEN_LIFETIME", value_name = "DUR")]
+    pub max_token_lifetime: Option<String>,
+    /// Log filter (`info`, `debug`, `tessera=debug,actix_web=warn`, …).
+    #[arg(long, global = true, env = "TESSERA_LOG", value_name = "FILTER")]
+    pub log: Option<String>,
+}
+
+/// The optional `tessera.toml`: the same settings, snake_case keys.
+#[derive(Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    database_url: Option<String>,
+    listen: Option<String>,
+    public_url: Option<String>,
+    signing_alg: Option<String>,
+    master_key: Option<String>,
+    audience: Option<String>,
+    max_token_lifetime: Option<String>,
+    log: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub database_url: String,
+    pub listen: SocketAddr,
+    pub public_url: String,
+    pub signing_alg: KeyAlg,
+    pub master_key: Option<MasterKey>,
+    pub audience: String,
+    pub max_token_lifetime: Dur,
+    pub log: String,
+}
+
+impl Settings {
+    pub fn load(args: &SettingsArgs) -> anyhow::Result<Self> {
+        let file = read_file(args.config.as_deref())?;
+        let pick = |flag: &Option<String>, from_file: Option<String>| flag.clone().or(from_file);
+
+        let database_url = pick(&args.database_url, file.database_url)
+            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+        if !(database_url.starts_with("sqlite:") || database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
+            bail!("invalid database URL (TESSERA_DATABASE_URL): expected sqlite://… or postgres://…");
+        }
+        url::Url::parse(&database_url)
+            .map_err(|e| anyhow::anyhow!("invalid database URL (TESSERA_DATABASE_URL): {e}"))?;
+
+        let listen_raw = pick(&args.listen, file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen = listen_raw
+            .parse::<SocketAddr>()
+            .map_err(|_| anyhow::anyhow!("invalid listen address (TESSERA_LISTEN) {listen_raw:?}: expected host:port, e.g. 127.0.0.1:8080"))?;
+
+        let public_url = pick(&args.public_url, file.public_url).unwrap_or_else(|| DEFAULT_PUBLIC_URL.to_owned());
+        let parsed = url::Url::parse(&public_url)
+            .map_err(|e| anyhow::anyhow!("invalid public URL (TESSERA_PUBLIC_URL) {public_url:?}: {e}"))?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+            bail!("invalid public URL (TESSERA_PUBLIC_URL) {public_url:?}: expected http(s)://host[:port][/path]");
+        }
+        let public_url = public_url.trim_end_matches('/').to_owned();
+
+        let alg_raw = pick(&args.signing_alg, file.signing_alg).unwrap_or_else(|| "ES256".to_owned());
+        let signing_alg = alg_raw
+            .parse::<KeyAlg>()
+            .map_err(|_| anyhow::anyhow!("invalid signing algorithm (TESSERA_SIGNING_ALG) {alg_raw:?}: expected ES256, RS256 or EdDSA"))?;
+
+        let master_key = pick(&args.master_key, file.master_key)
+            .map(|raw| MasterKey::from_base64(&raw).context("invalid master key (TESSERA_MASTER_KEY)"))
+            .transpose()?;
+
+        let audience = pick(&args.audience, file.audience).unwrap_or_else(|| public_url.clone());
+        if audience.trim().is_empty() {
+            bail!("invalid audience (TESSERA_AUDIENCE): must not be empty");
+        }
+
+        let max_raw = pick(&args.max_token_lifetime, file.max_token_lifetime).unwrap_or_else(|| "365d".to_owned());
+        let max_token_lifetime = max_raw
+            .parse::<Dur>()
+            .map_err(|e| anyhow::anyhow!("invalid maximum token lifetime (TESSERA_MAX_TOKEN_LIFETIME) {max_raw:?}: {e}"))?;
+        if max_token_lifetime.seconds < 60 {
+            bail!("invalid maximum token lifetime (TESSERA_MAX_TOKEN_LIFETIME) {max_raw:?}: must be at least 1m");
+        }
+
+        let log = pick(&args.log, file.log).unwrap_or_else(|| "info".to_owned());
+        tracing_subscriber::EnvFilter::try_new(&log)
+            .map_err(|e| anyhow::anyhow!("invalid log filter (TESSERA_LOG) {log:?}: {e}"))?;
+
+        Ok(Self { database_url, listen, public_url, signing_alg, master_key, audience, max_token_lifetime, log })
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url.starts_with("sqlite:")
+    }
+
+    /// Session cookies get `Secure` when the public URL is https.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+}
+
+fn read_file(explicit: Option<&std::path::Path>) -> anyhow::Result<FileSettings> {
+    let path = match explicit {
+        Some(path) => path.to_owned(),
+        None => {
+            let default = PathBuf::from("tessera.toml");
+            if !default.exists() {
+                return Ok(FileSettings::default());
+            }
+            default
+        }
+    };
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read configuration file {}", path.display()))?;
+    toml::from_str(&text).map_err(|e| {
+        let msg = e.message().to_owned();
+        anyhow::anyhow!("invalid configuration file {}: {msg}", path.display())
+    })
+}
+
+/// The 32-byte master key: encrypts signing keys at rest, keys session cookies.
+#[derive(Clone)]
+pub struct MasterKey(pub [u8; 32]);
+
+impl MasterKey {
+    pub fn from_base64(raw: &str) -> anyhow::Result<Self> {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(raw.trim())
+            .map_err(|_| anyhow::anyhow!("not valid base64 (generate one with `openssl rand -base64 32`)"))?;
+        let key: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("must be exactly 32 bytes (generate one with `openssl rand -base64 32`)"))?;
+        Ok(Self(key))
+    }
+
+    pub fn to_base64(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(self.0)
+    }
+}
+
+impl fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MasterKey(<redacted>)")
+    }
+}
+
+/// A duration as written on the command line: a number and `s`, `m`, `h`, `d` or `w`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dur {
+    pub seconds: i64,
+}
+
+impl FromStr for Dur {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (digits, unit) = s.split_at(split);
+        if digits.is_empty() {
+            return Err("expected a number followed by s, m, h, d or w (e.g. 30m, 90d)".into());
+        }
+        let n: i64 = digits.parse().map_err(|_| "number too large".to_owned())?;
+        let factor = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            "w" => 604_800,
+            _ => return Err("expected a number followed by s, m, h, d or w (e.g. 30m, 90d)".into()),
+        };
+        let seconds = n.checked_mul(factor).filter(|s| *s <= 100 * 365 * 86_400).ok_or("duration too large")?;
+        if seconds == 0 {
+            return Err("duration must be positive".into());
+        }
+        Ok(Self { seconds })
+    }
+}
+
+impl fmt::Display for Dur {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.seconds;
+        for (unit, size) in [("w", 604_800), ("d", 86_400), ("h", 3600), ("m", 60)] {
+            if s % size == 0 {
+                return write!(f, "{}{unit}", s / size);
+            }
+        }
+        write!(f, "{s}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_every_unit() {
+        for (text, seconds) in [("30s", 30), ("30m", 1800), ("12h", 43_200), ("90d", 7_776_000), ("2w", 1_209_600)] {
+            assert_eq!(text.parse::<Dur>().unwrap().seconds, seconds, "{text}");
+        }
+    }
+
+    #[test]
+    fn bad_durations_are_refused() {
+        for text in ["", "d", "10", "10y", "-5m", "0m", "99999999999999999999d", "1.5h"] {
+            assert!(text.parse::<Dur>().is_err(), "{text:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn durations_display_in_their_largest_unit() {
+        assert_eq!(Dur { seconds: 31_536_000 }.to_string(), "365d");
+        assert_eq!(Dur { seconds: 90 }.to_string(), "90s");
+    }
+}

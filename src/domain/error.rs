@@ -1,0 +1,52 @@
+//! The domain layer's one error type. The HTTP layer maps it to a status in
+//! one place (`crate::http::errors`); the CLI prints it as one line.
+
+use std::fmt;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad input; names the field.
+    #[error("{field}: {message}")]
+    Invalid { field: &'static str, message: String },
+    /// A duplicate, a third client secret, a revoked token regenerated…
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The caller may not do this (e.g. a non-admin asking for `admin:*`).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Anything unexpected: logged in full, shown to nobody.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl Error {
+    pub fn invalid(field: &'static str, message: impl fmt::Display) -> Self {
+        Self::Invalid { field, message: message.to_string() }
+    }
+
+    pub fn conflict(message: impl fmt::Display) -> Self {
+        Self::Conflict(message.to_string())
+    }
+}
+
+impl From<sea_orm::DbErr> for Error {
+    fn from(e: sea_orm::DbErr) -> Self {
+        Self::Internal(anyhow::Error::new(e))
+    }
+}
+
+impl From<sea_orm::TransactionError<Error>> for Error {
+    fn from(e: sea_orm::TransactionError<Error>) -> Self {
+        match e {
+            sea_orm::TransactionError::Connection(db) => db.into(),
+            sea_orm::TransactionError::Transaction(inner) => inner,
+        }
+    }
+}
+
+/// True when a database error is a unique-constraint violation, on either backend.
+pub fn is_unique_violation(e: &sea_orm::DbErr) -> bool {
+    matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
+}

@@ -1,0 +1,694 @@
+//! Users (people, with passwords and a role) and machine users (API users,
+//! whose username is their OAuth `client_id`), and machine users' client
+//! secrets. Both kinds live in one table so usernames share one namespace.
+
+use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version, password_hash::SaltString};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
+};
+use serde::Serialize;
+use serde_json::json;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{
+    Actor, Error, Page, PageRequest, PrincipalKind, PrincipalRef, Role, ScopeSet, Username, audit, clock,
+    is_admin_scope, is_unique_violation,
+    secrets::{Digest, PlainSecret},
+};
+use crate::storage::{
+    Db,
+    entities::{client_secret, principal},
+};
+
+pub const MAX_ACTIVE_SECRETS: usize = 2;
+pub const DEFAULT_CC_TTL_MINUTES: i32 = 60;
+pub const CLIENT_SECRET_PREFIX: &str = "tsc_";
+
+// ---------------------------------------------------------------- passwords
+
+fn argon2() -> Argon2<'static> {
+    // OWASP's argon2id baseline: 19 MiB, 2 passes, 1 lane.
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(19 * 1024, 2, 1, None).expect("valid argon2 parameters"))
+}
+
+pub fn check_password_rules(password: &str) -> Result<(), Error> {
+    let len = password.chars().count();
+    if len < 8 {
+        return Err(Error::invalid("password", "must be at least 8 characters"));
+    }
+    if len > 1024 {
+        return Err(Error::invalid("password", "must be at most 1024 characters"));
+    }
+    Ok(())
+}
+
+/// Hashes off the async threads: argon2id takes tens of milliseconds by design.
+pub async fn hash_password(password: String) -> Result<String, Error> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::encode_b64(&super::secrets::random_bytes::<16>()).expect("16 bytes is a valid salt");
+        argon2().hash_password(password.as_bytes(), &salt).map(|h| h.to_string())
+    })
+    .await
+    .map_err(|e| Error::Internal(e.into()))?
+    .map_err(|e| Error::Internal(anyhow::anyhow!("argon2: {e}")))
+}
+
+/// Verifies against `hash`, or against a dummy hash when there is no user, so
+/// the time taken does not tell whether a username exists.
+pub async fn verify_password(hash: Option<String>, password: String) -> bool {
+    const DUMMY: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$1dNy3Gx0k9Itn9yF7hqwTf5qqfl9V0W5fvMCHzN8l+I";
+    let known = hash.is_some();
+    let hash = hash.unwrap_or_else(|| DUMMY.to_owned());
+    let ok = tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash).is_ok_and(|parsed| argon2().verify_password(password.as_bytes(), &parsed).is_ok())
+    })
+    .await
+    .unwrap_or(false);
+    ok && known
+}
+
+// ---------------------------------------------------------------- views
+
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    pub id: Uuid,
+    pub username: String,
+    pub role: Role,
+    pub enabled: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_login_at: Option<OffsetDateTime>,
+}
+
+impl User {
+    fn from_model(m: principal::Model) -> Self {
+        Self {
+            id: m.id,
+            username: m.username,
+            role: m.role.unwrap_or(Role::User),
+            enabled: m.enabled,
+            created_at: m.created_at,
+            last_login_at: m.last_login_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientCredentials {
+    pub enabled: bool,
+    pub access_token_ttl_minutes: i32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SecretInfo {
+    pub id: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MachineUser {
+    pub id: Uuid,
+    pub username: String,
+    pub display_name: String,
+    pub description: String,
+    pub contact_email: String,
+    pub scopes: Vec<String>,
+    pub enabled: bool,
+    pub client_credentials: ClientCredentials,
+    pub secrets: Vec<SecretInfo>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    pub created_by: Option<PrincipalRef>,
+}
+
+/// A new client secret: the plaintext appears in this value only.
+#[derive(Debug, Serialize)]
+pub struct NewSecret {
+    pub id: Uuid,
+    pub client_secret: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+// ---------------------------------------------------------------- permissions
+
+/// The scopes a principal may hold right now: an admin holds everything, a
+/// user everything but `admin:*`, a machine user its allowed scopes (never
+/// `admin:*`); a disabled principal holds nothing.
+pub fn permits(p: &principal::Model, scope: &str) -> bool {
+    if !p.enabled {
+        return false;
+    }
+    match p.kind {
+        PrincipalKind::User => p.role == Some(Role::Admin) || !is_admin_scope(scope),
+        PrincipalKind::Machine => !is_admin_scope(scope) && p.scopes.split_ascii_whitespace().any(|s| s == scope),
+    }
+}
+
+pub fn is_admin(p: &principal::Model) -> bool {
+    p.enabled && p.kind == PrincipalKind::User && p.role == Some(Role::Admin)
+}
+
+// ---------------------------------------------------------------- lookups
+
+pub async fn find_by_username(db: &impl ConnectionTrait, username: &str) -> Result<Option<principal::Model>, Error> {
+    Ok(principal::Entity::find().filter(principal::Column::Username.eq(username)).one(db).await?)
+}
+
+pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<principal::Model>, Error> {
+    Ok(principal::Entity::find_by_id(id).one(db).await?)
+}
+
+pub async fn refs(db: &impl ConnectionTrait, ids: impl IntoIterator<Item = Uuid>) -> Result<Vec<PrincipalRef>, Error> {
+    let ids: Vec<Uuid> = ids.into_iter().collect();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<(Uuid, String)> = principal::Entity::find()
+        .select_only()
+        .column(principal::Column::Id)
+        .column(principal::Column::Username)
+        .filter(principal::Column::Id.is_in(ids))
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().map(|(id, username)| PrincipalRef { id, username }).collect())
+}
+
+pub async fn any_admin(db: &impl ConnectionTrait) -> Result<bool, Error> {
+    Ok(principal::Entity::find()
+        .filter(principal::Column::Kind.eq(PrincipalKind::User))
+        .filter(principal::Column::Role.eq(Role::Admin))
+        .filter(principal::Column::Enabled.eq(true))
+        .one(db)
+        .await?
+        .is_some())
+}
+
+fn blank(kind: PrincipalKind, username: Username, actor: &Actor) -> principal::ActiveModel {
+    let now = clock::now();
+    principal::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        kind: Set(kind),
+        username: Set(username.as_str().to_owned()),
+        enabled: Set(true),
+        role: Set(None),
+        password_hash: Set(None),
+        display_name: Set(String::new()),
+        description: Set(String::new()),
+        contact_email: Set(String::new()),
+        scopes: Set(String::new()),
+        cc_enabled: Set(false),
+        cc_ttl_minutes: Set(DEFAULT_CC_TTL_MINUTES),
+        created_at: Set(now),
+        created_by: Set(actor.id()),
+        updated_at: Set(now),
+        last_login_at: Set(None),
+    }
+}
+
+fn duplicate_username(e: sea_orm::DbErr) -> Error {
+    if is_unique_violation(&e) { Error::conflict("username is already taken") } else { e.into() }
+}
+
+// ---------------------------------------------------------------- users
+
+pub struct NewUser {
+    pub username: String,
+    pub password: String,
+    pub role: Role,
+}
+
+pub async fn create_user(db: &Db, actor: &Actor, new: NewUser) -> Result<User, Error> {
+    actor.require_admin()?;
+    let username = Username::parse(&new.username)?;
+    check_password_rules(&new.password)?;
+    let hash = hash_password(new.password).await?;
+    let mut model = blank(PrincipalKind::User, username, actor);
+    model.role = Set(Some(new.role));
+    model.password_hash = Set(Some(hash));
+    let actor = actor.clone();
+    let created = db
+        .write
+        .transaction::<_, principal::Model, Error>(|tx| {
+            Box::pin(async move {
+                let created = model.insert(tx).await.map_err(duplicate_username)?;
+                audit::record(
+                    tx,
+                    &actor,
+                    "user.create",
+                    "user",
+                    Some(created.id.to_string()),
+                    json!({"username": created.username, "role": new.role.as_str()}),
+                )
+                .await?;
+                Ok(created)
+            })
+        })
+        .await?;
+    Ok(User::from_model(created))
+}
+
+pub async fn get_user(db: &impl ConnectionTrait, id: Uuid) -> Result<User, Error> {
+    match find(db, id).await? {
+        Some(m) if m.kind == PrincipalKind::User => Ok(User::from_model(m)),
+        _ => Err(Error::NotFound("user")),
+    }
+}
+
+pub async fn list_users(db: &impl ConnectionTrait, page: PageRequest) -> Result<Page<User>, Error> {
+    list_kind(db, PrincipalKind::User, page).await.map(|p| p.map(User::from_model))
+}
+
+async fn list_kind(db: &impl ConnectionTrait, kind: PrincipalKind, page: PageRequest) -> Result<Page<principal::Model>, Error> {
+    let mut q = principal::Entity::find().filter(principal::Column::Kind.eq(kind));
+    if let Some(cursor) = page.cursor {
+        q = q.filter(principal::Column::Id.lt(cursor));
+    }
+    let rows = q.order_by_desc(principal::Column::Id).limit(page.limit + 1).all(db).await?;
+    Ok(Page::from_rows(rows, page.limit, |m| m.id))
+}
+
+#[derive(Default)]
+pub struct UserPatch {
+    pub role: Option<Role>,
+    pub enabled: Option<bool>,
+    pub password: Option<String>,
+}
+
+pub async fn update_user(db: &Db, actor: &Actor, id: Uuid, patch: UserPatch) -> Result<User, Error> {
+    actor.require_admin()?;
+    if let Some(p) = &patch.password {
+        check_password_rules(p)?;
+    }
+    let hash = match patch.password {
+        Some(p) => Some(hash_password(p).await?),
+        None => None,
+    };
+    let actor = actor.clone();
+    let updated = db
+        .write
+        .transaction::<_, principal::Model, Error>(|tx| {
+            Box::pin(async move {
+                let current = principal::Entity::find_by_id(id)
+                    .lock_exclusive()
+                    .one(tx)
+                    .await?
+                    .filter(|m| m.kind == PrincipalKind::User)
+                    .ok_or(Error::NotFound("user"))?;
+                let was_admin = is_admin(&current);
+                let mut m = current.clone().into_active_model();
+                let mut changed = serde_json::Map::new();
+                if let Some(role) = patch.role {
+                    m.role = Set(Some(role));
+                    changed.insert("role".into(), json!(role.as_str()));
+                }
+                if let Some(enabled) = patch.enabled {
+                    m.enabled = Set(enabled);
+                    changed.insert("enabled".into(), json!(enabled));
+                }
+                if let Some(hash) = hash {
+                    m.password_hash = Set(Some(hash));
+                    changed.insert("password".into(), json!("changed"));
+                }
+                m.updated_at = Set(clock::now());
+                let updated = m.update(tx).await?;
+                if was_admin && !is_admin(&updated) && !any_admin(tx).await? {
+                    return Err(Error::conflict("cannot demote or disable the last enabled administrator"));
+                }
+                if updated.enabled != current.enabled || updated.role != current.role || changed.contains_key("password") {
+                    // A disabled user's browser sessions end now, as do all of
+                    // them after a password reset.
+                    if !updated.enabled || changed.contains_key("password") {
+                        use crate::storage::entities::session;
+                        session::Entity::delete_many()
+                            .filter(session::Column::PrincipalId.eq(updated.id))
+                            .exec(tx)
+                            .await?;
+                    }
+                }
+                audit::record(tx, &actor, "user.update", "user", Some(id.to_string()), serde_json::Value::Object(changed))
+                    .await?;
+                Ok(updated)
+            })
+        })
+        .await?;
+    db.changes.auth_changed().await;
+    Ok(User::from_model(updated))
+}
+
+pub async fn record_login(db: &impl ConnectionTrait, id: Uuid) -> Result<(), Error> {
+    principal::Entity::update_many()
+        .col_expr(principal::Column::LastLoginAt, sea_orm::sea_query::Expr::value(clock::now()))
+        .filter(principal::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- machine users
+
+#[derive(Default, Debug, Clone)]
+pub struct MachineUserInput {
+    pub username: Option<String>,
+    pub display_name: Option<String>,
+    pub description: Option<String>,
+    pub contact_email: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    pub enabled: Option<bool>,
+    pub cc_enabled: Option<bool>,
+    pub cc_ttl_minutes: Option<i64>,
+}
+
+fn check_ttl(minutes: i64) -> Result<i32, Error> {
+    if (1..=1440).contains(&minutes) {
+        Ok(minutes as i32)
+    } else {
+        Err(Error::invalid("client_credentials.access_token_ttl_minutes", "must be from 1 to 1440 minutes"))
+    }
+}
+
+fn check_email(raw: &str) -> Result<String, Error> {
+    let email = raw.trim();
+    if email.is_empty() {
+        return Ok(String::new());
+    }
+    let valid = email.len() <= 254
+        && email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.starts_with('.'))
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if valid { Ok(email.to_owned()) } else { Err(Error::invalid("contact_email", "is not an email address")) }
+}
+
+fn check_short_text(raw: &str, field: &'static str) -> Result<String, Error> {
+    let text = raw.trim();
+    if text.chars().count() > 200 || text.chars().any(char::is_control) {
+        return Err(Error::invalid(field, "must be at most 200 characters without control characters"));
+    }
+    Ok(text.to_owned())
+}
+
+/// Machine users may hold registered and built-in scopes, never `admin:*`.
+async fn check_machine_scopes(db: &impl ConnectionTrait, scopes: &[String]) -> Result<ScopeSet, Error> {
+    let set = ScopeSet::from_names(scopes.iter().map(|s| s.trim().to_owned()));
+    if let Some(admin) = set.iter().find(|s| is_admin_scope(s)) {
+        return Err(Error::invalid("scopes", format!("{admin} can only be held by administrators")));
+    }
+    super::scopes::require_known(db, &set).await?;
+    Ok(set)
+}
+
+pub async fn create_machine_user(db: &Db, actor: &Actor, input: MachineUserInput) -> Result<MachineUser, Error> {
+    actor.require_admin()?;
+    let username = Username::parse(input.username.as_deref().unwrap_or(""))?;
+    let mut m = blank(PrincipalKind::Machine, username, actor);
+    m.display_name = Set(check_short_text(input.display_name.as_deref().unwrap_or(""), "display_name")?);
+    m.description = Set(super::parse_description(input.description.as_deref(), "description")?);
+    m.contact_email = Set(check_email(input.contact_email.as_deref().unwrap_or(""))?);
+    if let Some(scopes) = &input.scopes {
+        m.scopes = Set(check_machine_scopes(&db.read, scopes).await?.to_string());
+    }
+    if let Some(enabled) = input.enabled {
+        m.enabled = Set(enabled);
+    }
+    if let Some(on) = input.cc_enabled {
+        m.cc_enabled = Set(on);
+    }
+    if let Some(ttl) = input.cc_ttl_minutes {
+        m.cc_ttl_minutes = Set(check_ttl(ttl)?);
+    }
+    let actor = actor.clone();
+    let created = db
+        .write
+        .transaction::<_, principal::Model, Error>(|tx| {
+            Box::pin(async move {
+                let created = m.insert(tx).await.map_err(duplicate_username)?;
+                audit::record(
+                    tx,
+                    &actor,
+                    "machine_user.create",
+                    "machine_user",
+                    Some(created.id.to_string()),
+                    json!({"username": created.username, "scopes": created.scopes}),
+                )
+                .await?;
+                Ok(created)
+            })
+        })
+        .await?;
+    machine_user_view(&db.read, created).await
+}
+
+async fn machine_user_view(db: &impl ConnectionTrait, m: principal::Model) -> Result<MachineUser, Error> {
+    let secrets = client_secret::Entity::find()
+        .filter(client_secret::Column::MachineUserId.eq(m.id))
+        .order_by_asc(client_secret::Column::Id)
+        .all(db)
+        .await?;
+    let created_by = match m.created_by {
+        Some(id) => refs(db, [id]).await?.pop(),
+        None => None,
+    };
+    Ok(MachineUser {
+        id: m.id,
+        username: m.username,
+        display_name: m.display_name,
+        description: m.description,
+        contact_email: m.contact_email,
+        scopes: ScopeSet::from_stored(&m.scopes).to_vec(),
+        enabled: m.enabled,
+        client_credentials: ClientCredentials { enabled: m.cc_enabled, access_token_ttl_minutes: m.cc_ttl_minutes },
+        secrets: secrets
+            .into_iter()
+            .map(|s| SecretInfo { id: s.id, created_at: s.created_at, last_used_at: s.last_used_at })
+            .collect(),
+        created_at: m.created_at,
+        created_by,
+    })
+}
+
+async fn find_machine(db: &impl ConnectionTrait, id: Uuid) -> Result<principal::Model, Error> {
+    find(db, id).await?.filter(|m| m.kind == PrincipalKind::Machine).ok_or(Error::NotFound("machine user"))
+}
+
+pub async fn get_machine_user(db: &impl ConnectionTrait, id: Uuid) -> Result<MachineUser, Error> {
+    let m = find_machine(db, id).await?;
+    machine_user_view(db, m).await
+}
+
+pub async fn list_machine_users(db: &impl ConnectionTrait, page: PageRequest) -> Result<Page<MachineUser>, Error> {
+    let page = list_kind(db, PrincipalKind::Machine, page).await?;
+    let mut items = Vec::with_capacity(page.items.len());
+    for m in page.items {
+        items.push(machine_user_view(db, m).await?);
+    }
+    Ok(Page { items, next_cursor: page.next_cursor })
+}
+
+/// Changes take effect on the machine user's existing tokens at their next use.
+pub async fn update_machine_user(db: &Db, actor: &Actor, id: Uuid, input: MachineUserInput) -> Result<MachineUser, Error> {
+    actor.require_admin()?;
+    if input.username.is_some() {
+        return Err(Error::invalid("username", "cannot be changed: it is the OAuth client_id"));
+    }
+    let scopes = match &input.scopes {
+        Some(s) => Some(check_machine_scopes(&db.read, s).await?),
+        None => None,
+    };
+    let display_name = input.display_name.as_deref().map(|s| check_short_text(s, "display_name")).transpose()?;
+    let description = input.description.as_deref().map(|s| super::parse_description(Some(s), "description")).transpose()?;
+    let contact_email = input.contact_email.as_deref().map(check_email).transpose()?;
+    let ttl = input.cc_ttl_minutes.map(check_ttl).transpose()?;
+    let actor = actor.clone();
+    let updated = db
+        .write
+        .transaction::<_, principal::Model, Error>(|tx| {
+            Box::pin(async move {
+                let current = principal::Entity::find_by_id(id)
+                    .lock_exclusive()
+                    .one(tx)
+                    .await?
+                    .filter(|m| m.kind == PrincipalKind::Machine)
+                    .ok_or(Error::NotFound("machine user"))?;
+                let mut m = current.into_active_model();
+                let mut changed = serde_json::Map::new();
+                if let Some(v) = display_name {
+                    changed.insert("display_name".into(), json!(v));
+                    m.display_name = Set(v);
+                }
+                if let Some(v) = description {
+                    changed.insert("description".into(), json!(v));
+                    m.description = Set(v);
+                }
+                if let Some(v) = contact_email {
+                    changed.insert("contact_email".into(), json!(v));
+                    m.contact_email = Set(v);
+                }
+                if let Some(v) = scopes {
+                    changed.insert("scopes".into(), json!(v.to_string()));
+                    m.scopes = Set(v.to_string());
+                }
+                if let Some(v) = input.enabled {
+                    changed.insert("enabled".into(), json!(v));
+                    m.enabled = Set(v);
+                }
+                if let Some(v) = input.cc_enabled {
+                    changed.insert("client_credentials.enabled".into(), json!(v));
+                    m.cc_enabled = Set(v);
+                }
+                if let Some(v) = ttl {
+                    changed.insert("client_credentials.access_token_ttl_minutes".into(), json!(v));
+                    m.cc_ttl_minutes = Set(v);
+                }
+                m.updated_at = Set(clock::now());
+                let updated = m.update(tx).await?;
+                audit::record(
+                    tx,
+                    &actor,
+                    "machine_user.update",
+                    "machine_user",
+                    Some(id.to_string()),
+                    serde_json::Value::Object(changed),
+                )
+                .await?;
+                Ok(updated)
+            })
+        })
+        .await?;
+    db.changes.auth_changed().await;
+    machine_user_view(&db.read, updated).await
+}
+
+/// Deletes the machine user; its tokens and secrets go with it (foreign keys
+/// cascade), the audit log keeps the record.
+pub async fn delete_machine_user(db: &Db, actor: &Actor, id: Uuid) -> Result<(), Error> {
+    actor.require_admin()?;
+    let actor = actor.clone();
+    db.write
+        .transaction::<_, (), Error>(|tx| {
+            Box::pin(async move {
+                let m = find_machine(tx, id).await?;
+                principal::Entity::delete_by_id(id).exec(tx).await?;
+                audit::record(tx, &actor, "machine_user.delete", "machine_user", Some(id.to_string()), json!({"username": m.username}))
+                    .await?;
+                Ok(())
+            })
+        })
+        .await?;
+    db.changes.auth_changed().await;
+    Ok(())
+}
+
+/// A new client secret; at most two exist at once so one can be rotated
+/// without downtime.
+pub async fn create_secret(db: &Db, actor: &Actor, machine_user_id: Uuid) -> Result<NewSecret, Error> {
+    actor.require_admin()?;
+    let secret = PlainSecret::generate(CLIENT_SECRET_PREFIX);
+    let digest = secret.digest().to_hex();
+    let actor = actor.clone();
+    let row = db
+        .write
+        .transaction::<_, client_secret::Model, Error>(|tx| {
+            Box::pin(async move {
+                // Lock the owner so two concurrent requests cannot both add a second secret.
+                principal::Entity::find_by_id(machine_user_id)
+                    .lock_exclusive()
+                    .one(tx)
+                    .await?
+                    .filter(|m| m.kind == PrincipalKind::Machine)
+                    .ok_or(Error::NotFound("machine user"))?;
+                let existing = client_secret::Entity::find()
+                    .filter(client_secret::Column::MachineUserId.eq(machine_user_id))
+                    .all(tx)
+                    .await?;
+                if existing.len() >= MAX_ACTIVE_SECRETS {
+                    return Err(Error::conflict("a machine user holds at most two client secrets: remove one first"));
+                }
+                let row = client_secret::ActiveModel {
+                    id: Set(Uuid::now_v7()),
+                    machine_user_id: Set(machine_user_id),
+                    digest: Set(digest),
+                    created_at: Set(clock::now()),
+                    created_by: Set(actor.id()),
+                    last_used_at: Set(None),
+                }
+                .insert(tx)
+                .await?;
+                audit::record(
+                    tx,
+                    &actor,
+                    "client_secret.create",
+                    "machine_user",
+                    Some(machine_user_id.to_string()),
+                    json!({"secret_id": row.id}),
+                )
+                .await?;
+                Ok(row)
+            })
+        })
+        .await?;
+    Ok(NewSecret { id: row.id, client_secret: secret.expose().to_owned(), created_at: row.created_at })
+}
+
+pub async fn delete_secret(db: &Db, actor: &Actor, machine_user_id: Uuid, secret_id: Uuid) -> Result<(), Error> {
+    actor.require_admin()?;
+    let actor = actor.clone();
+    db.write
+        .transaction::<_, (), Error>(|tx| {
+            Box::pin(async move {
+                let res = client_secret::Entity::delete_many()
+                    .filter(client_secret::Column::Id.eq(secret_id))
+                    .filter(client_secret::Column::MachineUserId.eq(machine_user_id))
+                    .exec(tx)
+                    .await?;
+                if res.rows_affected == 0 {
+                    return Err(Error::NotFound("client secret"));
+                }
+                audit::record(
+                    tx,
+                    &actor,
+                    "client_secret.delete",
+                    "machine_user",
+                    Some(machine_user_id.to_string()),
+                    json!({"secret_id": secret_id}),
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .await?;
+    Ok(())
+}
+
+/// Client authentication: the machine user if `secret` matches one of its
+/// secrets (constant-time), it is enabled, and it exists.
+pub async fn authenticate_client(
+    db: &impl ConnectionTrait,
+    client_id: &str,
+    secret: &str,
+) -> Result<Option<(principal::Model, Uuid)>, Error> {
+    let Some(m) = find_by_username(db, client_id).await?.filter(|m| m.kind == PrincipalKind::Machine) else {
+        return Ok(None);
+    };
+    let presented = Digest::of(secret);
+    let secrets = client_secret::Entity::find()
+        .filter(client_secret::Column::MachineUserId.eq(m.id))
+        .all(db)
+        .await?;
+    // Compare with every secret so timing does not tell which one matched.
+    let mut matched = None;
+    for s in &secrets {
+        if presented.matches_hex(&s.digest) {
+            matched = Some(s.id);
+        }
+    }
+    Ok(match matched {
+        Some(id) if m.enabled => Some((m, id)),
+        _ => None,
+    })
+}

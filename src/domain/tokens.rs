@@ -1,0 +1,456 @@
+//! Personal access tokens and machine tokens: create, list, read, revoke,
+//! regenerate. Revoking never deletes; a revoked token stays listed.
+
+use std::collections::HashMap;
+
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
+    sea_query::{Expr, Func, LikeExpr},
+};
+use serde::Serialize;
+use serde_json::json;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{
+    Actor, Error, Page, PageRequest, PrincipalKind, PrincipalRef, ScopeSet, TokenKind, TokenStatus, audit, clock,
+    is_unique_violation, principals, scopes,
+};
+use crate::{
+    storage::{
+        Db,
+        entities::{principal, token},
+    },
+    token_service::{Minted, TokenService},
+};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Owner {
+    pub id: Uuid,
+    pub username: String,
+    #[serde(rename = "type")]
+    pub kind: PrincipalKind,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenView {
+    pub id: Uuid,
+    pub jti: String,
+    pub name: String,
+    pub description: String,
+    pub kind: TokenKind,
+    pub owner: Owner,
+    pub scopes: Vec<String>,
+    pub status: TokenStatus,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    pub created_by: Option<PrincipalRef>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<OffsetDateTime>,
+    pub last_used_ip: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub revoked_at: Option<OffsetDateTime>,
+    pub revoked_by: Option<PrincipalRef>,
+    pub replaced_by: Option<Uuid>,
+    /// The secret: present only in the response that creates it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+impl TokenView {
+    pub fn expires_within(&self, seconds: i64) -> bool {
+        self.status == TokenStatus::Active && self.expires_at - clock::now() <= time::Duration::seconds(seconds)
+    }
+}
+
+pub fn status_of(row: &token::Model, now: OffsetDateTime) -> TokenStatus {
+    if row.revoked_at.is_some() {
+        TokenStatus::Revoked
+    } else if row.expires_at <= now {
+        TokenStatus::Expired
+    } else {
+        TokenStatus::Active
+    }
+}
+
+/// Builds views, looking up every principal they mention in one query.
+pub async fn views(db: &impl ConnectionTrait, rows: Vec<token::Model>) -> Result<Vec<TokenView>, Error> {
+    let mut ids: Vec<Uuid> = rows.iter().flat_map(|r| [Some(r.owner_id), r.created_by, r.revoked_by]).flatten().collect();
+    ids.sort();
+    ids.dedup();
+    let people: HashMap<Uuid, (String, PrincipalKind)> = if ids.is_empty() {
+        HashMap::new()
+    } else {
+        principal::Entity::find()
+            .select_only()
+            .column(principal::Column::Id)
+            .column(principal::Column::Username)
+            .column(principal::Column::Kind)
+            .filter(principal::Column::Id.is_in(ids))
+            .into_tuple::<(Uuid, String, PrincipalKind)>()
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|(id, name, kind)| (id, (name, kind)))
+            .collect()
+    };
+    let pref = |id: Option<Uuid>| {
+        id.and_then(|id| people.get(&id).map(|(username, _)| PrincipalRef { id, username: username.clone() }))
+    };
+    let now = clock::now();
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let (username, kind) = people.get(&r.owner_id).cloned().unwrap_or((String::new(), PrincipalKind::User));
+            TokenView {
+                status: status_of(&r, now),
+                owner: Owner { id: r.owner_id, username, kind },
+                created_by: pref(r.created_by),
+                revoked_by: pref(r.revoked_by),
+                id: r.id,
+                jti: r.jti,
+                name: r.name,
+                description: r.description,
+                kind: r.kind,
+                scopes: ScopeSet::from_stored(&r.scopes).to_vec(),
+                created_at: r.created_at,
+                expires_at: r.expires_at,
+                last_used_at: r.last_used_at,
+                last_used_ip: r.last_used_ip,
+                revoked_at: r.revoked_at,
+                replaced_by: r.replaced_by,
+                token: None,
+            }
+        })
+        .collect())
+}
+
+/// How long a new token lives: exactly one of the two must be given.
+#[derive(Debug, Clone, Copy)]
+pub enum Lifetime {
+    Seconds(i64),
+    Until(OffsetDateTime),
+}
+
+impl Lifetime {
+    pub fn from_request(seconds: Option<i64>, at: Option<OffsetDateTime>) -> Result<Self, Error> {
+        match (seconds, at) {
+            (Some(s), None) => Ok(Self::Seconds(s)),
+            (None, Some(t)) => Ok(Self::Until(t)),
+            _ => Err(Error::invalid("expires_in_seconds", "give exactly one of expires_in_seconds and expires_at")),
+        }
+    }
+
+    /// Seconds from now, within 1 minute and the policy maximum.
+    pub fn seconds(self, max: i64) -> Result<i64, Error> {
+        let (seconds, field) = match self {
+            Self::Seconds(s) => (s, "expires_in_seconds"),
+            Self::Until(t) => ((clock::truncate(t) - clock::now()).whole_seconds(), "expires_at"),
+        };
+        if seconds < 60 || seconds > max {
+            return Err(Error::invalid(
+                field,
+                format!("lifetime must be from 1 minute to {} ", crate::config::Dur { seconds: max }).trim_end().to_owned(),
+            ));
+        }
+        Ok(seconds)
+    }
+}
+
+pub struct NewToken {
+    pub name: String,
+    pub description: Option<String>,
+    pub scopes: Vec<String>,
+    pub lifetime: Lifetime,
+}
+
+/// What the actor may touch.
+#[derive(Debug, Clone, Copy)]
+pub enum Access {
+    /// Only tokens this principal owns (the `/api/v1/tokens` and `/tokens` views).
+    Own(Uuid),
+    /// Any token (admins).
+    Any,
+}
+
+pub struct Created {
+    pub view: TokenView,
+}
+
+/// Issues a personal token (owner is a user) or machine token (owner is a
+/// machine user), records it and audits it in one transaction.
+///
+/// `ceiling`: when the actor is itself a token, the new token may not carry
+/// scopes the calling token lacks.
+pub async fn create(
+    db: &Db,
+    svc: &TokenService,
+    actor: &Actor,
+    owner_id: Uuid,
+    new: NewToken,
+    max_lifetime: i64,
+    ceiling: Option<&ScopeSet>,
+) -> Result<TokenView, Error> {
+    let owner = principals::find(&db.read, owner_id).await?.ok_or(Error::NotFound("owner"))?;
+    if actor.id() != Some(owner.id) {
+        actor.require_admin()?;
+    }
+    if !owner.enabled {
+        return Err(Error::conflict(format!("{} is disabled", owner.username)));
+    }
+    let name = super::parse_token_name(&new.name)?;
+    let description = super::parse_description(new.description.as_deref(), "description")?;
+    let lifetime = new.lifetime.seconds(max_lifetime)?;
+    let requested = ScopeSet::from_names(new.scopes.iter().map(|s| s.trim().to_owned()));
+    if requested.is_empty() {
+        return Err(Error::invalid("scopes", "choose at least one scope"));
+    }
+    scopes::require_known(&db.read, &requested).await?;
+    if let Some(denied) = requested.iter().find(|s| !principals::permits(&owner, s)) {
+        return Err(Error::invalid("scopes", format!("{} may not hold {denied}", owner.username)));
+    }
+    if let Some(ceiling) = ceiling {
+        if let Some(extra) = requested.iter().find(|s| !ceiling.contains(s)) {
+            return Err(Error::Forbidden(format!("the calling token does not hold {extra}, so it cannot grant it")));
+        }
+    }
+    let kind = match owner.kind {
+        PrincipalKind::User => TokenKind::Personal,
+        PrincipalKind::Machine => TokenKind::Machine,
+    };
+    let minted = svc.mint(&owner, kind, &requested, lifetime).map_err(Error::Internal)?;
+    let row = record_row(&minted, kind, owner.id, &name, description, &requested, actor.id());
+    let actor = actor.clone();
+    let secret = minted.token;
+    let created = db
+        .write
+        .transaction::<_, token::Model, Error>(|tx| {
+            Box::pin(async move {
+                release_expired_name(tx, owner_id, &name).await?;
+                let created = row.insert(tx).await.map_err(duplicate_name)?;
+                audit::record(
+                    tx,
+                    &actor,
+                    "token.create",
+                    "token",
+                    Some(created.id.to_string()),
+                    json!({"name": created.name, "kind": kind.as_str(), "owner": owner.username, "scopes": created.scopes}),
+                )
+                .await?;
+                Ok(created)
+            })
+        })
+        .await?;
+    let mut view = views(&db.read, vec![created]).await?.pop().ok_or(Error::NotFound("token"))?;
+    view.token = Some(secret);
+    Ok(view)
+}
+
+pub fn record_row(
+    minted: &Minted,
+    kind: TokenKind,
+    owner_id: Uuid,
+    name: &str,
+    description: String,
+    scopes: &ScopeSet,
+    created_by: Option<Uuid>,
+) -> token::ActiveModel {
+    token::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        jti: Set(minted.jti.clone()),
+        kind: Set(kind),
+        owner_id: Set(owner_id),
+        name: Set(name.to_owned()),
+        // Client-credentials tokens share one name and do not reserve it.
+        active_name: Set((kind != TokenKind::ClientCredentials).then(|| name.to_owned())),
+        description: Set(description),
+        scopes: Set(scopes.to_string()),
+        digest: Set(minted.digest.to_hex()),
+        kid: Set(minted.kid.clone()),
+        created_at: Set(minted.issued_at),
+        created_by: Set(created_by),
+        expires_at: Set(minted.expires_at),
+        last_used_at: Set(None),
+        last_used_ip: Set(None),
+        revoked_at: Set(None),
+        revoked_by: Set(None),
+        replaced_by: Set(None),
+    }
+}
+
+fn duplicate_name(e: sea_orm::DbErr) -> Error {
+    if is_unique_violation(&e) { Error::conflict("an active token with this name exists") } else { e.into() }
+}
+
+/// An expired token no longer holds its name.
+async fn release_expired_name(db: &impl ConnectionTrait, owner_id: Uuid, name: &str) -> Result<(), Error> {
+    token::Entity::update_many()
+        .col_expr(token::Column::ActiveName, Expr::value(Option::<String>::None))
+        .filter(token::Column::OwnerId.eq(owner_id))
+        .filter(token::Column::ActiveName.eq(name))
+        .filter(token::Column::ExpiresAt.lte(clock::now()))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+async fn find_row(db: &impl ConnectionTrait, id: Uuid, access: Access) -> Result<token::Model, Error> {
+    let row = token::Entity::find_by_id(id).one(db).await?.ok_or(Error::NotFound("token"))?;
+    match access {
+        Access::Own(owner) if row.owner_id != owner => Err(Error::NotFound("token")),
+        _ => Ok(row),
+    }
+}
+
+pub async fn get(db: &impl ConnectionTrait, id: Uuid, access: Access) -> Result<TokenView, Error> {
+    let row = find_row(db, id, access).await?;
+    views(db, vec![row]).await?.pop().ok_or(Error::NotFound("token"))
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct TokenFilter {
+    pub owner: Option<String>,
+    pub owner_id: Option<Uuid>,
+    pub kind: Option<TokenKind>,
+    pub status: Option<TokenStatus>,
+    pub q: Option<String>,
+}
+
+/// Newest first.
+pub async fn list(db: &impl ConnectionTrait, filter: &TokenFilter, page: PageRequest) -> Result<Page<TokenView>, Error> {
+    let mut q = token::Entity::find();
+    if let Some(owner_id) = filter.owner_id {
+        q = q.filter(token::Column::OwnerId.eq(owner_id));
+    }
+    if let Some(owner) = &filter.owner {
+        match principals::find_by_username(db, owner).await? {
+            Some(p) => q = q.filter(token::Column::OwnerId.eq(p.id)),
+            None => return Ok(Page { items: Vec::new(), next_cursor: None }),
+        }
+    }
+    if let Some(kind) = filter.kind {
+        q = q.filter(token::Column::Kind.eq(kind));
+    }
+    let now = clock::now();
+    q = match filter.status {
+        None => q,
+        Some(TokenStatus::Revoked) => q.filter(token::Column::RevokedAt.is_not_null()),
+        Some(TokenStatus::Active) => q.filter(token::Column::RevokedAt.is_null()).filter(token::Column::ExpiresAt.gt(now)),
+        Some(TokenStatus::Expired) => q.filter(token::Column::RevokedAt.is_null()).filter(token::Column::ExpiresAt.lte(now)),
+    };
+    if let Some(text) = filter.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        let escaped = text.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        q = q.filter(Condition::all().add(
+            Expr::expr(Func::lower(Expr::col(token::Column::Name))).like(LikeExpr::new(format!("%{escaped}%")).escape('\\')),
+        ));
+    }
+    if let Some(cursor) = page.cursor {
+        q = q.filter(token::Column::Id.lt(cursor));
+    }
+    let rows = q.order_by_desc(token::Column::Id).limit(page.limit + 1).all(db).await?;
+    let page = Page::from_rows(rows, page.limit, |r| r.id);
+    let items = views(db, page.items).await?;
+    Ok(Page { items, next_cursor: page.next_cursor })
+}
+
+/// Revokes a token (idempotent: revoking a revoked token changes nothing).
+pub async fn revoke(db: &Db, actor: &Actor, id: Uuid, access: Access) -> Result<TokenView, Error> {
+    let actor2 = actor.clone();
+    let row = db
+        .write
+        .transaction::<_, token::Model, Error>(|tx| {
+            Box::pin(async move {
+                let row = find_row(tx, id, access).await?;
+                if row.revoked_at.is_some() {
+                    return Ok(row);
+                }
+                mark_revoked(tx, &actor2, id, None).await?;
+                audit::record(tx, &actor2, "token.revoke", "token", Some(id.to_string()), json!({"name": row.name, "kind": row.kind.as_str()}))
+                    .await?;
+                Ok(token::Entity::find_by_id(id).one(tx).await?.ok_or(Error::NotFound("token"))?)
+            })
+        })
+        .await?;
+    db.changes.auth_changed().await;
+    views(&db.read, vec![row]).await?.pop().ok_or(Error::NotFound("token"))
+}
+
+/// Revokes by the token string itself (RFC 7009). Returns whether a token of
+/// `owner_id` was revoked; anything else is silently ignored, as the RFC asks.
+pub async fn revoke_by_digest(db: &Db, actor: &Actor, digest_hex: &str, owner_id: Uuid) -> Result<bool, Error> {
+    let row = token::Entity::find()
+        .filter(token::Column::Digest.eq(digest_hex))
+        .filter(token::Column::OwnerId.eq(owner_id))
+        .one(&db.read)
+        .await?;
+    match row {
+        Some(row) if row.revoked_at.is_none() => {
+            revoke(db, actor, row.id, Access::Own(owner_id)).await?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
+async fn mark_revoked(db: &impl ConnectionTrait, actor: &Actor, id: Uuid, replaced_by: Option<Uuid>) -> Result<bool, Error> {
+    let mut update = token::Entity::update_many()
+        .col_expr(token::Column::RevokedAt, Expr::value(clock::now()))
+        .col_expr(token::Column::RevokedBy, Expr::value(actor.id()))
+        .col_expr(token::Column::ActiveName, Expr::value(Option::<String>::None));
+    if let Some(new_id) = replaced_by {
+        update = update.col_expr(token::Column::ReplacedBy, Expr::value(new_id));
+    }
+    let res = update.filter(token::Column::Id.eq(id)).filter(token::Column::RevokedAt.is_null()).exec(db).await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// A new token with the same name, scopes and lifetime length; the old one is
+/// revoked at once and points to the new one. An expired token may be
+/// renewed this way; a revoked one may not.
+pub async fn regenerate(db: &Db, svc: &TokenService, actor: &Actor, id: Uuid, access: Access) -> Result<TokenView, Error> {
+    let old = find_row(&db.read, id, access).await?;
+    if old.revoked_at.is_some() {
+        return Err(Error::conflict("a revoked token cannot be regenerated"));
+    }
+    if old.kind == TokenKind::ClientCredentials {
+        return Err(Error::conflict("client-credentials tokens are renewed at the token endpoint"));
+    }
+    let owner = principals::find(&db.read, old.owner_id).await?.ok_or(Error::NotFound("owner"))?;
+    if !owner.enabled {
+        return Err(Error::conflict(format!("{} is disabled", owner.username)));
+    }
+    let lifetime = (old.expires_at - old.created_at).whole_seconds().max(60);
+    let scopes = ScopeSet::from_stored(&old.scopes);
+    let minted = svc.mint(&owner, old.kind, &scopes, lifetime).map_err(Error::Internal)?;
+    let mut row = record_row(&minted, old.kind, owner.id, &old.name, old.description.clone(), &scopes, actor.id());
+    let new_id = Uuid::now_v7();
+    row.id = Set(new_id);
+    let actor2 = actor.clone();
+    let secret = minted.token;
+    let created = db
+        .write
+        .transaction::<_, token::Model, Error>(|tx| {
+            Box::pin(async move {
+                if !mark_revoked(tx, &actor2, id, None).await? {
+                    return Err(Error::conflict("a revoked token cannot be regenerated"));
+                }
+                let created = row.insert(tx).await.map_err(duplicate_name)?;
+                token::Entity::update_many()
+                    .col_expr(token::Column::ReplacedBy, Expr::value(new_id))
+                    .filter(token::Column::Id.eq(id))
+                    .exec(tx)
+                    .await?;
+                audit::record(tx, &actor2, "token.regenerate", "token", Some(id.to_string()), json!({"name": created.name, "new_token": new_id}))
+                    .await?;
+                Ok(created)
+            })
+        })
+        .await?;
+    db.changes.auth_changed().await;
+    let mut view = views(&db.read, vec![created]).await?.pop().ok_or(Error::NotFound("token"))?;
+    view.token = Some(secret);
+    Ok(view)
+}

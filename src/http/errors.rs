@@ -1,0 +1,157 @@
+//! The one place where errors become HTTP responses:
+//! - `ApiError` for `/api/v1`: RFC 9457 problem+json, RFC 6750 challenges;
+//! - `OAuthError` for `/oauth2/*`: RFC 6749 `{error, error_description}`.
+//!
+//! A 500 says nothing to the client; the cause goes to the log.
+
+use actix_web::{
+    HttpResponse, ResponseError,
+    http::{StatusCode, header},
+};
+use serde_json::json;
+
+use crate::domain;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Domain(#[from] domain::Error),
+    /// No token at all: a bare challenge (RFC 6750 §3.1).
+    #[error("authentication required")]
+    NoToken,
+    #[error("the access token is invalid, expired or revoked")]
+    InvalidToken,
+    #[error("the access token lacks the scope {0}")]
+    InsufficientScope(&'static str),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+}
+
+impl ApiError {
+    fn kind(&self) -> (StatusCode, &'static str, &'static str) {
+        use domain::Error as E;
+        match self {
+            Self::Domain(E::Invalid { .. }) => (StatusCode::BAD_REQUEST, "validation", "Invalid request"),
+            Self::Domain(E::Conflict(_)) => (StatusCode::CONFLICT, "conflict", "Conflict"),
+            Self::Domain(E::NotFound(_)) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            Self::Domain(E::Forbidden(_)) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            Self::Domain(E::Internal(_)) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
+            Self::NoToken => (StatusCode::UNAUTHORIZED, "unauthorized", "Authentication required"),
+            Self::InvalidToken => (StatusCode::UNAUTHORIZED, "invalid-token", "Invalid token"),
+            Self::InsufficientScope(_) => (StatusCode::FORBIDDEN, "insufficient-scope", "Insufficient scope"),
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request", "Bad request"),
+            Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large"),
+            Self::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type")
+            }
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.kind().0
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let (status, kind, title) = self.kind();
+        let detail = match self {
+            Self::Domain(domain::Error::Internal(cause)) => {
+                tracing::error!(error = %format!("{cause:#}"), "internal error");
+                "The server could not complete the request.".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let mut body = json!({
+            "type": format!("https://tessera.dev/problems/{kind}"),
+            "title": title,
+            "status": status.as_u16(),
+            "detail": detail,
+        });
+        if let Self::Domain(domain::Error::Invalid { field, .. }) = self {
+            body["field"] = json!(field);
+        }
+        let mut res = HttpResponse::build(status);
+        res.content_type("application/problem+json");
+        match self {
+            Self::NoToken => {
+                res.insert_header((header::WWW_AUTHENTICATE, r#"Bearer realm="tessera""#));
+            }
+            Self::InvalidToken => {
+                res.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    r#"Bearer realm="tessera", error="invalid_token", error_description="The access token is invalid, expired or revoked""#,
+                ));
+            }
+            Self::InsufficientScope(scope) => {
+                res.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    format!(r#"Bearer realm="tessera", error="insufficient_scope", scope="{scope}""#),
+                ));
+            }
+            _ => {}
+        }
+        res.body(body.to_string())
+    }
+}
+
+/// RFC 6749 §5.2 (and RFC 7662/7009, which reuse it).
+#[derive(Debug)]
+pub struct OAuthError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub description: String,
+    /// `WWW-Authenticate` to send with a 401/403.
+    pub challenge: Option<String>,
+}
+
+impl OAuthError {
+    pub fn new(status: StatusCode, code: &'static str, description: impl Into<String>) -> Self {
+        Self { status, code, description: description.into(), challenge: None }
+    }
+
+    pub fn invalid_request(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
+    }
+
+    /// 401 `invalid_client`; `basic` when the client tried HTTP Basic.
+    pub fn invalid_client(basic: bool) -> Self {
+        let mut e = Self::new(StatusCode::UNAUTHORIZED, "invalid_client", "client authentication failed");
+        if basic {
+            e.challenge = Some(r#"Basic realm="tessera", charset="UTF-8""#.into());
+        }
+        e
+    }
+
+    pub fn server_error(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error at an OAuth endpoint");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "the server could not complete the request")
+    }
+}
+
+impl std::fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.description)
+    }
+}
+
+impl ResponseError for OAuthError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status);
+        res.content_type("application/json")
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .insert_header((header::PRAGMA, "no-cache"));
+        if let Some(challenge) = &self.challenge {
+            res.insert_header((header::WWW_AUTHENTICATE, challenge.as_str()));
+        }
+        res.body(json!({"error": self.code, "error_description": self.description}).to_string())
+    }
+}

@@ -1,0 +1,14 @@
+//! Tessera: a self-hosted token service. See README.md for what it does and
+//! `../shared/INTERFACE.md` for its contract.
+
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod metrics;
+pub mod oauth;
+pub mod storage;
+pub mod token_service;
+pub mod web;

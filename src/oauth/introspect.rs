@@ -1,0 +1,59 @@
+//! `POST /oauth2/introspect` (RFC 7662). The caller is a client whose allowed
+//! scopes include `introspect`, or presents a Bearer token holding it.
+
+use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
+use serde_json::json;
+
+use super::{Form, authenticate_client, client_credentials, no_store};
+use crate::{app::AppState, domain::principals, http::auth::bearer_token, http::errors::OAuthError};
+
+pub async fn introspect(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, OAuthError> {
+    let form = Form::parse(&req, &body)?;
+    let allowed = match client_credentials(&req, &form)? {
+        Some(creds) => {
+            let client = authenticate_client(&state, &creds).await?;
+            principals::permits(&client, "introspect")
+        }
+        None => match bearer_token(&req) {
+            Ok(Some(token)) => match state.tokens.validate(token).await {
+                Ok(info) => info.has_scope("introspect"),
+                Err(_) => {
+                    let mut e = OAuthError::new(StatusCode::UNAUTHORIZED, "invalid_token", "the access token is invalid");
+                    e.challenge = Some(r#"Bearer realm="tessera", error="invalid_token""#.into());
+                    return Err(e);
+                }
+            },
+            _ => {
+                let mut e = OAuthError::new(StatusCode::UNAUTHORIZED, "invalid_client", "authenticate as a client or with a Bearer token");
+                e.challenge = Some(r#"Basic realm="tessera", charset="UTF-8""#.into());
+                return Err(e);
+            }
+        },
+    };
+    if !allowed {
+        return Err(OAuthError::new(StatusCode::FORBIDDEN, "insufficient_scope", "the caller does not hold the introspect scope"));
+    }
+    let token = form.get("token").ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+    let body = match state.tokens.validate(token).await {
+        Ok(info) => json!({
+            "active": true,
+            "scope": info.scopes.to_string(),
+            "client_id": info.username,
+            "username": info.username,
+            "token_type": "Bearer",
+            "token_kind": info.kind,
+            "exp": info.exp,
+            "iat": info.iat,
+            "nbf": info.nbf,
+            "sub": info.owner_id.to_string(),
+            "aud": state.tokens.audience(),
+            "iss": state.tokens.issuer(),
+            "jti": info.jti,
+        }),
+        Err(crate::token_service::Rejection::Unavailable) => {
+            return Err(OAuthError::server_error("token store unavailable"));
+        }
+        Err(_) => json!({"active": false}),
+    };
+    Ok(no_store(&mut HttpResponse::Ok()).content_type("application/json").body(body.to_string()))
+}

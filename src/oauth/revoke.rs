@@ -1,0 +1,28 @@
+//! `POST /oauth2/revoke` (RFC 7009): a client revokes one of its own tokens.
+//! Unknown tokens, and tokens of other clients, are answered 200 all the same.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use super::{Form, authenticate_client, client_credentials, no_store};
+use crate::{
+    app::AppState,
+    domain::{Actor, PrincipalRef, secrets::Digest, tokens},
+    http::{client_ip, errors::OAuthError},
+};
+
+pub async fn revoke(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, OAuthError> {
+    let form = Form::parse(&req, &body)?;
+    let creds = client_credentials(&req, &form)?.ok_or_else(|| OAuthError::invalid_client(false))?;
+    let client = authenticate_client(&state, &creds).await?;
+    let token = form.get("token").ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+    let actor = Actor {
+        principal: Some(PrincipalRef { id: client.id, username: client.username.clone() }),
+        is_admin: false,
+        ip: client_ip(&req),
+        token_id: None,
+    };
+    tokens::revoke_by_digest(&state.db, &actor, &Digest::of(token).to_hex(), client.id)
+        .await
+        .map_err(OAuthError::server_error)?;
+    Ok(no_store(&mut HttpResponse::Ok()).finish())
+}

@@ -1,0 +1,349 @@
+//! The token service: signs every token as an RFC 9068 JWT, records it, and
+//! validates presented tokens (signature, claims, revocation, the owner's
+//! current permissions).
+//!
+//! Hot paths: validation is served from a cache keyed by the token's digest
+//! and invalidated through the change feed; `last used` is coalesced in memory
+//! (`usage`); client-credentials tokens are recorded by group commit
+//! (`recorder`).
+
+pub mod keys;
+pub mod recorder;
+pub mod usage;
+
+use std::{
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use jsonwebtoken::Validation;
+use moka::sync::Cache;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::{
+    config::{MasterKey, Settings},
+    domain::{PrincipalKind, Role, ScopeSet, TokenKind, clock, principals, secrets::Digest},
+    storage::{
+        Db,
+        entities::{principal, token},
+    },
+};
+use keys::KeyRing;
+
+/// The claims of INTERFACE.md §5.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub nbf: i64,
+    pub jti: String,
+    pub client_id: String,
+    pub scope: String,
+    pub token_kind: TokenKind,
+}
+
+/// A freshly signed token, not yet recorded.
+pub struct Minted {
+    pub token: String,
+    pub jti: String,
+    pub kid: String,
+    pub issued_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub digest: Digest,
+}
+
+/// A validated token and what its owner may do with it right now.
+#[derive(Debug)]
+pub struct AuthInfo {
+    pub token_id: Uuid,
+    pub jti: String,
+    pub kind: TokenKind,
+    pub owner_id: Uuid,
+    pub username: String,
+    pub owner_kind: PrincipalKind,
+    pub role: Option<Role>,
+    /// The token's scopes intersected with the owner's current permissions.
+    pub scopes: ScopeSet,
+    pub exp: i64,
+    pub iat: i64,
+    pub nbf: i64,
+}
+
+impl AuthInfo {
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.contains(scope)
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.owner_kind == PrincipalKind::User && self.role == Some(Role::Admin)
+    }
+}
+
+/// Why a token was refused. Callers show one generic message; the variant is
+/// for logs and metrics.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Rejection {
+    #[error("malformed token")]
+    Malformed,
+    #[error("signature or claims invalid")]
+    Invalid,
+    #[error("token expired")]
+    Expired,
+    #[error("token revoked")]
+    Revoked,
+    #[error("token unknown")]
+    Unknown,
+    #[error("owner disabled or deleted")]
+    OwnerInactive,
+    #[error("temporarily unavailable")]
+    Unavailable,
+}
+
+struct CacheEntry {
+    epoch: u64,
+    info: Arc<AuthInfo>,
+}
+
+pub struct TokenService {
+    db: Db,
+    master: MasterKey,
+    issuer: String,
+    audience: String,
+    ring: RwLock<Arc<KeyRing>>,
+    keys_loaded_epoch: std::sync::atomic::AtomicU64,
+    last_reload: std::sync::Mutex<std::time::Instant>,
+    cache: Cache<Digest, Arc<CacheEntry>>,
+    pub usage: usage::UsageTracker,
+    pub recorder: recorder::Recorder,
+}
+
+/// How long a signature verification may be reused before the token is
+/// checked against the database again, even without a change notification.
+const CACHE_TTL: Duration = Duration::from_secs(60);
+/// How often keys are reloaded from the database (rotation on another
+/// instance shows up within this, well under INTERFACE's 60 s).
+pub const KEY_RELOAD_EVERY: Duration = Duration::from_secs(30);
+
+impl TokenService {
+    pub async fn start(db: Db, settings: &Settings, master: MasterKey) -> anyhow::Result<Arc<Self>> {
+        keys::ensure_active(&db, &master, settings.signing_alg).await?;
+        let ring = keys::load_ring(&db.read, &master, None).await?;
+        let service = Arc::new(Self {
+            recorder: recorder::Recorder::spawn(db.write.clone()),
+            usage: usage::UsageTracker::default(),
+            db,
+            master,
+            issuer: settings.public_url.clone(),
+            audience: settings.audience.clone(),
+            keys_loaded_epoch: std::sync::atomic::AtomicU64::new(0),
+            ring: RwLock::new(Arc::new(ring)),
+            last_reload: std::sync::Mutex::new(std::time::Instant::now()),
+            cache: Cache::builder().max_capacity(200_000).time_to_live(CACHE_TTL).build(),
+        });
+        Ok(service)
+    }
+
+    /// Background upkeep: key reloads and `last used` flushes. Returns at once.
+    pub fn spawn_upkeep(self: &Arc<Self>) {
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            let mut seconds = 0u64;
+            loop {
+                tick.tick().await;
+                let Some(service) = me.upgrade() else { return };
+                seconds += 1;
+                let keys_stale = service.keys_loaded_epoch.load(std::sync::atomic::Ordering::Acquire)
+                    != service.db.changes.keys_epoch();
+                if keys_stale || seconds % KEY_RELOAD_EVERY.as_secs() == 0 {
+                    if let Err(e) = service.reload_keys().await {
+                        tracing::error!(error = %format!("{e:#}"), "cannot reload signing keys");
+                    }
+                }
+                if seconds % usage::FLUSH_EVERY_SECS == 0 {
+                    service.flush_usage().await;
+                }
+            }
+        });
+    }
+
+    pub async fn flush_usage(&self) {
+        if let Err(e) = self.usage.flush(&self.db.write).await {
+            tracing::error!(error = %e, "cannot record token usage");
+        }
+    }
+
+    pub async fn reload_keys(&self) -> anyhow::Result<()> {
+        let epoch = self.db.changes.keys_epoch();
+        let previous = self.ring();
+        let ring = keys::load_ring(&self.db.read, &self.master, Some(&previous)).await?;
+        *self.ring.write().expect("key ring lock") = Arc::new(ring);
+        self.keys_loaded_epoch.store(epoch, std::sync::atomic::Ordering::Release);
+        *self.last_reload.lock().expect("reload lock") = std::time::Instant::now();
+        Ok(())
+    }
+
+    pub fn ring(&self) -> Arc<KeyRing> {
+        self.ring.read().expect("key ring lock").clone()
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    pub fn audience(&self) -> &str {
+        &self.audience
+    }
+
+    /// Signs a token with the active key. The caller records it before
+    /// handing it out.
+    pub fn mint(&self, owner: &principal::Model, kind: TokenKind, scopes: &ScopeSet, lifetime_secs: i64) -> anyhow::Result<Minted> {
+        let ring = self.ring();
+        let key = &ring.active;
+        let issued_at = clock::now();
+        let expires_at = issued_at + time::Duration::seconds(lifetime_secs);
+        let jti = Uuid::new_v4().to_string();
+        let claims = Claims {
+            iss: self.issuer.clone(),
+            sub: owner.id.to_string(),
+            aud: self.audience.clone(),
+            exp: expires_at.unix_timestamp(),
+            iat: issued_at.unix_timestamp(),
+            nbf: issued_at.unix_timestamp(),
+            jti: jti.clone(),
+            client_id: owner.username.clone(),
+            scope: scopes.to_string(),
+            token_kind: kind,
+        };
+        let payload = serde_json::to_vec(&claims)?;
+        let mut token = String::with_capacity(key.header_b64.len() + payload.len() * 4 / 3 + 100);
+        token.push_str(&key.header_b64);
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
+        let signature = key.sign(token.as_bytes())?;
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(&signature, &mut token);
+        let digest = Digest::of(&token);
+        Ok(Minted { token, jti, kid: key.kid.clone(), issued_at, expires_at, digest })
+    }
+
+    /// Validates a presented token and records its use.
+    pub async fn authenticate(&self, token: &str, ip: Option<&str>) -> Result<Arc<AuthInfo>, Rejection> {
+        let info = self.validate(token).await?;
+        self.usage.touch_token(info.token_id, ip);
+        Ok(info)
+    }
+
+    /// Validates without recording use (introspection).
+    pub async fn validate(&self, token: &str) -> Result<Arc<AuthInfo>, Rejection> {
+        if token.is_empty() || token.len() > 16 * 1024 {
+            return Err(Rejection::Malformed);
+        }
+        let digest = Digest::of(token);
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let feed = &self.db.changes;
+        if feed.cache_usable() {
+            if let Some(entry) = self.cache.get(&digest) {
+                if entry.epoch == feed.epoch() {
+                    return if entry.info.exp > now { Ok(entry.info.clone()) } else { Err(Rejection::Expired) };
+                }
+            }
+        }
+        // Read the epoch before the database, so a change racing with these
+        // reads leaves the entry stale rather than wrong.
+        let epoch = feed.epoch();
+        let info = Arc::new(self.validate_uncached(token, digest).await?);
+        if feed.cache_usable() {
+            self.cache.insert(digest, Arc::new(CacheEntry { epoch, info: info.clone() }));
+        }
+        Ok(info)
+    }
+
+    async fn validate_uncached(&self, token: &str, digest: Digest) -> Result<AuthInfo, Rejection> {
+        let claims = self.verify(token).await?;
+        let row = token::Entity::find()
+            .filter(token::Column::Digest.eq(digest.to_hex()))
+            .one(&self.db.read)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "token lookup failed");
+                Rejection::Unavailable
+            })?
+            .ok_or(Rejection::Unknown)?;
+        if row.jti != claims.jti || row.owner_id.to_string() != claims.sub {
+            return Err(Rejection::Invalid);
+        }
+        if row.revoked_at.is_some() {
+            return Err(Rejection::Revoked);
+        }
+        let owner = principals::find(&self.db.read, row.owner_id)
+            .await
+            .map_err(|_| Rejection::Unavailable)?
+            .filter(|o| o.enabled)
+            .ok_or(Rejection::OwnerInactive)?;
+        let mut scopes = ScopeSet::from_stored(&row.scopes);
+        scopes.retain(|s| principals::permits(&owner, s));
+        Ok(AuthInfo {
+            token_id: row.id,
+            jti: row.jti,
+            kind: row.kind,
+            owner_id: owner.id,
+            username: owner.username,
+            owner_kind: owner.kind,
+            role: owner.role,
+            scopes,
+            exp: claims.exp,
+            iat: claims.iat,
+            nbf: claims.nbf,
+        })
+    }
+
+    /// Signature and claims. Rejects `alg: none`, HMAC, an algorithm other
+    /// than the key's, unknown kids, a wrong `typ`, `iss` or `aud`, and tokens
+    /// outside their validity window.
+    pub async fn verify(&self, token: &str) -> Result<Claims, Rejection> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| Rejection::Malformed)?;
+        if header.typ.as_deref() != Some("at+jwt") {
+            return Err(Rejection::Invalid);
+        }
+        let kid = header.kid.ok_or(Rejection::Invalid)?;
+        let key = match self.ring().by_kid.get(&kid).cloned() {
+            Some(k) => k,
+            None => self.key_after_reload(&kid).await.ok_or(Rejection::Invalid)?,
+        };
+        if header.alg != key.alg.jwt_algorithm() {
+            return Err(Rejection::Invalid);
+        }
+        let mut validation = Validation::new(key.alg.jwt_algorithm());
+        validation.leeway = 0;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[&self.audience]);
+        validation.set_required_spec_claims(&["exp", "iat", "nbf", "iss", "aud", "sub", "jti"]);
+        match jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation) {
+            Ok(data) => Ok(data.claims),
+            Err(e) if matches!(e.kind(), jsonwebtoken::errors::ErrorKind::ExpiredSignature) => Err(Rejection::Expired),
+            Err(_) => Err(Rejection::Invalid),
+        }
+    }
+
+    /// A kid we do not know may be a key another instance just created:
+    /// reload, at most once a second.
+    async fn key_after_reload(&self, kid: &str) -> Option<Arc<keys::LoadedKey>> {
+        let due = self.last_reload.lock().ok()?.elapsed() >= Duration::from_secs(1);
+        if due {
+            *self.last_reload.lock().ok()? = std::time::Instant::now();
+            if let Err(e) = self.reload_keys().await {
+                tracing::error!(error = %format!("{e:#}"), "cannot reload signing keys");
+            }
+        }
+        self.ring().by_kid.get(kid).cloned()
+    }
+}
