@@ -42,11 +42,16 @@ pub fn master_key(settings: &Settings) -> anyhow::Result<MasterKey> {
         );
     }
     let db_path = sqlite_file(&settings.database_url)?;
-    let dir = db_path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = db_path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let path = dir.join("master.key");
     if path.exists() {
-        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read master key {}", path.display()))?;
-        return MasterKey::from_base64(&text).with_context(|| format!("invalid master key in {}", path.display()));
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read master key {}", path.display()))?;
+        return MasterKey::from_base64(&text)
+            .with_context(|| format!("invalid master key in {}", path.display()));
     }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let key = MasterKey(secrets::random_bytes::<32>());
@@ -69,7 +74,8 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
 
 #[cfg(not(unix))]
 fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    std::fs::write(path, text).with_context(|| format!("cannot create master key {}", path.display()))
+    std::fs::write(path, text)
+        .with_context(|| format!("cannot create master key {}", path.display()))
 }
 
 fn sqlite_file(url: &str) -> anyhow::Result<std::path::PathBuf> {
@@ -101,7 +107,13 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppStat
     let master = master_key(&settings)?;
     let db = open_database(&settings).await?;
     let tokens = TokenService::start(db.clone(), &settings, master.clone()).await?;
-    Ok(web::Data::new(AppState { db, settings, master, tokens, metrics: Metrics::default() }))
+    Ok(web::Data::new(AppState {
+        db,
+        settings,
+        master,
+        tokens,
+        metrics: Metrics::default(),
+    }))
 }
 
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
@@ -114,7 +126,10 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let bound = listener.local_addr()?;
     let data = state.clone();
     let server = HttpServer::new(move || {
-        App::new().app_data(data.clone()).wrap(from_fn(crate::http::observe)).configure(crate::http::configure)
+        App::new()
+            .app_data(data.clone())
+            .wrap(from_fn(crate::http::observe))
+            .configure(crate::http::configure)
     })
     .listen(listener)?
     .shutdown_timeout(10)

@@ -18,7 +18,11 @@ use crate::{
 };
 
 #[derive(Parser, Debug)]
-#[command(name = "tessera", version, about = "Self-hosted token service: OAuth 2.0 client credentials, machine users and personal access tokens")]
+#[command(
+    name = "tessera",
+    version,
+    about = "Self-hosted token service: OAuth 2.0 client credentials, machine users and personal access tokens"
+)]
 struct Cli {
     #[command(flatten)]
     settings: SettingsArgs,
@@ -131,7 +135,10 @@ fn fail(e: &anyhow::Error) -> ExitCode {
 
 fn init_tracing(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
@@ -141,12 +148,19 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             app::open_database(&settings).await?;
             Ok(())
         }
-        Command::Users(UsersCommand::Create { username, admin, password_stdin: _ }) => {
+        Command::Users(UsersCommand::Create {
+            username,
+            admin,
+            password_stdin: _,
+        }) => {
             let mut password = String::new();
             std::io::stdin()
                 .read_to_string(&mut password)
                 .map_err(|_| anyhow::anyhow!("password: standard input is not UTF-8 text"))?;
-            let password = password.strip_suffix('\n').map(|p| p.strip_suffix('\r').unwrap_or(p)).unwrap_or(&password);
+            let password = password
+                .strip_suffix('\n')
+                .map(|p| p.strip_suffix('\r').unwrap_or(p))
+                .unwrap_or(&password);
             if password.is_empty() {
                 anyhow::bail!("password: must not be empty (pipe it on standard input)");
             }
@@ -155,32 +169,67 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             principals::check_password_rules(password)?;
             let db = app::open_database(&settings).await?;
             let role = if admin { Role::Admin } else { Role::User };
-            let user = principals::create_user(&db, &Actor::system(), NewUser { username, password: password.to_owned(), role }).await?;
+            let user = principals::create_user(
+                &db,
+                &Actor::system(),
+                NewUser {
+                    username,
+                    password: password.to_owned(),
+                    role,
+                },
+            )
+            .await?;
             println!("{}", user.id);
             Ok(())
         }
-        Command::Tokens(TokensCommand::Create { username, name, scopes, expires_in }) => {
+        Command::Tokens(TokensCommand::Create {
+            username,
+            name,
+            scopes,
+            expires_in,
+        }) => {
             let master = app::master_key(&settings)?;
             let db = app::open_database(&settings).await?;
             let owner = principals::find_by_username(&db.read, &username)
                 .await?
-                .ok_or_else(|| anyhow::anyhow!("username: no user or machine user named {username:?}"))?;
+                .ok_or_else(|| {
+                    anyhow::anyhow!("username: no user or machine user named {username:?}")
+                })?;
             let scopes = if scopes.is_empty() {
                 match owner.kind {
                     crate::domain::PrincipalKind::User => vec!["profile".to_owned()],
-                    crate::domain::PrincipalKind::Machine => ScopeSet::from_stored(&owner.scopes).to_vec(),
+                    crate::domain::PrincipalKind::Machine => {
+                        ScopeSet::from_stored(&owner.scopes).to_vec()
+                    }
                 }
             } else {
                 scopes
             };
             let svc = TokenService::start(db.clone(), &settings, master).await?;
-            let new = NewToken { name, description: None, scopes, lifetime: Lifetime::Seconds(expires_in.seconds) };
-            let view =
-                tokens::create(&db, &svc, &Actor::system(), owner.id, new, settings.max_token_lifetime.seconds, None).await?;
+            let new = NewToken {
+                name,
+                description: None,
+                scopes,
+                lifetime: Lifetime::Seconds(expires_in.seconds),
+            };
+            let view = tokens::create(
+                &db,
+                &svc,
+                &Actor::system(),
+                owner.id,
+                new,
+                settings.max_token_lifetime.seconds,
+                None,
+            )
+            .await?;
             println!("{}", view.token.unwrap_or_default());
             Ok(())
         }
-        Command::MachineUsers(MachineUsersCommand::Create { username, scopes, ttl_minutes }) => {
+        Command::MachineUsers(MachineUsersCommand::Create {
+            username,
+            scopes,
+            ttl_minutes,
+        }) => {
             let db = app::open_database(&settings).await?;
             let input = MachineUserInput {
                 username: Some(username),
@@ -199,14 +248,26 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             let db = app::open_database(&settings).await?;
             let master = app::master_key(&settings)?;
             keys::ensure_active(&db, &master, settings.signing_alg).await?;
-            println!("{:<18} {:<6} {:<8} {:<21} RETIRES-AFTER", "KID", "ALG", "STATE", "CREATED");
+            println!(
+                "{:<18} {:<6} {:<8} {:<21} RETIRES-AFTER",
+                "KID", "ALG", "STATE", "CREATED"
+            );
             for k in keys::list(&db.read).await? {
                 let state = match k.state {
                     keys::KeyState::Active => "active",
                     keys::KeyState::Retired => "retired",
                 };
-                let retires = k.retires_after.map(crate::domain::clock::rfc3339).unwrap_or_else(|| "-".into());
-                println!("{:<18} {:<6} {:<8} {:<21} {retires}", k.kid, k.alg.as_str(), state, crate::domain::clock::rfc3339(k.created_at));
+                let retires = k
+                    .retires_after
+                    .map(crate::domain::clock::rfc3339)
+                    .unwrap_or_else(|| "-".into());
+                println!(
+                    "{:<18} {:<6} {:<8} {:<21} {retires}",
+                    k.kid,
+                    k.alg.as_str(),
+                    state,
+                    crate::domain::clock::rfc3339(k.created_at)
+                );
             }
             Ok(())
         }

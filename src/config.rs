@@ -34,13 +34,24 @@ pub struct SettingsArgs {
     #[arg(long, global = true, env = "TESSERA_SIGNING_ALG", value_name = "ALG")]
     pub signing_alg: Option<String>,
     /// 32 random bytes, base64 (`openssl rand -base64 32`).
-    #[arg(long, global = true, env = "TESSERA_MASTER_KEY", value_name = "BASE64", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "TESSERA_MASTER_KEY",
+        value_name = "BASE64",
+        hide_env_values = true
+    )]
     pub master_key: Option<String>,
     /// The `aud` of every token (default: the public URL).
     #[arg(long, global = true, env = "TESSERA_AUDIENCE", value_name = "AUD")]
     pub audience: Option<String>,
     /// Policy maximum lifetime of personal and machine tokens (e.g. `365d`).
-    #[arg(long, global = true, env = "TESSERA_MAX_TOKEN_LIFETIME", value_name = "DUR")]
+    #[arg(
+        long,
+        global = true,
+        env = "TESSERA_MAX_TOKEN_LIFETIME",
+        value_name = "DUR"
+    )]
     pub max_token_lifetime: Option<String>,
     /// Log filter (`info`, `debug`, `tessera=debug,actix_web=warn`, …).
     #[arg(long, global = true, env = "TESSERA_LOG", value_name = "FILTER")]
@@ -80,32 +91,45 @@ impl Settings {
 
         let database_url = pick(&args.database_url, file.database_url)
             .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
-        if !(database_url.starts_with("sqlite:") || database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
-            bail!("invalid database URL (TESSERA_DATABASE_URL): expected sqlite://… or postgres://…");
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            bail!(
+                "invalid database URL (TESSERA_DATABASE_URL): expected sqlite://… or postgres://…"
+            );
         }
         url::Url::parse(&database_url)
             .map_err(|e| anyhow::anyhow!("invalid database URL (TESSERA_DATABASE_URL): {e}"))?;
 
-        let listen_raw = pick(&args.listen, file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen_raw =
+            pick(&args.listen, file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
         let listen = listen_raw
             .parse::<SocketAddr>()
             .map_err(|_| anyhow::anyhow!("invalid listen address (TESSERA_LISTEN) {listen_raw:?}: expected host:port, e.g. 127.0.0.1:8080"))?;
 
-        let public_url = pick(&args.public_url, file.public_url).unwrap_or_else(|| DEFAULT_PUBLIC_URL.to_owned());
-        let parsed = url::Url::parse(&public_url)
-            .map_err(|e| anyhow::anyhow!("invalid public URL (TESSERA_PUBLIC_URL) {public_url:?}: {e}"))?;
+        let public_url = pick(&args.public_url, file.public_url)
+            .unwrap_or_else(|| DEFAULT_PUBLIC_URL.to_owned());
+        let parsed = url::Url::parse(&public_url).map_err(|e| {
+            anyhow::anyhow!("invalid public URL (TESSERA_PUBLIC_URL) {public_url:?}: {e}")
+        })?;
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
-            bail!("invalid public URL (TESSERA_PUBLIC_URL) {public_url:?}: expected http(s)://host[:port][/path]");
+            bail!(
+                "invalid public URL (TESSERA_PUBLIC_URL) {public_url:?}: expected http(s)://host[:port][/path]"
+            );
         }
         let public_url = public_url.trim_end_matches('/').to_owned();
 
-        let alg_raw = pick(&args.signing_alg, file.signing_alg).unwrap_or_else(|| "ES256".to_owned());
+        let alg_raw =
+            pick(&args.signing_alg, file.signing_alg).unwrap_or_else(|| "ES256".to_owned());
         let signing_alg = alg_raw
             .parse::<KeyAlg>()
             .map_err(|_| anyhow::anyhow!("invalid signing algorithm (TESSERA_SIGNING_ALG) {alg_raw:?}: expected ES256, RS256 or EdDSA"))?;
 
         let master_key = pick(&args.master_key, file.master_key)
-            .map(|raw| MasterKey::from_base64(&raw).context("invalid master key (TESSERA_MASTER_KEY)"))
+            .map(|raw| {
+                MasterKey::from_base64(&raw).context("invalid master key (TESSERA_MASTER_KEY)")
+            })
             .transpose()?;
 
         let audience = pick(&args.audience, file.audience).unwrap_or_else(|| public_url.clone());
@@ -113,19 +137,33 @@ impl Settings {
             bail!("invalid audience (TESSERA_AUDIENCE): must not be empty");
         }
 
-        let max_raw = pick(&args.max_token_lifetime, file.max_token_lifetime).unwrap_or_else(|| "365d".to_owned());
-        let max_token_lifetime = max_raw
-            .parse::<Dur>()
-            .map_err(|e| anyhow::anyhow!("invalid maximum token lifetime (TESSERA_MAX_TOKEN_LIFETIME) {max_raw:?}: {e}"))?;
+        let max_raw = pick(&args.max_token_lifetime, file.max_token_lifetime)
+            .unwrap_or_else(|| "365d".to_owned());
+        let max_token_lifetime = max_raw.parse::<Dur>().map_err(|e| {
+            anyhow::anyhow!(
+                "invalid maximum token lifetime (TESSERA_MAX_TOKEN_LIFETIME) {max_raw:?}: {e}"
+            )
+        })?;
         if max_token_lifetime.seconds < 60 {
-            bail!("invalid maximum token lifetime (TESSERA_MAX_TOKEN_LIFETIME) {max_raw:?}: must be at least 1m");
+            bail!(
+                "invalid maximum token lifetime (TESSERA_MAX_TOKEN_LIFETIME) {max_raw:?}: must be at least 1m"
+            );
         }
 
         let log = pick(&args.log, file.log).unwrap_or_else(|| "info".to_owned());
         tracing_subscriber::EnvFilter::try_new(&log)
             .map_err(|e| anyhow::anyhow!("invalid log filter (TESSERA_LOG) {log:?}: {e}"))?;
 
-        Ok(Self { database_url, listen, public_url, signing_alg, master_key, audience, max_token_lifetime, log })
+        Ok(Self {
+            database_url,
+            listen,
+            public_url,
+            signing_alg,
+            master_key,
+            audience,
+            max_token_lifetime,
+            log,
+        })
     }
 
     pub fn is_sqlite(&self) -> bool {
@@ -165,10 +203,14 @@ impl MasterKey {
     pub fn from_base64(raw: &str) -> anyhow::Result<Self> {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(raw.trim())
-            .map_err(|_| anyhow::anyhow!("not valid base64 (generate one with `openssl rand -base64 32`)"))?;
-        let key: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| anyhow::anyhow!("must be exactly 32 bytes (generate one with `openssl rand -base64 32`)"))?;
+            .map_err(|_| {
+                anyhow::anyhow!("not valid base64 (generate one with `openssl rand -base64 32`)")
+            })?;
+        let key: [u8; 32] = bytes.try_into().map_err(|_| {
+            anyhow::anyhow!(
+                "must be exactly 32 bytes (generate one with `openssl rand -base64 32`)"
+            )
+        })?;
         Ok(Self(key))
     }
 
@@ -206,9 +248,14 @@ impl FromStr for Dur {
             "h" => 3600,
             "d" => 86_400,
             "w" => 604_800,
-            _ => return Err("expected a number followed by s, m, h, d or w (e.g. 30m, 90d)".into()),
+            _ => {
+                return Err("expected a number followed by s, m, h, d or w (e.g. 30m, 90d)".into());
+            }
         };
-        let seconds = n.checked_mul(factor).filter(|s| *s <= 100 * 365 * 86_400).ok_or("duration too large")?;
+        let seconds = n
+            .checked_mul(factor)
+            .filter(|s| *s <= 100 * 365 * 86_400)
+            .ok_or("duration too large")?;
         if seconds == 0 {
             return Err("duration must be positive".into());
         }
@@ -234,21 +281,42 @@ mod tests {
 
     #[test]
     fn durations_parse_with_every_unit() {
-        for (text, seconds) in [("30s", 30), ("30m", 1800), ("12h", 43_200), ("90d", 7_776_000), ("2w", 1_209_600)] {
+        for (text, seconds) in [
+            ("30s", 30),
+            ("30m", 1800),
+            ("12h", 43_200),
+            ("90d", 7_776_000),
+            ("2w", 1_209_600),
+        ] {
             assert_eq!(text.parse::<Dur>().unwrap().seconds, seconds, "{text}");
         }
     }
 
     #[test]
     fn bad_durations_are_refused() {
-        for text in ["", "d", "10", "10y", "-5m", "0m", "99999999999999999999d", "1.5h"] {
+        for text in [
+            "",
+            "d",
+            "10",
+            "10y",
+            "-5m",
+            "0m",
+            "99999999999999999999d",
+            "1.5h",
+        ] {
             assert!(text.parse::<Dur>().is_err(), "{text:?} should be refused");
         }
     }
 
     #[test]
     fn durations_display_in_their_largest_unit() {
-        assert_eq!(Dur { seconds: 31_536_000 }.to_string(), "365d");
+        assert_eq!(
+            Dur {
+                seconds: 31_536_000
+            }
+            .to_string(),
+            "365d"
+        );
         assert_eq!(Dur { seconds: 90 }.to_string(), "90s");
     }
 }

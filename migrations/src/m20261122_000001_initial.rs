@@ -128,18 +128,33 @@ enum SetupCodes {
 const BUILTIN_SCOPES: [(&str, &str); 6] = [
     ("profile", "Read your own profile"),
     ("tokens:read", "List and read your own tokens"),
-    ("tokens:write", "Create, revoke and regenerate your own tokens"),
-    ("admin:read", "Read users, machine users, all tokens and the audit log"),
-    ("admin:write", "Manage users, machine users, scopes, tokens and keys"),
+    (
+        "tokens:write",
+        "Create, revoke and regenerate your own tokens",
+    ),
+    (
+        "admin:read",
+        "Read users, machine users, all tokens and the audit log",
+    ),
+    (
+        "admin:write",
+        "Manage users, machine users, scopes, tokens and keys",
+    ),
     ("introspect", "Introspect any token (resource servers)"),
 ];
 
 fn ts(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col).timestamp_with_time_zone().not_null().to_owned()
+    ColumnDef::new(col)
+        .timestamp_with_time_zone()
+        .not_null()
+        .to_owned()
 }
 
 fn ts_null(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col).timestamp_with_time_zone().null().to_owned()
+    ColumnDef::new(col)
+        .timestamp_with_time_zone()
+        .null()
+        .to_owned()
 }
 
 fn fk(
@@ -172,9 +187,19 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(Principals::Table)
-                    .col(ColumnDef::new(Principals::Id).uuid().not_null().primary_key())
+                    .col(
+                        ColumnDef::new(Principals::Id)
+                            .uuid()
+                            .not_null()
+                            .primary_key(),
+                    )
                     .col(ColumnDef::new(Principals::Kind).string_len(16).not_null())
-                    .col(ColumnDef::new(Principals::Username).string_len(64).not_null().unique_key())
+                    .col(
+                        ColumnDef::new(Principals::Username)
+                            .string_len(64)
+                            .not_null()
+                            .unique_key(),
+                    )
                     .col(ColumnDef::new(Principals::Enabled).boolean().not_null())
                     .col(ColumnDef::new(Principals::Role).string_len(16).null())
                     .col(ColumnDef::new(Principals::PasswordHash).text().null())
@@ -183,7 +208,11 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(Principals::ContactEmail).text().not_null())
                     .col(ColumnDef::new(Principals::Scopes).text().not_null())
                     .col(ColumnDef::new(Principals::CcEnabled).boolean().not_null())
-                    .col(ColumnDef::new(Principals::CcTtlMinutes).integer().not_null())
+                    .col(
+                        ColumnDef::new(Principals::CcTtlMinutes)
+                            .integer()
+                            .not_null(),
+                    )
                     .col(ts(Principals::CreatedAt))
                     .col(ColumnDef::new(Principals::CreatedBy).uuid().null())
                     .col(ts(Principals::UpdatedAt))
@@ -198,16 +227,34 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager
-            .create_index(index("idx_principals_kind", Principals::Table, &["kind", "id"]))
+            .create_index(index(
+                "idx_principals_kind",
+                Principals::Table,
+                &["kind", "id"],
+            ))
             .await?;
 
         manager
             .create_table(
                 Table::create()
                     .table(ClientSecrets::Table)
-                    .col(ColumnDef::new(ClientSecrets::Id).uuid().not_null().primary_key())
-                    .col(ColumnDef::new(ClientSecrets::MachineUserId).uuid().not_null())
-                    .col(ColumnDef::new(ClientSecrets::Digest).string_len(64).not_null().unique_key())
+                    .col(
+                        ColumnDef::new(ClientSecrets::Id)
+                            .uuid()
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .col(
+                        ColumnDef::new(ClientSecrets::MachineUserId)
+                            .uuid()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(ClientSecrets::Digest)
+                            .string_len(64)
+                            .not_null()
+                            .unique_key(),
+                    )
                     .col(ts(ClientSecrets::CreatedAt))
                     .col(ColumnDef::new(ClientSecrets::CreatedBy).uuid().null())
                     .col(ts_null(ClientSecrets::LastUsedAt))
@@ -238,7 +285,12 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(Scopes::Table)
-                    .col(ColumnDef::new(Scopes::Name).string_len(64).not_null().primary_key())
+                    .col(
+                        ColumnDef::new(Scopes::Name)
+                            .string_len(64)
+                            .not_null()
+                            .primary_key(),
+                    )
                     .col(ColumnDef::new(Scopes::Description).text().not_null())
                     .col(ColumnDef::new(Scopes::Builtin).boolean().not_null())
                     .to_owned(),
@@ -259,7 +311,12 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(SigningKeys::Table)
-                    .col(ColumnDef::new(SigningKeys::Kid).string_len(64).not_null().primary_key())
+                    .col(
+                        ColumnDef::new(SigningKeys::Kid)
+                            .string_len(64)
+                            .not_null()
+                            .primary_key(),
+                    )
                     .col(ColumnDef::new(SigningKeys::Alg).string_len(16).not_null())
                     .col(ColumnDef::new(SigningKeys::State).string_len(16).not_null())
                     .col(ColumnDef::new(SigningKeys::PublicJwk).text().not_null())
@@ -275,14 +332,24 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(Tokens::Table)
                     .col(ColumnDef::new(Tokens::Id).uuid().not_null().primary_key())
-                    .col(ColumnDef::new(Tokens::Jti).string_len(64).not_null().unique_key())
+                    .col(
+                        ColumnDef::new(Tokens::Jti)
+                            .string_len(64)
+                            .not_null()
+                            .unique_key(),
+                    )
                     .col(ColumnDef::new(Tokens::Kind).string_len(32).not_null())
                     .col(ColumnDef::new(Tokens::OwnerId).uuid().not_null())
                     .col(ColumnDef::new(Tokens::Name).string_len(128).not_null())
                     .col(ColumnDef::new(Tokens::ActiveName).string_len(128).null())
                     .col(ColumnDef::new(Tokens::Description).text().not_null())
                     .col(ColumnDef::new(Tokens::Scopes).text().not_null())
-                    .col(ColumnDef::new(Tokens::Digest).string_len(64).not_null().unique_key())
+                    .col(
+                        ColumnDef::new(Tokens::Digest)
+                            .string_len(64)
+                            .not_null()
+                            .unique_key(),
+                    )
                     .col(ColumnDef::new(Tokens::Kid).string_len(64).not_null())
                     .col(ts(Tokens::CreatedAt))
                     .col(ColumnDef::new(Tokens::CreatedBy).uuid().null())
@@ -329,9 +396,13 @@ impl MigrationTrait for Migration {
         // cleared when a token is revoked or its name is released after expiry.
         manager
             .create_index(
-                index("uq_tokens_owner_active_name", Tokens::Table, &["owner_id", "active_name"])
-                    .unique()
-                    .to_owned(),
+                index(
+                    "uq_tokens_owner_active_name",
+                    Tokens::Table,
+                    &["owner_id", "active_name"],
+                )
+                .unique()
+                .to_owned(),
             )
             .await?;
         for (name, cols) in [
@@ -342,19 +413,38 @@ impl MigrationTrait for Migration {
             ("idx_tokens_kid_expires_at", &["kid", "expires_at"][..]),
             ("idx_tokens_created_at", &["created_at"][..]),
         ] {
-            manager.create_index(index(name, Tokens::Table, cols)).await?;
+            manager
+                .create_index(index(name, Tokens::Table, cols))
+                .await?;
         }
 
         manager
             .create_table(
                 Table::create()
                     .table(AuditEvents::Table)
-                    .col(ColumnDef::new(AuditEvents::Id).uuid().not_null().primary_key())
+                    .col(
+                        ColumnDef::new(AuditEvents::Id)
+                            .uuid()
+                            .not_null()
+                            .primary_key(),
+                    )
                     .col(ts(AuditEvents::At))
                     .col(ColumnDef::new(AuditEvents::ActorId).uuid().null())
-                    .col(ColumnDef::new(AuditEvents::ActorUsername).string_len(64).null())
-                    .col(ColumnDef::new(AuditEvents::Action).string_len(64).not_null())
-                    .col(ColumnDef::new(AuditEvents::TargetType).string_len(32).not_null())
+                    .col(
+                        ColumnDef::new(AuditEvents::ActorUsername)
+                            .string_len(64)
+                            .null(),
+                    )
+                    .col(
+                        ColumnDef::new(AuditEvents::Action)
+                            .string_len(64)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(AuditEvents::TargetType)
+                            .string_len(32)
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(AuditEvents::TargetId).string_len(128).null())
                     .col(ColumnDef::new(AuditEvents::Ip).string_len(64).null())
                     .col(ColumnDef::new(AuditEvents::Details).text().not_null())
@@ -367,16 +457,27 @@ impl MigrationTrait for Migration {
             ("idx_audit_actor", &["actor_username", "at"][..]),
             ("idx_audit_target", &["target_id", "action", "at"][..]),
         ] {
-            manager.create_index(index(name, AuditEvents::Table, cols)).await?;
+            manager
+                .create_index(index(name, AuditEvents::Table, cols))
+                .await?;
         }
 
         manager
             .create_table(
                 Table::create()
                     .table(Sessions::Table)
-                    .col(ColumnDef::new(Sessions::Id).string_len(64).not_null().primary_key())
+                    .col(
+                        ColumnDef::new(Sessions::Id)
+                            .string_len(64)
+                            .not_null()
+                            .primary_key(),
+                    )
                     .col(ColumnDef::new(Sessions::PrincipalId).uuid().not_null())
-                    .col(ColumnDef::new(Sessions::CsrfToken).string_len(64).not_null())
+                    .col(
+                        ColumnDef::new(Sessions::CsrfToken)
+                            .string_len(64)
+                            .not_null(),
+                    )
                     .col(ts(Sessions::CreatedAt))
                     .col(ts(Sessions::LastSeenAt))
                     .col(ts(Sessions::ExpiresAt))
@@ -391,14 +492,23 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager
-            .create_index(index("idx_sessions_principal", Sessions::Table, &["principal_id"]))
+            .create_index(index(
+                "idx_sessions_principal",
+                Sessions::Table,
+                &["principal_id"],
+            ))
             .await?;
 
         manager
             .create_table(
                 Table::create()
                     .table(SetupCodes::Table)
-                    .col(ColumnDef::new(SetupCodes::Digest).string_len(64).not_null().primary_key())
+                    .col(
+                        ColumnDef::new(SetupCodes::Digest)
+                            .string_len(64)
+                            .not_null()
+                            .primary_key(),
+                    )
                     .col(ts(SetupCodes::CreatedAt))
                     .col(ts(SetupCodes::ExpiresAt))
                     .col(ts_null(SetupCodes::UsedAt))
@@ -419,7 +529,9 @@ impl MigrationTrait for Migration {
             ClientSecrets::Table.into_iden(),
             Principals::Table.into_iden(),
         ] {
-            manager.drop_table(Table::drop().table(table).to_owned()).await?;
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
         }
         Ok(())
     }

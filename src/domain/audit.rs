@@ -1,7 +1,10 @@
 //! The audit log: who did what to what, when and from where. Events are
 //! written in the same transaction as the change they describe.
 
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
 use serde::Serialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -32,7 +35,9 @@ pub async fn record(
         ip: Set(actor.ip.clone()),
         details: Set(details.to_string()),
     };
-    audit_event::Entity::insert(event).exec_without_returning(db).await?;
+    audit_event::Entity::insert(event)
+        .exec_without_returning(db)
+        .await?;
     Ok(())
 }
 
@@ -76,7 +81,11 @@ pub struct AuditFilter {
 }
 
 /// Newest first.
-pub async fn list(db: &impl ConnectionTrait, filter: &AuditFilter, page: PageRequest) -> Result<Page<AuditEvent>, Error> {
+pub async fn list(
+    db: &impl ConnectionTrait,
+    filter: &AuditFilter,
+    page: PageRequest,
+) -> Result<Page<AuditEvent>, Error> {
     let mut q = audit_event::Entity::find();
     if let Some(actor) = &filter.actor {
         q = q.filter(audit_event::Column::ActorUsername.eq(actor.as_str()));

@@ -7,7 +7,10 @@ use std::fmt;
 pub enum Error {
     /// Bad input; names the field.
     #[error("{field}: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
     /// A duplicate, a third client secret, a revoked token regenerated…
     #[error("{0}")]
     Conflict(String),
@@ -23,7 +26,10 @@ pub enum Error {
 
 impl Error {
     pub fn invalid(field: &'static str, message: impl fmt::Display) -> Self {
-        Self::Invalid { field, message: message.to_string() }
+        Self::Invalid {
+            field,
+            message: message.to_string(),
+        }
     }
 
     pub fn conflict(message: impl fmt::Display) -> Self {
@@ -48,5 +54,8 @@ impl From<sea_orm::TransactionError<Error>> for Error {
 
 /// True when a database error is a unique-constraint violation, on either backend.
 pub fn is_unique_violation(e: &sea_orm::DbErr) -> bool {
-    matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
+    matches!(
+        e.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
 }

@@ -63,7 +63,10 @@ pub struct PageRequest {
 
 impl Default for PageRequest {
     fn default() -> Self {
-        Self { limit: 50, cursor: None }
+        Self {
+            limit: 50,
+            cursor: None,
+        }
     }
 }
 
@@ -84,7 +87,9 @@ impl PageRequest {
                     .decode(raw)
                     .ok()
                     .and_then(|b| Uuid::from_slice(&b).ok())
-                    .ok_or_else(|| Error::invalid("cursor", "is not a cursor this server returned"))?,
+                    .ok_or_else(|| {
+                        Error::invalid("cursor", "is not a cursor this server returned")
+                    })?,
             ),
         };
         Ok(Self { limit, cursor })
@@ -104,11 +109,22 @@ impl<T> Page<T> {
     pub fn from_rows(mut rows: Vec<T>, limit: u64, id: impl Fn(&T) -> Uuid) -> Self {
         let more = rows.len() as u64 > limit;
         rows.truncate(limit as usize);
-        let next_cursor = if more { rows.last().map(|r| URL_SAFE_NO_PAD.encode(id(r).as_bytes())) } else { None };
-        Self { items: rows, next_cursor }
+        let next_cursor = if more {
+            rows.last()
+                .map(|r| URL_SAFE_NO_PAD.encode(id(r).as_bytes()))
+        } else {
+            None
+        };
+        Self {
+            items: rows,
+            next_cursor,
+        }
     }
 
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
-        Page { items: self.items.into_iter().map(f).collect(), next_cursor: self.next_cursor }
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            next_cursor: self.next_cursor,
+        }
     }
 }

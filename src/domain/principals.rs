@@ -2,10 +2,13 @@
 //! whose username is their OAuth `client_id`), and machine users' client
 //! secrets. Both kinds live in one table so usernames share one namespace.
 
-use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version, password_hash::SaltString};
+use argon2::{
+    Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version,
+    password_hash::SaltString,
+};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -13,8 +16,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    Actor, Error, Page, PageRequest, PrincipalKind, PrincipalRef, Role, ScopeSet, Username, audit, clock,
-    is_admin_scope, is_unique_violation,
+    Actor, Error, Page, PageRequest, PrincipalKind, PrincipalRef, Role, ScopeSet, Username, audit,
+    clock, is_admin_scope, is_unique_violation,
     secrets::{Digest, PlainSecret},
 };
 use crate::storage::{
@@ -30,7 +33,11 @@ pub const CLIENT_SECRET_PREFIX: &str = "tsc_";
 
 fn argon2() -> Argon2<'static> {
     // OWASP's argon2id baseline: 19 MiB, 2 passes, 1 lane.
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(19 * 1024, 2, 1, None).expect("valid argon2 parameters"))
+    Argon2::new(
+        Algorithm::Argon2id,
+        Version::V0x13,
+        Params::new(19 * 1024, 2, 1, None).expect("valid argon2 parameters"),
+    )
 }
 
 pub fn check_password_rules(password: &str) -> Result<(), Error> {
@@ -39,7 +46,10 @@ pub fn check_password_rules(password: &str) -> Result<(), Error> {
         return Err(Error::invalid("password", "must be at least 8 characters"));
     }
     if len > 1024 {
-        return Err(Error::invalid("password", "must be at most 1024 characters"));
+        return Err(Error::invalid(
+            "password",
+            "must be at most 1024 characters",
+        ));
     }
     Ok(())
 }
@@ -47,8 +57,11 @@ pub fn check_password_rules(password: &str) -> Result<(), Error> {
 /// Hashes off the async threads: argon2id takes tens of milliseconds by design.
 pub async fn hash_password(password: String) -> Result<String, Error> {
     tokio::task::spawn_blocking(move || {
-        let salt = SaltString::encode_b64(&super::secrets::random_bytes::<16>()).expect("16 bytes is a valid salt");
-        argon2().hash_password(password.as_bytes(), &salt).map(|h| h.to_string())
+        let salt = SaltString::encode_b64(&super::secrets::random_bytes::<16>())
+            .expect("16 bytes is a valid salt");
+        argon2()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
     })
     .await
     .map_err(|e| Error::Internal(e.into()))?
@@ -62,7 +75,11 @@ pub async fn verify_password(hash: Option<String>, password: String) -> bool {
     let known = hash.is_some();
     let hash = hash.unwrap_or_else(|| DUMMY.to_owned());
     let ok = tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash).is_ok_and(|parsed| argon2().verify_password(password.as_bytes(), &parsed).is_ok())
+        PasswordHash::new(&hash).is_ok_and(|parsed| {
+            argon2()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
     })
     .await
     .unwrap_or(false);
@@ -147,7 +164,9 @@ pub fn permits(p: &principal::Model, scope: &str) -> bool {
     }
     match p.kind {
         PrincipalKind::User => p.role == Some(Role::Admin) || !is_admin_scope(scope),
-        PrincipalKind::Machine => !is_admin_scope(scope) && p.scopes.split_ascii_whitespace().any(|s| s == scope),
+        PrincipalKind::Machine => {
+            !is_admin_scope(scope) && p.scopes.split_ascii_whitespace().any(|s| s == scope)
+        }
     }
 }
 
@@ -157,15 +176,24 @@ pub fn is_admin(p: &principal::Model) -> bool {
 
 // ---------------------------------------------------------------- lookups
 
-pub async fn find_by_username(db: &impl ConnectionTrait, username: &str) -> Result<Option<principal::Model>, Error> {
-    Ok(principal::Entity::find().filter(principal::Column::Username.eq(username)).one(db).await?)
+pub async fn find_by_username(
+    db: &impl ConnectionTrait,
+    username: &str,
+) -> Result<Option<principal::Model>, Error> {
+    Ok(principal::Entity::find()
+        .filter(principal::Column::Username.eq(username))
+        .one(db)
+        .await?)
 }
 
 pub async fn find(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<principal::Model>, Error> {
     Ok(principal::Entity::find_by_id(id).one(db).await?)
 }
 
-pub async fn refs(db: &impl ConnectionTrait, ids: impl IntoIterator<Item = Uuid>) -> Result<Vec<PrincipalRef>, Error> {
+pub async fn refs(
+    db: &impl ConnectionTrait,
+    ids: impl IntoIterator<Item = Uuid>,
+) -> Result<Vec<PrincipalRef>, Error> {
     let ids: Vec<Uuid> = ids.into_iter().collect();
     if ids.is_empty() {
         return Ok(Vec::new());
@@ -178,7 +206,10 @@ pub async fn refs(db: &impl ConnectionTrait, ids: impl IntoIterator<Item = Uuid>
         .into_tuple()
         .all(db)
         .await?;
-    Ok(rows.into_iter().map(|(id, username)| PrincipalRef { id, username }).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(id, username)| PrincipalRef { id, username })
+        .collect())
 }
 
 pub async fn any_admin(db: &impl ConnectionTrait) -> Result<bool, Error> {
@@ -214,7 +245,11 @@ fn blank(kind: PrincipalKind, username: Username, actor: &Actor) -> principal::A
 }
 
 fn duplicate_username(e: sea_orm::DbErr) -> Error {
-    if is_unique_violation(&e) { Error::conflict("username is already taken") } else { e.into() }
+    if is_unique_violation(&e) {
+        Error::conflict("username is already taken")
+    } else {
+        e.into()
+    }
 }
 
 // ---------------------------------------------------------------- users
@@ -263,15 +298,25 @@ pub async fn get_user(db: &impl ConnectionTrait, id: Uuid) -> Result<User, Error
 }
 
 pub async fn list_users(db: &impl ConnectionTrait, page: PageRequest) -> Result<Page<User>, Error> {
-    list_kind(db, PrincipalKind::User, page).await.map(|p| p.map(User::from_model))
+    list_kind(db, PrincipalKind::User, page)
+        .await
+        .map(|p| p.map(User::from_model))
 }
 
-async fn list_kind(db: &impl ConnectionTrait, kind: PrincipalKind, page: PageRequest) -> Result<Page<principal::Model>, Error> {
+async fn list_kind(
+    db: &impl ConnectionTrait,
+    kind: PrincipalKind,
+    page: PageRequest,
+) -> Result<Page<principal::Model>, Error> {
     let mut q = principal::Entity::find().filter(principal::Column::Kind.eq(kind));
     if let Some(cursor) = page.cursor {
         q = q.filter(principal::Column::Id.lt(cursor));
     }
-    let rows = q.order_by_desc(principal::Column::Id).limit(page.limit + 1).all(db).await?;
+    let rows = q
+        .order_by_desc(principal::Column::Id)
+        .limit(page.limit + 1)
+        .all(db)
+        .await?;
     Ok(Page::from_rows(rows, page.limit, |m| m.id))
 }
 
@@ -282,7 +327,12 @@ pub struct UserPatch {
     pub password: Option<String>,
 }
 
-pub async fn update_user(db: &Db, actor: &Actor, id: Uuid, patch: UserPatch) -> Result<User, Error> {
+pub async fn update_user(
+    db: &Db,
+    actor: &Actor,
+    id: Uuid,
+    patch: UserPatch,
+) -> Result<User, Error> {
     actor.require_admin()?;
     if let Some(p) = &patch.password {
         check_password_rules(p)?;
@@ -320,9 +370,14 @@ pub async fn update_user(db: &Db, actor: &Actor, id: Uuid, patch: UserPatch) -> 
                 m.updated_at = Set(clock::now());
                 let updated = m.update(tx).await?;
                 if was_admin && !is_admin(&updated) && !any_admin(tx).await? {
-                    return Err(Error::conflict("cannot demote or disable the last enabled administrator"));
+                    return Err(Error::conflict(
+                        "cannot demote or disable the last enabled administrator",
+                    ));
                 }
-                if updated.enabled != current.enabled || updated.role != current.role || changed.contains_key("password") {
+                if updated.enabled != current.enabled
+                    || updated.role != current.role
+                    || changed.contains_key("password")
+                {
                     // A disabled user's browser sessions end now, as do all of
                     // them after a password reset.
                     if !updated.enabled || changed.contains_key("password") {
@@ -333,8 +388,15 @@ pub async fn update_user(db: &Db, actor: &Actor, id: Uuid, patch: UserPatch) -> 
                             .await?;
                     }
                 }
-                audit::record(tx, &actor, "user.update", "user", Some(id.to_string()), serde_json::Value::Object(changed))
-                    .await?;
+                audit::record(
+                    tx,
+                    &actor,
+                    "user.update",
+                    "user",
+                    Some(id.to_string()),
+                    serde_json::Value::Object(changed),
+                )
+                .await?;
                 Ok(updated)
             })
         })
@@ -345,7 +407,10 @@ pub async fn update_user(db: &Db, actor: &Actor, id: Uuid, patch: UserPatch) -> 
 
 pub async fn record_login(db: &impl ConnectionTrait, id: Uuid) -> Result<(), Error> {
     principal::Entity::update_many()
-        .col_expr(principal::Column::LastLoginAt, sea_orm::sea_query::Expr::value(clock::now()))
+        .col_expr(
+            principal::Column::LastLoginAt,
+            sea_orm::sea_query::Expr::value(clock::now()),
+        )
         .filter(principal::Column::Id.eq(id))
         .exec(db)
         .await?;
@@ -370,7 +435,10 @@ fn check_ttl(minutes: i64) -> Result<i32, Error> {
     if (1..=1440).contains(&minutes) {
         Ok(minutes as i32)
     } else {
-        Err(Error::invalid("client_credentials.access_token_ttl_minutes", "must be from 1 to 1440 minutes"))
+        Err(Error::invalid(
+            "client_credentials.access_token_ttl_minutes",
+            "must be from 1 to 1440 minutes",
+        ))
     }
 }
 
@@ -380,35 +448,60 @@ fn check_email(raw: &str) -> Result<String, Error> {
         return Ok(String::new());
     }
     let valid = email.len() <= 254
-        && email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.starts_with('.'))
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.starts_with('.')
+        })
         && !email.chars().any(|c| c.is_whitespace() || c.is_control());
-    if valid { Ok(email.to_owned()) } else { Err(Error::invalid("contact_email", "is not an email address")) }
+    if valid {
+        Ok(email.to_owned())
+    } else {
+        Err(Error::invalid("contact_email", "is not an email address"))
+    }
 }
 
 fn check_short_text(raw: &str, field: &'static str) -> Result<String, Error> {
     let text = raw.trim();
     if text.chars().count() > 200 || text.chars().any(char::is_control) {
-        return Err(Error::invalid(field, "must be at most 200 characters without control characters"));
+        return Err(Error::invalid(
+            field,
+            "must be at most 200 characters without control characters",
+        ));
     }
     Ok(text.to_owned())
 }
 
 /// Machine users may hold registered and built-in scopes, never `admin:*`.
-async fn check_machine_scopes(db: &impl ConnectionTrait, scopes: &[String]) -> Result<ScopeSet, Error> {
+async fn check_machine_scopes(
+    db: &impl ConnectionTrait,
+    scopes: &[String],
+) -> Result<ScopeSet, Error> {
     let set = ScopeSet::from_names(scopes.iter().map(|s| s.trim().to_owned()));
     if let Some(admin) = set.iter().find(|s| is_admin_scope(s)) {
-        return Err(Error::invalid("scopes", format!("{admin} can only be held by administrators")));
+        return Err(Error::invalid(
+            "scopes",
+            format!("{admin} can only be held by administrators"),
+        ));
     }
     super::scopes::require_known(db, &set).await?;
     Ok(set)
 }
 
-pub async fn create_machine_user(db: &Db, actor: &Actor, input: MachineUserInput) -> Result<MachineUser, Error> {
+pub async fn create_machine_user(
+    db: &Db,
+    actor: &Actor,
+    input: MachineUserInput,
+) -> Result<MachineUser, Error> {
     actor.require_admin()?;
     let username = Username::parse(input.username.as_deref().unwrap_or(""))?;
     let mut m = blank(PrincipalKind::Machine, username, actor);
-    m.display_name = Set(check_short_text(input.display_name.as_deref().unwrap_or(""), "display_name")?);
-    m.description = Set(super::parse_description(input.description.as_deref(), "description")?);
+    m.display_name = Set(check_short_text(
+        input.display_name.as_deref().unwrap_or(""),
+        "display_name",
+    )?);
+    m.description = Set(super::parse_description(
+        input.description.as_deref(),
+        "description",
+    )?);
     m.contact_email = Set(check_email(input.contact_email.as_deref().unwrap_or(""))?);
     if let Some(scopes) = &input.scopes {
         m.scopes = Set(check_machine_scopes(&db.read, scopes).await?.to_string());
@@ -444,7 +537,10 @@ pub async fn create_machine_user(db: &Db, actor: &Actor, input: MachineUserInput
     machine_user_view(&db.read, created).await
 }
 
-async fn machine_user_view(db: &impl ConnectionTrait, m: principal::Model) -> Result<MachineUser, Error> {
+async fn machine_user_view(
+    db: &impl ConnectionTrait,
+    m: principal::Model,
+) -> Result<MachineUser, Error> {
     let secrets = client_secret::Entity::find()
         .filter(client_secret::Column::MachineUserId.eq(m.id))
         .order_by_asc(client_secret::Column::Id)
@@ -462,10 +558,17 @@ async fn machine_user_view(db: &impl ConnectionTrait, m: principal::Model) -> Re
         contact_email: m.contact_email,
         scopes: ScopeSet::from_stored(&m.scopes).to_vec(),
         enabled: m.enabled,
-        client_credentials: ClientCredentials { enabled: m.cc_enabled, access_token_ttl_minutes: m.cc_ttl_minutes },
+        client_credentials: ClientCredentials {
+            enabled: m.cc_enabled,
+            access_token_ttl_minutes: m.cc_ttl_minutes,
+        },
         secrets: secrets
             .into_iter()
-            .map(|s| SecretInfo { id: s.id, created_at: s.created_at, last_used_at: s.last_used_at })
+            .map(|s| SecretInfo {
+                id: s.id,
+                created_at: s.created_at,
+                last_used_at: s.last_used_at,
+            })
             .collect(),
         created_at: m.created_at,
         created_by,
@@ -473,7 +576,10 @@ async fn machine_user_view(db: &impl ConnectionTrait, m: principal::Model) -> Re
 }
 
 async fn find_machine(db: &impl ConnectionTrait, id: Uuid) -> Result<principal::Model, Error> {
-    find(db, id).await?.filter(|m| m.kind == PrincipalKind::Machine).ok_or(Error::NotFound("machine user"))
+    find(db, id)
+        .await?
+        .filter(|m| m.kind == PrincipalKind::Machine)
+        .ok_or(Error::NotFound("machine user"))
 }
 
 pub async fn get_machine_user(db: &impl ConnectionTrait, id: Uuid) -> Result<MachineUser, Error> {
@@ -481,28 +587,54 @@ pub async fn get_machine_user(db: &impl ConnectionTrait, id: Uuid) -> Result<Mac
     machine_user_view(db, m).await
 }
 
-pub async fn list_machine_users(db: &impl ConnectionTrait, page: PageRequest) -> Result<Page<MachineUser>, Error> {
+pub async fn list_machine_users(
+    db: &impl ConnectionTrait,
+    page: PageRequest,
+) -> Result<Page<MachineUser>, Error> {
     let page = list_kind(db, PrincipalKind::Machine, page).await?;
     let mut items = Vec::with_capacity(page.items.len());
     for m in page.items {
         items.push(machine_user_view(db, m).await?);
     }
-    Ok(Page { items, next_cursor: page.next_cursor })
+    Ok(Page {
+        items,
+        next_cursor: page.next_cursor,
+    })
 }
 
 /// Changes take effect on the machine user's existing tokens at their next use.
-pub async fn update_machine_user(db: &Db, actor: &Actor, id: Uuid, input: MachineUserInput) -> Result<MachineUser, Error> {
+pub async fn update_machine_user(
+    db: &Db,
+    actor: &Actor,
+    id: Uuid,
+    input: MachineUserInput,
+) -> Result<MachineUser, Error> {
     actor.require_admin()?;
     if input.username.is_some() {
-        return Err(Error::invalid("username", "cannot be changed: it is the OAuth client_id"));
+        return Err(Error::invalid(
+            "username",
+            "cannot be changed: it is the OAuth client_id",
+        ));
     }
     let scopes = match &input.scopes {
         Some(s) => Some(check_machine_scopes(&db.read, s).await?),
         None => None,
     };
-    let display_name = input.display_name.as_deref().map(|s| check_short_text(s, "display_name")).transpose()?;
-    let description = input.description.as_deref().map(|s| super::parse_description(Some(s), "description")).transpose()?;
-    let contact_email = input.contact_email.as_deref().map(check_email).transpose()?;
+    let display_name = input
+        .display_name
+        .as_deref()
+        .map(|s| check_short_text(s, "display_name"))
+        .transpose()?;
+    let description = input
+        .description
+        .as_deref()
+        .map(|s| super::parse_description(Some(s), "description"))
+        .transpose()?;
+    let contact_email = input
+        .contact_email
+        .as_deref()
+        .map(check_email)
+        .transpose()?;
     let ttl = input.cc_ttl_minutes.map(check_ttl).transpose()?;
     let actor = actor.clone();
     let updated = db
@@ -542,7 +674,10 @@ pub async fn update_machine_user(db: &Db, actor: &Actor, id: Uuid, input: Machin
                     m.cc_enabled = Set(v);
                 }
                 if let Some(v) = ttl {
-                    changed.insert("client_credentials.access_token_ttl_minutes".into(), json!(v));
+                    changed.insert(
+                        "client_credentials.access_token_ttl_minutes".into(),
+                        json!(v),
+                    );
                     m.cc_ttl_minutes = Set(v);
                 }
                 m.updated_at = Set(clock::now());
@@ -574,8 +709,15 @@ pub async fn delete_machine_user(db: &Db, actor: &Actor, id: Uuid) -> Result<(),
             Box::pin(async move {
                 let m = find_machine(tx, id).await?;
                 principal::Entity::delete_by_id(id).exec(tx).await?;
-                audit::record(tx, &actor, "machine_user.delete", "machine_user", Some(id.to_string()), json!({"username": m.username}))
-                    .await?;
+                audit::record(
+                    tx,
+                    &actor,
+                    "machine_user.delete",
+                    "machine_user",
+                    Some(id.to_string()),
+                    json!({"username": m.username}),
+                )
+                .await?;
                 Ok(())
             })
         })
@@ -586,7 +728,11 @@ pub async fn delete_machine_user(db: &Db, actor: &Actor, id: Uuid) -> Result<(),
 
 /// A new client secret; at most two exist at once so one can be rotated
 /// without downtime.
-pub async fn create_secret(db: &Db, actor: &Actor, machine_user_id: Uuid) -> Result<NewSecret, Error> {
+pub async fn create_secret(
+    db: &Db,
+    actor: &Actor,
+    machine_user_id: Uuid,
+) -> Result<NewSecret, Error> {
     actor.require_admin()?;
     let secret = PlainSecret::generate(CLIENT_SECRET_PREFIX);
     let digest = secret.digest().to_hex();
@@ -607,7 +753,9 @@ pub async fn create_secret(db: &Db, actor: &Actor, machine_user_id: Uuid) -> Res
                     .all(tx)
                     .await?;
                 if existing.len() >= MAX_ACTIVE_SECRETS {
-                    return Err(Error::conflict("a machine user holds at most two client secrets: remove one first"));
+                    return Err(Error::conflict(
+                        "a machine user holds at most two client secrets: remove one first",
+                    ));
                 }
                 let row = client_secret::ActiveModel {
                     id: Set(Uuid::now_v7()),
@@ -632,10 +780,19 @@ pub async fn create_secret(db: &Db, actor: &Actor, machine_user_id: Uuid) -> Res
             })
         })
         .await?;
-    Ok(NewSecret { id: row.id, client_secret: secret.expose().to_owned(), created_at: row.created_at })
+    Ok(NewSecret {
+        id: row.id,
+        client_secret: secret.expose().to_owned(),
+        created_at: row.created_at,
+    })
 }
 
-pub async fn delete_secret(db: &Db, actor: &Actor, machine_user_id: Uuid, secret_id: Uuid) -> Result<(), Error> {
+pub async fn delete_secret(
+    db: &Db,
+    actor: &Actor,
+    machine_user_id: Uuid,
+    secret_id: Uuid,
+) -> Result<(), Error> {
     actor.require_admin()?;
     let actor = actor.clone();
     db.write
@@ -672,7 +829,10 @@ pub async fn authenticate_client(
     client_id: &str,
     secret: &str,
 ) -> Result<Option<(principal::Model, Uuid)>, Error> {
-    let Some(m) = find_by_username(db, client_id).await?.filter(|m| m.kind == PrincipalKind::Machine) else {
+    let Some(m) = find_by_username(db, client_id)
+        .await?
+        .filter(|m| m.kind == PrincipalKind::Machine)
+    else {
         return Ok(None);
     };
     let presented = Digest::of(secret);

@@ -1,6 +1,9 @@
 //! Scopes: the built-in ones and those an admin registers for downstream APIs.
 
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, TransactionTrait,
+};
 use serde::Serialize;
 use serde_json::json;
 
@@ -16,7 +19,11 @@ pub struct Scope {
 
 impl From<scope::Model> for Scope {
     fn from(m: scope::Model) -> Self {
-        Self { name: m.name, description: m.description, builtin: m.builtin }
+        Self {
+            name: m.name,
+            description: m.description,
+            builtin: m.builtin,
+        }
     }
 }
 
@@ -36,34 +43,66 @@ pub async fn require_known(db: &impl ConnectionTrait, set: &ScopeSet) -> Result<
         return Ok(());
     }
     let names: Vec<String> = set.to_vec();
-    let known = scope::Entity::find().filter(scope::Column::Name.is_in(names)).all(db).await?;
+    let known = scope::Entity::find()
+        .filter(scope::Column::Name.is_in(names))
+        .all(db)
+        .await?;
     if let Some(unknown) = set.iter().find(|s| !known.iter().any(|k| k.name == *s)) {
-        return Err(Error::invalid("scopes", format!("unknown scope {unknown:?}")));
+        return Err(Error::invalid(
+            "scopes",
+            format!("unknown scope {unknown:?}"),
+        ));
     }
     Ok(())
 }
 
-pub async fn create(db: &Db, actor: &Actor, name: &str, description: Option<&str>) -> Result<Scope, Error> {
+pub async fn create(
+    db: &Db,
+    actor: &Actor,
+    name: &str,
+    description: Option<&str>,
+) -> Result<Scope, Error> {
     actor.require_admin()?;
     let name = name.trim();
     if !valid_scope_name(name) {
-        return Err(Error::invalid("name", "must be 1–64 characters of a-z, 0-9, ':', '.', '_' and '-'"));
+        return Err(Error::invalid(
+            "name",
+            "must be 1–64 characters of a-z, 0-9, ':', '.', '_' and '-'",
+        ));
     }
     if BUILTIN_SCOPES.contains(&name) || name.starts_with("admin:") {
-        return Err(Error::invalid("name", "may not be a built-in name or start with admin:"));
+        return Err(Error::invalid(
+            "name",
+            "may not be a built-in name or start with admin:",
+        ));
     }
     let description = super::parse_description(description, "description")?;
-    let model = scope::ActiveModel { name: Set(name.to_owned()), description: Set(description), builtin: Set(false) };
+    let model = scope::ActiveModel {
+        name: Set(name.to_owned()),
+        description: Set(description),
+        builtin: Set(false),
+    };
     let actor = actor.clone();
     let created = db
         .write
         .transaction::<_, scope::Model, Error>(|tx| {
             Box::pin(async move {
                 let created = model.insert(tx).await.map_err(|e| {
-                    if is_unique_violation(&e) { Error::conflict("a scope with this name exists") } else { e.into() }
+                    if is_unique_violation(&e) {
+                        Error::conflict("a scope with this name exists")
+                    } else {
+                        e.into()
+                    }
                 })?;
-                audit::record(tx, &actor, "scope.create", "scope", Some(created.name.clone()), json!({"description": created.description}))
-                    .await?;
+                audit::record(
+                    tx,
+                    &actor,
+                    "scope.create",
+                    "scope",
+                    Some(created.name.clone()),
+                    json!({"description": created.description}),
+                )
+                .await?;
                 Ok(created)
             })
         })

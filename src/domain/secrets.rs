@@ -14,7 +14,10 @@ impl PlainSecret {
     /// `prefix` + 256 random bits, base64url. The prefixes (`tsc_` for client
     /// secrets) let secret scanners recognise a leak; never change them.
     pub fn generate(prefix: &str) -> Self {
-        Self(format!("{prefix}{}", URL_SAFE_NO_PAD.encode(random_bytes::<32>())))
+        Self(format!(
+            "{prefix}{}",
+            URL_SAFE_NO_PAD.encode(random_bytes::<32>())
+        ))
     }
 
     pub fn expose(&self) -> &str {
@@ -67,7 +70,9 @@ impl fmt::Debug for Digest {
 }
 
 pub fn random_bytes<const N: usize>() -> [u8; N] {
-    rand::generate(&rand::SystemRandom::new()).expect("the system RNG is available").expose()
+    rand::generate(&rand::SystemRandom::new())
+        .expect("the system RNG is available")
+        .expose()
 }
 
 /// A random URL-safe string (CSRF tokens, setup codes, session ids).

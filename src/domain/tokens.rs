@@ -4,8 +4,10 @@
 use std::collections::HashMap;
 
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
     sea_query::{Expr, Func, LikeExpr},
 };
 use serde::Serialize;
@@ -14,8 +16,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    Actor, Error, Page, PageRequest, PrincipalKind, PrincipalRef, ScopeSet, TokenKind, TokenStatus, audit, clock,
-    is_unique_violation, principals, scopes,
+    Actor, Error, Page, PageRequest, PrincipalKind, PrincipalRef, ScopeSet, TokenKind, TokenStatus,
+    audit, clock, is_unique_violation, principals, scopes,
 };
 use crate::{
     storage::{
@@ -62,7 +64,8 @@ pub struct TokenView {
 
 impl TokenView {
     pub fn expires_within(&self, seconds: i64) -> bool {
-        self.status == TokenStatus::Active && self.expires_at - clock::now() <= time::Duration::seconds(seconds)
+        self.status == TokenStatus::Active
+            && self.expires_at - clock::now() <= time::Duration::seconds(seconds)
     }
 }
 
@@ -77,8 +80,15 @@ pub fn status_of(row: &token::Model, now: OffsetDateTime) -> TokenStatus {
 }
 
 /// Builds views, looking up every principal they mention in one query.
-pub async fn views(db: &impl ConnectionTrait, rows: Vec<token::Model>) -> Result<Vec<TokenView>, Error> {
-    let mut ids: Vec<Uuid> = rows.iter().flat_map(|r| [Some(r.owner_id), r.created_by, r.revoked_by]).flatten().collect();
+pub async fn views(
+    db: &impl ConnectionTrait,
+    rows: Vec<token::Model>,
+) -> Result<Vec<TokenView>, Error> {
+    let mut ids: Vec<Uuid> = rows
+        .iter()
+        .flat_map(|r| [Some(r.owner_id), r.created_by, r.revoked_by])
+        .flatten()
+        .collect();
     ids.sort();
     ids.dedup();
     let people: HashMap<Uuid, (String, PrincipalKind)> = if ids.is_empty() {
@@ -98,16 +108,28 @@ pub async fn views(db: &impl ConnectionTrait, rows: Vec<token::Model>) -> Result
             .collect()
     };
     let pref = |id: Option<Uuid>| {
-        id.and_then(|id| people.get(&id).map(|(username, _)| PrincipalRef { id, username: username.clone() }))
+        id.and_then(|id| {
+            people.get(&id).map(|(username, _)| PrincipalRef {
+                id,
+                username: username.clone(),
+            })
+        })
     };
     let now = clock::now();
     Ok(rows
         .into_iter()
         .map(|r| {
-            let (username, kind) = people.get(&r.owner_id).cloned().unwrap_or((String::new(), PrincipalKind::User));
+            let (username, kind) = people
+                .get(&r.owner_id)
+                .cloned()
+                .unwrap_or((String::new(), PrincipalKind::User));
             TokenView {
                 status: status_of(&r, now),
-                owner: Owner { id: r.owner_id, username, kind },
+                owner: Owner {
+                    id: r.owner_id,
+                    username,
+                    kind,
+                },
                 created_by: pref(r.created_by),
                 revoked_by: pref(r.revoked_by),
                 id: r.id,
@@ -140,7 +162,10 @@ impl Lifetime {
         match (seconds, at) {
             (Some(s), None) => Ok(Self::Seconds(s)),
             (None, Some(t)) => Ok(Self::Until(t)),
-            _ => Err(Error::invalid("expires_in_seconds", "give exactly one of expires_in_seconds and expires_at")),
+            _ => Err(Error::invalid(
+                "expires_in_seconds",
+                "give exactly one of expires_in_seconds and expires_at",
+            )),
         }
     }
 
@@ -148,12 +173,20 @@ impl Lifetime {
     pub fn seconds(self, max: i64) -> Result<i64, Error> {
         let (seconds, field) = match self {
             Self::Seconds(s) => (s, "expires_in_seconds"),
-            Self::Until(t) => ((clock::truncate(t) - clock::now()).whole_seconds(), "expires_at"),
+            Self::Until(t) => (
+                (clock::truncate(t) - clock::now()).whole_seconds(),
+                "expires_at",
+            ),
         };
         if seconds < 60 || seconds > max {
             return Err(Error::invalid(
                 field,
-                format!("lifetime must be from 1 minute to {} ", crate::config::Dur { seconds: max }).trim_end().to_owned(),
+                format!(
+                    "lifetime must be from 1 minute to {} ",
+                    crate::config::Dur { seconds: max }
+                )
+                .trim_end()
+                .to_owned(),
             ));
         }
         Ok(seconds)
@@ -194,7 +227,9 @@ pub async fn create(
     max_lifetime: i64,
     ceiling: Option<&ScopeSet>,
 ) -> Result<TokenView, Error> {
-    let owner = principals::find(&db.read, owner_id).await?.ok_or(Error::NotFound("owner"))?;
+    let owner = principals::find(&db.read, owner_id)
+        .await?
+        .ok_or(Error::NotFound("owner"))?;
     if actor.id() != Some(owner.id) {
         actor.require_admin()?;
     }
@@ -210,19 +245,34 @@ pub async fn create(
     }
     scopes::require_known(&db.read, &requested).await?;
     if let Some(denied) = requested.iter().find(|s| !principals::permits(&owner, s)) {
-        return Err(Error::invalid("scopes", format!("{} may not hold {denied}", owner.username)));
+        return Err(Error::invalid(
+            "scopes",
+            format!("{} may not hold {denied}", owner.username),
+        ));
     }
     if let Some(ceiling) = ceiling {
         if let Some(extra) = requested.iter().find(|s| !ceiling.contains(s)) {
-            return Err(Error::Forbidden(format!("the calling token does not hold {extra}, so it cannot grant it")));
+            return Err(Error::Forbidden(format!(
+                "the calling token does not hold {extra}, so it cannot grant it"
+            )));
         }
     }
     let kind = match owner.kind {
         PrincipalKind::User => TokenKind::Personal,
         PrincipalKind::Machine => TokenKind::Machine,
     };
-    let minted = svc.mint(&owner, kind, &requested, lifetime).map_err(Error::Internal)?;
-    let row = record_row(&minted, kind, owner.id, &name, description, &requested, actor.id());
+    let minted = svc
+        .mint(&owner, kind, &requested, lifetime)
+        .map_err(Error::Internal)?;
+    let row = record_row(
+        &minted,
+        kind,
+        owner.id,
+        &name,
+        description,
+        &requested,
+        actor.id(),
+    );
     let actor = actor.clone();
     let secret = minted.token;
     let created = db
@@ -244,7 +294,10 @@ pub async fn create(
             })
         })
         .await?;
-    let mut view = views(&db.read, vec![created]).await?.pop().ok_or(Error::NotFound("token"))?;
+    let mut view = views(&db.read, vec![created])
+        .await?
+        .pop()
+        .ok_or(Error::NotFound("token"))?;
     view.token = Some(secret);
     Ok(view)
 }
@@ -282,13 +335,24 @@ pub fn record_row(
 }
 
 fn duplicate_name(e: sea_orm::DbErr) -> Error {
-    if is_unique_violation(&e) { Error::conflict("an active token with this name exists") } else { e.into() }
+    if is_unique_violation(&e) {
+        Error::conflict("an active token with this name exists")
+    } else {
+        e.into()
+    }
 }
 
 /// An expired token no longer holds its name.
-async fn release_expired_name(db: &impl ConnectionTrait, owner_id: Uuid, name: &str) -> Result<(), Error> {
+async fn release_expired_name(
+    db: &impl ConnectionTrait,
+    owner_id: Uuid,
+    name: &str,
+) -> Result<(), Error> {
     token::Entity::update_many()
-        .col_expr(token::Column::ActiveName, Expr::value(Option::<String>::None))
+        .col_expr(
+            token::Column::ActiveName,
+            Expr::value(Option::<String>::None),
+        )
         .filter(token::Column::OwnerId.eq(owner_id))
         .filter(token::Column::ActiveName.eq(name))
         .filter(token::Column::ExpiresAt.lte(clock::now()))
@@ -297,8 +361,15 @@ async fn release_expired_name(db: &impl ConnectionTrait, owner_id: Uuid, name: &
     Ok(())
 }
 
-async fn find_row(db: &impl ConnectionTrait, id: Uuid, access: Access) -> Result<token::Model, Error> {
-    let row = token::Entity::find_by_id(id).one(db).await?.ok_or(Error::NotFound("token"))?;
+async fn find_row(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    access: Access,
+) -> Result<token::Model, Error> {
+    let row = token::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or(Error::NotFound("token"))?;
     match access {
         Access::Own(owner) if row.owner_id != owner => Err(Error::NotFound("token")),
         _ => Ok(row),
@@ -307,7 +378,10 @@ async fn find_row(db: &impl ConnectionTrait, id: Uuid, access: Access) -> Result
 
 pub async fn get(db: &impl ConnectionTrait, id: Uuid, access: Access) -> Result<TokenView, Error> {
     let row = find_row(db, id, access).await?;
-    views(db, vec![row]).await?.pop().ok_or(Error::NotFound("token"))
+    views(db, vec![row])
+        .await?
+        .pop()
+        .ok_or(Error::NotFound("token"))
 }
 
 #[derive(Debug, Default, Clone)]
@@ -320,7 +394,11 @@ pub struct TokenFilter {
 }
 
 /// Newest first.
-pub async fn list(db: &impl ConnectionTrait, filter: &TokenFilter, page: PageRequest) -> Result<Page<TokenView>, Error> {
+pub async fn list(
+    db: &impl ConnectionTrait,
+    filter: &TokenFilter,
+    page: PageRequest,
+) -> Result<Page<TokenView>, Error> {
     let mut q = token::Entity::find();
     if let Some(owner_id) = filter.owner_id {
         q = q.filter(token::Column::OwnerId.eq(owner_id));
@@ -328,7 +406,12 @@ pub async fn list(db: &impl ConnectionTrait, filter: &TokenFilter, page: PageReq
     if let Some(owner) = &filter.owner {
         match principals::find_by_username(db, owner).await? {
             Some(p) => q = q.filter(token::Column::OwnerId.eq(p.id)),
-            None => return Ok(Page { items: Vec::new(), next_cursor: None }),
+            None => {
+                return Ok(Page {
+                    items: Vec::new(),
+                    next_cursor: None,
+                });
+            }
         }
     }
     if let Some(kind) = filter.kind {
@@ -338,22 +421,40 @@ pub async fn list(db: &impl ConnectionTrait, filter: &TokenFilter, page: PageReq
     q = match filter.status {
         None => q,
         Some(TokenStatus::Revoked) => q.filter(token::Column::RevokedAt.is_not_null()),
-        Some(TokenStatus::Active) => q.filter(token::Column::RevokedAt.is_null()).filter(token::Column::ExpiresAt.gt(now)),
-        Some(TokenStatus::Expired) => q.filter(token::Column::RevokedAt.is_null()).filter(token::Column::ExpiresAt.lte(now)),
+        Some(TokenStatus::Active) => q
+            .filter(token::Column::RevokedAt.is_null())
+            .filter(token::Column::ExpiresAt.gt(now)),
+        Some(TokenStatus::Expired) => q
+            .filter(token::Column::RevokedAt.is_null())
+            .filter(token::Column::ExpiresAt.lte(now)),
     };
     if let Some(text) = filter.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-        let escaped = text.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-        q = q.filter(Condition::all().add(
-            Expr::expr(Func::lower(Expr::col(token::Column::Name))).like(LikeExpr::new(format!("%{escaped}%")).escape('\\')),
-        ));
+        let escaped = text
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        q = q.filter(
+            Condition::all().add(
+                Expr::expr(Func::lower(Expr::col(token::Column::Name)))
+                    .like(LikeExpr::new(format!("%{escaped}%")).escape('\\')),
+            ),
+        );
     }
     if let Some(cursor) = page.cursor {
         q = q.filter(token::Column::Id.lt(cursor));
     }
-    let rows = q.order_by_desc(token::Column::Id).limit(page.limit + 1).all(db).await?;
+    let rows = q
+        .order_by_desc(token::Column::Id)
+        .limit(page.limit + 1)
+        .all(db)
+        .await?;
     let page = Page::from_rows(rows, page.limit, |r| r.id);
     let items = views(db, page.items).await?;
-    Ok(Page { items, next_cursor: page.next_cursor })
+    Ok(Page {
+        items,
+        next_cursor: page.next_cursor,
+    })
 }
 
 /// Revokes a token (idempotent: revoking a revoked token changes nothing).
@@ -368,19 +469,37 @@ pub async fn revoke(db: &Db, actor: &Actor, id: Uuid, access: Access) -> Result<
                     return Ok(row);
                 }
                 mark_revoked(tx, &actor2, id, None).await?;
-                audit::record(tx, &actor2, "token.revoke", "token", Some(id.to_string()), json!({"name": row.name, "kind": row.kind.as_str()}))
-                    .await?;
-                Ok(token::Entity::find_by_id(id).one(tx).await?.ok_or(Error::NotFound("token"))?)
+                audit::record(
+                    tx,
+                    &actor2,
+                    "token.revoke",
+                    "token",
+                    Some(id.to_string()),
+                    json!({"name": row.name, "kind": row.kind.as_str()}),
+                )
+                .await?;
+                Ok(token::Entity::find_by_id(id)
+                    .one(tx)
+                    .await?
+                    .ok_or(Error::NotFound("token"))?)
             })
         })
         .await?;
     db.changes.auth_changed().await;
-    views(&db.read, vec![row]).await?.pop().ok_or(Error::NotFound("token"))
+    views(&db.read, vec![row])
+        .await?
+        .pop()
+        .ok_or(Error::NotFound("token"))
 }
 
 /// Revokes by the token string itself (RFC 7009). Returns whether a token of
 /// `owner_id` was revoked; anything else is silently ignored, as the RFC asks.
-pub async fn revoke_by_digest(db: &Db, actor: &Actor, digest_hex: &str, owner_id: Uuid) -> Result<bool, Error> {
+pub async fn revoke_by_digest(
+    db: &Db,
+    actor: &Actor,
+    digest_hex: &str,
+    owner_id: Uuid,
+) -> Result<bool, Error> {
     let row = token::Entity::find()
         .filter(token::Column::Digest.eq(digest_hex))
         .filter(token::Column::OwnerId.eq(owner_id))
@@ -395,37 +514,69 @@ pub async fn revoke_by_digest(db: &Db, actor: &Actor, digest_hex: &str, owner_id
     }
 }
 
-async fn mark_revoked(db: &impl ConnectionTrait, actor: &Actor, id: Uuid, replaced_by: Option<Uuid>) -> Result<bool, Error> {
+async fn mark_revoked(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    id: Uuid,
+    replaced_by: Option<Uuid>,
+) -> Result<bool, Error> {
     let mut update = token::Entity::update_many()
         .col_expr(token::Column::RevokedAt, Expr::value(clock::now()))
         .col_expr(token::Column::RevokedBy, Expr::value(actor.id()))
-        .col_expr(token::Column::ActiveName, Expr::value(Option::<String>::None));
+        .col_expr(
+            token::Column::ActiveName,
+            Expr::value(Option::<String>::None),
+        );
     if let Some(new_id) = replaced_by {
         update = update.col_expr(token::Column::ReplacedBy, Expr::value(new_id));
     }
-    let res = update.filter(token::Column::Id.eq(id)).filter(token::Column::RevokedAt.is_null()).exec(db).await?;
+    let res = update
+        .filter(token::Column::Id.eq(id))
+        .filter(token::Column::RevokedAt.is_null())
+        .exec(db)
+        .await?;
     Ok(res.rows_affected == 1)
 }
 
 /// A new token with the same name, scopes and lifetime length; the old one is
 /// revoked at once and points to the new one. An expired token may be
 /// renewed this way; a revoked one may not.
-pub async fn regenerate(db: &Db, svc: &TokenService, actor: &Actor, id: Uuid, access: Access) -> Result<TokenView, Error> {
+pub async fn regenerate(
+    db: &Db,
+    svc: &TokenService,
+    actor: &Actor,
+    id: Uuid,
+    access: Access,
+) -> Result<TokenView, Error> {
     let old = find_row(&db.read, id, access).await?;
     if old.revoked_at.is_some() {
         return Err(Error::conflict("a revoked token cannot be regenerated"));
     }
     if old.kind == TokenKind::ClientCredentials {
-        return Err(Error::conflict("client-credentials tokens are renewed at the token endpoint"));
+        return Err(Error::conflict(
+            "client-credentials tokens are renewed at the token endpoint",
+        ));
     }
-    let owner = principals::find(&db.read, old.owner_id).await?.ok_or(Error::NotFound("owner"))?;
+    let owner = principals::find(&db.read, old.owner_id)
+        .await?
+        .ok_or(Error::NotFound("owner"))?;
     if !owner.enabled {
         return Err(Error::conflict(format!("{} is disabled", owner.username)));
     }
     let lifetime = (old.expires_at - old.created_at).whole_seconds().max(60);
     let scopes = ScopeSet::from_stored(&old.scopes);
-    let minted = svc.mint(&owner, old.kind, &scopes, lifetime).map_err(Error::Internal)?;
-    let mut row = record_row(&minted, old.kind, owner.id, &old.name, old.description.clone(), &scopes, actor.id());
+    let minted = svc
+        .mint(&owner, old.kind, &scopes, lifetime)
+        .map_err(Error::Internal)?;
+    let mut row = record_row(
+        &minted,
+        old.kind,
+        owner.id,
+        &old.name,
+        old.description.clone(),
+        &scopes,
+        actor.id(),
+    );
     let new_id = Uuid::now_v7();
     row.id = Set(new_id);
     let actor2 = actor.clone();
@@ -443,14 +594,24 @@ pub async fn regenerate(db: &Db, svc: &TokenService, actor: &Actor, id: Uuid, ac
                     .filter(token::Column::Id.eq(id))
                     .exec(tx)
                     .await?;
-                audit::record(tx, &actor2, "token.regenerate", "token", Some(id.to_string()), json!({"name": created.name, "new_token": new_id}))
-                    .await?;
+                audit::record(
+                    tx,
+                    &actor2,
+                    "token.regenerate",
+                    "token",
+                    Some(id.to_string()),
+                    json!({"name": created.name, "new_token": new_id}),
+                )
+                .await?;
                 Ok(created)
             })
         })
         .await?;
     db.changes.auth_changed().await;
-    let mut view = views(&db.read, vec![created]).await?.pop().ok_or(Error::NotFound("token"))?;
+    let mut view = views(&db.read, vec![created])
+        .await?
+        .pop()
+        .ok_or(Error::NotFound("token"))?;
     view.token = Some(secret);
     Ok(view)
 }

@@ -16,7 +16,10 @@ pub struct Username(String);
 impl Username {
     pub fn parse(raw: &str) -> Result<Self, Error> {
         let ok_len = (3..=64).contains(&raw.len());
-        let ok_first = raw.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        let ok_first = raw
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
         let ok_chars = raw
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'));
@@ -41,7 +44,9 @@ impl fmt::Display for Username {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
 #[serde(rename_all = "lowercase")]
 pub enum PrincipalKind {
@@ -51,7 +56,9 @@ pub enum PrincipalKind {
     Machine,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -78,7 +85,9 @@ impl Role {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(32))")]
 #[serde(rename_all = "snake_case")]
 pub enum TokenKind {
@@ -104,7 +113,10 @@ impl TokenKind {
             "personal" => Ok(Self::Personal),
             "machine" => Ok(Self::Machine),
             "client_credentials" => Ok(Self::ClientCredentials),
-            _ => Err(Error::invalid("kind", "must be personal, machine or client_credentials")),
+            _ => Err(Error::invalid(
+                "kind",
+                "must be personal, machine or client_credentials",
+            )),
         }
     }
 }
@@ -123,7 +135,10 @@ impl TokenStatus {
             "active" => Ok(Self::Active),
             "expired" => Ok(Self::Expired),
             "revoked" => Ok(Self::Revoked),
-            _ => Err(Error::invalid("status", "must be active, expired or revoked")),
+            _ => Err(Error::invalid(
+                "status",
+                "must be active, expired or revoked",
+            )),
         }
     }
 
@@ -136,14 +151,21 @@ impl TokenStatus {
     }
 }
 
-pub const BUILTIN_SCOPES: [&str; 6] = ["profile", "tokens:read", "tokens:write", "admin:read", "admin:write", "introspect"];
+pub const BUILTIN_SCOPES: [&str; 6] = [
+    "profile",
+    "tokens:read",
+    "tokens:write",
+    "admin:read",
+    "admin:write",
+    "introspect",
+];
 
 /// A scope name: `[a-z0-9:._-]`, 1–64 characters.
 pub fn valid_scope_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, ':' | '.' | '_' | '-'))
+        && name.chars().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, ':' | '.' | '_' | '-')
+        })
 }
 
 pub fn is_admin_scope(name: &str) -> bool {
@@ -207,7 +229,10 @@ impl fmt::Display for ScopeSet {
 pub fn parse_token_name(raw: &str) -> Result<String, Error> {
     let name = raw.trim();
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(Error::invalid("name", "must be 1–100 characters without control characters"));
+        return Err(Error::invalid(
+            "name",
+            "must be 1–100 characters without control characters",
+        ));
     }
     Ok(name.to_owned())
 }
@@ -229,7 +254,17 @@ mod tests {
         for ok in ["abc", "a.b-c_d", "0day", &"a".repeat(64)] {
             assert!(Username::parse(ok).is_ok(), "{ok:?} should be accepted");
         }
-        for bad in ["", "ab", "Abc", "-abc", ".abc", "a b", "abc!", "ümlaut", &"a".repeat(65)] {
+        for bad in [
+            "",
+            "ab",
+            "Abc",
+            "-abc",
+            ".abc",
+            "a b",
+            "abc!",
+            "ümlaut",
+            &"a".repeat(65),
+        ] {
             assert!(Username::parse(bad).is_err(), "{bad:?} should be refused");
         }
     }

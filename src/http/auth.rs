@@ -4,7 +4,7 @@ use std::{future::Future, pin::Pin, sync::Arc};
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
 
-use super::{errors::ApiError, client_ip};
+use super::{client_ip, errors::ApiError};
 use crate::{
     app::AppState,
     domain::{Actor, PrincipalRef},
@@ -20,13 +20,21 @@ pub struct Bearer {
 impl Bearer {
     /// First line of every handler: the scope it needs.
     pub fn require(&self, scope: &'static str) -> Result<(), ApiError> {
-        if self.info.has_scope(scope) { Ok(()) } else { Err(ApiError::InsufficientScope(scope)) }
+        if self.info.has_scope(scope) {
+            Ok(())
+        } else {
+            Err(ApiError::InsufficientScope(scope))
+        }
     }
 
     pub fn actor(&self) -> Actor {
         Actor {
-            principal: Some(PrincipalRef { id: self.info.owner_id, username: self.info.username.clone() }),
-            is_admin: self.info.is_admin() && self.info.scopes.iter().any(|s| s.starts_with("admin:")),
+            principal: Some(PrincipalRef {
+                id: self.info.owner_id,
+                username: self.info.username.clone(),
+            }),
+            is_admin: self.info.is_admin()
+                && self.info.scopes.iter().any(|s| s.starts_with("admin:")),
             ip: self.ip.clone(),
             token_id: Some(self.info.token_id),
         }
@@ -37,7 +45,9 @@ impl Bearer {
 /// no Authorization header, `Err` when it is not a Bearer credential.
 pub fn bearer_token(req: &HttpRequest) -> Result<Option<&str>, ()> {
     let mut values = req.headers().get_all(header::AUTHORIZATION);
-    let Some(value) = values.next() else { return Ok(None) };
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
     if values.next().is_some() {
         return Err(());
     }
@@ -57,7 +67,10 @@ impl FromRequest for Bearer {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let state = req.app_data::<web::Data<AppState>>().expect("AppState is registered").clone();
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .expect("AppState is registered")
+                .clone();
             let token = match bearer_token(&req) {
                 Ok(Some(t)) => t,
                 Ok(None) => return Err(ApiError::NoToken),
@@ -69,9 +82,9 @@ impl FromRequest for Bearer {
                     state.metrics.validation(true);
                     Ok(Bearer { info, ip })
                 }
-                Err(crate::token_service::Rejection::Unavailable) => {
-                    Err(ApiError::Domain(crate::domain::Error::Internal(anyhow::anyhow!("token store unavailable"))))
-                }
+                Err(crate::token_service::Rejection::Unavailable) => Err(ApiError::Domain(
+                    crate::domain::Error::Internal(anyhow::anyhow!("token store unavailable")),
+                )),
                 Err(_) => {
                     state.metrics.validation(false);
                     Err(ApiError::InvalidToken)

@@ -35,19 +35,39 @@ impl ApiError {
     fn kind(&self) -> (StatusCode, &'static str, &'static str) {
         use domain::Error as E;
         match self {
-            Self::Domain(E::Invalid { .. }) => (StatusCode::BAD_REQUEST, "validation", "Invalid request"),
+            Self::Domain(E::Invalid { .. }) => {
+                (StatusCode::BAD_REQUEST, "validation", "Invalid request")
+            }
             Self::Domain(E::Conflict(_)) => (StatusCode::CONFLICT, "conflict", "Conflict"),
             Self::Domain(E::NotFound(_)) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             Self::Domain(E::Forbidden(_)) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
-            Self::Domain(E::Internal(_)) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
-            Self::NoToken => (StatusCode::UNAUTHORIZED, "unauthorized", "Authentication required"),
+            Self::Domain(E::Internal(_)) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+            ),
+            Self::NoToken => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Authentication required",
+            ),
             Self::InvalidToken => (StatusCode::UNAUTHORIZED, "invalid-token", "Invalid token"),
-            Self::InsufficientScope(_) => (StatusCode::FORBIDDEN, "insufficient-scope", "Insufficient scope"),
+            Self::InsufficientScope(_) => (
+                StatusCode::FORBIDDEN,
+                "insufficient-scope",
+                "Insufficient scope",
+            ),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request", "Bad request"),
-            Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large"),
-            Self::UnsupportedMediaType(_) => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type")
-            }
+            Self::PayloadTooLarge(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Payload too large",
+            ),
+            Self::UnsupportedMediaType(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+            ),
         }
     }
 }
@@ -90,7 +110,9 @@ impl ResponseError for ApiError {
             Self::InsufficientScope(scope) => {
                 res.insert_header((
                     header::WWW_AUTHENTICATE,
-                    format!(r#"Bearer realm="tessera", error="insufficient_scope", scope="{scope}""#),
+                    format!(
+                        r#"Bearer realm="tessera", error="insufficient_scope", scope="{scope}""#
+                    ),
                 ));
             }
             _ => {}
@@ -111,7 +133,12 @@ pub struct OAuthError {
 
 impl OAuthError {
     pub fn new(status: StatusCode, code: &'static str, description: impl Into<String>) -> Self {
-        Self { status, code, description: description.into(), challenge: None }
+        Self {
+            status,
+            code,
+            description: description.into(),
+            challenge: None,
+        }
     }
 
     pub fn invalid_request(description: impl Into<String>) -> Self {
@@ -120,7 +147,11 @@ impl OAuthError {
 
     /// 401 `invalid_client`; `basic` when the client tried HTTP Basic.
     pub fn invalid_client(basic: bool) -> Self {
-        let mut e = Self::new(StatusCode::UNAUTHORIZED, "invalid_client", "client authentication failed");
+        let mut e = Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "client authentication failed",
+        );
         if basic {
             e.challenge = Some(r#"Basic realm="tessera", charset="UTF-8""#.into());
         }
@@ -129,7 +160,11 @@ impl OAuthError {
 
     pub fn server_error(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error at an OAuth endpoint");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "the server could not complete the request")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "the server could not complete the request",
+        )
     }
 }
 

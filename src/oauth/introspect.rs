@@ -5,9 +5,15 @@ use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use serde_json::json;
 
 use super::{Form, authenticate_client, client_credentials, no_store};
-use crate::{app::AppState, domain::principals, http::auth::bearer_token, http::errors::OAuthError};
+use crate::{
+    app::AppState, domain::principals, http::auth::bearer_token, http::errors::OAuthError,
+};
 
-pub async fn introspect(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, OAuthError> {
+pub async fn introspect(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, OAuthError> {
     let form = Form::parse(&req, &body)?;
     let allowed = match client_credentials(&req, &form)? {
         Some(creds) => {
@@ -18,22 +24,36 @@ pub async fn introspect(state: web::Data<AppState>, req: HttpRequest, body: web:
             Ok(Some(token)) => match state.tokens.validate(token).await {
                 Ok(info) => info.has_scope("introspect"),
                 Err(_) => {
-                    let mut e = OAuthError::new(StatusCode::UNAUTHORIZED, "invalid_token", "the access token is invalid");
+                    let mut e = OAuthError::new(
+                        StatusCode::UNAUTHORIZED,
+                        "invalid_token",
+                        "the access token is invalid",
+                    );
                     e.challenge = Some(r#"Bearer realm="tessera", error="invalid_token""#.into());
                     return Err(e);
                 }
             },
             _ => {
-                let mut e = OAuthError::new(StatusCode::UNAUTHORIZED, "invalid_client", "authenticate as a client or with a Bearer token");
+                let mut e = OAuthError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_client",
+                    "authenticate as a client or with a Bearer token",
+                );
                 e.challenge = Some(r#"Basic realm="tessera", charset="UTF-8""#.into());
                 return Err(e);
             }
         },
     };
     if !allowed {
-        return Err(OAuthError::new(StatusCode::FORBIDDEN, "insufficient_scope", "the caller does not hold the introspect scope"));
+        return Err(OAuthError::new(
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            "the caller does not hold the introspect scope",
+        ));
     }
-    let token = form.get("token").ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+    let token = form
+        .get("token")
+        .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
     let body = match state.tokens.validate(token).await {
         Ok(info) => json!({
             "active": true,
@@ -55,5 +75,7 @@ pub async fn introspect(state: web::Data<AppState>, req: HttpRequest, body: web:
         }
         Err(_) => json!({"active": false}),
     };
-    Ok(no_store(&mut HttpResponse::Ok()).content_type("application/json").body(body.to_string()))
+    Ok(no_store(&mut HttpResponse::Ok())
+        .content_type("application/json")
+        .body(body.to_string()))
 }

@@ -8,7 +8,11 @@ use crate::{app::AppState, domain::scopes, http::errors::ApiError};
 
 pub async fn metadata(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let base = &state.settings.public_url;
-    let scopes: Vec<String> = scopes::list(&state.db.read).await?.into_iter().map(|s| s.name).collect();
+    let scopes: Vec<String> = scopes::list(&state.db.read)
+        .await?
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
     let auth_methods = ["client_secret_basic", "client_secret_post"];
     let body = json!({
         "issuer": base,
@@ -23,7 +27,9 @@ pub async fn metadata(state: web::Data<AppState>) -> Result<HttpResponse, ApiErr
         "revocation_endpoint_auth_methods_supported": auth_methods,
         "scopes_supported": scopes,
     });
-    Ok(HttpResponse::Ok().content_type("application/json").body(body.to_string()))
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body.to_string()))
 }
 
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {

@@ -17,7 +17,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/oauth2/token", web::post().to(token::token))
         .route("/oauth2/introspect", web::post().to(introspect::introspect))
         .route("/oauth2/revoke", web::post().to(revoke::revoke))
-        .route("/.well-known/oauth-authorization-server", web::get().to(metadata::metadata))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            web::get().to(metadata::metadata),
+        )
         .route("/.well-known/jwks.json", web::get().to(metadata::jwks));
 }
 
@@ -26,10 +29,16 @@ pub struct Form(HashMap<String, String>);
 
 impl Form {
     pub fn parse(req: &HttpRequest, body: &[u8]) -> Result<Self, OAuthError> {
-        let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         let mime = content_type.split(';').next().unwrap_or("").trim();
         if !mime.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
-            return Err(OAuthError::invalid_request("expected Content-Type: application/x-www-form-urlencoded"));
+            return Err(OAuthError::invalid_request(
+                "expected Content-Type: application/x-www-form-urlencoded",
+            ));
         }
         if std::str::from_utf8(body).is_err() {
             return Err(OAuthError::invalid_request("the request body is not UTF-8"));
@@ -41,7 +50,9 @@ impl Form {
                 return Err(OAuthError::invalid_request("parameters must be UTF-8"));
             }
             if params.insert(key.to_string(), value.into_owned()).is_some() {
-                return Err(OAuthError::invalid_request(format!("parameter {key} is repeated")));
+                return Err(OAuthError::invalid_request(format!(
+                    "parameter {key} is repeated"
+                )));
             }
         }
         Ok(Self(params))
@@ -49,7 +60,10 @@ impl Form {
 
     /// A parameter; an empty value counts as absent (RFC 6749 §3.1).
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(String::as_str).filter(|v| !v.is_empty())
+        self.0
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 }
 
@@ -62,31 +76,50 @@ pub struct ClientCredentials {
 
 /// Reads client credentials from HTTP Basic or the form, refusing both at
 /// once. `Ok(None)` when none were sent.
-pub fn client_credentials(req: &HttpRequest, form: &Form) -> Result<Option<ClientCredentials>, OAuthError> {
+pub fn client_credentials(
+    req: &HttpRequest,
+    form: &Form,
+) -> Result<Option<ClientCredentials>, OAuthError> {
     let in_form = form.get("client_id").is_some() || form.get("client_secret").is_some();
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return match (form.get("client_id"), form.get("client_secret")) {
-            (Some(id), Some(secret)) => Ok(Some(ClientCredentials { client_id: id.to_owned(), secret: secret.to_owned(), basic: false })),
+            (Some(id), Some(secret)) => Ok(Some(ClientCredentials {
+                client_id: id.to_owned(),
+                secret: secret.to_owned(),
+                basic: false,
+            })),
             (None, None) => Ok(None),
             _ => Err(OAuthError::invalid_client(false)),
         };
     };
-    let value = value.to_str().map_err(|_| OAuthError::invalid_client(true))?;
-    let Some((scheme, encoded)) = value.split_once(' ') else { return Err(OAuthError::invalid_client(true)) };
+    let value = value
+        .to_str()
+        .map_err(|_| OAuthError::invalid_client(true))?;
+    let Some((scheme, encoded)) = value.split_once(' ') else {
+        return Err(OAuthError::invalid_client(true));
+    };
     if !scheme.eq_ignore_ascii_case("basic") {
         // A Bearer header is not client authentication (introspection accepts it separately).
         return if in_form {
-            Err(OAuthError::invalid_request("use one client authentication method"))
+            Err(OAuthError::invalid_request(
+                "use one client authentication method",
+            ))
         } else {
             Ok(None)
         };
     }
     if in_form {
-        return Err(OAuthError::invalid_request("use one client authentication method, not Basic and form fields both"));
+        return Err(OAuthError::invalid_request(
+            "use one client authentication method, not Basic and form fields both",
+        ));
     }
-    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| OAuthError::invalid_client(true))?;
+    let decoded = STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| OAuthError::invalid_client(true))?;
     let decoded = String::from_utf8(decoded).map_err(|_| OAuthError::invalid_client(true))?;
-    let (id, secret) = decoded.split_once(':').ok_or_else(|| OAuthError::invalid_client(true))?;
+    let (id, secret) = decoded
+        .split_once(':')
+        .ok_or_else(|| OAuthError::invalid_client(true))?;
     // RFC 6749 §2.3.1: both parts are form-urlencoded before Basic encoding.
     let unescape = |s: &str| -> Result<String, OAuthError> {
         let plus_as_space = s.replace('+', "%20");
@@ -100,12 +133,25 @@ pub fn client_credentials(req: &HttpRequest, form: &Form) -> Result<Option<Clien
     if client_id.is_empty() {
         return Err(OAuthError::invalid_client(true));
     }
-    Ok(Some(ClientCredentials { client_id, secret, basic: true }))
+    Ok(Some(ClientCredentials {
+        client_id,
+        secret,
+        basic: true,
+    }))
 }
 
 /// Checks presented credentials: the enabled machine user, or `invalid_client`.
-pub async fn authenticate_client(state: &AppState, creds: &ClientCredentials) -> Result<principal::Model, OAuthError> {
-    match crate::domain::principals::authenticate_client(&state.db.read, &creds.client_id, &creds.secret).await {
+pub async fn authenticate_client(
+    state: &AppState,
+    creds: &ClientCredentials,
+) -> Result<principal::Model, OAuthError> {
+    match crate::domain::principals::authenticate_client(
+        &state.db.read,
+        &creds.client_id,
+        &creds.secret,
+    )
+    .await
+    {
         Ok(Some((machine, secret_id))) => {
             state.tokens.usage.touch_secret(secret_id);
             Ok(machine)
@@ -116,5 +162,6 @@ pub async fn authenticate_client(state: &AppState, creds: &ClientCredentials) ->
 }
 
 pub fn no_store(res: &mut actix_web::HttpResponseBuilder) -> &mut actix_web::HttpResponseBuilder {
-    res.insert_header((header::CACHE_CONTROL, "no-store")).insert_header((header::PRAGMA, "no-cache"))
+    res.insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"))
 }

@@ -10,13 +10,23 @@ use crate::{
     http::{client_ip, errors::OAuthError},
 };
 
-pub async fn revoke(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, OAuthError> {
+pub async fn revoke(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, OAuthError> {
     let form = Form::parse(&req, &body)?;
-    let creds = client_credentials(&req, &form)?.ok_or_else(|| OAuthError::invalid_client(false))?;
+    let creds =
+        client_credentials(&req, &form)?.ok_or_else(|| OAuthError::invalid_client(false))?;
     let client = authenticate_client(&state, &creds).await?;
-    let token = form.get("token").ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+    let token = form
+        .get("token")
+        .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
     let actor = Actor {
-        principal: Some(PrincipalRef { id: client.id, username: client.username.clone() }),
+        principal: Some(PrincipalRef {
+            id: client.id,
+            username: client.username.clone(),
+        }),
         is_admin: false,
         ip: client_ip(&req),
         token_id: None,

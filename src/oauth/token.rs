@@ -10,7 +10,11 @@ use crate::{
     http::errors::OAuthError,
 };
 
-pub async fn token(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, OAuthError> {
+pub async fn token(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, OAuthError> {
     let form = Form::parse(&req, &body)?;
     let creds = client_credentials(&req, &form)?;
     match form.get("grant_type") {
@@ -57,8 +61,21 @@ pub async fn token(state: web::Data<AppState>, req: HttpRequest, body: web::Byte
         .tokens
         .mint(&machine, TokenKind::ClientCredentials, &scopes, ttl)
         .map_err(OAuthError::server_error)?;
-    let row = record_row(&minted, TokenKind::ClientCredentials, machine.id, "client_credentials", String::new(), &scopes, None);
-    state.tokens.recorder.record(row).await.map_err(OAuthError::server_error)?;
+    let row = record_row(
+        &minted,
+        TokenKind::ClientCredentials,
+        machine.id,
+        "client_credentials",
+        String::new(),
+        &scopes,
+        None,
+    );
+    state
+        .tokens
+        .recorder
+        .record(row)
+        .await
+        .map_err(OAuthError::server_error)?;
     state.metrics.issued(TokenKind::ClientCredentials.as_str());
     let body = json!({
         "access_token": minted.token,
@@ -66,5 +83,7 @@ pub async fn token(state: web::Data<AppState>, req: HttpRequest, body: web::Byte
         "expires_in": ttl,
         "scope": scopes.to_string(),
     });
-    Ok(no_store(&mut HttpResponse::Ok()).content_type("application/json").body(body.to_string()))
+    Ok(no_store(&mut HttpResponse::Ok())
+        .content_type("application/json")
+        .body(body.to_string()))
 }

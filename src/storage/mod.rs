@@ -48,14 +48,25 @@ impl Db {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        if let Some(dir) = options.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Some(dir) = options
+            .get_filename()
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
             if url.contains("mode=rwc") && !dir.exists() {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("cannot create database directory {} (TESSERA_DATABASE_URL)", dir.display()))?;
+                std::fs::create_dir_all(dir).with_context(|| {
+                    format!(
+                        "cannot create database directory {} (TESSERA_DATABASE_URL)",
+                        dir.display()
+                    )
+                })?;
             }
         }
         let open_err = |e: sqlx::Error| {
-            anyhow::anyhow!("cannot open database {} (TESSERA_DATABASE_URL): {e}", options.get_filename().display())
+            anyhow::anyhow!(
+                "cannot open database {} (TESSERA_DATABASE_URL): {e}",
+                options.get_filename().display()
+            )
         };
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
@@ -63,7 +74,10 @@ impl Db {
             .await
             .map_err(open_err)?;
         // Fail now, not on the first write, when the file is read-only.
-        sqlx::query("PRAGMA user_version = 0").execute(&writer).await.map_err(open_err)?;
+        sqlx::query("PRAGMA user_version = 0")
+            .execute(&writer)
+            .await
+            .map_err(open_err)?;
         let readers = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options.clone().read_only(true))
@@ -82,12 +96,17 @@ impl Db {
             .acquire_timeout(Duration::from_secs(10))
             .connect(url)
             .await
-            .map_err(|e| anyhow::anyhow!("cannot connect to database (TESSERA_DATABASE_URL): {e}"))?;
+            .map_err(|e| {
+                anyhow::anyhow!("cannot connect to database (TESSERA_DATABASE_URL): {e}")
+            })?;
         let conn = SqlxPostgresConnector::from_sqlx_postgres_pool(pool.clone());
         Ok(Self {
             read: conn.clone(),
             write: conn,
-            changes: Arc::new(ChangeFeed { pg: Some(pool), ..ChangeFeed::default() }),
+            changes: Arc::new(ChangeFeed {
+                pg: Some(pool),
+                ..ChangeFeed::default()
+            }),
         })
     }
 
@@ -96,7 +115,9 @@ impl Db {
     }
 
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        Migrator::up(&self.write, None).await.context("cannot apply database migrations")
+        Migrator::up(&self.write, None)
+            .await
+            .context("cannot apply database migrations")
     }
 
     pub async fn ping(&self) -> bool {
@@ -146,7 +167,12 @@ impl ChangeFeed {
 
     async fn notify(&self, what: &str) {
         if let Some(pool) = &self.pg {
-            if let Err(e) = sqlx::query("SELECT pg_notify($1, $2)").bind(CHANGE_CHANNEL).bind(what).execute(pool).await {
+            if let Err(e) = sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANGE_CHANNEL)
+                .bind(what)
+                .execute(pool)
+                .await
+            {
                 // The other instances stop trusting their caches when their
                 // listener fails; here we can only report.
                 tracing::error!(error = %e, "cannot notify other instances of a change");
@@ -182,10 +208,14 @@ impl ChangeFeed {
                                 }
                             }
                             feed.listening.store(false, Ordering::Release);
-                            tracing::warn!("change listener disconnected; caches are bypassed until it reconnects");
+                            tracing::warn!(
+                                "change listener disconnected; caches are bypassed until it reconnects"
+                            );
                         }
                     }
-                    Err(e) => tracing::warn!(error = %e, "cannot connect the change listener; retrying"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot connect the change listener; retrying")
+                    }
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }

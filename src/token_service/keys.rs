@@ -14,15 +14,15 @@ use aws_lc_rs::{
     rand::SystemRandom,
     rsa::KeySize,
     signature::{
-        ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
+        ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RSA_PKCS1_SHA256,
+        RsaKeyPair,
     },
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DeriveActiveEnum, EntityTrait, EnumIter, QueryFilter, QuerySelect,
-    sea_query::StringLen,
-    TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DeriveActiveEnum, EntityTrait, EnumIter,
+    QueryFilter, QuerySelect, TransactionTrait, sea_query::StringLen,
 };
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -118,11 +118,16 @@ impl LoadedKey {
     pub fn sign(&self, message: &[u8]) -> anyhow::Result<Vec<u8>> {
         let rng = SystemRandom::new();
         Ok(match &self.signer {
-            Signer::Ec(k) => k.sign(&rng, message).map_err(|_| anyhow!("ECDSA signing failed"))?.as_ref().to_vec(),
+            Signer::Ec(k) => k
+                .sign(&rng, message)
+                .map_err(|_| anyhow!("ECDSA signing failed"))?
+                .as_ref()
+                .to_vec(),
             Signer::Ed(k) => k.sign(message).as_ref().to_vec(),
             Signer::Rsa(k) => {
                 let mut sig = vec![0; k.public_modulus_len()];
-                k.sign(&RSA_PKCS1_SHA256, &rng, message, &mut sig).map_err(|_| anyhow!("RSA signing failed"))?;
+                k.sign(&RSA_PKCS1_SHA256, &rng, message, &mut sig)
+                    .map_err(|_| anyhow!("RSA signing failed"))?;
                 sig
             }
         })
@@ -134,20 +139,35 @@ fn b64(bytes: &[u8]) -> String {
 }
 
 /// Parses a PKCS#8 private key and derives everything needed to sign and verify.
-fn load(kid: &str, alg: KeyAlg, pkcs8: &[u8], created_at: OffsetDateTime, retired_at: Option<OffsetDateTime>) -> anyhow::Result<LoadedKey> {
+fn load(
+    kid: &str,
+    alg: KeyAlg,
+    pkcs8: &[u8],
+    created_at: OffsetDateTime,
+    retired_at: Option<OffsetDateTime>,
+) -> anyhow::Result<LoadedKey> {
     let (signer, jwk, decoding) = match alg {
         KeyAlg::Es256 => {
-            let k = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8).map_err(|e| anyhow!("EC key: {e}"))?;
+            let k = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8)
+                .map_err(|e| anyhow!("EC key: {e}"))?;
             let point = k.public_key().as_ref();
             let (x, y) = (b64(&point[1..33]), b64(&point[33..65]));
             let decoding = DecodingKey::from_ec_components(&x, &y)?;
-            (Signer::Ec(k), json!({"kty": "EC", "crv": "P-256", "x": x, "y": y}), decoding)
+            (
+                Signer::Ec(k),
+                json!({"kty": "EC", "crv": "P-256", "x": x, "y": y}),
+                decoding,
+            )
         }
         KeyAlg::EdDsa => {
             let k = Ed25519KeyPair::from_pkcs8(pkcs8).map_err(|e| anyhow!("Ed25519 key: {e}"))?;
             let x = b64(k.public_key().as_ref());
             let decoding = DecodingKey::from_ed_components(&x)?;
-            (Signer::Ed(k), json!({"kty": "OKP", "crv": "Ed25519", "x": x}), decoding)
+            (
+                Signer::Ed(k),
+                json!({"kty": "OKP", "crv": "Ed25519", "x": x}),
+                decoding,
+            )
         }
         KeyAlg::Rs256 => {
             let k = RsaKeyPair::from_pkcs8(pkcs8).map_err(|e| anyhow!("RSA key: {e}"))?;
@@ -157,7 +177,11 @@ fn load(kid: &str, alg: KeyAlg, pkcs8: &[u8], created_at: OffsetDateTime, retire
                 b64(public.exponent().big_endian_without_leading_zero()),
             );
             let decoding = DecodingKey::from_rsa_components(&n, &e)?;
-            (Signer::Rsa(k), json!({"kty": "RSA", "n": n, "e": e}), decoding)
+            (
+                Signer::Rsa(k),
+                json!({"kty": "RSA", "n": n, "e": e}),
+                decoding,
+            )
         }
     };
     let mut jwk = jwk;
@@ -184,10 +208,17 @@ fn generate_pkcs8(alg: KeyAlg) -> anyhow::Result<Vec<u8>> {
             .map_err(|_| anyhow!("EC key generation failed"))?
             .as_ref()
             .to_vec(),
-        KeyAlg::EdDsa => Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| anyhow!("Ed25519 key generation failed"))?.as_ref().to_vec(),
+        KeyAlg::EdDsa => Ed25519KeyPair::generate_pkcs8(&rng)
+            .map_err(|_| anyhow!("Ed25519 key generation failed"))?
+            .as_ref()
+            .to_vec(),
         KeyAlg::Rs256 => {
-            let k = RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| anyhow!("RSA key generation failed"))?;
-            k.as_der().map_err(|_| anyhow!("RSA key encoding failed"))?.as_ref().to_vec()
+            let k = RsaKeyPair::generate(KeySize::Rsa2048)
+                .map_err(|_| anyhow!("RSA key generation failed"))?;
+            k.as_der()
+                .map_err(|_| anyhow!("RSA key encoding failed"))?
+                .as_ref()
+                .to_vec()
         }
     })
 }
@@ -202,7 +233,11 @@ fn seal(master: &MasterKey, kid: &str, plaintext: &[u8]) -> Vec<u8> {
     let nonce_bytes = random_bytes::<NONCE_LEN>();
     let mut data = plaintext.to_vec();
     aead_key(master)
-        .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce_bytes), Aad::from(kid.as_bytes()), &mut data)
+        .seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce_bytes),
+            Aad::from(kid.as_bytes()),
+            &mut data,
+        )
         .expect("AES-GCM sealing cannot fail for small inputs");
     let mut out = nonce_bytes.to_vec();
     out.extend_from_slice(&data);
@@ -241,7 +276,11 @@ pub struct KeyInfo {
     pub retires_after: Option<OffsetDateTime>,
 }
 
-async fn insert_key(db: &impl ConnectionTrait, master: &MasterKey, alg: KeyAlg) -> anyhow::Result<signing_key::Model> {
+async fn insert_key(
+    db: &impl ConnectionTrait,
+    master: &MasterKey,
+    alg: KeyAlg,
+) -> anyhow::Result<signing_key::Model> {
     let kid = b64(&random_bytes::<12>());
     let pkcs8 = tokio::task::spawn_blocking(move || generate_pkcs8(alg)).await??;
     // Loading checks the generated key before it is stored.
@@ -255,13 +294,21 @@ async fn insert_key(db: &impl ConnectionTrait, master: &MasterKey, alg: KeyAlg) 
         created_at: Set(clock::now()),
         retired_at: Set(None),
     };
-    signing_key::Entity::insert(model).exec_without_returning(db).await?;
-    signing_key::Entity::find_by_id(kid).one(db).await?.context("inserted key vanished")
+    signing_key::Entity::insert(model)
+        .exec_without_returning(db)
+        .await?;
+    signing_key::Entity::find_by_id(kid)
+        .one(db)
+        .await?
+        .context("inserted key vanished")
 }
 
 /// Makes sure an active key exists (first start).
 pub async fn ensure_active(db: &Db, master: &MasterKey, alg: KeyAlg) -> anyhow::Result<()> {
-    let active = signing_key::Entity::find().filter(signing_key::Column::State.eq(KeyState::Active)).one(&db.read).await?;
+    let active = signing_key::Entity::find()
+        .filter(signing_key::Column::State.eq(KeyState::Active))
+        .one(&db.read)
+        .await?;
     if active.is_none() {
         insert_key(&db.write, master, alg).await?;
     }
@@ -270,7 +317,12 @@ pub async fn ensure_active(db: &Db, master: &MasterKey, alg: KeyAlg) -> anyhow::
 
 /// Retires the active key and creates a new one. Running instances pick it up
 /// on their next reload (within 30 s).
-pub async fn rotate(db: &Db, master: &MasterKey, alg: KeyAlg, actor: &Actor) -> anyhow::Result<String> {
+pub async fn rotate(
+    db: &Db,
+    master: &MasterKey,
+    alg: KeyAlg,
+    actor: &Actor,
+) -> anyhow::Result<String> {
     actor.require_admin()?;
     let master = master.clone();
     let actor = actor.clone();
@@ -280,14 +332,27 @@ pub async fn rotate(db: &Db, master: &MasterKey, alg: KeyAlg, actor: &Actor) -> 
             Box::pin(async move {
                 let now = clock::now();
                 signing_key::Entity::update_many()
-                    .col_expr(signing_key::Column::State, sea_orm::sea_query::Expr::value(KeyState::Retired))
-                    .col_expr(signing_key::Column::RetiredAt, sea_orm::sea_query::Expr::value(now))
+                    .col_expr(
+                        signing_key::Column::State,
+                        sea_orm::sea_query::Expr::value(KeyState::Retired),
+                    )
+                    .col_expr(
+                        signing_key::Column::RetiredAt,
+                        sea_orm::sea_query::Expr::value(now),
+                    )
                     .filter(signing_key::Column::State.eq(KeyState::Active))
                     .exec(tx)
                     .await?;
                 let key = insert_key(tx, &master, alg).await?;
-                audit::record(tx, &actor, "key.rotate", "signing_key", Some(key.kid.clone()), json!({"alg": alg.as_str()}))
-                    .await?;
+                audit::record(
+                    tx,
+                    &actor,
+                    "key.rotate",
+                    "signing_key",
+                    Some(key.kid.clone()),
+                    json!({"alg": alg.as_str()}),
+                )
+                .await?;
                 Ok(key.kid)
             })
         })
@@ -301,7 +366,9 @@ pub async fn rotate(db: &Db, master: &MasterKey, alg: KeyAlg, actor: &Actor) -> 
 }
 
 /// Latest expiry of the tokens each key signed.
-async fn last_expiries(db: &impl ConnectionTrait) -> anyhow::Result<HashMap<String, OffsetDateTime>> {
+async fn last_expiries(
+    db: &impl ConnectionTrait,
+) -> anyhow::Result<HashMap<String, OffsetDateTime>> {
     let rows: Vec<(String, Option<OffsetDateTime>)> = token::Entity::find()
         .select_only()
         .column(token::Column::Kid)
@@ -310,7 +377,10 @@ async fn last_expiries(db: &impl ConnectionTrait) -> anyhow::Result<HashMap<Stri
         .into_tuple()
         .all(db)
         .await?;
-    Ok(rows.into_iter().filter_map(|(kid, exp)| exp.map(|e| (kid, e))).collect())
+    Ok(rows
+        .into_iter()
+        .filter_map(|(kid, exp)| exp.map(|e| (kid, e)))
+        .collect())
 }
 
 pub async fn list(db: &impl ConnectionTrait) -> anyhow::Result<Vec<KeyInfo>> {
@@ -322,7 +392,12 @@ pub async fn list(db: &impl ConnectionTrait) -> anyhow::Result<Vec<KeyInfo>> {
         .map(|k| KeyInfo {
             retires_after: match k.state {
                 KeyState::Active => None,
-                KeyState::Retired => Some(expiries.get(&k.kid).copied().unwrap_or(k.retired_at.unwrap_or(k.created_at))),
+                KeyState::Retired => Some(
+                    expiries
+                        .get(&k.kid)
+                        .copied()
+                        .unwrap_or(k.retired_at.unwrap_or(k.created_at)),
+                ),
             },
             kid: k.kid,
             alg: k.alg,
@@ -334,14 +409,19 @@ pub async fn list(db: &impl ConnectionTrait) -> anyhow::Result<Vec<KeyInfo>> {
 }
 
 /// Builds the ring from the database, reusing already-decrypted keys.
-pub async fn load_ring(db: &impl ConnectionTrait, master: &MasterKey, previous: Option<&KeyRing>) -> anyhow::Result<KeyRing> {
+pub async fn load_ring(
+    db: &impl ConnectionTrait,
+    master: &MasterKey,
+    previous: Option<&KeyRing>,
+) -> anyhow::Result<KeyRing> {
     let now = clock::now();
     let expiries = last_expiries(db).await?;
     let rows = signing_key::Entity::find().all(db).await?;
     let mut by_kid = HashMap::new();
     let mut active: Option<Arc<LoadedKey>> = None;
     for row in rows {
-        let live = row.state == KeyState::Active || expiries.get(&row.kid).is_some_and(|exp| *exp > now);
+        let live =
+            row.state == KeyState::Active || expiries.get(&row.kid).is_some_and(|exp| *exp > now);
         if !live {
             continue;
         }
@@ -349,10 +429,20 @@ pub async fn load_ring(db: &impl ConnectionTrait, master: &MasterKey, previous: 
             Some(k) if k.retired_at == row.retired_at => k.clone(),
             _ => {
                 let pkcs8 = open(master, &row.kid, &row.private_key)?;
-                Arc::new(load(&row.kid, row.alg, &pkcs8, row.created_at, row.retired_at)?)
+                Arc::new(load(
+                    &row.kid,
+                    row.alg,
+                    &pkcs8,
+                    row.created_at,
+                    row.retired_at,
+                )?)
             }
         };
-        if row.state == KeyState::Active && active.as_ref().is_none_or(|a| (a.created_at, &a.kid) < (key.created_at, &key.kid)) {
+        if row.state == KeyState::Active
+            && active
+                .as_ref()
+                .is_none_or(|a| (a.created_at, &a.kid) < (key.created_at, &key.kid))
+        {
             active = Some(key.clone());
         }
         by_kid.insert(row.kid, key);
@@ -361,7 +451,11 @@ pub async fn load_ring(db: &impl ConnectionTrait, master: &MasterKey, previous: 
     let mut keys: Vec<&Arc<LoadedKey>> = by_kid.values().collect();
     keys.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.kid.cmp(&a.kid)));
     let jwks = json!({"keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()}).to_string();
-    Ok(KeyRing { active, by_kid, jwks })
+    Ok(KeyRing {
+        active,
+        by_kid,
+        jwks,
+    })
 }
 
 #[cfg(test)]
@@ -375,9 +469,21 @@ mod tests {
             let key = load("kid1", alg, &pkcs8, clock::now(), None).unwrap();
             let message = b"header.payload";
             let sig = key.sign(message).unwrap();
-            let ok = jsonwebtoken::crypto::verify(&b64(&sig), message, &key.decoding, alg.jwt_algorithm()).unwrap();
+            let ok = jsonwebtoken::crypto::verify(
+                &b64(&sig),
+                message,
+                &key.decoding,
+                alg.jwt_algorithm(),
+            )
+            .unwrap();
             assert!(ok, "{alg} signature should verify");
-            let bad = jsonwebtoken::crypto::verify(&b64(&sig), b"header.other", &key.decoding, alg.jwt_algorithm()).unwrap();
+            let bad = jsonwebtoken::crypto::verify(
+                &b64(&sig),
+                b"header.other",
+                &key.decoding,
+                alg.jwt_algorithm(),
+            )
+            .unwrap();
             assert!(!bad, "{alg} signature over other bytes must not verify");
         }
     }

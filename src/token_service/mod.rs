@@ -132,7 +132,11 @@ const CACHE_TTL: Duration = Duration::from_secs(60);
 pub const KEY_RELOAD_EVERY: Duration = Duration::from_secs(30);
 
 impl TokenService {
-    pub async fn start(db: Db, settings: &Settings, master: MasterKey) -> anyhow::Result<Arc<Self>> {
+    pub async fn start(
+        db: Db,
+        settings: &Settings,
+        master: MasterKey,
+    ) -> anyhow::Result<Arc<Self>> {
         keys::ensure_active(&db, &master, settings.signing_alg).await?;
         let ring = keys::load_ring(&db.read, &master, None).await?;
         let service = Arc::new(Self {
@@ -145,7 +149,10 @@ impl TokenService {
             keys_loaded_epoch: std::sync::atomic::AtomicU64::new(0),
             ring: RwLock::new(Arc::new(ring)),
             last_reload: std::sync::Mutex::new(std::time::Instant::now()),
-            cache: Cache::builder().max_capacity(200_000).time_to_live(CACHE_TTL).build(),
+            cache: Cache::builder()
+                .max_capacity(200_000)
+                .time_to_live(CACHE_TTL)
+                .build(),
         });
         Ok(service)
     }
@@ -160,7 +167,9 @@ impl TokenService {
                 tick.tick().await;
                 let Some(service) = me.upgrade() else { return };
                 seconds += 1;
-                let keys_stale = service.keys_loaded_epoch.load(std::sync::atomic::Ordering::Acquire)
+                let keys_stale = service
+                    .keys_loaded_epoch
+                    .load(std::sync::atomic::Ordering::Acquire)
                     != service.db.changes.keys_epoch();
                 if keys_stale || seconds % KEY_RELOAD_EVERY.as_secs() == 0 {
                     if let Err(e) = service.reload_keys().await {
@@ -185,7 +194,8 @@ impl TokenService {
         let previous = self.ring();
         let ring = keys::load_ring(&self.db.read, &self.master, Some(&previous)).await?;
         *self.ring.write().expect("key ring lock") = Arc::new(ring);
-        self.keys_loaded_epoch.store(epoch, std::sync::atomic::Ordering::Release);
+        self.keys_loaded_epoch
+            .store(epoch, std::sync::atomic::Ordering::Release);
         *self.last_reload.lock().expect("reload lock") = std::time::Instant::now();
         Ok(())
     }
@@ -204,7 +214,13 @@ impl TokenService {
 
     /// Signs a token with the active key. The caller records it before
     /// handing it out.
-    pub fn mint(&self, owner: &principal::Model, kind: TokenKind, scopes: &ScopeSet, lifetime_secs: i64) -> anyhow::Result<Minted> {
+    pub fn mint(
+        &self,
+        owner: &principal::Model,
+        kind: TokenKind,
+        scopes: &ScopeSet,
+        lifetime_secs: i64,
+    ) -> anyhow::Result<Minted> {
         let ring = self.ring();
         let key = &ring.active;
         let issued_at = clock::now();
@@ -231,11 +247,22 @@ impl TokenService {
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(&signature, &mut token);
         let digest = Digest::of(&token);
-        Ok(Minted { token, jti, kid: key.kid.clone(), issued_at, expires_at, digest })
+        Ok(Minted {
+            token,
+            jti,
+            kid: key.kid.clone(),
+            issued_at,
+            expires_at,
+            digest,
+        })
     }
 
     /// Validates a presented token and records its use.
-    pub async fn authenticate(&self, token: &str, ip: Option<&str>) -> Result<Arc<AuthInfo>, Rejection> {
+    pub async fn authenticate(
+        &self,
+        token: &str,
+        ip: Option<&str>,
+    ) -> Result<Arc<AuthInfo>, Rejection> {
         let info = self.validate(token).await?;
         self.usage.touch_token(info.token_id, ip);
         Ok(info)
@@ -252,7 +279,11 @@ impl TokenService {
         if feed.cache_usable() {
             if let Some(entry) = self.cache.get(&digest) {
                 if entry.epoch == feed.epoch() {
-                    return if entry.info.exp > now { Ok(entry.info.clone()) } else { Err(Rejection::Expired) };
+                    return if entry.info.exp > now {
+                        Ok(entry.info.clone())
+                    } else {
+                        Err(Rejection::Expired)
+                    };
                 }
             }
         }
@@ -261,7 +292,13 @@ impl TokenService {
         let epoch = feed.epoch();
         let info = Arc::new(self.validate_uncached(token, digest).await?);
         if feed.cache_usable() {
-            self.cache.insert(digest, Arc::new(CacheEntry { epoch, info: info.clone() }));
+            self.cache.insert(
+                digest,
+                Arc::new(CacheEntry {
+                    epoch,
+                    info: info.clone(),
+                }),
+            );
         }
         Ok(info)
     }
@@ -316,7 +353,10 @@ impl TokenService {
         let kid = header.kid.ok_or(Rejection::Invalid)?;
         let key = match self.ring().by_kid.get(&kid).cloned() {
             Some(k) => k,
-            None => self.key_after_reload(&kid).await.ok_or(Rejection::Invalid)?,
+            None => self
+                .key_after_reload(&kid)
+                .await
+                .ok_or(Rejection::Invalid)?,
         };
         if header.alg != key.alg.jwt_algorithm() {
             return Err(Rejection::Invalid);
@@ -329,7 +369,9 @@ impl TokenService {
         validation.set_required_spec_claims(&["exp", "iat", "nbf", "iss", "aud", "sub", "jti"]);
         match jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation) {
             Ok(data) => Ok(data.claims),
-            Err(e) if matches!(e.kind(), jsonwebtoken::errors::ErrorKind::ExpiredSignature) => Err(Rejection::Expired),
+            Err(e) if matches!(e.kind(), jsonwebtoken::errors::ErrorKind::ExpiredSignature) => {
+                Err(Rejection::Expired)
+            }
             Err(_) => Err(Rejection::Invalid),
         }
     }

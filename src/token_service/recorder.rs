@@ -23,7 +23,9 @@ impl Recorder {
             let mut batch = Vec::with_capacity(MAX_BATCH);
             while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
                 let (rows, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
-                let result = token::Entity::insert_many(rows.clone()).exec_without_returning(&db).await;
+                let result = token::Entity::insert_many(rows.clone())
+                    .exec_without_returning(&db)
+                    .await;
                 match result {
                     Ok(_) => {
                         for reply in replies {
@@ -46,7 +48,10 @@ impl Recorder {
     /// Records `row`, returning once it is committed.
     pub async fn record(&self, row: token::ActiveModel) -> anyhow::Result<()> {
         let (reply, done) = oneshot::channel();
-        self.tx.send((row, reply)).await.map_err(|_| anyhow::anyhow!("token recorder stopped"))?;
+        self.tx
+            .send((row, reply))
+            .await
+            .map_err(|_| anyhow::anyhow!("token recorder stopped"))?;
         done.await
             .map_err(|_| anyhow::anyhow!("token recorder stopped"))?
             .map_err(|e| anyhow::anyhow!("cannot record token: {e}"))

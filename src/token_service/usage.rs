@@ -4,7 +4,9 @@
 
 use std::{collections::HashMap, sync::Mutex};
 
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait, sea_query::Expr};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait, sea_query::Expr,
+};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -36,10 +38,16 @@ impl UsageTracker {
     }
 
     pub fn touch_secret(&self, id: Uuid) {
-        self.secrets.lock().expect("usage lock").insert(id, clock::now());
+        self.secrets
+            .lock()
+            .expect("usage lock")
+            .insert(id, clock::now());
     }
 
-    pub async fn flush<C: ConnectionTrait + TransactionTrait>(&self, db: &C) -> Result<(), sea_orm::DbErr> {
+    pub async fn flush<C: ConnectionTrait + TransactionTrait>(
+        &self,
+        db: &C,
+    ) -> Result<(), sea_orm::DbErr> {
         let tokens = std::mem::take(&mut *self.tokens.lock().expect("usage lock"));
         let secrets = std::mem::take(&mut *self.secrets.lock().expect("usage lock"));
         if tokens.is_empty() && secrets.is_empty() {
