@@ -50,6 +50,8 @@ pub struct Claims {
 
 /// A freshly signed token, not yet recorded.
 pub struct Minted {
+    /// The record's id; the `jti` is its text form, so both index append-only.
+    pub id: Uuid,
     pub token: String,
     pub jti: String,
     pub kid: String,
@@ -237,7 +239,8 @@ impl TokenService {
         let key = &ring.active;
         let issued_at = clock::now();
         let expires_at = issued_at + time::Duration::seconds(lifetime_secs);
-        let jti = Uuid::new_v4().to_string();
+        let id = Uuid::now_v7();
+        let jti = id.to_string();
         let claims = Claims {
             iss: self.issuer.clone(),
             sub: owner.id.to_string(),
@@ -254,6 +257,7 @@ impl TokenService {
         let token = key.sign_jwt(&payload)?;
         let digest = Digest::of(&token);
         Ok(Minted {
+            id,
             token,
             jti,
             kid: key.kid.clone(),
