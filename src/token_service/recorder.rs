@@ -20,12 +20,17 @@ pub struct Recorder {
     tx: mpsc::Sender<Job>,
 }
 
-async fn insert_batch(db: &DatabaseConnection, mut rows: Vec<token::ActiveModel>) -> Result<(), DbErr> {
+async fn insert_batch(
+    db: &DatabaseConnection,
+    mut rows: Vec<token::ActiveModel>,
+) -> Result<(), DbErr> {
     let tx = db.begin().await?;
     for size in CHUNKS {
         while rows.len() >= size {
             let rest = rows.split_off(size);
-            token::Entity::insert_many(std::mem::replace(&mut rows, rest)).exec_without_returning(&tx).await?;
+            token::Entity::insert_many(std::mem::replace(&mut rows, rest))
+                .exec_without_returning(&tx)
+                .await?;
         }
     }
     tx.commit().await
@@ -60,7 +65,10 @@ impl Recorder {
     /// Records `row`, returning once it is committed.
     pub async fn record(&self, row: token::ActiveModel) -> anyhow::Result<()> {
         let (reply, done) = oneshot::channel();
-        self.tx.send((row, reply)).await.map_err(|_| anyhow::anyhow!("token recorder stopped"))?;
+        self.tx
+            .send((row, reply))
+            .await
+            .map_err(|_| anyhow::anyhow!("token recorder stopped"))?;
         done.await
             .map_err(|_| anyhow::anyhow!("token recorder stopped"))?
             .map_err(|e| anyhow::anyhow!("cannot record token: {e}"))
