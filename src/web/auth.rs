@@ -53,9 +53,7 @@ pub async fn login_page(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, WebError> {
-    if session::current(&req, &state).await?.is_some() {
-        return Ok(see_other("/"));
-    }
+    // Shown even with a live session: signing in again replaces it.
     login_response(&req, &state, StatusCode::OK, String::new(), None)
 }
 
