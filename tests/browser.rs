@@ -264,7 +264,9 @@ async fn a_new_admin_does_everything_in_the_browser(backend: Backend) {
         .await;
     chrome.click("input[name=lifetime][value='7']").await;
     chrome.screenshot("token-new").await;
-    chrome.click_nav("form[action='/tokens/new'] button[type=submit]").await;
+    chrome
+        .click_nav("form[action='/tokens/new'] button[type=submit]")
+        .await;
     let secret = chrome.text("#secret").await;
     assert!(secret.split('.').count() == 3, "a JWT: {secret}");
     // The copy button appears only with JavaScript, which ran.
@@ -309,7 +311,9 @@ async fn a_new_admin_does_everything_in_the_browser(backend: Backend) {
         .await;
     assert!(chrome.source().await.contains("Saved."));
     chrome.screenshot("machine-user").await;
-    let res = app.client_credentials("billing", &client_secret, None).await;
+    let res = app
+        .client_credentials("billing", &client_secret, None)
+        .await;
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.expect("json");
     assert_eq!(body["expires_in"], 1800);

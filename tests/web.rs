@@ -34,8 +34,12 @@ impl Page {
 
     /// The secret on a shown-once page.
     fn secret(&self) -> String {
-        between(&self.body, r#"<code id="secret" class="secret">"#, "</code>")
-            .unwrap_or_else(|| panic!("no secret in page:\n{}", self.body))
+        between(
+            &self.body,
+            r#"<code id="secret" class="secret">"#,
+            "</code>",
+        )
+        .unwrap_or_else(|| panic!("no secret in page:\n{}", self.body))
     }
 }
 
@@ -276,7 +280,10 @@ async fn sign_in_sets_a_safe_cookie_and_sign_out_ends_the_session(backend: Backe
     assert!(cookie.contains("HttpOnly"), "{cookie}");
     assert!(cookie.contains("SameSite=Lax"), "{cookie}");
     assert!(cookie.contains("Path=/"), "{cookie}");
-    assert!(!cookie.contains("Secure"), "http public URL: no Secure flag");
+    assert!(
+        !cookie.contains("Secure"),
+        "http public URL: no Secure flag"
+    );
     let first_value = cookie
         .split(';')
         .next()
@@ -410,10 +417,19 @@ async fn state_changing_forms_without_the_csrf_token_are_refused(backend: Backen
         let mut wrong = vec![("csrf", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")];
         wrong.extend_from_slice(form);
         let res = b.post(path, &wrong).await;
-        assert_eq!(res.status, StatusCode::FORBIDDEN, "{path} with a wrong CSRF");
+        assert_eq!(
+            res.status,
+            StatusCode::FORBIDDEN,
+            "{path} with a wrong CSRF"
+        );
     }
     // Nothing was created.
-    assert!(!b.get("/admin/scopes").await.body.contains("<td><code>orders:read</code>"));
+    assert!(
+        !b.get("/admin/scopes")
+            .await
+            .body
+            .contains("<td><code>orders:read</code>")
+    );
     assert!(!b.get("/admin/users").await.body.contains("eve"));
     assert!(b.get("/tokens").await.body.contains("No tokens here yet"));
 
@@ -437,9 +453,7 @@ async fn state_changing_forms_without_the_csrf_token_are_refused(backend: Backen
 
 // ---------------------------------------------------------------- tokens
 
-async fn personal_tokens_are_shown_once_work_and_can_be_revoked_and_regenerated(
-    backend: Backend,
-) {
+async fn personal_tokens_are_shown_once_work_and_can_be_revoked_and_regenerated(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.create_user("alice", false);
     let b = Browser::signed_in(&app, "alice").await;
@@ -452,7 +466,10 @@ async fn personal_tokens_are_shown_once_work_and_can_be_revoked_and_regenerated(
         "a user is not offered admin scopes"
     );
     for days in ["7", "30", "60", "90", "365"] {
-        assert!(form.body.contains(&format!(r#"name="lifetime" value="{days}""#)));
+        assert!(
+            form.body
+                .contains(&format!(r#"name="lifetime" value="{days}""#))
+        );
     }
 
     let csrf = form.csrf();
@@ -491,15 +508,25 @@ async fn personal_tokens_are_shown_once_work_and_can_be_revoked_and_regenerated(
         assert!(!page.body.contains(&secret));
     }
     let dashboard = b.get("/").await;
-    assert!(dashboard.body.contains("laptop"), "expiring soon on the dashboard");
-    assert!(!dashboard.body.contains("Tokens issued per day"), "no admin chart");
+    assert!(
+        dashboard.body.contains("laptop"),
+        "expiring soon on the dashboard"
+    );
+    assert!(
+        !dashboard.body.contains("Tokens issued per day"),
+        "no admin chart"
+    );
 
     // A duplicate name is refused with the form kept.
     let dup = b
         .submit(
             "/tokens/new",
             "/tokens/new",
-            &[("name", "laptop"), ("scopes", "profile"), ("lifetime", "30")],
+            &[
+                ("name", "laptop"),
+                ("scopes", "profile"),
+                ("lifetime", "30"),
+            ],
         )
         .await;
     assert_eq!(dup.status, StatusCode::BAD_REQUEST);
@@ -526,7 +553,10 @@ async fn personal_tokens_are_shown_once_work_and_can_be_revoked_and_regenerated(
     let confirm = b.get(&format!("/tokens/{id2}/revoke")).await;
     assert!(confirm.body.contains("Revoke token"));
     let revoked = b
-        .post(&format!("/tokens/{id2}/revoke"), &[("csrf", &confirm.csrf())])
+        .post(
+            &format!("/tokens/{id2}/revoke"),
+            &[("csrf", &confirm.csrf())],
+        )
         .await;
     assert_eq!(revoked.status, StatusCode::SEE_OTHER);
     assert_eq!(me_status(&app, &secret2).await, 401);
@@ -623,7 +653,10 @@ async fn bad_input_gets_a_page_in_words_never_a_500(backend: Backend) {
             &[("name", "t"), ("scopes", "profile"), ("lifetime", "custom")],
             "choose a date",
         ),
-        (&[("name", "t"), ("lifetime", "30")], "choose at least one scope"),
+        (
+            &[("name", "t"), ("lifetime", "30")],
+            "choose at least one scope",
+        ),
         (
             &[("name", "t"), ("scopes", "nope:nope"), ("lifetime", "30")],
             "unknown scope",
@@ -718,7 +751,12 @@ async fn admins_manage_machine_users_secrets_and_machine_tokens(backend: Backend
         )
         .await;
     assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
-    let page_path = created.location().split('?').next().expect("path").to_owned();
+    let page_path = created
+        .location()
+        .split('?')
+        .next()
+        .expect("path")
+        .to_owned();
     let mu = b.get(&page_path).await;
     assert_eq!(mu.status, StatusCode::OK);
     assert!(mu.body.contains("Billing service"));
@@ -737,7 +775,10 @@ async fn admins_manage_machine_users_secrets_and_machine_tokens(backend: Backend
         .submit(&page_path, &format!("{page_path}/secrets"), &[])
         .await;
     assert_eq!(s.status, StatusCode::OK, "{}", s.body);
-    assert_eq!(s.headers.get(header::CACHE_CONTROL).expect("cc"), "no-store");
+    assert_eq!(
+        s.headers.get(header::CACHE_CONTROL).expect("cc"),
+        "no-store"
+    );
     let secret = s.secret();
     assert!(secret.starts_with("tsc_"));
     assert_eq!(
@@ -767,7 +808,10 @@ async fn admins_manage_machine_users_secrets_and_machine_tokens(backend: Backend
     let token = app.access_token("billing", &secret).await;
     assert_eq!(me_status(&app, &token).await, 200);
     let mu = b.get(&page_path).await;
-    assert!(!mu.body.contains(&secret), "the secret is never shown again");
+    assert!(
+        !mu.body.contains(&secret),
+        "the secret is never shown again"
+    );
     assert!(mu.body.contains(r#"value="15""#));
 
     // Two secrets at most; then one can be removed.
@@ -792,8 +836,12 @@ async fn admins_manage_machine_users_secrets_and_machine_tokens(backend: Backend
     let removed = b.post(&first_secret_delete, &[("csrf", &mu.csrf())]).await;
     assert_eq!(removed.status, StatusCode::SEE_OTHER);
     let remaining_ok = [
-        app.client_credentials("billing", &secret, None).await.status(),
-        app.client_credentials("billing", &secret2, None).await.status(),
+        app.client_credentials("billing", &secret, None)
+            .await
+            .status(),
+        app.client_credentials("billing", &secret2, None)
+            .await
+            .status(),
     ];
     assert_eq!(
         remaining_ok.iter().filter(|s| s.as_u16() == 200).count(),
@@ -824,7 +872,11 @@ async fn admins_manage_machine_users_secrets_and_machine_tokens(backend: Backend
         .submit(
             &page_path,
             &format!("{page_path}/tokens"),
-            &[("name", "x"), ("scopes", "tokens:write"), ("lifetime", "30")],
+            &[
+                ("name", "x"),
+                ("scopes", "tokens:write"),
+                ("lifetime", "30"),
+            ],
         )
         .await;
     assert_eq!(too_much.status, StatusCode::BAD_REQUEST);
@@ -833,8 +885,18 @@ async fn admins_manage_machine_users_secrets_and_machine_tokens(backend: Backend
     // Admin token list: filter, then revoke the machine token.
     let all = b.get("/admin/tokens?owner=billing&kind=machine").await;
     assert!(all.body.contains("nightly export"));
-    assert!(!b.get("/admin/tokens?q=zzz").await.body.contains("nightly export"));
-    assert!(b.get("/admin/tokens?q=NIGHTLY").await.body.contains("nightly export"));
+    assert!(
+        !b.get("/admin/tokens?q=zzz")
+            .await
+            .body
+            .contains("nightly export")
+    );
+    assert!(
+        b.get("/admin/tokens?q=NIGHTLY")
+            .await
+            .body
+            .contains("nightly export")
+    );
     let tid = between(&all.body, r#"href="/admin/tokens/"#, "\"").expect("token link");
     let revoke = b
         .submit(
@@ -904,7 +966,11 @@ async fn admins_manage_users_keys_and_see_the_dashboard(backend: Backend) {
         .submit(
             "/admin/users",
             "/admin/users",
-            &[("username", "erin"), ("password", "short"), ("role", "user")],
+            &[
+                ("username", "erin"),
+                ("password", "short"),
+                ("role", "user"),
+            ],
         )
         .await;
     assert_eq!(weak.status, StatusCode::BAD_REQUEST);
@@ -935,7 +1001,11 @@ async fn admins_manage_users_keys_and_see_the_dashboard(backend: Backend) {
         )
         .await;
     assert_eq!(promote.status, StatusCode::SEE_OTHER);
-    assert_eq!(erin.get("/admin/users").await.status, 200, "promoted at once");
+    assert_eq!(
+        erin.get("/admin/users").await.status,
+        200,
+        "promoted at once"
+    );
     let reset = b
         .submit(
             "/admin/users",
@@ -1006,7 +1076,12 @@ async fn static_assets_are_served_and_pages_are_not_cached(backend: Backend) {
     let b = Browser::new(&app);
     let css = b.get("/static/style.css").await;
     assert_eq!(css.status, 200);
-    assert!(css.headers[header::CONTENT_TYPE].to_str().unwrap_or("").starts_with("text/css"));
+    assert!(
+        css.headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap_or("")
+            .starts_with("text/css")
+    );
     let js = b.get("/static/copy.js").await;
     assert!(js.body.contains("clipboard"));
     let login = b.get("/login").await;

@@ -222,7 +222,11 @@ pub async fn any_admin(db: &impl ConnectionTrait) -> Result<bool, Error> {
         .is_some())
 }
 
-pub(super) fn blank(kind: PrincipalKind, username: Username, actor: &Actor) -> principal::ActiveModel {
+pub(super) fn blank(
+    kind: PrincipalKind,
+    username: Username,
+    actor: &Actor,
+) -> principal::ActiveModel {
     let now = clock::now();
     principal::ActiveModel {
         id: Set(Uuid::now_v7()),

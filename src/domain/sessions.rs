@@ -116,7 +116,10 @@ pub async fn lookup(db: &Db, master: &MasterKey, cookie: &str) -> Result<Option<
         return Ok(None);
     }
     let key = session_key(master, cookie);
-    let Some(row) = session::Entity::find_by_id(key.clone()).one(&db.read).await? else {
+    let Some(row) = session::Entity::find_by_id(key.clone())
+        .one(&db.read)
+        .await?
+    else {
         return Ok(None);
     };
     let now = clock::now();
@@ -424,6 +427,9 @@ mod tests {
         let now = clock::now();
         assert_eq!(relative(now + Duration::days(3), now), "in 3 days");
         assert_eq!(relative(now - Duration::hours(1), now), "1 hour ago");
-        assert_eq!(relative(now + Duration::seconds(5), now), "in less than a minute");
+        assert_eq!(
+            relative(now + Duration::seconds(5), now),
+            "in less than a minute"
+        );
     }
 }

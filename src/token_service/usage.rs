@@ -101,7 +101,10 @@ async fn count_validations<C: ConnectionTrait>(
     })
     .on_conflict(
         OnConflict::column(dv::Column::Day)
-            .value(dv::Column::Count, Expr::col((dv::Entity, dv::Column::Count)).add(n))
+            .value(
+                dv::Column::Count,
+                Expr::col((dv::Entity, dv::Column::Count)).add(n),
+            )
             .to_owned(),
     )
     .exec_without_returning(db)

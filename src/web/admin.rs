@@ -17,8 +17,8 @@ use super::{
 use crate::{
     app::AppState,
     domain::{
-        self, PageRequest, Role, TokenKind, TokenStatus, audit, is_admin_scope, principals,
-        scopes, stats,
+        self, PageRequest, Role, TokenKind, TokenStatus, audit, is_admin_scope, principals, scopes,
+        stats,
         tokens::{self, Access, NewToken, TokenFilter},
     },
     http::errors::WebError,
@@ -29,10 +29,19 @@ use crate::{
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin", web::get().to(admin_home))
         .route("/admin/machine-users", web::get().to(machine_users))
-        .route("/admin/machine-users/new", web::get().to(machine_user_new_page))
-        .route("/admin/machine-users/new", web::post().to(machine_user_create))
+        .route(
+            "/admin/machine-users/new",
+            web::get().to(machine_user_new_page),
+        )
+        .route(
+            "/admin/machine-users/new",
+            web::post().to(machine_user_create),
+        )
         .route("/admin/machine-users/{id}", web::get().to(machine_user))
-        .route("/admin/machine-users/{id}", web::post().to(machine_user_update))
+        .route(
+            "/admin/machine-users/{id}",
+            web::post().to(machine_user_update),
+        )
         .route(
             "/admin/machine-users/{id}/enabled",
             web::post().to(machine_user_enabled),
@@ -66,7 +75,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/users/{id}", web::post().to(user_update))
         .route("/admin/tokens", web::get().to(all_tokens))
         .route("/admin/tokens/{id}", web::get().to(admin_token))
-        .route("/admin/tokens/{id}/revoke", web::get().to(admin_revoke_page))
+        .route(
+            "/admin/tokens/{id}/revoke",
+            web::get().to(admin_revoke_page),
+        )
         .route("/admin/tokens/{id}/revoke", web::post().to(admin_revoke))
         .route("/admin/scopes", web::get().to(scopes_page))
         .route("/admin/scopes", web::post().to(scope_create))
@@ -168,10 +180,10 @@ pub async fn validations_per_day(
         .map_err(domain::Error::from)?;
     let fmt = time::macros::format_description!("[year]-[month]-[day]");
     for row in rows {
-        if let Ok(day) = Date::parse(&row.day, &fmt) {
-            if let Some(n) = counts.get_mut(&day) {
-                *n = u64::try_from(row.count).unwrap_or(0);
-            }
+        if let Ok(day) = Date::parse(&row.day, &fmt)
+            && let Some(n) = counts.get_mut(&day)
+        {
+            *n = u64::try_from(row.count).unwrap_or(0);
         }
     }
     Ok(counts.into_iter().collect())
@@ -623,7 +635,10 @@ async fn machine_token_create(
     match result {
         Ok(view) => secret_response(&SecretPage {
             l: Layout::new(&me, "machine-users"),
-            title: format!("Machine token “{}” for “{}”", view.name, view.owner.username),
+            title: format!(
+                "Machine token “{}” for “{}”",
+                view.name, view.owner.username
+            ),
             what: "machine token",
             secret: view.token.clone().unwrap_or_default(),
             facts: vec![
@@ -1094,8 +1109,9 @@ struct AuditPage {
 fn parse_day(raw: Option<&str>, field: &'static str) -> Result<Option<Date>, WebError> {
     let fmt = time::macros::format_description!("[year]-[month]-[day]");
     raw.map(|r| {
-        Date::parse(r, &fmt)
-            .map_err(|_| WebError::Domain(domain::Error::invalid(field, "is not a date (YYYY-MM-DD)")))
+        Date::parse(r, &fmt).map_err(|_| {
+            WebError::Domain(domain::Error::invalid(field, "is not a date (YYYY-MM-DD)"))
+        })
     })
     .transpose()
 }

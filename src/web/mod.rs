@@ -87,7 +87,9 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "updated" => "Saved.",
         "deleted" => "Deleted.",
         "secret-removed" => "The client secret was removed. It stops working at once.",
-        "rotated" => "A new signing key is active. Older keys keep verifying until their tokens expire.",
+        "rotated" => {
+            "A new signing key is active. Older keys keep verifying until their tokens expire."
+        }
         "password" => "The password was changed; the user's browser sessions were ended.",
         _ => return None,
     })

@@ -119,9 +119,7 @@ impl FromRequest for SignedIn {
                         "application state missing"
                     )))
                 })?;
-            current(&req, &state)
-                .await?
-                .ok_or(WebError::SignInRequired)
+            current(&req, &state).await?.ok_or(WebError::SignInRequired)
         })
     }
 }

@@ -114,12 +114,8 @@ pub async fn dashboard(
     let Some(me) = session::current(&req, &state).await? else {
         return Ok(see_other("/login"));
     };
-    let expiring = stats::expiring_tokens(
-        &state.db.read,
-        me.session.principal.id,
-        Duration::days(14),
-    )
-    .await?;
+    let expiring =
+        stats::expiring_tokens(&state.db.read, me.session.principal.id, Duration::days(14)).await?;
     let (chart, stale) = if me.session.is_admin() {
         let issued = stats::tokens_issued_per_day(&state.db.read, 30).await?;
         let validations = super::admin::validations_per_day(&state, 30).await?;
@@ -301,24 +297,22 @@ async fn create(
     let chosen = form.all("scopes");
     let max = state.settings.max_token_lifetime.seconds;
     let result = match lifetime_from(&form) {
-        Ok(lifetime) => {
-            tokens::create(
-                &state.db,
-                &state.tokens,
-                &me.actor(),
-                me.session.principal.id,
-                NewToken {
-                    name: form.get("name").unwrap_or("").to_owned(),
-                    description: form.get("description").map(str::to_owned),
-                    scopes: chosen.clone(),
-                    lifetime,
-                },
-                max,
-                None,
-            )
-            .await
-            .map_err(WebError::from)
-        }
+        Ok(lifetime) => tokens::create(
+            &state.db,
+            &state.tokens,
+            &me.actor(),
+            me.session.principal.id,
+            NewToken {
+                name: form.get("name").unwrap_or("").to_owned(),
+                description: form.get("description").map(str::to_owned),
+                scopes: chosen.clone(),
+                lifetime,
+            },
+            max,
+            None,
+        )
+        .await
+        .map_err(WebError::from),
         Err(e) => Err(e),
     };
     match result {

@@ -16,5 +16,10 @@ pub enum Relation {}
 impl ActiveModelBehavior for ActiveModel {}
 
 pub fn day_key(day: time::Date) -> String {
-    format!("{:04}-{:02}-{:02}", day.year(), day.month() as u8, day.day())
+    format!(
+        "{:04}-{:02}-{:02}",
+        day.year(),
+        day.month() as u8,
+        day.day()
+    )
 }
