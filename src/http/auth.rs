@@ -43,6 +43,7 @@ impl Bearer {
 
 /// The token of an `Authorization: Bearer …` header: `Ok(None)` when there is
 /// no Authorization header, `Err` when it is not a Bearer credential.
+#[allow(clippy::result_unit_err)]
 pub fn bearer_token(req: &HttpRequest) -> Result<Option<&str>, ()> {
     let mut values = req.headers().get_all(header::AUTHORIZATION);
     let Some(value) = values.next() else {
