@@ -1091,6 +1091,103 @@ async fn static_assets_are_served_and_pages_are_not_cached(backend: Backend) {
     assert!(login.body.contains(r#"<label for="password">"#));
 }
 
+// ---------------------------------------------------------------- timeouts
+
+/// Direct database access, through the same entities the server uses, to age
+/// rows in ways a test cannot wait for.
+async fn database(app: &TestApp) -> tessera::storage::Db {
+    tessera::storage::Db::connect(&app.db.url)
+        .await
+        .expect("database")
+}
+
+async fn expired_setup_codes_are_refused(backend: Backend) {
+    use sea_orm::{EntityTrait, sea_query::Expr};
+    use tessera::storage::entities::setup_code;
+    let (app, code) = TestApp::spawn_with_setup_code(backend).await;
+    let b = Browser::new(&app);
+    let path = format!("/setup?code={code}");
+    let csrf = b.get(&path).await.csrf();
+    let db = database(&app).await;
+    setup_code::Entity::update_many()
+        .col_expr(
+            setup_code::Column::ExpiresAt,
+            Expr::value(tessera::domain::clock::now() - time::Duration::minutes(1)),
+        )
+        .exec(&db.write)
+        .await
+        .expect("age the code");
+    assert_eq!(b.get(&path).await.status, StatusCode::FORBIDDEN);
+    let res = b
+        .post(
+            "/setup",
+            &[
+                ("csrf", &csrf),
+                ("code", &code),
+                ("username", "root"),
+                ("password", "a long password"),
+                ("password_again", "a long password"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    assert!(res.body.contains("expired"));
+    assert_eq!(b.login("root", "a long password").await.status, 401);
+}
+
+async fn sessions_slide_and_end_after_idle_and_absolute_timeouts(backend: Backend) {
+    use sea_orm::{EntityTrait, sea_query::Expr};
+    use tessera::{domain::clock, storage::entities::session};
+    let app = TestApp::spawn(backend).await;
+    app.create_user("alice", false);
+    let db = database(&app).await;
+    let set = |col: session::Column, minutes_ago: i64| {
+        let db = db.write.clone();
+        async move {
+            session::Entity::update_many()
+                .col_expr(
+                    col,
+                    Expr::value(clock::now() - time::Duration::minutes(minutes_ago)),
+                )
+                .exec(&db)
+                .await
+                .expect("update sessions");
+        }
+    };
+    let count = || {
+        let db = db.read.clone();
+        async move {
+            session::Entity::find()
+                .all(&db)
+                .await
+                .expect("sessions")
+                .len()
+        }
+    };
+
+    // Used 5 minutes ago: still live, and the request slides last_seen_at.
+    let b = Browser::signed_in(&app, "alice").await;
+    set(session::Column::LastSeenAt, 5).await;
+    assert_eq!(b.get("/tokens").await.status, StatusCode::OK);
+    let row = session::Entity::find()
+        .one(&db.read)
+        .await
+        .expect("query")
+        .expect("session");
+    assert!(clock::now() - row.last_seen_at < time::Duration::minutes(1));
+
+    // 31 minutes idle: over.
+    set(session::Column::LastSeenAt, 31).await;
+    assert_eq!(b.get("/tokens").await.status, StatusCode::SEE_OTHER);
+    assert_eq!(count().await, 0, "the expired session is deleted");
+
+    // Past the absolute lifetime, however recently used: over.
+    let b = Browser::signed_in(&app, "alice").await;
+    set(session::Column::ExpiresAt, 1).await;
+    assert_eq!(b.get("/tokens").await.status, StatusCode::SEE_OTHER);
+    assert_eq!(count().await, 0, "the expired session is deleted");
+}
+
 both_backends!(
     first_admin_is_created_once_with_the_setup_code,
     sign_in_sets_a_safe_cookie_and_sign_out_ends_the_session,
@@ -1103,4 +1200,6 @@ both_backends!(
     admins_manage_machine_users_secrets_and_machine_tokens,
     admins_manage_users_keys_and_see_the_dashboard,
     static_assets_are_served_and_pages_are_not_cached,
+    expired_setup_codes_are_refused,
+    sessions_slide_and_end_after_idle_and_absolute_timeouts,
 );
