@@ -47,6 +47,8 @@ fn on_path(names: &[&str]) -> Option<String> {
 /// A chromedriver process and a Chromium session; both end when dropped.
 struct Chrome {
     client: Option<Client>,
+    /// Save screenshots (one backend only, so two runs do not race on the files).
+    shots: bool,
     driver: Child,
     _profile: tempfile::TempDir,
 }
@@ -98,6 +100,7 @@ impl Chrome {
         let mut last_error = String::new();
         let mut chrome = Self {
             client: None,
+            shots: false,
             driver: child,
             _profile: profile,
         };
@@ -202,7 +205,7 @@ impl Chrome {
     }
 
     async fn screenshot(&self, name: &str) {
-        if std::env::var("TESSERA_SCREENSHOTS").is_ok_and(|v| v == "1") {
+        if self.shots && std::env::var("TESSERA_SCREENSHOTS").is_ok_and(|v| v == "1") {
             let png = self.c().screenshot().await.expect("screenshot");
             let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
             std::fs::create_dir_all(&dir).expect("screenshot dir");
@@ -225,9 +228,10 @@ async fn me_status(app: &TestApp, token: &str) -> u16 {
 /// in the browser → it stops working; then the admin creates a machine user
 /// and a client secret, turns client credentials on, and gets a token.
 async fn a_new_admin_does_everything_in_the_browser(backend: Backend) {
-    let Some(chrome) = Chrome::start().await else {
+    let Some(mut chrome) = Chrome::start().await else {
         return;
     };
+    chrome.shots = backend == Backend::Sqlite;
     let (app, code) = TestApp::spawn_with_setup_code(backend).await;
 
     // Setup.

@@ -1091,6 +1091,20 @@ async fn static_assets_are_served_and_pages_are_not_cached(backend: Backend) {
     assert!(login.body.contains(r#"<label for="password">"#));
 }
 
+async fn failed_sign_ins_from_one_address_are_throttled_across_accounts(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_user("frank", false);
+    let b = Browser::new(&app);
+    // 20 failures from this address, spread over accounts that mostly do not exist.
+    for i in 0..20 {
+        let name = format!("nobody{}", i % 4);
+        assert_eq!(b.login(&name, "guess guess").await.status, 401);
+    }
+    let res = b.login("frank", ADMIN_PASSWORD).await;
+    assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.body.contains("from this address"));
+}
+
 // ---------------------------------------------------------------- timeouts
 
 /// Direct database access, through the same entities the server uses, to age
@@ -1201,5 +1215,6 @@ both_backends!(
     admins_manage_users_keys_and_see_the_dashboard,
     static_assets_are_served_and_pages_are_not_cached,
     expired_setup_codes_are_refused,
+    failed_sign_ins_from_one_address_are_throttled_across_accounts,
     sessions_slide_and_end_after_idle_and_absolute_timeouts,
 );
