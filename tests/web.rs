@@ -324,7 +324,10 @@ async fn sign_in_sets_a_safe_cookie_and_sign_out_ends_the_session(backend: Backe
     let refused = b.post("/logout", &[]).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     assert_eq!(replay(second_value.clone()).await, StatusCode::OK);
-    let out = b.submit("/tokens", "/logout", &[]).await;
+    let confirm = b.get("/logout").await;
+    assert_eq!(confirm.status, StatusCode::OK);
+    assert!(confirm.body.contains("Sign out?"));
+    let out = b.submit("/logout", "/logout", &[]).await;
     assert_eq!(out.status, StatusCode::SEE_OTHER);
     assert_eq!(out.location(), "/login");
     assert_eq!(replay(second_value).await, StatusCode::SEE_OTHER);
@@ -1105,6 +1108,45 @@ async fn failed_sign_ins_from_one_address_are_throttled_across_accounts(backend:
     assert!(res.body.contains("from this address"));
 }
 
+async fn cookies_are_secure_when_the_public_url_is_https(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        &[("TESSERA_PUBLIC_URL", "https://tessera.example")],
+    )
+    .await;
+    app.create_user("alice", false);
+    // A plain client: a cookie store would (rightly) not send Secure cookies over http.
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let login = Browser::page(client.get(app.url("/login")).send().await.expect("GET")).await;
+    let pre = login.headers[header::SET_COOKIE]
+        .to_str()
+        .expect("cookie")
+        .to_owned();
+    assert!(pre.contains("Secure"), "{pre}");
+    let pre_value = pre.split(';').next().expect("value").to_owned();
+    let res = Browser::page(
+        client
+            .post(app.url("/login"))
+            .header(header::COOKIE, pre_value)
+            .form(&[
+                ("csrf", login.csrf().as_str()),
+                ("username", "alice"),
+                ("password", ADMIN_PASSWORD),
+            ])
+            .send()
+            .await
+            .expect("POST"),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    let cookie = session_cookie(&res);
+    assert!(cookie.contains("Secure"), "{cookie}");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+}
+
 // ---------------------------------------------------------------- timeouts
 
 /// Direct database access, through the same entities the server uses, to age
@@ -1215,6 +1257,7 @@ both_backends!(
     admins_manage_users_keys_and_see_the_dashboard,
     static_assets_are_served_and_pages_are_not_cached,
     expired_setup_codes_are_refused,
+    cookies_are_secure_when_the_public_url_is_https,
     failed_sign_ins_from_one_address_are_throttled_across_accounts,
     sessions_slide_and_end_after_idle_and_absolute_timeouts,
 );

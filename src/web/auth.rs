@@ -121,6 +121,29 @@ fn set_cookie(
         .map_err(|e| WebError::Domain(domain::Error::Internal(e.into())))
 }
 
+/// `GET /logout` (a typed or bookmarked URL): a button that posts the
+/// sign-out form, since signing out changes state.
+pub async fn logout_page(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, WebError> {
+    let Some(me) = session::current(&req, &state).await? else {
+        return Ok(see_other("/login"));
+    };
+    super::render(&super::tokens::ConfirmPage {
+        l: Layout::new(&me, ""),
+        title: "Sign out?".into(),
+        message: format!(
+            "You are signed in as {}. Signing out ends this session on the server.",
+            me.session.principal.username
+        ),
+        action: "/logout".into(),
+        button: "Sign out",
+        cancel: "/".into(),
+        danger: false,
+    })
+}
+
 pub async fn logout(
     req: HttpRequest,
     state: web::Data<AppState>,

@@ -20,6 +20,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/", web::get().to(tokens::dashboard))
         .route("/login", web::get().to(auth::login_page))
         .route("/login", web::post().to(auth::login))
+        .route("/logout", web::get().to(auth::logout_page))
         .route("/logout", web::post().to(auth::logout))
         .route("/setup", web::get().to(auth::setup_page))
         .route("/setup", web::post().to(auth::setup))
