@@ -823,6 +823,8 @@ pub async fn delete_secret(
             })
         })
         .await?;
+    // Cached client authentications with this secret must stop working now.
+    db.changes.auth_changed().await;
     Ok(())
 }
 
