@@ -386,11 +386,12 @@ pub fn relative(t: OffsetDateTime, now: OffsetDateTime) -> String {
             "in less than a minute".into()
         };
     } else if secs < 3600 {
-        (secs / 60, "minute")
+        ((secs + 30) / 60, "minute")
     } else if secs < 86400 {
-        (secs / 3600, "hour")
+        ((secs + 1800) / 3600, "hour")
     } else {
-        (secs / 86400, "day")
+        // Rounded: a 7-day token created a moment ago expires "in 7 days".
+        ((secs + 43200) / 86400, "day")
     };
     let plural = if n == 1 { "" } else { "s" };
     if d.is_negative() {
@@ -427,6 +428,10 @@ mod tests {
         let now = clock::now();
         assert_eq!(relative(now + Duration::days(3), now), "in 3 days");
         assert_eq!(relative(now - Duration::hours(1), now), "1 hour ago");
+        assert_eq!(
+            relative(now + Duration::days(7) - Duration::seconds(2), now),
+            "in 7 days"
+        );
         assert_eq!(
             relative(now + Duration::seconds(5), now),
             "in less than a minute"
