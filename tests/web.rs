@@ -1244,6 +1244,38 @@ async fn sessions_slide_and_end_after_idle_and_absolute_timeouts(backend: Backen
     assert_eq!(count().await, 0, "the expired session is deleted");
 }
 
+async fn the_dashboard_names_machine_users_with_old_secrets(backend: Backend) {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+    use tessera::{domain::clock, storage::entities::client_secret};
+    let app = TestApp::spawn(backend).await;
+    app.create_user("boss", true);
+    app.create_machine("fresh-robot", &["profile"]);
+    app.create_machine("old-robot", &["profile"]);
+    let db = database(&app).await;
+    let old = tessera::domain::principals::find_by_username(&db.read, "old-robot")
+        .await
+        .expect("query")
+        .expect("machine user");
+    client_secret::Entity::update_many()
+        .col_expr(
+            client_secret::Column::CreatedAt,
+            Expr::value(clock::now() - time::Duration::days(91)),
+        )
+        .filter(client_secret::Column::MachineUserId.eq(old.id))
+        .exec(&db.write)
+        .await
+        .expect("age the secret");
+    let b = Browser::signed_in(&app, "boss").await;
+    let home = b.get("/").await;
+    assert!(
+        home.body.contains(">old-robot</a>: secret created"),
+        "{}",
+        home.body
+    );
+    assert!(home.body.contains("91 days ago"));
+    assert!(!home.body.contains("fresh-robot"));
+}
+
 both_backends!(
     first_admin_is_created_once_with_the_setup_code,
     sign_in_sets_a_safe_cookie_and_sign_out_ends_the_session,
@@ -1257,6 +1289,7 @@ both_backends!(
     admins_manage_users_keys_and_see_the_dashboard,
     static_assets_are_served_and_pages_are_not_cached,
     expired_setup_codes_are_refused,
+    the_dashboard_names_machine_users_with_old_secrets,
     cookies_are_secure_when_the_public_url_is_https,
     failed_sign_ins_from_one_address_are_throttled_across_accounts,
     sessions_slide_and_end_after_idle_and_absolute_timeouts,
