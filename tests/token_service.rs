@@ -890,3 +890,239 @@ async fn metrics_count_requests_issued_tokens_and_validations() {
         assert!(text.contains(needle), "missing {needle} in\n{text}");
     }
 }
+
+/// Admin-made changes to a machine user, through the management API.
+struct Admin<'a> {
+    app: &'a TestApp,
+    token: String,
+}
+
+impl Admin<'_> {
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self
+            .app
+            .client
+            .request(method, self.app.url(path))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn machine(&self, username: &str, scopes: &[&str]) -> String {
+        let body = json!({"username": username, "scopes": scopes, "client_credentials": {"enabled": true, "access_token_ttl_minutes": 10}});
+        let (status, created) = self
+            .send(reqwest::Method::POST, "/api/v1/machine-users", Some(body))
+            .await;
+        assert_eq!(status, 201, "{created}");
+        created["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn secret(&self, id: &str) -> (u16, Value) {
+        self.send(
+            reqwest::Method::POST,
+            &format!("/api/v1/machine-users/{id}/secrets"),
+            None,
+        )
+        .await
+    }
+
+    async fn patch(&self, id: &str, body: Value) {
+        let (status, res) = self
+            .send(
+                reqwest::Method::PATCH,
+                &format!("/api/v1/machine-users/{id}"),
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, 200, "{res}");
+    }
+}
+
+async fn two_client_secrets_rotate_without_downtime(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin = Admin {
+        app: &app,
+        token: app.admin_token(&["admin:read", "admin:write"]),
+    };
+    let id = admin.machine("rotating", &["profile"]).await;
+    let (status, first) = admin.secret(&id).await;
+    assert_eq!(status, 201);
+    let (status, second) = admin.secret(&id).await;
+    assert_eq!(status, 201);
+    let (status, _) = admin.secret(&id).await;
+    assert_eq!(status, 409, "a third secret is refused");
+    let first_secret = first["client_secret"].as_str().unwrap();
+    let second_secret = second["client_secret"].as_str().unwrap();
+    // Both work at once; the TTL is the machine user's.
+    let res: Value = app
+        .client_credentials("rotating", first_secret, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(res["expires_in"], 600);
+    app.access_token("rotating", second_secret).await;
+    // Removing the old one stops it at once (it was cached), the new one goes on.
+    let (status, _) = admin
+        .send(
+            reqwest::Method::DELETE,
+            &format!(
+                "/api/v1/machine-users/{id}/secrets/{}",
+                first["id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        app.client_credentials("rotating", first_secret, None)
+            .await
+            .status(),
+        401
+    );
+    app.access_token("rotating", second_secret).await;
+    // A slot is free again.
+    assert_eq!(admin.secret(&id).await.0, 201);
+}
+
+async fn machine_user_changes_take_effect_on_the_next_request(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin = Admin {
+        app: &app,
+        token: app.admin_token(&["admin:read", "admin:write"]),
+    };
+    let id = admin.machine("changing", &["profile", "introspect"]).await;
+    let secret = admin.secret(&id).await.1["client_secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token = app.access_token("changing", &secret).await;
+    let me: Value = app
+        .get_bearer("/api/v1/me", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["scopes"], json!(["introspect", "profile"]));
+
+    // Narrowing the allowed scopes narrows the live token.
+    admin.patch(&id, json!({"scopes": ["profile"]})).await;
+    let me: Value = app
+        .get_bearer("/api/v1/me", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["scopes"], json!(["profile"]));
+    // Client credentials off: the grant is refused, existing tokens live on.
+    admin
+        .patch(&id, json!({"client_credentials": {"enabled": false}}))
+        .await;
+    let res = app.client_credentials("changing", &secret, None).await;
+    assert_eq!(res.status(), 400);
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["error"],
+        "unauthorized_client"
+    );
+    // Disabled: its token is refused and introspects inactive; it cannot authenticate.
+    admin
+        .patch(
+            &id,
+            json!({"enabled": false, "client_credentials": {"enabled": true}}),
+        )
+        .await;
+    assert_eq!(app.get_bearer("/api/v1/me", &token).await.status(), 401);
+    let rs = app.create_machine("rs", &["introspect"]);
+    let body: Value = post_form(
+        &app,
+        "/oauth2/introspect",
+        &[("token", &token)],
+        Some(("rs", &rs)),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(body, json!({"active": false}));
+    assert_eq!(
+        app.client_credentials("changing", &secret, None)
+            .await
+            .status(),
+        401
+    );
+    // Enabled again: the token works again (it was never revoked).
+    admin.patch(&id, json!({"enabled": true})).await;
+    assert_eq!(app.get_bearer("/api/v1/me", &token).await.status(), 200);
+    // Deleted: its tokens die with it.
+    let (status, _) = admin
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/machine-users/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(app.get_bearer("/api/v1/me", &token).await.status(), 401);
+    assert_eq!(
+        app.client_credentials("changing", &secret, None)
+            .await
+            .status(),
+        401
+    );
+}
+
+async fn a_disabled_or_demoted_owner_loses_power_at_once(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin = Admin {
+        app: &app,
+        token: app.admin_token(&["admin:read", "admin:write", "profile"]),
+    };
+    app.create_user("carol", true);
+    let carol = app.token_for("carol", &["profile", "admin:read"]);
+    let me: Value = app
+        .get_bearer("/api/v1/me", &carol)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["scopes"], json!(["admin:read", "profile"]));
+    let carol_id = me["id"].as_str().unwrap().to_owned();
+    // Demoted: admin:read is gone from the live token.
+    let (status, _) = admin
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/users/{carol_id}"),
+            Some(json!({"role": "user"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let me: Value = app
+        .get_bearer("/api/v1/me", &carol)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["scopes"], json!(["profile"]));
+    assert_eq!(app.get_bearer("/api/v1/users", &carol).await.status(), 403);
+    // Disabled: the token is refused.
+    let (status, _) = admin
+        .send(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/users/{carol_id}"),
+            Some(json!({"enabled": false})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(app.get_bearer("/api/v1/me", &carol).await.status(), 401);
+}
+
+both_backends!(
+    two_client_secrets_rotate_without_downtime,
+    machine_user_changes_take_effect_on_the_next_request,
+    a_disabled_or_demoted_owner_loses_power_at_once,
+);
