@@ -88,7 +88,7 @@ pub async fn verify_password(hash: Option<String>, password: String) -> bool {
 
 // ---------------------------------------------------------------- views
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct User {
     pub id: Uuid,
     pub username: String,
@@ -113,13 +113,13 @@ impl User {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ClientCredentials {
     pub enabled: bool,
     pub access_token_ttl_minutes: i32,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SecretInfo {
     pub id: Uuid,
     #[serde(with = "time::serde::rfc3339")]
@@ -128,7 +128,7 @@ pub struct SecretInfo {
     pub last_used_at: Option<OffsetDateTime>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MachineUser {
     pub id: Uuid,
     pub username: String,
@@ -145,7 +145,7 @@ pub struct MachineUser {
 }
 
 /// A new client secret: the plaintext appears in this value only.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct NewSecret {
     pub id: Uuid,
     pub client_secret: String,

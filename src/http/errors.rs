@@ -29,6 +29,9 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// No route matches the method and path: distinct from a missing resource.
+    #[error("no such route: {0}")]
+    NoSuchRoute(String),
 }
 
 impl ApiError {
@@ -68,6 +71,7 @@ impl ApiError {
                 "unsupported-media-type",
                 "Unsupported media type",
             ),
+            Self::NoSuchRoute(_) => (StatusCode::NOT_FOUND, "no-such-route", "No such route"),
         }
     }
 }

@@ -1,0 +1,132 @@
+//! What every `/api/v1` handler shares: a JSON body read only after the
+//! scope check, the list query, and the shapes of 201 and secret-bearing
+//! responses.
+
+use std::{future::Future, marker::PhantomData, pin::Pin};
+
+use actix_web::{
+    FromRequest, HttpRequest, HttpResponse,
+    dev::Payload,
+    http::{StatusCode, header},
+    web,
+};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::{
+    domain::PageRequest,
+    http::{BODY_LIMIT, errors::ApiError},
+};
+
+/// A JSON request body whose errors are kept until the handler asks for it
+/// with [`JsonBody::parse`], after its scope check: a caller without the
+/// scope learns about the scope, not about the shape of the body.
+pub struct JsonBody<T> {
+    raw: Result<web::Bytes, ApiError>,
+    _t: PhantomData<T>,
+}
+
+impl<T: DeserializeOwned> JsonBody<T> {
+    pub fn parse(self) -> Result<T, ApiError> {
+        let bytes = self.raw?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+    }
+}
+
+/// `application/json` or `application/*+json`, with any parameters.
+fn is_json(req: &HttpRequest) -> bool {
+    let Some(value) = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+impl<T: 'static> FromRequest for JsonBody<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let json = is_json(req);
+        let bytes = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            let raw = match bytes.await {
+                Err(e) if e.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE => {
+                    Err(ApiError::PayloadTooLarge(format!(
+                        "request bodies are limited to {BODY_LIMIT} bytes"
+                    )))
+                }
+                Err(e) => Err(ApiError::BadRequest(format!("cannot read the body: {e}"))),
+                Ok(_) if !json => Err(ApiError::UnsupportedMediaType(
+                    "expected Content-Type: application/json".into(),
+                )),
+                Ok(b) => Ok(b),
+            };
+            Ok(Self {
+                raw,
+                _t: PhantomData,
+            })
+        })
+    }
+}
+
+/// `?limit=&cursor=` of every list.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Page size, 1–500 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
+    pub limit: Option<String>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl PageQuery {
+    pub fn page(&self) -> Result<PageRequest, ApiError> {
+        Ok(PageRequest::parse(
+            self.limit.as_deref(),
+            self.cursor.as_deref(),
+        )?)
+    }
+}
+
+/// 201 with `Location`.
+pub fn created(location: String, body: &impl Serialize) -> HttpResponse {
+    HttpResponse::Created()
+        .insert_header((header::LOCATION, location))
+        .json(body)
+}
+
+/// 201 with `Location` for a response that carries a secret: never cached.
+pub fn created_secret(location: String, body: &impl Serialize) -> HttpResponse {
+    HttpResponse::Created()
+        .insert_header((header::LOCATION, location))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"))
+        .json(body)
+}
+
+/// An RFC 9457 problem, as `crate::http::errors` renders it (for the document).
+#[derive(Serialize, ToSchema)]
+pub struct Problem {
+    /// `https://tessera.dev/problems/<kind>`: stable per kind of error.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// The offending field, on validation errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
