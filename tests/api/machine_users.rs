@@ -170,44 +170,44 @@ async fn machine_user_input_is_validated_and_nothing_half_written(backend: Backe
         (json!({"username": "alice"}), 409, None, "username of a user"),
         (json!({"username": "admin"}), 409, None, "username of the admin"),
         (
-            json!({"username": "m1", "scopes": ["admin:read"]}),
+            json!({"username": "mu1", "scopes": ["admin:read"]}),
             400,
             Some("scopes"),
             "admin scope",
         ),
         (
-            json!({"username": "m1", "scopes": ["nope"]}),
+            json!({"username": "mu1", "scopes": ["nope"]}),
             400,
             Some("scopes"),
             "unknown scope",
         ),
         (
-            json!({"username": "m1", "contact_email": "not-an-email"}),
+            json!({"username": "mu1", "contact_email": "not-an-email"}),
             400,
             Some("contact_email"),
             "email",
         ),
         (
-            json!({"username": "m1", "client_credentials": {"access_token_ttl_minutes": 0}}),
+            json!({"username": "mu1", "client_credentials": {"access_token_ttl_minutes": 0}}),
             400,
             Some("client_credentials.access_token_ttl_minutes"),
             "ttl 0",
         ),
         (
-            json!({"username": "m1", "client_credentials": {"access_token_ttl_minutes": 1441}}),
+            json!({"username": "mu1", "client_credentials": {"access_token_ttl_minutes": 1441}}),
             400,
             Some("client_credentials.access_token_ttl_minutes"),
             "ttl 1441",
         ),
         (
-            json!({"username": "m1", "client_credentials": {"ttl": 5}}),
+            json!({"username": "mu1", "client_credentials": {"ttl": 5}}),
             400,
             None,
             "unknown nested field",
         ),
-        (json!({"username": "m1", "id": "x"}), 400, None, "id is not settable"),
-        (json!({"username": "m1", "enabled": "yes"}), 400, None, "wrong type"),
-        (json!(["m1"]), 400, None, "an array"),
+        (json!({"username": "mu1", "id": "x"}), 400, None, "id is not settable"),
+        (json!({"username": "mu1", "enabled": "yes"}), 400, None, "wrong type"),
+        (json!(["mu1"]), 400, None, "an array"),
     ];
     for (body, status, field, what) in cases {
         let res = api.post("/api/v1/machine-users", &admin, &body).await;
@@ -220,10 +220,10 @@ async fn machine_user_input_is_validated_and_nothing_half_written(backend: Backe
     assert_eq!(list.body["items"], json!([]), "nothing created");
 
     let m = api
-        .post("/api/v1/machine-users", &admin, &json!({"username": "m1"}))
+        .post("/api/v1/machine-users", &admin, &json!({"username": "mu1"}))
         .await;
     let at = format!("/api/v1/machine-users/{}", m.body["id"].as_str().unwrap());
-    let res = api.patch(&at, &admin, &json!({"username": "m2"})).await;
+    let res = api.patch(&at, &admin, &json!({"username": "mu2"})).await;
     res.expect(400, "rename");
     assert_eq!(res.body["field"], "username");
     api.patch(
