@@ -120,6 +120,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             ApiError::Domain(crate::domain::Error::NotFound("resource")).into()
         }))
         .default_service(web::to(no_such_route))
+        .wrap(actix_web::middleware::from_fn(support::reject_nul_in_query))
     });
     cfg.app_data(web::Data::new(OpenApiJson(json)))
         .route("/api/openapi.json", web::get().to(openapi_json))

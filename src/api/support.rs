@@ -29,9 +29,65 @@ pub struct JsonBody<T> {
 impl<T: DeserializeOwned> JsonBody<T> {
     pub fn parse(self) -> Result<T, ApiError> {
         let bytes = self.raw?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+        let value = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+        // Parsed again untyped only to look for NUL, which no text field may
+        // hold (PostgreSQL cannot store it); the typed parse above keeps
+        // serde's checks for unknown and repeated fields.
+        let tree: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+        if let Some(field) = nul_at(&tree, String::new()) {
+            return Err(ApiError::InvalidField {
+                field,
+                message: "must not contain NUL characters".into(),
+            });
+        }
+        Ok(value)
     }
+}
+
+/// The JSON path (`client_credentials.name`, `scopes[0]`) of the first
+/// string or key holding a NUL character.
+fn nul_at(value: &serde_json::Value, path: String) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::String(s) if s.contains('\0') => Some(path),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| nul_at(v, format!("{path}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            let here = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            if k.contains('\0') {
+                Some(here)
+            } else {
+                nul_at(v, here)
+            }
+        }),
+        _ => None,
+    }
+}
+
+/// Middleware for `/api/v1`: a query string holding a NUL character is
+/// refused before any handler sees it (no filter may contain one).
+pub async fn reject_nul_in_query(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let nul = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .find(|(k, v)| k.contains('\0') || v.contains('\0'));
+    if let Some((key, _)) = nul {
+        return Err(ApiError::InvalidField {
+            field: key.replace('\0', ""),
+            message: "must not contain NUL characters".into(),
+        }
+        .into());
+    }
+    next.call(req).await
 }
 
 /// `application/json` or `application/*+json`, with any parameters.

@@ -13,18 +13,42 @@ fn admin_routes() -> Vec<(Method, String, &'static str)> {
     vec![
         (Method::GET, "/api/v1/machine-users".into(), "admin:read"),
         (Method::POST, "/api/v1/machine-users".into(), "admin:write"),
-        (Method::GET, format!("/api/v1/machine-users/{id}"), "admin:read"),
-        (Method::PATCH, format!("/api/v1/machine-users/{id}"), "admin:write"),
-        (Method::DELETE, format!("/api/v1/machine-users/{id}"), "admin:write"),
-        (Method::POST, format!("/api/v1/machine-users/{id}/secrets"), "admin:write"),
+        (
+            Method::GET,
+            format!("/api/v1/machine-users/{id}"),
+            "admin:read",
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/machine-users/{id}"),
+            "admin:write",
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/machine-users/{id}"),
+            "admin:write",
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/machine-users/{id}/secrets"),
+            "admin:write",
+        ),
         (
             Method::DELETE,
             format!("/api/v1/machine-users/{id}/secrets/{id}"),
             "admin:write",
         ),
-        (Method::POST, format!("/api/v1/machine-users/{id}/tokens"), "admin:write"),
+        (
+            Method::POST,
+            format!("/api/v1/machine-users/{id}/tokens"),
+            "admin:write",
+        ),
         (Method::GET, "/api/v1/admin/tokens".into(), "admin:read"),
-        (Method::DELETE, format!("/api/v1/admin/tokens/{id}"), "admin:write"),
+        (
+            Method::DELETE,
+            format!("/api/v1/admin/tokens/{id}"),
+            "admin:write",
+        ),
         (Method::GET, "/api/v1/users".into(), "admin:read"),
         (Method::POST, "/api/v1/users".into(), "admin:write"),
         (Method::PATCH, format!("/api/v1/users/{id}"), "admin:write"),
@@ -54,14 +78,20 @@ async fn missing_and_bad_tokens_get_rfc6750_challenges(backend: Backend) {
     let admin = api.admin();
     let res = api.call(Method::GET, "/api/v1/tokens", None, None).await;
     res.expect(401, "no token");
-    assert_eq!(res.header("www-authenticate"), Some(r#"Bearer realm="tessera""#));
+    assert_eq!(
+        res.header("www-authenticate"),
+        Some(r#"Bearer realm="tessera""#)
+    );
     assert_eq!(res.problem(), "unauthorized");
 
     for bad in ["garbage", "a.b.c", &format!("{admin}x")] {
         let res = api.get("/api/v1/me", bad).await;
         res.expect(401, bad);
         let challenge = res.header("www-authenticate").unwrap();
-        assert!(challenge.contains(r#"error="invalid_token""#), "{challenge}");
+        assert!(
+            challenge.contains(r#"error="invalid_token""#),
+            "{challenge}"
+        );
     }
     let basic = api
         .app
@@ -75,7 +105,12 @@ async fn missing_and_bad_tokens_get_rfc6750_challenges(backend: Backend) {
 
     // An unauthenticated write learns nothing about its body.
     let res = api
-        .call(Method::POST, "/api/v1/users", None, Some(&json!({"nonsense": 1})))
+        .call(
+            Method::POST,
+            "/api/v1/users",
+            None,
+            Some(&json!({"nonsense": 1})),
+        )
         .await;
     res.expect(401, "no token, bad body");
 }
@@ -89,12 +124,19 @@ async fn a_users_token_is_refused_on_every_admin_route(backend: Backend) {
     for (method, path, scope) in admin_routes() {
         let what = format!("{method} {path}");
         let res = api
-            .call(method.clone(), &path, Some(&user), body_for(&method).as_ref())
+            .call(
+                method.clone(),
+                &path,
+                Some(&user),
+                body_for(&method).as_ref(),
+            )
             .await;
         assert_insufficient(&res, scope, &what);
     }
     // …while the user's own routes work.
-    api.get("/api/v1/tokens", &user).await.expect(200, "own tokens");
+    api.get("/api/v1/tokens", &user)
+        .await
+        .expect(200, "own tokens");
     api.get("/api/v1/scopes", &user).await.expect(200, "scopes");
 }
 
@@ -105,12 +147,21 @@ async fn an_admin_token_without_admin_write_cannot_write(backend: Backend) {
     for (method, path, scope) in admin_routes() {
         let what = format!("{method} {path}");
         let res = api
-            .call(method.clone(), &path, Some(&reader), body_for(&method).as_ref())
+            .call(
+                method.clone(),
+                &path,
+                Some(&reader),
+                body_for(&method).as_ref(),
+            )
             .await;
         if scope == "admin:write" {
             assert_insufficient(&res, scope, &what);
         } else {
-            assert!(res.status == 200 || res.status == 404, "{what}: {}", res.text);
+            assert!(
+                res.status == 200 || res.status == 404,
+                "{what}: {}",
+                res.text
+            );
         }
     }
     // Nor the user's own routes without tokens:*.
@@ -127,7 +178,9 @@ async fn demoting_an_admin_removes_admin_power_on_the_next_request(backend: Back
     let bob = api
         .app
         .token_for("bob", &["profile", "admin:read", "admin:write"]);
-    api.get("/api/v1/users", &bob).await.expect(200, "bob is an admin");
+    api.get("/api/v1/users", &bob)
+        .await
+        .expect(200, "bob is an admin");
     let me = api.get("/api/v1/me", &bob).await;
     assert_eq!(me.body["role"], "admin");
     let bob_id = me.body["id"].as_str().unwrap().to_owned();
@@ -163,7 +216,9 @@ async fn demoting_an_admin_removes_admin_power_on_the_next_request(backend: Back
     )
     .await
     .expect(200, "promote bob");
-    api.get("/api/v1/users", &bob).await.expect(200, "admin again");
+    api.get("/api/v1/users", &bob)
+        .await
+        .expect(200, "admin again");
 }
 
 async fn a_token_cannot_mint_a_token_with_more_than_it_holds(backend: Backend) {

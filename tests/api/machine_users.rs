@@ -39,7 +39,11 @@ async fn an_admin_manages_a_machine_user_end_to_end(backend: Backend) {
 
     // Defaults: client credentials off, TTL 60.
     let plain = api
-        .post("/api/v1/machine-users", &admin, &json!({"username": "plain"}))
+        .post(
+            "/api/v1/machine-users",
+            &admin,
+            &json!({"username": "plain"}),
+        )
         .await;
     plain.expect(201, "only username");
     assert_eq!(
@@ -166,9 +170,24 @@ async fn machine_user_input_is_validated_and_nothing_half_written(backend: Backe
     api.app.create_user("alice", false);
     let cases = [
         (json!({}), 400, Some("username"), "no username"),
-        (json!({"username": "Bad Name"}), 400, Some("username"), "bad username"),
-        (json!({"username": "alice"}), 409, None, "username of a user"),
-        (json!({"username": "admin"}), 409, None, "username of the admin"),
+        (
+            json!({"username": "Bad Name"}),
+            400,
+            Some("username"),
+            "bad username",
+        ),
+        (
+            json!({"username": "alice"}),
+            409,
+            None,
+            "username of a user",
+        ),
+        (
+            json!({"username": "admin"}),
+            409,
+            None,
+            "username of the admin",
+        ),
         (
             json!({"username": "mu1", "scopes": ["admin:read"]}),
             400,
@@ -205,8 +224,18 @@ async fn machine_user_input_is_validated_and_nothing_half_written(backend: Backe
             None,
             "unknown nested field",
         ),
-        (json!({"username": "mu1", "id": "x"}), 400, None, "id is not settable"),
-        (json!({"username": "mu1", "enabled": "yes"}), 400, None, "wrong type"),
+        (
+            json!({"username": "mu1", "id": "x"}),
+            400,
+            None,
+            "id is not settable",
+        ),
+        (
+            json!({"username": "mu1", "enabled": "yes"}),
+            400,
+            None,
+            "wrong type",
+        ),
         (json!(["mu1"]), 400, None, "an array"),
     ];
     for (body, status, field, what) in cases {
@@ -234,7 +263,10 @@ async fn machine_user_input_is_validated_and_nothing_half_written(backend: Backe
     .await
     .expect(400, "bad ttl in a patch");
     let view = api.get(&at, &admin).await;
-    assert_eq!(view.body["display_name"], "", "a failed patch changes nothing");
+    assert_eq!(
+        view.body["display_name"], "",
+        "a failed patch changes nothing"
+    );
 
     // Users' ids are not machine users.
     let users = api.get("/api/v1/users", &admin).await;

@@ -109,7 +109,8 @@ impl Api {
     }
 
     pub async fn patch(&self, path: &str, token: &str, body: &Value) -> Reply {
-        self.call(Method::PATCH, path, Some(token), Some(body)).await
+        self.call(Method::PATCH, path, Some(token), Some(body))
+            .await
     }
 
     pub async fn delete(&self, path: &str, token: &str) -> Reply {

@@ -125,7 +125,9 @@ async fn the_document_and_the_routes_agree(backend: Backend) {
                     let res = api.call(m.clone(), &url, None, None).await;
                     res.expect(401, &what);
                     // …and refuses a token lacking exactly its documented scope.
-                    let res = api.call(m, &url, Some(&lacking[scope.as_str()]), None).await;
+                    let res = api
+                        .call(m, &url, Some(&lacking[scope.as_str()]), None)
+                        .await;
                     res.expect(403, &what);
                     assert!(
                         res.header("www-authenticate")

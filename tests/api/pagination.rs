@@ -65,7 +65,10 @@ async fn pages_stay_stable_while_rows_are_inserted(backend: Backend) {
 
     let unique: HashSet<String> = seen.iter().cloned().collect();
     assert_eq!(unique.len(), seen.len(), "no duplicates across pages");
-    assert!(before.is_subset(&unique), "no row present before was skipped");
+    assert!(
+        before.is_subset(&unique),
+        "no row present before was skipped"
+    );
     let mut sorted = seen.clone();
     sorted.sort();
     sorted.reverse();
@@ -78,9 +81,13 @@ async fn limits_and_cursors_are_checked(backend: Backend) {
     let api = Api::spawn(backend).await;
     let admin = api.admin();
     for i in 0..3 {
-        api.post("/api/v1/tokens", &admin, &token_request(&format!("t{i}"), &["profile"]))
-            .await
-            .expect(201, "token");
+        api.post(
+            "/api/v1/tokens",
+            &admin,
+            &token_request(&format!("t{i}"), &["profile"]),
+        )
+        .await
+        .expect(201, "token");
     }
     for path in [
         "/api/v1/tokens",
@@ -117,7 +124,12 @@ async fn limits_and_cursors_are_checked(backend: Backend) {
     assert_eq!(ids.len(), 4);
 
     // Admin token filters.
-    let all = api.get("/api/v1/admin/tokens?owner=admin&kind=personal&status=active&q=T", &admin).await;
+    let all = api
+        .get(
+            "/api/v1/admin/tokens?owner=admin&kind=personal&status=active&q=T",
+            &admin,
+        )
+        .await;
     all.expect(200, "filters");
     let names: Vec<&str> = all.body["items"]
         .as_array()
@@ -138,7 +150,9 @@ async fn limits_and_cursors_are_checked(backend: Backend) {
     let q = api.get("/api/v1/admin/tokens?q=%25", &admin).await;
     assert_eq!(q.body["items"], json!([]), "% is literal");
     for (bad, field) in [("kind=robot", "kind"), ("status=dead", "status")] {
-        let res = api.get(&format!("/api/v1/admin/tokens?{bad}"), &admin).await;
+        let res = api
+            .get(&format!("/api/v1/admin/tokens?{bad}"), &admin)
+            .await;
         res.expect(400, bad);
         assert_eq!(res.body["field"], field);
     }

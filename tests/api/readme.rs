@@ -70,7 +70,10 @@ async fn the_readme_curl_examples_work(backend: Backend) {
     // The effects are real: the machine token was issued and then revoked.
     let admin = api.admin();
     let machine_tokens = api
-        .get("/api/v1/admin/tokens?owner=billing-sync&kind=machine", &admin)
+        .get(
+            "/api/v1/admin/tokens?owner=billing-sync&kind=machine",
+            &admin,
+        )
         .await;
     let items = machine_tokens.body["items"].as_array().unwrap();
     assert_eq!(items.len(), 1);

@@ -9,7 +9,11 @@ async fn a_user_creates_reads_lists_and_revokes_own_tokens(backend: Backend) {
     let pat = api.user("alice", &["profile", "tokens:read", "tokens:write"]);
 
     let created = api
-        .post("/api/v1/tokens", &pat, &token_request("laptop", &["profile"]))
+        .post(
+            "/api/v1/tokens",
+            &pat,
+            &token_request("laptop", &["profile"]),
+        )
         .await;
     created.expect(201, "create");
     let id = created.body["id"].as_str().unwrap().to_owned();
@@ -18,7 +22,10 @@ async fn a_user_creates_reads_lists_and_revokes_own_tokens(backend: Backend) {
         Some(format!("/api/v1/tokens/{id}").as_str())
     );
     assert_eq!(created.header("cache-control"), Some("no-store"));
-    let secret = created.body["token"].as_str().expect("secret once").to_owned();
+    let secret = created.body["token"]
+        .as_str()
+        .expect("secret once")
+        .to_owned();
     assert_eq!(created.body["kind"], "personal");
     assert_eq!(created.body["owner"]["username"], "alice");
     assert_eq!(created.body["owner"]["type"], "user");
@@ -85,9 +92,13 @@ async fn a_user_creates_reads_lists_and_revokes_own_tokens(backend: Backend) {
     assert_eq!(again.problem(), "conflict");
 
     // Its name is free again.
-    api.post("/api/v1/tokens", &pat, &token_request("laptop", &["profile"]))
-        .await
-        .expect(201, "name reusable after revoke");
+    api.post(
+        "/api/v1/tokens",
+        &pat,
+        &token_request("laptop", &["profile"]),
+    )
+    .await
+    .expect(201, "name reusable after revoke");
 }
 
 async fn regenerating_replaces_the_token_and_revokes_the_old_one(backend: Backend) {
@@ -138,9 +149,13 @@ async fn regenerating_replaces_the_token_and_revokes_the_old_one(backend: Backen
 async fn token_requests_are_validated(backend: Backend) {
     let api = Api::spawn(backend).await;
     let pat = api.user("alice", &["profile", "tokens:read", "tokens:write"]);
-    api.post("/api/v1/tokens", &pat, &token_request("taken", &["profile"]))
-        .await
-        .expect(201, "first");
+    api.post(
+        "/api/v1/tokens",
+        &pat,
+        &token_request("taken", &["profile"]),
+    )
+    .await
+    .expect(201, "first");
     let far = (time::OffsetDateTime::now_utc() + time::Duration::days(3650))
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();

@@ -188,7 +188,11 @@ async fn every_change_is_audited_with_the_token_that_made_it(backend: Backend) {
     let before = time::OffsetDateTime::now_utc() - time::Duration::seconds(1);
 
     let token = api
-        .post("/api/v1/tokens", &admin, &token_request("audited", &["profile"]))
+        .post(
+            "/api/v1/tokens",
+            &admin,
+            &token_request("audited", &["profile"]),
+        )
         .await;
     token.expect(201, "token");
     let token_id = token.body["id"].as_str().unwrap().to_owned();
