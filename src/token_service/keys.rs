@@ -316,7 +316,7 @@ pub async fn ensure_active(db: &Db, master: &MasterKey, alg: KeyAlg) -> anyhow::
 }
 
 /// Retires the active key and creates a new one. Running instances pick it up
-/// on their next reload (within 30 s).
+/// on their next reload (within 10 s, at once on PostgreSQL).
 pub async fn rotate(
     db: &Db,
     master: &MasterKey,
@@ -365,47 +365,45 @@ pub async fn rotate(
     Ok(kid)
 }
 
-/// Latest expiry of the tokens each key signed.
-async fn last_expiries(
+/// When the last token `kid` signed expires: one index seek on
+/// `(kid, expires_at)`, so reloads stay cheap however many tokens exist.
+async fn last_expiry(
     db: &impl ConnectionTrait,
-) -> anyhow::Result<HashMap<String, OffsetDateTime>> {
-    let rows: Vec<(String, Option<OffsetDateTime>)> = token::Entity::find()
+    kid: &str,
+) -> anyhow::Result<Option<OffsetDateTime>> {
+    let max: Option<Option<OffsetDateTime>> = token::Entity::find()
         .select_only()
-        .column(token::Column::Kid)
         .column_as(token::Column::ExpiresAt.max(), "max_exp")
-        .group_by(token::Column::Kid)
+        .filter(token::Column::Kid.eq(kid))
         .into_tuple()
-        .all(db)
+        .one(db)
         .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(kid, exp)| exp.map(|e| (kid, e)))
-        .collect())
+    Ok(max.flatten())
 }
 
 pub async fn list(db: &impl ConnectionTrait) -> anyhow::Result<Vec<KeyInfo>> {
-    let expiries = last_expiries(db).await?;
     let mut keys = signing_key::Entity::find().all(db).await?;
     keys.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.kid.cmp(&a.kid)));
-    Ok(keys
-        .into_iter()
-        .map(|k| KeyInfo {
-            retires_after: match k.state {
-                KeyState::Active => None,
-                KeyState::Retired => Some(
-                    expiries
-                        .get(&k.kid)
-                        .copied()
-                        .unwrap_or(k.retired_at.unwrap_or(k.created_at)),
-                ),
-            },
+    let mut out = Vec::with_capacity(keys.len());
+    for k in keys {
+        let retires_after = match k.state {
+            KeyState::Active => None,
+            KeyState::Retired => Some(
+                last_expiry(db, &k.kid)
+                    .await?
+                    .unwrap_or(k.retired_at.unwrap_or(k.created_at)),
+            ),
+        };
+        out.push(KeyInfo {
+            retires_after,
             kid: k.kid,
             alg: k.alg,
             state: k.state,
             created_at: k.created_at,
             retired_at: k.retired_at,
-        })
-        .collect())
+        });
+    }
+    Ok(out)
 }
 
 /// Builds the ring from the database, reusing already-decrypted keys.
@@ -415,13 +413,14 @@ pub async fn load_ring(
     previous: Option<&KeyRing>,
 ) -> anyhow::Result<KeyRing> {
     let now = clock::now();
-    let expiries = last_expiries(db).await?;
     let rows = signing_key::Entity::find().all(db).await?;
     let mut by_kid = HashMap::new();
     let mut active: Option<Arc<LoadedKey>> = None;
     for row in rows {
-        let live =
-            row.state == KeyState::Active || expiries.get(&row.kid).is_some_and(|exp| *exp > now);
+        let live = row.state == KeyState::Active
+            || last_expiry(db, &row.kid)
+                .await?
+                .is_some_and(|exp| exp > now);
         if !live {
             continue;
         }

@@ -127,9 +127,10 @@ pub struct TokenService {
 /// How long a signature verification may be reused before the token is
 /// checked against the database again, even without a change notification.
 const CACHE_TTL: Duration = Duration::from_secs(60);
-/// How often keys are reloaded from the database (rotation on another
-/// instance shows up within this, well under INTERFACE's 60 s).
-pub const KEY_RELOAD_EVERY: Duration = Duration::from_secs(30);
+/// How often keys are reloaded from the database, so a rotation made
+/// elsewhere (CLI, another instance) shows up well within INTERFACE's 60 s;
+/// on PostgreSQL a notification makes it immediate.
+pub const KEY_RELOAD_EVERY: Duration = Duration::from_secs(10);
 
 impl TokenService {
     pub async fn start(
