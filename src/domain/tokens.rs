@@ -250,12 +250,12 @@ pub async fn create(
             format!("{} may not hold {denied}", owner.username),
         ));
     }
-    if let Some(ceiling) = ceiling {
-        if let Some(extra) = requested.iter().find(|s| !ceiling.contains(s)) {
-            return Err(Error::Forbidden(format!(
-                "the calling token does not hold {extra}, so it cannot grant it"
-            )));
-        }
+    if let Some(ceiling) = ceiling
+        && let Some(extra) = requested.iter().find(|s| !ceiling.contains(s))
+    {
+        return Err(Error::Forbidden(format!(
+            "the calling token does not hold {extra}, so it cannot grant it"
+        )));
     }
     let kind = match owner.kind {
         PrincipalKind::User => TokenKind::Personal,
@@ -478,10 +478,10 @@ pub async fn revoke(db: &Db, actor: &Actor, id: Uuid, access: Access) -> Result<
                     json!({"name": row.name, "kind": row.kind.as_str()}),
                 )
                 .await?;
-                Ok(token::Entity::find_by_id(id)
+                token::Entity::find_by_id(id)
                     .one(tx)
                     .await?
-                    .ok_or(Error::NotFound("token"))?)
+                    .ok_or(Error::NotFound("token"))
             })
         })
         .await?;

@@ -41,21 +41,25 @@ impl Bearer {
     }
 }
 
+/// An Authorization header that is not one well-formed Bearer credential.
+#[derive(Debug)]
+pub struct NotBearer;
+
 /// The token of an `Authorization: Bearer …` header: `Ok(None)` when there is
 /// no Authorization header, `Err` when it is not a Bearer credential.
-pub fn bearer_token(req: &HttpRequest) -> Result<Option<&str>, ()> {
+pub fn bearer_token(req: &HttpRequest) -> Result<Option<&str>, NotBearer> {
     let mut values = req.headers().get_all(header::AUTHORIZATION);
     let Some(value) = values.next() else {
         return Ok(None);
     };
     if values.next().is_some() {
-        return Err(());
+        return Err(NotBearer);
     }
-    let value = value.to_str().map_err(|_| ())?;
-    let (scheme, token) = value.split_once(' ').ok_or(())?;
+    let value = value.to_str().map_err(|_| NotBearer)?;
+    let (scheme, token) = value.split_once(' ').ok_or(NotBearer)?;
     let token = token.trim();
     if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || token.contains(' ') {
-        return Err(());
+        return Err(NotBearer);
     }
     Ok(Some(token))
 }
@@ -74,7 +78,7 @@ impl FromRequest for Bearer {
             let token = match bearer_token(&req) {
                 Ok(Some(t)) => t,
                 Ok(None) => return Err(ApiError::NoToken),
-                Err(()) => return Err(ApiError::InvalidToken),
+                Err(NotBearer) => return Err(ApiError::InvalidToken),
             };
             let ip = client_ip(&req);
             match state.tokens.authenticate(token, ip.as_deref()).await {

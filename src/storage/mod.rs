@@ -52,15 +52,15 @@ impl Db {
             .get_filename()
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
+            && url.contains("mode=rwc")
+            && !dir.exists()
         {
-            if url.contains("mode=rwc") && !dir.exists() {
-                std::fs::create_dir_all(dir).with_context(|| {
-                    format!(
-                        "cannot create database directory {} (TESSERA_DATABASE_URL)",
-                        dir.display()
-                    )
-                })?;
-            }
+            std::fs::create_dir_all(dir).with_context(|| {
+                format!(
+                    "cannot create database directory {} (TESSERA_DATABASE_URL)",
+                    dir.display()
+                )
+            })?;
         }
         let open_err = |e: sqlx::Error| {
             anyhow::anyhow!(
@@ -166,17 +166,16 @@ impl ChangeFeed {
     }
 
     async fn notify(&self, what: &str) {
-        if let Some(pool) = &self.pg {
-            if let Err(e) = sqlx::query("SELECT pg_notify($1, $2)")
+        if let Some(pool) = &self.pg
+            && let Err(e) = sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(CHANGE_CHANNEL)
                 .bind(what)
                 .execute(pool)
                 .await
-            {
-                // The other instances stop trusting their caches when their
-                // listener fails; here we can only report.
-                tracing::error!(error = %e, "cannot notify other instances of a change");
-            }
+        {
+            // The other instances stop trusting their caches when their
+            // listener fails; here we can only report.
+            tracing::error!(error = %e, "cannot notify other instances of a change");
         }
     }
 
@@ -195,16 +194,11 @@ impl ChangeFeed {
                             feed.epoch.fetch_add(1, Ordering::AcqRel);
                             feed.keys_epoch.fetch_add(1, Ordering::AcqRel);
                             feed.listening.store(true, Ordering::Release);
-                            loop {
-                                match listener.try_recv().await {
-                                    Ok(Some(n)) => {
-                                        if n.payload() == "keys" {
-                                            feed.keys_epoch.fetch_add(1, Ordering::AcqRel);
-                                        } else {
-                                            feed.epoch.fetch_add(1, Ordering::AcqRel);
-                                        }
-                                    }
-                                    Ok(None) | Err(_) => break,
+                            while let Ok(Some(n)) = listener.try_recv().await {
+                                if n.payload() == "keys" {
+                                    feed.keys_epoch.fetch_add(1, Ordering::AcqRel);
+                                } else {
+                                    feed.epoch.fetch_add(1, Ordering::AcqRel);
                                 }
                             }
                             feed.listening.store(false, Ordering::Release);

@@ -172,12 +172,12 @@ impl TokenService {
                     .keys_loaded_epoch
                     .load(std::sync::atomic::Ordering::Acquire)
                     != service.db.changes.keys_epoch();
-                if keys_stale || seconds % KEY_RELOAD_EVERY.as_secs() == 0 {
-                    if let Err(e) = service.reload_keys().await {
-                        tracing::error!(error = %format!("{e:#}"), "cannot reload signing keys");
-                    }
+                if (keys_stale || seconds.is_multiple_of(KEY_RELOAD_EVERY.as_secs()))
+                    && let Err(e) = service.reload_keys().await
+                {
+                    tracing::error!(error = %format!("{e:#}"), "cannot reload signing keys");
                 }
-                if seconds % usage::FLUSH_EVERY_SECS == 0 {
+                if seconds.is_multiple_of(usage::FLUSH_EVERY_SECS) {
                     service.flush_usage().await;
                 }
             }
@@ -277,16 +277,15 @@ impl TokenService {
         let digest = Digest::of(token);
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let feed = &self.db.changes;
-        if feed.cache_usable() {
-            if let Some(entry) = self.cache.get(&digest) {
-                if entry.epoch == feed.epoch() {
-                    return if entry.info.exp > now {
-                        Ok(entry.info.clone())
-                    } else {
-                        Err(Rejection::Expired)
-                    };
-                }
-            }
+        if feed.cache_usable()
+            && let Some(entry) = self.cache.get(&digest)
+            && entry.epoch == feed.epoch()
+        {
+            return if entry.info.exp > now {
+                Ok(entry.info.clone())
+            } else {
+                Err(Rejection::Expired)
+            };
         }
         // Read the epoch before the database, so a change racing with these
         // reads leaves the entry stale rather than wrong.
