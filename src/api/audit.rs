@@ -11,6 +11,7 @@ use crate::{
     domain::{
         Error, Page,
         audit::{self, AuditEvent, AuditFilter},
+        clock,
     },
     http::{auth::Bearer, errors::ApiError},
 };
@@ -35,7 +36,9 @@ pub struct AuditQuery {
 
 fn timestamp(raw: Option<&str>, field: &'static str) -> Result<Option<OffsetDateTime>, Error> {
     raw.map(|t| {
+        // Stored times are UTC whole seconds; compare like with like.
         OffsetDateTime::parse(t, &Rfc3339)
+            .map(clock::truncate)
             .map_err(|_| Error::invalid(field, "must be an RFC 3339 timestamp"))
     })
     .transpose()

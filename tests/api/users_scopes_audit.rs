@@ -248,6 +248,31 @@ async fn every_change_is_audited_with_the_token_that_made_it(backend: Backend) {
         .await;
     windowed.expect(200, "since");
     assert_eq!(windowed.body["items"].as_array().unwrap().len(), 1);
+    // The same instant in another offset, percent-encoded as a URL needs.
+    let since_east = before
+        .to_offset(time::UtcOffset::from_hms(2, 0, 0).unwrap())
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+        .replace('+', "%2B");
+    let windowed = api
+        .get(
+            &format!("/api/v1/audit?since={since_east}&action=scope.create"),
+            &admin,
+        )
+        .await;
+    assert_eq!(
+        windowed.body["items"].as_array().unwrap().len(),
+        1,
+        "{since_east}"
+    );
+    let later = (time::OffsetDateTime::now_utc() + time::Duration::hours(1))
+        .to_offset(time::UtcOffset::from_hms(-5, 0, 0).unwrap())
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let future = api
+        .get(&format!("/api/v1/audit?since={later}"), &admin)
+        .await;
+    assert_eq!(future.body["items"], json!([]), "nothing after {later}");
     let until = api
         .get("/api/v1/audit?until=2000-01-01T00:00:00Z", &admin)
         .await;
