@@ -89,11 +89,11 @@ fn routes() -> utoipa_actix_web::scope::Scope<
 }
 
 /// The OpenAPI 3.1 document of [`routes`].
-pub fn openapi() -> openapi::OpenApi {
+pub fn openapi() -> serde_json::Value {
     document(&routes())
 }
 
-fn document(scope: &impl OpenApiFactory) -> openapi::OpenApi {
+fn document(scope: &impl OpenApiFactory) -> serde_json::Value {
     let mut doc = ApiDoc::openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     doc.paths.merge(scope.paths());
@@ -103,7 +103,43 @@ fn document(scope: &impl OpenApiFactory) -> openapi::OpenApi {
         .get_or_insert_with(Default::default)
         .schemas
         .extend(schemas);
+    let mut doc = serde_json::to_value(&doc).unwrap_or_default();
+    describe_responses(&mut doc);
     doc
+}
+
+/// Every response gets the description OpenAPI requires (its status's
+/// reason phrase unless the handler gave one), and errors are documented
+/// with the media type they are sent with, `application/problem+json`.
+fn describe_responses(doc: &mut serde_json::Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    for op in paths
+        .values_mut()
+        .filter_map(|item| item.as_object_mut())
+        .flat_map(|item| item.values_mut())
+    {
+        let Some(responses) = op.get_mut("responses").and_then(|r| r.as_object_mut()) else {
+            continue;
+        };
+        for (status, res) in responses.iter_mut() {
+            let code = status.parse::<u16>().unwrap_or(0);
+            let reason = actix_web::http::StatusCode::from_u16(code)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("Response");
+            if res["description"].as_str().is_none_or(str::is_empty) {
+                res["description"] = reason.into();
+            }
+            if code >= 400
+                && let Some(content) = res.get_mut("content").and_then(|c| c.as_object_mut())
+                && let Some(json) = content.remove("application/json")
+            {
+                content.insert("application/problem+json".into(), json);
+            }
+        }
+    }
 }
 
 /// The rendered document, built once per worker from the same scope that
@@ -113,7 +149,7 @@ struct OpenApiJson(Arc<String>);
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let scope = routes();
     let doc = document(&scope);
-    let json = Arc::new(doc.to_json().unwrap_or_else(|_| "{}".to_owned()));
+    let json = Arc::new(doc.to_string());
     let scope = scope.map(|s| {
         // A path segment that is not a uuid names nothing that exists.
         s.app_data(web::PathConfig::default().error_handler(|_, _| {

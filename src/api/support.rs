@@ -186,3 +186,33 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::nul_at;
+
+    #[test]
+    fn nul_is_found_with_the_path_of_its_field() {
+        assert_eq!(
+            nul_at(&json!({"name": "ok", "scopes": ["a"]}), String::new()),
+            None
+        );
+        assert_eq!(
+            nul_at(&json!({"name": "a\u{0}b"}), String::new()).as_deref(),
+            Some("name")
+        );
+        assert_eq!(
+            nul_at(&json!({"scopes": ["ok", "x\u{0}"]}), String::new()).as_deref(),
+            Some("scopes[1]")
+        );
+        assert_eq!(
+            nul_at(&json!({"client_credentials": {"k\u{0}": 1}}), String::new()).as_deref(),
+            Some("client_credentials.k\u{0}")
+        );
+        // An escaped backslash followed by "u0000" is ordinary text.
+        let text: serde_json::Value = serde_json::from_str(r#"{"d": "\\u0000"}"#).unwrap();
+        assert_eq!(nul_at(&text, String::new()), None);
+    }
+}

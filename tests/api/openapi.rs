@@ -58,6 +58,18 @@ fn operations(doc: &Value) -> BTreeMap<(String, String), String> {
             if !METHODS.contains(&method.as_str()) {
                 continue;
             }
+            for (status, res) in op["responses"].as_object().expect("responses") {
+                assert!(
+                    res["description"].as_str().is_some_and(|d| !d.is_empty()),
+                    "{method} {path} {status}: a description"
+                );
+                if status.starts_with('4') || status.starts_with('5') {
+                    assert!(
+                        res["content"].get("application/problem+json").is_some(),
+                        "{method} {path} {status}: documented as problem+json"
+                    );
+                }
+            }
             let scopes = op["security"][0]["bearer"]
                 .as_array()
                 .unwrap_or_else(|| panic!("{method} {path} documents its bearer scope"));
