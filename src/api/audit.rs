@@ -46,6 +46,7 @@ fn timestamp(raw: Option<&str>, field: &'static str) -> Result<Option<OffsetDate
 
 /// Events, newest first.
 #[utoipa::path(
+    operation_id = "list_audit_events",
     tag = "audit",
     params(AuditQuery, PageQuery),
     security(("bearer" = ["admin:read"])),

@@ -63,6 +63,7 @@ fn location(id: Uuid) -> String {
 
 /// Machine users, newest first.
 #[utoipa::path(
+    operation_id = "list_machine_users",
     tag = "machine users",
     params(PageQuery),
     security(("bearer" = ["admin:read"])),
@@ -84,6 +85,7 @@ pub async fn list(
 
 /// Creates a machine user (client credentials off until turned on; no secret yet).
 #[utoipa::path(
+    operation_id = "create_machine_user",
     tag = "machine users",
     request_body = MachineUserBody,
     security(("bearer" = ["admin:write"])),
@@ -106,6 +108,7 @@ pub async fn create(
 }
 
 #[utoipa::path(
+    operation_id = "get_machine_user",
     tag = "machine users",
     params(("id" = Uuid, Path)),
     security(("bearer" = ["admin:read"])),
@@ -128,6 +131,7 @@ pub async fn get(
 /// Changes any subset of the fields; takes effect on the machine user's
 /// existing tokens at their next use.
 #[utoipa::path(
+    operation_id = "update_machine_user",
     tag = "machine users",
     params(("id" = Uuid, Path)),
     request_body = MachineUserBody,
@@ -153,6 +157,7 @@ pub async fn update(
 
 /// Deletes the machine user with its secrets and tokens.
 #[utoipa::path(
+    operation_id = "delete_machine_user",
     tag = "machine users",
     params(("id" = Uuid, Path)),
     security(("bearer" = ["admin:write"])),
@@ -175,6 +180,7 @@ pub async fn delete(
 /// A new client secret, shown in this response only. At most two exist at
 /// once: a third is refused (409) until one is deleted.
 #[utoipa::path(
+    operation_id = "create_client_secret",
     tag = "machine users",
     params(("id" = Uuid, Path)),
     security(("bearer" = ["admin:write"])),
@@ -197,6 +203,7 @@ pub async fn create_secret(
 }
 
 #[utoipa::path(
+    operation_id = "delete_client_secret",
     tag = "machine users",
     params(("id" = Uuid, Path), ("secret_id" = Uuid, Path)),
     security(("bearer" = ["admin:write"])),
@@ -220,6 +227,7 @@ pub async fn delete_secret(
 /// Issues a long-lived machine token for the machine user, within its
 /// allowed scopes. The secret (`token`) is in this response only.
 #[utoipa::path(
+    operation_id = "create_machine_token",
     tag = "machine users",
     params(("id" = Uuid, Path)),
     request_body = TokenRequest,

@@ -33,6 +33,7 @@ pub struct Me {
 
 /// The caller and the calling token's effective scopes.
 #[utoipa::path(
+    operation_id = "get_me",
     tag = "me",
     security(("bearer" = ["profile"])),
     responses(

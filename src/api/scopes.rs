@@ -25,6 +25,7 @@ pub struct NewScopeBody {
 /// Built-in scopes first, then registered ones by name (not paginated: a
 /// deployment has few).
 #[utoipa::path(
+    operation_id = "list_scopes",
     tag = "scopes",
     security(("bearer" = ["profile"])),
     responses(
@@ -43,6 +44,7 @@ pub async fn list(state: web::Data<AppState>, auth: Bearer) -> Result<HttpRespon
 }
 
 #[utoipa::path(
+    operation_id = "create_scope",
     tag = "scopes",
     request_body = NewScopeBody,
     security(("bearer" = ["admin:write"])),

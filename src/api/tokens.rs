@@ -48,6 +48,7 @@ fn own(auth: &Bearer) -> Access {
 
 /// The caller's own tokens, newest first.
 #[utoipa::path(
+    operation_id = "list_own_tokens",
     tag = "tokens",
     params(PageQuery),
     security(("bearer" = ["tokens:read"])),
@@ -74,6 +75,7 @@ pub async fn list_own(
 /// Creates a personal access token for the caller. The secret (`token`) is
 /// in this response only. The new token cannot hold a scope the calling token lacks.
 #[utoipa::path(
+    operation_id = "create_own_token",
     tag = "tokens",
     request_body = TokenRequest,
     security(("bearer" = ["tokens:write"])),
@@ -106,6 +108,7 @@ pub async fn create_own(
 
 /// One of the caller's tokens.
 #[utoipa::path(
+    operation_id = "get_own_token",
     tag = "tokens",
     params(("id" = Uuid, Path)),
     security(("bearer" = ["tokens:read"])),
@@ -127,6 +130,7 @@ pub async fn get_own(
 
 /// Revokes one of the caller's tokens (idempotent). It stays listed, revoked.
 #[utoipa::path(
+    operation_id = "revoke_own_token",
     tag = "tokens",
     params(("id" = Uuid, Path)),
     security(("bearer" = ["tokens:write"])),
@@ -150,6 +154,7 @@ pub async fn revoke_own(
 /// lifetime length) and revokes the old one. A revoked token cannot be
 /// regenerated (409); an expired one can.
 #[utoipa::path(
+    operation_id = "regenerate_own_token",
     tag = "tokens",
     params(("id" = Uuid, Path)),
     security(("bearer" = ["tokens:write"])),
@@ -189,6 +194,7 @@ pub struct AdminTokenQuery {
 
 /// Every token of every owner, newest first (admins).
 #[utoipa::path(
+    operation_id = "list_all_tokens",
     tag = "admin",
     params(AdminTokenQuery, PageQuery),
     security(("bearer" = ["admin:read"])),
@@ -218,6 +224,7 @@ pub async fn list_all(
 
 /// Any token (admins).
 #[utoipa::path(
+    operation_id = "get_any_token",
     tag = "admin",
     params(("id" = Uuid, Path)),
     security(("bearer" = ["admin:read"])),
@@ -239,6 +246,7 @@ pub async fn get_any(
 
 /// Revokes any token (admins).
 #[utoipa::path(
+    operation_id = "revoke_any_token",
     tag = "admin",
     params(("id" = Uuid, Path)),
     security(("bearer" = ["admin:write"])),

@@ -35,6 +35,7 @@ pub struct UserPatchBody {
 
 /// Users, newest first.
 #[utoipa::path(
+    operation_id = "list_users",
     tag = "users",
     params(PageQuery),
     security(("bearer" = ["admin:read"])),
@@ -55,6 +56,7 @@ pub async fn list(
 }
 
 #[utoipa::path(
+    operation_id = "create_user",
     tag = "users",
     request_body = NewUserBody,
     security(("bearer" = ["admin:write"])),
@@ -82,6 +84,7 @@ pub async fn create(
 }
 
 #[utoipa::path(
+    operation_id = "get_user",
     tag = "users",
     params(("id" = Uuid, Path)),
     security(("bearer" = ["admin:read"])),
@@ -104,6 +107,7 @@ pub async fn get(
 /// Changes role, enabled or password. A demotion or disabling takes effect on
 /// the user's existing tokens at their next request.
 #[utoipa::path(
+    operation_id = "update_user",
     tag = "users",
     params(("id" = Uuid, Path)),
     request_body = UserPatchBody,

@@ -104,6 +104,13 @@ async fn the_document_and_the_routes_agree(backend: Backend) {
         "bearer"
     );
     let ops = operations(&doc);
+    let mut ids = BTreeSet::new();
+    for item in doc["paths"].as_object().unwrap().values() {
+        for op in item.as_object().unwrap().values() {
+            let id = op["operationId"].as_str().expect("operationId");
+            assert!(ids.insert(id.to_owned()), "operationId {id} is unique");
+        }
+    }
 
     // Every contract route is documented with the contract's scope.
     for (method, path, scope) in CONTRACT {
