@@ -1,3 +1,5 @@
+//! `GET /api/v1/me`: who is calling, with which effective scopes.
+
 use actix_web::{HttpResponse, get, web};
 use serde::Serialize;
 use utoipa::ToSchema;

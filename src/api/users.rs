@@ -22,13 +22,15 @@ pub struct NewUserBody {
     /// At least 8 characters.
     pub password: String,
     /// Default `user`.
-    pub role: Option<Role>,
+    #[schema(value_type = Option<Role>)]
+    pub role: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatchBody {
-    pub role: Option<Role>,
+    #[schema(value_type = Option<Role>)]
+    pub role: Option<String>,
     pub enabled: Option<bool>,
     pub password: Option<String>,
 }
@@ -77,7 +79,12 @@ pub async fn create(
     let new = NewUser {
         username: b.username,
         password: b.password,
-        role: b.role.unwrap_or(Role::User),
+        role: b
+            .role
+            .as_deref()
+            .map(Role::parse)
+            .transpose()?
+            .unwrap_or(Role::User),
     };
     let user = principals::create_user(&state.db, &auth.actor(), new).await?;
     Ok(created(format!("/api/v1/users/{}", user.id), &user))
@@ -129,7 +136,7 @@ pub async fn update(
     auth.require("admin:write")?;
     let b = body.parse()?;
     let patch = UserPatch {
-        role: b.role,
+        role: b.role.as_deref().map(Role::parse).transpose()?,
         enabled: b.enabled,
         password: b.password,
     };

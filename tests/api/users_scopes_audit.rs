@@ -48,7 +48,7 @@ async fn an_admin_creates_and_changes_users(backend: Backend) {
         (
             json!({"username": "dave", "password": "a long password", "role": "root"}),
             400,
-            None,
+            Some("role"),
             "unknown role",
         ),
         (
@@ -80,6 +80,9 @@ async fn an_admin_creates_and_changes_users(backend: Backend) {
     api.patch(&at, &admin, &json!({"password": "x"}))
         .await
         .expect(400, "short new password");
+    let res = api.patch(&at, &admin, &json!({"role": "superuser"})).await;
+    res.expect(400, "unknown role in a patch");
+    assert_eq!(res.body["field"], "role");
     api.patch(&at, &admin, &json!({"enabled": "no"}))
         .await
         .expect(400, "wrong type");
