@@ -198,3 +198,64 @@ fn sqlite_master_key_is_generated_private() {
         .expect("master.key beside the database");
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
 }
+
+async fn sigterm_shuts_down_gracefully_and_keeps_last_use(backend: Backend) {
+    let db = TestDb::new(backend);
+    let secret = db.cli_ok(
+        &[
+            "machine-users",
+            "create",
+            "--username",
+            "svc-a",
+            "--scope",
+            "profile",
+        ],
+        None,
+    );
+    let (mut child, addr) = common::start_server(&db, &[]).expect("starts");
+    let client = reqwest::Client::new();
+    let res: serde_json::Value = client
+        .post(format!("http://{addr}/oauth2/token"))
+        .basic_auth("svc-a", Some(&secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = res["access_token"].as_str().unwrap();
+    let me = client
+        .get(format!("http://{addr}/api/v1/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(exit.success(), "exit status after SIGTERM: {exit:?}");
+    // The in-memory `last used` was flushed on the way out.
+    let listing = db.cli_ok(&["keys", "list"], None);
+    assert!(!listing.is_empty());
+    let conn = sea_orm::Database::connect(&db.url).await.unwrap();
+    use sea_orm::{ConnectionTrait, Statement};
+    let row = conn
+        .query_one(Statement::from_string(
+            conn.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM tokens WHERE last_used_at IS NOT NULL AND last_used_ip = '127.0.0.1'",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let n: i64 = row.try_get("", "n").unwrap();
+    assert_eq!(n, 1, "the token's last use was recorded at shutdown");
+}
+
+both_backends!(sigterm_shuts_down_gracefully_and_keeps_last_use);

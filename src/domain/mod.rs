@@ -8,6 +8,8 @@ mod error;
 pub mod principals;
 pub mod scopes;
 pub mod secrets;
+pub mod sessions;
+pub mod stats;
 pub mod tokens;
 mod types;
 

@@ -222,7 +222,11 @@ pub async fn any_admin(db: &impl ConnectionTrait) -> Result<bool, Error> {
         .is_some())
 }
 
-fn blank(kind: PrincipalKind, username: Username, actor: &Actor) -> principal::ActiveModel {
+pub(super) fn blank(
+    kind: PrincipalKind,
+    username: Username,
+    actor: &Actor,
+) -> principal::ActiveModel {
     let now = clock::now();
     principal::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -244,7 +248,7 @@ fn blank(kind: PrincipalKind, username: Username, actor: &Actor) -> principal::A
     }
 }
 
-fn duplicate_username(e: sea_orm::DbErr) -> Error {
+pub(super) fn duplicate_username(e: sea_orm::DbErr) -> Error {
     if is_unique_violation(&e) {
         Error::conflict("username is already taken")
     } else {
@@ -819,6 +823,8 @@ pub async fn delete_secret(
             })
         })
         .await?;
+    // Cached client authentications with this secret must stop working now.
+    db.changes.auth_changed().await;
     Ok(())
 }
 

@@ -312,7 +312,7 @@ pub fn record_row(
     created_by: Option<Uuid>,
 ) -> token::ActiveModel {
     token::ActiveModel {
-        id: Set(Uuid::now_v7()),
+        id: Set(minted.id),
         jti: Set(minted.jti.clone()),
         kind: Set(kind),
         owner_id: Set(owner_id),
@@ -568,7 +568,7 @@ pub async fn regenerate(
     let minted = svc
         .mint(&owner, old.kind, &scopes, lifetime)
         .map_err(Error::Internal)?;
-    let mut row = record_row(
+    let row = record_row(
         &minted,
         old.kind,
         owner.id,
@@ -577,8 +577,7 @@ pub async fn regenerate(
         &scopes,
         actor.id(),
     );
-    let new_id = Uuid::now_v7();
-    row.id = Set(new_id);
+    let new_id = minted.id;
     let actor2 = actor.clone();
     let secret = minted.token;
     let created = db

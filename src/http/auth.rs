@@ -41,27 +41,30 @@ impl Bearer {
     }
 }
 
-/// An Authorization header that is not one well-formed Bearer credential.
-#[derive(Debug)]
-pub struct NotBearer;
+/// What an `Authorization` header holds, as far as Bearer auth is concerned.
+pub enum BearerHeader<'a> {
+    Missing,
+    /// Not a single well-formed `Bearer <token>` credential.
+    Malformed,
+    Token(&'a str),
+}
 
-/// The token of an `Authorization: Bearer …` header: `Ok(None)` when there is
-/// no Authorization header, `Err` when it is not a Bearer credential.
-pub fn bearer_token(req: &HttpRequest) -> Result<Option<&str>, NotBearer> {
+pub fn bearer_token(req: &HttpRequest) -> BearerHeader<'_> {
     let mut values = req.headers().get_all(header::AUTHORIZATION);
     let Some(value) = values.next() else {
-        return Ok(None);
+        return BearerHeader::Missing;
     };
     if values.next().is_some() {
-        return Err(NotBearer);
+        return BearerHeader::Malformed;
     }
-    let value = value.to_str().map_err(|_| NotBearer)?;
-    let (scheme, token) = value.split_once(' ').ok_or(NotBearer)?;
+    let Some((scheme, token)) = value.to_str().ok().and_then(|v| v.split_once(' ')) else {
+        return BearerHeader::Malformed;
+    };
     let token = token.trim();
     if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || token.contains(' ') {
-        return Err(NotBearer);
+        return BearerHeader::Malformed;
     }
-    Ok(Some(token))
+    BearerHeader::Token(token)
 }
 
 impl FromRequest for Bearer {
@@ -76,9 +79,9 @@ impl FromRequest for Bearer {
                 .expect("AppState is registered")
                 .clone();
             let token = match bearer_token(&req) {
-                Ok(Some(t)) => t,
-                Ok(None) => return Err(ApiError::NoToken),
-                Err(NotBearer) => return Err(ApiError::InvalidToken),
+                BearerHeader::Token(t) => t,
+                BearerHeader::Missing => return Err(ApiError::NoToken),
+                BearerHeader::Malformed => return Err(ApiError::InvalidToken),
             };
             let ip = client_ip(&req);
             match state.tokens.authenticate(token, ip.as_deref()).await {

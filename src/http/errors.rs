@@ -199,3 +199,76 @@ impl ResponseError for OAuthError {
         res.body(json!({"error": self.code, "error_description": self.description}).to_string())
     }
 }
+
+/// Errors of the browser pages: an HTML page that says what went wrong in
+/// words (and, for a missing session, a redirect to the sign-in page).
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    #[error(transparent)]
+    Domain(#[from] domain::Error),
+    #[error("sign in to continue")]
+    SignInRequired,
+    #[error(
+        "This form has expired or did not come from this site (its security token is missing or wrong). Go back, reload the page and try again."
+    )]
+    Csrf,
+    #[error("This page is for administrators only.")]
+    AdminOnly,
+    #[error("There is no such page.")]
+    NotFound,
+    #[error("{0}")]
+    BadRequest(String),
+}
+
+impl WebError {
+    fn kind(&self) -> (StatusCode, &'static str) {
+        use domain::Error as E;
+        match self {
+            Self::Domain(E::Invalid { .. }) | Self::BadRequest(_) => {
+                (StatusCode::BAD_REQUEST, "That did not work")
+            }
+            Self::Domain(E::Conflict(_)) => (StatusCode::CONFLICT, "That did not work"),
+            Self::Domain(E::NotFound(_)) | Self::NotFound => (StatusCode::NOT_FOUND, "Not found"),
+            Self::Domain(E::Forbidden(_)) | Self::AdminOnly => {
+                (StatusCode::FORBIDDEN, "Not allowed")
+            }
+            Self::Csrf => (StatusCode::FORBIDDEN, "Form refused"),
+            Self::Domain(E::Internal(_)) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong")
+            }
+            Self::SignInRequired => (StatusCode::SEE_OTHER, "Sign in"),
+        }
+    }
+
+    /// What the page says, in words.
+    pub fn message(&self) -> String {
+        match self {
+            Self::Domain(domain::Error::Internal(cause)) => {
+                tracing::error!(error = %format!("{cause:#}"), "internal error on a web page");
+                "The server could not complete the request. Try again; if it keeps happening, the server log has the cause.".to_owned()
+            }
+            Self::Domain(domain::Error::Invalid { field, message }) => {
+                format!("{}: {message}", field.replace('_', " "))
+            }
+            Self::Domain(domain::Error::NotFound(what)) => format!("There is no such {what}."),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl ResponseError for WebError {
+    fn status_code(&self) -> StatusCode {
+        self.kind().0
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let (status, title) = self.kind();
+        if let Self::SignInRequired = self {
+            return HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, "/login"))
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .finish();
+        }
+        crate::web::error_page(status, title, &self.message())
+    }
+}

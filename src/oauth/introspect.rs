@@ -6,7 +6,10 @@ use serde_json::json;
 
 use super::{Form, authenticate_client, client_credentials, no_store};
 use crate::{
-    app::AppState, domain::principals, http::auth::bearer_token, http::errors::OAuthError,
+    app::AppState,
+    domain::principals,
+    http::auth::{BearerHeader, bearer_token},
+    http::errors::OAuthError,
 };
 
 pub async fn introspect(
@@ -21,7 +24,7 @@ pub async fn introspect(
             principals::permits(&client, "introspect")
         }
         None => match bearer_token(&req) {
-            Ok(Some(token)) => match state.tokens.validate(token).await {
+            BearerHeader::Token(token) => match state.tokens.validate(token).await {
                 Ok(info) => info.has_scope("introspect"),
                 Err(_) => {
                     let mut e = OAuthError::new(

@@ -6,7 +6,7 @@ mod metadata;
 mod revoke;
 mod token;
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use actix_web::{HttpRequest, http::header, web};
 use base64::{Engine, engine::general_purpose::STANDARD};
@@ -144,18 +144,13 @@ pub fn client_credentials(
 pub async fn authenticate_client(
     state: &AppState,
     creds: &ClientCredentials,
-) -> Result<principal::Model, OAuthError> {
-    match crate::domain::principals::authenticate_client(
-        &state.db.read,
-        &creds.client_id,
-        &creds.secret,
-    )
-    .await
+) -> Result<Arc<principal::Model>, OAuthError> {
+    match state
+        .tokens
+        .authenticate_client(&creds.client_id, &creds.secret)
+        .await
     {
-        Ok(Some((machine, secret_id))) => {
-            state.tokens.usage.touch_secret(secret_id);
-            Ok(machine)
-        }
+        Ok(Some(machine)) => Ok(machine),
         Ok(None) => Err(OAuthError::invalid_client(creds.basic)),
         Err(e) => Err(OAuthError::server_error(e)),
     }

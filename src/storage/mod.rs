@@ -194,6 +194,7 @@ impl ChangeFeed {
                             feed.epoch.fetch_add(1, Ordering::AcqRel);
                             feed.keys_epoch.fetch_add(1, Ordering::AcqRel);
                             feed.listening.store(true, Ordering::Release);
+                            // `Ok(None)` or an error: the connection is gone.
                             while let Ok(Some(n)) = listener.try_recv().await {
                                 if n.payload() == "keys" {
                                     feed.keys_epoch.fetch_add(1, Ordering::AcqRel);

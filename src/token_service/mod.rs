@@ -16,7 +16,6 @@ use std::{
     time::Duration,
 };
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::Validation;
 use moka::sync::Cache;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
@@ -51,6 +50,8 @@ pub struct Claims {
 
 /// A freshly signed token, not yet recorded.
 pub struct Minted {
+    /// The record's id; the `jti` is its text form, so both index append-only.
+    pub id: Uuid,
     pub token: String,
     pub jti: String,
     pub kid: String,
@@ -111,6 +112,13 @@ struct CacheEntry {
     info: Arc<AuthInfo>,
 }
 
+/// A client that authenticated with the secret whose digest keys the entry.
+struct CachedClient {
+    epoch: u64,
+    machine: Arc<principal::Model>,
+    secret_id: Uuid,
+}
+
 pub struct TokenService {
     db: Db,
     master: MasterKey,
@@ -120,6 +128,7 @@ pub struct TokenService {
     keys_loaded_epoch: std::sync::atomic::AtomicU64,
     last_reload: std::sync::Mutex<std::time::Instant>,
     cache: Cache<Digest, Arc<CacheEntry>>,
+    clients: Cache<Digest, Arc<CachedClient>>,
     pub usage: usage::UsageTracker,
     pub recorder: recorder::Recorder,
 }
@@ -152,6 +161,10 @@ impl TokenService {
             last_reload: std::sync::Mutex::new(std::time::Instant::now()),
             cache: Cache::builder()
                 .max_capacity(200_000)
+                .time_to_live(CACHE_TTL)
+                .build(),
+            clients: Cache::builder()
+                .max_capacity(10_000)
                 .time_to_live(CACHE_TTL)
                 .build(),
         });
@@ -226,7 +239,8 @@ impl TokenService {
         let key = &ring.active;
         let issued_at = clock::now();
         let expires_at = issued_at + time::Duration::seconds(lifetime_secs);
-        let jti = Uuid::new_v4().to_string();
+        let id = Uuid::now_v7();
+        let jti = id.to_string();
         let claims = Claims {
             iss: self.issuer.clone(),
             sub: owner.id.to_string(),
@@ -240,15 +254,10 @@ impl TokenService {
             token_kind: kind,
         };
         let payload = serde_json::to_vec(&claims)?;
-        let mut token = String::with_capacity(key.header_b64.len() + payload.len() * 4 / 3 + 100);
-        token.push_str(&key.header_b64);
-        token.push('.');
-        URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
-        let signature = key.sign(token.as_bytes())?;
-        token.push('.');
-        URL_SAFE_NO_PAD.encode_string(&signature, &mut token);
+        let token = key.sign_jwt(&payload)?;
         let digest = Digest::of(&token);
         Ok(Minted {
+            id,
             token,
             jti,
             kid: key.kid.clone(),
@@ -256,6 +265,46 @@ impl TokenService {
             expires_at,
             digest,
         })
+    }
+
+    /// Client authentication (RFC 6749 §2.3.1): the enabled machine user
+    /// whose secret this is. Successful checks are cached by the secret's
+    /// digest until anything about machine users or secrets changes, so the
+    /// token endpoint reads nothing from the database on its hot path.
+    pub async fn authenticate_client(
+        &self,
+        client_id: &str,
+        secret: &str,
+    ) -> Result<Option<Arc<principal::Model>>, crate::domain::Error> {
+        let digest = Digest::of(secret);
+        let feed = &self.db.changes;
+        if feed.cache_usable()
+            && let Some(hit) = self.clients.get(&digest)
+            && hit.epoch == feed.epoch()
+            && hit.machine.username == client_id
+        {
+            self.usage.touch_secret(hit.secret_id);
+            return Ok(Some(hit.machine.clone()));
+        }
+        let epoch = feed.epoch();
+        let Some((machine, secret_id)) =
+            principals::authenticate_client(&self.db.read, client_id, secret).await?
+        else {
+            return Ok(None);
+        };
+        let machine = Arc::new(machine);
+        self.usage.touch_secret(secret_id);
+        if feed.cache_usable() {
+            self.clients.insert(
+                digest,
+                Arc::new(CachedClient {
+                    epoch,
+                    machine: machine.clone(),
+                    secret_id,
+                }),
+            );
+        }
+        Ok(Some(machine))
     }
 
     /// Validates a presented token and records its use.
@@ -387,5 +436,97 @@ impl TokenService {
             }
         }
         self.ring().by_kid.get(kid).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        config::SettingsArgs,
+        domain::{
+            Actor,
+            principals::{self, MachineUserInput},
+            tokens::record_row,
+        },
+    };
+
+    async fn service() -> (tempfile::TempDir, Arc<TokenService>, principal::Model) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/t.db?mode=rwc", dir.path().display());
+        let settings = Settings::load(&SettingsArgs {
+            database_url: Some(url.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        let db = Db::connect(&url).await.unwrap();
+        db.migrate().await.unwrap();
+        let svc = TokenService::start(db.clone(), &settings, MasterKey([1; 32]))
+            .await
+            .unwrap();
+        let input = MachineUserInput {
+            username: Some("svc-1".into()),
+            scopes: Some(vec!["profile".into()]),
+            ..Default::default()
+        };
+        let m = principals::create_machine_user(&db, &Actor::system(), input)
+            .await
+            .unwrap();
+        let owner = principals::find(&db.read, m.id).await.unwrap().unwrap();
+        (dir, svc, owner)
+    }
+
+    async fn record(svc: &TokenService, owner: &principal::Model, minted: &Minted) {
+        let row = record_row(
+            minted,
+            TokenKind::Machine,
+            owner.id,
+            &minted.jti,
+            String::new(),
+            &ScopeSet::from_stored("profile"),
+            None,
+        );
+        svc.recorder.record(row).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn recorded_tokens_validate_and_expired_ones_do_not() {
+        let (_dir, svc, owner) = service().await;
+        let scopes = ScopeSet::from_stored("profile");
+        let live = svc.mint(&owner, TokenKind::Machine, &scopes, 600).unwrap();
+        record(&svc, &owner, &live).await;
+        let info = svc.validate(&live.token).await.unwrap();
+        assert_eq!(info.scopes.to_string(), "profile");
+        assert_eq!(info.username, "svc-1");
+
+        let expired = svc.mint(&owner, TokenKind::Machine, &scopes, -30).unwrap();
+        record(&svc, &owner, &expired).await;
+        assert_eq!(
+            svc.validate(&expired.token).await.unwrap_err(),
+            Rejection::Expired
+        );
+
+        // Signed by us but never recorded: refused.
+        let unrecorded = svc.mint(&owner, TokenKind::Machine, &scopes, 600).unwrap();
+        assert_eq!(
+            svc.validate(&unrecorded.token).await.unwrap_err(),
+            Rejection::Unknown
+        );
+    }
+
+    #[tokio::test]
+    async fn tokens_not_yet_valid_are_refused() {
+        let (_dir, svc, owner) = service().await;
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let claims = serde_json::json!({
+            "iss": svc.issuer(), "aud": svc.audience(), "sub": owner.id.to_string(), "exp": now + 7200,
+            "iat": now, "nbf": now + 3600, "jti": "x", "client_id": "svc-1", "scope": "profile", "token_kind": "machine",
+        });
+        let token = svc
+            .ring()
+            .active
+            .sign_jwt(claims.to_string().as_bytes())
+            .unwrap();
+        assert_eq!(svc.verify(&token).await.unwrap_err(), Rejection::Invalid);
     }
 }

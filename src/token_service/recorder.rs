@@ -1,19 +1,39 @@
 //! Group commit for token records: concurrent client-credentials requests
-//! hand their rows to one task, which inserts whatever has queued up in a
-//! single statement and answers each request once it is committed. A token is
+//! hand their rows to one task, which writes whatever has queued up in one
+//! transaction and answers each request once it is committed. A token is
 //! never returned before its record is durable.
 
-use sea_orm::{DatabaseConnection, EntityTrait};
+use sea_orm::{DatabaseConnection, DbErr, EntityTrait, TransactionTrait};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::storage::entities::token;
 
 const MAX_BATCH: usize = 256;
+/// Multi-row inserts come in these sizes only, so the database sees a handful
+/// of distinct statements that stay in the prepared-statement cache instead
+/// of one new statement per batch size.
+const CHUNKS: [usize; 4] = [64, 16, 4, 1];
 
 type Job = (token::ActiveModel, oneshot::Sender<Result<(), String>>);
 
 pub struct Recorder {
     tx: mpsc::Sender<Job>,
+}
+
+async fn insert_batch(
+    db: &DatabaseConnection,
+    mut rows: Vec<token::ActiveModel>,
+) -> Result<(), DbErr> {
+    let tx = db.begin().await?;
+    for size in CHUNKS {
+        while rows.len() >= size {
+            let rest = rows.split_off(size);
+            token::Entity::insert_many(std::mem::replace(&mut rows, rest))
+                .exec_without_returning(&tx)
+                .await?;
+        }
+    }
+    tx.commit().await
 }
 
 impl Recorder {
@@ -23,11 +43,8 @@ impl Recorder {
             let mut batch = Vec::with_capacity(MAX_BATCH);
             while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
                 let (rows, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
-                let result = token::Entity::insert_many(rows.clone())
-                    .exec_without_returning(&db)
-                    .await;
-                match result {
-                    Ok(_) => {
+                match insert_batch(&db, rows.clone()).await {
+                    Ok(()) => {
                         for reply in replies {
                             let _ = reply.send(Ok(()));
                         }

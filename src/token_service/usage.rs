@@ -2,7 +2,13 @@
 //! and flushed in one transaction every few seconds, so validating a token
 //! never writes to the database.
 
-use std::{collections::HashMap, sync::Mutex};
+use std::{
+    collections::HashMap,
+    sync::{
+        Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+};
 
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait, sea_query::Expr,
@@ -21,11 +27,14 @@ pub const FLUSH_EVERY_SECS: u64 = 5;
 pub struct UsageTracker {
     tokens: Mutex<HashMap<Uuid, (OffsetDateTime, Option<String>)>>,
     secrets: Mutex<HashMap<Uuid, OffsetDateTime>>,
+    /// Successful validations since the last flush, for the daily counter.
+    validations: AtomicU64,
 }
 
 impl UsageTracker {
     pub fn touch_token(&self, id: Uuid, ip: Option<&str>) {
         let now = clock::now();
+        self.validations.fetch_add(1, Ordering::Relaxed);
         let mut map = self.tokens.lock().expect("usage lock");
         match map.get_mut(&id) {
             // Same second, same address: nothing new to record.
@@ -50,10 +59,14 @@ impl UsageTracker {
     ) -> Result<(), sea_orm::DbErr> {
         let tokens = std::mem::take(&mut *self.tokens.lock().expect("usage lock"));
         let secrets = std::mem::take(&mut *self.secrets.lock().expect("usage lock"));
-        if tokens.is_empty() && secrets.is_empty() {
+        let validations = self.validations.swap(0, Ordering::Relaxed);
+        if tokens.is_empty() && secrets.is_empty() && validations == 0 {
             return Ok(());
         }
         let tx = db.begin().await?;
+        if validations > 0 {
+            count_validations(&tx, clock::now().date(), validations).await?;
+        }
         for (id, (at, ip)) in tokens {
             token::Entity::update_many()
                 .col_expr(token::Column::LastUsedAt, Expr::value(at))
@@ -71,4 +84,30 @@ impl UsageTracker {
         }
         tx.commit().await
     }
+}
+
+/// Adds `n` to the day's validation counter (one upsert, on both backends).
+async fn count_validations<C: ConnectionTrait>(
+    db: &C,
+    day: time::Date,
+    n: u64,
+) -> Result<(), sea_orm::DbErr> {
+    use crate::storage::entities::daily_validation as dv;
+    use sea_orm::{ActiveValue::Set, sea_query::OnConflict};
+    let n = i64::try_from(n).unwrap_or(i64::MAX);
+    dv::Entity::insert(dv::ActiveModel {
+        day: Set(dv::day_key(day)),
+        count: Set(n),
+    })
+    .on_conflict(
+        OnConflict::column(dv::Column::Day)
+            .value(
+                dv::Column::Count,
+                Expr::col((dv::Entity, dv::Column::Count)).add(n),
+            )
+            .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await?;
+    Ok(())
 }

@@ -158,6 +158,43 @@ impl TestApp {
         }
     }
 
+    /// A server on a fresh database with no administrator, and the one-time
+    /// setup code it printed to its log.
+    pub async fn spawn_with_setup_code(backend: Backend) -> (Self, String) {
+        let db = TestDb::new(backend);
+        let (mut child, addr) = start_server(&db, &[]).expect("server starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(i) = line.find("/setup?code=") {
+                    let code: String = line[i + "/setup?code=".len()..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+                        .collect();
+                    let _ = tx.send(code);
+                }
+            }
+        });
+        let code = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the server logs a setup URL");
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        (
+            Self {
+                addr,
+                db,
+                client,
+                child,
+                extra_instances: Vec::new(),
+            },
+            code,
+        )
+    }
+
     /// Another instance on the same database (PostgreSQL: scale-out).
     pub fn start_another(&mut self, extra_env: &[(&str, &str)]) -> String {
         let (child, addr) = start_server(&self.db, extra_env).expect("second server starts");

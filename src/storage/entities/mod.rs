@@ -2,6 +2,7 @@
 
 pub mod audit_event;
 pub mod client_secret;
+pub mod daily_validation;
 pub mod principal;
 pub mod scope;
 pub mod session;

@@ -1,0 +1,127 @@
+//! What the dashboard shows: tokens about to expire, tokens issued per day,
+//! and machine users whose client secrets are getting old.
+
+use std::collections::BTreeMap;
+
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use time::{Date, Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use super::{Error, PrincipalKind, clock, tokens};
+use crate::storage::entities::{client_secret, principal, token};
+
+/// The owner's active tokens that expire within `within`, soonest first.
+pub async fn expiring_tokens(
+    db: &impl ConnectionTrait,
+    owner_id: Uuid,
+    within: Duration,
+) -> Result<Vec<tokens::TokenView>, Error> {
+    let now = clock::now();
+    let rows = token::Entity::find()
+        .filter(token::Column::OwnerId.eq(owner_id))
+        .filter(token::Column::RevokedAt.is_null())
+        .filter(token::Column::ExpiresAt.gt(now))
+        .filter(token::Column::ExpiresAt.lte(now + within))
+        .order_by_asc(token::Column::ExpiresAt)
+        .limit(100)
+        .all(db)
+        .await?;
+    tokens::views(db, rows).await
+}
+
+/// One count per day (UTC) for the last `days` days, oldest first, today last.
+pub fn empty_days(days: i64, today: Date) -> BTreeMap<Date, u64> {
+    (0..days)
+        .filter_map(|back| today.checked_sub(Duration::days(back)))
+        .map(|d| (d, 0))
+        .collect()
+}
+
+/// Tokens of every kind issued per day (UTC) over the last `days` days.
+pub async fn tokens_issued_per_day(
+    db: &impl ConnectionTrait,
+    days: i64,
+) -> Result<Vec<(Date, u64)>, Error> {
+    let now = clock::now();
+    let today = now.date();
+    let mut counts = empty_days(days, today);
+    let Some(first) = counts.keys().next().copied() else {
+        return Ok(Vec::new());
+    };
+    let since = first.midnight().assume_utc();
+    let created: Vec<OffsetDateTime> = token::Entity::find()
+        .select_only()
+        .column(token::Column::CreatedAt)
+        .filter(token::Column::CreatedAt.gte(since))
+        .into_tuple()
+        .all(db)
+        .await?;
+    for t in created {
+        if let Some(n) = counts.get_mut(&t.to_offset(time::UtcOffset::UTC).date()) {
+            *n += 1;
+        }
+    }
+    Ok(counts.into_iter().collect())
+}
+
+/// A machine user holding a client secret older than the threshold.
+#[derive(Debug, Clone)]
+pub struct StaleSecret {
+    pub machine_user_id: Uuid,
+    pub username: String,
+    pub secret_id: Uuid,
+    pub created_at: OffsetDateTime,
+}
+
+pub async fn stale_secrets(
+    db: &impl ConnectionTrait,
+    older_than: Duration,
+) -> Result<Vec<StaleSecret>, Error> {
+    let cutoff = clock::now() - older_than;
+    let secrets = client_secret::Entity::find()
+        .filter(client_secret::Column::CreatedAt.lt(cutoff))
+        .order_by_asc(client_secret::Column::CreatedAt)
+        .limit(200)
+        .all(db)
+        .await?;
+    if secrets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = secrets.iter().map(|s| s.machine_user_id).collect();
+    let owners: BTreeMap<Uuid, String> = principal::Entity::find()
+        .filter(principal::Column::Id.is_in(ids))
+        .filter(principal::Column::Kind.eq(PrincipalKind::Machine))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|p| (p.id, p.username))
+        .collect();
+    Ok(secrets
+        .into_iter()
+        .filter_map(|s| {
+            owners.get(&s.machine_user_id).map(|username| StaleSecret {
+                machine_user_id: s.machine_user_id,
+                username: username.clone(),
+                secret_id: s.id,
+                created_at: s.created_at,
+            })
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_days_cover_the_window_ending_today() {
+        let today = time::macros::date!(2026 - 03 - 01);
+        let days = empty_days(30, today);
+        assert_eq!(days.len(), 30);
+        assert_eq!(days.keys().last(), Some(&today));
+        assert_eq!(
+            days.keys().next(),
+            Some(&time::macros::date!(2026 - 01 - 31))
+        );
+    }
+}

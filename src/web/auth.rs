@@ -1,0 +1,273 @@
+//! `/login`, `/logout` and `/setup` (the first administrator).
+
+use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
+use askama::Template;
+
+use super::{
+    FormData, Layout, render_status, see_other,
+    session::{self, SESSION_COOKIE, check_pre_csrf, pre_csrf_cookie, pre_csrf_value},
+};
+use crate::{
+    app::AppState,
+    domain::{
+        self,
+        sessions::{self as ds, LoginError},
+    },
+    http::{client_ip, errors::WebError},
+};
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    l: Layout,
+    csrf: String,
+    username: String,
+    error: Option<String>,
+}
+
+fn login_response(
+    req: &HttpRequest,
+    state: &AppState,
+    status: StatusCode,
+    username: String,
+    error: Option<String>,
+) -> Result<HttpResponse, WebError> {
+    let (csrf, fresh) = pre_csrf_value(req);
+    let mut res = render_status(
+        status,
+        &LoginPage {
+            l: Layout::default(),
+            csrf: csrf.clone(),
+            username,
+            error,
+        },
+    )?;
+    if fresh {
+        res.add_cookie(&pre_csrf_cookie(&csrf, state.settings.secure_cookies()))
+            .map_err(|e| WebError::Domain(domain::Error::Internal(e.into())))?;
+    }
+    Ok(res)
+}
+
+pub async fn login_page(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, WebError> {
+    // Shown even with a live session: signing in again replaces it.
+    login_response(&req, &state, StatusCode::OK, String::new(), None)
+}
+
+pub async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    let form = FormData::parse(&body);
+    check_pre_csrf(&req, form.get("csrf"))?;
+    let username = form.get("username").unwrap_or("").trim().to_owned();
+    let password = form.get("password").unwrap_or("");
+    if username.is_empty() || password.is_empty() {
+        return login_response(
+            &req,
+            &state,
+            StatusCode::BAD_REQUEST,
+            username,
+            Some("Enter your username and your password.".into()),
+        );
+    }
+    let previous = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned());
+    match ds::sign_in(
+        &state.db,
+        &state.master,
+        &username,
+        password,
+        client_ip(&req),
+        previous.as_deref(),
+    )
+    .await
+    {
+        Ok(new) => {
+            let mut res = see_other("/");
+            let secure = state.settings.secure_cookies();
+            set_cookie(&mut res, session::session_cookie(&new.cookie, secure))?;
+            Ok(res)
+        }
+        Err(LoginError::BadCredentials) => login_response(
+            &req,
+            &state,
+            StatusCode::UNAUTHORIZED,
+            username,
+            Some("The username or password is wrong, or the account is disabled.".into()),
+        ),
+        Err(LoginError::Throttled) => login_response(
+            &req,
+            &state,
+            StatusCode::TOO_MANY_REQUESTS,
+            username,
+            Some(format!(
+                "Too many failed sign-ins for this account or from this address. Wait {} minutes and try again, or ask an administrator to reset the password.",
+                ds::THROTTLE_WINDOW.whole_minutes()
+            )),
+        ),
+        Err(LoginError::Other(e)) => Err(e.into()),
+    }
+}
+
+fn set_cookie(
+    res: &mut HttpResponse,
+    cookie: actix_web::cookie::Cookie<'_>,
+) -> Result<(), WebError> {
+    res.add_cookie(&cookie)
+        .map_err(|e| WebError::Domain(domain::Error::Internal(e.into())))
+}
+
+/// `GET /logout` (a typed or bookmarked URL): a button that posts the
+/// sign-out form, since signing out changes state.
+pub async fn logout_page(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, WebError> {
+    let Some(me) = session::current(&req, &state).await? else {
+        return Ok(see_other("/login"));
+    };
+    super::render(&super::tokens::ConfirmPage {
+        l: Layout::new(&me, ""),
+        title: "Sign out?".into(),
+        message: format!(
+            "You are signed in as {}. Signing out ends this session on the server.",
+            me.session.principal.username
+        ),
+        action: "/logout".into(),
+        button: "Sign out",
+        cancel: "/".into(),
+        danger: false,
+    })
+}
+
+pub async fn logout(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    let form = FormData::parse(&body);
+    let secure = state.settings.secure_cookies();
+    let mut res = see_other("/login");
+    if let Some(me) = session::current(&req, &state).await? {
+        session::check_csrf(&me, form.get("csrf"))?;
+        ds::sign_out(&state.db, &me.session, me.ip.clone()).await?;
+    }
+    set_cookie(&mut res, session::removal(SESSION_COOKIE, secure))?;
+    Ok(res)
+}
+
+#[derive(Template)]
+#[template(path = "setup.html")]
+struct SetupPage {
+    l: Layout,
+    csrf: String,
+    code: String,
+    username: String,
+    error: Option<String>,
+}
+
+fn setup_response(
+    req: &HttpRequest,
+    state: &AppState,
+    status: StatusCode,
+    code: String,
+    username: String,
+    error: Option<String>,
+) -> Result<HttpResponse, WebError> {
+    let (csrf, fresh) = pre_csrf_value(req);
+    let mut res = render_status(
+        status,
+        &SetupPage {
+            l: Layout::default(),
+            csrf: csrf.clone(),
+            code,
+            username,
+            error,
+        },
+    )?;
+    if fresh {
+        set_cookie(
+            &mut res,
+            pre_csrf_cookie(&csrf, state.settings.secure_cookies()),
+        )?;
+    }
+    Ok(res)
+}
+
+const SETUP_REFUSED: &str = "This setup link is invalid, has expired (links last one hour) or was already used, or an administrator already exists. Sign in instead, or restart the server to get a new link in its log while no administrator exists.";
+
+pub async fn setup_page(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, WebError> {
+    let q = super::query(&req);
+    let code = q.get("code").unwrap_or("").to_owned();
+    if !ds::setup_code_usable(&state.db.read, &code).await? {
+        return Err(WebError::Domain(domain::Error::Forbidden(
+            SETUP_REFUSED.into(),
+        )));
+    }
+    setup_response(&req, &state, StatusCode::OK, code, String::new(), None)
+}
+
+pub async fn setup(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    let form = FormData::parse(&body);
+    check_pre_csrf(&req, form.get("csrf"))?;
+    let code = form.get("code").unwrap_or("").to_owned();
+    let username = form.get("username").unwrap_or("").trim().to_owned();
+    let password = form.get("password").unwrap_or("");
+    if !ds::setup_code_usable(&state.db.read, &code).await? {
+        return Err(WebError::Domain(domain::Error::Forbidden(
+            SETUP_REFUSED.into(),
+        )));
+    }
+    if password != form.get("password_again").unwrap_or("") {
+        return setup_response(
+            &req,
+            &state,
+            StatusCode::BAD_REQUEST,
+            code,
+            username,
+            Some("The two passwords differ. Type the same password twice.".into()),
+        );
+    }
+    match ds::complete_setup(
+        &state.db,
+        &state.master,
+        &code,
+        &username,
+        password,
+        client_ip(&req),
+    )
+    .await
+    {
+        Ok(new) => {
+            let mut res = see_other("/");
+            set_cookie(
+                &mut res,
+                session::session_cookie(&new.cookie, state.settings.secure_cookies()),
+            )?;
+            Ok(res)
+        }
+        Err(e @ (domain::Error::Invalid { .. } | domain::Error::Conflict(_))) => {
+            let message = WebError::Domain(e).message();
+            setup_response(
+                &req,
+                &state,
+                StatusCode::BAD_REQUEST,
+                code,
+                username,
+                Some(message),
+            )
+        }
+        Err(e) => Err(e.into()),
+    }
+}

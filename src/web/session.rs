@@ -1,0 +1,133 @@
+//! The session cookie, the `SignedIn` extractor and CSRF checks.
+
+use actix_web::{
+    FromRequest, HttpRequest,
+    cookie::{Cookie, SameSite, time::Duration as CookieDuration},
+    dev::Payload,
+    web,
+};
+use futures_util::future::LocalBoxFuture;
+
+use crate::{
+    app::AppState,
+    domain::{
+        Actor,
+        sessions::{self, Session},
+    },
+    http::{client_ip, errors::WebError},
+};
+
+pub const SESSION_COOKIE: &str = "tessera_session";
+/// The double-submit cookie that protects the sign-in and setup forms, which
+/// are posted before any session exists.
+pub const PRE_CSRF_COOKIE: &str = "tessera_csrf";
+
+pub fn session_cookie(value: &str, secure: bool) -> Cookie<'static> {
+    Cookie::build(SESSION_COOKIE, value.to_owned())
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(secure)
+        .max_age(CookieDuration::seconds(
+            sessions::ABSOLUTE_TIMEOUT.whole_seconds(),
+        ))
+        .finish()
+}
+
+pub fn removal(name: &'static str, secure: bool) -> Cookie<'static> {
+    let mut c = Cookie::build(name, "")
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(secure)
+        .finish();
+    c.make_removal();
+    c
+}
+
+pub fn pre_csrf_cookie(value: &str, secure: bool) -> Cookie<'static> {
+    Cookie::build(PRE_CSRF_COOKIE, value.to_owned())
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(secure)
+        .finish()
+}
+
+/// The pre-session CSRF value: the one in the cookie when it looks like ours,
+/// or a new one (which the response must then set).
+pub fn pre_csrf_value(req: &HttpRequest) -> (String, bool) {
+    match req.cookie(PRE_CSRF_COOKIE) {
+        Some(c) if c.value().len() == 43 => (c.value().to_owned(), false),
+        _ => (crate::domain::secrets::random_token(), true),
+    }
+}
+
+/// Double-submit check for forms posted without a session.
+pub fn check_pre_csrf(req: &HttpRequest, presented: Option<&str>) -> Result<(), WebError> {
+    let cookie = req.cookie(PRE_CSRF_COOKIE);
+    match (cookie, presented) {
+        (Some(c), Some(p)) if sessions::tokens_match(c.value(), p) => Ok(()),
+        _ => Err(WebError::Csrf),
+    }
+}
+
+/// A signed-in person (never a machine user), with the request's address.
+pub struct SignedIn {
+    pub session: Session,
+    pub ip: Option<String>,
+}
+
+impl SignedIn {
+    pub fn actor(&self) -> Actor {
+        self.session.actor(self.ip.clone())
+    }
+
+    pub fn require_admin(&self) -> Result<(), WebError> {
+        if self.session.is_admin() {
+            Ok(())
+        } else {
+            Err(WebError::AdminOnly)
+        }
+    }
+}
+
+/// The session behind the request's cookie, if any.
+pub async fn current(req: &HttpRequest, state: &AppState) -> Result<Option<SignedIn>, WebError> {
+    let Some(cookie) = req.cookie(SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    let found = sessions::lookup(&state.db, &state.master, cookie.value()).await?;
+    Ok(found.map(|session| SignedIn {
+        session,
+        ip: client_ip(req),
+    }))
+}
+
+impl FromRequest for SignedIn {
+    type Error = WebError;
+    type Future = LocalBoxFuture<'static, Result<Self, WebError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .cloned()
+                .ok_or_else(|| {
+                    WebError::Domain(crate::domain::Error::Internal(anyhow::anyhow!(
+                        "application state missing"
+                    )))
+                })?;
+            current(&req, &state).await?.ok_or(WebError::SignInRequired)
+        })
+    }
+}
+
+/// The per-session CSRF token of a state-changing form, compared in constant time.
+pub fn check_csrf(me: &SignedIn, presented: Option<&str>) -> Result<(), WebError> {
+    match presented {
+        Some(p) if sessions::tokens_match(&me.session.csrf_token, p) => Ok(()),
+        _ => Err(WebError::Csrf),
+    }
+}

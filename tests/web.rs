@@ -1,0 +1,1296 @@
+//! The browser pages over HTTP, on both backends: sign-in, sessions, CSRF,
+//! personal tokens, the admin console, escaping and error pages.
+
+mod common;
+
+use common::{ADMIN_PASSWORD, Backend, TestApp};
+use reqwest::{StatusCode, header};
+
+/// A browser-like client: keeps cookies, does not follow redirects.
+struct Browser {
+    client: reqwest::Client,
+    base: String,
+}
+
+struct Page {
+    status: StatusCode,
+    headers: header::HeaderMap,
+    body: String,
+}
+
+impl Page {
+    fn location(&self) -> &str {
+        self.headers
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// The first form's CSRF token on the page.
+    fn csrf(&self) -> String {
+        between(&self.body, r#"name="csrf" value=""#, "\"")
+            .unwrap_or_else(|| panic!("no CSRF field in page:\n{}", self.body))
+    }
+
+    /// The secret on a shown-once page.
+    fn secret(&self) -> String {
+        between(
+            &self.body,
+            r#"<code id="secret" class="secret">"#,
+            "</code>",
+        )
+        .unwrap_or_else(|| panic!("no secret in page:\n{}", self.body))
+    }
+}
+
+fn between(text: &str, start: &str, end: &str) -> Option<String> {
+    let i = text.find(start)? + start.len();
+    let j = text[i..].find(end)? + i;
+    Some(text[i..j].to_owned())
+}
+
+impl Browser {
+    fn new(app: &TestApp) -> Self {
+        Self {
+            client: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            base: app.url(""),
+        }
+    }
+
+    async fn page(res: reqwest::Response) -> Page {
+        Page {
+            status: res.status(),
+            headers: res.headers().clone(),
+            body: res.text().await.expect("body"),
+        }
+    }
+
+    async fn get(&self, path: &str) -> Page {
+        Self::page(
+            self.client
+                .get(format!("{}{path}", self.base))
+                .send()
+                .await
+                .expect("GET"),
+        )
+        .await
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
+        Self::page(
+            self.client
+                .post(format!("{}{path}", self.base))
+                .form(form)
+                .send()
+                .await
+                .expect("POST"),
+        )
+        .await
+    }
+
+    /// GETs `form_page`, then POSTs `form` (plus its CSRF token) to `action`.
+    async fn submit(&self, form_page: &str, action: &str, form: &[(&str, &str)]) -> Page {
+        let csrf = self.get(form_page).await.csrf();
+        let mut fields = vec![("csrf", csrf.as_str())];
+        fields.extend_from_slice(form);
+        self.post(action, &fields).await
+    }
+
+    async fn login(&self, username: &str, password: &str) -> Page {
+        self.submit(
+            "/login",
+            "/login",
+            &[("username", username), ("password", password)],
+        )
+        .await
+    }
+
+    async fn signed_in(app: &TestApp, username: &str) -> Self {
+        let b = Self::new(app);
+        let res = b.login(username, ADMIN_PASSWORD).await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+        assert_eq!(res.location(), "/");
+        b
+    }
+
+    /// Creates a personal token through the form; returns (secret, token id).
+    async fn create_token(&self, name: &str, scopes: &[&str]) -> (String, String) {
+        let mut form = vec![("name", name), ("lifetime", "30")];
+        for s in scopes {
+            form.push(("scopes", s));
+        }
+        let page = self.submit("/tokens/new", "/tokens/new", &form).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        let id = between(&page.body, r#"href="/tokens/"#, "\"").expect("token link");
+        (page.secret(), id)
+    }
+}
+
+/// A user's id, read from the password-reset field of their row on /admin/users.
+fn user_id(users: &Page, username: &str) -> String {
+    let marker = format!("New password for {username}<");
+    let at = users.body.find(&marker).expect("user row");
+    let before = &users.body[..at];
+    let start = before.rfind("for=\"pw-").expect("id") + "for=\"pw-".len();
+    before[start..].split('"').next().expect("id").to_owned()
+}
+
+fn session_cookie(page: &Page) -> String {
+    page.headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("tessera_session=") && !v.starts_with("tessera_session=;"))
+        .unwrap_or_else(|| panic!("no session cookie set: {:?}", page.headers))
+        .to_owned()
+}
+
+async fn me_status(app: &TestApp, token: &str) -> u16 {
+    app.get_bearer("/api/v1/me", token).await.status().as_u16()
+}
+
+// ---------------------------------------------------------------- setup
+
+async fn first_admin_is_created_once_with_the_setup_code(backend: Backend) {
+    let (app, code) = TestApp::spawn_with_setup_code(backend).await;
+    let b = Browser::new(&app);
+
+    let bad = b.get("/setup?code=not-the-code").await;
+    assert_eq!(bad.status, StatusCode::FORBIDDEN);
+    assert!(bad.body.contains("setup link is invalid"), "{}", bad.body);
+
+    let path = format!("/setup?code={code}");
+    let form = b.get(&path).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    let csrf = form.csrf();
+
+    // Without the CSRF token: refused, nothing created, the code still usable.
+    let no_csrf = b
+        .post(
+            "/setup",
+            &[
+                ("code", &code),
+                ("username", "root"),
+                ("password", "a long password"),
+                ("password_again", "a long password"),
+            ],
+        )
+        .await;
+    assert_eq!(no_csrf.status, StatusCode::FORBIDDEN);
+    assert!(no_csrf.body.contains("security token"));
+
+    let differ = b
+        .post(
+            "/setup",
+            &[
+                ("csrf", &csrf),
+                ("code", &code),
+                ("username", "root"),
+                ("password", "a long password"),
+                ("password_again", "another password"),
+            ],
+        )
+        .await;
+    assert_eq!(differ.status, StatusCode::BAD_REQUEST);
+    assert!(differ.body.contains("passwords differ"));
+
+    let bad_name = b
+        .post(
+            "/setup",
+            &[
+                ("csrf", &csrf),
+                ("code", &code),
+                ("username", "No Spaces"),
+                ("password", "a long password"),
+                ("password_again", "a long password"),
+            ],
+        )
+        .await;
+    assert_eq!(bad_name.status, StatusCode::BAD_REQUEST);
+    assert!(bad_name.body.contains("username"), "{}", bad_name.body);
+
+    let ok = b
+        .post(
+            "/setup",
+            &[
+                ("csrf", &csrf),
+                ("code", &code),
+                ("username", "root"),
+                ("password", "a long password"),
+                ("password_again", "a long password"),
+            ],
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.body);
+    let home = b.get("/").await;
+    assert_eq!(home.status, StatusCode::OK);
+    assert!(home.body.contains("root (admin)"));
+    assert!(home.body.contains("Tokens issued per day"));
+
+    // The code is used up, for this browser and any other.
+    assert_eq!(b.get(&path).await.status, StatusCode::FORBIDDEN);
+    let other = Browser::new(&app);
+    let csrf2 = other.get("/login").await.csrf();
+    let again = other
+        .post(
+            "/setup",
+            &[
+                ("csrf", &csrf2),
+                ("code", &code),
+                ("username", "second"),
+                ("password", "a long password"),
+                ("password_again", "a long password"),
+            ],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::FORBIDDEN);
+    assert_eq!(other.login("second", "a long password").await.status, 401);
+    // The new admin can sign in with the password chosen.
+    let fresh = Browser::new(&app);
+    assert_eq!(
+        fresh.login("root", "a long password").await.status,
+        StatusCode::SEE_OTHER
+    );
+}
+
+// ---------------------------------------------------------------- sessions
+
+async fn sign_in_sets_a_safe_cookie_and_sign_out_ends_the_session(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_user("alice", false);
+    let b = Browser::new(&app);
+
+    let anon = b.get("/tokens").await;
+    assert_eq!(anon.status, StatusCode::SEE_OTHER);
+    assert_eq!(anon.location(), "/login");
+    assert_eq!(b.get("/").await.location(), "/login");
+
+    let wrong = b.login("alice", "not the password").await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(wrong.body.contains("username or password is wrong"));
+    assert!(wrong.body.contains(r#"value="alice""#));
+
+    let first = b.login("alice", ADMIN_PASSWORD).await;
+    assert_eq!(first.status, StatusCode::SEE_OTHER);
+    let cookie = session_cookie(&first);
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(cookie.contains("Path=/"), "{cookie}");
+    assert!(
+        !cookie.contains("Secure"),
+        "http public URL: no Secure flag"
+    );
+    let first_value = cookie
+        .split(';')
+        .next()
+        .expect("value")
+        .trim_start_matches("tessera_session=")
+        .to_owned();
+    assert_eq!(b.get("/tokens").await.status, StatusCode::OK);
+
+    // Signing in again rotates the session id; the old one stops working.
+    let second = b.login("alice", ADMIN_PASSWORD).await;
+    assert_eq!(second.status, StatusCode::SEE_OTHER);
+    let second_value = session_cookie(&second)
+        .split(';')
+        .next()
+        .expect("value")
+        .trim_start_matches("tessera_session=")
+        .to_owned();
+    assert_ne!(first_value, second_value);
+    let replay = |value: String| {
+        let app_url = app.url("/tokens");
+        async move {
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client")
+                .get(app_url)
+                .header(header::COOKIE, format!("tessera_session={value}"))
+                .send()
+                .await
+                .expect("GET")
+                .status()
+        }
+    };
+    assert_eq!(replay(first_value).await, StatusCode::SEE_OTHER);
+    assert_eq!(replay(second_value.clone()).await, StatusCode::OK);
+
+    // Sign-out needs the CSRF token, then ends the session on the server.
+    let refused = b.post("/logout", &[]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(replay(second_value.clone()).await, StatusCode::OK);
+    let confirm = b.get("/logout").await;
+    assert_eq!(confirm.status, StatusCode::OK);
+    assert!(confirm.body.contains("Sign out?"));
+    let out = b.submit("/logout", "/logout", &[]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert_eq!(out.location(), "/login");
+    assert_eq!(replay(second_value).await, StatusCode::SEE_OTHER);
+    assert_eq!(b.get("/tokens").await.status, StatusCode::SEE_OTHER);
+
+    // The audit log has all of it.
+    let admin = {
+        app.create_user("boss", true);
+        Browser::signed_in(&app, "boss").await
+    };
+    let audit = admin.get("/admin/audit?actor=alice").await;
+    for action in ["session.login", "session.logout"] {
+        assert!(
+            audit.body.contains(&format!("<code>{action}</code>")),
+            "{action} missing"
+        );
+    }
+    let failed = admin.get("/admin/audit?action=session.login_failed").await;
+    assert!(failed.body.contains("wrong password"), "{}", failed.body);
+}
+
+async fn failed_sign_ins_are_throttled_and_machines_and_disabled_users_cannot_sign_in(
+    backend: Backend,
+) {
+    let app = TestApp::spawn(backend).await;
+    app.create_user("carol", false);
+    app.create_user("boss", true);
+    app.create_machine("robot", &["profile"]);
+    let b = Browser::new(&app);
+    for _ in 0..5 {
+        assert_eq!(b.login("carol", "wrong password!").await.status, 401);
+    }
+    let throttled = b.login("carol", ADMIN_PASSWORD).await;
+    assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(throttled.body.contains("Too many failed sign-ins"));
+    // Another account is not affected by carol's failures.
+    assert_eq!(b.login("boss", ADMIN_PASSWORD).await.status, 303);
+
+    // A machine user has no password and cannot sign in.
+    let robot = Browser::new(&app);
+    assert_eq!(robot.login("robot", "").await.status, 400);
+    assert_eq!(robot.login("robot", "anything at all").await.status, 401);
+
+    // A disabled user cannot sign in, and their sessions end.
+    app.create_user("dave", false);
+    let dave = Browser::signed_in(&app, "dave").await;
+    let admin = Browser::signed_in(&app, "boss").await;
+    let users = admin.get("/admin/users").await;
+    let dave_id = user_id(&users, "dave");
+    let res = admin
+        .submit(
+            "/admin/users",
+            &format!("/admin/users/{dave_id}"),
+            &[("op", "enabled"), ("enabled", "false")],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    assert_eq!(dave.get("/tokens").await.status, StatusCode::SEE_OTHER);
+    let again = Browser::new(&app).login("dave", ADMIN_PASSWORD).await;
+    assert_eq!(again.status, StatusCode::UNAUTHORIZED);
+}
+
+// ---------------------------------------------------------------- CSRF
+
+async fn state_changing_forms_without_the_csrf_token_are_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_user("boss", true);
+    let b = Browser::signed_in(&app, "boss").await;
+    let cases: &[(&str, &[(&str, &str)])] = &[
+        (
+            "/tokens/new",
+            &[("name", "x"), ("scopes", "profile"), ("lifetime", "30")],
+        ),
+        ("/admin/scopes", &[("name", "orders:read")]),
+        ("/admin/machine-users/new", &[("username", "robot")]),
+        (
+            "/admin/users",
+            &[
+                ("username", "eve"),
+                ("password", "long enough"),
+                ("role", "admin"),
+            ],
+        ),
+        ("/admin/keys/rotate", &[]),
+    ];
+    for (path, form) in cases {
+        let missing = b.post(path, form).await;
+        assert_eq!(missing.status, StatusCode::FORBIDDEN, "{path} without CSRF");
+        assert!(missing.body.contains("security token"), "{path}");
+        let mut wrong = vec![("csrf", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")];
+        wrong.extend_from_slice(form);
+        let res = b.post(path, &wrong).await;
+        assert_eq!(
+            res.status,
+            StatusCode::FORBIDDEN,
+            "{path} with a wrong CSRF"
+        );
+    }
+    // Nothing was created.
+    assert!(
+        !b.get("/admin/scopes")
+            .await
+            .body
+            .contains("<td><code>orders:read</code>")
+    );
+    assert!(!b.get("/admin/users").await.body.contains("eve"));
+    assert!(b.get("/tokens").await.body.contains("No tokens here yet"));
+
+    // The sign-in form needs its double-submit cookie.
+    let fresh = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let res = fresh
+        .post(app.url("/login"))
+        .form(&[
+            ("csrf", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+            ("username", "boss"),
+            ("password", ADMIN_PASSWORD),
+        ])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+}
+
+// ---------------------------------------------------------------- tokens
+
+async fn personal_tokens_are_shown_once_work_and_can_be_revoked_and_regenerated(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_user("alice", false);
+    let b = Browser::signed_in(&app, "alice").await;
+
+    let form = b.get("/tokens/new").await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(form.body.contains(r#"value="tokens:read""#));
+    assert!(
+        !form.body.contains(r#"value="admin:read""#),
+        "a user is not offered admin scopes"
+    );
+    for days in ["7", "30", "60", "90", "365"] {
+        assert!(
+            form.body
+                .contains(&format!(r#"name="lifetime" value="{days}""#))
+        );
+    }
+
+    let csrf = form.csrf();
+    let created = b
+        .post(
+            "/tokens/new",
+            &[
+                ("csrf", &csrf),
+                ("name", "laptop"),
+                ("description", "for scripts"),
+                ("scopes", "profile"),
+                ("scopes", "tokens:read"),
+                ("lifetime", "7"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+    assert_eq!(
+        created.headers.get(header::CACHE_CONTROL).expect("cache"),
+        "no-store"
+    );
+    assert!(created.body.contains("shown only this once"));
+    let secret = created.secret();
+    let id = between(&created.body, r#"href="/tokens/"#, "\"").expect("link");
+    assert_eq!(me_status(&app, &secret).await, 200);
+
+    // Never shown again: not in the list, the detail page or the audit log.
+    let list = b.get("/tokens").await;
+    assert!(list.body.contains("laptop"));
+    assert!(list.body.contains("expires in 7 days"), "{}", list.body);
+    assert!(list.body.contains("badge warn"), "expiry warning shown");
+    let detail = b.get(&format!("/tokens/{id}")).await;
+    assert_eq!(detail.status, StatusCode::OK);
+    assert!(detail.body.contains("for scripts"));
+    for page in [&list, &detail] {
+        assert!(!page.body.contains(&secret));
+    }
+    let dashboard = b.get("/").await;
+    assert!(
+        dashboard.body.contains("laptop"),
+        "expiring soon on the dashboard"
+    );
+    assert!(
+        !dashboard.body.contains("Tokens issued per day"),
+        "no admin chart"
+    );
+
+    // A duplicate name is refused with the form kept.
+    let dup = b
+        .submit(
+            "/tokens/new",
+            "/tokens/new",
+            &[
+                ("name", "laptop"),
+                ("scopes", "profile"),
+                ("lifetime", "30"),
+            ],
+        )
+        .await;
+    assert_eq!(dup.status, StatusCode::BAD_REQUEST);
+    assert!(dup.body.contains("an active token with this name exists"));
+    assert!(!dup.body.contains("id=\"secret\""));
+
+    // Regenerate: a new secret once, the old one revoked at once.
+    let confirm = b.get(&format!("/tokens/{id}/regenerate")).await;
+    assert_eq!(confirm.status, StatusCode::OK);
+    let regen = b
+        .post(
+            &format!("/tokens/{id}/regenerate"),
+            &[("csrf", &confirm.csrf())],
+        )
+        .await;
+    assert_eq!(regen.status, StatusCode::OK, "{}", regen.body);
+    let secret2 = regen.secret();
+    let id2 = between(&regen.body, r#"href="/tokens/"#, "\"").expect("link");
+    assert_ne!(secret, secret2);
+    assert_eq!(me_status(&app, &secret).await, 401);
+    assert_eq!(me_status(&app, &secret2).await, 200);
+
+    // Revoke with a confirmation step.
+    let confirm = b.get(&format!("/tokens/{id2}/revoke")).await;
+    assert!(confirm.body.contains("Revoke token"));
+    let revoked = b
+        .post(
+            &format!("/tokens/{id2}/revoke"),
+            &[("csrf", &confirm.csrf())],
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::SEE_OTHER);
+    assert_eq!(me_status(&app, &secret2).await, 401);
+    let after = b.get(&format!("/tokens/{id2}")).await;
+    assert!(after.body.contains("revoked"));
+    let filtered = b.get("/tokens?status=revoked").await;
+    assert_eq!(filtered.body.matches("status revoked").count(), 2);
+    let active = b.get("/tokens?status=active").await;
+    assert!(!active.body.contains("status revoked"));
+    assert!(active.body.contains("No tokens match"));
+
+    // A revoked token cannot be regenerated: a 409 page in words.
+    let refused = b
+        .submit(
+            &format!("/tokens/{id2}"),
+            &format!("/tokens/{id2}/regenerate"),
+            &[],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+    assert!(refused.body.contains("cannot be regenerated"));
+
+    // Someone else's token is not found.
+    app.create_user("mallory", false);
+    let m = Browser::signed_in(&app, "mallory").await;
+    assert_eq!(m.get(&format!("/tokens/{id}")).await.status, 404);
+    let steal = m
+        .submit("/tokens", &format!("/tokens/{id2}/regenerate"), &[])
+        .await;
+    assert_eq!(steal.status, StatusCode::NOT_FOUND);
+}
+
+async fn token_names_are_escaped(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_user("alice", true);
+    let b = Browser::signed_in(&app, "alice").await;
+    let name = "<script>alert(1)</script>";
+    let (_, id) = b.create_token(name, &["profile"]).await;
+    let escaped = "&#60;script&#62;alert(1)&#60;/script&#62;";
+    for path in [
+        "/tokens".to_owned(),
+        format!("/tokens/{id}"),
+        format!("/tokens/{id}/revoke"),
+        "/admin/tokens".to_owned(),
+        "/admin/audit".to_owned(),
+    ] {
+        let page = b.get(&path).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        assert!(!page.body.contains(name), "{path} shows the name unescaped");
+        assert!(
+            page.body.contains(escaped) || page.body.contains("&lt;script&gt;"),
+            "{path} does not show the escaped name:\n{}",
+            page.body
+        );
+    }
+}
+
+async fn bad_input_gets_a_page_in_words_never_a_500(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_user("boss", true);
+    let b = Browser::signed_in(&app, "boss").await;
+    for (path, status) in [
+        ("/tokens/not-a-uuid", 404),
+        ("/tokens/00000000-0000-0000-0000-000000000000", 404),
+        ("/tokens?status=bogus", 400),
+        ("/tokens?cursor=%%%", 400),
+        ("/admin/tokens?kind=bogus", 400),
+        ("/admin/audit?since=yesterday", 400),
+        ("/admin/machine-users/nope", 404),
+    ] {
+        let page = b.get(path).await;
+        assert_eq!(page.status.as_u16(), status, "{path}: {}", page.body);
+        assert!(page.body.contains("<h1>"), "{path} renders an HTML page");
+    }
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (
+            &[("name", "t"), ("scopes", "profile"), ("lifetime", "400")],
+            "lifetime must be from 1 minute",
+        ),
+        (
+            &[("name", "t"), ("scopes", "profile"), ("lifetime", "soon")],
+            "choose one of the lifetimes",
+        ),
+        (
+            &[
+                ("name", "t"),
+                ("scopes", "profile"),
+                ("lifetime", "custom"),
+                ("expires_on", "2001-01-01"),
+            ],
+            "lifetime must be from 1 minute",
+        ),
+        (
+            &[("name", "t"), ("scopes", "profile"), ("lifetime", "custom")],
+            "choose a date",
+        ),
+        (
+            &[("name", "t"), ("lifetime", "30")],
+            "choose at least one scope",
+        ),
+        (
+            &[("name", "t"), ("scopes", "nope:nope"), ("lifetime", "30")],
+            "unknown scope",
+        ),
+        (
+            &[("name", ""), ("scopes", "profile"), ("lifetime", "30")],
+            "name",
+        ),
+    ];
+    for (form, message) in cases {
+        let res = b.submit("/tokens/new", "/tokens/new", form).await;
+        assert_eq!(res.status, StatusCode::BAD_REQUEST, "{form:?}");
+        assert!(res.body.contains(message), "{form:?}: {}", res.body);
+    }
+    assert!(b.get("/tokens").await.body.contains("No tokens here yet"));
+}
+
+// ---------------------------------------------------------------- admin
+
+async fn admin_pages_are_for_admins_only(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_user("alice", false);
+    let b = Browser::signed_in(&app, "alice").await;
+    let home = b.get("/").await;
+    assert!(!home.body.contains("/admin/users"), "no admin links");
+    for path in [
+        "/admin/machine-users",
+        "/admin/machine-users/new",
+        "/admin/users",
+        "/admin/tokens",
+        "/admin/scopes",
+        "/admin/keys",
+        "/admin/audit",
+    ] {
+        let page = b.get(path).await;
+        assert_eq!(page.status, StatusCode::FORBIDDEN, "{path}");
+        assert!(page.body.contains("administrators only"), "{path}");
+    }
+    let csrf = b.get("/tokens").await.csrf();
+    for (path, form) in [
+        ("/admin/scopes", vec![("name", "orders:read")]),
+        (
+            "/admin/users",
+            vec![
+                ("username", "eve"),
+                ("password", "long enough"),
+                ("role", "admin"),
+            ],
+        ),
+        ("/admin/keys/rotate", vec![]),
+    ] {
+        let mut fields = vec![("csrf", csrf.as_str())];
+        fields.extend(form);
+        assert_eq!(b.post(path, &fields).await.status, StatusCode::FORBIDDEN);
+    }
+}
+
+async fn admins_manage_machine_users_secrets_and_machine_tokens(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_user("boss", true);
+    let b = Browser::signed_in(&app, "boss").await;
+
+    // Register a scope for a downstream API, then create a machine user with it.
+    let scope = b
+        .submit(
+            "/admin/scopes",
+            "/admin/scopes",
+            &[("name", "orders:read"), ("description", "Read orders")],
+        )
+        .await;
+    assert_eq!(scope.status, StatusCode::SEE_OTHER);
+    let dup = b
+        .submit("/admin/scopes", "/admin/scopes", &[("name", "orders:read")])
+        .await;
+    assert_eq!(dup.status, StatusCode::BAD_REQUEST);
+    assert!(dup.body.contains("a scope with this name exists"));
+
+    let new_form = b.get("/admin/machine-users/new").await;
+    assert!(new_form.body.contains(r#"value="orders:read""#));
+    assert!(!new_form.body.contains(r#"value="admin:write""#));
+    let created = b
+        .submit(
+            "/admin/machine-users/new",
+            "/admin/machine-users/new",
+            &[
+                ("username", "billing"),
+                ("display_name", "Billing service"),
+                ("contact_email", "ops@example.com"),
+                ("scopes", "orders:read"),
+                ("scopes", "profile"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
+    let page_path = created
+        .location()
+        .split('?')
+        .next()
+        .expect("path")
+        .to_owned();
+    let mu = b.get(&page_path).await;
+    assert_eq!(mu.status, StatusCode::OK);
+    assert!(mu.body.contains("Billing service"));
+    let bad = b
+        .submit(
+            "/admin/machine-users/new",
+            "/admin/machine-users/new",
+            &[("username", "billing")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.body.contains("username is already taken"));
+
+    // A client secret, shown once; client credentials are off until turned on.
+    let s = b
+        .submit(&page_path, &format!("{page_path}/secrets"), &[])
+        .await;
+    assert_eq!(s.status, StatusCode::OK, "{}", s.body);
+    assert_eq!(
+        s.headers.get(header::CACHE_CONTROL).expect("cc"),
+        "no-store"
+    );
+    let secret = s.secret();
+    assert!(secret.starts_with("tsc_"));
+    assert_eq!(
+        app.client_credentials("billing", &secret, None)
+            .await
+            .status(),
+        400,
+        "unauthorized_client while off"
+    );
+    let bad_ttl = b
+        .submit(
+            &page_path,
+            &format!("{page_path}/client-credentials"),
+            &[("cc_enabled", "on"), ("ttl", "5000")],
+        )
+        .await;
+    assert_eq!(bad_ttl.status, StatusCode::BAD_REQUEST);
+    assert!(bad_ttl.body.contains("1 to 1440"));
+    let on = b
+        .submit(
+            &page_path,
+            &format!("{page_path}/client-credentials"),
+            &[("cc_enabled", "on"), ("ttl", "15")],
+        )
+        .await;
+    assert_eq!(on.status, StatusCode::SEE_OTHER);
+    let token = app.access_token("billing", &secret).await;
+    assert_eq!(me_status(&app, &token).await, 200);
+    let mu = b.get(&page_path).await;
+    assert!(
+        !mu.body.contains(&secret),
+        "the secret is never shown again"
+    );
+    assert!(mu.body.contains(r#"value="15""#));
+
+    // Two secrets at most; then one can be removed.
+    let s2 = b
+        .submit(&page_path, &format!("{page_path}/secrets"), &[])
+        .await;
+    let secret2 = s2.secret();
+    let mu = b.get(&page_path).await;
+    assert!(mu.body.contains("holds two secrets"));
+    let third = b
+        .post(&format!("{page_path}/secrets"), &[("csrf", &mu.csrf())])
+        .await;
+    assert_eq!(third.status, StatusCode::CONFLICT);
+    let first_secret_delete = mu
+        .body
+        .split("action=\"")
+        .skip(1)
+        .map(|s| s.split('"').next().unwrap_or(""))
+        .find(|a| a.contains("/secrets/") && a.ends_with("/delete"))
+        .expect("remove form")
+        .to_owned();
+    let removed = b.post(&first_secret_delete, &[("csrf", &mu.csrf())]).await;
+    assert_eq!(removed.status, StatusCode::SEE_OTHER);
+    let remaining_ok = [
+        app.client_credentials("billing", &secret, None)
+            .await
+            .status(),
+        app.client_credentials("billing", &secret2, None)
+            .await
+            .status(),
+    ];
+    assert_eq!(
+        remaining_ok.iter().filter(|s| s.as_u16() == 200).count(),
+        1,
+        "exactly one secret still works"
+    );
+
+    // A machine token issued directly, shown once.
+    let mt = b
+        .submit(
+            &page_path,
+            &format!("{page_path}/tokens"),
+            &[
+                ("name", "nightly export"),
+                ("scopes", "orders:read"),
+                ("lifetime", "90"),
+            ],
+        )
+        .await;
+    assert_eq!(mt.status, StatusCode::OK, "{}", mt.body);
+    let machine_token = mt.secret();
+    let me = app.get_bearer("/api/v1/me", &machine_token).await;
+    assert_eq!(me.status(), 403, "the token holds orders:read, not profile");
+    let mu = b.get(&page_path).await;
+    assert!(mu.body.contains("nightly export"));
+    assert!(!mu.body.contains(&machine_token));
+    let too_much = b
+        .submit(
+            &page_path,
+            &format!("{page_path}/tokens"),
+            &[
+                ("name", "x"),
+                ("scopes", "tokens:write"),
+                ("lifetime", "30"),
+            ],
+        )
+        .await;
+    assert_eq!(too_much.status, StatusCode::BAD_REQUEST);
+    assert!(too_much.body.contains("may not hold tokens:write"));
+
+    // Admin token list: filter, then revoke the machine token.
+    let all = b.get("/admin/tokens?owner=billing&kind=machine").await;
+    assert!(all.body.contains("nightly export"));
+    assert!(
+        !b.get("/admin/tokens?q=zzz")
+            .await
+            .body
+            .contains("nightly export")
+    );
+    assert!(
+        b.get("/admin/tokens?q=NIGHTLY")
+            .await
+            .body
+            .contains("nightly export")
+    );
+    let tid = between(&all.body, r#"href="/admin/tokens/"#, "\"").expect("token link");
+    let revoke = b
+        .submit(
+            &format!("/admin/tokens/{tid}/revoke"),
+            &format!("/admin/tokens/{tid}/revoke"),
+            &[],
+        )
+        .await;
+    assert_eq!(revoke.status, StatusCode::SEE_OTHER);
+    assert_eq!(me_status(&app, &machine_token).await, 401);
+
+    // Disable, then delete: its client-credentials token stops working.
+    let off = b
+        .submit(
+            &page_path,
+            &format!("{page_path}/enabled"),
+            &[("enabled", "false")],
+        )
+        .await;
+    assert_eq!(off.status, StatusCode::SEE_OTHER);
+    assert_eq!(me_status(&app, &token).await, 401);
+    let confirm = b.get(&format!("{page_path}/delete")).await;
+    assert!(confirm.body.contains("Delete machine user"));
+    let deleted = b
+        .post(&format!("{page_path}/delete"), &[("csrf", &confirm.csrf())])
+        .await;
+    assert_eq!(deleted.status, StatusCode::SEE_OTHER);
+    assert_eq!(b.get(&page_path).await.status, StatusCode::NOT_FOUND);
+
+    // The audit log names every step, newest first, and never a secret.
+    let audit = b.get("/admin/audit").await;
+    for action in [
+        "scope.create",
+        "machine_user.create",
+        "client_secret.create",
+        "client_secret.delete",
+        "machine_user.update",
+        "token.create",
+        "token.revoke",
+        "machine_user.delete",
+    ] {
+        assert!(
+            audit.body.contains(&format!("<code>{action}</code>")),
+            "{action} missing"
+        );
+    }
+    let newest = audit
+        .body
+        .find("<code>machine_user.delete</code>")
+        .expect("delete");
+    let oldest = audit.body.find("<code>scope.create</code>").expect("scope");
+    assert!(newest < oldest, "newest first");
+    for s in [&secret, &secret2, &machine_token] {
+        assert!(!audit.body.contains(s.as_str()));
+    }
+    let filtered = b.get("/admin/audit?action=scope.create").await;
+    assert!(filtered.body.contains("<code>scope.create</code>"));
+    assert!(!filtered.body.contains("<code>machine_user.delete</code>"));
+}
+
+async fn admins_manage_users_keys_and_see_the_dashboard(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_user("boss", true);
+    let b = Browser::signed_in(&app, "boss").await;
+
+    let weak = b
+        .submit(
+            "/admin/users",
+            "/admin/users",
+            &[
+                ("username", "erin"),
+                ("password", "short"),
+                ("role", "user"),
+            ],
+        )
+        .await;
+    assert_eq!(weak.status, StatusCode::BAD_REQUEST);
+    assert!(weak.body.contains("at least 8 characters"));
+    let ok = b
+        .submit(
+            "/admin/users",
+            "/admin/users",
+            &[
+                ("username", "erin"),
+                ("password", "first password"),
+                ("role", "user"),
+            ],
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER);
+    let erin = Browser::new(&app);
+    assert_eq!(erin.login("erin", "first password").await.status, 303);
+    assert_eq!(erin.get("/admin/users").await.status, 403);
+
+    let users = b.get("/admin/users").await;
+    let erin_id = user_id(&users, "erin");
+    let promote = b
+        .submit(
+            "/admin/users",
+            &format!("/admin/users/{erin_id}"),
+            &[("op", "role"), ("role", "admin")],
+        )
+        .await;
+    assert_eq!(promote.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        erin.get("/admin/users").await.status,
+        200,
+        "promoted at once"
+    );
+    let reset = b
+        .submit(
+            "/admin/users",
+            &format!("/admin/users/{erin_id}"),
+            &[("op", "password"), ("password", "second password")],
+        )
+        .await;
+    assert_eq!(reset.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        erin.get("/tokens").await.status,
+        303,
+        "a password reset ends the sessions"
+    );
+    assert_eq!(erin.login("erin", "first password").await.status, 401);
+    assert_eq!(erin.login("erin", "second password").await.status, 303);
+
+    // The last admin cannot demote themselves into lockout.
+    let me_id = user_id(&b.get("/admin/users").await, "boss");
+    let demote_erin = b
+        .submit(
+            "/admin/users",
+            &format!("/admin/users/{erin_id}"),
+            &[("op", "role"), ("role", "user")],
+        )
+        .await;
+    assert_eq!(demote_erin.status, StatusCode::SEE_OTHER);
+    let demote_me = b
+        .submit(
+            "/admin/users",
+            &format!("/admin/users/{me_id}"),
+            &[("op", "role"), ("role", "user")],
+        )
+        .await;
+    assert_eq!(demote_me.status, StatusCode::BAD_REQUEST);
+    assert!(demote_me.body.contains("last enabled administrator"));
+
+    // Keys: rotate, and the new key signs tokens that verify.
+    let keys = b.get("/admin/keys").await;
+    assert_eq!(keys.body.matches("status active").count(), 1);
+    let rotated = b.submit("/admin/keys", "/admin/keys/rotate", &[]).await;
+    assert_eq!(rotated.status, StatusCode::SEE_OTHER);
+    let keys = b.get("/admin/keys?notice=rotated").await;
+    assert!(keys.body.contains("A new signing key is active"));
+    assert!(keys.body.contains("retired"));
+    let (tok, _) = b.create_token("after rotation", &["profile"]).await;
+    assert_eq!(me_status(&app, &tok).await, 200);
+
+    // The dashboard counts today's issued tokens and validations.
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    let home = b.get("/").await;
+    assert!(home.body.contains("<svg"));
+    assert!(
+        home.body
+            .contains("Tokens issued per day: 1 in total, at most 1 a day"),
+        "{}",
+        home.body
+    );
+    assert!(
+        home.body.contains("Token validations per day: 1 in total"),
+        "{}",
+        home.body
+    );
+    assert!(home.body.contains("No client secret is older than 90 days"));
+}
+
+async fn static_assets_are_served_and_pages_are_not_cached(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let b = Browser::new(&app);
+    let css = b.get("/static/style.css").await;
+    assert_eq!(css.status, 200);
+    assert!(
+        css.headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap_or("")
+            .starts_with("text/css")
+    );
+    let js = b.get("/static/copy.js").await;
+    assert!(js.body.contains("clipboard"));
+    let login = b.get("/login").await;
+    assert_eq!(login.headers[header::CACHE_CONTROL], "no-store");
+    assert!(login.headers.contains_key(header::CONTENT_SECURITY_POLICY));
+    assert!(login.body.contains(r#"<label for="username">"#));
+    assert!(login.body.contains(r#"<label for="password">"#));
+}
+
+async fn failed_sign_ins_from_one_address_are_throttled_across_accounts(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_user("frank", false);
+    let b = Browser::new(&app);
+    // 20 failures from this address, spread over accounts that mostly do not exist.
+    for i in 0..20 {
+        let name = format!("nobody{}", i % 4);
+        assert_eq!(b.login(&name, "guess guess").await.status, 401);
+    }
+    let res = b.login("frank", ADMIN_PASSWORD).await;
+    assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.body.contains("from this address"));
+}
+
+async fn cookies_are_secure_when_the_public_url_is_https(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        &[("TESSERA_PUBLIC_URL", "https://tessera.example")],
+    )
+    .await;
+    app.create_user("alice", false);
+    // A plain client: a cookie store would (rightly) not send Secure cookies over http.
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let login = Browser::page(client.get(app.url("/login")).send().await.expect("GET")).await;
+    let pre = login.headers[header::SET_COOKIE]
+        .to_str()
+        .expect("cookie")
+        .to_owned();
+    assert!(pre.contains("Secure"), "{pre}");
+    let pre_value = pre.split(';').next().expect("value").to_owned();
+    let res = Browser::page(
+        client
+            .post(app.url("/login"))
+            .header(header::COOKIE, pre_value)
+            .form(&[
+                ("csrf", login.csrf().as_str()),
+                ("username", "alice"),
+                ("password", ADMIN_PASSWORD),
+            ])
+            .send()
+            .await
+            .expect("POST"),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    let cookie = session_cookie(&res);
+    assert!(cookie.contains("Secure"), "{cookie}");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+}
+
+// ---------------------------------------------------------------- timeouts
+
+/// Direct database access, through the same entities the server uses, to age
+/// rows in ways a test cannot wait for.
+async fn database(app: &TestApp) -> tessera::storage::Db {
+    tessera::storage::Db::connect(&app.db.url)
+        .await
+        .expect("database")
+}
+
+async fn expired_setup_codes_are_refused(backend: Backend) {
+    use sea_orm::{EntityTrait, sea_query::Expr};
+    use tessera::storage::entities::setup_code;
+    let (app, code) = TestApp::spawn_with_setup_code(backend).await;
+    let b = Browser::new(&app);
+    let path = format!("/setup?code={code}");
+    let csrf = b.get(&path).await.csrf();
+    let db = database(&app).await;
+    setup_code::Entity::update_many()
+        .col_expr(
+            setup_code::Column::ExpiresAt,
+            Expr::value(tessera::domain::clock::now() - time::Duration::minutes(1)),
+        )
+        .exec(&db.write)
+        .await
+        .expect("age the code");
+    assert_eq!(b.get(&path).await.status, StatusCode::FORBIDDEN);
+    let res = b
+        .post(
+            "/setup",
+            &[
+                ("csrf", &csrf),
+                ("code", &code),
+                ("username", "root"),
+                ("password", "a long password"),
+                ("password_again", "a long password"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    assert!(res.body.contains("expired"));
+    assert_eq!(b.login("root", "a long password").await.status, 401);
+}
+
+async fn sessions_slide_and_end_after_idle_and_absolute_timeouts(backend: Backend) {
+    use sea_orm::{EntityTrait, sea_query::Expr};
+    use tessera::{domain::clock, storage::entities::session};
+    let app = TestApp::spawn(backend).await;
+    app.create_user("alice", false);
+    let db = database(&app).await;
+    let set = |col: session::Column, minutes_ago: i64| {
+        let db = db.write.clone();
+        async move {
+            session::Entity::update_many()
+                .col_expr(
+                    col,
+                    Expr::value(clock::now() - time::Duration::minutes(minutes_ago)),
+                )
+                .exec(&db)
+                .await
+                .expect("update sessions");
+        }
+    };
+    let count = || {
+        let db = db.read.clone();
+        async move {
+            session::Entity::find()
+                .all(&db)
+                .await
+                .expect("sessions")
+                .len()
+        }
+    };
+
+    // Used 5 minutes ago: still live, and the request slides last_seen_at.
+    let b = Browser::signed_in(&app, "alice").await;
+    set(session::Column::LastSeenAt, 5).await;
+    assert_eq!(b.get("/tokens").await.status, StatusCode::OK);
+    let row = session::Entity::find()
+        .one(&db.read)
+        .await
+        .expect("query")
+        .expect("session");
+    assert!(clock::now() - row.last_seen_at < time::Duration::minutes(1));
+
+    // 31 minutes idle: over.
+    set(session::Column::LastSeenAt, 31).await;
+    assert_eq!(b.get("/tokens").await.status, StatusCode::SEE_OTHER);
+    assert_eq!(count().await, 0, "the expired session is deleted");
+
+    // Past the absolute lifetime, however recently used: over.
+    let b = Browser::signed_in(&app, "alice").await;
+    set(session::Column::ExpiresAt, 1).await;
+    assert_eq!(b.get("/tokens").await.status, StatusCode::SEE_OTHER);
+    assert_eq!(count().await, 0, "the expired session is deleted");
+}
+
+async fn the_dashboard_names_machine_users_with_old_secrets(backend: Backend) {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+    use tessera::{domain::clock, storage::entities::client_secret};
+    let app = TestApp::spawn(backend).await;
+    app.create_user("boss", true);
+    app.create_machine("fresh-robot", &["profile"]);
+    app.create_machine("old-robot", &["profile"]);
+    let db = database(&app).await;
+    let old = tessera::domain::principals::find_by_username(&db.read, "old-robot")
+        .await
+        .expect("query")
+        .expect("machine user");
+    client_secret::Entity::update_many()
+        .col_expr(
+            client_secret::Column::CreatedAt,
+            Expr::value(clock::now() - time::Duration::days(91)),
+        )
+        .filter(client_secret::Column::MachineUserId.eq(old.id))
+        .exec(&db.write)
+        .await
+        .expect("age the secret");
+    let b = Browser::signed_in(&app, "boss").await;
+    let home = b.get("/").await;
+    assert!(
+        home.body.contains(">old-robot</a>: secret created"),
+        "{}",
+        home.body
+    );
+    assert!(home.body.contains("91 days ago"));
+    assert!(!home.body.contains("fresh-robot"));
+}
+
+both_backends!(
+    first_admin_is_created_once_with_the_setup_code,
+    sign_in_sets_a_safe_cookie_and_sign_out_ends_the_session,
+    failed_sign_ins_are_throttled_and_machines_and_disabled_users_cannot_sign_in,
+    state_changing_forms_without_the_csrf_token_are_refused,
+    personal_tokens_are_shown_once_work_and_can_be_revoked_and_regenerated,
+    token_names_are_escaped,
+    bad_input_gets_a_page_in_words_never_a_500,
+    admin_pages_are_for_admins_only,
+    admins_manage_machine_users_secrets_and_machine_tokens,
+    admins_manage_users_keys_and_see_the_dashboard,
+    static_assets_are_served_and_pages_are_not_cached,
+    expired_setup_codes_are_refused,
+    the_dashboard_names_machine_users_with_old_secrets,
+    cookies_are_secure_when_the_public_url_is_https,
+    failed_sign_ins_from_one_address_are_throttled_across_accounts,
+    sessions_slide_and_end_after_idle_and_absolute_timeouts,
+);
