@@ -180,6 +180,10 @@ pub async fn find_by_username(
     db: &impl ConnectionTrait,
     username: &str,
 ) -> Result<Option<principal::Model>, Error> {
+    // No username holds NUL, and PostgreSQL refuses it in a query parameter.
+    if username.contains('\0') {
+        return Ok(None);
+    }
     Ok(principal::Entity::find()
         .filter(principal::Column::Username.eq(username))
         .one(db)

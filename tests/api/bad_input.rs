@@ -255,6 +255,9 @@ async fn nul_characters_never_reach_the_database(backend: Backend) {
         res.expect(400, query);
         assert_eq!(res.body["field"], field, "{query}");
     }
+    // The token endpoint looks clients up by name too: an unknown client, not a 500.
+    let res = api.app.client_credentials("a\u{0}b", "secret", None).await;
+    assert_eq!(res.status(), 401, "NUL in a client_id");
     // Nothing was written.
     let tokens = api.get("/api/v1/admin/tokens?q=n", &admin).await;
     let names: Vec<&str> = tokens.body["items"]
