@@ -1,23 +1,66 @@
-use actix_web::{HttpResponse, web};
-use serde_json::json;
+//! `GET /api/v1/me`: who is calling, with which effective scopes.
 
+use actix_web::{HttpResponse, get, web};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::support::Problem;
 use crate::{
     app::AppState,
-    domain::{PrincipalKind, clock},
+    domain::{PrincipalKind, Role, TokenKind, clock},
     http::{auth::Bearer, errors::ApiError},
 };
 
-/// `GET /api/v1/me`: the caller and the calling token's effective scopes.
+#[derive(Serialize, ToSchema)]
+pub struct MeToken {
+    pub id: Uuid,
+    pub kind: TokenKind,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<time::OffsetDateTime>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Me {
+    pub id: Uuid,
+    pub username: String,
+    #[serde(rename = "type")]
+    pub kind: PrincipalKind,
+    /// Null for a machine user.
+    pub role: Option<Role>,
+    /// The calling token's effective scopes.
+    pub scopes: Vec<String>,
+    pub token: MeToken,
+}
+
+/// The caller and the calling token's effective scopes.
+#[utoipa::path(
+    operation_id = "get_me",
+    tag = "me",
+    security(("bearer" = ["profile"])),
+    responses(
+        (status = 200, body = Me),
+        (status = 401, body = Problem), (status = 403, body = Problem),
+    )
+)]
+#[get("/me")]
 pub async fn me(_state: web::Data<AppState>, auth: Bearer) -> Result<HttpResponse, ApiError> {
     auth.require("profile")?;
     let info = &auth.info;
-    let expires_at = clock::from_unix(info.exp).map(clock::rfc3339);
-    Ok(HttpResponse::Ok().json(json!({
-        "id": info.owner_id,
-        "username": info.username,
-        "type": info.owner_kind,
-        "role": if info.owner_kind == PrincipalKind::User { info.role.map(|r| r.as_str()) } else { None },
-        "scopes": info.scopes.to_vec(),
-        "token": {"id": info.token_id, "kind": info.kind, "expires_at": expires_at},
-    })))
+    Ok(HttpResponse::Ok().json(Me {
+        id: info.owner_id,
+        username: info.username.clone(),
+        kind: info.owner_kind,
+        role: if info.owner_kind == PrincipalKind::User {
+            info.role
+        } else {
+            None
+        },
+        scopes: info.scopes.to_vec(),
+        token: MeToken {
+            id: info.token_id,
+            kind: info.kind,
+            expires_at: clock::from_unix(info.exp),
+        },
+    }))
 }

@@ -1,11 +1,178 @@
 //! The management API, `/api/v1`: JSON in and out, Bearer authentication,
 //! problem+json errors. Each handler checks its scope on its first line, then
 //! delegates to the domain.
+//!
+//! Routes are registered only through [`routes`], a `utoipa-actix-web` scope
+//! that records each handler's `#[utoipa::path]` as it registers it, so the
+//! document at `/api/openapi.json` and the routes cannot drift apart.
 
+mod audit;
+mod machine_users;
 mod me;
+mod scopes;
+mod support;
+mod tokens;
+mod users;
 
-use actix_web::web;
+use std::sync::Arc;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use utoipa::{
+    Modify, OpenApi,
+    openapi::{
+        self,
+        security::{Http, HttpAuthScheme, SecurityScheme},
+    },
+};
+use utoipa_actix_web::OpenApiFactory;
+
+use crate::http::errors::ApiError;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Tessera management API",
+        description = "Personal access tokens, machine users, users, scopes and the audit log. \
+            Authenticate with `Authorization: Bearer <token>`; errors are RFC 9457 problem+json.",
+    ),
+    modifiers(&BearerAuth),
+    components(schemas(support::Problem)),
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, doc: &mut openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        let mut http = Http::new(HttpAuthScheme::Bearer);
+        http.bearer_format = Some("JWT".into());
+        components.add_security_scheme("bearer", SecurityScheme::Http(http));
+    }
+}
+
+/// Every `/api/v1` handler, in one scope.
+fn routes() -> utoipa_actix_web::scope::Scope<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    utoipa_actix_web::scope("/api/v1")
+        .service(me::me)
+        .service(tokens::list_own)
+        .service(tokens::create_own)
+        .service(tokens::get_own)
+        .service(tokens::revoke_own)
+        .service(tokens::regenerate_own)
+        .service(tokens::list_all)
+        .service(tokens::get_any)
+        .service(tokens::revoke_any)
+        .service(machine_users::list)
+        .service(machine_users::create)
+        .service(machine_users::get)
+        .service(machine_users::update)
+        .service(machine_users::delete)
+        .service(machine_users::create_secret)
+        .service(machine_users::delete_secret)
+        .service(machine_users::create_token)
+        .service(users::list)
+        .service(users::create)
+        .service(users::get)
+        .service(users::update)
+        .service(scopes::list)
+        .service(scopes::create)
+        .service(audit::list)
+}
+
+/// The OpenAPI 3.1 document of [`routes`].
+pub fn openapi() -> serde_json::Value {
+    document(&routes())
+}
+
+fn document(scope: &impl OpenApiFactory) -> serde_json::Value {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    doc.paths.merge(scope.paths());
+    let mut schemas = Vec::new();
+    scope.schemas(&mut schemas);
+    doc.components
+        .get_or_insert_with(Default::default)
+        .schemas
+        .extend(schemas);
+    let mut doc = serde_json::to_value(&doc).unwrap_or_default();
+    describe_responses(&mut doc);
+    doc
+}
+
+/// Every response gets the description OpenAPI requires (its status's
+/// reason phrase unless the handler gave one), and errors are documented
+/// with the media type they are sent with, `application/problem+json`.
+fn describe_responses(doc: &mut serde_json::Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    for op in paths
+        .values_mut()
+        .filter_map(|item| item.as_object_mut())
+        .flat_map(|item| item.values_mut())
+    {
+        let Some(responses) = op.get_mut("responses").and_then(|r| r.as_object_mut()) else {
+            continue;
+        };
+        for (status, res) in responses.iter_mut() {
+            let code = status.parse::<u16>().unwrap_or(0);
+            let reason = actix_web::http::StatusCode::from_u16(code)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("Response");
+            if res["description"].as_str().is_none_or(str::is_empty) {
+                res["description"] = reason.into();
+            }
+            if code >= 400
+                && let Some(content) = res.get_mut("content").and_then(|c| c.as_object_mut())
+                && let Some(json) = content.remove("application/json")
+            {
+                content.insert("application/problem+json".into(), json);
+            }
+        }
+    }
+}
+
+/// The rendered document, built once per worker from the same scope that
+/// serves the requests.
+struct OpenApiJson(Arc<String>);
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::scope("/api/v1").route("/me", web::get().to(me::me)));
+    let scope = routes();
+    let doc = document(&scope);
+    let json = Arc::new(doc.to_string());
+    let scope = scope.map(|s| {
+        // A path segment that is not a uuid names nothing that exists.
+        s.app_data(web::PathConfig::default().error_handler(|_, _| {
+            ApiError::Domain(crate::domain::Error::NotFound("resource")).into()
+        }))
+        .default_service(web::to(no_such_route))
+        .wrap(actix_web::middleware::from_fn(support::reject_nul_in_query))
+    });
+    cfg.app_data(web::Data::new(OpenApiJson(json)))
+        .route("/api/openapi.json", web::get().to(openapi_json))
+        .service(scope);
+}
+
+async fn openapi_json(doc: web::Data<OpenApiJson>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(doc.0.as_str().to_owned())
+}
+
+async fn no_such_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NoSuchRoute(format!(
+        "{} {}",
+        req.method(),
+        req.path()
+    )))
 }

@@ -41,7 +41,7 @@ pub async fn record(
     Ok(())
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AuditEvent {
     pub id: Uuid,
     #[serde(with = "time::serde::rfc3339")]

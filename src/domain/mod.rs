@@ -21,7 +21,7 @@ pub use error::{Error, is_unique_violation};
 pub use types::*;
 
 /// `{id, username}` as in `created_by`, `revoked_by` and audit actors.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct PrincipalRef {
     pub id: Uuid,
     pub username: String,
@@ -100,7 +100,7 @@ impl PageRequest {
 
 /// `{items, next_cursor}`: lists run newest first by uuid v7 id, so a cursor
 /// stays stable while new rows are inserted.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,

@@ -88,7 +88,7 @@ pub async fn verify_password(hash: Option<String>, password: String) -> bool {
 
 // ---------------------------------------------------------------- views
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct User {
     pub id: Uuid,
     pub username: String,
@@ -113,13 +113,13 @@ impl User {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ClientCredentials {
     pub enabled: bool,
     pub access_token_ttl_minutes: i32,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SecretInfo {
     pub id: Uuid,
     #[serde(with = "time::serde::rfc3339")]
@@ -128,7 +128,7 @@ pub struct SecretInfo {
     pub last_used_at: Option<OffsetDateTime>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MachineUser {
     pub id: Uuid,
     pub username: String,
@@ -145,7 +145,7 @@ pub struct MachineUser {
 }
 
 /// A new client secret: the plaintext appears in this value only.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct NewSecret {
     pub id: Uuid,
     pub client_secret: String,
@@ -180,6 +180,10 @@ pub async fn find_by_username(
     db: &impl ConnectionTrait,
     username: &str,
 ) -> Result<Option<principal::Model>, Error> {
+    // No username holds NUL, and PostgreSQL refuses it in a query parameter.
+    if username.contains('\0') {
+        return Ok(None);
+    }
     Ok(principal::Entity::find()
         .filter(principal::Column::Username.eq(username))
         .one(db)

@@ -10,7 +10,7 @@ use serde_json::json;
 use super::{Actor, BUILTIN_SCOPES, Error, ScopeSet, audit, is_unique_violation, valid_scope_name};
 use crate::storage::{Db, entities::scope};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Scope {
     pub name: String,
     pub description: String,

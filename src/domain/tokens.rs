@@ -27,7 +27,7 @@ use crate::{
     token_service::{Minted, TokenService},
 };
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Owner {
     pub id: Uuid,
     pub username: String,
@@ -35,7 +35,7 @@ pub struct Owner {
     pub kind: PrincipalKind,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TokenView {
     pub id: Uuid,
     pub jti: String,

@@ -29,13 +29,19 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// A validation error found at the edge, naming a field by its JSON path.
+    #[error("{field}: {message}")]
+    InvalidField { field: String, message: String },
+    /// No route matches the method and path: distinct from a missing resource.
+    #[error("no such route: {0}")]
+    NoSuchRoute(String),
 }
 
 impl ApiError {
     fn kind(&self) -> (StatusCode, &'static str, &'static str) {
         use domain::Error as E;
         match self {
-            Self::Domain(E::Invalid { .. }) => {
+            Self::Domain(E::Invalid { .. }) | Self::InvalidField { .. } => {
                 (StatusCode::BAD_REQUEST, "validation", "Invalid request")
             }
             Self::Domain(E::Conflict(_)) => (StatusCode::CONFLICT, "conflict", "Conflict"),
@@ -68,6 +74,7 @@ impl ApiError {
                 "unsupported-media-type",
                 "Unsupported media type",
             ),
+            Self::NoSuchRoute(_) => (StatusCode::NOT_FOUND, "no-such-route", "No such route"),
         }
     }
 }
@@ -92,8 +99,10 @@ impl ResponseError for ApiError {
             "status": status.as_u16(),
             "detail": detail,
         });
-        if let Self::Domain(domain::Error::Invalid { field, .. }) = self {
-            body["field"] = json!(field);
+        match self {
+            Self::Domain(domain::Error::Invalid { field, .. }) => body["field"] = json!(field),
+            Self::InvalidField { field, .. } => body["field"] = json!(field),
+            _ => {}
         }
         let mut res = HttpResponse::build(status);
         res.content_type("application/problem+json");

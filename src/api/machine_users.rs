@@ -1,0 +1,268 @@
+//! Machine users (admins): CRUD, client secrets and machine tokens.
+
+use actix_web::{HttpResponse, delete, get, patch, post, web};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{
+    support::{JsonBody, PageQuery, Problem, created, created_secret},
+    tokens::TokenRequest,
+};
+use crate::{
+    app::AppState,
+    domain::{
+        Page,
+        principals::{self, MachineUser, MachineUserInput, NewSecret},
+        tokens::{self, TokenView},
+    },
+    http::{auth::Bearer, errors::ApiError},
+};
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientCredentialsInput {
+    pub enabled: Option<bool>,
+    /// 1–1440 (default 60).
+    pub access_token_ttl_minutes: Option<i64>,
+}
+
+/// The fields of a machine user a client may set: on create only `username`
+/// is required; on `PATCH` any subset (except `username`, the client_id).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MachineUserBody {
+    pub username: Option<String>,
+    pub display_name: Option<String>,
+    pub description: Option<String>,
+    pub contact_email: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    pub enabled: Option<bool>,
+    pub client_credentials: Option<ClientCredentialsInput>,
+}
+
+impl From<MachineUserBody> for MachineUserInput {
+    fn from(b: MachineUserBody) -> Self {
+        let cc = b.client_credentials.unwrap_or_default();
+        Self {
+            username: b.username,
+            display_name: b.display_name,
+            description: b.description,
+            contact_email: b.contact_email,
+            scopes: b.scopes,
+            enabled: b.enabled,
+            cc_enabled: cc.enabled,
+            cc_ttl_minutes: cc.access_token_ttl_minutes,
+        }
+    }
+}
+
+fn location(id: Uuid) -> String {
+    format!("/api/v1/machine-users/{id}")
+}
+
+/// Machine users, newest first.
+#[utoipa::path(
+    operation_id = "list_machine_users",
+    tag = "machine users",
+    params(PageQuery),
+    security(("bearer" = ["admin:read"])),
+    responses(
+        (status = 200, body = Page<MachineUser>),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+    )
+)]
+#[get("/machine-users")]
+pub async fn list(
+    state: web::Data<AppState>,
+    auth: Bearer,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require("admin:read")?;
+    let page = principals::list_machine_users(&state.db.read, query.page()?).await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// Creates a machine user (client credentials off until turned on; no secret yet).
+#[utoipa::path(
+    operation_id = "create_machine_user",
+    tag = "machine users",
+    request_body = MachineUserBody,
+    security(("bearer" = ["admin:write"])),
+    responses(
+        (status = 201, body = MachineUser, headers(("Location" = String))),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 409, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem),
+    )
+)]
+#[post("/machine-users")]
+pub async fn create(
+    state: web::Data<AppState>,
+    auth: Bearer,
+    body: JsonBody<MachineUserBody>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require("admin:write")?;
+    let input = body.parse()?.into();
+    let m = principals::create_machine_user(&state.db, &auth.actor(), input).await?;
+    Ok(created(location(m.id), &m))
+}
+
+#[utoipa::path(
+    operation_id = "get_machine_user",
+    tag = "machine users",
+    params(("id" = Uuid, Path)),
+    security(("bearer" = ["admin:read"])),
+    responses(
+        (status = 200, body = MachineUser),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+    )
+)]
+#[get("/machine-users/{id}")]
+pub async fn get(
+    state: web::Data<AppState>,
+    auth: Bearer,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require("admin:read")?;
+    let m = principals::get_machine_user(&state.db.read, *id).await?;
+    Ok(HttpResponse::Ok().json(m))
+}
+
+/// Changes any subset of the fields; takes effect on the machine user's
+/// existing tokens at their next use.
+#[utoipa::path(
+    operation_id = "update_machine_user",
+    tag = "machine users",
+    params(("id" = Uuid, Path)),
+    request_body = MachineUserBody,
+    security(("bearer" = ["admin:write"])),
+    responses(
+        (status = 200, body = MachineUser),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem),
+    )
+)]
+#[patch("/machine-users/{id}")]
+pub async fn update(
+    state: web::Data<AppState>,
+    auth: Bearer,
+    id: web::Path<Uuid>,
+    body: JsonBody<MachineUserBody>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require("admin:write")?;
+    let input = body.parse()?.into();
+    let m = principals::update_machine_user(&state.db, &auth.actor(), *id, input).await?;
+    Ok(HttpResponse::Ok().json(m))
+}
+
+/// Deletes the machine user with its secrets and tokens.
+#[utoipa::path(
+    operation_id = "delete_machine_user",
+    tag = "machine users",
+    params(("id" = Uuid, Path)),
+    security(("bearer" = ["admin:write"])),
+    responses(
+        (status = 204),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+    )
+)]
+#[delete("/machine-users/{id}")]
+pub async fn delete(
+    state: web::Data<AppState>,
+    auth: Bearer,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require("admin:write")?;
+    principals::delete_machine_user(&state.db, &auth.actor(), *id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// A new client secret, shown in this response only. At most two exist at
+/// once: a third is refused (409) until one is deleted.
+#[utoipa::path(
+    operation_id = "create_client_secret",
+    tag = "machine users",
+    params(("id" = Uuid, Path)),
+    security(("bearer" = ["admin:write"])),
+    responses(
+        (status = 201, body = NewSecret, headers(("Location" = String))),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem),
+    )
+)]
+#[post("/machine-users/{id}/secrets")]
+pub async fn create_secret(
+    state: web::Data<AppState>,
+    auth: Bearer,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require("admin:write")?;
+    let secret = principals::create_secret(&state.db, &auth.actor(), *id).await?;
+    let at = format!("{}/secrets/{}", location(*id), secret.id);
+    Ok(created_secret(at, &secret))
+}
+
+#[utoipa::path(
+    operation_id = "delete_client_secret",
+    tag = "machine users",
+    params(("id" = Uuid, Path), ("secret_id" = Uuid, Path)),
+    security(("bearer" = ["admin:write"])),
+    responses(
+        (status = 204),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+    )
+)]
+#[delete("/machine-users/{id}/secrets/{secret_id}")]
+pub async fn delete_secret(
+    state: web::Data<AppState>,
+    auth: Bearer,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require("admin:write")?;
+    let (id, secret_id) = path.into_inner();
+    principals::delete_secret(&state.db, &auth.actor(), id, secret_id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Issues a long-lived machine token for the machine user, within its
+/// allowed scopes. The secret (`token`) is in this response only.
+#[utoipa::path(
+    operation_id = "create_machine_token",
+    tag = "machine users",
+    params(("id" = Uuid, Path)),
+    request_body = TokenRequest,
+    security(("bearer" = ["admin:write"])),
+    responses(
+        (status = 201, body = TokenView, headers(("Location" = String))),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 413, body = Problem),
+        (status = 415, body = Problem),
+    )
+)]
+#[post("/machine-users/{id}/tokens")]
+pub async fn create_token(
+    state: web::Data<AppState>,
+    auth: Bearer,
+    id: web::Path<Uuid>,
+    body: JsonBody<TokenRequest>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require("admin:write")?;
+    let new = body.parse()?.into_new()?;
+    principals::get_machine_user(&state.db.read, *id).await?;
+    // The machine user's allowed scopes bound the token; an admin who may
+    // change those needs no further ceiling from the calling token.
+    let view = tokens::create(
+        &state.db,
+        &state.tokens,
+        &auth.actor(),
+        *id,
+        new,
+        state.settings.max_token_lifetime.seconds,
+        None,
+    )
+    .await?;
+    Ok(created_secret(
+        format!("/api/v1/admin/tokens/{}", view.id),
+        &view,
+    ))
+}

@@ -1,0 +1,218 @@
+//! What every `/api/v1` handler shares: a JSON body read only after the
+//! scope check, the list query, and the shapes of 201 and secret-bearing
+//! responses.
+
+use std::{future::Future, marker::PhantomData, pin::Pin};
+
+use actix_web::{
+    FromRequest, HttpRequest, HttpResponse,
+    dev::Payload,
+    http::{StatusCode, header},
+    web,
+};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::{
+    domain::PageRequest,
+    http::{BODY_LIMIT, errors::ApiError},
+};
+
+/// A JSON request body whose errors are kept until the handler asks for it
+/// with [`JsonBody::parse`], after its scope check: a caller without the
+/// scope learns about the scope, not about the shape of the body.
+pub struct JsonBody<T> {
+    raw: Result<web::Bytes, ApiError>,
+    _t: PhantomData<T>,
+}
+
+impl<T: DeserializeOwned> JsonBody<T> {
+    pub fn parse(self) -> Result<T, ApiError> {
+        let bytes = self.raw?;
+        let value = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+        // Parsed again untyped only to look for NUL, which no text field may
+        // hold (PostgreSQL cannot store it); the typed parse above keeps
+        // serde's checks for unknown and repeated fields.
+        let tree: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+        if let Some(field) = nul_at(&tree, String::new()) {
+            return Err(ApiError::InvalidField {
+                field,
+                message: "must not contain NUL characters".into(),
+            });
+        }
+        Ok(value)
+    }
+}
+
+/// The JSON path (`client_credentials.name`, `scopes[0]`) of the first
+/// string or key holding a NUL character.
+fn nul_at(value: &serde_json::Value, path: String) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::String(s) if s.contains('\0') => Some(path),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| nul_at(v, format!("{path}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            let here = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            if k.contains('\0') {
+                Some(here)
+            } else {
+                nul_at(v, here)
+            }
+        }),
+        _ => None,
+    }
+}
+
+/// Middleware for `/api/v1`: a query string holding a NUL character is
+/// refused before any handler sees it (no filter may contain one).
+pub async fn reject_nul_in_query(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let nul = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .find(|(k, v)| k.contains('\0') || v.contains('\0'));
+    if let Some((key, _)) = nul {
+        return Err(ApiError::InvalidField {
+            field: key.replace('\0', ""),
+            message: "must not contain NUL characters".into(),
+        }
+        .into());
+    }
+    next.call(req).await
+}
+
+/// `application/json` or `application/*+json`, with any parameters.
+fn is_json(req: &HttpRequest) -> bool {
+    let Some(value) = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+impl<T: 'static> FromRequest for JsonBody<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let json = is_json(req);
+        let bytes = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            let raw = match bytes.await {
+                Err(e) if e.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE => {
+                    Err(ApiError::PayloadTooLarge(format!(
+                        "request bodies are limited to {BODY_LIMIT} bytes"
+                    )))
+                }
+                Err(e) => Err(ApiError::BadRequest(format!("cannot read the body: {e}"))),
+                Ok(_) if !json => Err(ApiError::UnsupportedMediaType(
+                    "expected Content-Type: application/json".into(),
+                )),
+                Ok(b) => Ok(b),
+            };
+            Ok(Self {
+                raw,
+                _t: PhantomData,
+            })
+        })
+    }
+}
+
+/// `?limit=&cursor=` of every list.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Page size, 1–500 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
+    pub limit: Option<String>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl PageQuery {
+    pub fn page(&self) -> Result<PageRequest, ApiError> {
+        Ok(PageRequest::parse(
+            self.limit.as_deref(),
+            self.cursor.as_deref(),
+        )?)
+    }
+}
+
+/// 201 with `Location`.
+pub fn created(location: String, body: &impl Serialize) -> HttpResponse {
+    HttpResponse::Created()
+        .insert_header((header::LOCATION, location))
+        .json(body)
+}
+
+/// 201 with `Location` for a response that carries a secret: never cached.
+pub fn created_secret(location: String, body: &impl Serialize) -> HttpResponse {
+    HttpResponse::Created()
+        .insert_header((header::LOCATION, location))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"))
+        .json(body)
+}
+
+/// An RFC 9457 problem, as `crate::http::errors` renders it (for the document).
+#[derive(Serialize, ToSchema)]
+pub struct Problem {
+    /// `https://tessera.dev/problems/<kind>`: stable per kind of error.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// The offending field, on validation errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::nul_at;
+
+    #[test]
+    fn nul_is_found_with_the_path_of_its_field() {
+        assert_eq!(
+            nul_at(&json!({"name": "ok", "scopes": ["a"]}), String::new()),
+            None
+        );
+        assert_eq!(
+            nul_at(&json!({"name": "a\u{0}b"}), String::new()).as_deref(),
+            Some("name")
+        );
+        assert_eq!(
+            nul_at(&json!({"scopes": ["ok", "x\u{0}"]}), String::new()).as_deref(),
+            Some("scopes[1]")
+        );
+        assert_eq!(
+            nul_at(&json!({"client_credentials": {"k\u{0}": 1}}), String::new()).as_deref(),
+            Some("client_credentials.k\u{0}")
+        );
+        // An escaped backslash followed by "u0000" is ordinary text.
+        let text: serde_json::Value = serde_json::from_str(r#"{"d": "\\u0000"}"#).unwrap();
+        assert_eq!(nul_at(&text, String::new()), None);
+    }
+}

@@ -1,0 +1,267 @@
+//! Tokens: the caller's own (`/tokens`, `tokens:*`) and everyone's
+//! (`/admin/tokens`, `admin:*`).
+
+use actix_web::{HttpResponse, delete, get, post, web};
+use serde::Deserialize;
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::support::{JsonBody, PageQuery, Problem, created_secret};
+use crate::{
+    app::AppState,
+    domain::{
+        Page, TokenKind, TokenStatus,
+        tokens::{self, Access, Lifetime, NewToken, TokenFilter, TokenView},
+    },
+    http::{auth::Bearer, errors::ApiError},
+};
+
+/// A token request: exactly one of `expires_in_seconds` and `expires_at`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    pub name: String,
+    pub description: Option<String>,
+    pub scopes: Vec<String>,
+    /// Lifetime in seconds, from 60 to the policy maximum.
+    pub expires_in_seconds: Option<i64>,
+    /// RFC 3339 expiry time.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+impl TokenRequest {
+    pub fn into_new(self) -> Result<NewToken, ApiError> {
+        Ok(NewToken {
+            lifetime: Lifetime::from_request(self.expires_in_seconds, self.expires_at)?,
+            name: self.name,
+            description: self.description,
+            scopes: self.scopes,
+        })
+    }
+}
+
+fn own(auth: &Bearer) -> Access {
+    Access::Own(auth.info.owner_id)
+}
+
+/// The caller's own tokens, newest first.
+#[utoipa::path(
+    operation_id = "list_own_tokens",
+    tag = "tokens",
+    params(PageQuery),
+    security(("bearer" = ["tokens:read"])),
+    responses(
+        (status = 200, body = Page<TokenView>),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+    )
+)]
+#[get("/tokens")]
+pub async fn list_own(
+    state: web::Data<AppState>,
+    auth: Bearer,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require("tokens:read")?;
+    let filter = TokenFilter {
+        owner_id: Some(auth.info.owner_id),
+        ..TokenFilter::default()
+    };
+    let page = tokens::list(&state.db.read, &filter, query.page()?).await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// Creates a personal access token for the caller. The secret (`token`) is
+/// in this response only. The new token cannot hold a scope the calling token lacks.
+#[utoipa::path(
+    operation_id = "create_own_token",
+    tag = "tokens",
+    request_body = TokenRequest,
+    security(("bearer" = ["tokens:write"])),
+    responses(
+        (status = 201, body = TokenView, headers(("Location" = String))),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 409, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem),
+    )
+)]
+#[post("/tokens")]
+pub async fn create_own(
+    state: web::Data<AppState>,
+    auth: Bearer,
+    body: JsonBody<TokenRequest>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require("tokens:write")?;
+    let new = body.parse()?.into_new()?;
+    let view = tokens::create(
+        &state.db,
+        &state.tokens,
+        &auth.actor(),
+        auth.info.owner_id,
+        new,
+        state.settings.max_token_lifetime.seconds,
+        Some(&auth.info.scopes),
+    )
+    .await?;
+    Ok(created_secret(format!("/api/v1/tokens/{}", view.id), &view))
+}
+
+/// One of the caller's tokens.
+#[utoipa::path(
+    operation_id = "get_own_token",
+    tag = "tokens",
+    params(("id" = Uuid, Path)),
+    security(("bearer" = ["tokens:read"])),
+    responses(
+        (status = 200, body = TokenView),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+    )
+)]
+#[get("/tokens/{id}")]
+pub async fn get_own(
+    state: web::Data<AppState>,
+    auth: Bearer,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require("tokens:read")?;
+    let view = tokens::get(&state.db.read, *id, own(&auth)).await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// Revokes one of the caller's tokens (idempotent). It stays listed, revoked.
+#[utoipa::path(
+    operation_id = "revoke_own_token",
+    tag = "tokens",
+    params(("id" = Uuid, Path)),
+    security(("bearer" = ["tokens:write"])),
+    responses(
+        (status = 204),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+    )
+)]
+#[delete("/tokens/{id}")]
+pub async fn revoke_own(
+    state: web::Data<AppState>,
+    auth: Bearer,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require("tokens:write")?;
+    tokens::revoke(&state.db, &auth.actor(), *id, own(&auth)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Replaces one of the caller's tokens with a new one (same name, scopes and
+/// lifetime length) and revokes the old one. A revoked token cannot be
+/// regenerated (409); an expired one can.
+#[utoipa::path(
+    operation_id = "regenerate_own_token",
+    tag = "tokens",
+    params(("id" = Uuid, Path)),
+    security(("bearer" = ["tokens:write"])),
+    responses(
+        (status = 201, body = TokenView, headers(("Location" = String))),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem),
+    )
+)]
+#[post("/tokens/{id}/regenerate")]
+pub async fn regenerate_own(
+    state: web::Data<AppState>,
+    auth: Bearer,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require("tokens:write")?;
+    let view = tokens::regenerate(&state.db, &state.tokens, &auth.actor(), *id, own(&auth)).await?;
+    Ok(created_secret(format!("/api/v1/tokens/{}", view.id), &view))
+}
+
+/// Filters of `GET /api/v1/admin/tokens`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AdminTokenQuery {
+    /// The owner's username.
+    pub owner: Option<String>,
+    #[param(value_type = Option<TokenKind>)]
+    pub kind: Option<String>,
+    #[param(value_type = Option<TokenStatus>)]
+    pub status: Option<String>,
+    /// Case-insensitive search in token names.
+    pub q: Option<String>,
+    #[serde(flatten)]
+    #[param(ignore)]
+    pub page: PageQuery,
+}
+
+/// Every token of every owner, newest first (admins).
+#[utoipa::path(
+    operation_id = "list_all_tokens",
+    tag = "admin",
+    params(AdminTokenQuery, PageQuery),
+    security(("bearer" = ["admin:read"])),
+    responses(
+        (status = 200, body = Page<TokenView>),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+    )
+)]
+#[get("/admin/tokens")]
+pub async fn list_all(
+    state: web::Data<AppState>,
+    auth: Bearer,
+    query: web::Query<AdminTokenQuery>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require("admin:read")?;
+    let q = query.into_inner();
+    let filter = TokenFilter {
+        owner: q.owner,
+        owner_id: None,
+        kind: q.kind.as_deref().map(TokenKind::parse).transpose()?,
+        status: q.status.as_deref().map(TokenStatus::parse).transpose()?,
+        q: q.q,
+    };
+    let page = tokens::list(&state.db.read, &filter, q.page.page()?).await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// Any token (admins).
+#[utoipa::path(
+    operation_id = "get_any_token",
+    tag = "admin",
+    params(("id" = Uuid, Path)),
+    security(("bearer" = ["admin:read"])),
+    responses(
+        (status = 200, body = TokenView),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+    )
+)]
+#[get("/admin/tokens/{id}")]
+pub async fn get_any(
+    state: web::Data<AppState>,
+    auth: Bearer,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require("admin:read")?;
+    let view = tokens::get(&state.db.read, *id, Access::Any).await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// Revokes any token (admins).
+#[utoipa::path(
+    operation_id = "revoke_any_token",
+    tag = "admin",
+    params(("id" = Uuid, Path)),
+    security(("bearer" = ["admin:write"])),
+    responses(
+        (status = 204),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+    )
+)]
+#[delete("/admin/tokens/{id}")]
+pub async fn revoke_any(
+    state: web::Data<AppState>,
+    auth: Bearer,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require("admin:write")?;
+    tokens::revoke(&state.db, &auth.actor(), *id, Access::Any).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
