@@ -1037,12 +1037,12 @@ async fn machine_user_changes_take_effect_on_the_next_request(backend: Backend) 
         )
         .await;
     assert_eq!(app.get_bearer("/api/v1/me", &token).await.status(), 401);
-    let rs = app.create_machine("rs", &["introspect"]);
+    let rs = app.create_machine("resource-server", &["introspect"]);
     let body: Value = post_form(
         &app,
         "/oauth2/introspect",
         &[("token", &token)],
-        Some(("rs", &rs)),
+        Some(("resource-server", &rs)),
     )
     .await
     .json()
