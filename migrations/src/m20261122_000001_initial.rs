@@ -344,12 +344,10 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(Tokens::ActiveName).string_len(128).null())
                     .col(ColumnDef::new(Tokens::Description).text().not_null())
                     .col(ColumnDef::new(Tokens::Scopes).text().not_null())
-                    .col(
-                        ColumnDef::new(Tokens::Digest)
-                            .string_len(64)
-                            .not_null()
-                            .unique_key(),
-                    )
+                    // Looked up by `jti` (unique, append-only), then compared:
+                    // an index on a random digest would cost a random page
+                    // write per issued token.
+                    .col(ColumnDef::new(Tokens::Digest).string_len(64).not_null())
                     .col(ColumnDef::new(Tokens::Kid).string_len(64).not_null())
                     .col(ts(Tokens::CreatedAt))
                     .col(ColumnDef::new(Tokens::CreatedBy).uuid().null())

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::{
     Actor, Error, Page, PageRequest, PrincipalKind, PrincipalRef, ScopeSet, TokenKind, TokenStatus,
-    audit, clock, is_unique_violation, principals, scopes,
+    audit, clock, is_unique_violation, principals, scopes, secrets::Digest,
 };
 use crate::{
     storage::{
@@ -492,21 +492,23 @@ pub async fn revoke(db: &Db, actor: &Actor, id: Uuid, access: Access) -> Result<
         .ok_or(Error::NotFound("token"))
 }
 
-/// Revokes by the token string itself (RFC 7009). Returns whether a token of
+/// Revokes by the token string itself (RFC 7009): `jti` from its verified
+/// claims, `digest` of the whole string. Returns whether a token of
 /// `owner_id` was revoked; anything else is silently ignored, as the RFC asks.
-pub async fn revoke_by_digest(
+pub async fn revoke_by_value(
     db: &Db,
     actor: &Actor,
-    digest_hex: &str,
+    jti: &str,
+    digest: &Digest,
     owner_id: Uuid,
 ) -> Result<bool, Error> {
     let row = token::Entity::find()
-        .filter(token::Column::Digest.eq(digest_hex))
+        .filter(token::Column::Jti.eq(jti))
         .filter(token::Column::OwnerId.eq(owner_id))
         .one(&db.read)
         .await?;
     match row {
-        Some(row) if row.revoked_at.is_none() => {
+        Some(row) if row.revoked_at.is_none() && digest.matches_hex(&row.digest) => {
             revoke(db, actor, row.id, Access::Own(owner_id)).await?;
             Ok(true)
         }
@@ -541,12 +543,16 @@ async fn mark_revoked(
 /// A new token with the same name, scopes and lifetime length; the old one is
 /// revoked at once and points to the new one. An expired token may be
 /// renewed this way; a revoked one may not.
+///
+/// `ceiling`: when the actor is itself a token, it may not regenerate (and so
+/// obtain the secret of) a token holding scopes the calling token lacks.
 pub async fn regenerate(
     db: &Db,
     svc: &TokenService,
     actor: &Actor,
     id: Uuid,
     access: Access,
+    ceiling: Option<&ScopeSet>,
 ) -> Result<TokenView, Error> {
     let old = find_row(&db.read, id, access).await?;
     if old.revoked_at.is_some() {
@@ -556,6 +562,15 @@ pub async fn regenerate(
         return Err(Error::conflict(
             "client-credentials tokens are renewed at the token endpoint",
         ));
+    }
+    if let Some(ceiling) = ceiling
+        && let Some(extra) = ScopeSet::from_stored(&old.scopes)
+            .iter()
+            .find(|s| !ceiling.contains(s))
+    {
+        return Err(Error::Forbidden(format!(
+            "the calling token does not hold {extra}, so it cannot regenerate a token that does"
+        )));
     }
     let owner = principals::find(&db.read, old.owner_id)
         .await?
@@ -578,6 +593,8 @@ pub async fn regenerate(
         actor.id(),
     );
     let new_id = minted.id;
+    let owner_id = owner.id;
+    let name = old.name.clone();
     let actor2 = actor.clone();
     let secret = minted.token;
     let created = db
@@ -587,6 +604,7 @@ pub async fn regenerate(
                 if !mark_revoked(tx, &actor2, id, None).await? {
                     return Err(Error::conflict("a revoked token cannot be regenerated"));
                 }
+                release_expired_name(tx, owner_id, &name).await?;
                 let created = row.insert(tx).await.map_err(duplicate_name)?;
                 token::Entity::update_many()
                     .col_expr(token::Column::ReplacedBy, Expr::value(new_id))

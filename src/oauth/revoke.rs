@@ -31,8 +31,18 @@ pub async fn revoke(
         ip: client_ip(&req),
         token_id: None,
     };
-    tokens::revoke_by_digest(&state.db, &actor, &Digest::of(token).to_hex(), client.id)
+    // A token that does not verify (forged, expired, not ours) has nothing
+    // left to revoke.
+    if let Ok(claims) = state.tokens.verify(token).await {
+        tokens::revoke_by_value(
+            &state.db,
+            &actor,
+            &claims.jti,
+            &Digest::of(token),
+            client.id,
+        )
         .await
         .map_err(OAuthError::server_error)?;
+    }
     Ok(no_store(&mut HttpResponse::Ok()).finish())
 }

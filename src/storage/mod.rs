@@ -70,7 +70,8 @@ impl Db {
         };
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options.clone())
+            // The writer keeps the hot index pages of the tokens table cached.
+            .connect_with(options.clone().pragma("cache_size", "-16384"))
             .await
             .map_err(open_err)?;
         // Fail now, not on the first write, when the file is read-only.

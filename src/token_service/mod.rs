@@ -355,7 +355,7 @@ impl TokenService {
     async fn validate_uncached(&self, token: &str, digest: Digest) -> Result<AuthInfo, Rejection> {
         let claims = self.verify(token).await?;
         let row = token::Entity::find()
-            .filter(token::Column::Digest.eq(digest.to_hex()))
+            .filter(token::Column::Jti.eq(claims.jti.as_str()))
             .one(&self.db.read)
             .await
             .map_err(|e| {
@@ -363,7 +363,7 @@ impl TokenService {
                 Rejection::Unavailable
             })?
             .ok_or(Rejection::Unknown)?;
-        if row.jti != claims.jti || row.owner_id.to_string() != claims.sub {
+        if !digest.matches_hex(&row.digest) || row.owner_id.to_string() != claims.sub {
             return Err(Rejection::Invalid);
         }
         if row.revoked_at.is_some() {

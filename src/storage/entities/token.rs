@@ -18,8 +18,8 @@ pub struct Model {
     pub description: String,
     /// Space separated, as in the `scope` claim.
     pub scopes: String,
-    /// Hex SHA-256 of the JWT; the token itself is never stored.
-    #[sea_orm(unique)]
+    /// Hex SHA-256 of the JWT; the token itself is never stored. A presented
+    /// token is found by its (verified) `jti` and must match this digest.
     pub digest: String,
     pub kid: String,
     pub created_at: TimeDateTimeWithTimeZone,
