@@ -23,6 +23,7 @@ BIN=$PWD/target/release/tessera
 work=$(mktemp -d)
 trap 'kill $server 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 export TESSERA_DATABASE_URL=${DATABASE_URL:-sqlite://$work/tessera.db?mode=rwc}
+case $TESSERA_DATABASE_URL in postgres*) backend=postgres ;; *) backend=sqlite ;; esac
 export TESSERA_MASTER_KEY=${TESSERA_MASTER_KEY:-$(head -c 32 /dev/urandom | base64)}
 export TESSERA_SIGNING_ALG=$ALG TESSERA_LOG=warn
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -57,7 +58,7 @@ wrk.headers["Authorization"] = "Basic $basic"
 LUA
 
 run() { # name script path
-  echo "== $1 ($ALG, ${DATABASE_URL:+postgres}${DATABASE_URL:-sqlite}, $CONNECTIONS connections, $DURATION)"
+  echo "== $1 ($ALG, $backend, $CONNECTIONS connections, $DURATION)"
   wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$2" "$base$3" \
     | grep -E 'Requests/sec|Latency|^ +(50|90|99)%|Non-2xx|Socket errors'
   echo "   server RSS now: $(awk '/VmRSS/ {print $2/1024 " MiB"}' /proc/$server/status), peak: $(awk '/VmHWM/ {print $2/1024 " MiB"}' /proc/$server/status)"
@@ -65,5 +66,9 @@ run() { # name script path
 run "client credentials: POST /oauth2/token (every token recorded)" token.lua /oauth2/token
 run "Bearer: GET /api/v1/me" me.lua /api/v1/me
 run "introspection: POST /oauth2/introspect" introspect.lua /oauth2/introspect
-recorded=$(sqlite3 "$work/tessera.db" 'select count(*) from tokens' 2>/dev/null || echo "?")
+if [ "$backend" = postgres ]; then
+  recorded=$(psql "$TESSERA_DATABASE_URL" -Atc 'select count(*) from tokens' 2>/dev/null || echo "?")
+else
+  recorded=$(sqlite3 "$work/tessera.db" 'select count(*) from tokens' 2>/dev/null || echo "?")
+fi
 echo "tokens recorded: $recorded"
