@@ -152,7 +152,8 @@ pub async fn revoke_own(
 
 /// Replaces one of the caller's tokens with a new one (same name, scopes and
 /// lifetime length) and revokes the old one. A revoked token cannot be
-/// regenerated (409); an expired one can.
+/// regenerated (409); an expired one can. The calling token must hold every
+/// scope of the token it regenerates (403 otherwise).
 #[utoipa::path(
     operation_id = "regenerate_own_token",
     tag = "tokens",
@@ -171,7 +172,15 @@ pub async fn regenerate_own(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require("tokens:write")?;
-    let view = tokens::regenerate(&state.db, &state.tokens, &auth.actor(), *id, own(&auth)).await?;
+    let view = tokens::regenerate(
+        &state.db,
+        &state.tokens,
+        &auth.actor(),
+        *id,
+        own(&auth),
+        Some(&auth.info.scopes),
+    )
+    .await?;
     Ok(created_secret(format!("/api/v1/tokens/{}", view.id), &view))
 }
 

@@ -456,6 +456,7 @@ async fn regenerate(
         &me.actor(),
         id,
         Access::Own(me.session.principal.id),
+        None,
     )
     .await?;
     secret_response(&SecretPage {

@@ -286,7 +286,112 @@ async fn other_peoples_tokens_are_not_found(backend: Backend) {
     assert!(!alices.contains(&id.to_owned()));
 }
 
+/// Regenerating hands out a new secret for the old token's scopes, so the
+/// calling token must hold them all, as when creating a token.
+async fn a_token_cannot_regenerate_one_with_scopes_it_lacks(backend: Backend) {
+    let api = Api::spawn(backend).await;
+    let admin = api.admin();
+    let weak = api
+        .post(
+            "/api/v1/tokens",
+            &admin,
+            &token_request("weak", &["tokens:write"]),
+        )
+        .await;
+    weak.expect(201, "weak");
+    let weak_secret = weak.body["token"].as_str().unwrap().to_owned();
+    let weak_id = weak.body["id"].as_str().unwrap().to_owned();
+    let strong = api
+        .post(
+            "/api/v1/tokens",
+            &admin,
+            &token_request("strong", &["profile", "admin:write"]),
+        )
+        .await;
+    strong.expect(201, "strong");
+    let strong_id = strong.body["id"].as_str().unwrap();
+
+    let res = api
+        .post_empty(
+            &format!("/api/v1/tokens/{strong_id}/regenerate"),
+            &weak_secret,
+        )
+        .await;
+    res.expect(403, "regenerate a token holding admin:write");
+    assert!(res.body.get("token").is_none(), "no secret: {}", res.text);
+    let still = api
+        .get(&format!("/api/v1/tokens/{strong_id}"), &admin)
+        .await;
+    assert_eq!(
+        still.body["status"], "active",
+        "the strong token is untouched"
+    );
+
+    // A token may regenerate one within its own scopes (here, itself).
+    api.post_empty(
+        &format!("/api/v1/tokens/{weak_id}/regenerate"),
+        &weak_secret,
+    )
+    .await
+    .expect(201, "regenerate itself");
+}
+
+/// Sets a token's `expires_at` to a minute ago, keeping its lifetime length.
+async fn age_token(api: &Api, id: &str) {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+    use tessera::{domain::clock, storage::entities::token};
+    let db = tessera::storage::Db::connect(&api.app.db.url)
+        .await
+        .expect("database");
+    let now = clock::now();
+    token::Entity::update_many()
+        .col_expr(
+            token::Column::CreatedAt,
+            Expr::value(now - time::Duration::minutes(61)),
+        )
+        .col_expr(
+            token::Column::ExpiresAt,
+            Expr::value(now - time::Duration::minutes(1)),
+        )
+        .filter(token::Column::Id.eq(uuid::Uuid::parse_str(id).unwrap()))
+        .exec(&db.write)
+        .await
+        .expect("age the token");
+}
+
+/// An expired token may be renewed even when a later, also expired, token
+/// took its name: expired tokens do not hold names.
+async fn an_expired_token_is_renewed_despite_an_expired_namesake(backend: Backend) {
+    let api = Api::spawn(backend).await;
+    let pat = api.user("alice", &["profile", "tokens:read", "tokens:write"]);
+    let first = api
+        .post("/api/v1/tokens", &pat, &token_request("ci", &["profile"]))
+        .await;
+    first.expect(201, "first");
+    let first_id = first.body["id"].as_str().unwrap().to_owned();
+    age_token(&api, &first_id).await;
+    let second = api
+        .post("/api/v1/tokens", &pat, &token_request("ci", &["profile"]))
+        .await;
+    second.expect(201, "the name is free once the first expired");
+    age_token(&api, second.body["id"].as_str().unwrap()).await;
+
+    let old = api.get(&format!("/api/v1/tokens/{first_id}"), &pat).await;
+    assert_eq!(old.body["status"], "expired");
+    let renewed = api
+        .post_empty(&format!("/api/v1/tokens/{first_id}/regenerate"), &pat)
+        .await;
+    renewed.expect(201, "renew the first");
+    assert_eq!(renewed.body["name"], "ci");
+    assert_eq!(renewed.body["status"], "active");
+    let old = api.get(&format!("/api/v1/tokens/{first_id}"), &pat).await;
+    assert_eq!(old.body["status"], "revoked");
+    assert_eq!(old.body["replaced_by"], renewed.body["id"]);
+}
+
 both_backends!(
+    a_token_cannot_regenerate_one_with_scopes_it_lacks,
+    an_expired_token_is_renewed_despite_an_expired_namesake,
     a_user_creates_reads_lists_and_revokes_own_tokens,
     regenerating_replaces_the_token_and_revokes_the_old_one,
     token_requests_are_validated,
