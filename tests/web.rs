@@ -677,6 +677,79 @@ async fn bad_input_gets_a_page_in_words_never_a_500(backend: Backend) {
     assert!(b.get("/tokens").await.body.contains("No tokens here yet"));
 }
 
+/// PostgreSQL refuses NUL in text, so a NUL in any field or filter must be
+/// turned away at the form parser, not reach a query (a 500, or a hang).
+async fn nul_characters_in_pages_and_forms_get_a_400_never_a_500(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_user("boss", true);
+    let b = Browser::signed_in(&app, "boss").await;
+    for path in [
+        "/admin/tokens?q=a%00b",
+        "/admin/tokens?owner=a%00b",
+        "/admin/audit?actor=a%00b",
+        "/admin/audit?action=a%00b",
+        "/tokens?cursor=%00",
+        "/setup?code=a%00b",
+    ] {
+        let page = b.get(path).await;
+        assert_eq!(
+            page.status,
+            StatusCode::BAD_REQUEST,
+            "{path}: {}",
+            page.body
+        );
+        assert!(page.body.contains("NUL character"), "{path}: {}", page.body);
+    }
+    let forms: &[(&str, &[(&str, &str)])] = &[
+        (
+            "/tokens/new",
+            &[
+                ("name", "t"),
+                ("description", "a\u{0}b"),
+                ("scopes", "profile"),
+                ("lifetime", "30"),
+            ],
+        ),
+        (
+            "/tokens/new",
+            &[
+                ("name", "t"),
+                ("scopes", "pro\u{0}file"),
+                ("lifetime", "30"),
+            ],
+        ),
+        (
+            "/admin/machine-users/new",
+            &[("username", "robot"), ("description", "a\u{0}b")],
+        ),
+        (
+            "/admin/scopes",
+            &[("name", "orders:read"), ("description", "a\u{0}b")],
+        ),
+    ];
+    for (path, form) in forms {
+        let res = b.submit(path, path, form).await;
+        assert_eq!(
+            res.status,
+            StatusCode::BAD_REQUEST,
+            "{form:?}: {}",
+            res.body
+        );
+        assert!(res.body.contains("NUL character"), "{form:?}: {}", res.body);
+    }
+    // Signing in with a NUL in the username: refused, not a 500.
+    let anon = Browser::new(&app);
+    let res = anon.login("bo\u{0}ss", ADMIN_PASSWORD).await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST, "{}", res.body);
+    // Nothing was written, and the lists still load.
+    assert!(b.get("/tokens").await.body.contains("No tokens here yet"));
+    let scopes = b.get("/admin/scopes").await;
+    assert!(!scopes.body.contains("<td><code>orders:read</code>"));
+    assert!(!b.get("/admin/machine-users").await.body.contains("robot"));
+    assert_eq!(b.get("/admin/audit").await.status, StatusCode::OK);
+    assert_eq!(b.get("/admin/tokens?q=t").await.status, StatusCode::OK);
+}
+
 // ---------------------------------------------------------------- admin
 
 async fn admin_pages_are_for_admins_only(backend: Backend) {
@@ -1284,6 +1357,7 @@ both_backends!(
     personal_tokens_are_shown_once_work_and_can_be_revoked_and_regenerated,
     token_names_are_escaped,
     bad_input_gets_a_page_in_words_never_a_500,
+    nul_characters_in_pages_and_forms_get_a_400_never_a_500,
     admin_pages_are_for_admins_only,
     admins_manage_machine_users_secrets_and_machine_tokens,
     admins_manage_users_keys_and_see_the_dashboard,

@@ -216,7 +216,7 @@ async fn machine_users(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, WebError> {
     me.require_admin()?;
-    let q = query(&req);
+    let q = query(&req)?;
     let page = PageRequest::parse(Some("50"), q.text("cursor"))?;
     let found = principals::list_machine_users(&state.db.read, page).await?;
     render(&MachineUsersPage {
@@ -308,7 +308,7 @@ async fn machine_user_create(
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     me.require_admin()?;
-    let form = FormData::parse(&body);
+    let form = FormData::parse(&body)?;
     check_csrf(&me, form.get("csrf"))?;
     let mut input = machine_input(&form);
     input.username = Some(form.get("username").unwrap_or("").trim().to_owned());
@@ -434,7 +434,7 @@ async fn machine_user(
 ) -> Result<HttpResponse, WebError> {
     me.require_admin()?;
     let id = parse_id(&path)?;
-    machine_user_page(&state, &me, id, query(&req).get("notice"), None).await
+    machine_user_page(&state, &me, id, query(&req)?.get("notice"), None).await
 }
 
 /// Runs an update; a validation error re-renders the page with the message.
@@ -462,7 +462,7 @@ async fn machine_user_update(
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     me.require_admin()?;
-    let form = FormData::parse(&body);
+    let form = FormData::parse(&body)?;
     check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path)?;
     apply_machine_update(&state, &me, id, machine_input(&form)).await
@@ -475,7 +475,7 @@ async fn machine_user_enabled(
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     me.require_admin()?;
-    let form = FormData::parse(&body);
+    let form = FormData::parse(&body)?;
     check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path)?;
     let enabled = match form.get("enabled") {
@@ -497,7 +497,7 @@ async fn machine_user_cc(
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     me.require_admin()?;
-    let form = FormData::parse(&body);
+    let form = FormData::parse(&body)?;
     check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path)?;
     let ttl = form.text("ttl").unwrap_or("");
@@ -545,7 +545,7 @@ async fn machine_user_delete(
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     me.require_admin()?;
-    let form = FormData::parse(&body);
+    let form = FormData::parse(&body)?;
     check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path)?;
     principals::delete_machine_user(&state.db, &me.actor(), id).await?;
@@ -559,7 +559,7 @@ async fn secret_create(
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     me.require_admin()?;
-    let form = FormData::parse(&body);
+    let form = FormData::parse(&body)?;
     check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path)?;
     let m = principals::get_machine_user(&state.db.read, id).await?;
@@ -592,7 +592,7 @@ async fn secret_delete(
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     me.require_admin()?;
-    let form = FormData::parse(&body);
+    let form = FormData::parse(&body)?;
     check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path.0)?;
     let secret = parse_id(&path.1)?;
@@ -609,7 +609,7 @@ async fn machine_token_create(
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     me.require_admin()?;
-    let form = FormData::parse(&body);
+    let form = FormData::parse(&body)?;
     check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path)?;
     let max = state.settings.max_token_lifetime.seconds.min(365 * 86400);
@@ -723,7 +723,7 @@ async fn users(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, WebError> {
     me.require_admin()?;
-    let q = query(&req);
+    let q = query(&req)?;
     users_page(
         &state,
         &me,
@@ -741,7 +741,7 @@ async fn user_create(
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     me.require_admin()?;
-    let form = FormData::parse(&body);
+    let form = FormData::parse(&body)?;
     check_csrf(&me, form.get("csrf"))?;
     let username = form.get("username").unwrap_or("").trim().to_owned();
     let role = Role::parse(form.get("role").unwrap_or("user"));
@@ -777,7 +777,7 @@ async fn user_update(
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     me.require_admin()?;
-    let form = FormData::parse(&body);
+    let form = FormData::parse(&body)?;
     check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path)?;
     let mut notice = "updated";
@@ -833,7 +833,7 @@ async fn all_tokens(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, WebError> {
     me.require_admin()?;
-    let q = query(&req);
+    let q = query(&req)?;
     let filter = TokenFilter {
         owner: q.text("owner").map(str::to_owned),
         kind: q.text("kind").map(TokenKind::parse).transpose()?,
@@ -885,7 +885,7 @@ async fn admin_token(
     let id = parse_id(&path)?;
     let view = tokens::get(&state.db.read, id, Access::Any).await?;
     render(&AdminTokenPage {
-        l: Layout::new(&me, "all-tokens").with_notice(query(&req).get("notice")),
+        l: Layout::new(&me, "all-tokens").with_notice(query(&req)?.get("notice")),
         t: TokenRow::from(&view),
         admin_view: true,
     })
@@ -917,7 +917,7 @@ async fn admin_revoke(
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     me.require_admin()?;
-    let form = FormData::parse(&body);
+    let form = FormData::parse(&body)?;
     check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path)?;
     tokens::revoke(&state.db, &me.actor(), id, Access::Any).await?;
@@ -985,7 +985,7 @@ async fn scopes_page(
     scopes_view(
         &state,
         &me,
-        query(&req).get("notice"),
+        query(&req)?.get("notice"),
         None,
         String::new(),
         String::new(),
@@ -999,7 +999,7 @@ async fn scope_create(
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     me.require_admin()?;
-    let form = FormData::parse(&body);
+    let form = FormData::parse(&body)?;
     check_csrf(&me, form.get("csrf"))?;
     let name = form.get("name").unwrap_or("").to_owned();
     let description = form.get("description").unwrap_or("").to_owned();
@@ -1052,7 +1052,7 @@ async fn keys_page(
         })
         .collect();
     render(&KeysPage {
-        l: Layout::new(&me, "keys").with_notice(query(&req).get("notice")),
+        l: Layout::new(&me, "keys").with_notice(query(&req)?.get("notice")),
         rows,
         alg: state.settings.signing_alg.as_str(),
     })
@@ -1064,7 +1064,7 @@ async fn keys_rotate(
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     me.require_admin()?;
-    let form = FormData::parse(&body);
+    let form = FormData::parse(&body)?;
     check_csrf(&me, form.get("csrf"))?;
     keys::rotate(
         &state.db,
@@ -1121,7 +1121,7 @@ async fn audit_page(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, WebError> {
     me.require_admin()?;
-    let q = query(&req);
+    let q = query(&req)?;
     let since = parse_day(q.text("since"), "since")?;
     let until = parse_day(q.text("until"), "until")?;
     let filter = audit::AuditFilter {

@@ -62,7 +62,7 @@ pub async fn login(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    let form = FormData::parse(&body);
+    let form = FormData::parse(&body)?;
     check_pre_csrf(&req, form.get("csrf"))?;
     let username = form.get("username").unwrap_or("").trim().to_owned();
     let password = form.get("password").unwrap_or("");
@@ -149,7 +149,7 @@ pub async fn logout(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    let form = FormData::parse(&body);
+    let form = FormData::parse(&body)?;
     let secure = state.settings.secure_cookies();
     let mut res = see_other("/login");
     if let Some(me) = session::current(&req, &state).await? {
@@ -204,7 +204,7 @@ pub async fn setup_page(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, WebError> {
-    let q = super::query(&req);
+    let q = super::query(&req)?;
     let code = q.get("code").unwrap_or("").to_owned();
     if !ds::setup_code_usable(&state.db.read, &code).await? {
         return Err(WebError::Domain(domain::Error::Forbidden(
@@ -219,7 +219,7 @@ pub async fn setup(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    let form = FormData::parse(&body);
+    let form = FormData::parse(&body)?;
     check_pre_csrf(&req, form.get("csrf"))?;
     let code = form.get("code").unwrap_or("").to_owned();
     let username = form.get("username").unwrap_or("").trim().to_owned();

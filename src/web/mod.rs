@@ -154,8 +154,20 @@ pub fn see_other(to: &str) -> HttpResponse {
 pub struct FormData(Vec<(String, String)>);
 
 impl FormData {
-    pub fn parse(body: &[u8]) -> Self {
-        Self(form_urlencoded::parse(body).into_owned().collect())
+    /// Refuses a NUL character in any key or value: no field may hold one,
+    /// and PostgreSQL rejects it in a query parameter (a 500 otherwise).
+    pub fn parse(body: &[u8]) -> Result<Self, WebError> {
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
+        if let Some((key, _)) = pairs
+            .iter()
+            .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
+            return Err(WebError::BadRequest(format!(
+                "The field “{}” contains a NUL character, which no field may hold.",
+                key.replace('\0', "")
+            )));
+        }
+        Ok(Self(pairs))
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -184,7 +196,7 @@ impl FormData {
 }
 
 /// A query string, for filters.
-pub fn query(req: &actix_web::HttpRequest) -> FormData {
+pub fn query(req: &actix_web::HttpRequest) -> Result<FormData, WebError> {
     FormData::parse(req.query_string().as_bytes())
 }
 

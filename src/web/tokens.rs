@@ -158,7 +158,7 @@ async fn list(
     me: SignedIn,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, WebError> {
-    let q = query(&req);
+    let q = query(&req)?;
     let status = q.text("status").map(TokenStatus::parse).transpose()?;
     let page = PageRequest::parse(Some("50"), q.text("cursor"))?;
     let filter = TokenFilter {
@@ -292,7 +292,7 @@ async fn create(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    let form = FormData::parse(&body);
+    let form = FormData::parse(&body)?;
     check_csrf(&me, form.get("csrf"))?;
     let chosen = form.all("scopes");
     let max = state.settings.max_token_lifetime.seconds;
@@ -368,7 +368,7 @@ async fn detail(
     let id = parse_id(&path)?;
     let view = tokens::get(&state.db.read, id, Access::Own(me.session.principal.id)).await?;
     render(&TokenPage {
-        l: Layout::new(&me, "tokens").with_notice(query(&req).get("notice")),
+        l: Layout::new(&me, "tokens").with_notice(query(&req)?.get("notice")),
         t: TokenRow::from(&view),
         admin_view: false,
     })
@@ -410,7 +410,7 @@ async fn revoke(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    let form = FormData::parse(&body);
+    let form = FormData::parse(&body)?;
     check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path)?;
     tokens::revoke(
@@ -447,7 +447,7 @@ async fn regenerate(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    let form = FormData::parse(&body);
+    let form = FormData::parse(&body)?;
     check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path)?;
     let view = tokens::regenerate(
