@@ -750,6 +750,37 @@ async fn nul_characters_in_pages_and_forms_get_a_400_never_a_500(backend: Backen
     assert_eq!(b.get("/admin/tokens?q=t").await.status, StatusCode::OK);
 }
 
+/// The machine-token form issues tokens for machine users only: posted with a
+/// person's id, it must not mint a personal token that the admin then sees.
+async fn the_machine_token_form_refuses_a_persons_id(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_user("boss", true);
+    app.create_user("alice", false);
+    let b = Browser::signed_in(&app, "boss").await;
+    let users = b.get("/admin/users").await;
+    for who in ["alice", "boss"] {
+        let id = user_id(&users, who);
+        let res = b
+            .submit(
+                "/admin/users",
+                &format!("/admin/machine-users/{id}/tokens"),
+                &[
+                    ("name", "sneaky"),
+                    ("scopes", "profile"),
+                    ("lifetime", "30"),
+                ],
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::NOT_FOUND, "{who}: {}", res.body);
+        assert!(
+            !res.body.contains(r#"id="secret""#),
+            "{who}: no secret shown"
+        );
+    }
+    let all = b.get("/admin/tokens?q=sneaky").await;
+    assert!(all.body.contains("No token matches."), "{}", all.body);
+}
+
 // ---------------------------------------------------------------- admin
 
 async fn admin_pages_are_for_admins_only(backend: Backend) {
@@ -1358,6 +1389,7 @@ both_backends!(
     token_names_are_escaped,
     bad_input_gets_a_page_in_words_never_a_500,
     nul_characters_in_pages_and_forms_get_a_400_never_a_500,
+    the_machine_token_form_refuses_a_persons_id,
     admin_pages_are_for_admins_only,
     admins_manage_machine_users_secrets_and_machine_tokens,
     admins_manage_users_keys_and_see_the_dashboard,

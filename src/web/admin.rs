@@ -374,8 +374,11 @@ async fn machine_user_page(
     let owner = principals::find(&state.db.read, id)
         .await?
         .ok_or(WebError::NotFound)?;
+    // Machine tokens only, filtered in the query: the client-credentials
+    // tokens it mints would otherwise fill the page.
     let filter = TokenFilter {
         owner_id: Some(id),
+        kind: Some(TokenKind::Machine),
         ..Default::default()
     };
     let toks = tokens::list(&state.db.read, &filter, PageRequest::default()).await?;
@@ -612,6 +615,8 @@ async fn machine_token_create(
     let form = FormData::parse(&body)?;
     check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path)?;
+    // Only machine users: this form must not issue a person's token.
+    principals::get_machine_user(&state.db.read, id).await?;
     let max = state.settings.max_token_lifetime.seconds.min(365 * 86400);
     let result = match lifetime_from(&form) {
         Ok(lifetime) => tokens::create(
