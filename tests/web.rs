@@ -628,6 +628,11 @@ async fn bad_input_gets_a_page_in_words_never_a_500(backend: Backend) {
         ("/tokens?cursor=%%%", 400),
         ("/admin/tokens?kind=bogus", 400),
         ("/admin/audit?since=yesterday", 400),
+        // A signed year parses as a date, but PostgreSQL cannot go that far back.
+        ("/admin/audit?since=-4800-01-01", 400),
+        ("/admin/audit?until=-4800-01-01", 400),
+        ("/admin/audit?since=0000-01-01", 400),
+        ("/admin/audit?until=9999-12-31", 200),
         ("/admin/machine-users/nope", 404),
     ] {
         let page = b.get(path).await;

@@ -1110,12 +1110,20 @@ struct AuditPage {
     next: Option<String>,
 }
 
+/// A `YYYY-MM-DD` day in years 1 to 9999 (a signed year such as `-4800`
+/// parses, but PostgreSQL cannot compare a timestamp that far back: a 500).
 fn parse_day(raw: Option<&str>, field: &'static str) -> Result<Option<Date>, WebError> {
     let fmt = time::macros::format_description!("[year]-[month]-[day]");
     raw.map(|r| {
-        Date::parse(r, &fmt).map_err(|_| {
-            WebError::Domain(domain::Error::invalid(field, "is not a date (YYYY-MM-DD)"))
-        })
+        Date::parse(r, &fmt)
+            .ok()
+            .filter(|d| (1..=9999).contains(&d.year()))
+            .ok_or_else(|| {
+                WebError::Domain(domain::Error::invalid(
+                    field,
+                    "is not a date (YYYY-MM-DD, years 1 to 9999)",
+                ))
+            })
     })
     .transpose()
 }
@@ -1134,9 +1142,7 @@ async fn audit_page(
         action: q.text("action").map(str::to_owned),
         since: since.map(|d| d.midnight().assume_utc()),
         // "until" includes the whole day.
-        until: until
-            .and_then(|d| d.next_day())
-            .map(|d| d.midnight().assume_utc() - time::Duration::seconds(1)),
+        until: until.map(|d| d.with_time(time::macros::time!(23:59:59)).assume_utc()),
     };
     let page = PageRequest::parse(Some("50"), q.text("cursor"))?;
     let found = audit::list(&state.db.read, &filter, page).await?;
