@@ -258,6 +258,36 @@ async fn nul_characters_never_reach_the_database(backend: Backend) {
     // The token endpoint looks clients up by name too: an unknown client, not a 500.
     let res = api.app.client_credentials("a\u{0}b", "secret", None).await;
     assert_eq!(res.status(), 401, "NUL in a client_id");
+    // NUL in an OAuth form: a 4xx with an RFC error code, never a 5xx.
+    for (path, form) in [
+        (
+            "/oauth2/token",
+            "grant_type=client_credentials&client_id=a%00b&client_secret=s",
+        ),
+        (
+            "/oauth2/token",
+            "grant_type=client_credentials&client_id=a&client_secret=s&scope=p%00",
+        ),
+        (
+            "/oauth2/introspect",
+            "token=a%00b&client_id=a&client_secret=s",
+        ),
+        ("/oauth2/revoke", "token=a%00b&client_id=a&client_secret=s"),
+    ] {
+        let res = api
+            .app
+            .client
+            .post(api.app.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form)
+            .send()
+            .await
+            .expect("request");
+        let status = res.status().as_u16();
+        assert!((400..500).contains(&status), "{path} {form}: {status}");
+        let body: serde_json::Value = res.json().await.expect("json");
+        assert!(body["error"].is_string(), "{path} {form}: {body}");
+    }
     // Nothing was written.
     let tokens = api.get("/api/v1/admin/tokens?q=n", &admin).await;
     let names: Vec<&str> = tokens.body["items"]
