@@ -179,6 +179,7 @@ pub async fn regenerate_own(
         *id,
         own(&auth),
         Some(&auth.info.scopes),
+        state.settings.max_token_lifetime.seconds,
     )
     .await?;
     Ok(created_secret(format!("/api/v1/tokens/{}", view.id), &view))

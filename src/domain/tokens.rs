@@ -546,6 +546,9 @@ async fn mark_revoked(
 ///
 /// `ceiling`: when the actor is itself a token, it may not regenerate (and so
 /// obtain the secret of) a token holding scopes the calling token lacks.
+///
+/// The lifetime length is kept within `max_lifetime`, the policy maximum of
+/// today (it may have been lowered since the old token was issued).
 pub async fn regenerate(
     db: &Db,
     svc: &TokenService,
@@ -553,6 +556,7 @@ pub async fn regenerate(
     id: Uuid,
     access: Access,
     ceiling: Option<&ScopeSet>,
+    max_lifetime: i64,
 ) -> Result<TokenView, Error> {
     let old = find_row(&db.read, id, access).await?;
     if old.revoked_at.is_some() {
@@ -578,7 +582,9 @@ pub async fn regenerate(
     if !owner.enabled {
         return Err(Error::conflict(format!("{} is disabled", owner.username)));
     }
-    let lifetime = (old.expires_at - old.created_at).whole_seconds().max(60);
+    let lifetime = (old.expires_at - old.created_at)
+        .whole_seconds()
+        .clamp(60, max_lifetime.max(60));
     let scopes = ScopeSet::from_stored(&old.scopes);
     let minted = svc
         .mint(&owner, old.kind, &scopes, lifetime)

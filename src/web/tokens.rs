@@ -457,6 +457,7 @@ async fn regenerate(
         id,
         Access::Own(me.session.principal.id),
         None,
+        state.settings.max_token_lifetime.seconds,
     )
     .await?;
     secret_response(&SecretPage {

@@ -338,6 +338,11 @@ async fn a_token_cannot_regenerate_one_with_scopes_it_lacks(backend: Backend) {
 
 /// Sets a token's `expires_at` to a minute ago, keeping its lifetime length.
 async fn age_token(api: &Api, id: &str) {
+    age_token_by(api, id, 60).await;
+}
+
+/// Makes a token an expired one that lived `minutes` minutes.
+async fn age_token_by(api: &Api, id: &str, minutes: i64) {
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
     use tessera::{domain::clock, storage::entities::token};
     let db = tessera::storage::Db::connect(&api.app.db.url)
@@ -347,7 +352,7 @@ async fn age_token(api: &Api, id: &str) {
     token::Entity::update_many()
         .col_expr(
             token::Column::CreatedAt,
-            Expr::value(now - time::Duration::minutes(61)),
+            Expr::value(now - time::Duration::minutes(minutes + 1)),
         )
         .col_expr(
             token::Column::ExpiresAt,
@@ -389,7 +394,35 @@ async fn an_expired_token_is_renewed_despite_an_expired_namesake(backend: Backen
     assert_eq!(old.body["replaced_by"], renewed.body["id"]);
 }
 
+/// A renewal keeps the old lifetime length, but never beyond today's policy
+/// maximum (365 days by default).
+async fn a_renewal_stays_within_the_policy_maximum(backend: Backend) {
+    let api = Api::spawn(backend).await;
+    let pat = api.user("alice", &["profile", "tokens:read", "tokens:write"]);
+    let old = api
+        .post("/api/v1/tokens", &pat, &token_request("long", &["profile"]))
+        .await;
+    old.expect(201, "create");
+    let id = old.body["id"].as_str().unwrap().to_owned();
+    // As if issued for 400 days under an older, more generous policy.
+    age_token_by(&api, &id, 400 * 24 * 60).await;
+    let new = api
+        .post_empty(&format!("/api/v1/tokens/{id}/regenerate"), &pat)
+        .await;
+    new.expect(201, "renew");
+    let parse = |v: &serde_json::Value| {
+        time::OffsetDateTime::parse(
+            v.as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+    };
+    let length = parse(&new.body["expires_at"]) - parse(&new.body["created_at"]);
+    assert_eq!(length.whole_days(), 365, "{}", new.text);
+}
+
 both_backends!(
+    a_renewal_stays_within_the_policy_maximum,
     a_token_cannot_regenerate_one_with_scopes_it_lacks,
     an_expired_token_is_renewed_despite_an_expired_namesake,
     a_user_creates_reads_lists_and_revokes_own_tokens,
