@@ -6,7 +6,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_initial;
-mod m20261122_000002_daily_validations;
+mod m20261122_000002_daily_counts;
 
 pub struct Migrator;
 
@@ -15,7 +15,7 @@ impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         vec![
             Box::new(m20261122_000001_initial::Migration),
-            Box::new(m20261122_000002_daily_validations::Migration),
+            Box::new(m20261122_000002_daily_counts::Migration),
         ]
     }
 }

@@ -8,7 +8,7 @@ use time::{Date, Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use super::{Error, PrincipalKind, clock, tokens};
-use crate::storage::entities::{client_secret, principal, token};
+use crate::storage::entities::{client_secret, daily_count, principal, token};
 
 /// The owner's active tokens that expire within `within`, soonest first.
 pub async fn expiring_tokens(
@@ -37,31 +37,81 @@ pub fn empty_days(days: i64, today: Date) -> BTreeMap<Date, u64> {
         .collect()
 }
 
+/// Adds to today's counters (one upsert, on both backends). Issued tokens are
+/// counted in the transaction that records them; validations when the
+/// in-memory usage is flushed.
+pub async fn add_to_today(
+    db: &impl ConnectionTrait,
+    validations: u64,
+    issued: u64,
+) -> Result<(), sea_orm::DbErr> {
+    use sea_orm::{
+        ActiveValue::Set,
+        sea_query::{Expr, OnConflict},
+    };
+    let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    let (validations, issued) = (clamp(validations), clamp(issued));
+    daily_count::Entity::insert(daily_count::ActiveModel {
+        day: Set(daily_count::day_key(clock::now().date())),
+        validations: Set(validations),
+        issued: Set(issued),
+    })
+    .on_conflict(
+        OnConflict::column(daily_count::Column::Day)
+            .value(
+                daily_count::Column::Validations,
+                Expr::col((daily_count::Entity, daily_count::Column::Validations)).add(validations),
+            )
+            .value(
+                daily_count::Column::Issued,
+                Expr::col((daily_count::Entity, daily_count::Column::Issued)).add(issued),
+            )
+            .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await?;
+    Ok(())
+}
+
+/// One counter per day over the last `days` days, oldest first, today last.
+async fn per_day(
+    db: &impl ConnectionTrait,
+    days: i64,
+    pick: impl Fn(&daily_count::Model) -> i64,
+) -> Result<Vec<(Date, u64)>, Error> {
+    let mut counts = empty_days(days, clock::now().date());
+    let Some(first) = counts.keys().next().copied() else {
+        return Ok(Vec::new());
+    };
+    let rows = daily_count::Entity::find()
+        .filter(daily_count::Column::Day.gte(daily_count::day_key(first)))
+        .all(db)
+        .await?;
+    let fmt = time::macros::format_description!("[year]-[month]-[day]");
+    for row in rows {
+        if let Ok(day) = Date::parse(&row.day, &fmt)
+            && let Some(n) = counts.get_mut(&day)
+        {
+            *n = u64::try_from(pick(&row)).unwrap_or(0);
+        }
+    }
+    Ok(counts.into_iter().collect())
+}
+
 /// Tokens of every kind issued per day (UTC) over the last `days` days.
 pub async fn tokens_issued_per_day(
     db: &impl ConnectionTrait,
     days: i64,
 ) -> Result<Vec<(Date, u64)>, Error> {
-    let now = clock::now();
-    let today = now.date();
-    let mut counts = empty_days(days, today);
-    let Some(first) = counts.keys().next().copied() else {
-        return Ok(Vec::new());
-    };
-    let since = first.midnight().assume_utc();
-    let created: Vec<OffsetDateTime> = token::Entity::find()
-        .select_only()
-        .column(token::Column::CreatedAt)
-        .filter(token::Column::CreatedAt.gte(since))
-        .into_tuple()
-        .all(db)
-        .await?;
-    for t in created {
-        if let Some(n) = counts.get_mut(&t.to_offset(time::UtcOffset::UTC).date()) {
-            *n += 1;
-        }
-    }
-    Ok(counts.into_iter().collect())
+    per_day(db, days, |r| r.issued).await
+}
+
+/// Successful token validations per day (UTC) over the last `days` days.
+pub async fn validations_per_day(
+    db: &impl ConnectionTrait,
+    days: i64,
+) -> Result<Vec<(Date, u64)>, Error> {
+    per_day(db, days, |r| r.validations).await
 }
 
 /// A machine user holding a client secret older than the threshold.

@@ -281,6 +281,7 @@ pub async fn create(
             Box::pin(async move {
                 release_expired_name(tx, owner_id, &name).await?;
                 let created = row.insert(tx).await.map_err(duplicate_name)?;
+                super::stats::add_to_today(tx, 0, 1).await?;
                 audit::record(
                     tx,
                     &actor,
@@ -612,6 +613,7 @@ pub async fn regenerate(
                 }
                 release_expired_name(tx, owner_id, &name).await?;
                 let created = row.insert(tx).await.map_err(duplicate_name)?;
+                super::stats::add_to_today(tx, 0, 1).await?;
                 token::Entity::update_many()
                     .col_expr(token::Column::ReplacedBy, Expr::value(new_id))
                     .filter(token::Column::Id.eq(id))

@@ -25,6 +25,7 @@ async fn insert_batch(
     mut rows: Vec<token::ActiveModel>,
 ) -> Result<(), DbErr> {
     let tx = db.begin().await?;
+    crate::domain::stats::add_to_today(&tx, 0, rows.len() as u64).await?;
     for size in CHUNKS {
         while rows.len() >= size {
             let rest = rows.split_off(size);
@@ -52,7 +53,7 @@ impl Recorder {
                     // One bad row must not fail its neighbours: retry singly.
                     Err(_) => {
                         for (row, reply) in rows.into_iter().zip(replies) {
-                            let one = token::Entity::insert(row).exec_without_returning(&db).await;
+                            let one = insert_batch(&db, vec![row]).await;
                             let _ = reply.send(one.map(|_| ()).map_err(|e| e.to_string()));
                         }
                     }

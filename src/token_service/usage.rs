@@ -65,7 +65,7 @@ impl UsageTracker {
         }
         let tx = db.begin().await?;
         if validations > 0 {
-            count_validations(&tx, clock::now().date(), validations).await?;
+            crate::domain::stats::add_to_today(&tx, validations, 0).await?;
         }
         for (id, (at, ip)) in tokens {
             token::Entity::update_many()
@@ -84,30 +84,4 @@ impl UsageTracker {
         }
         tx.commit().await
     }
-}
-
-/// Adds `n` to the day's validation counter (one upsert, on both backends).
-async fn count_validations<C: ConnectionTrait>(
-    db: &C,
-    day: time::Date,
-    n: u64,
-) -> Result<(), sea_orm::DbErr> {
-    use crate::storage::entities::daily_validation as dv;
-    use sea_orm::{ActiveValue::Set, sea_query::OnConflict};
-    let n = i64::try_from(n).unwrap_or(i64::MAX);
-    dv::Entity::insert(dv::ActiveModel {
-        day: Set(dv::day_key(day)),
-        count: Set(n),
-    })
-    .on_conflict(
-        OnConflict::column(dv::Column::Day)
-            .value(
-                dv::Column::Count,
-                Expr::col((dv::Entity, dv::Column::Count)).add(n),
-            )
-            .to_owned(),
-    )
-    .exec_without_returning(db)
-    .await?;
-    Ok(())
 }

@@ -3,7 +3,6 @@
 
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use askama::Template;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use time::Date;
 
 use super::{
@@ -22,7 +21,7 @@ use crate::{
         tokens::{self, Access, NewToken, TokenFilter},
     },
     http::errors::WebError,
-    storage::entities::daily_validation,
+    storage::entities::daily_count,
     token_service::keys,
 };
 
@@ -143,7 +142,7 @@ impl Chart {
                     x: i as u32 * 10,
                     y: CHART_HEIGHT - h,
                     h,
-                    title: format!("{}: {n}", daily_validation::day_key(*day)),
+                    title: format!("{}: {n}", daily_count::day_key(*day)),
                 }
             })
             .collect();
@@ -154,39 +153,22 @@ impl Chart {
             bars,
             first: days
                 .first()
-                .map(|(d, _)| daily_validation::day_key(*d))
+                .map(|(d, _)| daily_count::day_key(*d))
                 .unwrap_or_default(),
             last: days
                 .last()
-                .map(|(d, _)| daily_validation::day_key(*d))
+                .map(|(d, _)| daily_count::day_key(*d))
                 .unwrap_or_default(),
         }
     }
 }
 
-/// Successful validations per day from the daily counter table.
+/// Successful validations per day from the daily counters.
 pub async fn validations_per_day(
     state: &AppState,
     days: i64,
 ) -> Result<Vec<(Date, u64)>, WebError> {
-    let mut counts = stats::empty_days(days, domain::clock::now().date());
-    let Some(first) = counts.keys().next().copied() else {
-        return Ok(Vec::new());
-    };
-    let rows = daily_validation::Entity::find()
-        .filter(daily_validation::Column::Day.gte(daily_validation::day_key(first)))
-        .all(&state.db.read)
-        .await
-        .map_err(domain::Error::from)?;
-    let fmt = time::macros::format_description!("[year]-[month]-[day]");
-    for row in rows {
-        if let Ok(day) = Date::parse(&row.day, &fmt)
-            && let Some(n) = counts.get_mut(&day)
-        {
-            *n = u64::try_from(row.count).unwrap_or(0);
-        }
-    }
-    Ok(counts.into_iter().collect())
+    Ok(stats::validations_per_day(&state.db.read, days).await?)
 }
 
 // ---------------------------------------------------------------- machine users

@@ -2,7 +2,7 @@
 
 pub mod audit_event;
 pub mod client_secret;
-pub mod daily_validation;
+pub mod daily_count;
 pub mod principal;
 pub mod scope;
 pub mod session;

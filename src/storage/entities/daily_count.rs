@@ -1,13 +1,15 @@
 use sea_orm::entity::prelude::*;
 
-/// Successful token validations per day (UTC), for the admin dashboard.
+/// Tokens issued and successful token validations per day (UTC), for the
+/// admin dashboard.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-#[sea_orm(table_name = "daily_validations")]
+#[sea_orm(table_name = "daily_counts")]
 pub struct Model {
     /// `YYYY-MM-DD`.
     #[sea_orm(primary_key, auto_increment = false)]
     pub day: String,
-    pub count: i64,
+    pub validations: i64,
+    pub issued: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

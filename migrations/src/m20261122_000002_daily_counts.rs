@@ -1,5 +1,6 @@
-//! A counter of successful token validations per day (UTC), for the admin
-//! dashboard's chart. Added by the web app; additive only.
+//! Counters per day (UTC) for the admin dashboard's charts: tokens issued
+//! and successful token validations, so the dashboard never counts rows of
+//! the (large) tokens table.
 
 use sea_orm_migration::prelude::*;
 
@@ -7,15 +8,16 @@ pub struct Migration;
 
 impl MigrationName for Migration {
     fn name(&self) -> &str {
-        "m20261122_000002_daily_validations"
+        "m20261122_000002_daily_counts"
     }
 }
 
 #[derive(DeriveIden)]
-enum DailyValidations {
+enum DailyCounts {
     Table,
     Day,
-    Count,
+    Validations,
+    Issued,
 }
 
 #[async_trait::async_trait]
@@ -24,16 +26,22 @@ impl MigrationTrait for Migration {
         manager
             .create_table(
                 Table::create()
-                    .table(DailyValidations::Table)
+                    .table(DailyCounts::Table)
                     .if_not_exists()
                     .col(
-                        ColumnDef::new(DailyValidations::Day)
+                        ColumnDef::new(DailyCounts::Day)
                             .string_len(10)
                             .not_null()
                             .primary_key(),
                     )
                     .col(
-                        ColumnDef::new(DailyValidations::Count)
+                        ColumnDef::new(DailyCounts::Validations)
+                            .big_integer()
+                            .not_null()
+                            .default(0),
+                    )
+                    .col(
+                        ColumnDef::new(DailyCounts::Issued)
                             .big_integer()
                             .not_null()
                             .default(0),
@@ -45,7 +53,7 @@ impl MigrationTrait for Migration {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
-            .drop_table(Table::drop().table(DailyValidations::Table).to_owned())
+            .drop_table(Table::drop().table(DailyCounts::Table).to_owned())
             .await
     }
 }
