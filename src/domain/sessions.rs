@@ -380,10 +380,10 @@ pub fn relative(t: OffsetDateTime, now: OffsetDateTime) -> String {
     let d = t - now;
     let secs = d.whole_seconds().abs();
     let (n, unit) = if secs < 60 {
-        return if d.is_negative() {
-            "just now".into()
-        } else {
+        return if d.is_positive() {
             "in less than a minute".into()
+        } else {
+            "just now".into()
         };
     } else if secs < 3600 {
         ((secs + 30) / 60, "minute")
@@ -436,5 +436,6 @@ mod tests {
             relative(now + Duration::seconds(5), now),
             "in less than a minute"
         );
+        assert_eq!(relative(now, now), "just now", "a secret created this second");
     }
 }
