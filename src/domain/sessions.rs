@@ -436,6 +436,10 @@ mod tests {
             relative(now + Duration::seconds(5), now),
             "in less than a minute"
         );
-        assert_eq!(relative(now, now), "just now", "a secret created this second");
+        assert_eq!(
+            relative(now, now),
+            "just now",
+            "a secret created this second"
+        );
     }
 }
