@@ -1405,3 +1405,30 @@ both_backends!(
     failed_sign_ins_from_one_address_are_throttled_across_accounts,
     sessions_slide_and_end_after_idle_and_absolute_timeouts,
 );
+
+#[tokio::test]
+async fn unknown_urls_get_a_404_page_or_problem() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let res = app
+        .client
+        .get(app.url("/no/such/page"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(res.text().await.unwrap().contains("There is no such page."));
+    let res = app
+        .client
+        .get(app.url("/oauth2/nothing"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+}

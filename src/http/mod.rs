@@ -35,7 +35,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(metrics))
         .configure(crate::oauth::configure)
         .configure(crate::api::configure)
-        .configure(crate::web::configure);
+        .configure(crate::web::configure)
+        .default_service(web::to(not_found));
+}
+
+/// Unknown URLs: problem+json for programs, an HTML page for people.
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    use actix_web::ResponseError;
+    let path = req.path();
+    if path.starts_with("/api/")
+        || path.starts_with("/oauth2/")
+        || path.starts_with("/.well-known/")
+    {
+        ApiError::NoSuchRoute(format!("{} {path}", req.method())).error_response()
+    } else {
+        errors::WebError::NotFound.error_response()
+    }
 }
 
 fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
