@@ -240,7 +240,15 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             };
             let actor = Actor::system();
             let machine = principals::create_machine_user(&db, &actor, input).await?;
-            let secret = principals::create_secret(&db, &actor, machine.id).await?;
+            // Two transactions: undo the first if the second fails, so a
+            // failed command leaves no machine user without its secret.
+            let secret = match principals::create_secret(&db, &actor, machine.id).await {
+                Ok(secret) => secret,
+                Err(e) => {
+                    let _ = principals::delete_machine_user(&db, &actor, machine.id).await;
+                    return Err(e.into());
+                }
+            };
             println!("{}", secret.client_secret);
             Ok(())
         }
