@@ -2,6 +2,8 @@
 //! whose username is their OAuth `client_id`), and machine users' client
 //! secrets. Both kinds live in one table so usernames share one namespace.
 
+use std::collections::HashMap;
+
 use argon2::{
     Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version,
     password_hash::SaltString,
@@ -549,38 +551,59 @@ async fn machine_user_view(
     db: &impl ConnectionTrait,
     m: principal::Model,
 ) -> Result<MachineUser, Error> {
-    let secrets = client_secret::Entity::find()
-        .filter(client_secret::Column::MachineUserId.eq(m.id))
-        .order_by_asc(client_secret::Column::Id)
-        .all(db)
-        .await?;
-    let created_by = match m.created_by {
-        Some(id) => refs(db, [id]).await?.pop(),
-        None => None,
-    };
-    Ok(MachineUser {
-        id: m.id,
-        username: m.username,
-        display_name: m.display_name,
-        description: m.description,
-        contact_email: m.contact_email,
-        scopes: ScopeSet::from_stored(&m.scopes).to_vec(),
-        enabled: m.enabled,
-        client_credentials: ClientCredentials {
-            enabled: m.cc_enabled,
-            access_token_ttl_minutes: m.cc_ttl_minutes,
-        },
-        secrets: secrets
+    Ok(machine_user_views(db, vec![m]).await?.remove(0))
+}
+
+/// Views of several machine users with two queries in all: their secrets, and
+/// the principals who created them.
+async fn machine_user_views(
+    db: &impl ConnectionTrait,
+    models: Vec<principal::Model>,
+) -> Result<Vec<MachineUser>, Error> {
+    let ids: Vec<Uuid> = models.iter().map(|m| m.id).collect();
+    let mut secrets: HashMap<Uuid, Vec<SecretInfo>> = HashMap::new();
+    if !ids.is_empty() {
+        for s in client_secret::Entity::find()
+            .filter(client_secret::Column::MachineUserId.is_in(ids))
+            .order_by_asc(client_secret::Column::Id)
+            .all(db)
+            .await?
+        {
+            secrets
+                .entry(s.machine_user_id)
+                .or_default()
+                .push(SecretInfo {
+                    id: s.id,
+                    created_at: s.created_at,
+                    last_used_at: s.last_used_at,
+                });
+        }
+    }
+    let creators: HashMap<Uuid, PrincipalRef> =
+        refs(db, models.iter().filter_map(|m| m.created_by))
+            .await?
             .into_iter()
-            .map(|s| SecretInfo {
-                id: s.id,
-                created_at: s.created_at,
-                last_used_at: s.last_used_at,
-            })
-            .collect(),
-        created_at: m.created_at,
-        created_by,
-    })
+            .map(|r| (r.id, r))
+            .collect();
+    Ok(models
+        .into_iter()
+        .map(|m| MachineUser {
+            secrets: secrets.remove(&m.id).unwrap_or_default(),
+            created_by: m.created_by.and_then(|id| creators.get(&id).cloned()),
+            id: m.id,
+            username: m.username,
+            display_name: m.display_name,
+            description: m.description,
+            contact_email: m.contact_email,
+            scopes: ScopeSet::from_stored(&m.scopes).to_vec(),
+            enabled: m.enabled,
+            client_credentials: ClientCredentials {
+                enabled: m.cc_enabled,
+                access_token_ttl_minutes: m.cc_ttl_minutes,
+            },
+            created_at: m.created_at,
+        })
+        .collect())
 }
 
 async fn find_machine(db: &impl ConnectionTrait, id: Uuid) -> Result<principal::Model, Error> {
@@ -600,12 +623,8 @@ pub async fn list_machine_users(
     page: PageRequest,
 ) -> Result<Page<MachineUser>, Error> {
     let page = list_kind(db, PrincipalKind::Machine, page).await?;
-    let mut items = Vec::with_capacity(page.items.len());
-    for m in page.items {
-        items.push(machine_user_view(db, m).await?);
-    }
     Ok(Page {
-        items,
+        items: machine_user_views(db, page.items).await?,
         next_cursor: page.next_cursor,
     })
 }
