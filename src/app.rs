@@ -121,6 +121,13 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let state = build_state(settings).await?;
     state.db.changes.spawn_listener();
     state.tokens.spawn_upkeep();
+    crate::domain::retention::spawn(
+        state.db.clone(),
+        crate::domain::retention::Policy {
+            tokens: state.settings.retention,
+            audit: state.settings.audit_retention,
+        },
+    );
     let listener = std::net::TcpListener::bind(listen)
         .with_context(|| format!("cannot listen on {listen} (TESSERA_LISTEN)"))?;
     let bound = listener.local_addr()?;

@@ -56,6 +56,17 @@ pub struct SettingsArgs {
     /// Log filter (`info`, `debug`, `tessera=debug,actix_web=warn`, …).
     #[arg(long, global = true, env = "TESSERA_LOG", value_name = "FILTER")]
     pub log: Option<String>,
+    /// How long records of expired client-credentials tokens are kept (e.g. `30d`).
+    #[arg(long, global = true, env = "TESSERA_RETENTION", value_name = "DUR")]
+    pub retention: Option<String>,
+    /// How long audit events are kept (default: forever).
+    #[arg(
+        long,
+        global = true,
+        env = "TESSERA_AUDIT_RETENTION",
+        value_name = "DUR"
+    )]
+    pub audit_retention: Option<String>,
 }
 
 /// The optional `tessera.toml`: the same settings, snake_case keys.
@@ -70,6 +81,8 @@ struct FileSettings {
     audience: Option<String>,
     max_token_lifetime: Option<String>,
     log: Option<String>,
+    retention: Option<String>,
+    audit_retention: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -82,6 +95,10 @@ pub struct Settings {
     pub audience: String,
     pub max_token_lifetime: Dur,
     pub log: String,
+    /// Records of client-credentials tokens are deleted this long after they expire.
+    pub retention: Dur,
+    /// Audit events older than this are deleted; `None` keeps them forever.
+    pub audit_retention: Option<Dur>,
 }
 
 impl Settings {
@@ -154,6 +171,21 @@ impl Settings {
         tracing_subscriber::EnvFilter::try_new(&log)
             .map_err(|e| anyhow::anyhow!("invalid log filter (TESSERA_LOG) {log:?}: {e}"))?;
 
+        let retention_raw =
+            pick(&args.retention, file.retention).unwrap_or_else(|| "30d".to_owned());
+        let retention = retention_raw.parse::<Dur>().map_err(|e| {
+            anyhow::anyhow!("invalid retention (TESSERA_RETENTION) {retention_raw:?}: {e}")
+        })?;
+        let audit_retention = pick(&args.audit_retention, file.audit_retention)
+            .map(|raw| {
+                raw.parse::<Dur>().map_err(|e| {
+                    anyhow::anyhow!(
+                        "invalid audit retention (TESSERA_AUDIT_RETENTION) {raw:?}: {e}"
+                    )
+                })
+            })
+            .transpose()?;
+
         Ok(Self {
             database_url,
             listen,
@@ -163,6 +195,8 @@ impl Settings {
             audience,
             max_token_lifetime,
             log,
+            retention,
+            audit_retention,
         })
     }
 

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod clock;
 mod error;
 pub mod principals;
+pub mod retention;
 pub mod scopes;
 pub mod secrets;
 pub mod sessions;

@@ -11,6 +11,7 @@ mod openapi;
 mod pagination;
 mod properties;
 mod readme;
+mod retention;
 mod tokens;
 mod users_scopes_audit;
 

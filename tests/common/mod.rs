@@ -202,6 +202,11 @@ impl TestApp {
         addr
     }
 
+    /// The first instance's process id (to read its memory use).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
