@@ -187,7 +187,7 @@ async fn soak(backend: Backend) {
             let mut n = 0u64;
             while Instant::now() < deadline {
                 n += 1;
-                let token = if n % 2 == 0 {
+                let token = if n.is_multiple_of(2) {
                     issued
                         .lock()
                         .unwrap()
