@@ -76,7 +76,10 @@ impl MigrationTrait for Migration {
         manager
             .alter_table(add(
                 Tokens::Table,
-                ColumnDef::new(Tokens::Hint).string_len(32).null().to_owned(),
+                ColumnDef::new(Tokens::Hint)
+                    .string_len(32)
+                    .null()
+                    .to_owned(),
             ))
             .await?;
         manager

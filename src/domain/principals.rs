@@ -19,8 +19,7 @@ use uuid::Uuid;
 
 use super::{
     Actor, AuthMethod, Error, Page, PageRequest, PrincipalKind, PrincipalRef, Role, ScopeSet,
-    Username, audit,
-    clock, is_admin_scope, is_unique_violation,
+    Username, audit, clock, is_admin_scope, is_unique_violation,
     secrets::{Digest, PlainSecret},
 };
 use crate::storage::{
