@@ -59,6 +59,9 @@ enum UsersCommand {
         /// Make the user an administrator.
         #[arg(long)]
         admin: bool,
+        /// The user's e-mail address, for notices (optional).
+        #[arg(long, value_name = "ADDR")]
+        email: Option<String>,
         /// Read the password from standard input (required).
         #[arg(long, required = true)]
         password_stdin: bool,
@@ -151,6 +154,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Users(UsersCommand::Create {
             username,
             admin,
+            email,
             password_stdin: _,
         }) => {
             let mut password = String::new();
@@ -166,6 +170,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             }
             // Validate before touching the database, so bad input changes nothing.
             crate::domain::Username::parse(&username)?;
+            principals::parse_email(email.as_deref().unwrap_or(""), "email")?;
             principals::check_password_rules(password)?;
             let db = app::open_database(&settings).await?;
             let role = if admin { Role::Admin } else { Role::User };
@@ -176,6 +181,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                     username,
                     password: password.to_owned(),
                     role,
+                    email,
                 },
             )
             .await?;

@@ -1,6 +1,8 @@
 //! The browser pages over HTTP, on both backends: sign-in, sessions, CSRF,
 //! personal tokens, the admin console, escaping and error pages.
 
+#[path = "web/account_and_hints.rs"]
+mod account_and_hints;
 mod common;
 
 use common::{ADMIN_PASSWORD, Backend, TestApp};

@@ -1,7 +1,7 @@
-//! Users (admins): list, create, read, change role, enabled or password.
+//! Users (admins): list, create, read, change role, enabled, password or e-mail.
 
 use actix_web::{HttpResponse, get, patch, post, web};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -24,6 +24,8 @@ pub struct NewUserBody {
     /// Default `user`.
     #[schema(value_type = Option<Role>)]
     pub role: Option<String>,
+    /// Optional: where notices go.
+    pub email: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -33,6 +35,15 @@ pub struct UserPatchBody {
     pub role: Option<String>,
     pub enabled: Option<bool>,
     pub password: Option<String>,
+    /// A new address; `null` or `""` removes it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub email: Option<Option<String>>,
+}
+
+/// Tells a field sent as `null` (`Some(None)`) from one left out (`None`).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
 }
 
 /// Users, newest first.
@@ -85,6 +96,7 @@ pub async fn create(
             .map(Role::parse)
             .transpose()?
             .unwrap_or(Role::User),
+        email: b.email,
     };
     let user = principals::create_user(&state.db, &auth.actor(), new).await?;
     Ok(created(format!("/api/v1/users/{}", user.id), &user))
@@ -111,8 +123,8 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(user))
 }
 
-/// Changes role, enabled or password. A demotion or disabling takes effect on
-/// the user's existing tokens at their next request.
+/// Changes role, enabled, password or e-mail address. A demotion or
+/// disabling takes effect on the user's existing tokens at their next request.
 #[utoipa::path(
     operation_id = "update_user",
     tag = "users",
@@ -139,6 +151,7 @@ pub async fn update(
         role: b.role.as_deref().map(Role::parse).transpose()?,
         enabled: b.enabled,
         password: b.password,
+        email: b.email.map(Option::unwrap_or_default),
     };
     let user = principals::update_user(&state.db, &auth.actor(), *id, patch).await?;
     Ok(HttpResponse::Ok().json(user))

@@ -18,8 +18,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    Actor, Error, Page, PageRequest, PrincipalKind, PrincipalRef, Role, ScopeSet, Username, audit,
-    clock, is_admin_scope, is_unique_violation,
+    Actor, AuthMethod, Error, Page, PageRequest, PrincipalKind, PrincipalRef, Role, ScopeSet,
+    Username, audit, clock, is_admin_scope, is_unique_violation,
     secrets::{Digest, PlainSecret},
 };
 use crate::storage::{
@@ -100,6 +100,10 @@ pub struct User {
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_login_at: Option<OffsetDateTime>,
+    /// Where notices go; null when the user has not given one.
+    pub email: Option<String>,
+    /// How the user signs in.
+    pub auth: AuthMethod,
 }
 
 impl User {
@@ -111,6 +115,8 @@ impl User {
             enabled: m.enabled,
             created_at: m.created_at,
             last_login_at: m.last_login_at,
+            email: m.email,
+            auth: m.auth.unwrap_or(AuthMethod::Password),
         }
     }
 }
@@ -124,6 +130,9 @@ pub struct ClientCredentials {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SecretInfo {
     pub id: Uuid,
+    /// `tsc_DEBK…xQgw`, enough to tell secrets apart and never to use one;
+    /// null for secrets created before hints were recorded.
+    pub hint: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
@@ -151,6 +160,8 @@ pub struct MachineUser {
 pub struct NewSecret {
     pub id: Uuid,
     pub client_secret: String,
+    /// What lists, pages and the audit log show of this secret from now on.
+    pub hint: String,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
@@ -251,6 +262,10 @@ pub(super) fn blank(
         created_by: Set(actor.id()),
         updated_at: Set(now),
         last_login_at: Set(None),
+        email: Set(None),
+        // People sign in with a password unless single sign-on says
+        // otherwise; machine users never sign in.
+        auth: Set((kind == PrincipalKind::User).then_some(AuthMethod::Password)),
     }
 }
 
@@ -268,16 +283,20 @@ pub struct NewUser {
     pub username: String,
     pub password: String,
     pub role: Role,
+    /// Optional; blank means none.
+    pub email: Option<String>,
 }
 
 pub async fn create_user(db: &Db, actor: &Actor, new: NewUser) -> Result<User, Error> {
     actor.require_admin()?;
     let username = Username::parse(&new.username)?;
+    let email = parse_email(new.email.as_deref().unwrap_or(""), "email")?;
     check_password_rules(&new.password)?;
     let hash = hash_password(new.password).await?;
     let mut model = blank(PrincipalKind::User, username, actor);
     model.role = Set(Some(new.role));
     model.password_hash = Set(Some(hash));
+    model.email = Set(email);
     let actor = actor.clone();
     let created = db
         .write
@@ -290,7 +309,7 @@ pub async fn create_user(db: &Db, actor: &Actor, new: NewUser) -> Result<User, E
                     "user.create",
                     "user",
                     Some(created.id.to_string()),
-                    json!({"username": created.username, "role": new.role.as_str()}),
+                    json!({"username": created.username, "role": new.role.as_str(), "email": created.email}),
                 )
                 .await?;
                 Ok(created)
@@ -335,6 +354,8 @@ pub struct UserPatch {
     pub role: Option<Role>,
     pub enabled: Option<bool>,
     pub password: Option<String>,
+    /// A new address; a blank one clears it.
+    pub email: Option<String>,
 }
 
 pub async fn update_user(
@@ -344,6 +365,30 @@ pub async fn update_user(
     patch: UserPatch,
 ) -> Result<User, Error> {
     actor.require_admin()?;
+    patch_user(db, actor, id, patch).await
+}
+
+/// A signed-in person sets (or, with a blank, clears) their own address.
+pub async fn set_own_email(db: &Db, actor: &Actor, email: &str) -> Result<User, Error> {
+    let id = actor
+        .id()
+        .ok_or_else(|| Error::Forbidden("only a signed-in user has an address".into()))?;
+    let patch = UserPatch {
+        email: Some(email.to_owned()),
+        ..UserPatch::default()
+    };
+    patch_user(db, actor, id, patch).await
+}
+
+async fn patch_user(db: &Db, actor: &Actor, id: Uuid, patch: UserPatch) -> Result<User, Error> {
+    let email = patch
+        .email
+        .as_deref()
+        .map(|e| parse_email(e, "email"))
+        .transpose()?;
+    // An address is no credential: changing only that leaves every
+    // instance's validation cache alone.
+    let touches_auth = patch.role.is_some() || patch.enabled.is_some() || patch.password.is_some();
     if let Some(p) = &patch.password {
         check_password_rules(p)?;
     }
@@ -376,6 +421,10 @@ pub async fn update_user(
                 if let Some(hash) = hash {
                     m.password_hash = Set(Some(hash));
                     changed.insert("password".into(), json!("changed"));
+                }
+                if let Some(email) = email {
+                    changed.insert("email".into(), json!(email));
+                    m.email = Set(email);
                 }
                 m.updated_at = Set(clock::now());
                 let updated = m.update(tx).await?;
@@ -411,7 +460,9 @@ pub async fn update_user(
             })
         })
         .await?;
-    db.changes.auth_changed().await;
+    if touches_auth {
+        db.changes.auth_changed().await;
+    }
     Ok(User::from_model(updated))
 }
 
@@ -452,21 +503,35 @@ fn check_ttl(minutes: i64) -> Result<i32, Error> {
     }
 }
 
-fn check_email(raw: &str) -> Result<String, Error> {
+/// A plausible e-mail address, trimmed, or `None` for a blank: one `@`
+/// between a local part (at most 64 characters) and a dotted domain without
+/// empty labels, at most 254 characters in all, no spaces or control
+/// characters. Whether mail arrives is for the mail server to say.
+pub fn parse_email(raw: &str, field: &'static str) -> Result<Option<String>, Error> {
     let email = raw.trim();
     if email.is_empty() {
-        return Ok(String::new());
+        return Ok(None);
     }
     let valid = email.len() <= 254
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
         && email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && domain.contains('.') && !domain.starts_with('.')
-        })
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+            (1..=64).contains(&local.len())
+                && !domain.contains('@')
+                && domain.contains('.')
+                && domain.split('.').all(|label| !label.is_empty())
+        });
     if valid {
-        Ok(email.to_owned())
+        Ok(Some(email.to_owned()))
     } else {
-        Err(Error::invalid("contact_email", "is not an email address"))
+        Err(Error::invalid(
+            field,
+            "must be an e-mail address such as name@example.com, at most 254 characters",
+        ))
     }
+}
+
+fn check_email(raw: &str) -> Result<String, Error> {
+    parse_email(raw, "contact_email").map(Option::unwrap_or_default)
 }
 
 fn check_short_text(raw: &str, field: &'static str) -> Result<String, Error> {
@@ -574,6 +639,7 @@ async fn machine_user_views(
                 .or_default()
                 .push(SecretInfo {
                     id: s.id,
+                    hint: s.hint,
                     created_at: s.created_at,
                     last_used_at: s.last_used_at,
                 });
@@ -763,6 +829,7 @@ pub async fn create_secret(
     actor.require_admin()?;
     let secret = PlainSecret::generate(CLIENT_SECRET_PREFIX);
     let digest = secret.digest().to_hex();
+    let hint = secret.hint(CLIENT_SECRET_PREFIX);
     let actor = actor.clone();
     let row = db
         .write
@@ -791,6 +858,7 @@ pub async fn create_secret(
                     created_at: Set(clock::now()),
                     created_by: Set(actor.id()),
                     last_used_at: Set(None),
+                    hint: Set(Some(hint)),
                 }
                 .insert(tx)
                 .await?;
@@ -800,7 +868,7 @@ pub async fn create_secret(
                     "client_secret.create",
                     "machine_user",
                     Some(machine_user_id.to_string()),
-                    json!({"secret_id": row.id}),
+                    json!({"secret_id": row.id, "hint": row.hint}),
                 )
                 .await?;
                 Ok(row)
@@ -810,6 +878,7 @@ pub async fn create_secret(
     Ok(NewSecret {
         id: row.id,
         client_secret: secret.expose().to_owned(),
+        hint: row.hint.unwrap_or_default(),
         created_at: row.created_at,
     })
 }
@@ -825,9 +894,13 @@ pub async fn delete_secret(
     db.write
         .transaction::<_, (), Error>(|tx| {
             Box::pin(async move {
-                let res = client_secret::Entity::delete_many()
-                    .filter(client_secret::Column::Id.eq(secret_id))
+                // Read first, for the hint the audit record names it by.
+                let found = client_secret::Entity::find_by_id(secret_id)
                     .filter(client_secret::Column::MachineUserId.eq(machine_user_id))
+                    .one(tx)
+                    .await?
+                    .ok_or(Error::NotFound("client secret"))?;
+                let res = client_secret::Entity::delete_by_id(found.id)
                     .exec(tx)
                     .await?;
                 if res.rows_affected == 0 {
@@ -839,7 +912,7 @@ pub async fn delete_secret(
                     "client_secret.delete",
                     "machine_user",
                     Some(machine_user_id.to_string()),
-                    json!({"secret_id": secret_id}),
+                    json!({"secret_id": secret_id, "hint": found.hint}),
                 )
                 .await?;
                 Ok(())

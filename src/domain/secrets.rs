@@ -27,6 +27,32 @@ impl PlainSecret {
     pub fn digest(&self) -> Digest {
         Digest::of(&self.0)
     }
+
+    /// `tsc_DEBK…xQgw`: the prefix and four characters at each end of the
+    /// random part. 8 of its 43 characters leave 208 random bits unknown, so
+    /// the hint tells secrets apart but cannot be used to guess one.
+    pub fn hint(&self, prefix: &str) -> String {
+        let random = self.0.strip_prefix(prefix).unwrap_or(&self.0);
+        format!("{prefix}{}…{}", head(random, 4), tail(random, 4))
+    }
+}
+
+/// A JWT's hint: `…xQgw`, its last four characters. They belong to the
+/// signature, which says nothing about the header and claims and cannot
+/// be completed from four characters.
+pub fn token_hint(jwt: &str) -> String {
+    format!("…{}", tail(jwt, 4))
+}
+
+fn head(s: &str, n: usize) -> &str {
+    s.char_indices().nth(n).map_or(s, |(i, _)| &s[..i])
+}
+
+fn tail(s: &str, n: usize) -> &str {
+    let count = s.chars().count();
+    s.char_indices()
+        .nth(count.saturating_sub(n))
+        .map_or("", |(i, _)| &s[i..])
 }
 
 impl fmt::Debug for PlainSecret {
@@ -99,5 +125,18 @@ mod tests {
         assert!(Digest::of(s.expose()).matches_hex(&stored));
         assert!(!Digest::of("something else").matches_hex(&stored));
         assert!(!format!("{:?}", s).contains(s.expose()));
+    }
+
+    #[test]
+    fn hints_show_a_few_characters_from_each_end() {
+        let s = PlainSecret::generate("tsc_");
+        let secret = s.expose();
+        let hint = s.hint("tsc_");
+        assert_eq!(hint.chars().count(), 4 + 4 + 1 + 4);
+        assert!(hint.starts_with(&secret[..8]), "{hint} / {secret}");
+        assert!(hint.ends_with(&secret[secret.len() - 4..]));
+        assert_eq!(token_hint("aaa.bbb.cdefgh"), "…efgh");
+        assert_eq!(token_hint("ab"), "…ab");
+        assert_eq!(head("ab", 4), "ab");
     }
 }

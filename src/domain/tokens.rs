@@ -17,7 +17,8 @@ use uuid::Uuid;
 
 use super::{
     Actor, Error, Page, PageRequest, PrincipalKind, PrincipalRef, ScopeSet, TokenKind, TokenStatus,
-    audit, clock, is_unique_violation, principals, scopes, secrets::Digest,
+    audit, clock, is_unique_violation, principals, scopes,
+    secrets::{self, Digest},
 };
 use crate::{
     storage::{
@@ -57,6 +58,9 @@ pub struct TokenView {
     pub revoked_at: Option<OffsetDateTime>,
     pub revoked_by: Option<PrincipalRef>,
     pub replaced_by: Option<Uuid>,
+    /// `…xQgw`, the token's last four characters: enough to tell tokens
+    /// apart, never to use one. Null for tokens issued before hints existed.
+    pub hint: Option<String>,
     /// The secret: present only in the response that creates it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
@@ -144,6 +148,7 @@ pub async fn views(
                 last_used_ip: r.last_used_ip,
                 revoked_at: r.revoked_at,
                 replaced_by: r.replaced_by,
+                hint: r.hint,
                 token: None,
             }
         })
@@ -288,7 +293,7 @@ pub async fn create(
                     "token.create",
                     "token",
                     Some(created.id.to_string()),
-                    json!({"name": created.name, "kind": kind.as_str(), "owner": owner.username, "scopes": created.scopes}),
+                    json!({"name": created.name, "kind": kind.as_str(), "owner": owner.username, "scopes": created.scopes, "hint": created.hint}),
                 )
                 .await?;
                 Ok(created)
@@ -332,6 +337,7 @@ pub fn record_row(
         revoked_at: Set(None),
         revoked_by: Set(None),
         replaced_by: Set(None),
+        hint: Set(Some(secrets::token_hint(&minted.token))),
     }
 }
 
@@ -602,6 +608,7 @@ pub async fn regenerate(
     let new_id = minted.id;
     let owner_id = owner.id;
     let name = old.name.clone();
+    let old_hint = old.hint.clone();
     let actor2 = actor.clone();
     let secret = minted.token;
     let created = db
@@ -625,7 +632,7 @@ pub async fn regenerate(
                     "token.regenerate",
                     "token",
                     Some(id.to_string()),
-                    json!({"name": created.name, "new_token": new_id}),
+                    json!({"name": created.name, "new_token": new_id, "hint": created.hint, "old_hint": old_hint}),
                 )
                 .await?;
                 Ok(created)

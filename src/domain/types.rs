@@ -88,6 +88,29 @@ pub enum Role {
     User,
 }
 
+/// How a user signs in: a password here, or single sign-on (OpenID Connect).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    EnumIter,
+    DeriveActiveEnum,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMethod {
+    #[sea_orm(string_value = "password")]
+    Password,
+    #[sea_orm(string_value = "oidc")]
+    Oidc,
+}
+
 impl Role {
     pub fn parse(raw: &str) -> Result<Self, Error> {
         match raw {

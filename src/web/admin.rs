@@ -317,6 +317,8 @@ async fn machine_user_create(
 
 pub struct SecretRow {
     pub id: String,
+    /// `tsc_DEBK…xQgw`, or empty for a secret made before hints were recorded.
+    pub hint: String,
     pub created: String,
     pub last_used: String,
 }
@@ -390,6 +392,7 @@ async fn machine_user_page(
             .iter()
             .map(|s| SecretRow {
                 id: s.id.to_string(),
+                hint: s.hint.clone().unwrap_or_default(),
                 created: format!("{} ({})", fmt_time(s.created_at), relative(s.created_at)),
                 last_used: fmt_opt(s.last_used_at),
             })
@@ -552,6 +555,7 @@ async fn secret_create(
     let mut facts = vec![
         ("Client ID", m.username.clone()),
         ("Created", fmt_time(secret.created_at)),
+        ("Listed as", secret.hint.clone()),
     ];
     if !m.client_credentials.enabled {
         facts.push((
@@ -632,6 +636,7 @@ async fn machine_token_create(
                 ("Name", view.name.clone()),
                 ("Scopes", view.scopes.join(" ")),
                 ("Expires", fmt_time(view.expires_at)),
+                ("Listed as", view.hint.clone().unwrap_or_default()),
             ],
             back_url: format!("/admin/machine-users/{id}"),
             back_label: "Back to the machine user",
@@ -653,6 +658,8 @@ pub struct UserRow {
     pub created: String,
     pub last_login: String,
     pub is_me: bool,
+    pub email: String,
+    pub auth: &'static str,
 }
 
 #[derive(Template)]
@@ -696,6 +703,11 @@ async fn users_page(
                     created: fmt_time(u.created_at),
                     last_login: fmt_opt(u.last_login_at),
                     is_me: u.id == me.session.principal.id,
+                    email: u.email.clone().unwrap_or_default(),
+                    auth: match u.auth {
+                        domain::AuthMethod::Password => "password",
+                        domain::AuthMethod::Oidc => "single sign-on",
+                    },
                 })
                 .collect(),
             next: next_link("/admin/users", &[], found.next_cursor.as_ref()),
@@ -741,6 +753,7 @@ async fn user_create(
                     username: username.clone(),
                     password: form.get("password").unwrap_or("").to_owned(),
                     role,
+                    email: form.get("email").map(str::to_owned),
                 },
             )
             .await

@@ -2,6 +2,7 @@
 //! form, call the same domain functions as the REST API and render; they hold
 //! no business rules of their own.
 
+mod account;
 mod admin;
 mod auth;
 mod session;
@@ -25,6 +26,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/setup", web::get().to(auth::setup_page))
         .route("/setup", web::post().to(auth::setup))
         .configure(tokens::configure)
+        .configure(account::configure)
         .configure(admin::configure);
 }
 
@@ -92,6 +94,8 @@ fn notice_text(code: &str) -> Option<&'static str> {
             "A new signing key is active. Older keys keep verifying until their tokens expire."
         }
         "password" => "The password was changed; the user's browser sessions were ended.",
+        "email-saved" => "Your e-mail address was saved.",
+        "email-removed" => "Your e-mail address was removed.",
         _ => return None,
     })
 }

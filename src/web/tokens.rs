@@ -52,6 +52,8 @@ pub struct TokenRow {
     pub revoked_by: String,
     pub replaced_by: String,
     pub revoked_flag: bool,
+    /// `…xQgw`, or empty for a token issued before hints were recorded.
+    pub hint: String,
 }
 
 impl From<&TokenView> for TokenRow {
@@ -92,6 +94,7 @@ impl From<&TokenView> for TokenRow {
                 .unwrap_or_default(),
             replaced_by: t.replaced_by.map(|u| u.to_string()).unwrap_or_default(),
             revoked_flag: t.status == TokenStatus::Revoked,
+            hint: t.hint.clone().unwrap_or_default(),
         }
     }
 }
@@ -325,6 +328,7 @@ async fn create(
                 ("Name", view.name.clone()),
                 ("Scopes", view.scopes.join(" ")),
                 ("Expires", fmt_time(view.expires_at)),
+                ("Listed as", view.hint.clone().unwrap_or_default()),
             ],
             back_url: format!("/tokens/{}", view.id),
             back_label: "Go to the token's page",
@@ -469,6 +473,7 @@ async fn regenerate(
             ("Name", view.name.clone()),
             ("Scopes", view.scopes.join(" ")),
             ("Expires", fmt_time(view.expires_at)),
+            ("Listed as", view.hint.clone().unwrap_or_default()),
         ],
         back_url: format!("/tokens/{}", view.id),
         back_label: "Go to the new token's page",

@@ -12,6 +12,9 @@ pub struct Model {
     pub created_at: TimeDateTimeWithTimeZone,
     pub created_by: Option<Uuid>,
     pub last_used_at: Option<TimeDateTimeWithTimeZone>,
+    /// `tsc_DEBK…xQgw`: identifies the secret without revealing it; null for
+    /// secrets created before hints existed.
+    pub hint: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

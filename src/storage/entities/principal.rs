@@ -1,6 +1,6 @@
 use sea_orm::entity::prelude::*;
 
-use crate::domain::{PrincipalKind, Role};
+use crate::domain::{AuthMethod, PrincipalKind, Role};
 
 /// A user or a machine user: one table, so usernames share one namespace.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -25,6 +25,10 @@ pub struct Model {
     pub created_by: Option<Uuid>,
     pub updated_at: TimeDateTimeWithTimeZone,
     pub last_login_at: Option<TimeDateTimeWithTimeZone>,
+    /// Users: where notices go (optional).
+    pub email: Option<String>,
+    /// Users: how they sign in; machine users have none.
+    pub auth: Option<AuthMethod>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

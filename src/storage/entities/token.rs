@@ -30,6 +30,9 @@ pub struct Model {
     pub revoked_at: Option<TimeDateTimeWithTimeZone>,
     pub revoked_by: Option<Uuid>,
     pub replaced_by: Option<Uuid>,
+    /// A few characters of the token that identify it (never enough to use
+    /// it); null for tokens recorded before hints existed.
+    pub hint: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
