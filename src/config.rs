@@ -14,6 +14,7 @@ use crate::token_service::keys::KeyAlg;
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/tessera.db?mode=rwc";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
+pub const DEFAULT_AUTH_FAILURES_PER_IP: &str = "30/5m";
 
 /// The settings flags; each falls back to its variable through clap's `env`.
 #[derive(Args, Debug, Default, Clone)]
@@ -56,6 +57,14 @@ pub struct SettingsArgs {
     /// Log filter (`info`, `debug`, `tessera=debug,actix_web=warn`, …).
     #[arg(long, global = true, env = "TESSERA_LOG", value_name = "FILTER")]
     pub log: Option<String>,
+    /// Failed client authentications allowed per address (`COUNT/DUR`, e.g. `30/5m`).
+    #[arg(
+        long,
+        global = true,
+        env = "TESSERA_AUTH_FAILURES_PER_IP",
+        value_name = "COUNT/DUR"
+    )]
+    pub auth_failures_per_ip: Option<String>,
 }
 
 /// The optional `tessera.toml`: the same settings, snake_case keys.
@@ -70,6 +79,7 @@ struct FileSettings {
     audience: Option<String>,
     max_token_lifetime: Option<String>,
     log: Option<String>,
+    auth_failures_per_ip: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -82,6 +92,7 @@ pub struct Settings {
     pub audience: String,
     pub max_token_lifetime: Dur,
     pub log: String,
+    pub auth_failures_per_ip: FailureLimit,
 }
 
 impl Settings {
@@ -154,6 +165,14 @@ impl Settings {
         tracing_subscriber::EnvFilter::try_new(&log)
             .map_err(|e| anyhow::anyhow!("invalid log filter (TESSERA_LOG) {log:?}: {e}"))?;
 
+        let limit_raw = pick(&args.auth_failures_per_ip, file.auth_failures_per_ip)
+            .unwrap_or_else(|| DEFAULT_AUTH_FAILURES_PER_IP.to_owned());
+        let auth_failures_per_ip = limit_raw.parse::<FailureLimit>().map_err(|e| {
+            anyhow::anyhow!(
+                "invalid client authentication limit (TESSERA_AUTH_FAILURES_PER_IP) {limit_raw:?}: {e}"
+            )
+        })?;
+
         Ok(Self {
             database_url,
             listen,
@@ -163,6 +182,7 @@ impl Settings {
             audience,
             max_token_lifetime,
             log,
+            auth_failures_per_ip,
         })
     }
 
@@ -275,6 +295,34 @@ impl fmt::Display for Dur {
     }
 }
 
+/// A number of events per duration, written `COUNT/DUR` (`30/5m`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FailureLimit {
+    pub count: std::num::NonZeroU32,
+    pub per: Dur,
+}
+
+impl FromStr for FailureLimit {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        const SHAPE: &str = "expected COUNT/DUR, e.g. 30/5m";
+        let (count, per) = s.trim().split_once('/').ok_or(SHAPE)?;
+        let count: u32 = count.trim().parse().map_err(|_| SHAPE)?;
+        let count = std::num::NonZeroU32::new(count)
+            .filter(|c| c.get() <= 1_000_000)
+            .ok_or("COUNT must be between 1 and 1000000")?;
+        let per: Dur = per.parse()?;
+        Ok(Self { count, per })
+    }
+}
+
+impl fmt::Display for FailureLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.count, self.per)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,6 +353,29 @@ mod tests {
             "1.5h",
         ] {
             assert!(text.parse::<Dur>().is_err(), "{text:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn failure_limits_parse_and_bad_ones_are_refused() {
+        let limit: FailureLimit = "30/5m".parse().unwrap();
+        assert_eq!((limit.count.get(), limit.per.seconds), (30, 300));
+        assert_eq!(limit.to_string(), "30/5m");
+        for text in [
+            "",
+            "30",
+            "/5m",
+            "0/5m",
+            "-1/5m",
+            "30/",
+            "30/5",
+            "x/5m",
+            "2000000/1s",
+        ] {
+            assert!(
+                text.parse::<FailureLimit>().is_err(),
+                "{text:?} should be refused"
+            );
         }
     }
 

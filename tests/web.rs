@@ -2,6 +2,8 @@
 //! personal tokens, the admin console, escaping and error pages.
 
 mod common;
+#[path = "web/throttle.rs"]
+mod throttle;
 
 use common::{ADMIN_PASSWORD, Backend, TestApp};
 use reqwest::{StatusCode, header};

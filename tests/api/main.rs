@@ -6,6 +6,7 @@ mod common;
 
 mod authz;
 mod bad_input;
+mod client_throttle;
 mod machine_users;
 mod openapi;
 mod pagination;
