@@ -106,7 +106,7 @@ pub async fn login(
                 StatusCode::TOO_MANY_REQUESTS,
                 username,
                 Some(format!(
-                    "Too many failed sign-ins for this account from this address, or from this address for any account. Wait {} minutes and try again, or ask an administrator to reset the password.",
+                    "Too many failed sign-ins for this account from this address, or from this address for any account. Wait up to {} minutes and try again; other addresses are not affected.",
                     ds::THROTTLE_WINDOW.whole_minutes()
                 )),
             )?;
