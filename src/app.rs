@@ -11,6 +11,7 @@ use crate::{
     config::{MasterKey, Settings},
     domain::{clock, principals, secrets},
     metrics::Metrics,
+    oauth::throttle::ClientAuthThrottle,
     storage::{Db, entities::setup_code},
     token_service::TokenService,
 };
@@ -21,6 +22,8 @@ pub struct AppState {
     pub master: MasterKey,
     pub tokens: Arc<TokenService>,
     pub metrics: Metrics,
+    /// Failed client authentication per address (INTERFACE §8).
+    pub client_auth: ClientAuthThrottle,
 }
 
 /// Connects and migrates: what every command does first.
@@ -107,13 +110,27 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppStat
     let master = master_key(&settings)?;
     let db = open_database(&settings).await?;
     let tokens = TokenService::start(db.clone(), &settings, master.clone()).await?;
+    let client_auth = ClientAuthThrottle::new(settings.auth_failures_per_ip);
     Ok(web::Data::new(AppState {
         db,
         settings,
         master,
         tokens,
         metrics: Metrics::default(),
+        client_auth,
     }))
+}
+
+/// Forgets addresses whose failures are forgiven, so the throttle's memory
+/// follows the attack in progress, not every address ever seen.
+fn spawn_throttle_upkeep(state: web::Data<AppState>) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            every.tick().await;
+            state.client_auth.trim();
+        }
+    });
 }
 
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
@@ -128,6 +145,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             audit: state.settings.audit_retention,
         },
     );
+    spawn_throttle_upkeep(state.clone());
     let listener = std::net::TcpListener::bind(listen)
         .with_context(|| format!("cannot listen on {listen} (TESSERA_LISTEN)"))?;
     let bound = listener.local_addr()?;

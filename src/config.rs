@@ -14,6 +14,7 @@ use crate::token_service::keys::KeyAlg;
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/tessera.db?mode=rwc";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
+pub const DEFAULT_AUTH_FAILURES_PER_IP: &str = "30/5m";
 
 /// The settings flags; each falls back to its variable through clap's `env`.
 #[derive(Args, Debug, Default, Clone)]
@@ -67,6 +68,14 @@ pub struct SettingsArgs {
         value_name = "DUR"
     )]
     pub audit_retention: Option<String>,
+    /// Failed client authentications allowed per address (`COUNT/DUR`, e.g. `30/5m`).
+    #[arg(
+        long,
+        global = true,
+        env = "TESSERA_AUTH_FAILURES_PER_IP",
+        value_name = "COUNT/DUR"
+    )]
+    pub auth_failures_per_ip: Option<String>,
 }
 
 /// The optional `tessera.toml`: the same settings, snake_case keys.
@@ -83,6 +92,7 @@ struct FileSettings {
     log: Option<String>,
     retention: Option<String>,
     audit_retention: Option<String>,
+    auth_failures_per_ip: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -99,6 +109,7 @@ pub struct Settings {
     pub retention: Dur,
     /// Audit events older than this are deleted; `None` keeps them forever.
     pub audit_retention: Option<Dur>,
+    pub auth_failures_per_ip: FailureLimit,
 }
 
 impl Settings {
@@ -185,6 +196,13 @@ impl Settings {
                 })
             })
             .transpose()?;
+        let limit_raw = pick(&args.auth_failures_per_ip, file.auth_failures_per_ip)
+            .unwrap_or_else(|| DEFAULT_AUTH_FAILURES_PER_IP.to_owned());
+        let auth_failures_per_ip = limit_raw.parse::<FailureLimit>().map_err(|e| {
+            anyhow::anyhow!(
+                "invalid client authentication limit (TESSERA_AUTH_FAILURES_PER_IP) {limit_raw:?}: {e}"
+            )
+        })?;
 
         Ok(Self {
             database_url,
@@ -197,6 +215,7 @@ impl Settings {
             log,
             retention,
             audit_retention,
+            auth_failures_per_ip,
         })
     }
 
@@ -309,6 +328,34 @@ impl fmt::Display for Dur {
     }
 }
 
+/// A number of events per duration, written `COUNT/DUR` (`30/5m`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FailureLimit {
+    pub count: std::num::NonZeroU32,
+    pub per: Dur,
+}
+
+impl FromStr for FailureLimit {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        const SHAPE: &str = "expected COUNT/DUR, e.g. 30/5m";
+        let (count, per) = s.trim().split_once('/').ok_or(SHAPE)?;
+        let count: u32 = count.trim().parse().map_err(|_| SHAPE)?;
+        let count = std::num::NonZeroU32::new(count)
+            .filter(|c| c.get() <= 1_000_000)
+            .ok_or("COUNT must be between 1 and 1000000")?;
+        let per: Dur = per.parse()?;
+        Ok(Self { count, per })
+    }
+}
+
+impl fmt::Display for FailureLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.count, self.per)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,6 +386,29 @@ mod tests {
             "1.5h",
         ] {
             assert!(text.parse::<Dur>().is_err(), "{text:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn failure_limits_parse_and_bad_ones_are_refused() {
+        let limit: FailureLimit = "30/5m".parse().unwrap();
+        assert_eq!((limit.count.get(), limit.per.seconds), (30, 300));
+        assert_eq!(limit.to_string(), "30/5m");
+        for text in [
+            "",
+            "30",
+            "/5m",
+            "0/5m",
+            "-1/5m",
+            "30/",
+            "30/5",
+            "x/5m",
+            "2000000/1s",
+        ] {
+            assert!(
+                text.parse::<FailureLimit>().is_err(),
+                "{text:?} should be refused"
+            );
         }
     }
 

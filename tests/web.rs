@@ -4,6 +4,8 @@
 #[path = "web/account_and_hints.rs"]
 mod account_and_hints;
 mod common;
+#[path = "web/throttle.rs"]
+mod throttle;
 
 use common::{ADMIN_PASSWORD, Backend, TestApp};
 use reqwest::{StatusCode, header};

@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_initial;
 mod m20261122_000002_daily_counts;
 mod m20261201_000001_email_and_hints;
+mod m20261201_000002_login_attempts;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_initial::Migration),
             Box::new(m20261122_000002_daily_counts::Migration),
             Box::new(m20261201_000001_email_and_hints::Migration),
+            Box::new(m20261201_000002_login_attempts::Migration),
         ]
     }
 }

@@ -19,7 +19,7 @@ use crate::{
     config::MasterKey,
     storage::{
         Db,
-        entities::{principal, session, setup_code},
+        entities::{login_attempt, principal, session, setup_code},
     },
 };
 
@@ -31,10 +31,16 @@ pub const ABSOLUTE_TIMEOUT: Duration = Duration::hours(12);
 pub const TOUCH_EVERY: Duration = Duration::minutes(1);
 /// Failed sign-ins counted over this window…
 pub const THROTTLE_WINDOW: Duration = Duration::minutes(15);
-/// …refuse further attempts for one account after this many…
-pub const MAX_FAILURES_PER_ACCOUNT: u64 = 5;
-/// …and from one address after this many.
+/// …lock one account for one address after this many (the account still
+/// works from everywhere else)…
+pub const MAX_FAILURES_PER_ACCOUNT_AND_IP: u64 = 5;
+/// …lock one address for every account after this many…
 pub const MAX_FAILURES_PER_IP: u64 = 20;
+/// …and past this many for one account from all addresses together, slow
+/// every attempt at it down by a second per further failure…
+pub const ACCOUNT_SLOWDOWN_AFTER: u64 = 10;
+/// …up to this long: an attacker with many addresses cannot lock anyone out.
+pub const MAX_ACCOUNT_DELAY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The database key of a session: hex HMAC-SHA-256 of the cookie value.
 pub fn session_key(master: &MasterKey, cookie: &str) -> String {
@@ -154,6 +160,8 @@ pub async fn lookup(db: &Db, master: &MasterKey, cookie: &str) -> Result<Option<
 pub enum LoginError {
     BadCredentials,
     Throttled,
+    /// Every password check is busy: try again in a moment.
+    Busy,
     Other(Error),
 }
 
@@ -163,10 +171,88 @@ impl From<Error> for LoginError {
     }
 }
 
+/// An attempt reserved in `login_attempts` before its password is checked.
+struct Reservation {
+    id: Uuid,
+    /// Attempts at this account in the window, from every address, this one included.
+    account_attempts: u64,
+}
+
+/// The throttle's key for what was typed: case and NUL cannot dodge it.
+fn attempt_username(typed: &str) -> String {
+    typed.to_lowercase().replace('\0', "\u{FFFD}")
+}
+
+/// Counts this attempt before the password is checked. The row is written
+/// (and committed) first and the window counted after: of any number of
+/// parallel attempts, on any instance, the last one to write sees every
+/// other, so no more than the limit ever reach the password check.
+async fn reserve_attempt(
+    db: &impl ConnectionTrait,
+    username: &str,
+    ip: &str,
+) -> Result<Option<Reservation>, Error> {
+    use sea_orm::PaginatorTrait;
+    let now = clock::now();
+    let since = now - THROTTLE_WINDOW;
+    login_attempt::Entity::delete_many()
+        .filter(login_attempt::Column::At.lt(since))
+        .exec(db)
+        .await?;
+    let id = Uuid::now_v7();
+    login_attempt::Entity::insert(login_attempt::ActiveModel {
+        id: Set(id),
+        username: Set(username.to_owned()),
+        ip: Set(ip.to_owned()),
+        at: Set(now),
+    })
+    .exec_without_returning(db)
+    .await?;
+    let recent = || login_attempt::Entity::find().filter(login_attempt::Column::At.gte(since));
+    let pair = recent()
+        .filter(login_attempt::Column::Username.eq(username))
+        .filter(login_attempt::Column::Ip.eq(ip))
+        .count(db)
+        .await?;
+    let from_ip = if ip.is_empty() {
+        0
+    } else {
+        recent()
+            .filter(login_attempt::Column::Ip.eq(ip))
+            .count(db)
+            .await?
+    };
+    if pair > MAX_FAILURES_PER_ACCOUNT_AND_IP || from_ip > MAX_FAILURES_PER_IP {
+        release_attempt(db, id).await?;
+        return Ok(None);
+    }
+    let account_attempts = recent()
+        .filter(login_attempt::Column::Username.eq(username))
+        .count(db)
+        .await?;
+    Ok(Some(Reservation {
+        id,
+        account_attempts,
+    }))
+}
+
+/// Forgets an attempt that succeeded or was never checked.
+async fn release_attempt(db: &impl ConnectionTrait, id: Uuid) -> Result<(), Error> {
+    login_attempt::Entity::delete_by_id(id).exec(db).await?;
+    Ok(())
+}
+
+/// The wait before checking a password for an account under attack from
+/// many addresses: it grows with the failures, but never locks the account.
+pub fn account_delay(attempts: u64) -> std::time::Duration {
+    let over = attempts.saturating_sub(ACCOUNT_SLOWDOWN_AFTER);
+    std::time::Duration::from_secs(over).min(MAX_ACCOUNT_DELAY)
+}
+
 /// Checks the password of a user (never a machine user; never a disabled
-/// one), throttled per account and per address. On success the previous
-/// session (if any) is deleted and a fresh one created: the session id
-/// changes at sign-in.
+/// one), throttled per account and address, per address, and (slowed down,
+/// never locked) per account. On success the previous session (if any) is
+/// deleted and a fresh one created: the session id changes at sign-in.
 pub async fn sign_in(
     db: &Db,
     master: &MasterKey,
@@ -178,20 +264,32 @@ pub async fn sign_in(
     let username = username.trim();
     // Audit records keep at most 64 characters of what was typed.
     let typed: String = username.chars().take(64).collect();
-    let since = clock::now() - THROTTLE_WINDOW;
-    let account_failures = audit::count_failed_logins(&db.read, Some(&typed), None, since).await?;
-    let ip_failures = match ip.as_deref() {
-        Some(ip) => audit::count_failed_logins(&db.read, None, Some(ip), since).await?,
-        None => 0,
-    };
-    if account_failures >= MAX_FAILURES_PER_ACCOUNT || ip_failures >= MAX_FAILURES_PER_IP {
-        return Err(LoginError::Throttled);
+    // Under a flood, refuse before touching the database.
+    if principals::password_checks_saturated() {
+        return Err(LoginError::Busy);
     }
+    let Some(attempt) = reserve_attempt(
+        &db.write,
+        &attempt_username(&typed),
+        ip.as_deref().unwrap_or(""),
+    )
+    .await?
+    else {
+        return Err(LoginError::Throttled);
+    };
+    let delay = account_delay(attempt.account_attempts);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    // A request dropped from here on keeps its reservation: counted as a failure.
     let found = principals::find_by_username(&db.read, username)
         .await?
         .filter(|p| p.kind == PrincipalKind::User);
     let hash = found.as_ref().and_then(|p| p.password_hash.clone());
-    let password_ok = principals::verify_password(hash, password.to_owned()).await;
+    let Ok(password_ok) = principals::verify_password(hash, password.to_owned()).await else {
+        release_attempt(&db.write, attempt.id).await?;
+        return Err(LoginError::Busy);
+    };
     let user = match found {
         Some(p) if password_ok && p.enabled => p,
         other => {
@@ -227,6 +325,7 @@ pub async fn sign_in(
         ip: ip.clone(),
         token_id: None,
     };
+    let attempt_id = attempt.id;
     let new = db
         .write
         .transaction::<_, NewSession, Error>(|tx| {
@@ -234,6 +333,7 @@ pub async fn sign_in(
                 if let Some(previous) = previous {
                     session::Entity::delete_by_id(previous).exec(tx).await?;
                 }
+                release_attempt(tx, attempt_id).await?;
                 let new = insert_session(tx, &master, user.id, ip).await?;
                 principals::record_login(tx, user.id).await?;
                 audit::record(

@@ -138,6 +138,8 @@ pub struct OAuthError {
     pub description: String,
     /// `WWW-Authenticate` to send with a 401/403.
     pub challenge: Option<String>,
+    /// `Retry-After` (seconds) to send with a 429.
+    pub retry_after: Option<u64>,
 }
 
 impl OAuthError {
@@ -147,6 +149,7 @@ impl OAuthError {
             code,
             description: description.into(),
             challenge: None,
+            retry_after: None,
         }
     }
 
@@ -164,6 +167,20 @@ impl OAuthError {
         if basic {
             e.challenge = Some(r#"Basic realm="tessera", charset="UTF-8""#.into());
         }
+        e
+    }
+
+    /// 429 `invalid_client` (RFC 6585): this address failed client
+    /// authentication too often; credentials from it are not checked now.
+    pub fn throttled(retry_after_secs: u64) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "invalid_client",
+            format!(
+                "too many failed client authentications from this address: try again in {retry_after_secs} seconds"
+            ),
+        );
+        e.retry_after = Some(retry_after_secs);
         e
     }
 
@@ -195,6 +212,9 @@ impl ResponseError for OAuthError {
             .insert_header((header::PRAGMA, "no-cache"));
         if let Some(challenge) = &self.challenge {
             res.insert_header((header::WWW_AUTHENTICATE, challenge.as_str()));
+        }
+        if let Some(seconds) = self.retry_after {
+            res.insert_header((header::RETRY_AFTER, seconds));
         }
         res.body(json!({"error": self.code, "error_description": self.description}).to_string())
     }

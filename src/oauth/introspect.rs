@@ -20,7 +20,7 @@ pub async fn introspect(
     let form = Form::parse(&req, &body)?;
     let allowed = match client_credentials(&req, &form)? {
         Some(creds) => {
-            let client = authenticate_client(&state, &creds).await?;
+            let client = authenticate_client(&state, &req, &creds).await?;
             principals::permits(&client, "introspect")
         }
         None => match bearer_token(&req) {

@@ -4,6 +4,7 @@
 mod introspect;
 mod metadata;
 mod revoke;
+pub mod throttle;
 mod token;
 
 use std::{collections::HashMap, sync::Arc};
@@ -11,7 +12,13 @@ use std::{collections::HashMap, sync::Arc};
 use actix_web::{HttpRequest, http::header, web};
 use base64::{Engine, engine::general_purpose::STANDARD};
 
-use crate::{app::AppState, http::errors::OAuthError, storage::entities::principal};
+use crate::{
+    app::AppState,
+    domain::secrets::Digest,
+    http::{client_ip, errors::OAuthError},
+    storage::entities::principal,
+};
+use throttle::{ClientAuthThrottle, Verdict};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/oauth2/token", web::post().to(token::token))
@@ -140,18 +147,32 @@ pub fn client_credentials(
     }))
 }
 
-/// Checks presented credentials: the enabled machine user, or `invalid_client`.
+/// Checks presented credentials: the enabled machine user, or `invalid_client`
+/// (401, or 429 once the address has failed too often: see `throttle`).
 pub async fn authenticate_client(
     state: &AppState,
+    req: &HttpRequest,
     creds: &ClientCredentials,
 ) -> Result<Arc<principal::Model>, OAuthError> {
+    let throttle = &state.client_auth;
+    let address = ClientAuthThrottle::key(client_ip(req).as_deref());
+    let digest = Digest::of(&creds.secret);
+    if let Verdict::Throttled(wait) = throttle.before_check(&address, &digest) {
+        return Err(OAuthError::throttled(wait));
+    }
     match state
         .tokens
         .authenticate_client(&creds.client_id, &creds.secret)
         .await
     {
-        Ok(Some(machine)) => Ok(machine),
-        Ok(None) => Err(OAuthError::invalid_client(creds.basic)),
+        Ok(Some(machine)) => {
+            throttle.succeeded(digest);
+            Ok(machine)
+        }
+        Ok(None) => match throttle.failed(&address) {
+            Verdict::Allowed => Err(OAuthError::invalid_client(creds.basic)),
+            Verdict::Throttled(wait) => Err(OAuthError::throttled(wait)),
+        },
         Err(e) => Err(OAuthError::server_error(e)),
     }
 }

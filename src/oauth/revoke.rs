@@ -18,7 +18,7 @@ pub async fn revoke(
     let form = Form::parse(&req, &body)?;
     let creds =
         client_credentials(&req, &form)?.ok_or_else(|| OAuthError::invalid_client(false))?;
-    let client = authenticate_client(&state, &creds).await?;
+    let client = authenticate_client(&state, &req, &creds).await?;
     let token = form
         .get("token")
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;

@@ -29,7 +29,7 @@ pub async fn token(
         }
     }
     let creds = creds.ok_or_else(|| OAuthError::invalid_client(false))?;
-    let machine = authenticate_client(&state, &creds).await?;
+    let machine = authenticate_client(&state, &req, &creds).await?;
     if !machine.cc_enabled {
         return Err(OAuthError::new(
             StatusCode::BAD_REQUEST,

@@ -99,18 +99,41 @@ pub async fn login(
             username,
             Some("The username or password is wrong, or the account is disabled.".into()),
         ),
-        Err(LoginError::Throttled) => login_response(
-            &req,
-            &state,
-            StatusCode::TOO_MANY_REQUESTS,
-            username,
-            Some(format!(
-                "Too many failed sign-ins for this account or from this address. Wait {} minutes and try again, or ask an administrator to reset the password.",
-                ds::THROTTLE_WINDOW.whole_minutes()
-            )),
-        ),
+        Err(LoginError::Throttled) => {
+            let mut res = login_response(
+                &req,
+                &state,
+                StatusCode::TOO_MANY_REQUESTS,
+                username,
+                Some(format!(
+                    "Too many failed sign-ins for this account from this address, or from this address for any account. Wait up to {} minutes and try again; other addresses are not affected.",
+                    ds::THROTTLE_WINDOW.whole_minutes()
+                )),
+            )?;
+            retry_after(&mut res, ds::THROTTLE_WINDOW.whole_seconds().unsigned_abs());
+            Ok(res)
+        }
+        Err(LoginError::Busy) => {
+            let mut res = login_response(
+                &req,
+                &state,
+                StatusCode::TOO_MANY_REQUESTS,
+                username,
+                Some("The server is busy checking other sign-ins. Try again in a moment.".into()),
+            )?;
+            retry_after(&mut res, domain::principals::PASSWORD_BUSY_RETRY_SECS);
+            Ok(res)
+        }
         Err(LoginError::Other(e)) => Err(e.into()),
     }
+}
+
+/// RFC 6585: how many seconds to wait before a refused request is worth retrying.
+fn retry_after(res: &mut HttpResponse, seconds: u64) {
+    res.headers_mut().insert(
+        actix_web::http::header::RETRY_AFTER,
+        actix_web::http::header::HeaderValue::from(seconds),
+    );
 }
 
 fn set_cookie(

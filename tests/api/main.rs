@@ -7,6 +7,7 @@ mod common;
 mod authz;
 mod bad_input;
 mod emails_and_hints;
+mod client_throttle;
 mod machine_users;
 mod openapi;
 mod pagination;
