@@ -22,9 +22,12 @@ use super::{
     clock, is_admin_scope, is_unique_violation,
     secrets::{Digest, PlainSecret},
 };
-use crate::storage::{
-    Db,
-    entities::{client_secret, principal},
+use crate::{
+    secret::Secret,
+    storage::{
+        Db,
+        entities::{client_secret, principal},
+    },
 };
 
 pub const MAX_ACTIVE_SECRETS: usize = 2;
@@ -150,7 +153,9 @@ pub struct MachineUser {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct NewSecret {
     pub id: Uuid,
-    pub client_secret: String,
+    #[serde(serialize_with = "crate::secret::serde_exposed::serialize")]
+    #[schema(value_type = String)]
+    pub client_secret: Secret<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
@@ -809,7 +814,7 @@ pub async fn create_secret(
         .await?;
     Ok(NewSecret {
         id: row.id,
-        client_secret: secret.expose().to_owned(),
+        client_secret: Secret::new(secret.expose().to_owned()),
         created_at: row.created_at,
     })
 }

@@ -11,6 +11,7 @@ mod openapi;
 mod pagination;
 mod properties;
 mod readme;
+mod robustness;
 mod tokens;
 mod users_scopes_audit;
 
