@@ -28,7 +28,7 @@ pub struct AppState {
 
 /// Connects and migrates: what every command does first.
 pub async fn open_database(settings: &Settings) -> anyhow::Result<Db> {
-    let db = Db::connect(&settings.database_url).await?;
+    let db = Db::connect(settings.database_url.as_str()).await?;
     db.migrate().await?;
     Ok(db)
 }
@@ -44,7 +44,7 @@ pub fn master_key(settings: &Settings) -> anyhow::Result<MasterKey> {
             "TESSERA_MASTER_KEY is required with PostgreSQL, and must be the same on every instance: generate one with `openssl rand -base64 32`"
         );
     }
-    let db_path = sqlite_file(&settings.database_url)?;
+    let db_path = sqlite_file(settings.database_url.as_str())?;
     let dir = db_path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -56,7 +56,8 @@ pub fn master_key(settings: &Settings) -> anyhow::Result<MasterKey> {
         return MasterKey::from_base64(&text)
             .with_context(|| format!("invalid master key in {}", path.display()));
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    crate::storage::create_private_dir(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))?;
     let key = MasterKey(secrets::random_bytes::<32>());
     write_private(&path, &key.to_base64())?;
     Ok(key)

@@ -228,7 +228,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 None,
             )
             .await?;
-            println!("{}", view.token.unwrap_or_default());
+            println!("{}", view.exposed_token());
             Ok(())
         }
         Command::MachineUsers(MachineUsersCommand::Create {
@@ -255,7 +255,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                     return Err(e.into());
                 }
             };
-            println!("{}", secret.client_secret);
+            println!("{}", secret.client_secret.expose());
             Ok(())
         }
         Command::Keys(KeysCommand::List) => {

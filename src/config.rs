@@ -9,7 +9,7 @@ use base64::Engine;
 use clap::Args;
 use serde::Deserialize;
 
-use crate::token_service::keys::KeyAlg;
+use crate::{secret::Secret, token_service::keys::KeyAlg};
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/tessera.db?mode=rwc";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -24,7 +24,7 @@ pub struct SettingsArgs {
     pub config: Option<PathBuf>,
     /// `sqlite://…` or `postgres://…`
     #[arg(long, global = true, env = "TESSERA_DATABASE_URL", value_name = "URL")]
-    pub database_url: Option<String>,
+    pub database_url: Option<DatabaseUrl>,
     /// Address to bind.
     #[arg(long, global = true, env = "TESSERA_LISTEN", value_name = "ADDR")]
     pub listen: Option<String>,
@@ -42,7 +42,7 @@ pub struct SettingsArgs {
         value_name = "BASE64",
         hide_env_values = true
     )]
-    pub master_key: Option<String>,
+    pub master_key: Option<Secret<String>>,
     /// The `aud` of every token (default: the public URL).
     #[arg(long, global = true, env = "TESSERA_AUDIENCE", value_name = "AUD")]
     pub audience: Option<String>,
@@ -82,11 +82,11 @@ pub struct SettingsArgs {
 #[derive(Deserialize, Default, Debug)]
 #[serde(deny_unknown_fields)]
 struct FileSettings {
-    database_url: Option<String>,
+    database_url: Option<DatabaseUrl>,
     listen: Option<String>,
     public_url: Option<String>,
     signing_alg: Option<String>,
-    master_key: Option<String>,
+    master_key: Option<Secret<String>>,
     audience: Option<String>,
     max_token_lifetime: Option<String>,
     log: Option<String>,
@@ -97,7 +97,7 @@ struct FileSettings {
 
 #[derive(Clone, Debug)]
 pub struct Settings {
-    pub database_url: String,
+    pub database_url: DatabaseUrl,
     pub listen: SocketAddr,
     pub public_url: String,
     pub signing_alg: KeyAlg,
@@ -115,19 +115,22 @@ pub struct Settings {
 impl Settings {
     pub fn load(args: &SettingsArgs) -> anyhow::Result<Self> {
         let file = read_file(args.config.as_deref())?;
-        let pick = |flag: &Option<String>, from_file: Option<String>| flag.clone().or(from_file);
+        fn pick<T: Clone>(flag: &Option<T>, from_file: Option<T>) -> Option<T> {
+            flag.clone().or(from_file)
+        }
 
         let database_url = pick(&args.database_url, file.database_url)
-            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
-        if !(database_url.starts_with("sqlite:")
-            || database_url.starts_with("postgres://")
-            || database_url.starts_with("postgresql://"))
+            .unwrap_or_else(|| DatabaseUrl::from(DEFAULT_DATABASE_URL.to_owned()));
+        let url_text = database_url.as_str();
+        if !(url_text.starts_with("sqlite:")
+            || url_text.starts_with("postgres://")
+            || url_text.starts_with("postgresql://"))
         {
             bail!(
                 "invalid database URL (TESSERA_DATABASE_URL): expected sqlite://… or postgres://…"
             );
         }
-        url::Url::parse(&database_url)
+        url::Url::parse(url_text)
             .map_err(|e| anyhow::anyhow!("invalid database URL (TESSERA_DATABASE_URL): {e}"))?;
 
         let listen_raw =
@@ -156,7 +159,8 @@ impl Settings {
 
         let master_key = pick(&args.master_key, file.master_key)
             .map(|raw| {
-                MasterKey::from_base64(&raw).context("invalid master key (TESSERA_MASTER_KEY)")
+                MasterKey::from_base64(raw.expose())
+                    .context("invalid master key (TESSERA_MASTER_KEY)")
             })
             .transpose()?;
 
@@ -220,7 +224,7 @@ impl Settings {
     }
 
     pub fn is_sqlite(&self) -> bool {
-        self.database_url.starts_with("sqlite:")
+        self.database_url.as_str().starts_with("sqlite:")
     }
 
     /// Session cookies get `Secure` when the public URL is https.
@@ -275,6 +279,45 @@ impl MasterKey {
 impl fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("MasterKey(<redacted>)")
+    }
+}
+
+/// A database URL. Its `Debug` hides the password a PostgreSQL URL may carry.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for DatabaseUrl {
+    fn from(url: String) -> Self {
+        Self(url)
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match url::Url::parse(&self.0) {
+            Ok(mut url) => {
+                if url.password().is_some() {
+                    // Cannot fail: a URL with a password has a host.
+                    let _ = url.set_password(Some("<redacted>"));
+                }
+                // Query parameters may carry a password too (`?password=`).
+                if url
+                    .query()
+                    .is_some_and(|q| q.to_ascii_lowercase().contains("pass"))
+                {
+                    url.set_query(Some("<redacted>"));
+                }
+                write!(f, "DatabaseUrl({:?})", url.as_str())
+            }
+            Err(_) => f.write_str("DatabaseUrl(<unparsable, redacted>)"),
+        }
     }
 }
 
@@ -409,6 +452,49 @@ mod tests {
                 text.parse::<FailureLimit>().is_err(),
                 "{text:?} should be refused"
             );
+        }
+    }
+
+    #[test]
+    fn settings_debug_shows_no_secret() {
+        let key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+        let url = "postgres://tessera:pg-s3cret-pw@db.example:5432/tessera";
+        let args = SettingsArgs {
+            database_url: Some(url.to_owned().into()),
+            master_key: Some(key.parse().unwrap()),
+            ..Default::default()
+        };
+        let settings = Settings::load(&args).unwrap();
+        let file: FileSettings =
+            toml::from_str(&format!("database_url = {url:?}\nmaster_key = {key:?}\n")).unwrap();
+        for text in [
+            format!("{args:?}"),
+            format!("{settings:?}"),
+            format!("{file:?}"),
+        ] {
+            assert!(
+                !text.contains("pg-s3cret-pw") && !text.contains(key) && !text.contains("MDEy"),
+                "{text}"
+            );
+            assert!(
+                text.contains("db.example"),
+                "the URL is still useful: {text}"
+            );
+        }
+        let in_query =
+            DatabaseUrl::from("postgres://db.example/t?user=a&password=qq-s3cret".to_owned());
+        assert!(!format!("{in_query:?}").contains("qq-s3cret"));
+        assert_eq!(settings.database_url.as_str(), url);
+    }
+
+    proptest::proptest! {
+        /// Any text: a duration within 100 years, or a message; never a panic.
+        #[test]
+        fn any_duration_text_parses_or_is_refused(raw in "[0-9]{0,22}[smhdwy]?|.{0,12}") {
+            if let Ok(d) = raw.parse::<Dur>() {
+                proptest::prop_assert!((1..=100 * 365 * 86_400).contains(&d.seconds));
+                proptest::prop_assert_eq!(d.to_string().parse::<Dur>().unwrap(), d);
+            }
         }
     }
 

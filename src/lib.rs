@@ -9,6 +9,7 @@ pub mod domain;
 pub mod http;
 pub mod metrics;
 pub mod oauth;
+pub mod secret;
 pub mod storage;
 pub mod token_service;
 pub mod web;

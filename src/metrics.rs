@@ -1,9 +1,78 @@
 //! Prometheus metrics: request counts and latencies per route, tokens issued,
 //! validations and failures.
+//!
+//! Every label value comes from a closed set chosen here, never from a
+//! client: each distinct value is a series kept in memory for the life of the
+//! process, so a client-chosen label would let anyone grow it without bound.
 
+use actix_web::http::Method;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
 };
+
+use crate::domain::TokenKind;
+
+/// The route label of a request no route matched.
+pub const UNMATCHED: &str = "unmatched";
+
+/// The method label: the standard methods, and `other` for any token a
+/// client invents (actix accepts them all).
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "other",
+    }
+}
+
+/// The status label: the codes Tessera answers with, and the class (`4xx`)
+/// for any other, so the set stays small whatever a handler returns.
+pub fn status_label(status: u16) -> &'static str {
+    match status {
+        200 => "200",
+        201 => "201",
+        202 => "202",
+        204 => "204",
+        301 => "301",
+        302 => "302",
+        303 => "303",
+        304 => "304",
+        307 => "307",
+        308 => "308",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        405 => "405",
+        406 => "406",
+        409 => "409",
+        411 => "411",
+        413 => "413",
+        414 => "414",
+        415 => "415",
+        422 => "422",
+        429 => "429",
+        431 => "431",
+        500 => "500",
+        502 => "502",
+        503 => "503",
+        504 => "504",
+        _ => match status / 100 {
+            1 => "1xx",
+            2 => "2xx",
+            3 => "3xx",
+            4 => "4xx",
+            _ => "5xx",
+        },
+    }
+}
 
 pub struct Metrics {
     registry: Registry,
@@ -67,17 +136,20 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+    /// `route` must be a route pattern (a closed set: the routes Tessera
+    /// registers) or [`UNMATCHED`], never a path.
+    pub fn request(&self, method: &Method, route: &str, status: u16, seconds: f64) {
+        let method = method_label(method);
         self.requests
-            .with_label_values(&[method, route, &status.to_string()])
+            .with_label_values(&[method, route, status_label(status)])
             .inc();
         self.latency
             .with_label_values(&[method, route])
             .observe(seconds);
     }
 
-    pub fn issued(&self, kind: &str) {
-        self.issued.with_label_values(&[kind]).inc();
+    pub fn issued(&self, kind: TokenKind) {
+        self.issued.with_label_values(&[kind.as_str()]).inc();
     }
 
     pub fn validation(&self, ok: bool) {
@@ -92,5 +164,39 @@ impl Metrics {
             .encode(&self.registry.gather(), &mut out)
             .expect("text encoding cannot fail");
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn labels_come_from_closed_sets(token in "[A-Za-z!#$%&'*+.^_`|~-]{1,20}", status in 100u16..1000) {
+            let Ok(method) = Method::from_bytes(token.as_bytes()) else { return Ok(()) };
+            let label = method_label(&method);
+            prop_assert!(label == "other" || label == token, "{label}");
+            let label = status_label(status);
+            prop_assert!(label.len() == 3, "{label}");
+        }
+    }
+
+    #[test]
+    fn a_flood_of_invented_methods_adds_one_series() {
+        let metrics = Metrics::default();
+        for i in 0..100 {
+            let method = Method::from_bytes(format!("M{i}").as_bytes()).unwrap();
+            metrics.request(&method, UNMATCHED, 405 + i % 2, 0.001);
+        }
+        let text = metrics.render();
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("tessera_http_requests_total{"))
+            .count();
+        assert_eq!(series, 2, "{text}");
+        assert!(!text.contains("M1"), "{text}");
     }
 }

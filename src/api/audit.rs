@@ -2,7 +2,7 @@
 
 use actix_web::{HttpResponse, get, web};
 use serde::Deserialize;
-use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+use time::OffsetDateTime;
 use utoipa::IntoParams;
 
 use super::support::{PageQuery, Problem};
@@ -34,14 +34,10 @@ pub struct AuditQuery {
     pub page: PageQuery,
 }
 
+/// Stored times are UTC whole seconds; compare like with like.
 fn timestamp(raw: Option<&str>, field: &'static str) -> Result<Option<OffsetDateTime>, Error> {
-    raw.map(|t| {
-        // Stored times are UTC whole seconds; compare like with like.
-        OffsetDateTime::parse(t, &Rfc3339)
-            .map(clock::truncate)
-            .map_err(|_| Error::invalid(field, "must be an RFC 3339 timestamp"))
-    })
-    .transpose()
+    raw.map(|t| clock::parse_rfc3339(t).map_err(|why| Error::invalid(field, why)))
+        .transpose()
 }
 
 /// Events, newest first.
@@ -71,4 +67,31 @@ pub async fn list(
     };
     let page = audit::list(&state.db.read, &filter, q.page.page()?).await?;
     Ok(HttpResponse::Ok().json(page))
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn times_past_the_calendar_name_their_field() {
+        let e = timestamp(Some("9999-12-31T23:30:00-01:00"), "until").unwrap_err();
+        assert!(matches!(e, Error::Invalid { field: "until", .. }), "{e:?}");
+        assert!(timestamp(None, "since").unwrap().is_none());
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_is_a_time_or_names_its_field(raw in any::<String>()) {
+            match timestamp(Some(&raw), "since") {
+                Ok(t) => prop_assert!(t.is_some()),
+                Err(e) => {
+                    let named = matches!(e, Error::Invalid { field: "since", .. });
+                    prop_assert!(named, "{e:?}");
+                }
+            }
+        }
+    }
 }

@@ -3,7 +3,6 @@
 
 use actix_web::{HttpResponse, delete, get, post, web};
 use serde::Deserialize;
-use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -11,7 +10,7 @@ use super::support::{JsonBody, PageQuery, Problem, created_secret};
 use crate::{
     app::AppState,
     domain::{
-        Page, TokenKind, TokenStatus,
+        self, Page, TokenKind, TokenStatus, clock,
         tokens::{self, Access, Lifetime, NewToken, TokenFilter, TokenView},
     },
     http::{auth::Bearer, errors::ApiError},
@@ -27,14 +26,22 @@ pub struct TokenRequest {
     /// Lifetime in seconds, from 60 to the policy maximum.
     pub expires_in_seconds: Option<i64>,
     /// RFC 3339 expiry time.
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    pub expires_at: Option<OffsetDateTime>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<String>,
 }
 
 impl TokenRequest {
     pub fn into_new(self) -> Result<NewToken, ApiError> {
+        // Parsed here rather than by serde, so a bad time names its field.
+        let expires_at = self
+            .expires_at
+            .as_deref()
+            .map(|raw| {
+                clock::parse_rfc3339(raw).map_err(|why| domain::Error::invalid("expires_at", why))
+            })
+            .transpose()?;
         Ok(NewToken {
-            lifetime: Lifetime::from_request(self.expires_in_seconds, self.expires_at)?,
+            lifetime: Lifetime::from_request(self.expires_in_seconds, expires_at)?,
             name: self.name,
             description: self.description,
             scopes: self.scopes,

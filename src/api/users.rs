@@ -13,6 +13,7 @@ use crate::{
         principals::{self, NewUser, User, UserPatch},
     },
     http::{auth::Bearer, errors::ApiError},
+    secret::Secret,
 };
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -20,7 +21,8 @@ use crate::{
 pub struct NewUserBody {
     pub username: String,
     /// At least 8 characters.
-    pub password: String,
+    #[schema(value_type = String)]
+    pub password: Secret<String>,
     /// Default `user`.
     #[schema(value_type = Option<Role>)]
     pub role: Option<String>,
@@ -34,7 +36,8 @@ pub struct UserPatchBody {
     #[schema(value_type = Option<Role>)]
     pub role: Option<String>,
     pub enabled: Option<bool>,
-    pub password: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub password: Option<Secret<String>>,
     /// A new address; `null` or `""` removes it.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
@@ -89,7 +92,7 @@ pub async fn create(
     let b = body.parse()?;
     let new = NewUser {
         username: b.username,
-        password: b.password,
+        password: b.password.into_exposed(),
         role: b
             .role
             .as_deref()
@@ -150,9 +153,26 @@ pub async fn update(
     let patch = UserPatch {
         role: b.role.as_deref().map(Role::parse).transpose()?,
         enabled: b.enabled,
-        password: b.password,
+        password: b.password.map(Secret::into_exposed),
         email: b.email.map(Option::unwrap_or_default),
     };
     let user = principals::update_user(&state.db, &auth.actor(), *id, patch).await?;
     Ok(HttpResponse::Ok().json(user))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_bodies_hide_passwords_from_debug() {
+        let new: NewUserBody =
+            serde_json::from_str(r#"{"username": "alice", "password": "pw-hunter2-pw"}"#).unwrap();
+        let patch: UserPatchBody =
+            serde_json::from_str(r#"{"password": "pw-hunter2-pw"}"#).unwrap();
+        for text in [format!("{new:?}"), format!("{patch:?}")] {
+            assert!(!text.contains("hunter2"), "{text}");
+        }
+        assert_eq!(new.password.expose(), "pw-hunter2-pw");
+    }
 }

@@ -22,9 +22,12 @@ use super::{
     Username, audit, clock, is_admin_scope, is_unique_violation,
     secrets::{Digest, PlainSecret},
 };
-use crate::storage::{
-    Db,
-    entities::{client_secret, principal},
+use crate::{
+    secret::Secret,
+    storage::{
+        Db,
+        entities::{client_secret, principal},
+    },
 };
 
 pub const MAX_ACTIVE_SECRETS: usize = 2;
@@ -199,7 +202,9 @@ pub struct MachineUser {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct NewSecret {
     pub id: Uuid,
-    pub client_secret: String,
+    #[serde(serialize_with = "crate::secret::serde_exposed::serialize")]
+    #[schema(value_type = String)]
+    pub client_secret: Secret<String>,
     /// What lists, pages and the audit log show of this secret from now on.
     pub hint: String,
     #[serde(with = "time::serde::rfc3339")]
@@ -917,7 +922,7 @@ pub async fn create_secret(
         .await?;
     Ok(NewSecret {
         id: row.id,
-        client_secret: secret.expose().to_owned(),
+        client_secret: Secret::new(secret.expose().to_owned()),
         hint: row.hint.unwrap_or_default(),
         created_at: row.created_at,
     })

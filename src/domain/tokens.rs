@@ -21,6 +21,7 @@ use super::{
     secrets::{self, Digest},
 };
 use crate::{
+    secret::Secret,
     storage::{
         Db,
         entities::{principal, token},
@@ -62,11 +63,20 @@ pub struct TokenView {
     /// apart, never to use one. Null for tokens issued before hints existed.
     pub hint: Option<String>,
     /// The secret: present only in the response that creates it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub token: Option<String>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::secret::serde_exposed::option::serialize"
+    )]
+    #[schema(value_type = Option<String>)]
+    pub token: Option<Secret<String>>,
 }
 
 impl TokenView {
+    /// The new token's secret, in the one response that creates it ("" elsewhere).
+    pub fn exposed_token(&self) -> &str {
+        self.token.as_ref().map_or("", |t| t.expose())
+    }
+
     pub fn expires_within(&self, seconds: i64) -> bool {
         self.status == TokenStatus::Active
             && self.expires_at - clock::now() <= time::Duration::seconds(seconds)
@@ -178,10 +188,13 @@ impl Lifetime {
     pub fn seconds(self, max: i64) -> Result<i64, Error> {
         let (seconds, field) = match self {
             Self::Seconds(s) => (s, "expires_in_seconds"),
-            Self::Until(t) => (
-                (clock::truncate(t) - clock::now()).whole_seconds(),
-                "expires_at",
-            ),
+            Self::Until(t) => {
+                // A valid RFC 3339 time may still lie past the calendar in UTC.
+                let t = clock::checked_utc(t).ok_or_else(|| {
+                    Error::invalid("expires_at", "is outside the years 0000 to 9999 in UTC")
+                })?;
+                ((t - clock::now()).whole_seconds(), "expires_at")
+            }
         };
         if seconds < 60 || seconds > max {
             return Err(Error::invalid(
@@ -304,7 +317,7 @@ pub async fn create(
         .await?
         .pop()
         .ok_or(Error::NotFound("token"))?;
-    view.token = Some(secret);
+    view.token = Some(secret.into());
     Ok(view)
 }
 
@@ -644,6 +657,62 @@ pub async fn regenerate(
         .await?
         .pop()
         .ok_or(Error::NotFound("token"))?;
-    view.token = Some(secret);
+    view.token = Some(secret.into());
     Ok(view)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const YEAR: i64 = 365 * 86_400;
+
+    fn field(e: Error) -> &'static str {
+        match e {
+            Error::Invalid { field, .. } => field,
+            other => panic!("not a validation error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn lifetimes_past_the_calendar_are_refused_by_field() {
+        let edge = clock::parse_rfc3339("9999-12-31T23:59:59Z").unwrap();
+        let past_the_end = edge
+            .checked_to_offset(time::UtcOffset::from_hms(-1, 0, 0).unwrap())
+            .unwrap()
+            .replace_hour(23)
+            .unwrap();
+        assert_eq!(
+            field(Lifetime::Until(past_the_end).seconds(YEAR).unwrap_err()),
+            "expires_at"
+        );
+        assert_eq!(
+            field(Lifetime::Until(edge).seconds(YEAR).unwrap_err()),
+            "expires_at"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn any_lifetime_in_seconds_is_in_range_or_named(s in any::<i64>()) {
+            match Lifetime::Seconds(s).seconds(YEAR) {
+                Ok(v) => prop_assert!((60..=YEAR).contains(&v)),
+                Err(e) => prop_assert_eq!(field(e), "expires_in_seconds"),
+            }
+        }
+
+        #[test]
+        fn any_expiry_time_is_in_range_or_named(unix in -377_705_116_800i64..=253_402_300_799, offset in -86_399i32..=86_399) {
+            let Ok(offset) = time::UtcOffset::from_whole_seconds(offset) else { return Ok(()) };
+            let utc = OffsetDateTime::from_unix_timestamp(unix).unwrap();
+            // Any local time that a client can write with any offset.
+            let t = utc.date().with_time(utc.time()).assume_offset(offset);
+            match Lifetime::Until(t).seconds(YEAR) {
+                Ok(v) => prop_assert!((60..=YEAR).contains(&v)),
+                Err(e) => prop_assert_eq!(field(e), "expires_at"),
+            }
+        }
+    }
 }

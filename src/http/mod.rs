@@ -3,6 +3,8 @@
 
 pub mod auth;
 pub mod errors;
+#[cfg(test)]
+mod input_props;
 
 use std::time::Instant;
 
@@ -99,7 +101,8 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Counts and times every request by its route pattern (not its path, which
-/// would carry ids), and adds headers every response should have.
+/// would carry ids) and a known method, and adds headers every response
+/// should have. See `crate::metrics` for why labels come from closed sets.
 pub async fn observe(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -121,9 +124,9 @@ pub async fn observe(
         let route = res
             .request()
             .match_pattern()
-            .unwrap_or_else(|| "unmatched".to_owned());
+            .unwrap_or_else(|| crate::metrics::UNMATCHED.to_owned());
         state.metrics.request(
-            method.as_str(),
+            &method,
             &route,
             res.status().as_u16(),
             started.elapsed().as_secs_f64(),

@@ -76,7 +76,7 @@ pub async fn token(
         .record(row)
         .await
         .map_err(OAuthError::server_error)?;
-    state.metrics.issued(TokenKind::ClientCredentials.as_str());
+    state.metrics.issued(TokenKind::ClientCredentials);
     let body = json!({
         "access_token": minted.token,
         "token_type": "Bearer",

@@ -7,6 +7,7 @@
 pub mod entities;
 
 use std::{
+    path::Path,
     str::FromStr,
     sync::{
         Arc,
@@ -24,6 +25,29 @@ use sqlx::{
 };
 
 pub const CHANGE_CHANNEL: &str = "tessera_changes";
+
+/// Creates a directory (and its missing parents) readable by the server's
+/// user only: it holds the database and the master key.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Creates an empty file readable by the server's user only, unless it exists.
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
 
 #[derive(Clone)]
 pub struct Db {
@@ -48,17 +72,24 @@ impl Db {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        if let Some(dir) = options
-            .get_filename()
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            && url.contains("mode=rwc")
-            && !dir.exists()
-        {
-            std::fs::create_dir_all(dir).with_context(|| {
+        let file = options.get_filename();
+        if url.contains("mode=rwc") && !url.contains(":memory:") {
+            if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty())
+                && !dir.exists()
+            {
+                create_private_dir(dir).with_context(|| {
+                    format!(
+                        "cannot create database directory {} (TESSERA_DATABASE_URL)",
+                        dir.display()
+                    )
+                })?;
+            }
+            // Created here, empty and private, so SQLite never makes it with
+            // the umask's mode; its -wal and -shm files copy this file's mode.
+            create_private_file(file).with_context(|| {
                 format!(
-                    "cannot create database directory {} (TESSERA_DATABASE_URL)",
-                    dir.display()
+                    "cannot create database {} (TESSERA_DATABASE_URL)",
+                    file.display()
                 )
             })?;
         }

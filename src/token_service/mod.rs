@@ -133,6 +133,11 @@ pub struct TokenService {
     pub recorder: recorder::Recorder,
 }
 
+/// How far in the future a token's `nbf` and `iat` may be, in seconds, so that
+/// instances whose clocks differ a little accept each other's fresh tokens.
+/// `exp` gets no leeway: an expired token stays expired.
+pub const CLOCK_LEEWAY_SECS: i64 = 60;
+
 /// How long a signature verification may be reused before the token is
 /// checked against the database again, even without a change notification.
 const CACHE_TTL: Duration = Duration::from_secs(60);
@@ -238,7 +243,10 @@ impl TokenService {
         let ring = self.ring();
         let key = &ring.active;
         let issued_at = clock::now();
-        let expires_at = issued_at + time::Duration::seconds(lifetime_secs);
+        let expires_at = issued_at
+            .checked_add(time::Duration::seconds(lifetime_secs))
+            .filter(|t| clock::checked_utc(*t).is_some())
+            .ok_or_else(|| anyhow::anyhow!("token lifetime out of range: {lifetime_secs} s"))?;
         let id = Uuid::now_v7();
         let jti = id.to_string();
         let claims = Claims {
@@ -411,18 +419,25 @@ impl TokenService {
             return Err(Rejection::Invalid);
         }
         let mut validation = Validation::new(key.alg.jwt_algorithm());
+        // `exp` is strict; `nbf` and `iat` get CLOCK_LEEWAY_SECS, checked below
+        // (the library's leeway would stretch `exp` too, and it ignores `iat`).
         validation.leeway = 0;
-        validation.validate_nbf = true;
+        validation.validate_nbf = false;
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "iat", "nbf", "iss", "aud", "sub", "jti"]);
-        match jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation) {
-            Ok(data) => Ok(data.claims),
+        let claims = match jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation) {
+            Ok(data) => data.claims,
             Err(e) if matches!(e.kind(), jsonwebtoken::errors::ErrorKind::ExpiredSignature) => {
-                Err(Rejection::Expired)
+                return Err(Rejection::Expired);
             }
-            Err(_) => Err(Rejection::Invalid),
+            Err(_) => return Err(Rejection::Invalid),
+        };
+        let latest_start = OffsetDateTime::now_utc().unix_timestamp() + CLOCK_LEEWAY_SECS;
+        if claims.nbf > latest_start || claims.iat > latest_start {
+            return Err(Rejection::Invalid);
         }
+        Ok(claims)
     }
 
     /// A kid we do not know may be a key another instance just created:
@@ -455,7 +470,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/t.db?mode=rwc", dir.path().display());
         let settings = Settings::load(&SettingsArgs {
-            database_url: Some(url.clone()),
+            database_url: Some(url.clone().into()),
             ..Default::default()
         })
         .unwrap();
@@ -528,5 +543,103 @@ mod tests {
             .sign_jwt(claims.to_string().as_bytes())
             .unwrap();
         assert_eq!(svc.verify(&token).await.unwrap_err(), Rejection::Invalid);
+    }
+
+    /// Signs claims valid for an hour, with `nbf` and `iat` as given.
+    fn signed(svc: &TokenService, owner: &principal::Model, nbf: i64, iat: i64) -> String {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let claims = serde_json::json!({
+            "iss": svc.issuer(), "aud": svc.audience(), "sub": owner.id.to_string(), "exp": now + 3600,
+            "iat": iat, "nbf": nbf, "jti": "x", "client_id": "svc-1", "scope": "profile", "token_kind": "machine",
+        });
+        svc.ring()
+            .active
+            .sign_jwt(claims.to_string().as_bytes())
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn nbf_and_iat_get_a_small_leeway_and_exp_none() {
+        let (_dir, svc, owner) = service().await;
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        for (nbf, iat, ok, what) in [
+            (now + 30, now + 30, true, "30 s ahead"),
+            (now + 30, now, true, "nbf 30 s ahead"),
+            (now, now + 30, true, "iat 30 s ahead"),
+            (now + 600, now, false, "nbf 10 minutes ahead"),
+            (now, now + 600, false, "iat 10 minutes ahead"),
+            (i64::MAX, i64::MAX, false, "nbf and iat at the end of time"),
+        ] {
+            let result = svc.verify(&signed(&svc, &owner, nbf, iat)).await;
+            assert_eq!(result.is_ok(), ok, "{what}: {result:?}");
+        }
+        let expired = svc.mint(
+            &owner,
+            TokenKind::Machine,
+            &ScopeSet::from_stored("profile"),
+            -5,
+        );
+        assert_eq!(
+            svc.verify(&expired.unwrap().token).await.unwrap_err(),
+            Rejection::Expired,
+            "expired 5 s ago"
+        );
+    }
+
+    #[tokio::test]
+    async fn lifetimes_past_the_calendar_are_an_error_not_a_panic() {
+        let (_dir, svc, owner) = service().await;
+        let scopes = ScopeSet::from_stored("profile");
+        for secs in [i64::MAX, i64::MIN, 400 * 365 * 86_400 * 25] {
+            assert!(
+                svc.mint(&owner, TokenKind::Machine, &scopes, secs).is_err(),
+                "{secs}"
+            );
+        }
+    }
+
+    /// Whatever header, claims and signature a client sends: refused, never a panic.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn any_jwt_is_refused_without_panic() {
+        use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+        use proptest::{
+            collection::{btree_map, vec},
+            prelude::*,
+            test_runner::{Config, TestRunner},
+        };
+        let (_dir, svc, _owner) = service().await;
+        let value = prop_oneof![
+            prop::sample::select(vec![
+                "ES256", "RS256", "EdDSA", "HS256", "none", "at+jwt", ""
+            ])
+            .prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<String>().prop_map(serde_json::Value::from),
+        ];
+        let names = prop::sample::select(vec![
+            "alg", "typ", "kid", "crit", "jku", "b64", "exp", "nbf", "iat", "iss", "aud", "sub",
+        ]);
+        let part = prop_oneof![
+            btree_map(names, value, 0..6).prop_map(|m| serde_json::to_vec(&m).unwrap()),
+            vec(any::<u8>(), 0..64),
+        ]
+        .prop_map(|b| URL_SAFE_NO_PAD.encode(b));
+        let strategy = (part.clone(), part.clone(), part, "[ -~]{0,40}");
+        let mut runner = TestRunner::new(Config {
+            cases: 256,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        let handle = tokio::runtime::Handle::current();
+        runner
+            .run(&strategy, |(header, claims, sig, raw)| {
+                let jwt = format!("{header}.{claims}.{sig}");
+                let (a, b) = tokio::task::block_in_place(|| {
+                    handle.block_on(async { (svc.verify(&jwt).await, svc.verify(&raw).await) })
+                });
+                prop_assert!(a.is_err() && b.is_err(), "{jwt} / {raw}");
+                Ok(())
+            })
+            .unwrap();
     }
 }

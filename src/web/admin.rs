@@ -567,7 +567,7 @@ async fn secret_create(
         l: Layout::new(&me, "machine-users"),
         title: format!("Client secret for “{}”", m.username),
         what: "client secret",
-        secret: secret.client_secret,
+        secret: secret.client_secret.into_exposed(),
         facts,
         back_url: format!("/admin/machine-users/{id}"),
         back_label: "Back to the machine user",
@@ -631,7 +631,7 @@ async fn machine_token_create(
                 view.name, view.owner.username
             ),
             what: "machine token",
-            secret: view.token.clone().unwrap_or_default(),
+            secret: view.exposed_token().to_owned(),
             facts: vec![
                 ("Name", view.name.clone()),
                 ("Scopes", view.scopes.join(" ")),
@@ -1186,4 +1186,27 @@ async fn audit_page(
         since: since_s,
         until: until_s,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Audit filter dates: a day in years 1 to 9999, or a message naming
+        /// the field; "until" then reaches the day's last second without overflow.
+        #[test]
+        fn any_day_text_is_a_day_or_names_its_field(raw in "-?[0-9]{0,6}-[0-9]{0,3}-[0-9]{0,3}|.{0,12}") {
+            match parse_day(Some(&raw), "until") {
+                Ok(Some(d)) => {
+                    prop_assert!((1..=9999).contains(&d.year()));
+                    let _ = d.with_time(time::macros::time!(23:59:59)).assume_utc();
+                }
+                Ok(None) => prop_assert!(false, "a value was given"),
+                Err(e) => prop_assert!(e.message().starts_with("until"), "{}", e.message()),
+            }
+        }
+    }
 }

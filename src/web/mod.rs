@@ -210,7 +210,8 @@ pub fn parse_id(raw: &str) -> Result<uuid::Uuid, WebError> {
 
 /// `2026-11-22 17:05 UTC`.
 pub fn fmt_time(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
+    // Stored times are UTC already; never panic on one that is not.
+    let t = t.checked_to_offset(time::UtcOffset::UTC).unwrap_or(t);
     format!(
         "{:04}-{:02}-{:02} {:02}:{:02} UTC",
         t.year(),

@@ -323,7 +323,7 @@ async fn create(
             l: Layout::new(&me, "tokens"),
             title: format!("Token “{}” created", view.name),
             what: "personal access token",
-            secret: view.token.clone().unwrap_or_default(),
+            secret: view.exposed_token().to_owned(),
             facts: vec![
                 ("Name", view.name.clone()),
                 ("Scopes", view.scopes.join(" ")),
@@ -468,7 +468,7 @@ async fn regenerate(
         l: Layout::new(&me, "tokens"),
         title: format!("Token “{}” regenerated", view.name),
         what: "personal access token",
-        secret: view.token.clone().unwrap_or_default(),
+        secret: view.exposed_token().to_owned(),
         facts: vec![
             ("Name", view.name.clone()),
             ("Scopes", view.scopes.join(" ")),

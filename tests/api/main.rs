@@ -14,6 +14,7 @@ mod pagination;
 mod properties;
 mod readme;
 mod retention;
+mod robustness;
 mod tokens;
 mod users_scopes_audit;
 
