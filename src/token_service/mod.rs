@@ -107,6 +107,13 @@ pub enum Rejection {
     Unavailable,
 }
 
+/// The last key reload: when it started and whether it succeeded.
+#[derive(Clone, Copy)]
+struct LastReload {
+    started: tokio::time::Instant,
+    ok: bool,
+}
+
 struct CacheEntry {
     epoch: u64,
     info: Arc<AuthInfo>,
@@ -126,7 +133,11 @@ pub struct TokenService {
     audience: String,
     ring: RwLock<Arc<KeyRing>>,
     keys_loaded_epoch: std::sync::atomic::AtomicU64,
-    last_reload: std::sync::Mutex<std::time::Instant>,
+    /// Held while keys reload, so there is one reload at a time and requests
+    /// for an unknown kid wait for it (single flight).
+    reload: tokio::sync::Mutex<Option<LastReload>>,
+    /// Reloads done, for tests of the reload bound.
+    reloads: std::sync::atomic::AtomicU64,
     cache: Cache<Digest, Arc<CacheEntry>>,
     clients: Cache<Digest, Arc<CachedClient>>,
     pub usage: usage::UsageTracker,
@@ -140,6 +151,9 @@ const CACHE_TTL: Duration = Duration::from_secs(60);
 /// elsewhere (CLI, another instance) shows up well within INTERFACE's 60 s;
 /// on PostgreSQL a notification makes it immediate.
 pub const KEY_RELOAD_EVERY: Duration = Duration::from_secs(10);
+/// Unknown kids make at most one reload per this interval, whatever their
+/// number: requests wait for the next reload rather than being refused.
+pub const MIN_KEY_RELOAD_GAP: Duration = Duration::from_millis(200);
 
 impl TokenService {
     pub async fn start(
@@ -158,7 +172,8 @@ impl TokenService {
             audience: settings.audience.clone(),
             keys_loaded_epoch: std::sync::atomic::AtomicU64::new(0),
             ring: RwLock::new(Arc::new(ring)),
-            last_reload: std::sync::Mutex::new(std::time::Instant::now()),
+            reload: tokio::sync::Mutex::new(None),
+            reloads: std::sync::atomic::AtomicU64::new(0),
             cache: Cache::builder()
                 .max_capacity(200_000)
                 .time_to_live(CACHE_TTL)
@@ -204,13 +219,25 @@ impl TokenService {
     }
 
     pub async fn reload_keys(&self) -> anyhow::Result<()> {
+        let mut last = self.reload.lock().await;
+        self.reload_locked(&mut last).await
+    }
+
+    /// Reloads the key ring; the caller holds `self.reload`.
+    async fn reload_locked(&self, last: &mut Option<LastReload>) -> anyhow::Result<()> {
+        let started = tokio::time::Instant::now();
         let epoch = self.db.changes.keys_epoch();
         let previous = self.ring();
-        let ring = keys::load_ring(&self.db.read, &self.master, Some(&previous)).await?;
-        *self.ring.write().expect("key ring lock") = Arc::new(ring);
+        let loaded = keys::load_ring(&self.db.read, &self.master, Some(&previous)).await;
+        self.reloads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        *last = Some(LastReload {
+            started,
+            ok: loaded.is_ok(),
+        });
+        *self.ring.write().expect("key ring lock") = Arc::new(loaded?);
         self.keys_loaded_epoch
             .store(epoch, std::sync::atomic::Ordering::Release);
-        *self.last_reload.lock().expect("reload lock") = std::time::Instant::now();
         Ok(())
     }
 
@@ -402,10 +429,7 @@ impl TokenService {
         let kid = header.kid.ok_or(Rejection::Invalid)?;
         let key = match self.ring().by_kid.get(&kid).cloned() {
             Some(k) => k,
-            None => self
-                .key_after_reload(&kid)
-                .await
-                .ok_or(Rejection::Invalid)?,
+            None => self.key_after_reload(&kid).await?,
         };
         if header.alg != key.alg.jwt_algorithm() {
             return Err(Rejection::Invalid);
@@ -425,17 +449,38 @@ impl TokenService {
         }
     }
 
-    /// A kid we do not know may be a key another instance just created:
-    /// reload, at most once a second.
-    async fn key_after_reload(&self, kid: &str) -> Option<Arc<keys::LoadedKey>> {
-        let due = self.last_reload.lock().ok()?.elapsed() >= Duration::from_secs(1);
-        if due {
-            *self.last_reload.lock().ok()? = std::time::Instant::now();
-            if let Err(e) = self.reload_keys().await {
-                tracing::error!(error = %format!("{e:#}"), "cannot reload signing keys");
-            }
+    /// A kid we do not know may be a key created a moment ago (CLI, another
+    /// instance), so a valid token is never refused for it: the request waits
+    /// for one reload that starts after it arrived. Concurrent requests share
+    /// that reload (single flight), and reloads start at most once per
+    /// [`MIN_KEY_RELOAD_GAP`], so random kids cannot make the server reload
+    /// more often; a kid still unknown after such a reload is refused.
+    async fn key_after_reload(&self, kid: &str) -> Result<Arc<keys::LoadedKey>, Rejection> {
+        let arrived = tokio::time::Instant::now();
+        let mut last = self.reload.lock().await;
+        if let Some(key) = self.ring().by_kid.get(kid) {
+            return Ok(key.clone());
         }
-        self.ring().by_kid.get(kid).cloned()
+        if let Some(previous) = *last {
+            if previous.started >= arrived {
+                // That reload saw every key created before this request.
+                return Err(if previous.ok {
+                    Rejection::Invalid
+                } else {
+                    Rejection::Unavailable
+                });
+            }
+            tokio::time::sleep_until(previous.started + MIN_KEY_RELOAD_GAP).await;
+        }
+        if let Err(e) = self.reload_locked(&mut last).await {
+            tracing::error!(error = %format!("{e:#}"), "cannot reload signing keys");
+            return Err(Rejection::Unavailable);
+        }
+        self.ring()
+            .by_kid
+            .get(kid)
+            .cloned()
+            .ok_or(Rejection::Invalid)
     }
 }
 
