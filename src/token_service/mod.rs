@@ -574,4 +574,89 @@ mod tests {
             .unwrap();
         assert_eq!(svc.verify(&token).await.unwrap_err(), Rejection::Invalid);
     }
+
+    #[tokio::test]
+    async fn usage_that_cannot_be_written_is_kept_for_the_next_flush() {
+        let (_dir, svc, owner) = service().await;
+        let scopes = ScopeSet::from_stored("profile");
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            let minted = svc.mint(&owner, TokenKind::Machine, &scopes, 600).unwrap();
+            record(&svc, &owner, &minted).await;
+            ids.push(minted.id);
+        }
+        for (n, id) in ids.iter().enumerate() {
+            svc.usage.touch_token(*id, Some(&format!("10.0.0.{n}")));
+        }
+        // The read-only connection refuses every write.
+        assert!(svc.usage.flush(&svc.db.read).await.is_err());
+        svc.usage.touch_token(ids[0], Some("10.0.0.9"));
+        svc.usage.flush(&svc.db.write).await.unwrap();
+        for (n, id) in ids.iter().enumerate() {
+            let row = token::Entity::find_by_id(*id)
+                .one(&svc.db.read)
+                .await
+                .unwrap()
+                .unwrap();
+            let ip = if n == 0 { "10.0.0.9".to_owned() } else { format!("10.0.0.{n}") };
+            assert_eq!(row.last_used_ip.as_deref(), Some(ip.as_str()), "token {n}");
+            assert!(row.last_used_at.is_some(), "token {n}");
+        }
+    }
+
+    fn with_kid(kid: &str) -> String {
+        use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+        let header = serde_json::json!({"alg": "ES256", "typ": "at+jwt", "kid": kid});
+        format!("{}.e30.AAAA", URL_SAFE_NO_PAD.encode(header.to_string()))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_key_created_elsewhere_is_found_by_every_concurrent_request() {
+        let (_dir, svc, owner) = service().await;
+        for _ in 0..3 {
+            // Another process rotates: this service has not heard of the key.
+            keys::rotate(&svc.db, &svc.master, keys::KeyAlg::Es256, &crate::domain::Actor::system())
+                .await
+                .unwrap();
+            let ring = keys::load_ring(&svc.db.read, &svc.master, None).await.unwrap();
+            assert!(!svc.ring().by_kid.contains_key(&ring.active.kid));
+            let now = OffsetDateTime::now_utc().unix_timestamp();
+            let claims = serde_json::json!({
+                "iss": svc.issuer(), "aud": svc.audience(), "sub": owner.id.to_string(), "exp": now + 600,
+                "iat": now, "nbf": now, "jti": "x", "client_id": "svc-1", "scope": "profile", "token_kind": "machine",
+            });
+            let token = ring.active.sign_jwt(claims.to_string().as_bytes()).unwrap();
+            let tasks: Vec<_> = (0..32)
+                .map(|_| {
+                    let (svc, token) = (svc.clone(), token.clone());
+                    tokio::spawn(async move { svc.verify(&token).await.map(|_| ()) })
+                })
+                .collect();
+            for t in tasks {
+                assert_eq!(t.await.unwrap(), Ok(()));
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn random_kids_cannot_make_the_service_reload_often() {
+        let (_dir, svc, _owner) = service().await;
+        let before = svc.reloads.load(std::sync::atomic::Ordering::Relaxed);
+        let started = std::time::Instant::now();
+        let tasks: Vec<_> = (0..500)
+            .map(|n| {
+                let svc = svc.clone();
+                tokio::spawn(async move { svc.verify(&with_kid(&format!("random-{n}"))).await })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.unwrap().unwrap_err(), Rejection::Invalid);
+        }
+        let reloads = svc.reloads.load(std::sync::atomic::Ordering::Relaxed) - before;
+        let slots = started.elapsed().as_millis() / MIN_KEY_RELOAD_GAP.as_millis();
+        assert!(
+            u128::from(reloads) <= slots + 1,
+            "{reloads} reloads in {slots} intervals"
+        );
+    }
 }
