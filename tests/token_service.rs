@@ -4,6 +4,8 @@
 mod common;
 #[path = "token_service/multi_instance.rs"]
 mod multi_instance;
+#[path = "token_service/invalidation.rs"]
+mod invalidation;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use common::{Backend, TestApp};
