@@ -32,7 +32,7 @@ pub const DEFAULT_CC_TTL_MINUTES: i32 = 60;
 pub const CLIENT_SECRET_PREFIX: &str = "tsc_";
 /// Advisory lock key taken by every change that may demote or disable an
 /// administrator ("admins" in ASCII).
-const ADMIN_CHANGE_LOCK: i64 = 0x61_646d_696e_73;
+const ADMIN_CHANGE_LOCK: i64 = 0x6164_6d69_6e73;
 
 // ---------------------------------------------------------------- passwords
 

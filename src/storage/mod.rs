@@ -21,17 +21,17 @@ use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbBackend, SqlxPostgresConnector, SqlxSqliteConnector,
     Statement,
 };
-use uuid::Uuid;
 use sqlx::{
     postgres::{PgConnectOptions, PgListener, PgPoolOptions},
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
+use uuid::Uuid;
 
 pub const CHANGE_CHANNEL: &str = "tessera_changes";
 /// The `application_name` of each instance's change-listener connection.
 pub const LISTENER_APPLICATION_NAME: &str = "tessera-listener";
 /// `pg_advisory_lock` key held while migrations run ("tessera" in ASCII).
-const MIGRATION_LOCK: i64 = 0x7465_7373_6572_61;
+const MIGRATION_LOCK: i64 = 0x0074_6573_7365_7261;
 
 #[derive(Clone)]
 pub struct Db {

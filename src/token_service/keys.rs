@@ -347,7 +347,7 @@ pub async fn ensure_active(db: &Db, master: &MasterKey, alg: KeyAlg) -> anyhow::
 }
 
 /// Advisory lock key for creating the first signing key ("keys" in ASCII).
-const FIRST_KEY_LOCK: i64 = 0x6b_6579_73;
+const FIRST_KEY_LOCK: i64 = 0x6b65_7973;
 
 /// Retires the active key and creates a new one. Running instances pick it up
 /// on their next reload (within 10 s, at once on PostgreSQL).

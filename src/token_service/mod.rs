@@ -598,7 +598,11 @@ mod tests {
                 .await
                 .unwrap()
                 .unwrap();
-            let ip = if n == 0 { "10.0.0.9".to_owned() } else { format!("10.0.0.{n}") };
+            let ip = if n == 0 {
+                "10.0.0.9".to_owned()
+            } else {
+                format!("10.0.0.{n}")
+            };
             assert_eq!(row.last_used_ip.as_deref(), Some(ip.as_str()), "token {n}");
             assert!(row.last_used_at.is_some(), "token {n}");
         }
@@ -615,10 +619,17 @@ mod tests {
         let (_dir, svc, owner) = service().await;
         for _ in 0..3 {
             // Another process rotates: this service has not heard of the key.
-            keys::rotate(&svc.db, &svc.master, keys::KeyAlg::Es256, &crate::domain::Actor::system())
+            keys::rotate(
+                &svc.db,
+                &svc.master,
+                keys::KeyAlg::Es256,
+                &crate::domain::Actor::system(),
+            )
+            .await
+            .unwrap();
+            let ring = keys::load_ring(&svc.db.read, &svc.master, None)
                 .await
                 .unwrap();
-            let ring = keys::load_ring(&svc.db.read, &svc.master, None).await.unwrap();
             assert!(!svc.ring().by_kid.contains_key(&ring.active.kid));
             let now = OffsetDateTime::now_utc().unix_timestamp();
             let claims = serde_json::json!({

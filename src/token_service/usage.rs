@@ -63,9 +63,10 @@ impl UsageTracker {
     /// Writes what was recorded since the last flush. On error, what was not
     /// written is kept for the next flush and the first error is returned.
     pub async fn flush<C: ConnectionTrait + TransactionTrait>(&self, db: &C) -> Result<(), DbErr> {
-        let mut tokens: Vec<(Uuid, TokenUse)> = std::mem::take(&mut *self.tokens.lock().expect("usage lock"))
-            .into_iter()
-            .collect();
+        let mut tokens: Vec<(Uuid, TokenUse)> =
+            std::mem::take(&mut *self.tokens.lock().expect("usage lock"))
+                .into_iter()
+                .collect();
         let mut secrets: Vec<(Uuid, OffsetDateTime)> =
             std::mem::take(&mut *self.secrets.lock().expect("usage lock"))
                 .into_iter()

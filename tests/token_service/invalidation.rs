@@ -37,7 +37,16 @@ async fn repeated_and_empty_changes_keep_the_validation_cache(backend: Backend) 
     app.create_user("cached-owner", false);
     let create = |name: &str| {
         app.db.cli_ok(
-            &["tokens", "create", "--username", "cached-owner", "--name", name, "--scope", "profile"],
+            &[
+                "tokens",
+                "create",
+                "--username",
+                "cached-owner",
+                "--name",
+                name,
+                "--scope",
+                "profile",
+            ],
             None,
         )
     };
@@ -63,7 +72,11 @@ async fn repeated_and_empty_changes_keep_the_validation_cache(backend: Backend) 
             .bearer_auth(&admin)
     };
     assert_eq!(send(revoke_spent()).await.0, 204);
-    let (_, users) = send(c.get(app.url("/api/v1/users?limit=500")).bearer_auth(&admin)).await;
+    let (_, users) = send(
+        c.get(app.url("/api/v1/users?limit=500"))
+            .bearer_auth(&admin),
+    )
+    .await;
     let owner = users["items"]
         .as_array()
         .unwrap()
@@ -82,18 +95,33 @@ async fn repeated_and_empty_changes_keep_the_validation_cache(backend: Backend) 
     assert_eq!(status, 201);
     let machine = machine["id"].as_str().unwrap().to_owned();
 
-    let me = || async { send(c.get(app.url("/api/v1/me")).bearer_auth(&cached)).await.0 };
+    let me = || async {
+        send(c.get(app.url("/api/v1/me")).bearer_auth(&cached))
+            .await
+            .0
+    };
     // Warm the cache, then revoke behind the server's back; retry while the
     // cache is not in use yet (PostgreSQL: until the change listener is up).
     let start = Instant::now();
     loop {
-        sql(&app, "UPDATE tokens SET revoked_at = NULL WHERE name = 'cached'").await;
+        sql(
+            &app,
+            "UPDATE tokens SET revoked_at = NULL WHERE name = 'cached'",
+        )
+        .await;
         assert_eq!(me().await, 200);
-        sql(&app, "UPDATE tokens SET revoked_at = created_at WHERE name = 'cached'").await;
+        sql(
+            &app,
+            "UPDATE tokens SET revoked_at = created_at WHERE name = 'cached'",
+        )
+        .await;
         if me().await == 200 {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "the cache is never used");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the cache is never used"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
@@ -109,7 +137,11 @@ async fn repeated_and_empty_changes_keep_the_validation_cache(backend: Backend) 
         .bearer_auth(&admin)
         .json(&json!({"scopes": ["profile"], "enabled": true}));
     assert_eq!(send(same_machine).await.0, 200);
-    assert_eq!(me().await, 200, "a change that changed nothing emptied the cache");
+    assert_eq!(
+        me().await,
+        200,
+        "a change that changed nothing emptied the cache"
+    );
 
     // A real change does.
     let disable = c

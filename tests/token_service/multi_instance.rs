@@ -172,11 +172,17 @@ impl Ids<'_> {
         let page = json_of(
             self.app
                 .client
-                .get(self.app.url(&format!("/api/v1/admin/tokens?owner={username}")))
+                .get(
+                    self.app
+                        .url(&format!("/api/v1/admin/tokens?owner={username}")),
+                )
                 .bearer_auth(self.admin),
         )
         .await;
-        page["items"][0]["id"].as_str().expect("token id").to_owned()
+        page["items"][0]["id"]
+            .as_str()
+            .expect("token id")
+            .to_owned()
     }
 }
 
@@ -190,7 +196,10 @@ async fn every_change_is_refused_by_the_other_within_a_second(
 ) {
     let ids = Ids { app, admin };
     let c = &app.client;
-    let me = |token: &str| c.get(format!("{other}/api/v1/me")).bearer_auth(token.to_owned());
+    let me = |token: &str| {
+        c.get(format!("{other}/api/v1/me"))
+            .bearer_auth(token.to_owned())
+    };
 
     // A revoked token.
     let owner = format!("rev-{tag}");
@@ -204,9 +213,11 @@ async fn every_change_is_refused_by_the_other_within_a_second(
         .delete(app.url(&format!("/api/v1/admin/tokens/{id}")))
         .bearer_auth(admin);
     assert_eq!(status(revoke).await, 204);
-    within(ONE_SECOND, "revoked token refused by the other instance", || async {
-        status(me(&token)).await == 401
-    })
+    within(
+        ONE_SECOND,
+        "revoked token refused by the other instance",
+        || async { status(me(&token)).await == 401 },
+    )
     .await;
 
     // A disabled owner.
@@ -222,9 +233,11 @@ async fn every_change_is_refused_by_the_other_within_a_second(
         .bearer_auth(admin)
         .json(&json!({"enabled": false}));
     assert_eq!(status(disable).await, 200);
-    within(ONE_SECOND, "disabled owner's token refused by the other instance", || async {
-        status(me(&token)).await == 401
-    })
+    within(
+        ONE_SECOND,
+        "disabled owner's token refused by the other instance",
+        || async { status(me(&token)).await == 401 },
+    )
     .await;
 
     // A demoted admin.
@@ -244,9 +257,11 @@ async fn every_change_is_refused_by_the_other_within_a_second(
         .bearer_auth(admin)
         .json(&json!({"role": "user"}));
     assert_eq!(status(demote).await, 200);
-    within(ONE_SECOND, "demoted admin refused by the other instance", || async {
-        status(users()).await == 403
-    })
+    within(
+        ONE_SECOND,
+        "demoted admin refused by the other instance",
+        || async { status(users()).await == 403 },
+    )
     .await;
 
     // A removed client secret.
@@ -269,9 +284,11 @@ async fn every_change_is_refused_by_the_other_within_a_second(
         )))
         .bearer_auth(admin);
     assert_eq!(status(remove).await, 204);
-    within(ONE_SECOND, "removed secret refused by the other instance", || async {
-        status(grant()).await == 401
-    })
+    within(
+        ONE_SECOND,
+        "removed secret refused by the other instance",
+        || async { status(grant()).await == 401 },
+    )
     .await;
 }
 
@@ -338,14 +355,21 @@ async fn a_silently_dead_listener_is_noticed_within_seconds() {
     .unwrap();
     assert_eq!(pids.len(), 2);
     let frozen = Frozen::new(pids);
-    let id = Ids { app: &app, admin: &admin }.only_token_of("silent").await;
+    let id = Ids {
+        app: &app,
+        admin: &admin,
+    }
+    .only_token_of("silent")
+    .await;
     let revoke = c
         .delete(app.url(&format!("/api/v1/admin/tokens/{id}")))
         .bearer_auth(&admin);
     assert_eq!(status(revoke).await, 204);
-    within(Duration::from_secs(5), "revoked token refused behind a frozen listener", || async {
-        status(me()).await == 401
-    })
+    within(
+        Duration::from_secs(5),
+        "revoked token refused behind a frozen listener",
+        || async { status(me()).await == 401 },
+    )
     .await;
     drop(frozen);
 }
@@ -389,7 +413,11 @@ async fn a_browser_session_made_on_one_instance_works_on_the_other() {
     };
     let b = browser(&app.url(""), "admin").await;
     let res = b.get(format!("{other}/tokens")).send().await.unwrap();
-    assert_eq!(res.status(), 200, "the other instance did not know the session");
+    assert_eq!(
+        res.status(),
+        200,
+        "the other instance did not know the session"
+    );
     assert!(res.text().await.unwrap().contains("admin"));
 }
 
@@ -408,16 +436,25 @@ async fn a_key_rotated_on_one_instance_is_published_and_accepted_by_the_other() 
     assert_eq!(kid_of(&token), kid, "the CLI signs with the new key");
     assert_eq!(accepted_by_other(token).await, 200, "fresh key refused");
     for base in [app.url(""), other.clone()] {
-        within(Duration::from_secs(3), "CLI-rotated key published", || async {
-            kids(c, &base).await.contains(&kid)
-        })
+        within(
+            Duration::from_secs(3),
+            "CLI-rotated key published",
+            || async { kids(c, &base).await.contains(&kid) },
+        )
         .await;
     }
 
     // In the admin console of the first instance.
     let before = kids(c, &app.url("")).await;
     let b = browser(&app.url(""), "admin").await;
-    let page = b.get(app.url("/admin/keys")).send().await.unwrap().text().await.unwrap();
+    let page = b
+        .get(app.url("/admin/keys"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let res = b
         .post(app.url("/admin/keys/rotate"))
         .form(&[("csrf", csrf(&page))])
@@ -430,14 +467,24 @@ async fn a_key_rotated_on_one_instance_is_published_and_accepted_by_the_other() 
         .into_iter()
         .filter(|k| !before.contains(k))
         .collect();
-    assert_eq!(new.len(), 1, "one new key published by the rotating instance");
-    within(Duration::from_secs(3), "web-rotated key published by the other", || async {
-        kids(c, &other).await.contains(&new[0])
-    })
+    assert_eq!(
+        new.len(),
+        1,
+        "one new key published by the rotating instance"
+    );
+    within(
+        Duration::from_secs(3),
+        "web-rotated key published by the other",
+        || async { kids(c, &other).await.contains(&new[0]) },
+    )
     .await;
     let secret = app.create_machine("rotation-probe", &["profile"]);
     let token = app.access_token("rotation-probe", &secret).await;
-    assert_eq!(kid_of(&token), new[0], "the first instance signs with its new key");
+    assert_eq!(
+        kid_of(&token),
+        new[0],
+        "the first instance signs with its new key"
+    );
     assert_eq!(accepted_by_other(token).await, 200);
 }
 
@@ -461,7 +508,10 @@ fn start_two_together(db: &TestDb) -> Vec<std::process::Child> {
         let _ = child.kill();
         let _ = child.wait();
     }
-    assert!(failures.is_empty(), "an instance did not come up: {failures:?}");
+    assert!(
+        failures.is_empty(),
+        "an instance did not come up: {failures:?}"
+    );
     children
 }
 
@@ -474,14 +524,21 @@ async fn two_instances_started_together_on_an_empty_database_both_come_up() {
         let db = TestDb::new(Backend::Postgres);
         start_two_together(&db);
         assert_eq!(
-            scalar(&db.url, "SELECT count(*) FROM signing_keys WHERE state = 'active'").await,
+            scalar(
+                &db.url,
+                "SELECT count(*) FROM signing_keys WHERE state = 'active'"
+            )
+            .await,
             1,
             "one first signing key"
         );
         // The migrations are all recorded, and a later run finds nothing to do.
         let applied = scalar(&db.url, "SELECT count(*) FROM seaql_migrations").await;
         db.cli_ok(&["migrate"], None);
-        assert_eq!(scalar(&db.url, "SELECT count(*) FROM seaql_migrations").await, applied);
+        assert_eq!(
+            scalar(&db.url, "SELECT count(*) FROM seaql_migrations").await,
+            applied
+        );
     }
 }
 
@@ -493,9 +550,17 @@ async fn two_admins_demoting_each_other_at_once_leave_an_admin() {
         return;
     };
     let c = &app.client;
-    let admins = "SELECT count(*) FROM principals WHERE kind = 'user' AND role = 'admin' AND enabled";
+    let admins =
+        "SELECT count(*) FROM principals WHERE kind = 'user' AND role = 'admin' AND enabled";
     // The setup admin steps aside, so the pair are the only admins.
-    let mut previous = vec![Ids { app: &app, admin: &admin }.user("admin").await];
+    let mut previous = vec![
+        Ids {
+            app: &app,
+            admin: &admin,
+        }
+        .user("admin")
+        .await,
+    ];
     for round in 0..10 {
         let (x, y) = (format!("admin-x{round}"), format!("admin-y{round}"));
         app.create_user(&x, true);
@@ -504,7 +569,10 @@ async fn two_admins_demoting_each_other_at_once_leave_an_admin() {
             app.token_for(&x, &["admin:read", "admin:write"]),
             app.token_for(&y, &["admin:write"]),
         );
-        let ids = Ids { app: &app, admin: &tx };
+        let ids = Ids {
+            app: &app,
+            admin: &tx,
+        };
         let (ix, iy) = (ids.user(&x).await, ids.user(&y).await);
         for id in previous.drain(..) {
             let demote = c
@@ -527,7 +595,11 @@ async fn two_admins_demoting_each_other_at_once_leave_an_admin() {
             !(a.is_success() && b.is_success()),
             "round {round}: both demotions succeeded ({a}, {b})"
         );
-        assert_eq!(scalar(&app.db.url, admins).await, 1, "round {round}: {a}, {b}");
+        assert_eq!(
+            scalar(&app.db.url, admins).await,
+            1,
+            "round {round}: {a}, {b}"
+        );
         if a.is_success() {
             previous.push(ix);
         } else {
@@ -545,7 +617,8 @@ async fn a_freshly_rotated_key_is_accepted_by_concurrent_requests(backend: Backe
     for _ in 0..3 {
         app.db.cli_ok(&["keys", "rotate"], None);
         let token = app.token_for("admin", &["profile"]);
-        let requests = (0..16).map(|_| status(app.client.get(app.url("/api/v1/me")).bearer_auth(&token)));
+        let requests =
+            (0..16).map(|_| status(app.client.get(app.url("/api/v1/me")).bearer_auth(&token)));
         let statuses = futures_join_all(requests).await;
         assert!(
             statuses.iter().all(|s| *s == 200),
