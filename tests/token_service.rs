@@ -2,6 +2,10 @@
 //! RFC 7662, RFC 7009, RFC 8414, RFC 7517, RFC 9068, on both backends.
 
 mod common;
+#[path = "token_service/invalidation.rs"]
+mod invalidation;
+#[path = "token_service/multi_instance.rs"]
+mod multi_instance;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use common::{Backend, TestApp};

@@ -25,7 +25,7 @@ use super::{
 use crate::{
     secret::Secret,
     storage::{
-        Db,
+        Change, Db, advisory_xact_lock, announce,
         entities::{client_secret, principal},
     },
 };
@@ -33,6 +33,9 @@ use crate::{
 pub const MAX_ACTIVE_SECRETS: usize = 2;
 pub const DEFAULT_CC_TTL_MINUTES: i32 = 60;
 pub const CLIENT_SECRET_PREFIX: &str = "tsc_";
+/// Advisory lock key taken by every change that may demote or disable an
+/// administrator ("admins" in ASCII).
+const ADMIN_CHANGE_LOCK: i64 = 0x6164_6d69_6e73;
 
 // ---------------------------------------------------------------- passwords
 
@@ -431,9 +434,6 @@ async fn patch_user(db: &Db, actor: &Actor, id: Uuid, patch: UserPatch) -> Resul
         .as_deref()
         .map(|e| parse_email(e, "email"))
         .transpose()?;
-    // An address is no credential: changing only that leaves every
-    // instance's validation cache alone.
-    let touches_auth = patch.role.is_some() || patch.enabled.is_some() || patch.password.is_some();
     if let Some(p) = &patch.password {
         check_password_rules(p)?;
     }
@@ -442,10 +442,16 @@ async fn patch_user(db: &Db, actor: &Actor, id: Uuid, patch: UserPatch) -> Resul
         None => None,
     };
     let actor = actor.clone();
-    let updated = db
+    let (updated, changed) = db
         .write
-        .transaction::<_, principal::Model, Error>(|tx| {
+        .transaction::<_, (principal::Model, bool), Error>(|tx| {
             Box::pin(async move {
+                if patch.role.is_some() || patch.enabled.is_some() {
+                    // Changes that may remove an administrator take turns, so
+                    // two admins demoting each other cannot both see the other
+                    // still standing (SQLite's single writer does this anyway).
+                    advisory_xact_lock(tx, ADMIN_CHANGE_LOCK).await?;
+                }
                 let current = principal::Entity::find_by_id(id)
                     .lock_exclusive()
                     .one(tx)
@@ -478,10 +484,9 @@ async fn patch_user(db: &Db, actor: &Actor, id: Uuid, patch: UserPatch) -> Resul
                         "cannot demote or disable the last enabled administrator",
                     ));
                 }
-                if updated.enabled != current.enabled
-                    || updated.role != current.role
-                    || changed.contains_key("password")
-                {
+                let permissions_changed =
+                    updated.enabled != current.enabled || updated.role != current.role;
+                if permissions_changed || changed.contains_key("password") {
                     // A disabled user's browser sessions end now, as do all of
                     // them after a password reset.
                     if !updated.enabled || changed.contains_key("password") {
@@ -492,6 +497,9 @@ async fn patch_user(db: &Db, actor: &Actor, id: Uuid, patch: UserPatch) -> Resul
                             .await?;
                     }
                 }
+                if permissions_changed {
+                    announce(tx, Change::Auth).await?;
+                }
                 audit::record(
                     tx,
                     &actor,
@@ -501,12 +509,12 @@ async fn patch_user(db: &Db, actor: &Actor, id: Uuid, patch: UserPatch) -> Resul
                     serde_json::Value::Object(changed),
                 )
                 .await?;
-                Ok(updated)
+                Ok((updated, permissions_changed))
             })
         })
         .await?;
-    if touches_auth {
-        db.changes.auth_changed().await;
+    if changed {
+        db.changes.changed(Change::Auth);
     }
     Ok(User::from_model(updated))
 }
@@ -775,9 +783,9 @@ pub async fn update_machine_user(
         .transpose()?;
     let ttl = input.cc_ttl_minutes.map(check_ttl).transpose()?;
     let actor = actor.clone();
-    let updated = db
+    let (updated, changed) = db
         .write
-        .transaction::<_, principal::Model, Error>(|tx| {
+        .transaction::<_, (principal::Model, bool), Error>(|tx| {
             Box::pin(async move {
                 let current = principal::Entity::find_by_id(id)
                     .lock_exclusive()
@@ -785,7 +793,7 @@ pub async fn update_machine_user(
                     .await?
                     .filter(|m| m.kind == PrincipalKind::Machine)
                     .ok_or(Error::NotFound("machine user"))?;
-                let mut m = current.into_active_model();
+                let mut m = current.clone().into_active_model();
                 let mut changed = serde_json::Map::new();
                 if let Some(v) = display_name {
                     changed.insert("display_name".into(), json!(v));
@@ -829,11 +837,22 @@ pub async fn update_machine_user(
                     serde_json::Value::Object(changed),
                 )
                 .await?;
-                Ok(updated)
+                // Cached client authentications hold the whole record: any
+                // real change makes them stale, a no-op patch does not.
+                let changed = principal::Model {
+                    updated_at: current.updated_at,
+                    ..updated.clone()
+                } != current;
+                if changed {
+                    announce(tx, Change::Auth).await?;
+                }
+                Ok((updated, changed))
             })
         })
         .await?;
-    db.changes.auth_changed().await;
+    if changed {
+        db.changes.changed(Change::Auth);
+    }
     machine_user_view(&db.read, updated).await
 }
 
@@ -856,11 +875,12 @@ pub async fn delete_machine_user(db: &Db, actor: &Actor, id: Uuid) -> Result<(),
                     json!({"username": m.username}),
                 )
                 .await?;
+                announce(tx, Change::Auth).await?;
                 Ok(())
             })
         })
         .await?;
-    db.changes.auth_changed().await;
+    db.changes.changed(Change::Auth);
     Ok(())
 }
 
@@ -960,12 +980,14 @@ pub async fn delete_secret(
                     json!({"secret_id": secret_id, "hint": found.hint}),
                 )
                 .await?;
+                // Cached client authentications with this secret must stop
+                // working now, on every instance.
+                announce(tx, Change::Auth).await?;
                 Ok(())
             })
         })
         .await?;
-    // Cached client authentications with this secret must stop working now.
-    db.changes.auth_changed().await;
+    db.changes.changed(Change::Auth);
     Ok(())
 }
 

@@ -23,7 +23,7 @@ use super::{
 use crate::{
     secret::Secret,
     storage::{
-        Db,
+        Change, Db, announce,
         entities::{principal, token},
     },
     token_service::{Minted, TokenService},
@@ -477,18 +477,19 @@ pub async fn list(
     })
 }
 
-/// Revokes a token (idempotent: revoking a revoked token changes nothing).
+/// Revokes a token (idempotent: revoking a revoked token changes nothing, so
+/// it invalidates no cache either).
 pub async fn revoke(db: &Db, actor: &Actor, id: Uuid, access: Access) -> Result<TokenView, Error> {
     let actor2 = actor.clone();
-    let row = db
+    let (row, changed) = db
         .write
-        .transaction::<_, token::Model, Error>(|tx| {
+        .transaction::<_, (token::Model, bool), Error>(|tx| {
             Box::pin(async move {
                 let row = find_row(tx, id, access).await?;
-                if row.revoked_at.is_some() {
-                    return Ok(row);
+                // `mark_revoked` also settles a race with a concurrent revoke.
+                if row.revoked_at.is_some() || !mark_revoked(tx, &actor2, id, None).await? {
+                    return Ok((row, false));
                 }
-                mark_revoked(tx, &actor2, id, None).await?;
                 audit::record(
                     tx,
                     &actor2,
@@ -498,14 +499,18 @@ pub async fn revoke(db: &Db, actor: &Actor, id: Uuid, access: Access) -> Result<
                     json!({"name": row.name, "kind": row.kind.as_str()}),
                 )
                 .await?;
-                token::Entity::find_by_id(id)
+                announce(tx, Change::Auth).await?;
+                let row = token::Entity::find_by_id(id)
                     .one(tx)
                     .await?
-                    .ok_or(Error::NotFound("token"))
+                    .ok_or(Error::NotFound("token"))?;
+                Ok((row, true))
             })
         })
         .await?;
-    db.changes.auth_changed().await;
+    if changed {
+        db.changes.changed(Change::Auth);
+    }
     views(&db.read, vec![row])
         .await?
         .pop()
@@ -648,11 +653,12 @@ pub async fn regenerate(
                     json!({"name": created.name, "new_token": new_id, "hint": created.hint, "old_hint": old_hint}),
                 )
                 .await?;
+                announce(tx, Change::Auth).await?;
                 Ok(created)
             })
         })
         .await?;
-    db.changes.auth_changed().await;
+    db.changes.changed(Change::Auth);
     let mut view = views(&db.read, vec![created])
         .await?
         .pop()

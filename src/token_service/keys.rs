@@ -31,7 +31,7 @@ use crate::{
     config::MasterKey,
     domain::{Actor, audit, clock, secrets::random_bytes},
     storage::{
-        Db,
+        Change, Db, advisory_xact_lock, announce,
         entities::{signing_key, token},
     },
 };
@@ -323,17 +323,31 @@ async fn insert_key(
         .context("inserted key vanished")
 }
 
-/// Makes sure an active key exists (first start).
+/// Makes sure an active key exists (first start). Instances starting together
+/// take turns, so only one of them creates it.
 pub async fn ensure_active(db: &Db, master: &MasterKey, alg: KeyAlg) -> anyhow::Result<()> {
     let active = signing_key::Entity::find()
         .filter(signing_key::Column::State.eq(KeyState::Active))
         .one(&db.read)
         .await?;
-    if active.is_none() {
-        insert_key(&db.write, master, alg).await?;
+    if active.is_some() {
+        return Ok(());
     }
+    let tx = db.write.begin().await?;
+    advisory_xact_lock(&tx, FIRST_KEY_LOCK).await?;
+    let active = signing_key::Entity::find()
+        .filter(signing_key::Column::State.eq(KeyState::Active))
+        .one(&tx)
+        .await?;
+    if active.is_none() {
+        insert_key(&tx, master, alg).await?;
+    }
+    tx.commit().await?;
     Ok(())
 }
+
+/// Advisory lock key for creating the first signing key ("keys" in ASCII).
+const FIRST_KEY_LOCK: i64 = 0x6b65_7973;
 
 /// Retires the active key and creates a new one. Running instances pick it up
 /// on their next reload (within 10 s, at once on PostgreSQL).
@@ -373,6 +387,7 @@ pub async fn rotate(
                     json!({"alg": alg.as_str()}),
                 )
                 .await?;
+                announce(tx, Change::Keys).await?;
                 Ok(key.kid)
             })
         })
@@ -381,7 +396,7 @@ pub async fn rotate(
             sea_orm::TransactionError::Connection(e) => anyhow::Error::new(e),
             sea_orm::TransactionError::Transaction(e) => e,
         })?;
-    db.changes.keys_changed().await;
+    db.changes.changed(Change::Keys);
     Ok(kid)
 }
 

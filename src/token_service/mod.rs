@@ -107,6 +107,13 @@ pub enum Rejection {
     Unavailable,
 }
 
+/// The last key reload: when it started and whether it succeeded.
+#[derive(Clone, Copy)]
+struct LastReload {
+    started: tokio::time::Instant,
+    ok: bool,
+}
+
 struct CacheEntry {
     epoch: u64,
     info: Arc<AuthInfo>,
@@ -126,7 +133,11 @@ pub struct TokenService {
     audience: String,
     ring: RwLock<Arc<KeyRing>>,
     keys_loaded_epoch: std::sync::atomic::AtomicU64,
-    last_reload: std::sync::Mutex<std::time::Instant>,
+    /// Held while keys reload, so there is one reload at a time and requests
+    /// for an unknown kid wait for it (single flight).
+    reload: tokio::sync::Mutex<Option<LastReload>>,
+    /// Reloads done, for tests of the reload bound.
+    reloads: std::sync::atomic::AtomicU64,
     cache: Cache<Digest, Arc<CacheEntry>>,
     clients: Cache<Digest, Arc<CachedClient>>,
     pub usage: usage::UsageTracker,
@@ -145,6 +156,9 @@ const CACHE_TTL: Duration = Duration::from_secs(60);
 /// elsewhere (CLI, another instance) shows up well within INTERFACE's 60 s;
 /// on PostgreSQL a notification makes it immediate.
 pub const KEY_RELOAD_EVERY: Duration = Duration::from_secs(10);
+/// Unknown kids make at most one reload per this interval, whatever their
+/// number: requests wait for the next reload rather than being refused.
+pub const MIN_KEY_RELOAD_GAP: Duration = Duration::from_millis(200);
 
 impl TokenService {
     pub async fn start(
@@ -163,7 +177,8 @@ impl TokenService {
             audience: settings.audience.clone(),
             keys_loaded_epoch: std::sync::atomic::AtomicU64::new(0),
             ring: RwLock::new(Arc::new(ring)),
-            last_reload: std::sync::Mutex::new(std::time::Instant::now()),
+            reload: tokio::sync::Mutex::new(None),
+            reloads: std::sync::atomic::AtomicU64::new(0),
             cache: Cache::builder()
                 .max_capacity(200_000)
                 .time_to_live(CACHE_TTL)
@@ -209,13 +224,25 @@ impl TokenService {
     }
 
     pub async fn reload_keys(&self) -> anyhow::Result<()> {
+        let mut last = self.reload.lock().await;
+        self.reload_locked(&mut last).await
+    }
+
+    /// Reloads the key ring; the caller holds `self.reload`.
+    async fn reload_locked(&self, last: &mut Option<LastReload>) -> anyhow::Result<()> {
+        let started = tokio::time::Instant::now();
         let epoch = self.db.changes.keys_epoch();
         let previous = self.ring();
-        let ring = keys::load_ring(&self.db.read, &self.master, Some(&previous)).await?;
-        *self.ring.write().expect("key ring lock") = Arc::new(ring);
+        let loaded = keys::load_ring(&self.db.read, &self.master, Some(&previous)).await;
+        self.reloads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        *last = Some(LastReload {
+            started,
+            ok: loaded.is_ok(),
+        });
+        *self.ring.write().expect("key ring lock") = Arc::new(loaded?);
         self.keys_loaded_epoch
             .store(epoch, std::sync::atomic::Ordering::Release);
-        *self.last_reload.lock().expect("reload lock") = std::time::Instant::now();
         Ok(())
     }
 
@@ -410,10 +437,7 @@ impl TokenService {
         let kid = header.kid.ok_or(Rejection::Invalid)?;
         let key = match self.ring().by_kid.get(&kid).cloned() {
             Some(k) => k,
-            None => self
-                .key_after_reload(&kid)
-                .await
-                .ok_or(Rejection::Invalid)?,
+            None => self.key_after_reload(&kid).await?,
         };
         if header.alg != key.alg.jwt_algorithm() {
             return Err(Rejection::Invalid);
@@ -440,17 +464,38 @@ impl TokenService {
         Ok(claims)
     }
 
-    /// A kid we do not know may be a key another instance just created:
-    /// reload, at most once a second.
-    async fn key_after_reload(&self, kid: &str) -> Option<Arc<keys::LoadedKey>> {
-        let due = self.last_reload.lock().ok()?.elapsed() >= Duration::from_secs(1);
-        if due {
-            *self.last_reload.lock().ok()? = std::time::Instant::now();
-            if let Err(e) = self.reload_keys().await {
-                tracing::error!(error = %format!("{e:#}"), "cannot reload signing keys");
-            }
+    /// A kid we do not know may be a key created a moment ago (CLI, another
+    /// instance), so a valid token is never refused for it: the request waits
+    /// for one reload that starts after it arrived. Concurrent requests share
+    /// that reload (single flight), and reloads start at most once per
+    /// [`MIN_KEY_RELOAD_GAP`], so random kids cannot make the server reload
+    /// more often; a kid still unknown after such a reload is refused.
+    async fn key_after_reload(&self, kid: &str) -> Result<Arc<keys::LoadedKey>, Rejection> {
+        let arrived = tokio::time::Instant::now();
+        let mut last = self.reload.lock().await;
+        if let Some(key) = self.ring().by_kid.get(kid) {
+            return Ok(key.clone());
         }
-        self.ring().by_kid.get(kid).cloned()
+        if let Some(previous) = *last {
+            if previous.started >= arrived {
+                // That reload saw every key created before this request.
+                return Err(if previous.ok {
+                    Rejection::Invalid
+                } else {
+                    Rejection::Unavailable
+                });
+            }
+            tokio::time::sleep_until(previous.started + MIN_KEY_RELOAD_GAP).await;
+        }
+        if let Err(e) = self.reload_locked(&mut last).await {
+            tracing::error!(error = %format!("{e:#}"), "cannot reload signing keys");
+            return Err(Rejection::Unavailable);
+        }
+        self.ring()
+            .by_kid
+            .get(kid)
+            .cloned()
+            .ok_or(Rejection::Invalid)
     }
 }
 
@@ -641,5 +686,101 @@ mod tests {
                 Ok(())
             })
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn usage_that_cannot_be_written_is_kept_for_the_next_flush() {
+        let (_dir, svc, owner) = service().await;
+        let scopes = ScopeSet::from_stored("profile");
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            let minted = svc.mint(&owner, TokenKind::Machine, &scopes, 600).unwrap();
+            record(&svc, &owner, &minted).await;
+            ids.push(minted.id);
+        }
+        for (n, id) in ids.iter().enumerate() {
+            svc.usage.touch_token(*id, Some(&format!("10.0.0.{n}")));
+        }
+        // The read-only connection refuses every write.
+        assert!(svc.usage.flush(&svc.db.read).await.is_err());
+        svc.usage.touch_token(ids[0], Some("10.0.0.9"));
+        svc.usage.flush(&svc.db.write).await.unwrap();
+        for (n, id) in ids.iter().enumerate() {
+            let row = token::Entity::find_by_id(*id)
+                .one(&svc.db.read)
+                .await
+                .unwrap()
+                .unwrap();
+            let ip = if n == 0 {
+                "10.0.0.9".to_owned()
+            } else {
+                format!("10.0.0.{n}")
+            };
+            assert_eq!(row.last_used_ip.as_deref(), Some(ip.as_str()), "token {n}");
+            assert!(row.last_used_at.is_some(), "token {n}");
+        }
+    }
+
+    fn with_kid(kid: &str) -> String {
+        use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+        let header = serde_json::json!({"alg": "ES256", "typ": "at+jwt", "kid": kid});
+        format!("{}.e30.AAAA", URL_SAFE_NO_PAD.encode(header.to_string()))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_key_created_elsewhere_is_found_by_every_concurrent_request() {
+        let (_dir, svc, owner) = service().await;
+        for _ in 0..3 {
+            // Another process rotates: this service has not heard of the key.
+            keys::rotate(
+                &svc.db,
+                &svc.master,
+                keys::KeyAlg::Es256,
+                &crate::domain::Actor::system(),
+            )
+            .await
+            .unwrap();
+            let ring = keys::load_ring(&svc.db.read, &svc.master, None)
+                .await
+                .unwrap();
+            assert!(!svc.ring().by_kid.contains_key(&ring.active.kid));
+            let now = OffsetDateTime::now_utc().unix_timestamp();
+            let claims = serde_json::json!({
+                "iss": svc.issuer(), "aud": svc.audience(), "sub": owner.id.to_string(), "exp": now + 600,
+                "iat": now, "nbf": now, "jti": "x", "client_id": "svc-1", "scope": "profile", "token_kind": "machine",
+            });
+            let token = ring.active.sign_jwt(claims.to_string().as_bytes()).unwrap();
+            let tasks: Vec<_> = (0..32)
+                .map(|_| {
+                    let (svc, token) = (svc.clone(), token.clone());
+                    tokio::spawn(async move { svc.verify(&token).await.map(|_| ()) })
+                })
+                .collect();
+            for t in tasks {
+                assert_eq!(t.await.unwrap(), Ok(()));
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn random_kids_cannot_make_the_service_reload_often() {
+        let (_dir, svc, _owner) = service().await;
+        let before = svc.reloads.load(std::sync::atomic::Ordering::Relaxed);
+        let started = std::time::Instant::now();
+        let tasks: Vec<_> = (0..500)
+            .map(|n| {
+                let svc = svc.clone();
+                tokio::spawn(async move { svc.verify(&with_kid(&format!("random-{n}"))).await })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.unwrap().unwrap_err(), Rejection::Invalid);
+        }
+        let reloads = svc.reloads.load(std::sync::atomic::Ordering::Relaxed) - before;
+        let slots = started.elapsed().as_millis() / MIN_KEY_RELOAD_GAP.as_millis();
+        assert!(
+            u128::from(reloads) <= slots + 1,
+            "{reloads} reloads in {slots} intervals"
+        );
     }
 }
