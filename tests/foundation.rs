@@ -2,6 +2,8 @@
 //! input, configuration errors.
 
 mod common;
+#[path = "foundation/upgrade.rs"]
+mod upgrade;
 
 use common::{Backend, TestApp, TestDb};
 
