@@ -109,23 +109,3 @@ pub async fn list(
         .await?;
     Ok(Page::from_rows(rows, page.limit, |m| m.id).map(AuditEvent::from))
 }
-
-/// Failed sign-ins for an account or from an address since `since`, for throttling.
-pub async fn count_failed_logins(
-    db: &impl ConnectionTrait,
-    username: Option<&str>,
-    ip: Option<&str>,
-    since: OffsetDateTime,
-) -> Result<u64, Error> {
-    use sea_orm::PaginatorTrait;
-    let mut q = audit_event::Entity::find()
-        .filter(audit_event::Column::Action.eq("session.login_failed"))
-        .filter(audit_event::Column::At.gte(since));
-    if let Some(username) = username {
-        q = q.filter(audit_event::Column::TargetId.eq(username));
-    }
-    if let Some(ip) = ip {
-        q = q.filter(audit_event::Column::Ip.eq(ip));
-    }
-    Ok(q.count(db).await?)
-}

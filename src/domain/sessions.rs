@@ -58,11 +58,21 @@ pub fn tokens_match(expected: &str, presented: &str) -> bool {
 }
 
 /// A live session and the person it belongs to.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Session {
     pub key: String,
     pub csrf_token: String,
     pub principal: principal::Model,
+}
+
+/// The CSRF token is a secret of the page; logs get the person only.
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("principal_id", &self.principal.id)
+            .field("username", &self.principal.username)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Session {
