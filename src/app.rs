@@ -9,7 +9,8 @@ use sea_orm::{ActiveValue::Set, EntityTrait};
 
 use crate::{
     config::{MasterKey, Settings},
-    domain::{clock, principals, secrets},
+    domain::{clock, principals},
+    secret as secrets,
     metrics::Metrics,
     oauth::throttle::ClientAuthThrottle,
     storage::{Db, entities::setup_code},

@@ -5,11 +5,14 @@
 use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr};
 
 use anyhow::{Context, bail};
-use base64::Engine;
 use clap::Args;
 use serde::Deserialize;
 
-use crate::{secret::Secret, token_service::keys::KeyAlg};
+pub use crate::{
+    duration::Dur,
+    secret::{DatabaseUrl, MasterKey},
+};
+use crate::{kinds::KeyAlg, secret::Secret};
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/tessera.db?mode=rwc";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -252,124 +255,6 @@ fn read_file(explicit: Option<&std::path::Path>) -> anyhow::Result<FileSettings>
     })
 }
 
-/// The 32-byte master key: encrypts signing keys at rest, keys session cookies.
-#[derive(Clone)]
-pub struct MasterKey(pub [u8; 32]);
-
-impl MasterKey {
-    pub fn from_base64(raw: &str) -> anyhow::Result<Self> {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(raw.trim())
-            .map_err(|_| {
-                anyhow::anyhow!("not valid base64 (generate one with `openssl rand -base64 32`)")
-            })?;
-        let key: [u8; 32] = bytes.try_into().map_err(|_| {
-            anyhow::anyhow!(
-                "must be exactly 32 bytes (generate one with `openssl rand -base64 32`)"
-            )
-        })?;
-        Ok(Self(key))
-    }
-
-    pub fn to_base64(&self) -> String {
-        base64::engine::general_purpose::STANDARD.encode(self.0)
-    }
-}
-
-impl fmt::Debug for MasterKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("MasterKey(<redacted>)")
-    }
-}
-
-/// A database URL. Its `Debug` hides the password a PostgreSQL URL may carry.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct DatabaseUrl(String);
-
-impl DatabaseUrl {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl From<String> for DatabaseUrl {
-    fn from(url: String) -> Self {
-        Self(url)
-    }
-}
-
-impl fmt::Debug for DatabaseUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match url::Url::parse(&self.0) {
-            Ok(mut url) => {
-                if url.password().is_some() {
-                    // Cannot fail: a URL with a password has a host.
-                    let _ = url.set_password(Some("<redacted>"));
-                }
-                // Query parameters may carry a password too (`?password=`).
-                if url
-                    .query()
-                    .is_some_and(|q| q.to_ascii_lowercase().contains("pass"))
-                {
-                    url.set_query(Some("<redacted>"));
-                }
-                write!(f, "DatabaseUrl({:?})", url.as_str())
-            }
-            Err(_) => f.write_str("DatabaseUrl(<unparsable, redacted>)"),
-        }
-    }
-}
-
-/// A duration as written on the command line: a number and `s`, `m`, `h`, `d` or `w`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Dur {
-    pub seconds: i64,
-}
-
-impl FromStr for Dur {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.trim();
-        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-        let (digits, unit) = s.split_at(split);
-        if digits.is_empty() {
-            return Err("expected a number followed by s, m, h, d or w (e.g. 30m, 90d)".into());
-        }
-        let n: i64 = digits.parse().map_err(|_| "number too large".to_owned())?;
-        let factor = match unit {
-            "s" => 1,
-            "m" => 60,
-            "h" => 3600,
-            "d" => 86_400,
-            "w" => 604_800,
-            _ => {
-                return Err("expected a number followed by s, m, h, d or w (e.g. 30m, 90d)".into());
-            }
-        };
-        let seconds = n
-            .checked_mul(factor)
-            .filter(|s| *s <= 100 * 365 * 86_400)
-            .ok_or("duration too large")?;
-        if seconds == 0 {
-            return Err("duration must be positive".into());
-        }
-        Ok(Self { seconds })
-    }
-}
-
-impl fmt::Display for Dur {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = self.seconds;
-        for (unit, size) in [("w", 604_800), ("d", 86_400), ("h", 3600), ("m", 60)] {
-            if s % size == 0 {
-                return write!(f, "{}{unit}", s / size);
-            }
-        }
-        write!(f, "{s}s")
-    }
-}
 
 /// A number of events per duration, written `COUNT/DUR` (`30/5m`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

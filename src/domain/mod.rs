@@ -8,7 +8,6 @@ mod error;
 pub mod principals;
 pub mod retention;
 pub mod scopes;
-pub mod secrets;
 pub mod sessions;
 pub mod stats;
 pub mod tokens;

@@ -20,10 +20,9 @@ use uuid::Uuid;
 use super::{
     Actor, AuthMethod, Error, Page, PageRequest, PrincipalKind, PrincipalRef, Role, ScopeSet,
     Username, audit, clock, is_admin_scope, is_unique_violation,
-    secrets::{Digest, PlainSecret},
 };
 use crate::{
-    secret::Secret,
+    secret::{Digest, PlainSecret, Secret},
     storage::{
         Change, Db, advisory_xact_lock, announce,
         entities::{client_secret, principal},
@@ -96,7 +95,7 @@ pub async fn hash_password(password: String) -> Result<String, Error> {
         .map_err(|e| Error::Internal(e.into()))?;
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        let salt = SaltString::encode_b64(&super::secrets::random_bytes::<16>())
+        let salt = SaltString::encode_b64(&crate::secret::random_bytes::<16>())
             .expect("16 bytes is a valid salt");
         argon2()
             .hash_password(password.as_bytes(), &salt)

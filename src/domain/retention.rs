@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 use super::{Error, TokenKind, clock, sessions};
 use crate::{
-    config::Dur,
+    duration::Dur,
     storage::{
         Db,
         entities::{audit_event, session, setup_code, token},

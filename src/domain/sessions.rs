@@ -13,10 +13,10 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use super::{
-    Actor, Error, PrincipalKind, PrincipalRef, Role, Username, audit, clock, principals, secrets,
+    Actor, Error, PrincipalKind, PrincipalRef, Role, Username, audit, clock, principals,
 };
 use crate::{
-    config::MasterKey,
+    secret::MasterKey,
     storage::{
         Db,
         entities::{login_attempt, principal, session, setup_code},
@@ -48,7 +48,7 @@ pub fn session_key(master: &MasterKey, cookie: &str) -> String {
     let tag = hmac::sign(&key, cookie.as_bytes());
     let mut out = [0u8; 32];
     out.copy_from_slice(tag.as_ref());
-    secrets::Digest(out).to_hex()
+    crate::secret::Digest(out).to_hex()
 }
 
 /// Constant-time comparison of two CSRF tokens.
@@ -105,12 +105,12 @@ async fn insert_session(
     principal_id: Uuid,
     ip: Option<String>,
 ) -> Result<NewSession, Error> {
-    let cookie = secrets::random_token();
+    let cookie = crate::secret::random_token();
     let now = clock::now();
     session::ActiveModel {
         id: Set(session_key(master, &cookie)),
         principal_id: Set(principal_id),
-        csrf_token: Set(secrets::random_token()),
+        csrf_token: Set(crate::secret::random_token()),
         created_at: Set(now),
         last_seen_at: Set(now),
         expires_at: Set(now + ABSOLUTE_TIMEOUT),
@@ -396,7 +396,7 @@ pub async fn setup_code_usable(db: &impl ConnectionTrait, code: &str) -> Result<
     if code.is_empty() || code.len() > 128 {
         return Ok(false);
     }
-    let digest = secrets::Digest::of(code).to_hex();
+    let digest = crate::secret::Digest::of(code).to_hex();
     let row = setup_code::Entity::find_by_id(digest).one(db).await?;
     let live = row.is_some_and(|r| r.used_at.is_none() && r.expires_at > clock::now());
     Ok(live && !principals::any_admin(db).await?)
@@ -415,7 +415,7 @@ pub async fn complete_setup(
     let username = Username::parse(username.trim())?;
     principals::check_password_rules(password)?;
     let hash = principals::hash_password(password.to_owned()).await?;
-    let digest = secrets::Digest::of(code).to_hex();
+    let digest = crate::secret::Digest::of(code).to_hex();
     let master = master.clone();
     let new = db
         .write

@@ -18,10 +18,9 @@ use uuid::Uuid;
 use super::{
     Actor, Error, Page, PageRequest, PrincipalKind, PrincipalRef, ScopeSet, TokenKind, TokenStatus,
     audit, clock, is_unique_violation, principals, scopes,
-    secrets::{self, Digest},
 };
 use crate::{
-    secret::Secret,
+    secret::{self, Digest, Secret},
     storage::{
         Change, Db, announce,
         entities::{principal, token},
@@ -201,7 +200,7 @@ impl Lifetime {
                 field,
                 format!(
                     "lifetime must be from 1 minute to {} ",
-                    crate::config::Dur { seconds: max }
+                    crate::duration::Dur { seconds: max }
                 )
                 .trim_end()
                 .to_owned(),
@@ -350,7 +349,7 @@ pub fn record_row(
         revoked_at: Set(None),
         revoked_by: Set(None),
         replaced_by: Set(None),
-        hint: Set(Some(secrets::token_hint(&minted.token))),
+        hint: Set(Some(secret::token_hint(&minted.token))),
     }
 }
 

@@ -3,10 +3,10 @@
 
 use std::{collections::BTreeSet, fmt};
 
-use sea_orm::{DeriveActiveEnum, EnumIter, sea_query::StringLen};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::Error;
+pub use crate::kinds::{AuthMethod, PrincipalKind, Role, TokenKind, TokenStatus};
 
 /// 3–64 characters of `[a-z0-9._-]`, starting with a letter or digit.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -44,73 +44,6 @@ impl fmt::Display for Username {
     }
 }
 
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    Hash,
-    EnumIter,
-    DeriveActiveEnum,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
-)]
-#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
-#[serde(rename_all = "lowercase")]
-pub enum PrincipalKind {
-    #[sea_orm(string_value = "user")]
-    User,
-    #[sea_orm(string_value = "machine")]
-    Machine,
-}
-
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    Hash,
-    EnumIter,
-    DeriveActiveEnum,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
-)]
-#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    #[sea_orm(string_value = "admin")]
-    Admin,
-    #[sea_orm(string_value = "user")]
-    User,
-}
-
-/// How a user signs in: a password here, or single sign-on (OpenID Connect).
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    Hash,
-    EnumIter,
-    DeriveActiveEnum,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
-)]
-#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
-#[serde(rename_all = "lowercase")]
-pub enum AuthMethod {
-    #[sea_orm(string_value = "password")]
-    Password,
-    #[sea_orm(string_value = "oidc")]
-    Oidc,
-}
-
 impl Role {
     pub fn parse(raw: &str) -> Result<Self, Error> {
         match raw {
@@ -128,39 +61,7 @@ impl Role {
     }
 }
 
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    Hash,
-    EnumIter,
-    DeriveActiveEnum,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
-)]
-#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(32))")]
-#[serde(rename_all = "snake_case")]
-pub enum TokenKind {
-    #[sea_orm(string_value = "personal")]
-    Personal,
-    #[sea_orm(string_value = "machine")]
-    Machine,
-    #[sea_orm(string_value = "client_credentials")]
-    ClientCredentials,
-}
-
 impl TokenKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Personal => "personal",
-            Self::Machine => "machine",
-            Self::ClientCredentials => "client_credentials",
-        }
-    }
-
     pub fn parse(raw: &str) -> Result<Self, Error> {
         match raw {
             "personal" => Ok(Self::Personal),
@@ -172,14 +73,6 @@ impl TokenKind {
             )),
         }
     }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum TokenStatus {
-    Active,
-    Expired,
-    Revoked,
 }
 
 impl TokenStatus {

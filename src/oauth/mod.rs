@@ -14,7 +14,7 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 
 use crate::{
     app::AppState,
-    domain::secrets::Digest,
+    secret::Digest,
     http::{client_ip, errors::OAuthError},
     storage::entities::principal,
 };

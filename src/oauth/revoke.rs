@@ -6,7 +6,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use super::{Form, authenticate_client, client_credentials, no_store};
 use crate::{
     app::AppState,
-    domain::{Actor, PrincipalRef, secrets::Digest, tokens},
+    domain::{Actor, PrincipalRef, tokens},
+    secret::Digest,
     http::{client_ip, errors::OAuthError},
 };
 

@@ -27,7 +27,7 @@ use governor::{
     state::keyed::DefaultKeyedStateStore,
 };
 
-use crate::{config::FailureLimit, domain::secrets::Digest};
+use crate::{config::FailureLimit, secret::Digest};
 
 /// Addresses tracked at once; past this (a very wide distributed attack)
 /// a failure from an untracked address is refused rather than remembered.
@@ -188,7 +188,7 @@ mod tests {
     fn limit(count: u32, secs: i64) -> FailureLimit {
         FailureLimit {
             count: NonZeroU32::new(count).unwrap(),
-            per: crate::config::Dur { seconds: secs },
+            per: crate::duration::Dur { seconds: secs },
         }
     }
 

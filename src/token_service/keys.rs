@@ -5,7 +5,7 @@
 //! `jsonwebtoken::encode`, which parses the PKCS#8 key again for every
 //! signature; verification goes through `jsonwebtoken` (see `super::verify`).
 
-use std::{collections::HashMap, fmt, str::FromStr, sync::Arc};
+use std::{collections::HashMap, sync::Arc};
 
 use anyhow::{Context, anyhow};
 use aws_lc_rs::{
@@ -19,79 +19,24 @@ use aws_lc_rs::{
     },
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use jsonwebtoken::{Algorithm, DecodingKey};
+use jsonwebtoken::DecodingKey;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DeriveActiveEnum, EntityTrait, EnumIter,
-    QueryFilter, QuerySelect, TransactionTrait, sea_query::StringLen,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait,
+    QueryFilter, QuerySelect, TransactionTrait,
 };
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
+pub use crate::kinds::{KeyAlg, KeyState};
 use crate::{
-    config::MasterKey,
-    domain::{Actor, audit, clock, secrets::random_bytes},
+    secret::MasterKey,
+    domain::{Actor, audit, clock},
+    secret::random_bytes,
     storage::{
         Change, Db, advisory_xact_lock, announce,
         entities::{signing_key, token},
     },
 };
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
-#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
-pub enum KeyAlg {
-    #[sea_orm(string_value = "ES256")]
-    Es256,
-    #[sea_orm(string_value = "RS256")]
-    Rs256,
-    #[sea_orm(string_value = "EdDSA")]
-    EdDsa,
-}
-
-impl KeyAlg {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Es256 => "ES256",
-            Self::Rs256 => "RS256",
-            Self::EdDsa => "EdDSA",
-        }
-    }
-
-    pub fn jwt_algorithm(self) -> Algorithm {
-        match self {
-            Self::Es256 => Algorithm::ES256,
-            Self::Rs256 => Algorithm::RS256,
-            Self::EdDsa => Algorithm::EdDSA,
-        }
-    }
-}
-
-impl FromStr for KeyAlg {
-    type Err = ();
-
-    fn from_str(s: &str) -> Result<Self, ()> {
-        match s.to_ascii_uppercase().as_str() {
-            "ES256" => Ok(Self::Es256),
-            "RS256" => Ok(Self::Rs256),
-            "EDDSA" => Ok(Self::EdDsa),
-            _ => Err(()),
-        }
-    }
-}
-
-impl fmt::Display for KeyAlg {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
-#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
-pub enum KeyState {
-    #[sea_orm(string_value = "active")]
-    Active,
-    #[sea_orm(string_value = "retired")]
-    Retired,
-}
 
 enum Signer {
     Ec(EcdsaKeyPair),

@@ -25,7 +25,8 @@ use uuid::Uuid;
 
 use crate::{
     config::{MasterKey, Settings},
-    domain::{PrincipalKind, Role, ScopeSet, TokenKind, clock, principals, secrets::Digest},
+    domain::{PrincipalKind, Role, ScopeSet, TokenKind, clock, principals},
+    secret::Digest,
     storage::{
         Db,
         entities::{principal, token},

@@ -59,7 +59,7 @@ pub fn pre_csrf_cookie(value: &str, secure: bool) -> Cookie<'static> {
 pub fn pre_csrf_value(req: &HttpRequest) -> (String, bool) {
     match req.cookie(PRE_CSRF_COOKIE) {
         Some(c) if c.value().len() == 43 => (c.value().to_owned(), false),
-        _ => (crate::domain::secrets::random_token(), true),
+        _ => (crate::secret::random_token(), true),
     }
 }
 

@@ -1,6 +1,6 @@
 use sea_orm::entity::prelude::*;
 
-use crate::domain::{AuthMethod, PrincipalKind, Role};
+use crate::kinds::{AuthMethod, PrincipalKind, Role};
 
 /// A user or a machine user: one table, so usernames share one namespace.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]

@@ -1,6 +1,6 @@
 use sea_orm::entity::prelude::*;
 
-use crate::token_service::keys::{KeyAlg, KeyState};
+use crate::kinds::{KeyAlg, KeyState};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "signing_keys")]

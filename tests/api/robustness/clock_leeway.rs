@@ -5,7 +5,8 @@
 use serde_json::json;
 use tessera::{
     config::{MasterKey, Settings, SettingsArgs},
-    domain::{ScopeSet, TokenKind, clock, principals, secrets::Digest, tokens::record_row},
+    domain::{ScopeSet, TokenKind, clock, principals, tokens::record_row},
+    secret::Digest,
     storage::{Db, entities::token},
     token_service::{Minted, keys},
 };

@@ -4,9 +4,15 @@
 //! `expose()`; the one response that shows a new secret serialises it with
 //! [`serde_exposed`]. `PlainSecret` and `MasterKey` redact the same way.
 
+mod generated;
+
 use std::{convert::Infallible, fmt, str::FromStr};
 
+use base64::Engine;
+
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+pub use generated::{Digest, PlainSecret, random_bytes, random_token, token_hint};
 
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret<T>(T);
@@ -73,6 +79,76 @@ pub mod serde_exposed {
         }
     }
 }
+
+/// The 32-byte master key: encrypts signing keys at rest, keys session cookies.
+#[derive(Clone)]
+pub struct MasterKey(pub [u8; 32]);
+
+impl MasterKey {
+    pub fn from_base64(raw: &str) -> anyhow::Result<Self> {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(raw.trim())
+            .map_err(|_| {
+                anyhow::anyhow!("not valid base64 (generate one with `openssl rand -base64 32`)")
+            })?;
+        let key: [u8; 32] = bytes.try_into().map_err(|_| {
+            anyhow::anyhow!(
+                "must be exactly 32 bytes (generate one with `openssl rand -base64 32`)"
+            )
+        })?;
+        Ok(Self(key))
+    }
+
+    pub fn to_base64(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(self.0)
+    }
+}
+
+impl fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MasterKey(<redacted>)")
+    }
+}
+
+/// A database URL. Its `Debug` hides the password a PostgreSQL URL may carry.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for DatabaseUrl {
+    fn from(url: String) -> Self {
+        Self(url)
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match url::Url::parse(&self.0) {
+            Ok(mut url) => {
+                if url.password().is_some() {
+                    // Cannot fail: a URL with a password has a host.
+                    let _ = url.set_password(Some("<redacted>"));
+                }
+                // Query parameters may carry a password too (`?password=`).
+                if url
+                    .query()
+                    .is_some_and(|q| q.to_ascii_lowercase().contains("pass"))
+                {
+                    url.set_query(Some("<redacted>"));
+                }
+                write!(f, "DatabaseUrl({:?})", url.as_str())
+            }
+            Err(_) => f.write_str("DatabaseUrl(<unparsable, redacted>)"),
+        }
+    }
+}
+
 
 #[cfg(test)]
 mod tests {
