@@ -4,10 +4,12 @@
 pub mod api;
 pub mod app;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod duration;
 pub mod http;
+pub mod jwt;
 pub mod kinds;
 pub mod metrics;
 pub mod oauth;

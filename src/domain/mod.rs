@@ -3,12 +3,12 @@
 //! business rules of its own.
 
 pub mod audit;
-pub mod clock;
 mod error;
 pub mod principals;
 pub mod retention;
 pub mod scopes;
 pub mod sessions;
+pub mod signing_keys;
 pub mod stats;
 pub mod tokens;
 mod types;
@@ -17,6 +17,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::Serialize;
 use uuid::Uuid;
 
+pub use crate::clock;
 pub use error::{Error, is_unique_violation};
 pub use types::*;
 

@@ -25,7 +25,7 @@ use crate::{
         Change, Db, announce,
         entities::{principal, token},
     },
-    token_service::{Minted, TokenService},
+    jwt::{Minted, Signer},
 };
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -237,7 +237,7 @@ pub struct Created {
 /// scopes the calling token lacks.
 pub async fn create(
     db: &Db,
-    svc: &TokenService,
+    signer: &Signer,
     actor: &Actor,
     owner_id: Uuid,
     new: NewToken,
@@ -278,8 +278,7 @@ pub async fn create(
         PrincipalKind::User => TokenKind::Personal,
         PrincipalKind::Machine => TokenKind::Machine,
     };
-    let minted = svc
-        .mint(&owner, kind, &requested, lifetime)
+    let minted = signer.mint(owner.id, &owner.username, kind, requested.to_string(), lifetime)
         .map_err(Error::Internal)?;
     let row = record_row(
         &minted,
@@ -575,7 +574,7 @@ async fn mark_revoked(
 /// today (it may have been lowered since the old token was issued).
 pub async fn regenerate(
     db: &Db,
-    svc: &TokenService,
+    signer: &Signer,
     actor: &Actor,
     id: Uuid,
     access: Access,

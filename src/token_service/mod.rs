@@ -1,65 +1,34 @@
-//! The token service: signs every token as an RFC 9068 JWT, records it, and
-//! validates presented tokens (signature, claims, revocation, the owner's
-//! current permissions).
+//! The token service: validates presented tokens (signature through the
+//! `jwt` signer, then revocation and the owner's current permissions),
+//! authenticates clients, and keeps the signer's keys fresh. It sits above the
+//! domain; issuing is the domain's (`domain::tokens`).
 //!
 //! Hot paths: validation is served from a cache keyed by the token's digest
 //! and invalidated through the change feed; `last used` is coalesced in memory
 //! (`usage`); client-credentials tokens are recorded by group commit
 //! (`recorder`).
 
-pub mod keys;
 pub mod recorder;
 pub mod usage;
 
-use std::{
-    sync::{Arc, RwLock},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
-use jsonwebtoken::Validation;
 use moka::sync::Cache;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{
     config::{MasterKey, Settings},
-    domain::{PrincipalKind, Role, ScopeSet, TokenKind, clock, principals},
+    domain::{PrincipalKind, Role, ScopeSet, TokenKind, principals, signing_keys},
+    jwt::{Claims, Signer, VerifyError, keys::LoadedKey},
     secret::Digest,
     storage::{
         Db,
         entities::{principal, token},
     },
 };
-use keys::KeyRing;
-
-/// The claims of INTERFACE.md §5.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Claims {
-    pub iss: String,
-    pub sub: String,
-    pub aud: String,
-    pub exp: i64,
-    pub iat: i64,
-    pub nbf: i64,
-    pub jti: String,
-    pub client_id: String,
-    pub scope: String,
-    pub token_kind: TokenKind,
-}
-
-/// A freshly signed token, not yet recorded.
-pub struct Minted {
-    /// The record's id; the `jti` is its text form, so both index append-only.
-    pub id: Uuid,
-    pub token: String,
-    pub jti: String,
-    pub kid: String,
-    pub issued_at: OffsetDateTime,
-    pub expires_at: OffsetDateTime,
-    pub digest: Digest,
-}
+pub use crate::jwt::{CLOCK_LEEWAY_SECS, Minted};
 
 /// A validated token and what its owner may do with it right now.
 #[derive(Debug)]
@@ -108,6 +77,16 @@ pub enum Rejection {
     Unavailable,
 }
 
+impl From<VerifyError> for Rejection {
+    fn from(e: VerifyError) -> Self {
+        match e {
+            VerifyError::Malformed => Self::Malformed,
+            VerifyError::Expired => Self::Expired,
+            VerifyError::Invalid | VerifyError::UnknownKid(_) => Self::Invalid,
+        }
+    }
+}
+
 /// The last key reload: when it started and whether it succeeded.
 #[derive(Clone, Copy)]
 struct LastReload {
@@ -130,9 +109,7 @@ struct CachedClient {
 pub struct TokenService {
     db: Db,
     master: MasterKey,
-    issuer: String,
-    audience: String,
-    ring: RwLock<Arc<KeyRing>>,
+    pub signer: Signer,
     keys_loaded_epoch: std::sync::atomic::AtomicU64,
     /// Held while keys reload, so there is one reload at a time and requests
     /// for an unknown kid wait for it (single flight).
@@ -144,11 +121,6 @@ pub struct TokenService {
     pub usage: usage::UsageTracker,
     pub recorder: recorder::Recorder,
 }
-
-/// How far in the future a token's `nbf` and `iat` may be, in seconds, so that
-/// instances whose clocks differ a little accept each other's fresh tokens.
-/// `exp` gets no leeway: an expired token stays expired.
-pub const CLOCK_LEEWAY_SECS: i64 = 60;
 
 /// How long a signature verification may be reused before the token is
 /// checked against the database again, even without a change notification.
@@ -167,17 +139,15 @@ impl TokenService {
         settings: &Settings,
         master: MasterKey,
     ) -> anyhow::Result<Arc<Self>> {
-        keys::ensure_active(&db, &master, settings.signing_alg).await?;
-        let ring = keys::load_ring(&db.read, &master, None).await?;
+        signing_keys::ensure_active(&db, &master, settings.signing_alg).await?;
+        let ring = signing_signing_keys::load_ring(&db.read, &master, None).await?;
         let service = Arc::new(Self {
             recorder: recorder::Recorder::spawn(db.write.clone()),
             usage: usage::UsageTracker::default(),
             db,
             master,
-            issuer: settings.public_url.clone(),
-            audience: settings.audience.clone(),
+            signer: Signer::new(settings.public_url.clone(), settings.audience.clone(), ring),
             keys_loaded_epoch: std::sync::atomic::AtomicU64::new(0),
-            ring: RwLock::new(Arc::new(ring)),
             reload: tokio::sync::Mutex::new(None),
             reloads: std::sync::atomic::AtomicU64::new(0),
             cache: Cache::builder()
@@ -233,74 +203,30 @@ impl TokenService {
     async fn reload_locked(&self, last: &mut Option<LastReload>) -> anyhow::Result<()> {
         let started = tokio::time::Instant::now();
         let epoch = self.db.changes.keys_epoch();
-        let previous = self.ring();
-        let loaded = keys::load_ring(&self.db.read, &self.master, Some(&previous)).await;
+        let previous = self.signer.ring();
+        let loaded = signing_signing_keys::load_ring(&self.db.read, &self.master, Some(&previous)).await;
         self.reloads
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         *last = Some(LastReload {
             started,
             ok: loaded.is_ok(),
         });
-        *self.ring.write().expect("key ring lock") = Arc::new(loaded?);
+        self.signer.replace_ring(loaded?);
         self.keys_loaded_epoch
             .store(epoch, std::sync::atomic::Ordering::Release);
         Ok(())
     }
 
-    pub fn ring(&self) -> Arc<KeyRing> {
-        self.ring.read().expect("key ring lock").clone()
+    pub fn ring(&self) -> Arc<crate::jwt::keys::KeyRing> {
+        self.signer.ring()
     }
 
     pub fn issuer(&self) -> &str {
-        &self.issuer
+        self.signer.issuer()
     }
 
     pub fn audience(&self) -> &str {
-        &self.audience
-    }
-
-    /// Signs a token with the active key. The caller records it before
-    /// handing it out.
-    pub fn mint(
-        &self,
-        owner: &principal::Model,
-        kind: TokenKind,
-        scopes: &ScopeSet,
-        lifetime_secs: i64,
-    ) -> anyhow::Result<Minted> {
-        let ring = self.ring();
-        let key = &ring.active;
-        let issued_at = clock::now();
-        let expires_at = issued_at
-            .checked_add(time::Duration::seconds(lifetime_secs))
-            .filter(|t| clock::checked_utc(*t).is_some())
-            .ok_or_else(|| anyhow::anyhow!("token lifetime out of range: {lifetime_secs} s"))?;
-        let id = Uuid::now_v7();
-        let jti = id.to_string();
-        let claims = Claims {
-            iss: self.issuer.clone(),
-            sub: owner.id.to_string(),
-            aud: self.audience.clone(),
-            exp: expires_at.unix_timestamp(),
-            iat: issued_at.unix_timestamp(),
-            nbf: issued_at.unix_timestamp(),
-            jti: jti.clone(),
-            client_id: owner.username.clone(),
-            scope: scopes.to_string(),
-            token_kind: kind,
-        };
-        let payload = serde_json::to_vec(&claims)?;
-        let token = key.sign_jwt(&payload)?;
-        let digest = Digest::of(&token);
-        Ok(Minted {
-            id,
-            token,
-            jti,
-            kid: key.kid.clone(),
-            issued_at,
-            expires_at,
-            digest,
-        })
+        self.signer.audience()
     }
 
     /// Client authentication (RFC 6749 §2.3.1): the enabled machine user
@@ -427,42 +353,16 @@ impl TokenService {
         })
     }
 
-    /// Signature and claims. Rejects `alg: none`, HMAC, an algorithm other
-    /// than the key's, unknown kids, a wrong `typ`, `iss` or `aud`, and tokens
-    /// outside their validity window.
+    /// Signature and claims (`jwt::Signer::verify`); a kid the signer does
+    /// not know waits for one key reload before it is refused.
     pub async fn verify(&self, token: &str) -> Result<Claims, Rejection> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| Rejection::Malformed)?;
-        if header.typ.as_deref() != Some("at+jwt") {
-            return Err(Rejection::Invalid);
-        }
-        let kid = header.kid.ok_or(Rejection::Invalid)?;
-        let key = match self.ring().by_kid.get(&kid).cloned() {
-            Some(k) => k,
-            None => self.key_after_reload(&kid).await?,
-        };
-        if header.alg != key.alg.jwt_algorithm() {
-            return Err(Rejection::Invalid);
-        }
-        let mut validation = Validation::new(key.alg.jwt_algorithm());
-        // `exp` is strict; `nbf` and `iat` get CLOCK_LEEWAY_SECS, checked below
-        // (the library's leeway would stretch `exp` too, and it ignores `iat`).
-        validation.leeway = 0;
-        validation.validate_nbf = false;
-        validation.set_issuer(&[&self.issuer]);
-        validation.set_audience(&[&self.audience]);
-        validation.set_required_spec_claims(&["exp", "iat", "nbf", "iss", "aud", "sub", "jti"]);
-        let claims = match jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation) {
-            Ok(data) => data.claims,
-            Err(e) if matches!(e.kind(), jsonwebtoken::errors::ErrorKind::ExpiredSignature) => {
-                return Err(Rejection::Expired);
+        match self.signer.verify(token) {
+            Err(VerifyError::UnknownKid(kid)) => {
+                self.key_after_reload(&kid).await?;
+                self.signer.verify(token).map_err(Rejection::from)
             }
-            Err(_) => return Err(Rejection::Invalid),
-        };
-        let latest_start = OffsetDateTime::now_utc().unix_timestamp() + CLOCK_LEEWAY_SECS;
-        if claims.nbf > latest_start || claims.iat > latest_start {
-            return Err(Rejection::Invalid);
+            other => other.map_err(Rejection::from),
         }
-        Ok(claims)
     }
 
     /// A kid we do not know may be a key created a moment ago (CLI, another
@@ -471,7 +371,7 @@ impl TokenService {
     /// that reload (single flight), and reloads start at most once per
     /// [`MIN_KEY_RELOAD_GAP`], so random kids cannot make the server reload
     /// more often; a kid still unknown after such a reload is refused.
-    async fn key_after_reload(&self, kid: &str) -> Result<Arc<keys::LoadedKey>, Rejection> {
+    async fn key_after_reload(&self, kid: &str) -> Result<Arc<LoadedKey>, Rejection> {
         let arrived = tokio::time::Instant::now();
         let mut last = self.reload.lock().await;
         if let Some(key) = self.ring().by_kid.get(kid) {
@@ -554,13 +454,13 @@ mod tests {
     async fn recorded_tokens_validate_and_expired_ones_do_not() {
         let (_dir, svc, owner) = service().await;
         let scopes = ScopeSet::from_stored("profile");
-        let live = svc.mint(&owner, TokenKind::Machine, &scopes, 600).unwrap();
+        let live = svc.signer.mint(owner.id, &owner.username, TokenKind::Machine, scopes.to_string(), 600).unwrap();
         record(&svc, &owner, &live).await;
         let info = svc.validate(&live.token).await.unwrap();
         assert_eq!(info.scopes.to_string(), "profile");
         assert_eq!(info.username, "svc-1");
 
-        let expired = svc.mint(&owner, TokenKind::Machine, &scopes, -30).unwrap();
+        let expired = svc.signer.mint(owner.id, &owner.username, TokenKind::Machine, scopes.to_string(), -30).unwrap();
         record(&svc, &owner, &expired).await;
         assert_eq!(
             svc.validate(&expired.token).await.unwrap_err(),
@@ -568,7 +468,7 @@ mod tests {
         );
 
         // Signed by us but never recorded: refused.
-        let unrecorded = svc.mint(&owner, TokenKind::Machine, &scopes, 600).unwrap();
+        let unrecorded = svc.signer.mint(owner.id, &owner.username, TokenKind::Machine, scopes.to_string(), 600).unwrap();
         assert_eq!(
             svc.validate(&unrecorded.token).await.unwrap_err(),
             Rejection::Unknown
@@ -619,12 +519,7 @@ mod tests {
             let result = svc.verify(&signed(&svc, &owner, nbf, iat)).await;
             assert_eq!(result.is_ok(), ok, "{what}: {result:?}");
         }
-        let expired = svc.mint(
-            &owner,
-            TokenKind::Machine,
-            &ScopeSet::from_stored("profile"),
-            -5,
-        );
+        let expired = svc.signer.mint(owner.id, &owner.username, TokenKind::Machine, "profile".to_owned(), -5);
         assert_eq!(
             svc.verify(&expired.unwrap().token).await.unwrap_err(),
             Rejection::Expired,
@@ -638,7 +533,7 @@ mod tests {
         let scopes = ScopeSet::from_stored("profile");
         for secs in [i64::MAX, i64::MIN, 400 * 365 * 86_400 * 25] {
             assert!(
-                svc.mint(&owner, TokenKind::Machine, &scopes, secs).is_err(),
+                svc.signer.mint(owner.id, &owner.username, TokenKind::Machine, scopes.to_string(), secs).is_err(),
                 "{secs}"
             );
         }
@@ -695,7 +590,7 @@ mod tests {
         let scopes = ScopeSet::from_stored("profile");
         let mut ids = Vec::new();
         for _ in 0..3 {
-            let minted = svc.mint(&owner, TokenKind::Machine, &scopes, 600).unwrap();
+            let minted = svc.signer.mint(owner.id, &owner.username, TokenKind::Machine, scopes.to_string(), 600).unwrap();
             record(&svc, &owner, &minted).await;
             ids.push(minted.id);
         }
@@ -733,15 +628,15 @@ mod tests {
         let (_dir, svc, owner) = service().await;
         for _ in 0..3 {
             // Another process rotates: this service has not heard of the key.
-            keys::rotate(
+            signing_keys::rotate(
                 &svc.db,
                 &svc.master,
-                keys::KeyAlg::Es256,
+                crate::kinds::KeyAlg::Es256,
                 &crate::domain::Actor::system(),
             )
             .await
             .unwrap();
-            let ring = keys::load_ring(&svc.db.read, &svc.master, None)
+            let ring = signing_keys::load_ring(&svc.db.read, &svc.master, None)
                 .await
                 .unwrap();
             assert!(!svc.ring().by_kid.contains_key(&ring.active.kid));
