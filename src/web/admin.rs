@@ -81,6 +81,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/tokens/{id}/revoke", web::post().to(admin_revoke))
         .route("/admin/scopes", web::get().to(scopes_page))
         .route("/admin/scopes", web::post().to(scope_create))
+        .route("/admin/scopes/{name}", web::post().to(scope_update))
+        .route(
+            "/admin/scopes/{name}/delete",
+            web::get().to(scope_delete_page),
+        )
+        .route("/admin/scopes/{name}/delete", web::post().to(scope_delete))
         .route("/admin/keys", web::get().to(keys_page))
         .route("/admin/keys/rotate", web::post().to(keys_rotate))
         .route("/admin/audit", web::get().to(audit_page));
@@ -929,11 +935,13 @@ struct ScopesPage {
     description: String,
 }
 
+/// The scopes page; after a refused change, with the reason (`error`) and
+/// the status that goes with it.
 async fn scopes_view(
     state: &AppState,
     me: &SignedIn,
     notice: Option<&str>,
-    error: Option<String>,
+    error: Option<(StatusCode, String)>,
     name: String,
     description: String,
 ) -> Result<HttpResponse, WebError> {
@@ -946,10 +954,9 @@ async fn scopes_view(
             builtin: s.builtin,
         })
         .collect();
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
+    let (status, error) = match error {
+        Some((status, message)) => (status, Some(message)),
+        None => (StatusCode::OK, None),
     };
     render_status(
         status,
@@ -961,6 +968,17 @@ async fn scopes_view(
             description,
         },
     )
+}
+
+/// A refusal the admin can act on (bad input, a conflict): shown on the
+/// scopes page in words, with its status.
+fn scope_refusal(e: domain::Error) -> Result<(StatusCode, String), WebError> {
+    let status = match e {
+        domain::Error::Invalid { .. } => StatusCode::BAD_REQUEST,
+        domain::Error::Conflict(_) => StatusCode::CONFLICT,
+        other => return Err(other.into()),
+    };
+    Ok((status, WebError::Domain(e).message()))
 }
 
 async fn scopes_page(
@@ -992,11 +1010,67 @@ async fn scope_create(
     let description = form.get("description").unwrap_or("").to_owned();
     match scopes::create(&state.db, &me.actor(), &name, Some(&description)).await {
         Ok(_) => Ok(see_other("/admin/scopes?notice=created")),
-        Err(e) if is_user_error(&e) => {
-            let message = WebError::Domain(e).message();
-            scopes_view(&state, &me, None, Some(message), name, description).await
+        Err(e) => {
+            let refusal = scope_refusal(e)?;
+            scopes_view(&state, &me, None, Some(refusal), name, description).await
         }
-        Err(e) => Err(e.into()),
+    }
+}
+
+async fn scope_update(
+    me: SignedIn,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    let form = FormData::parse(&body)?;
+    check_csrf(&me, form.get("csrf"))?;
+    let description = form.get("description").unwrap_or("");
+    match scopes::update(&state.db, &me.actor(), &path, description).await {
+        Ok(_) => Ok(see_other("/admin/scopes?notice=updated")),
+        Err(e) => {
+            let refusal = scope_refusal(e)?;
+            let empty = String::new;
+            scopes_view(&state, &me, None, Some(refusal), empty(), empty()).await
+        }
+    }
+}
+
+async fn scope_delete_page(
+    me: SignedIn,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    let scope = scopes::get(&state.db.read, &path).await?;
+    render(&ConfirmPage {
+        l: Layout::new(&me, "scopes"),
+        title: format!("Delete scope “{}”?", scope.name),
+        message: "Tokens can no longer be given this scope. A scope that a machine user is allowed or an active token holds cannot be deleted: the page will say which.".into(),
+        action: format!("/admin/scopes/{}/delete", scope.name),
+        button: "Delete scope",
+        cancel: "/admin/scopes".into(),
+        danger: true,
+    })
+}
+
+async fn scope_delete(
+    me: SignedIn,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    let form = FormData::parse(&body)?;
+    check_csrf(&me, form.get("csrf"))?;
+    match scopes::delete(&state.db, &me.actor(), &path).await {
+        Ok(()) => Ok(see_other("/admin/scopes?notice=deleted")),
+        Err(e) => {
+            let refusal = scope_refusal(e)?;
+            let empty = String::new;
+            scopes_view(&state, &me, None, Some(refusal), empty(), empty()).await
+        }
     }
 }
 

@@ -7,10 +7,12 @@ mod common;
 mod authz;
 mod bad_input;
 mod machine_users;
+mod minting;
 mod openapi;
 mod pagination;
 mod properties;
 mod readme;
+mod scope_resources;
 mod tokens;
 mod users_scopes_audit;
 
