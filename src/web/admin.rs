@@ -935,13 +935,13 @@ struct ScopesPage {
     description: String,
 }
 
-/// The scopes page; after a refused change, with the reason (`error`) and
-/// the status that goes with it.
+/// The scopes page; after a refused change, with the reason in words (and
+/// status 400, like the other forms of the console).
 async fn scopes_view(
     state: &AppState,
     me: &SignedIn,
     notice: Option<&str>,
-    error: Option<(StatusCode, String)>,
+    error: Option<String>,
     name: String,
     description: String,
 ) -> Result<HttpResponse, WebError> {
@@ -954,9 +954,10 @@ async fn scopes_view(
             builtin: s.builtin,
         })
         .collect();
-    let (status, error) = match error {
-        Some((status, message)) => (status, Some(message)),
-        None => (StatusCode::OK, None),
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
     };
     render_status(
         status,
@@ -968,17 +969,6 @@ async fn scopes_view(
             description,
         },
     )
-}
-
-/// A refusal the admin can act on (bad input, a conflict): shown on the
-/// scopes page in words, with its status.
-fn scope_refusal(e: domain::Error) -> Result<(StatusCode, String), WebError> {
-    let status = match e {
-        domain::Error::Invalid { .. } => StatusCode::BAD_REQUEST,
-        domain::Error::Conflict(_) => StatusCode::CONFLICT,
-        other => return Err(other.into()),
-    };
-    Ok((status, WebError::Domain(e).message()))
 }
 
 async fn scopes_page(
@@ -1010,10 +1000,11 @@ async fn scope_create(
     let description = form.get("description").unwrap_or("").to_owned();
     match scopes::create(&state.db, &me.actor(), &name, Some(&description)).await {
         Ok(_) => Ok(see_other("/admin/scopes?notice=created")),
-        Err(e) => {
-            let refusal = scope_refusal(e)?;
-            scopes_view(&state, &me, None, Some(refusal), name, description).await
+        Err(e) if is_user_error(&e) => {
+            let message = WebError::Domain(e).message();
+            scopes_view(&state, &me, None, Some(message), name, description).await
         }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -1029,11 +1020,12 @@ async fn scope_update(
     let description = form.get("description").unwrap_or("");
     match scopes::update(&state.db, &me.actor(), &path, description).await {
         Ok(_) => Ok(see_other("/admin/scopes?notice=updated")),
-        Err(e) => {
-            let refusal = scope_refusal(e)?;
+        Err(e) if is_user_error(&e) => {
+            let message = WebError::Domain(e).message();
             let empty = String::new;
-            scopes_view(&state, &me, None, Some(refusal), empty(), empty()).await
+            scopes_view(&state, &me, None, Some(message), empty(), empty()).await
         }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -1066,11 +1058,12 @@ async fn scope_delete(
     check_csrf(&me, form.get("csrf"))?;
     match scopes::delete(&state.db, &me.actor(), &path).await {
         Ok(()) => Ok(see_other("/admin/scopes?notice=deleted")),
-        Err(e) => {
-            let refusal = scope_refusal(e)?;
+        Err(e) if is_user_error(&e) => {
+            let message = WebError::Domain(e).message();
             let empty = String::new;
-            scopes_view(&state, &me, None, Some(refusal), empty(), empty()).await
+            scopes_view(&state, &me, None, Some(message), empty(), empty()).await
         }
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -249,7 +249,7 @@ async fn admins_describe_and_delete_scopes_on_the_scopes_page(backend: Backend) 
             &[("description", "mine")],
         )
         .await;
-    assert_eq!(res.status, 409, "built-in: {}", res.body);
+    assert_eq!(res.status, 400, "built-in: {}", res.body);
     assert!(res.body.contains("built-in"), "{}", res.body);
 
     // Without the CSRF token: refused.
@@ -268,7 +268,7 @@ async fn admins_describe_and_delete_scopes_on_the_scopes_page(backend: Backend) 
             &[],
         )
         .await;
-    assert_eq!(res.status, 409, "{}", res.body);
+    assert_eq!(res.status, 400, "{}", res.body);
     assert!(res.body.contains("1 machine user"), "{}", res.body);
 
     // Delete.
