@@ -948,3 +948,54 @@ pub async fn authenticate_client(
         _ => None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ConnectionTrait, EntityTrait, PaginatorTrait};
+
+    use super::*;
+    use crate::storage::entities::audit_event;
+
+    /// The machine user and its secret share one transaction: when the
+    /// second insert fails, the first is rolled back with it.
+    #[tokio::test]
+    async fn a_machine_user_is_not_kept_when_its_first_secret_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let db = Db::connect(&url).await.unwrap();
+        db.migrate().await.unwrap();
+        db.write
+            .execute_unprepared(
+                "CREATE TRIGGER no_secrets BEFORE INSERT ON client_secrets \
+                 BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+            )
+            .await
+            .unwrap();
+        let input = MachineUserInput {
+            username: Some("half-made".into()),
+            ..MachineUserInput::default()
+        };
+
+        let result = create_machine_user_with_secret(&db, &Actor::system(), input.clone()).await;
+
+        assert!(
+            matches!(result, Err(Error::Internal(_))),
+            "the secret insert failed"
+        );
+        assert_eq!(principal::Entity::find().count(&db.read).await.unwrap(), 0);
+        assert_eq!(
+            audit_event::Entity::find().count(&db.read).await.unwrap(),
+            0
+        );
+
+        db.write
+            .execute_unprepared("DROP TRIGGER no_secrets")
+            .await
+            .unwrap();
+        let (machine, secret) = create_machine_user_with_secret(&db, &Actor::system(), input)
+            .await
+            .unwrap();
+        assert_eq!(machine.secrets.len(), 1);
+        assert_eq!(machine.secrets[0].id, secret.id);
+    }
+}
