@@ -244,17 +244,9 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 cc_ttl_minutes: Some(ttl_minutes),
                 ..MachineUserInput::default()
             };
-            let actor = Actor::system();
-            let machine = principals::create_machine_user(&db, &actor, input).await?;
-            // Two transactions: undo the first if the second fails, so a
-            // failed command leaves no machine user without its secret.
-            let secret = match principals::create_secret(&db, &actor, machine.id).await {
-                Ok(secret) => secret,
-                Err(e) => {
-                    let _ = principals::delete_machine_user(&db, &actor, machine.id).await;
-                    return Err(e.into());
-                }
-            };
+            // One transaction: a failure leaves no machine user without its secret.
+            let (_, secret) =
+                principals::create_machine_user_with_secret(&db, &Actor::system(), input).await?;
             println!("{}", secret.client_secret.expose());
             Ok(())
         }

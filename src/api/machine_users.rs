@@ -247,6 +247,7 @@ pub async fn create_token(
     body: JsonBody<TokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require("admin:write")?;
+    super::tokens::refuse_client_credentials(&auth)?;
     let new = body.parse()?.into_new()?;
     principals::get_machine_user(&state.db.read, *id).await?;
     // The machine user's allowed scopes bound the token; an admin who may

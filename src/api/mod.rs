@@ -85,6 +85,9 @@ fn routes() -> utoipa_actix_web::scope::Scope<
         .service(users::update)
         .service(scopes::list)
         .service(scopes::create)
+        .service(scopes::get)
+        .service(scopes::update)
+        .service(scopes::delete)
         .service(audit::list)
 }
 

@@ -1,6 +1,7 @@
-//! Scopes: everyone may read them; admins register new ones.
+//! Scopes: everyone may read them; admins register, describe and delete
+//! their own (built-in scopes are fixed).
 
-use actix_web::{HttpResponse, get, post, web};
+use actix_web::{HttpResponse, delete, get, patch, post, web};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -63,6 +64,91 @@ pub async fn create(
     auth.require("admin:write")?;
     let b = body.parse()?;
     let scope = scopes::create(&state.db, &auth.actor(), &b.name, b.description.as_deref()).await?;
-    // Scopes have no page of their own: the Location is the list holding it.
-    Ok(created("/api/v1/scopes".to_owned(), &scope))
+    Ok(created(location(&scope.name), &scope))
+}
+
+fn location(name: &str) -> String {
+    format!("/api/v1/scopes/{name}")
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScopePatch {
+    /// At most 500 characters.
+    pub description: String,
+}
+
+/// One scope, built-in or registered.
+#[utoipa::path(
+    operation_id = "get_scope",
+    tag = "scopes",
+    params(("name" = String, Path)),
+    security(("bearer" = ["profile"])),
+    responses(
+        (status = 200, body = Scope),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+    )
+)]
+#[get("/scopes/{name}")]
+pub async fn get(
+    state: web::Data<AppState>,
+    auth: Bearer,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require("profile")?;
+    let scope = scopes::get(&state.db.read, &name).await?;
+    Ok(HttpResponse::Ok().json(scope))
+}
+
+/// Changes a registered scope's description. Built-in scopes cannot be
+/// changed (409).
+#[utoipa::path(
+    operation_id = "update_scope",
+    tag = "scopes",
+    params(("name" = String, Path)),
+    request_body = ScopePatch,
+    security(("bearer" = ["admin:write"])),
+    responses(
+        (status = 200, body = Scope),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 413, body = Problem),
+        (status = 415, body = Problem),
+    )
+)]
+#[patch("/scopes/{name}")]
+pub async fn update(
+    state: web::Data<AppState>,
+    auth: Bearer,
+    name: web::Path<String>,
+    body: JsonBody<ScopePatch>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require("admin:write")?;
+    let b = body.parse()?;
+    let scope = scopes::update(&state.db, &auth.actor(), &name, &b.description).await?;
+    Ok(HttpResponse::Ok().json(scope))
+}
+
+/// Deletes a registered scope that nothing uses: 409 while a machine user is
+/// allowed it or an active token holds it (the detail counts them), and for
+/// built-in scopes.
+#[utoipa::path(
+    operation_id = "delete_scope",
+    tag = "scopes",
+    params(("name" = String, Path)),
+    security(("bearer" = ["admin:write"])),
+    responses(
+        (status = 204),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem),
+    )
+)]
+#[delete("/scopes/{name}")]
+pub async fn delete(
+    state: web::Data<AppState>,
+    auth: Bearer,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require("admin:write")?;
+    scopes::delete(&state.db, &auth.actor(), &name).await?;
+    Ok(HttpResponse::NoContent().finish())
 }

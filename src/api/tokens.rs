@@ -53,6 +53,19 @@ fn own(auth: &Bearer) -> Access {
     Access::Own(auth.info.owner_id)
 }
 
+/// A client-credentials token lives minutes and stops being renewable once
+/// its client secret is removed; a token it minted (or regenerated) would
+/// outlive both. So it may use the API, but never to obtain another token.
+pub(super) fn refuse_client_credentials(auth: &Bearer) -> Result<(), ApiError> {
+    if auth.info.kind == TokenKind::ClientCredentials {
+        return Err(domain::Error::Forbidden(
+            "a client-credentials token cannot create or regenerate tokens: a token it made would outlive it and its client secret. Use a personal or machine token, or ask an administrator for a machine token".into(),
+        )
+        .into());
+    }
+    Ok(())
+}
+
 /// The caller's own tokens, newest first.
 #[utoipa::path(
     operation_id = "list_own_tokens",
@@ -80,7 +93,8 @@ pub async fn list_own(
 }
 
 /// Creates a personal access token for the caller. The secret (`token`) is
-/// in this response only. The new token cannot hold a scope the calling token lacks.
+/// in this response only. The new token cannot hold a scope the calling token
+/// lacks, and a client-credentials token cannot create one (403).
 #[utoipa::path(
     operation_id = "create_own_token",
     tag = "tokens",
@@ -99,6 +113,7 @@ pub async fn create_own(
     body: JsonBody<TokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require("tokens:write")?;
+    refuse_client_credentials(&auth)?;
     let new = body.parse()?.into_new()?;
     let view = tokens::create(
         &state.db,
@@ -159,8 +174,10 @@ pub async fn revoke_own(
 
 /// Replaces one of the caller's tokens with a new one (same name, scopes and
 /// lifetime length) and revokes the old one. A revoked token cannot be
-/// regenerated (409); an expired one can. The calling token must hold every
-/// scope of the token it regenerates (403 otherwise).
+/// regenerated (409); an expired one can. The new token keeps only the scopes
+/// the owner may hold now (409 when none is left). The calling token must hold
+/// every scope of the new token (403 otherwise), and may not be a
+/// client-credentials token (403).
 #[utoipa::path(
     operation_id = "regenerate_own_token",
     tag = "tokens",
@@ -179,6 +196,7 @@ pub async fn regenerate_own(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require("tokens:write")?;
+    refuse_client_credentials(&auth)?;
     let view = tokens::regenerate(
         &state.db,
         &state.tokens,

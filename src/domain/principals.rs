@@ -618,6 +618,58 @@ pub async fn create_machine_user(
     actor: &Actor,
     input: MachineUserInput,
 ) -> Result<MachineUser, Error> {
+    let model = new_machine_user(db, actor, input).await?;
+    let actor = actor.clone();
+    let created = db
+        .write
+        .transaction::<_, principal::Model, Error>(|tx| {
+            Box::pin(async move { insert_machine_user(tx, &actor, model).await })
+        })
+        .await?;
+    machine_user_view(&db.read, created).await
+}
+
+/// A machine user and its first client secret, in one transaction: either
+/// both exist afterwards or neither does (the command line's
+/// `machine-users create`).
+pub async fn create_machine_user_with_secret(
+    db: &Db,
+    actor: &Actor,
+    input: MachineUserInput,
+) -> Result<(MachineUser, NewSecret), Error> {
+    let model = new_machine_user(db, actor, input).await?;
+    let secret = PlainSecret::generate(CLIENT_SECRET_PREFIX);
+    let digest = secret.digest().to_hex();
+    let hint = secret.hint(CLIENT_SECRET_PREFIX);
+    let actor = actor.clone();
+    let (created, row) = db
+        .write
+        .transaction::<_, (principal::Model, client_secret::Model), Error>(|tx| {
+            Box::pin(async move {
+                let created = insert_machine_user(tx, &actor, model).await?;
+                let row = insert_secret(tx, &actor, created.id, digest, hint).await?;
+                Ok((created, row))
+            })
+        })
+        .await?;
+    let view = machine_user_view(&db.read, created).await?;
+    Ok((
+        view,
+        NewSecret {
+            id: row.id,
+            client_secret: Secret::new(secret.expose().to_owned()),
+            hint: row.hint.unwrap_or_default(),
+            created_at: row.created_at,
+        },
+    ))
+}
+
+/// A validated machine user, not yet written.
+async fn new_machine_user(
+    db: &Db,
+    actor: &Actor,
+    input: MachineUserInput,
+) -> Result<principal::ActiveModel, Error> {
     actor.require_admin()?;
     let username = Username::parse(input.username.as_deref().unwrap_or(""))?;
     let mut m = blank(PrincipalKind::Machine, username, actor);
@@ -642,26 +694,30 @@ pub async fn create_machine_user(
     if let Some(ttl) = input.cc_ttl_minutes {
         m.cc_ttl_minutes = Set(check_ttl(ttl)?);
     }
-    let actor = actor.clone();
-    let created = db
-        .write
-        .transaction::<_, principal::Model, Error>(|tx| {
-            Box::pin(async move {
-                let created = m.insert(tx).await.map_err(duplicate_username)?;
-                audit::record(
-                    tx,
-                    &actor,
-                    "machine_user.create",
-                    "machine_user",
-                    Some(created.id.to_string()),
-                    json!({"username": created.username, "scopes": created.scopes}),
-                )
-                .await?;
-                Ok(created)
-            })
-        })
-        .await?;
-    machine_user_view(&db.read, created).await
+    Ok(m)
+}
+
+async fn insert_machine_user(
+    tx: &impl ConnectionTrait,
+    actor: &Actor,
+    model: principal::ActiveModel,
+) -> Result<principal::Model, Error> {
+    // Its scopes stay locked until the transaction ends, so none of them can
+    // be deleted before this machine user counts as allowed it.
+    if let sea_orm::ActiveValue::Set(scopes) = &model.scopes {
+        super::scopes::require_known_locked(tx, &ScopeSet::from_stored(scopes)).await?;
+    }
+    let created = model.insert(tx).await.map_err(duplicate_username)?;
+    audit::record(
+        tx,
+        actor,
+        "machine_user.create",
+        "machine_user",
+        Some(created.id.to_string()),
+        json!({"username": created.username, "scopes": created.scopes}),
+    )
+    .await?;
+    Ok(created)
 }
 
 async fn machine_user_view(
@@ -792,6 +848,10 @@ pub async fn update_machine_user(
                     .await?
                     .filter(|m| m.kind == PrincipalKind::Machine)
                     .ok_or(Error::NotFound("machine user"))?;
+                if let Some(v) = &scopes {
+                    // As on create: no scope it is allowed can vanish meanwhile.
+                    super::scopes::require_known_locked(tx, v).await?;
+                }
                 let mut m = current.clone().into_active_model();
                 let mut changed = serde_json::Map::new();
                 if let Some(v) = display_name {
@@ -898,45 +958,7 @@ pub async fn create_secret(
     let row = db
         .write
         .transaction::<_, client_secret::Model, Error>(|tx| {
-            Box::pin(async move {
-                // Lock the owner so two concurrent requests cannot both add a second secret.
-                principal::Entity::find_by_id(machine_user_id)
-                    .lock_exclusive()
-                    .one(tx)
-                    .await?
-                    .filter(|m| m.kind == PrincipalKind::Machine)
-                    .ok_or(Error::NotFound("machine user"))?;
-                let existing = client_secret::Entity::find()
-                    .filter(client_secret::Column::MachineUserId.eq(machine_user_id))
-                    .all(tx)
-                    .await?;
-                if existing.len() >= MAX_ACTIVE_SECRETS {
-                    return Err(Error::conflict(
-                        "a machine user holds at most two client secrets: remove one first",
-                    ));
-                }
-                let row = client_secret::ActiveModel {
-                    id: Set(Uuid::now_v7()),
-                    machine_user_id: Set(machine_user_id),
-                    digest: Set(digest),
-                    created_at: Set(clock::now()),
-                    created_by: Set(actor.id()),
-                    last_used_at: Set(None),
-                    hint: Set(Some(hint)),
-                }
-                .insert(tx)
-                .await?;
-                audit::record(
-                    tx,
-                    &actor,
-                    "client_secret.create",
-                    "machine_user",
-                    Some(machine_user_id.to_string()),
-                    json!({"secret_id": row.id, "hint": row.hint}),
-                )
-                .await?;
-                Ok(row)
-            })
+            Box::pin(async move { insert_secret(tx, &actor, machine_user_id, digest, hint).await })
         })
         .await?;
     Ok(NewSecret {
@@ -945,6 +967,54 @@ pub async fn create_secret(
         hint: row.hint.unwrap_or_default(),
         created_at: row.created_at,
     })
+}
+
+/// Adds a client secret with `digest` to a machine user inside `tx`, within
+/// the limit of [`MAX_ACTIVE_SECRETS`], and audits it.
+async fn insert_secret(
+    tx: &impl ConnectionTrait,
+    actor: &Actor,
+    machine_user_id: Uuid,
+    digest: String,
+    hint: String,
+) -> Result<client_secret::Model, Error> {
+    // Lock the owner so two concurrent requests cannot both add a second secret.
+    principal::Entity::find_by_id(machine_user_id)
+        .lock_exclusive()
+        .one(tx)
+        .await?
+        .filter(|m| m.kind == PrincipalKind::Machine)
+        .ok_or(Error::NotFound("machine user"))?;
+    let existing = client_secret::Entity::find()
+        .filter(client_secret::Column::MachineUserId.eq(machine_user_id))
+        .all(tx)
+        .await?;
+    if existing.len() >= MAX_ACTIVE_SECRETS {
+        return Err(Error::conflict(
+            "a machine user holds at most two client secrets: remove one first",
+        ));
+    }
+    let row = client_secret::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        machine_user_id: Set(machine_user_id),
+        digest: Set(digest),
+        created_at: Set(clock::now()),
+        created_by: Set(actor.id()),
+        last_used_at: Set(None),
+        hint: Set(Some(hint)),
+    }
+    .insert(tx)
+    .await?;
+    audit::record(
+        tx,
+        actor,
+        "client_secret.create",
+        "machine_user",
+        Some(machine_user_id.to_string()),
+        json!({"secret_id": row.id, "hint": row.hint}),
+    )
+    .await?;
+    Ok(row)
 }
 
 pub async fn delete_secret(
@@ -1019,4 +1089,55 @@ pub async fn authenticate_client(
         Some(id) if m.enabled => Some((m, id)),
         _ => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ConnectionTrait, EntityTrait, PaginatorTrait};
+
+    use super::*;
+    use crate::storage::entities::audit_event;
+
+    /// The machine user and its secret share one transaction: when the
+    /// second insert fails, the first is rolled back with it.
+    #[tokio::test]
+    async fn a_machine_user_is_not_kept_when_its_first_secret_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let db = Db::connect(&url).await.unwrap();
+        db.migrate().await.unwrap();
+        db.write
+            .execute_unprepared(
+                "CREATE TRIGGER no_secrets BEFORE INSERT ON client_secrets \
+                 BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+            )
+            .await
+            .unwrap();
+        let input = MachineUserInput {
+            username: Some("half-made".into()),
+            ..MachineUserInput::default()
+        };
+
+        let result = create_machine_user_with_secret(&db, &Actor::system(), input.clone()).await;
+
+        assert!(
+            matches!(result, Err(Error::Internal(_))),
+            "the secret insert failed"
+        );
+        assert_eq!(principal::Entity::find().count(&db.read).await.unwrap(), 0);
+        assert_eq!(
+            audit_event::Entity::find().count(&db.read).await.unwrap(),
+            0
+        );
+
+        db.write
+            .execute_unprepared("DROP TRIGGER no_secrets")
+            .await
+            .unwrap();
+        let (machine, secret) = create_machine_user_with_secret(&db, &Actor::system(), input)
+            .await
+            .unwrap();
+        assert_eq!(machine.secrets.len(), 1);
+        assert_eq!(machine.secrets[0].id, secret.id);
+    }
 }

@@ -295,6 +295,7 @@ pub async fn create(
         .write
         .transaction::<_, token::Model, Error>(|tx| {
             Box::pin(async move {
+                scopes::require_known_locked(tx, &requested).await?;
                 release_expired_name(tx, owner_id, &name).await?;
                 let created = row.insert(tx).await.map_err(duplicate_name)?;
                 super::stats::add_to_today(tx, 0, 1).await?;
@@ -494,7 +495,7 @@ pub async fn revoke(db: &Db, actor: &Actor, id: Uuid, access: Access) -> Result<
                     "token.revoke",
                     "token",
                     Some(id.to_string()),
-                    json!({"name": row.name, "kind": row.kind.as_str()}),
+                    json!({"name": row.name, "kind": row.kind.as_str(), "hint": row.hint}),
                 )
                 .await?;
                 announce(tx, Change::Auth).await?;
@@ -567,6 +568,11 @@ async fn mark_revoked(
 /// revoked at once and points to the new one. An expired token may be
 /// renewed this way; a revoked one may not.
 ///
+/// The new token carries only the old one's scopes that its owner may hold
+/// now (a demoted admin loses `admin:*`, a narrowed machine user what it is
+/// no longer allowed, and a scope deleted since is gone); when none is left
+/// the token is not regenerated (409) and the old one stays as it was.
+///
 /// `ceiling`: when the actor is itself a token, it may not regenerate (and so
 /// obtain the secret of) a token holding scopes the calling token lacks.
 ///
@@ -590,27 +596,35 @@ pub async fn regenerate(
             "client-credentials tokens are renewed at the token endpoint",
         ));
     }
-    if let Some(ceiling) = ceiling
-        && let Some(extra) = ScopeSet::from_stored(&old.scopes)
-            .iter()
-            .find(|s| !ceiling.contains(s))
-    {
-        return Err(Error::Forbidden(format!(
-            "the calling token does not hold {extra}, so it cannot regenerate a token that does"
-        )));
-    }
     let owner = principals::find(&db.read, old.owner_id)
         .await?
         .ok_or(Error::NotFound("owner"))?;
     if !owner.enabled {
         return Err(Error::conflict(format!("{} is disabled", owner.username)));
     }
+    let held = ScopeSet::from_stored(&old.scopes);
+    let mut granted = scopes::existing(&db.read, &held, false).await?;
+    granted.retain(|s| principals::permits(&owner, s));
+    if granted.is_empty() {
+        return Err(Error::conflict(format!(
+            "{} may no longer hold any of this token's scopes ({held}), so it cannot be regenerated; create a new token instead",
+            owner.username
+        )));
+    }
+    if let Some(ceiling) = ceiling
+        && let Some(extra) = granted.iter().find(|s| !ceiling.contains(s))
+    {
+        return Err(Error::Forbidden(format!(
+            "the calling token does not hold {extra}, so it cannot regenerate a token that does"
+        )));
+    }
+    let dropped: Vec<&str> = held.iter().filter(|s| !granted.contains(s)).collect();
+    let dropped = json!(dropped);
     let lifetime = (old.expires_at - old.created_at)
         .whole_seconds()
         .clamp(60, max_lifetime.max(60));
-    let scopes = ScopeSet::from_stored(&old.scopes);
     let minted = svc
-        .mint(&owner, old.kind, &scopes, lifetime)
+        .mint(&owner, old.kind, &granted, lifetime)
         .map_err(Error::Internal)?;
     let row = record_row(
         &minted,
@@ -618,7 +632,7 @@ pub async fn regenerate(
         owner.id,
         &old.name,
         old.description.clone(),
-        &scopes,
+        &granted,
         actor.id(),
     );
     let new_id = minted.id;
@@ -631,6 +645,14 @@ pub async fn regenerate(
         .write
         .transaction::<_, token::Model, Error>(|tx| {
             Box::pin(async move {
+                scopes::require_known_locked(tx, &granted)
+                    .await
+                    .map_err(|e| match e {
+                        Error::Invalid { .. } => Error::conflict(
+                            "a scope of this token was deleted meanwhile: try again",
+                        ),
+                        other => other,
+                    })?;
                 if !mark_revoked(tx, &actor2, id, None).await? {
                     return Err(Error::conflict("a revoked token cannot be regenerated"));
                 }
@@ -648,7 +670,7 @@ pub async fn regenerate(
                     "token.regenerate",
                     "token",
                     Some(id.to_string()),
-                    json!({"name": created.name, "new_token": new_id, "hint": created.hint, "old_hint": old_hint}),
+                    json!({"name": created.name, "new_token": new_id, "hint": created.hint, "old_hint": old_hint, "dropped_scopes": dropped}),
                 )
                 .await?;
                 announce(tx, Change::Auth).await?;

@@ -81,6 +81,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/tokens/{id}/revoke", web::post().to(admin_revoke))
         .route("/admin/scopes", web::get().to(scopes_page))
         .route("/admin/scopes", web::post().to(scope_create))
+        .route("/admin/scopes/{name}", web::post().to(scope_update))
+        .route(
+            "/admin/scopes/{name}/delete",
+            web::get().to(scope_delete_page),
+        )
+        .route("/admin/scopes/{name}/delete", web::post().to(scope_delete))
         .route("/admin/keys", web::get().to(keys_page))
         .route("/admin/keys/rotate", web::post().to(keys_rotate))
         .route("/admin/audit", web::get().to(audit_page));
@@ -942,6 +948,8 @@ struct ScopesPage {
     description: String,
 }
 
+/// The scopes page; after a refused change, with the reason in words (and
+/// status 400, like the other forms of the console).
 async fn scopes_view(
     state: &AppState,
     me: &SignedIn,
@@ -1008,6 +1016,65 @@ async fn scope_create(
         Err(e) if is_user_error(&e) => {
             let message = WebError::Domain(e).message();
             scopes_view(&state, &me, None, Some(message), name, description).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn scope_update(
+    me: SignedIn,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    let form = FormData::parse(&body)?;
+    check_csrf(&me, form.get("csrf"))?;
+    let description = form.get("description").unwrap_or("");
+    match scopes::update(&state.db, &me.actor(), &path, description).await {
+        Ok(_) => Ok(see_other("/admin/scopes?notice=updated")),
+        Err(e) if is_user_error(&e) => {
+            let message = WebError::Domain(e).message();
+            let empty = String::new;
+            scopes_view(&state, &me, None, Some(message), empty(), empty()).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn scope_delete_page(
+    me: SignedIn,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    let scope = scopes::get(&state.db.read, &path).await?;
+    render(&ConfirmPage {
+        l: Layout::new(&me, "scopes"),
+        title: format!("Delete scope “{}”?", scope.name),
+        message: "Tokens can no longer be given this scope. A scope that a machine user is allowed or an active token holds cannot be deleted: the page will say which.".into(),
+        action: format!("/admin/scopes/{}/delete", scope.name),
+        button: "Delete scope",
+        cancel: "/admin/scopes".into(),
+        danger: true,
+    })
+}
+
+async fn scope_delete(
+    me: SignedIn,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    let form = FormData::parse(&body)?;
+    check_csrf(&me, form.get("csrf"))?;
+    match scopes::delete(&state.db, &me.actor(), &path).await {
+        Ok(()) => Ok(see_other("/admin/scopes?notice=deleted")),
+        Err(e) if is_user_error(&e) => {
+            let message = WebError::Domain(e).message();
+            let empty = String::new;
+            scopes_view(&state, &me, None, Some(message), empty(), empty()).await
         }
         Err(e) => Err(e.into()),
     }

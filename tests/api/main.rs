@@ -9,12 +9,14 @@ mod bad_input;
 mod emails_and_hints;
 mod client_throttle;
 mod machine_users;
+mod minting;
 mod openapi;
 mod pagination;
 mod properties;
 mod readme;
 mod retention;
 mod robustness;
+mod scope_resources;
 mod tokens;
 mod users_scopes_audit;
 
