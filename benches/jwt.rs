@@ -2,7 +2,7 @@
 //! the token endpoint and a cold Bearer validation.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use tessera::token_service::keys::{KeyAlg, generate};
+use tessera::{jwt::keys::generate, kinds::KeyAlg};
 
 fn sign_and_verify(c: &mut Criterion) {
     let payload = br#"{"iss":"http://127.0.0.1:8080","sub":"01a2045d-a5f6-743e-b8b5-fe0ae5364f28","aud":"http://127.0.0.1:8080","exp":4102444800,"iat":1795369575,"nbf":1795369575,"jti":"9c1fec30-4220-4028-a4b1-7c211f8af177","client_id":"billing-sync","scope":"introspect profile","token_kind":"client_credentials"}"#;

@@ -10,9 +10,9 @@ use sea_orm::{ActiveValue::Set, EntityTrait};
 use crate::{
     config::{MasterKey, Settings},
     domain::{clock, principals},
-    secret as secrets,
     metrics::Metrics,
     oauth::throttle::ClientAuthThrottle,
+    secret as secrets,
     storage::{Db, entities::setup_code},
     token_service::TokenService,
 };

@@ -12,9 +12,10 @@ use crate::{
     domain::{
         Actor, Role, ScopeSet,
         principals::{self, MachineUserInput, NewUser},
+        signing_keys,
         tokens::{self, Lifetime, NewToken},
     },
-    token_service::{TokenService, keys},
+    token_service::TokenService,
 };
 
 #[derive(Parser, Debug)]
@@ -220,7 +221,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             };
             let view = tokens::create(
                 &db,
-                &svc,
+                &svc.signer,
                 &Actor::system(),
                 owner.id,
                 new,
@@ -253,15 +254,15 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Keys(KeysCommand::List) => {
             let db = app::open_database(&settings).await?;
             let master = app::master_key(&settings)?;
-            keys::ensure_active(&db, &master, settings.signing_alg).await?;
+            signing_keys::ensure_active(&db, &master, settings.signing_alg).await?;
             println!(
                 "{:<18} {:<6} {:<8} {:<21} RETIRES-AFTER",
                 "KID", "ALG", "STATE", "CREATED"
             );
-            for k in keys::list(&db.read).await? {
+            for k in signing_keys::list(&db.read).await? {
                 let state = match k.state {
-                    keys::KeyState::Active => "active",
-                    keys::KeyState::Retired => "retired",
+                    signing_keys::KeyState::Active => "active",
+                    signing_keys::KeyState::Retired => "retired",
                 };
                 let retires = k
                     .retires_after
@@ -280,8 +281,9 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Keys(KeysCommand::Rotate) => {
             let db = app::open_database(&settings).await?;
             let master = app::master_key(&settings)?;
-            keys::ensure_active(&db, &master, settings.signing_alg).await?;
-            let kid = keys::rotate(&db, &master, settings.signing_alg, &Actor::system()).await?;
+            signing_keys::ensure_active(&db, &master, settings.signing_alg).await?;
+            let kid =
+                signing_keys::rotate(&db, &master, settings.signing_alg, &Actor::system()).await?;
             println!("{kid}");
             Ok(())
         }

@@ -255,7 +255,6 @@ fn read_file(explicit: Option<&std::path::Path>) -> anyhow::Result<FileSettings>
     })
 }
 
-
 /// A number of events per duration, written `COUNT/DUR` (`30/5m`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FailureLimit {

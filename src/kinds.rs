@@ -174,4 +174,3 @@ pub enum KeyState {
     #[sea_orm(string_value = "retired")]
     Retired,
 }
-

@@ -254,7 +254,7 @@ pub async fn create_token(
     // change those needs no further ceiling from the calling token.
     let view = tokens::create(
         &state.db,
-        &state.tokens,
+        &state.tokens.signer,
         &auth.actor(),
         *id,
         new,

@@ -117,7 +117,7 @@ pub async fn create_own(
     let new = body.parse()?.into_new()?;
     let view = tokens::create(
         &state.db,
-        &state.tokens,
+        &state.tokens.signer,
         &auth.actor(),
         auth.info.owner_id,
         new,
@@ -199,7 +199,7 @@ pub async fn regenerate_own(
     refuse_client_credentials(&auth)?;
     let view = tokens::regenerate(
         &state.db,
-        &state.tokens,
+        &state.tokens.signer,
         &auth.actor(),
         *id,
         own(&auth),

@@ -12,9 +12,7 @@ use serde_json::json;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use super::{
-    Actor, Error, PrincipalKind, PrincipalRef, Role, Username, audit, clock, principals,
-};
+use super::{Actor, Error, PrincipalKind, PrincipalRef, Role, Username, audit, clock, principals};
 use crate::{
     secret::MasterKey,
     storage::{

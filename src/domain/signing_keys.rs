@@ -223,4 +223,3 @@ pub async fn load_ring(
     let active = active.context("no active signing key")?;
     Ok(KeyRing::new(active, by_kid))
 }
-

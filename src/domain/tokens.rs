@@ -20,12 +20,12 @@ use super::{
     audit, clock, is_unique_violation, principals, scopes,
 };
 use crate::{
+    jwt::{Minted, Signer},
     secret::{self, Digest, Secret},
     storage::{
         Change, Db, announce,
         entities::{principal, token},
     },
-    jwt::{Minted, Signer},
 };
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -278,7 +278,14 @@ pub async fn create(
         PrincipalKind::User => TokenKind::Personal,
         PrincipalKind::Machine => TokenKind::Machine,
     };
-    let minted = signer.mint(owner.id, &owner.username, kind, requested.to_string(), lifetime)
+    let minted = signer
+        .mint(
+            owner.id,
+            &owner.username,
+            kind,
+            requested.to_string(),
+            lifetime,
+        )
         .map_err(Error::Internal)?;
     let row = record_row(
         &minted,
@@ -298,7 +305,7 @@ pub async fn create(
                 scopes::require_known_locked(tx, &requested).await?;
                 release_expired_name(tx, owner_id, &name).await?;
                 let created = row.insert(tx).await.map_err(duplicate_name)?;
-                super::stats::add_to_today(tx, 0, 1).await?;
+                crate::storage::counters::add_to_today(tx, 0, 1).await?;
                 audit::record(
                     tx,
                     &actor,
@@ -623,8 +630,14 @@ pub async fn regenerate(
     let lifetime = (old.expires_at - old.created_at)
         .whole_seconds()
         .clamp(60, max_lifetime.max(60));
-    let minted = svc
-        .mint(&owner, old.kind, &granted, lifetime)
+    let minted = signer
+        .mint(
+            owner.id,
+            &owner.username,
+            old.kind,
+            granted.to_string(),
+            lifetime,
+        )
         .map_err(Error::Internal)?;
     let row = record_row(
         &minted,
@@ -658,7 +671,7 @@ pub async fn regenerate(
                 }
                 release_expired_name(tx, owner_id, &name).await?;
                 let created = row.insert(tx).await.map_err(duplicate_name)?;
-                super::stats::add_to_today(tx, 0, 1).await?;
+                crate::storage::counters::add_to_today(tx, 0, 1).await?;
                 token::Entity::update_many()
                     .col_expr(token::Column::ReplacedBy, Expr::value(new_id))
                     .filter(token::Column::Id.eq(id))

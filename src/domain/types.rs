@@ -5,7 +5,7 @@ use std::{collections::BTreeSet, fmt};
 
 use serde::Serialize;
 
-use super::Error;
+use super::error::Error;
 pub use crate::kinds::{AuthMethod, PrincipalKind, Role, TokenKind, TokenStatus};
 
 /// 3–64 characters of `[a-z0-9._-]`, starting with a letter or digit.

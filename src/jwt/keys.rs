@@ -227,7 +227,6 @@ pub struct KeyRing {
     pub jwks: String,
 }
 
-
 impl KeyRing {
     /// A ring of `keys` whose newest active one (`active`) signs.
     pub fn new(active: Arc<LoadedKey>, by_kid: HashMap<String, Arc<LoadedKey>>) -> Self {

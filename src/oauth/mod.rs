@@ -14,8 +14,8 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 
 use crate::{
     app::AppState,
-    secret::Digest,
     http::{client_ip, errors::OAuthError},
+    secret::Digest,
     storage::entities::principal,
 };
 use throttle::{ClientAuthThrottle, Verdict};

@@ -7,8 +7,8 @@ use super::{Form, authenticate_client, client_credentials, no_store};
 use crate::{
     app::AppState,
     domain::{Actor, PrincipalRef, tokens},
-    secret::Digest,
     http::{client_ip, errors::OAuthError},
+    secret::Digest,
 };
 
 pub async fn revoke(

@@ -59,7 +59,14 @@ pub async fn token(
     let ttl = i64::from(machine.cc_ttl_minutes) * 60;
     let minted = state
         .tokens
-        .mint(&machine, TokenKind::ClientCredentials, &scopes, ttl)
+        .signer
+        .mint(
+            machine.id,
+            &machine.username,
+            TokenKind::ClientCredentials,
+            scopes.to_string(),
+            ttl,
+        )
         .map_err(OAuthError::server_error)?;
     let row = record_row(
         &minted,

@@ -149,7 +149,6 @@ impl fmt::Debug for DatabaseUrl {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,9 @@
 //! SQLite runs in WAL mode with one writer connection and a pool of readers;
 //! on PostgreSQL both handles are the same pool.
 
+pub mod counters;
 pub mod entities;
+pub mod recorder;
 
 use std::{
     path::Path,

@@ -8,7 +8,6 @@
 //! (`usage`); client-credentials tokens are recorded by group commit
 //! (`recorder`).
 
-pub mod recorder;
 pub mod usage;
 
 use std::{sync::Arc, time::Duration};
@@ -18,6 +17,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+pub use crate::jwt::{CLOCK_LEEWAY_SECS, Minted};
 use crate::{
     config::{MasterKey, Settings},
     domain::{PrincipalKind, Role, ScopeSet, TokenKind, principals, signing_keys},
@@ -28,7 +28,6 @@ use crate::{
         entities::{principal, token},
     },
 };
-pub use crate::jwt::{CLOCK_LEEWAY_SECS, Minted};
 
 /// A validated token and what its owner may do with it right now.
 #[derive(Debug)]
@@ -119,7 +118,7 @@ pub struct TokenService {
     cache: Cache<Digest, Arc<CacheEntry>>,
     clients: Cache<Digest, Arc<CachedClient>>,
     pub usage: usage::UsageTracker,
-    pub recorder: recorder::Recorder,
+    pub recorder: crate::storage::recorder::Recorder,
 }
 
 /// How long a signature verification may be reused before the token is
@@ -140,9 +139,9 @@ impl TokenService {
         master: MasterKey,
     ) -> anyhow::Result<Arc<Self>> {
         signing_keys::ensure_active(&db, &master, settings.signing_alg).await?;
-        let ring = signing_signing_keys::load_ring(&db.read, &master, None).await?;
+        let ring = signing_keys::load_ring(&db.read, &master, None).await?;
         let service = Arc::new(Self {
-            recorder: recorder::Recorder::spawn(db.write.clone()),
+            recorder: crate::storage::recorder::Recorder::spawn(db.write.clone()),
             usage: usage::UsageTracker::default(),
             db,
             master,
@@ -204,7 +203,7 @@ impl TokenService {
         let started = tokio::time::Instant::now();
         let epoch = self.db.changes.keys_epoch();
         let previous = self.signer.ring();
-        let loaded = signing_signing_keys::load_ring(&self.db.read, &self.master, Some(&previous)).await;
+        let loaded = signing_keys::load_ring(&self.db.read, &self.master, Some(&previous)).await;
         self.reloads
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         *last = Some(LastReload {
@@ -454,13 +453,31 @@ mod tests {
     async fn recorded_tokens_validate_and_expired_ones_do_not() {
         let (_dir, svc, owner) = service().await;
         let scopes = ScopeSet::from_stored("profile");
-        let live = svc.signer.mint(owner.id, &owner.username, TokenKind::Machine, scopes.to_string(), 600).unwrap();
+        let live = svc
+            .signer
+            .mint(
+                owner.id,
+                &owner.username,
+                TokenKind::Machine,
+                scopes.to_string(),
+                600,
+            )
+            .unwrap();
         record(&svc, &owner, &live).await;
         let info = svc.validate(&live.token).await.unwrap();
         assert_eq!(info.scopes.to_string(), "profile");
         assert_eq!(info.username, "svc-1");
 
-        let expired = svc.signer.mint(owner.id, &owner.username, TokenKind::Machine, scopes.to_string(), -30).unwrap();
+        let expired = svc
+            .signer
+            .mint(
+                owner.id,
+                &owner.username,
+                TokenKind::Machine,
+                scopes.to_string(),
+                -30,
+            )
+            .unwrap();
         record(&svc, &owner, &expired).await;
         assert_eq!(
             svc.validate(&expired.token).await.unwrap_err(),
@@ -468,7 +485,16 @@ mod tests {
         );
 
         // Signed by us but never recorded: refused.
-        let unrecorded = svc.signer.mint(owner.id, &owner.username, TokenKind::Machine, scopes.to_string(), 600).unwrap();
+        let unrecorded = svc
+            .signer
+            .mint(
+                owner.id,
+                &owner.username,
+                TokenKind::Machine,
+                scopes.to_string(),
+                600,
+            )
+            .unwrap();
         assert_eq!(
             svc.validate(&unrecorded.token).await.unwrap_err(),
             Rejection::Unknown
@@ -519,7 +545,13 @@ mod tests {
             let result = svc.verify(&signed(&svc, &owner, nbf, iat)).await;
             assert_eq!(result.is_ok(), ok, "{what}: {result:?}");
         }
-        let expired = svc.signer.mint(owner.id, &owner.username, TokenKind::Machine, "profile".to_owned(), -5);
+        let expired = svc.signer.mint(
+            owner.id,
+            &owner.username,
+            TokenKind::Machine,
+            "profile".to_owned(),
+            -5,
+        );
         assert_eq!(
             svc.verify(&expired.unwrap().token).await.unwrap_err(),
             Rejection::Expired,
@@ -533,7 +565,15 @@ mod tests {
         let scopes = ScopeSet::from_stored("profile");
         for secs in [i64::MAX, i64::MIN, 400 * 365 * 86_400 * 25] {
             assert!(
-                svc.signer.mint(owner.id, &owner.username, TokenKind::Machine, scopes.to_string(), secs).is_err(),
+                svc.signer
+                    .mint(
+                        owner.id,
+                        &owner.username,
+                        TokenKind::Machine,
+                        scopes.to_string(),
+                        secs
+                    )
+                    .is_err(),
                 "{secs}"
             );
         }
@@ -590,7 +630,16 @@ mod tests {
         let scopes = ScopeSet::from_stored("profile");
         let mut ids = Vec::new();
         for _ in 0..3 {
-            let minted = svc.signer.mint(owner.id, &owner.username, TokenKind::Machine, scopes.to_string(), 600).unwrap();
+            let minted = svc
+                .signer
+                .mint(
+                    owner.id,
+                    &owner.username,
+                    TokenKind::Machine,
+                    scopes.to_string(),
+                    600,
+                )
+                .unwrap();
             record(&svc, &owner, &minted).await;
             ids.push(minted.id);
         }

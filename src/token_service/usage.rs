@@ -107,7 +107,7 @@ impl UsageTracker {
         }
 
         if validations > 0
-            && let Err(e) = crate::domain::stats::add_to_today(db, validations, 0).await
+            && let Err(e) = crate::storage::counters::add_to_today(db, validations, 0).await
         {
             self.validations.fetch_add(validations, Ordering::Relaxed);
             failed.get_or_insert(e);

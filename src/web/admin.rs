@@ -17,12 +17,11 @@ use crate::{
     app::AppState,
     domain::{
         self, PageRequest, Role, TokenKind, TokenStatus, audit, is_admin_scope, principals, scopes,
-        stats,
+        signing_keys, stats,
         tokens::{self, Access, NewToken, TokenFilter},
     },
     http::errors::WebError,
     storage::entities::daily_count,
-    token_service::keys,
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -613,7 +612,7 @@ async fn machine_token_create(
     let result = match lifetime_from(&form) {
         Ok(lifetime) => tokens::create(
             &state.db,
-            &state.tokens,
+            &state.tokens.signer,
             &me.actor(),
             id,
             NewToken {
@@ -1105,14 +1104,14 @@ async fn keys_page(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, WebError> {
     me.require_admin()?;
-    let rows = keys::list(&state.db.read)
+    let rows = signing_keys::list(&state.db.read)
         .await
         .map_err(domain::Error::Internal)?
         .into_iter()
         .map(|k| KeyRow {
             kid: k.kid,
             alg: k.alg.as_str(),
-            active: k.state == keys::KeyState::Active,
+            active: k.state == signing_keys::KeyState::Active,
             created: fmt_time(k.created_at),
             retired: fmt_opt(k.retired_at),
             retires_after: k.retires_after.map(fmt_time).unwrap_or_default(),
@@ -1133,7 +1132,7 @@ async fn keys_rotate(
     me.require_admin()?;
     let form = FormData::parse(&body)?;
     check_csrf(&me, form.get("csrf"))?;
-    keys::rotate(
+    signing_keys::rotate(
         &state.db,
         &state.master,
         state.settings.signing_alg,

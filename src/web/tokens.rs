@@ -302,7 +302,7 @@ async fn create(
     let result = match lifetime_from(&form) {
         Ok(lifetime) => tokens::create(
             &state.db,
-            &state.tokens,
+            &state.tokens.signer,
             &me.actor(),
             me.session.principal.id,
             NewToken {
@@ -456,7 +456,7 @@ async fn regenerate(
     let id = parse_id(&path)?;
     let view = tokens::regenerate(
         &state.db,
-        &state.tokens,
+        &state.tokens.signer,
         &me.actor(),
         id,
         Access::Own(me.session.principal.id),

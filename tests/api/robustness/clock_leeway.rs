@@ -5,10 +5,10 @@
 use serde_json::json;
 use tessera::{
     config::{MasterKey, Settings, SettingsArgs},
-    domain::{ScopeSet, TokenKind, clock, principals, tokens::record_row},
+    domain::{ScopeSet, TokenKind, clock, principals, signing_keys as keys, tokens::record_row},
+    jwt::Minted,
     secret::Digest,
     storage::{Db, entities::token},
-    token_service::{Minted, keys},
 };
 
 use crate::{Api, both_backends, common::Backend};

@@ -6,7 +6,7 @@
 use sea_orm::{DatabaseConnection, DbErr, EntityTrait, TransactionTrait};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::storage::entities::token;
+use super::entities::token;
 
 const MAX_BATCH: usize = 256;
 /// Multi-row inserts come in these sizes only, so the database sees a handful
@@ -25,7 +25,7 @@ async fn insert_batch(
     mut rows: Vec<token::ActiveModel>,
 ) -> Result<(), DbErr> {
     let tx = db.begin().await?;
-    crate::domain::stats::add_to_today(&tx, 0, rows.len() as u64).await?;
+    crate::storage::counters::add_to_today(&tx, 0, rows.len() as u64).await?;
     for size in CHUNKS {
         while rows.len() >= size {
             let rest = rows.split_off(size);
