@@ -1,31 +1,22 @@
 //! Start-up: connect, migrate, load keys, and run the HTTP server until
 //! SIGINT/SIGTERM, then flush what is buffered in memory.
 
-use std::{path::Path, sync::Arc};
+use std::path::Path;
 
-use actix_web::{App, HttpServer, middleware::from_fn, web};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, middleware::from_fn, web};
 use anyhow::Context;
-use sea_orm::{ActiveValue::Set, EntityTrait};
 
 use crate::{
     config::{MasterKey, Settings},
-    domain::{clock, principals},
+    domain::sessions,
+    http,
     metrics::Metrics,
     oauth::throttle::ClientAuthThrottle,
     secret as secrets,
-    storage::{Db, entities::setup_code},
+    state::AppState,
+    storage::Db,
     token_service::TokenService,
 };
-
-pub struct AppState {
-    pub db: Db,
-    pub settings: Settings,
-    pub master: MasterKey,
-    pub tokens: Arc<TokenService>,
-    pub metrics: Metrics,
-    /// Failed client authentication per address (INTERFACE §8).
-    pub client_auth: ClientAuthThrottle,
-}
 
 /// Connects and migrates: what every command does first.
 pub async fn open_database(settings: &Settings) -> anyhow::Result<Db> {
@@ -92,20 +83,8 @@ fn sqlite_file(url: &str) -> anyhow::Result<std::path::PathBuf> {
 
 /// With no administrator yet, a one-time setup code, valid for an hour.
 pub async fn setup_url_if_needed(db: &Db, settings: &Settings) -> anyhow::Result<Option<String>> {
-    if principals::any_admin(&db.read).await? {
-        return Ok(None);
-    }
-    let code = secrets::random_token();
-    let now = clock::now();
-    setup_code::Entity::insert(setup_code::ActiveModel {
-        digest: Set(secrets::Digest::of(&code).to_hex()),
-        created_at: Set(now),
-        expires_at: Set(now + time::Duration::hours(1)),
-        used_at: Set(None),
-    })
-    .exec_without_returning(&db.write)
-    .await?;
-    Ok(Some(format!("{}/setup?code={code}", settings.public_url)))
+    let code = sessions::new_setup_code(db).await?;
+    Ok(code.map(|code| format!("{}/setup?code={}", settings.public_url, code.expose())))
 }
 
 pub async fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppState>> {
@@ -156,7 +135,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         App::new()
             .app_data(data.clone())
             .wrap(from_fn(crate::http::observe))
-            .configure(crate::http::configure)
+            .configure(configure)
     })
     .listen(listener)?
     .shutdown_timeout(10)
@@ -171,4 +150,61 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     state.tokens.flush_usage().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+// ---------------------------------------------------------------- routes
+
+/// Every route: health and metrics here, then the OAuth endpoints, the
+/// management API and the web pages, each of which registers its own.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::PayloadConfig::new(http::BODY_LIMIT))
+        .app_data(
+            web::JsonConfig::default()
+                .limit(http::BODY_LIMIT)
+                .error_handler(http::json_error),
+        )
+        .app_data(web::QueryConfig::default().error_handler(http::query_error))
+        .route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(metrics))
+        .configure(crate::oauth::configure)
+        .configure(crate::api::configure)
+        .configure(crate::web::configure)
+        .default_service(web::to(not_found));
+}
+
+/// Unknown URLs: problem+json for programs, an HTML page for people.
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    use actix_web::ResponseError;
+    let path = req.path();
+    if path.starts_with("/api/")
+        || path.starts_with("/oauth2/")
+        || path.starts_with("/.well-known/")
+    {
+        http::errors::ApiError::NoSuchRoute(format!("{} {path}", req.method())).error_response()
+    } else {
+        http::errors::WebError::NotFound.error_response()
+    }
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain").body("ok\n")
+}
+
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    if state.db.ping().await {
+        HttpResponse::Ok()
+            .content_type("text/plain")
+            .body("ready\n")
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .content_type("text/plain")
+            .body("database unavailable\n")
+    }
+}
+
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render())
 }

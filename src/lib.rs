@@ -9,11 +9,14 @@ pub mod config;
 pub mod domain;
 pub mod duration;
 pub mod http;
+#[cfg(test)]
+mod input_props;
 pub mod jwt;
 pub mod kinds;
 pub mod metrics;
 pub mod oauth;
 pub mod secret;
+pub mod state;
 pub mod storage;
 pub mod token_service;
 pub mod web;

@@ -7,13 +7,13 @@ use utoipa::IntoParams;
 
 use super::support::{PageQuery, Problem};
 use crate::{
-    app::AppState,
     domain::{
         Error, Page,
         audit::{self, AuditEvent, AuditFilter},
         clock,
     },
     http::{auth::Bearer, errors::ApiError},
+    state::AppState,
 };
 
 #[derive(Debug, Deserialize, IntoParams)]

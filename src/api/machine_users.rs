@@ -10,13 +10,13 @@ use super::{
     tokens::TokenRequest,
 };
 use crate::{
-    app::AppState,
     domain::{
         Page,
         principals::{self, MachineUser, MachineUserInput, NewSecret},
         tokens::{self, TokenView},
     },
     http::{auth::Bearer, errors::ApiError},
+    state::AppState,
 };
 
 #[derive(Debug, Default, Deserialize, ToSchema)]

@@ -7,9 +7,9 @@ use uuid::Uuid;
 
 use super::support::Problem;
 use crate::{
-    app::AppState,
     domain::{PrincipalKind, Role, TokenKind, clock},
     http::{auth::Bearer, errors::ApiError},
+    state::AppState,
 };
 
 #[derive(Serialize, ToSchema)]

@@ -7,12 +7,12 @@ use utoipa::ToSchema;
 
 use super::support::{JsonBody, Problem, created};
 use crate::{
-    app::AppState,
     domain::{
         Page,
         scopes::{self, Scope},
     },
     http::{auth::Bearer, errors::ApiError},
+    state::AppState,
 };
 
 #[derive(Debug, Deserialize, ToSchema)]

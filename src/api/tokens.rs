@@ -8,12 +8,12 @@ use uuid::Uuid;
 
 use super::support::{JsonBody, PageQuery, Problem, created_secret};
 use crate::{
-    app::AppState,
     domain::{
         self, Page, TokenKind, TokenStatus, clock,
         tokens::{self, Access, Lifetime, NewToken, TokenFilter, TokenView},
     },
     http::{auth::Bearer, errors::ApiError},
+    state::AppState,
 };
 
 /// A token request: exactly one of `expires_in_seconds` and `expires_at`.

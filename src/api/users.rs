@@ -7,13 +7,13 @@ use uuid::Uuid;
 
 use super::support::{JsonBody, PageQuery, Problem, created};
 use crate::{
-    app::AppState,
     domain::{
         Page, Role,
         principals::{self, NewUser, User, UserPatch},
     },
     http::{auth::Bearer, errors::ApiError},
     secret::Secret,
+    state::AppState,
 };
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::{Actor, Error, PrincipalKind, PrincipalRef, Role, Username, audit, clock, principals};
 use crate::{
-    secret::MasterKey,
+    secret::{MasterKey, Secret},
     storage::{
         Db,
         entities::{login_attempt, principal, session, setup_code},
@@ -25,6 +25,8 @@ use crate::{
 pub const IDLE_TIMEOUT: Duration = Duration::minutes(30);
 /// …and this long after sign-in, whatever happens.
 pub const ABSOLUTE_TIMEOUT: Duration = Duration::hours(12);
+/// A first-admin setup code works this long.
+pub const SETUP_CODE_LIFETIME: Duration = Duration::hours(1);
 /// `last_seen_at` is written at most this often.
 pub const TOUCH_EVERY: Duration = Duration::minutes(1);
 /// Failed sign-ins counted over this window…
@@ -387,6 +389,25 @@ pub async fn sign_out(db: &Db, session: &Session, ip: Option<String>) -> Result<
 }
 
 // ---------------------------------------------------------------- first admin
+
+/// With no administrator yet, a new one-time setup code, valid for an hour
+/// (its digest is stored); `None` once an administrator exists.
+pub async fn new_setup_code(db: &Db) -> Result<Option<Secret<String>>, Error> {
+    if principals::any_admin(&db.read).await? {
+        return Ok(None);
+    }
+    let code = crate::secret::random_token();
+    let now = clock::now();
+    setup_code::Entity::insert(setup_code::ActiveModel {
+        digest: Set(crate::secret::Digest::of(&code).to_hex()),
+        created_at: Set(now),
+        expires_at: Set(now + SETUP_CODE_LIFETIME),
+        used_at: Set(None),
+    })
+    .exec_without_returning(&db.write)
+    .await?;
+    Ok(Some(Secret::new(code)))
+}
 
 /// Whether a setup code can still be used: it exists, is unused and
 /// unexpired, and there is no administrator yet.

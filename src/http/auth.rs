@@ -6,8 +6,8 @@ use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
 
 use super::{client_ip, errors::ApiError};
 use crate::{
-    app::AppState,
     domain::{Actor, PrincipalRef},
+    state::AppState,
     token_service::AuthInfo,
 };
 

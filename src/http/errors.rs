@@ -289,6 +289,6 @@ impl ResponseError for WebError {
                 .insert_header((header::CACHE_CONTROL, "no-store"))
                 .finish();
         }
-        crate::web::error_page(status, title, &self.message())
+        super::page::error_page(status, title, &self.message())
     }
 }

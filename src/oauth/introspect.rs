@@ -4,12 +4,12 @@
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use serde_json::json;
 
-use super::{Form, authenticate_client, client_credentials, no_store};
+use super::request::{Form, authenticate_client, client_credentials, no_store};
 use crate::{
-    app::AppState,
     domain::principals,
     http::auth::{BearerHeader, bearer_token},
     http::errors::OAuthError,
+    state::AppState,
 };
 
 pub async fn introspect(

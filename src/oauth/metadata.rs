@@ -4,7 +4,7 @@
 use actix_web::{HttpResponse, http::header, web};
 use serde_json::json;
 
-use crate::{app::AppState, domain::scopes, http::errors::ApiError};
+use crate::{domain::scopes, http::errors::ApiError, state::AppState};
 
 pub async fn metadata(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let base = &state.settings.public_url;

@@ -3,12 +3,12 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::{Form, authenticate_client, client_credentials, no_store};
+use super::request::{Form, authenticate_client, client_credentials, no_store};
 use crate::{
-    app::AppState,
     domain::{Actor, PrincipalRef, tokens},
     http::{client_ip, errors::OAuthError},
     secret::Digest,
+    state::AppState,
 };
 
 pub async fn revoke(

@@ -3,11 +3,11 @@
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use serde_json::json;
 
-use super::{Form, authenticate_client, client_credentials, no_store};
+use super::request::{Form, authenticate_client, client_credentials, no_store};
 use crate::{
-    app::AppState,
     domain::{ScopeSet, TokenKind, principals, tokens::record_row},
     http::errors::OAuthError,
+    state::AppState,
 };
 
 pub async fn token(

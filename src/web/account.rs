@@ -5,12 +5,13 @@ use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use askama::Template;
 
 use super::{
-    FormData, Layout, SignedIn, check_csrf, fmt_opt, fmt_time, query, render_status, see_other,
+    page::{FormData, Layout, fmt_opt, fmt_time, query, render_status, see_other},
+    session::{SignedIn, check_csrf},
 };
 use crate::{
-    app::AppState,
     domain::{self, AuthMethod, Role, principals},
     http::errors::WebError,
+    state::AppState,
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

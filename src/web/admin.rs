@@ -6,22 +6,24 @@ use askama::Template;
 use time::Date;
 
 use super::{
-    FormData, Layout, SignedIn, check_csrf, fmt_opt, fmt_time, next_link, parse_id, query,
-    relative, render, render_status, see_other,
-    tokens::{
+    page::{
+        FormData, Layout, fmt_opt, fmt_time, next_link, parse_id, query, relative, render,
+        render_status, see_other,
+    },
+    session::{SignedIn, check_csrf},
+    views::{
         ConfirmPage, ScopeChoice, SecretPage, TokenRow, lifetime_from, presets, scope_choices,
         secret_response,
     },
 };
 use crate::{
-    app::AppState,
     domain::{
         self, PageRequest, Role, TokenKind, TokenStatus, audit, is_admin_scope, principals, scopes,
-        signing_keys, stats,
+        signing_keys,
         tokens::{self, Access, NewToken, TokenFilter},
     },
     http::errors::WebError,
-    storage::entities::daily_count,
+    state::AppState,
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -97,84 +99,6 @@ async fn admin_home(me: SignedIn) -> Result<HttpResponse, WebError> {
 }
 
 // ---------------------------------------------------------------- chart
-
-pub struct Bar {
-    pub x: u32,
-    pub y: u32,
-    pub h: u32,
-    pub title: String,
-}
-
-pub struct Series {
-    pub name: &'static str,
-    pub total: u64,
-    pub max: u64,
-    pub bars: Vec<Bar>,
-    pub first: String,
-    pub last: String,
-}
-
-/// Two small bar charts (tokens issued, validations) drawn as inline SVG.
-pub struct Chart {
-    pub series: Vec<Series>,
-}
-
-pub const CHART_HEIGHT: u32 = 80;
-
-impl Chart {
-    pub fn new(issued: &[(Date, u64)], validations: &[(Date, u64)]) -> Self {
-        Self {
-            series: vec![
-                Self::series("Tokens issued per day", issued),
-                Self::series("Token validations per day", validations),
-            ],
-        }
-    }
-
-    fn series(name: &'static str, days: &[(Date, u64)]) -> Series {
-        let max = days.iter().map(|(_, n)| *n).max().unwrap_or(0);
-        let bars = days
-            .iter()
-            .enumerate()
-            .map(|(i, (day, n))| {
-                let h = if max == 0 {
-                    0
-                } else {
-                    // At least one pixel for a non-zero day.
-                    ((n * u64::from(CHART_HEIGHT)).div_ceil(max)) as u32
-                };
-                Bar {
-                    x: i as u32 * 10,
-                    y: CHART_HEIGHT - h,
-                    h,
-                    title: format!("{}: {n}", daily_count::day_key(*day)),
-                }
-            })
-            .collect();
-        Series {
-            name,
-            total: days.iter().map(|(_, n)| *n).sum(),
-            max,
-            bars,
-            first: days
-                .first()
-                .map(|(d, _)| daily_count::day_key(*d))
-                .unwrap_or_default(),
-            last: days
-                .last()
-                .map(|(d, _)| daily_count::day_key(*d))
-                .unwrap_or_default(),
-        }
-    }
-}
-
-/// Successful validations per day from the daily counters.
-pub async fn validations_per_day(
-    state: &AppState,
-    days: i64,
-) -> Result<Vec<(Date, u64)>, WebError> {
-    Ok(stats::validations_per_day(&state.db.read, days).await?)
-}
 
 // ---------------------------------------------------------------- machine users
 

@@ -4,16 +4,16 @@ use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use askama::Template;
 
 use super::{
-    FormData, Layout, render_status, see_other,
+    page::{FormData, Layout, render_status, see_other},
     session::{self, SESSION_COOKIE, check_pre_csrf, pre_csrf_cookie, pre_csrf_value},
 };
 use crate::{
-    app::AppState,
     domain::{
         self,
         sessions::{self as ds, LoginError},
     },
     http::{client_ip, errors::WebError},
+    state::AppState,
 };
 
 #[derive(Template)]
@@ -153,7 +153,7 @@ pub async fn logout_page(
     let Some(me) = session::current(&req, &state).await? else {
         return Ok(see_other("/login"));
     };
-    super::render(&super::tokens::ConfirmPage {
+    super::page::render(&super::views::ConfirmPage {
         l: Layout::new(&me, ""),
         title: "Sign out?".into(),
         message: format!(
@@ -227,7 +227,7 @@ pub async fn setup_page(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, WebError> {
-    let q = super::query(&req)?;
+    let q = super::page::query(&req)?;
     let code = q.get("code").unwrap_or("").to_owned();
     if !ds::setup_code_usable(&state.db.read, &code).await? {
         return Err(WebError::Domain(domain::Error::Forbidden(

@@ -5,20 +5,18 @@
 mod account;
 mod admin;
 mod auth;
+mod dashboard;
+pub mod page;
 mod session;
 mod tokens;
+mod views;
 
-use actix_web::{HttpResponse, http::StatusCode, http::header, web};
-use askama::Template;
-use time::OffsetDateTime;
-
-use crate::{domain::clock, http::errors::WebError};
-pub use session::{SignedIn, check_csrf};
+use actix_web::{HttpResponse, http::header, web};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/static/style.css", web::get().to(style_css))
         .route("/static/copy.js", web::get().to(copy_js))
-        .route("/", web::get().to(tokens::dashboard))
+        .route("/", web::get().to(dashboard::dashboard))
         .route("/login", web::get().to(auth::login_page))
         .route("/login", web::post().to(auth::login))
         .route("/logout", web::get().to(auth::logout_page))
@@ -45,200 +43,4 @@ async fn copy_js() -> HttpResponse {
         .content_type("text/javascript; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
         .body(COPY_JS)
-}
-
-/// What every page's frame needs: who is signed in, the CSRF token for the
-/// sign-out form, and a one-line notice after an action.
-#[derive(Default)]
-pub struct Layout {
-    pub user: Option<NavUser>,
-    pub csrf: String,
-    pub notice: Option<&'static str>,
-    pub section: &'static str,
-}
-
-pub struct NavUser {
-    pub username: String,
-    pub is_admin: bool,
-}
-
-impl Layout {
-    pub fn new(me: &SignedIn, section: &'static str) -> Self {
-        Self {
-            user: Some(NavUser {
-                username: me.session.principal.username.clone(),
-                is_admin: me.session.is_admin(),
-            }),
-            csrf: me.session.csrf_token.clone(),
-            notice: None,
-            section,
-        }
-    }
-
-    pub fn with_notice(mut self, code: Option<&str>) -> Self {
-        self.notice = code.and_then(notice_text);
-        self
-    }
-}
-
-/// Notices shown after a redirect, chosen from a fixed list so nothing a
-/// visitor puts in the URL is echoed.
-fn notice_text(code: &str) -> Option<&'static str> {
-    Some(match code {
-        "revoked" => "The token was revoked. It stops working at once.",
-        "created" => "Created.",
-        "updated" => "Saved.",
-        "deleted" => "Deleted.",
-        "secret-removed" => "The client secret was removed. It stops working at once.",
-        "rotated" => {
-            "A new signing key is active. Older keys keep verifying until their tokens expire."
-        }
-        "password" => "The password was changed; the user's browser sessions were ended.",
-        "email-saved" => "Your e-mail address was saved.",
-        "email-removed" => "Your e-mail address was removed.",
-        _ => return None,
-    })
-}
-
-#[derive(Template)]
-#[template(path = "error.html")]
-struct ErrorPage<'a> {
-    l: Layout,
-    title: &'a str,
-    message: &'a str,
-}
-
-/// The HTML error page (used by `WebError`).
-pub fn error_page(status: StatusCode, title: &str, message: &str) -> HttpResponse {
-    let page = ErrorPage {
-        l: Layout::default(),
-        title,
-        message,
-    };
-    let body = page
-        .render()
-        .unwrap_or_else(|_| format!("{title}: the error page could not be rendered"));
-    html_response(status, body)
-}
-
-fn html_response(status: StatusCode, body: String) -> HttpResponse {
-    HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header((
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ))
-        .insert_header((header::X_FRAME_OPTIONS, "DENY"))
-        .body(body)
-}
-
-/// Renders a page with status 200.
-pub fn render(t: &impl Template) -> Result<HttpResponse, WebError> {
-    render_status(StatusCode::OK, t)
-}
-
-pub fn render_status(status: StatusCode, t: &impl Template) -> Result<HttpResponse, WebError> {
-    let body = t
-        .render()
-        .map_err(|e| WebError::Domain(crate::domain::Error::Internal(e.into())))?;
-    Ok(html_response(status, body))
-}
-
-/// 303 See Other to `to` (after a successful POST).
-pub fn see_other(to: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, to))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .finish()
-}
-
-/// A form body (`application/x-www-form-urlencoded`), keeping repeated keys
-/// (checkboxes) in order.
-pub struct FormData(Vec<(String, String)>);
-
-impl FormData {
-    /// Refuses a NUL character in any key or value: no field may hold one,
-    /// and PostgreSQL rejects it in a query parameter (a 500 otherwise).
-    pub fn parse(body: &[u8]) -> Result<Self, WebError> {
-        let pairs: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
-        if let Some((key, _)) = pairs
-            .iter()
-            .find(|(k, v)| k.contains('\0') || v.contains('\0'))
-        {
-            return Err(WebError::BadRequest(format!(
-                "The field “{}” contains a NUL character, which no field may hold.",
-                key.replace('\0', "")
-            )));
-        }
-        Ok(Self(pairs))
-    }
-
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The value, trimmed; `None` when absent or blank.
-    pub fn text(&self, name: &str) -> Option<&str> {
-        self.get(name).map(str::trim).filter(|v| !v.is_empty())
-    }
-
-    pub fn all(&self, name: &str) -> Vec<String> {
-        self.0
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .collect()
-    }
-
-    pub fn checked(&self, name: &str) -> bool {
-        self.get(name).is_some()
-    }
-}
-
-/// A query string, for filters.
-pub fn query(req: &actix_web::HttpRequest) -> Result<FormData, WebError> {
-    FormData::parse(req.query_string().as_bytes())
-}
-
-pub fn parse_id(raw: &str) -> Result<uuid::Uuid, WebError> {
-    uuid::Uuid::parse_str(raw).map_err(|_| WebError::NotFound)
-}
-
-/// `2026-11-22 17:05 UTC`.
-pub fn fmt_time(t: OffsetDateTime) -> String {
-    // Stored times are UTC already; never panic on one that is not.
-    let t = t.checked_to_offset(time::UtcOffset::UTC).unwrap_or(t);
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02} UTC",
-        t.year(),
-        t.month() as u8,
-        t.day(),
-        t.hour(),
-        t.minute()
-    )
-}
-
-pub fn fmt_opt(t: Option<OffsetDateTime>) -> String {
-    t.map(fmt_time).unwrap_or_else(|| "never".to_owned())
-}
-
-pub fn relative(t: OffsetDateTime) -> String {
-    crate::domain::sessions::relative(t, clock::now())
-}
-
-/// A link to the next page of a list, keeping the other query parameters.
-pub fn next_link(path: &str, params: &[(&str, &str)], cursor: Option<&String>) -> Option<String> {
-    let cursor = cursor?;
-    let mut ser = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in params {
-        if !v.is_empty() {
-            ser.append_pair(k, v);
-        }
-    }
-    ser.append_pair("cursor", cursor);
-    Some(format!("{path}?{}", ser.finish()))
 }

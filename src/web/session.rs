@@ -9,12 +9,12 @@ use actix_web::{
 use futures_util::future::LocalBoxFuture;
 
 use crate::{
-    app::AppState,
     domain::{
         Actor,
         sessions::{self, Session},
     },
     http::{client_ip, errors::WebError},
+    state::AppState,
 };
 
 pub const SESSION_COOKIE: &str = "tessera_session";

@@ -1,21 +1,25 @@
-//! The dashboard and the personal-access-token pages every user has.
+//! The personal-access-token pages every user has.
 
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use askama::Template;
-use time::Duration;
 
 use super::{
-    FormData, Layout, SignedIn, check_csrf, fmt_opt, fmt_time, next_link, parse_id, query,
-    relative, render, render_status, see_other, session,
+    page::{
+        FormData, Layout, fmt_time, next_link, parse_id, query, render, render_status, see_other,
+    },
+    session::{SignedIn, check_csrf},
+    views::{
+        ConfirmPage, ScopeChoice, SecretPage, TokenRow, lifetime_from, presets, scope_choices,
+        secret_response,
+    },
 };
 use crate::{
-    app::AppState,
     domain::{
-        self, PageRequest, TokenStatus, principals, scopes, stats,
-        tokens::{self, Access, Lifetime, NewToken, TokenFilter, TokenView},
+        self, PageRequest, TokenStatus,
+        tokens::{self, Access, NewToken, TokenFilter},
     },
     http::errors::WebError,
-    storage::entities::principal,
+    state::AppState,
 };
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -29,121 +33,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/tokens/{id}/regenerate", web::post().to(regenerate));
 }
 
-/// A token as a table row or detail page shows it: every value a string.
-pub struct TokenRow {
-    pub id: String,
-    pub name: String,
-    pub description: String,
-    pub kind: &'static str,
-    pub owner: String,
-    pub owner_is_machine: bool,
-    pub owner_id: String,
-    pub scopes: String,
-    pub status: &'static str,
-    pub created: String,
-    pub created_by: String,
-    pub expires: String,
-    pub expires_rel: String,
-    /// Active and expiring within 14 days.
-    pub warn: bool,
-    pub last_used: String,
-    pub last_used_ip: String,
-    pub revoked: String,
-    pub revoked_by: String,
-    pub replaced_by: String,
-    pub revoked_flag: bool,
-    /// `…xQgw`, or empty for a token issued before hints were recorded.
-    pub hint: String,
-}
-
-impl From<&TokenView> for TokenRow {
-    fn from(t: &TokenView) -> Self {
-        Self {
-            id: t.id.to_string(),
-            name: t.name.clone(),
-            description: t.description.clone(),
-            kind: t.kind.as_str(),
-            owner: t.owner.username.clone(),
-            owner_is_machine: t.owner.kind == domain::PrincipalKind::Machine,
-            owner_id: t.owner.id.to_string(),
-            scopes: t.scopes.join(" "),
-            status: t.status.as_str(),
-            created: fmt_time(t.created_at),
-            created_by: t
-                .created_by
-                .as_ref()
-                .map(|p| p.username.clone())
-                .unwrap_or_else(|| "command line".into()),
-            expires: fmt_time(t.expires_at),
-            expires_rel: match t.status {
-                TokenStatus::Active => format!("expires {}", relative(t.expires_at)),
-                TokenStatus::Expired => format!("expired {}", relative(t.expires_at)),
-                TokenStatus::Revoked => String::new(),
-            },
-            warn: t.expires_within(14 * 86400),
-            last_used: t
-                .last_used_at
-                .map(|u| format!("{} ({})", fmt_time(u), relative(u)))
-                .unwrap_or_else(|| "never".into()),
-            last_used_ip: t.last_used_ip.clone().unwrap_or_default(),
-            revoked: fmt_opt(t.revoked_at),
-            revoked_by: t
-                .revoked_by
-                .as_ref()
-                .map(|p| p.username.clone())
-                .unwrap_or_default(),
-            replaced_by: t.replaced_by.map(|u| u.to_string()).unwrap_or_default(),
-            revoked_flag: t.status == TokenStatus::Revoked,
-            hint: t.hint.clone().unwrap_or_default(),
-        }
-    }
-}
-
 // ---------------------------------------------------------------- dashboard
-
-#[derive(Template)]
-#[template(path = "dashboard.html")]
-struct Dashboard {
-    l: Layout,
-    expiring: Vec<TokenRow>,
-    chart: Option<super::admin::Chart>,
-    stale: Vec<(String, String, String)>,
-}
-
-pub async fn dashboard(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, WebError> {
-    let Some(me) = session::current(&req, &state).await? else {
-        return Ok(see_other("/login"));
-    };
-    let expiring =
-        stats::expiring_tokens(&state.db.read, me.session.principal.id, Duration::days(14)).await?;
-    let (chart, stale) = if me.session.is_admin() {
-        let issued = stats::tokens_issued_per_day(&state.db.read, 30).await?;
-        let validations = super::admin::validations_per_day(&state, 30).await?;
-        let stale = stats::stale_secrets(&state.db.read, Duration::days(90))
-            .await?
-            .into_iter()
-            .map(|s| {
-                (
-                    s.machine_user_id.to_string(),
-                    s.username,
-                    format!("{} ({})", fmt_time(s.created_at), relative(s.created_at)),
-                )
-            })
-            .collect();
-        (Some(super::admin::Chart::new(&issued, &validations)), stale)
-    } else {
-        (None, Vec::new())
-    };
-    render(&Dashboard {
-        l: Layout::new(&me, "home"),
-        expiring: expiring.iter().map(TokenRow::from).collect(),
-        chart,
-        stale,
-    })
-}
 
 // ---------------------------------------------------------------- list
 
@@ -185,61 +75,6 @@ async fn list(
 
 // ---------------------------------------------------------------- new
 
-/// A scope checkbox.
-pub struct ScopeChoice {
-    pub name: String,
-    pub description: String,
-    pub checked: bool,
-}
-
-/// The lifetime presets the policy allows, plus "custom".
-pub fn presets(max_seconds: i64) -> Vec<u32> {
-    [7u32, 30, 60, 90, 365]
-        .into_iter()
-        .filter(|d| i64::from(*d) * 86400 <= max_seconds)
-        .collect()
-}
-
-/// The scopes `owner` may hold, ticked where `chosen` has them.
-pub async fn scope_choices(
-    state: &AppState,
-    owner: &principal::Model,
-    chosen: &[String],
-) -> Result<Vec<ScopeChoice>, WebError> {
-    Ok(scopes::list(&state.db.read)
-        .await?
-        .into_iter()
-        .filter(|s| principals::permits(owner, &s.name))
-        .map(|s| ScopeChoice {
-            checked: chosen.contains(&s.name),
-            name: s.name,
-            description: s.description,
-        })
-        .collect())
-}
-
-/// The lifetime chosen in a token form: a preset number of days, or a custom
-/// date (the token expires at 00:00 UTC that day).
-pub fn lifetime_from(form: &FormData) -> Result<Lifetime, WebError> {
-    match form.get("lifetime").unwrap_or("") {
-        "custom" => {
-            let raw = form.text("expires_on").ok_or_else(|| {
-                domain::Error::invalid("expiry date", "choose a date for a custom lifetime")
-            })?;
-            let fmt = time::macros::format_description!("[year]-[month]-[day]");
-            let date = time::Date::parse(raw, &fmt)
-                .map_err(|_| domain::Error::invalid("expiry date", "is not a date (YYYY-MM-DD)"))?;
-            Ok(Lifetime::Until(date.midnight().assume_utc()))
-        }
-        days => {
-            let days: i64 = days.parse().map_err(|_| {
-                domain::Error::invalid("lifetime", "choose one of the lifetimes offered")
-            })?;
-            Ok(Lifetime::Seconds(days.saturating_mul(86400)))
-        }
-    }
-}
-
 #[derive(Template)]
 #[template(path = "token_new.html")]
 struct NewTokenPage {
@@ -271,23 +106,6 @@ async fn new_page(me: SignedIn, state: web::Data<AppState>) -> Result<HttpRespon
         expires_on: String::new(),
         max_days: max / 86400,
     })
-}
-
-#[derive(Template)]
-#[template(path = "secret.html")]
-pub struct SecretPage {
-    pub l: Layout,
-    pub title: String,
-    pub what: &'static str,
-    pub secret: String,
-    pub facts: Vec<(&'static str, String)>,
-    pub back_url: String,
-    pub back_label: &'static str,
-}
-
-/// The one response that shows a secret: never cached, never stored.
-pub fn secret_response(page: &SecretPage) -> Result<HttpResponse, WebError> {
-    render(page)
 }
 
 async fn create(
@@ -376,18 +194,6 @@ async fn detail(
         t: TokenRow::from(&view),
         admin_view: false,
     })
-}
-
-#[derive(Template)]
-#[template(path = "confirm.html")]
-pub struct ConfirmPage {
-    pub l: Layout,
-    pub title: String,
-    pub message: String,
-    pub action: String,
-    pub button: &'static str,
-    pub cancel: String,
-    pub danger: bool,
 }
 
 async fn revoke_page(

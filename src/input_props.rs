@@ -16,7 +16,7 @@ use crate::{
     domain::{ScopeSet, Username, valid_scope_name},
     http::auth::{BearerHeader, bearer_token},
     oauth::{Form, client_credentials},
-    web::FormData,
+    web::page::FormData,
 };
 
 fn request(authorization: Option<&[u8]>, content_type: &str) -> HttpRequest {

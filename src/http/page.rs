@@ -1,0 +1,54 @@
+//! The frame every HTML page shares (who is signed in, the sign-out form's
+//! CSRF token, a notice) and the error page, so the one error mapping
+//! (`errors`) can render it. The web pages build on these (`crate::web`).
+
+use actix_web::{HttpResponse, http::StatusCode, http::header};
+use askama::Template;
+
+/// What every page's frame needs: who is signed in, the CSRF token for the
+/// sign-out form, and a one-line notice after an action.
+#[derive(Default)]
+pub struct Layout {
+    pub user: Option<NavUser>,
+    pub csrf: String,
+    pub notice: Option<&'static str>,
+    pub section: &'static str,
+}
+
+pub struct NavUser {
+    pub username: String,
+    pub is_admin: bool,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    l: Layout,
+    title: &'a str,
+    message: &'a str,
+}
+
+/// The HTML error page (used by `WebError`).
+pub fn error_page(status: StatusCode, title: &str, message: &str) -> HttpResponse {
+    let page = ErrorPage {
+        l: Layout::default(),
+        title,
+        message,
+    };
+    let body = page
+        .render()
+        .unwrap_or_else(|_| format!("{title}: the error page could not be rendered"));
+    html_response(status, body)
+}
+
+pub fn html_response(status: StatusCode, body: String) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ))
+        .insert_header((header::X_FRAME_OPTIONS, "DENY"))
+        .body(body)
+}

@@ -1,0 +1,167 @@
+//! What every OAuth endpoint reads and answers: a strict form body, the
+//! client's credentials (HTTP Basic or form fields) and their check, throttled
+//! per address, and the no-store headers of token responses.
+
+use std::{collections::HashMap, sync::Arc};
+
+use actix_web::{HttpRequest, http::header};
+use base64::{Engine, engine::general_purpose::STANDARD};
+
+use super::throttle::{ClientAuthThrottle, Verdict};
+use crate::{
+    http::{client_ip, errors::OAuthError},
+    secret::Digest,
+    state::AppState,
+    storage::entities::principal,
+};
+
+/// A form-encoded body with each parameter at most once (RFC 6749 §3.2).
+pub struct Form(HashMap<String, String>);
+
+impl Form {
+    pub fn parse(req: &HttpRequest, body: &[u8]) -> Result<Self, OAuthError> {
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let mime = content_type.split(';').next().unwrap_or("").trim();
+        if !mime.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+            return Err(OAuthError::invalid_request(
+                "expected Content-Type: application/x-www-form-urlencoded",
+            ));
+        }
+        if std::str::from_utf8(body).is_err() {
+            return Err(OAuthError::invalid_request("the request body is not UTF-8"));
+        }
+        let mut params = HashMap::new();
+        for (key, value) in form_urlencoded::parse(body) {
+            // Percent-encoded bytes that are not UTF-8 decode to U+FFFD.
+            if key.contains('\u{FFFD}') || value.contains('\u{FFFD}') {
+                return Err(OAuthError::invalid_request("parameters must be UTF-8"));
+            }
+            if params.insert(key.to_string(), value.into_owned()).is_some() {
+                return Err(OAuthError::invalid_request(format!(
+                    "parameter {key} is repeated"
+                )));
+            }
+        }
+        Ok(Self(params))
+    }
+
+    /// A parameter; an empty value counts as absent (RFC 6749 §3.1).
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+}
+
+/// Credentials as presented, before they are checked.
+pub struct ClientCredentials {
+    pub client_id: String,
+    pub secret: String,
+    pub basic: bool,
+}
+
+/// Reads client credentials from HTTP Basic or the form, refusing both at
+/// once. `Ok(None)` when none were sent.
+pub fn client_credentials(
+    req: &HttpRequest,
+    form: &Form,
+) -> Result<Option<ClientCredentials>, OAuthError> {
+    let in_form = form.get("client_id").is_some() || form.get("client_secret").is_some();
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return match (form.get("client_id"), form.get("client_secret")) {
+            (Some(id), Some(secret)) => Ok(Some(ClientCredentials {
+                client_id: id.to_owned(),
+                secret: secret.to_owned(),
+                basic: false,
+            })),
+            (None, None) => Ok(None),
+            _ => Err(OAuthError::invalid_client(false)),
+        };
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| OAuthError::invalid_client(true))?;
+    let Some((scheme, encoded)) = value.split_once(' ') else {
+        return Err(OAuthError::invalid_client(true));
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        // A Bearer header is not client authentication (introspection accepts it separately).
+        return if in_form {
+            Err(OAuthError::invalid_request(
+                "use one client authentication method",
+            ))
+        } else {
+            Ok(None)
+        };
+    }
+    if in_form {
+        return Err(OAuthError::invalid_request(
+            "use one client authentication method, not Basic and form fields both",
+        ));
+    }
+    let decoded = STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| OAuthError::invalid_client(true))?;
+    let decoded = String::from_utf8(decoded).map_err(|_| OAuthError::invalid_client(true))?;
+    let (id, secret) = decoded
+        .split_once(':')
+        .ok_or_else(|| OAuthError::invalid_client(true))?;
+    // RFC 6749 §2.3.1: both parts are form-urlencoded before Basic encoding.
+    let unescape = |s: &str| -> Result<String, OAuthError> {
+        let plus_as_space = s.replace('+', "%20");
+        let bytes: Vec<u8> = form_urlencoded::parse(format!("x={plus_as_space}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned().into_bytes())
+            .unwrap_or_default();
+        String::from_utf8(bytes).map_err(|_| OAuthError::invalid_client(true))
+    };
+    let (client_id, secret) = (unescape(id)?, unescape(secret)?);
+    if client_id.is_empty() {
+        return Err(OAuthError::invalid_client(true));
+    }
+    Ok(Some(ClientCredentials {
+        client_id,
+        secret,
+        basic: true,
+    }))
+}
+
+/// Checks presented credentials: the enabled machine user, or `invalid_client`
+/// (401, or 429 once the address has failed too often: see `throttle`).
+pub async fn authenticate_client(
+    state: &AppState,
+    req: &HttpRequest,
+    creds: &ClientCredentials,
+) -> Result<Arc<principal::Model>, OAuthError> {
+    let throttle = &state.client_auth;
+    let address = ClientAuthThrottle::key(client_ip(req).as_deref());
+    let digest = Digest::of(&creds.secret);
+    if let Verdict::Throttled(wait) = throttle.before_check(&address, &digest) {
+        return Err(OAuthError::throttled(wait));
+    }
+    match state
+        .tokens
+        .authenticate_client(&creds.client_id, &creds.secret)
+        .await
+    {
+        Ok(Some(machine)) => {
+            throttle.succeeded(digest);
+            Ok(machine)
+        }
+        Ok(None) => match throttle.failed(&address) {
+            Verdict::Allowed => Err(OAuthError::invalid_client(creds.basic)),
+            Verdict::Throttled(wait) => Err(OAuthError::throttled(wait)),
+        },
+        Err(e) => Err(OAuthError::server_error(e)),
+    }
+}
+
+pub fn no_store(res: &mut actix_web::HttpResponseBuilder) -> &mut actix_web::HttpResponseBuilder {
+    res.insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"))
+}

@@ -1,0 +1,170 @@
+//! Page pieces several rooms show: token rows, scope choices and lifetimes on
+//! the token forms, the shown-once secret page and the confirmation page.
+
+use actix_web::HttpResponse;
+use askama::Template;
+
+use super::page::{FormData, Layout, fmt_opt, fmt_time, relative, render};
+use crate::{
+    domain::{
+        self, TokenStatus, principals, scopes,
+        tokens::{Lifetime, TokenView},
+    },
+    http::errors::WebError,
+    state::AppState,
+    storage::entities::principal,
+};
+
+/// A token as a table row or detail page shows it: every value a string.
+pub struct TokenRow {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub kind: &'static str,
+    pub owner: String,
+    pub owner_is_machine: bool,
+    pub owner_id: String,
+    pub scopes: String,
+    pub status: &'static str,
+    pub created: String,
+    pub created_by: String,
+    pub expires: String,
+    pub expires_rel: String,
+    /// Active and expiring within 14 days.
+    pub warn: bool,
+    pub last_used: String,
+    pub last_used_ip: String,
+    pub revoked: String,
+    pub revoked_by: String,
+    pub replaced_by: String,
+    pub revoked_flag: bool,
+    /// `…xQgw`, or empty for a token issued before hints were recorded.
+    pub hint: String,
+}
+
+impl From<&TokenView> for TokenRow {
+    fn from(t: &TokenView) -> Self {
+        Self {
+            id: t.id.to_string(),
+            name: t.name.clone(),
+            description: t.description.clone(),
+            kind: t.kind.as_str(),
+            owner: t.owner.username.clone(),
+            owner_is_machine: t.owner.kind == domain::PrincipalKind::Machine,
+            owner_id: t.owner.id.to_string(),
+            scopes: t.scopes.join(" "),
+            status: t.status.as_str(),
+            created: fmt_time(t.created_at),
+            created_by: t
+                .created_by
+                .as_ref()
+                .map(|p| p.username.clone())
+                .unwrap_or_else(|| "command line".into()),
+            expires: fmt_time(t.expires_at),
+            expires_rel: match t.status {
+                TokenStatus::Active => format!("expires {}", relative(t.expires_at)),
+                TokenStatus::Expired => format!("expired {}", relative(t.expires_at)),
+                TokenStatus::Revoked => String::new(),
+            },
+            warn: t.expires_within(14 * 86400),
+            last_used: t
+                .last_used_at
+                .map(|u| format!("{} ({})", fmt_time(u), relative(u)))
+                .unwrap_or_else(|| "never".into()),
+            last_used_ip: t.last_used_ip.clone().unwrap_or_default(),
+            revoked: fmt_opt(t.revoked_at),
+            revoked_by: t
+                .revoked_by
+                .as_ref()
+                .map(|p| p.username.clone())
+                .unwrap_or_default(),
+            replaced_by: t.replaced_by.map(|u| u.to_string()).unwrap_or_default(),
+            revoked_flag: t.status == TokenStatus::Revoked,
+            hint: t.hint.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// A scope checkbox.
+pub struct ScopeChoice {
+    pub name: String,
+    pub description: String,
+    pub checked: bool,
+}
+
+/// The lifetime presets the policy allows, plus "custom".
+pub fn presets(max_seconds: i64) -> Vec<u32> {
+    [7u32, 30, 60, 90, 365]
+        .into_iter()
+        .filter(|d| i64::from(*d) * 86400 <= max_seconds)
+        .collect()
+}
+
+/// The scopes `owner` may hold, ticked where `chosen` has them.
+pub async fn scope_choices(
+    state: &AppState,
+    owner: &principal::Model,
+    chosen: &[String],
+) -> Result<Vec<ScopeChoice>, WebError> {
+    Ok(scopes::list(&state.db.read)
+        .await?
+        .into_iter()
+        .filter(|s| principals::permits(owner, &s.name))
+        .map(|s| ScopeChoice {
+            checked: chosen.contains(&s.name),
+            name: s.name,
+            description: s.description,
+        })
+        .collect())
+}
+
+/// The lifetime chosen in a token form: a preset number of days, or a custom
+/// date (the token expires at 00:00 UTC that day).
+pub fn lifetime_from(form: &FormData) -> Result<Lifetime, WebError> {
+    match form.get("lifetime").unwrap_or("") {
+        "custom" => {
+            let raw = form.text("expires_on").ok_or_else(|| {
+                domain::Error::invalid("expiry date", "choose a date for a custom lifetime")
+            })?;
+            let fmt = time::macros::format_description!("[year]-[month]-[day]");
+            let date = time::Date::parse(raw, &fmt)
+                .map_err(|_| domain::Error::invalid("expiry date", "is not a date (YYYY-MM-DD)"))?;
+            Ok(Lifetime::Until(date.midnight().assume_utc()))
+        }
+        days => {
+            let days: i64 = days.parse().map_err(|_| {
+                domain::Error::invalid("lifetime", "choose one of the lifetimes offered")
+            })?;
+            Ok(Lifetime::Seconds(days.saturating_mul(86400)))
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "secret.html")]
+pub struct SecretPage {
+    pub l: Layout,
+    pub title: String,
+    pub what: &'static str,
+    pub secret: String,
+    pub facts: Vec<(&'static str, String)>,
+    pub back_url: String,
+    pub back_label: &'static str,
+}
+
+/// The one response that shows a secret: never cached, never stored.
+pub fn secret_response(page: &SecretPage) -> Result<HttpResponse, WebError> {
+    render(page)
+}
+
+#[derive(Template)]
+#[template(path = "confirm.html")]
+pub struct ConfirmPage {
+    pub l: Layout,
+    pub title: String,
+    pub message: String,
+    pub action: String,
+    pub button: &'static str,
+    pub cancel: String,
+    pub danger: bool,
+}
