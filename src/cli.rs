@@ -10,12 +10,12 @@ use crate::{
     app,
     config::{Dur, Settings, SettingsArgs},
     domain::{
-        Actor, Role, ScopeSet,
+        Actor, Context, Policy, Role,
+        issuance::{Issuer, Request, issue},
         principals::{self, MachineUserInput, NewUser},
         signing_keys,
-        tokens::{self, Lifetime, NewToken},
+        tokens::{Lifetime, NewToken},
     },
-    token_service::TokenService,
 };
 
 #[derive(Parser, Debug)]
@@ -202,33 +202,30 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 .ok_or_else(|| {
                     anyhow::anyhow!("username: no user or machine user named {username:?}")
                 })?;
-            let scopes = if scopes.is_empty() {
-                match owner.kind {
-                    crate::domain::PrincipalKind::User => vec!["profile".to_owned()],
-                    crate::domain::PrincipalKind::Machine => {
-                        ScopeSet::from_stored(&owner.scopes).to_vec()
-                    }
-                }
-            } else {
-                scopes
-            };
-            let svc = TokenService::start(db.clone(), &settings, master).await?;
+            // The CLI signs with the keys in the database, like a server.
+            let signing = signing_keys::load_signer(&db, &master, &settings).await?;
             let new = NewToken {
                 name,
                 description: None,
-                scopes,
+                scopes: (!scopes.is_empty()).then_some(scopes),
                 lifetime: Lifetime::Seconds(expires_in.seconds),
             };
-            let view = tokens::create(
-                &db,
-                &svc.signer,
-                &Actor::system(),
-                owner.id,
+            let issuer = Issuer {
+                db: &db,
+                signer: &signing,
+                recorder: None,
+                metrics: None,
+            };
+            let policy = Policy {
+                max_token_lifetime: settings.max_token_lifetime.seconds,
+            };
+            let request = Request::Named {
+                owner_id: owner.id,
                 new,
-                settings.max_token_lifetime.seconds,
-                None,
-            )
-            .await?;
+            };
+            let view = issue(&issuer, &Context::new(Actor::system(), policy), request)
+                .await?
+                .into_view()?;
             println!("{}", view.exposed_token());
             Ok(())
         }

@@ -4,8 +4,13 @@
 use std::sync::Arc;
 
 use crate::{
-    config::Settings, metrics::Metrics, oauth::throttle::ClientAuthThrottle, secret::MasterKey,
-    storage::Db, token_service::TokenService,
+    config::Settings,
+    domain::{Policy, issuance::Issuer},
+    metrics::Metrics,
+    oauth::throttle::ClientAuthThrottle,
+    secret::MasterKey,
+    storage::Db,
+    token_service::TokenService,
 };
 
 pub struct AppState {
@@ -16,4 +21,22 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Failed client authentication per address (INTERFACE §8).
     pub client_auth: ClientAuthThrottle,
+}
+
+impl AppState {
+    /// What the domain needs to issue a token on this server.
+    pub fn issuer(&self) -> Issuer<'_> {
+        Issuer {
+            db: &self.db,
+            signer: &self.tokens.signer,
+            recorder: Some(&self.tokens.recorder),
+            metrics: Some(&self.metrics),
+        }
+    }
+
+    pub fn policy(&self) -> Policy {
+        Policy {
+            max_token_lifetime: self.settings.max_token_lifetime.seconds,
+        }
+    }
 }

@@ -12,8 +12,9 @@ use super::{
 use crate::{
     domain::{
         Page,
+        issuance::{Request, issue},
         principals::{self, MachineUser, MachineUserInput, NewSecret},
-        tokens::{self, TokenView},
+        tokens::TokenView,
     },
     http::{auth::Bearer, errors::ApiError},
     state::AppState,
@@ -247,21 +248,14 @@ pub async fn create_token(
     body: JsonBody<TokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require("admin:write")?;
-    super::tokens::refuse_client_credentials(&auth)?;
     let new = body.parse()?.into_new()?;
     principals::get_machine_user(&state.db.read, *id).await?;
     // The machine user's allowed scopes bound the token; an admin who may
     // change those needs no further ceiling from the calling token.
-    let view = tokens::create(
-        &state.db,
-        &state.tokens.signer,
-        &auth.actor(),
-        *id,
-        new,
-        state.settings.max_token_lifetime.seconds,
-        None,
-    )
-    .await?;
+    let request = Request::Named { owner_id: *id, new };
+    let view = issue(&state.issuer(), &auth.context(state.policy()), request)
+        .await?
+        .into_view()?;
     Ok(created_secret(
         format!("/api/v1/admin/tokens/{}", view.id),
         &view,

@@ -10,6 +10,7 @@ use super::support::{JsonBody, PageQuery, Problem, created_secret};
 use crate::{
     domain::{
         self, Page, TokenKind, TokenStatus, clock,
+        issuance::{Request, issue},
         tokens::{self, Access, Lifetime, NewToken, TokenFilter, TokenView},
     },
     http::{auth::Bearer, errors::ApiError},
@@ -44,7 +45,7 @@ impl TokenRequest {
             lifetime: Lifetime::from_request(self.expires_in_seconds, expires_at)?,
             name: self.name,
             description: self.description,
-            scopes: self.scopes,
+            scopes: Some(self.scopes),
         })
     }
 }
@@ -56,16 +57,6 @@ fn own(auth: &Bearer) -> Access {
 /// A client-credentials token lives minutes and stops being renewable once
 /// its client secret is removed; a token it minted (or regenerated) would
 /// outlive both. So it may use the API, but never to obtain another token.
-pub(super) fn refuse_client_credentials(auth: &Bearer) -> Result<(), ApiError> {
-    if auth.info.kind == TokenKind::ClientCredentials {
-        return Err(domain::Error::Forbidden(
-            "a client-credentials token cannot create or regenerate tokens: a token it made would outlive it and its client secret. Use a personal or machine token, or ask an administrator for a machine token".into(),
-        )
-        .into());
-    }
-    Ok(())
-}
-
 /// The caller's own tokens, newest first.
 #[utoipa::path(
     operation_id = "list_own_tokens",
@@ -113,18 +104,14 @@ pub async fn create_own(
     body: JsonBody<TokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require("tokens:write")?;
-    refuse_client_credentials(&auth)?;
     let new = body.parse()?.into_new()?;
-    let view = tokens::create(
-        &state.db,
-        &state.tokens.signer,
-        &auth.actor(),
-        auth.info.owner_id,
+    let request = Request::Named {
+        owner_id: auth.info.owner_id,
         new,
-        state.settings.max_token_lifetime.seconds,
-        Some(&auth.info.scopes),
-    )
-    .await?;
+    };
+    let view = issue(&state.issuer(), &auth.context(state.policy()), request)
+        .await?
+        .into_view()?;
     Ok(created_secret(format!("/api/v1/tokens/{}", view.id), &view))
 }
 
@@ -196,17 +183,13 @@ pub async fn regenerate_own(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require("tokens:write")?;
-    refuse_client_credentials(&auth)?;
-    let view = tokens::regenerate(
-        &state.db,
-        &state.tokens.signer,
-        &auth.actor(),
-        *id,
-        own(&auth),
-        Some(&auth.info.scopes),
-        state.settings.max_token_lifetime.seconds,
-    )
-    .await?;
+    let request = Request::Regenerate {
+        token_id: *id,
+        access: own(&auth),
+    };
+    let view = issue(&state.issuer(), &auth.context(state.policy()), request)
+        .await?
+        .into_view()?;
     Ok(created_secret(format!("/api/v1/tokens/{}", view.id), &view))
 }
 

@@ -4,6 +4,7 @@
 
 pub mod audit;
 mod error;
+pub mod issuance;
 pub mod principals;
 pub mod retention;
 pub mod scopes;
@@ -54,6 +55,67 @@ impl Actor {
         } else {
             Err(Error::Forbidden("administrators only".into()))
         }
+    }
+}
+
+impl Actor {
+    /// A signed-in person or a token's owner.
+    pub fn principal(id: Uuid, username: &str, is_admin: bool, ip: Option<String>) -> Self {
+        Self {
+            principal: Some(PrincipalRef {
+                id,
+                username: username.to_owned(),
+            }),
+            is_admin,
+            ip,
+            token_id: None,
+        }
+    }
+
+    /// Nobody signed in yet (a failed sign-in, the first-admin setup).
+    pub fn anonymous(ip: Option<String>) -> Self {
+        Self {
+            ip,
+            ..Self::default()
+        }
+    }
+}
+
+/// The token a request came with: its kind and its effective scopes.
+#[derive(Clone, Debug)]
+pub struct CallingToken {
+    pub kind: TokenKind,
+    pub scopes: ScopeSet,
+}
+
+/// The policy every request is held to (from the settings).
+#[derive(Clone, Copy, Debug)]
+pub struct Policy {
+    /// The longest lifetime of a personal or machine token, in seconds.
+    pub max_token_lifetime: i64,
+}
+
+/// Who asks, with which token if any, under which policy: what the domain
+/// needs to decide a request.
+#[derive(Clone, Debug)]
+pub struct Context {
+    pub actor: Actor,
+    pub token: Option<CallingToken>,
+    pub policy: Policy,
+}
+
+impl Context {
+    pub fn new(actor: Actor, policy: Policy) -> Self {
+        Self {
+            actor,
+            token: None,
+            policy,
+        }
+    }
+
+    pub fn with_token(mut self, token: CallingToken) -> Self {
+        self.token = Some(token);
+        self
     }
 }
 

@@ -223,3 +223,19 @@ pub async fn load_ring(
     let active = active.context("no active signing key")?;
     Ok(KeyRing::new(active, by_kid))
 }
+
+/// A signer over the keys in the database, making the first key if there is
+/// none: what the command line signs with.
+pub async fn load_signer(
+    db: &Db,
+    master: &MasterKey,
+    settings: &crate::config::Settings,
+) -> anyhow::Result<crate::jwt::Signer> {
+    ensure_active(db, master, settings.signing_alg).await?;
+    let ring = load_ring(&db.read, master, None).await?;
+    Ok(crate::jwt::Signer::new(
+        settings.public_url.clone(),
+        settings.audience.clone(),
+        ring,
+    ))
+}

@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 
 use sea_orm::{
-    ActiveModelTrait,
     ActiveValue::Set,
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     TransactionTrait,
@@ -17,10 +16,10 @@ use uuid::Uuid;
 
 use super::{
     Actor, Error, Page, PageRequest, PrincipalKind, PrincipalRef, ScopeSet, TokenKind, TokenStatus,
-    audit, clock, is_unique_violation, principals, scopes,
+    audit, clock, is_unique_violation, principals,
 };
 use crate::{
-    jwt::{Minted, Signer},
+    jwt::Minted,
     secret::{self, Digest, Secret},
     storage::{
         Change, Db, announce,
@@ -213,7 +212,8 @@ impl Lifetime {
 pub struct NewToken {
     pub name: String,
     pub description: Option<String>,
-    pub scopes: Vec<String>,
+    /// `None`: the owner's default scopes (`issuance::default_scopes`).
+    pub scopes: Option<Vec<String>>,
     pub lifetime: Lifetime,
 }
 
@@ -228,103 +228,6 @@ pub enum Access {
 
 pub struct Created {
     pub view: TokenView,
-}
-
-/// Issues a personal token (owner is a user) or machine token (owner is a
-/// machine user), records it and audits it in one transaction.
-///
-/// `ceiling`: when the actor is itself a token, the new token may not carry
-/// scopes the calling token lacks.
-pub async fn create(
-    db: &Db,
-    signer: &Signer,
-    actor: &Actor,
-    owner_id: Uuid,
-    new: NewToken,
-    max_lifetime: i64,
-    ceiling: Option<&ScopeSet>,
-) -> Result<TokenView, Error> {
-    let owner = principals::find(&db.read, owner_id)
-        .await?
-        .ok_or(Error::NotFound("owner"))?;
-    if actor.id() != Some(owner.id) {
-        actor.require_admin()?;
-    }
-    if !owner.enabled {
-        return Err(Error::conflict(format!("{} is disabled", owner.username)));
-    }
-    let name = super::parse_token_name(&new.name)?;
-    let description = super::parse_description(new.description.as_deref(), "description")?;
-    let lifetime = new.lifetime.seconds(max_lifetime)?;
-    let requested = ScopeSet::from_names(new.scopes.iter().map(|s| s.trim().to_owned()));
-    if requested.is_empty() {
-        return Err(Error::invalid("scopes", "choose at least one scope"));
-    }
-    scopes::require_known(&db.read, &requested).await?;
-    if let Some(denied) = requested.iter().find(|s| !principals::permits(&owner, s)) {
-        return Err(Error::invalid(
-            "scopes",
-            format!("{} may not hold {denied}", owner.username),
-        ));
-    }
-    if let Some(ceiling) = ceiling
-        && let Some(extra) = requested.iter().find(|s| !ceiling.contains(s))
-    {
-        return Err(Error::Forbidden(format!(
-            "the calling token does not hold {extra}, so it cannot grant it"
-        )));
-    }
-    let kind = match owner.kind {
-        PrincipalKind::User => TokenKind::Personal,
-        PrincipalKind::Machine => TokenKind::Machine,
-    };
-    let minted = signer
-        .mint(
-            owner.id,
-            &owner.username,
-            kind,
-            requested.to_string(),
-            lifetime,
-        )
-        .map_err(Error::Internal)?;
-    let row = record_row(
-        &minted,
-        kind,
-        owner.id,
-        &name,
-        description,
-        &requested,
-        actor.id(),
-    );
-    let actor = actor.clone();
-    let secret = minted.token;
-    let created = db
-        .write
-        .transaction::<_, token::Model, Error>(|tx| {
-            Box::pin(async move {
-                scopes::require_known_locked(tx, &requested).await?;
-                release_expired_name(tx, owner_id, &name).await?;
-                let created = row.insert(tx).await.map_err(duplicate_name)?;
-                crate::storage::counters::add_to_today(tx, 0, 1).await?;
-                audit::record(
-                    tx,
-                    &actor,
-                    "token.create",
-                    "token",
-                    Some(created.id.to_string()),
-                    json!({"name": created.name, "kind": kind.as_str(), "owner": owner.username, "scopes": created.scopes, "hint": created.hint}),
-                )
-                .await?;
-                Ok(created)
-            })
-        })
-        .await?;
-    let mut view = views(&db.read, vec![created])
-        .await?
-        .pop()
-        .ok_or(Error::NotFound("token"))?;
-    view.token = Some(secret.into());
-    Ok(view)
 }
 
 pub fn record_row(
@@ -360,7 +263,7 @@ pub fn record_row(
     }
 }
 
-fn duplicate_name(e: sea_orm::DbErr) -> Error {
+pub(super) fn duplicate_name(e: sea_orm::DbErr) -> Error {
     if is_unique_violation(&e) {
         Error::conflict("an active token with this name exists")
     } else {
@@ -369,7 +272,7 @@ fn duplicate_name(e: sea_orm::DbErr) -> Error {
 }
 
 /// An expired token no longer holds its name.
-async fn release_expired_name(
+pub(super) async fn release_expired_name(
     db: &impl ConnectionTrait,
     owner_id: Uuid,
     name: &str,
@@ -387,7 +290,7 @@ async fn release_expired_name(
     Ok(())
 }
 
-async fn find_row(
+pub(super) async fn find_row(
     db: &impl ConnectionTrait,
     id: Uuid,
     access: Access,
@@ -547,7 +450,7 @@ pub async fn revoke_by_value(
     }
 }
 
-async fn mark_revoked(
+pub(super) async fn mark_revoked(
     db: &impl ConnectionTrait,
     actor: &Actor,
     id: Uuid,
@@ -569,135 +472,6 @@ async fn mark_revoked(
         .exec(db)
         .await?;
     Ok(res.rows_affected == 1)
-}
-
-/// A new token with the same name, scopes and lifetime length; the old one is
-/// revoked at once and points to the new one. An expired token may be
-/// renewed this way; a revoked one may not.
-///
-/// The new token carries only the old one's scopes that its owner may hold
-/// now (a demoted admin loses `admin:*`, a narrowed machine user what it is
-/// no longer allowed, and a scope deleted since is gone); when none is left
-/// the token is not regenerated (409) and the old one stays as it was.
-///
-/// `ceiling`: when the actor is itself a token, it may not regenerate (and so
-/// obtain the secret of) a token holding scopes the calling token lacks.
-///
-/// The lifetime length is kept within `max_lifetime`, the policy maximum of
-/// today (it may have been lowered since the old token was issued).
-pub async fn regenerate(
-    db: &Db,
-    signer: &Signer,
-    actor: &Actor,
-    id: Uuid,
-    access: Access,
-    ceiling: Option<&ScopeSet>,
-    max_lifetime: i64,
-) -> Result<TokenView, Error> {
-    let old = find_row(&db.read, id, access).await?;
-    if old.revoked_at.is_some() {
-        return Err(Error::conflict("a revoked token cannot be regenerated"));
-    }
-    if old.kind == TokenKind::ClientCredentials {
-        return Err(Error::conflict(
-            "client-credentials tokens are renewed at the token endpoint",
-        ));
-    }
-    let owner = principals::find(&db.read, old.owner_id)
-        .await?
-        .ok_or(Error::NotFound("owner"))?;
-    if !owner.enabled {
-        return Err(Error::conflict(format!("{} is disabled", owner.username)));
-    }
-    let held = ScopeSet::from_stored(&old.scopes);
-    let mut granted = scopes::existing(&db.read, &held, false).await?;
-    granted.retain(|s| principals::permits(&owner, s));
-    if granted.is_empty() {
-        return Err(Error::conflict(format!(
-            "{} may no longer hold any of this token's scopes ({held}), so it cannot be regenerated; create a new token instead",
-            owner.username
-        )));
-    }
-    if let Some(ceiling) = ceiling
-        && let Some(extra) = granted.iter().find(|s| !ceiling.contains(s))
-    {
-        return Err(Error::Forbidden(format!(
-            "the calling token does not hold {extra}, so it cannot regenerate a token that does"
-        )));
-    }
-    let dropped: Vec<&str> = held.iter().filter(|s| !granted.contains(s)).collect();
-    let dropped = json!(dropped);
-    let lifetime = (old.expires_at - old.created_at)
-        .whole_seconds()
-        .clamp(60, max_lifetime.max(60));
-    let minted = signer
-        .mint(
-            owner.id,
-            &owner.username,
-            old.kind,
-            granted.to_string(),
-            lifetime,
-        )
-        .map_err(Error::Internal)?;
-    let row = record_row(
-        &minted,
-        old.kind,
-        owner.id,
-        &old.name,
-        old.description.clone(),
-        &granted,
-        actor.id(),
-    );
-    let new_id = minted.id;
-    let owner_id = owner.id;
-    let name = old.name.clone();
-    let old_hint = old.hint.clone();
-    let actor2 = actor.clone();
-    let secret = minted.token;
-    let created = db
-        .write
-        .transaction::<_, token::Model, Error>(|tx| {
-            Box::pin(async move {
-                scopes::require_known_locked(tx, &granted)
-                    .await
-                    .map_err(|e| match e {
-                        Error::Invalid { .. } => Error::conflict(
-                            "a scope of this token was deleted meanwhile: try again",
-                        ),
-                        other => other,
-                    })?;
-                if !mark_revoked(tx, &actor2, id, None).await? {
-                    return Err(Error::conflict("a revoked token cannot be regenerated"));
-                }
-                release_expired_name(tx, owner_id, &name).await?;
-                let created = row.insert(tx).await.map_err(duplicate_name)?;
-                crate::storage::counters::add_to_today(tx, 0, 1).await?;
-                token::Entity::update_many()
-                    .col_expr(token::Column::ReplacedBy, Expr::value(new_id))
-                    .filter(token::Column::Id.eq(id))
-                    .exec(tx)
-                    .await?;
-                audit::record(
-                    tx,
-                    &actor2,
-                    "token.regenerate",
-                    "token",
-                    Some(id.to_string()),
-                    json!({"name": created.name, "new_token": new_id, "hint": created.hint, "old_hint": old_hint, "dropped_scopes": dropped}),
-                )
-                .await?;
-                announce(tx, Change::Auth).await?;
-                Ok(created)
-            })
-        })
-        .await?;
-    db.changes.changed(Change::Auth);
-    let mut view = views(&db.read, vec![created])
-        .await?
-        .pop()
-        .ok_or(Error::NotFound("token"))?;
-    view.token = Some(secret.into());
-    Ok(view)
 }
 
 #[cfg(test)]

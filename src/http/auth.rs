@@ -6,7 +6,7 @@ use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
 
 use super::{client_ip, errors::ApiError};
 use crate::{
-    domain::{Actor, PrincipalRef},
+    domain::{Actor, CallingToken, Context, Policy},
     state::AppState,
     token_service::AuthInfo,
 };
@@ -28,16 +28,25 @@ impl Bearer {
     }
 
     pub fn actor(&self) -> Actor {
+        let is_admin =
+            self.info.is_admin() && self.info.scopes.iter().any(|s| s.starts_with("admin:"));
         Actor {
-            principal: Some(PrincipalRef {
-                id: self.info.owner_id,
-                username: self.info.username.clone(),
-            }),
-            is_admin: self.info.is_admin()
-                && self.info.scopes.iter().any(|s| s.starts_with("admin:")),
-            ip: self.ip.clone(),
             token_id: Some(self.info.token_id),
+            ..Actor::principal(
+                self.info.owner_id,
+                &self.info.username,
+                is_admin,
+                self.ip.clone(),
+            )
         }
+    }
+
+    /// The caller, its token and the policy: what the domain decides by.
+    pub fn context(&self, policy: Policy) -> Context {
+        Context::new(self.actor(), policy).with_token(CallingToken {
+            kind: self.info.kind,
+            scopes: self.info.scopes.clone(),
+        })
     }
 }
 

@@ -194,6 +194,23 @@ impl OAuthError {
     }
 }
 
+/// Domain refusals at the token endpoint, in RFC 6749 §5.2 terms.
+impl From<domain::Error> for OAuthError {
+    fn from(e: domain::Error) -> Self {
+        match e {
+            domain::Error::Invalid {
+                field: "scope",
+                message,
+            } => Self::new(StatusCode::BAD_REQUEST, "invalid_scope", message),
+            domain::Error::Forbidden(message) => {
+                Self::new(StatusCode::BAD_REQUEST, "unauthorized_client", message)
+            }
+            domain::Error::Internal(cause) => Self::server_error(format!("{cause:#}")),
+            other => Self::invalid_request(other.to_string()),
+        }
+    }
+}
+
 impl std::fmt::Display for OAuthError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.code, self.description)

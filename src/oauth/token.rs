@@ -5,7 +5,10 @@ use serde_json::json;
 
 use super::request::{Form, authenticate_client, client_credentials, no_store};
 use crate::{
-    domain::{ScopeSet, TokenKind, principals, tokens::record_row},
+    domain::{
+        Actor, Context,
+        issuance::{Request, issue},
+    },
     http::errors::OAuthError,
     state::AppState,
 };
@@ -30,65 +33,21 @@ pub async fn token(
     }
     let creds = creds.ok_or_else(|| OAuthError::invalid_client(false))?;
     let machine = authenticate_client(&state, &req, &creds).await?;
-    if !machine.cc_enabled {
-        return Err(OAuthError::new(
-            StatusCode::BAD_REQUEST,
-            "unauthorized_client",
-            "client credentials are turned off for this client",
-        ));
-    }
-    let allowed = ScopeSet::from_stored(&machine.scopes);
-    let scopes = match form.get("scope") {
-        None => {
-            let mut all = allowed;
-            all.retain(|s| principals::permits(&machine, s));
-            all
-        }
-        Some(raw) => {
-            let requested = ScopeSet::from_stored(raw);
-            if requested.is_empty() || !requested.iter().all(|s| principals::permits(&machine, s)) {
-                return Err(OAuthError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_scope",
-                    "the requested scope is not among the client's allowed scopes",
-                ));
-            }
-            requested
-        }
+    let request = Request::ClientCredentials {
+        machine,
+        scope: form.get("scope").map(str::to_owned),
     };
-    let ttl = i64::from(machine.cc_ttl_minutes) * 60;
-    let minted = state
-        .tokens
-        .signer
-        .mint(
-            machine.id,
-            &machine.username,
-            TokenKind::ClientCredentials,
-            scopes.to_string(),
-            ttl,
-        )
-        .map_err(OAuthError::server_error)?;
-    let row = record_row(
-        &minted,
-        TokenKind::ClientCredentials,
-        machine.id,
-        "client_credentials",
-        String::new(),
-        &scopes,
-        None,
-    );
-    state
-        .tokens
-        .recorder
-        .record(row)
-        .await
-        .map_err(OAuthError::server_error)?;
-    state.metrics.issued(TokenKind::ClientCredentials);
+    let issued = issue(
+        &state.issuer(),
+        &Context::new(Actor::system(), state.policy()),
+        request,
+    )
+    .await?;
     let body = json!({
-        "access_token": minted.token,
+        "access_token": issued.token.expose(),
         "token_type": "Bearer",
-        "expires_in": ttl,
-        "scope": scopes.to_string(),
+        "expires_in": issued.lifetime_secs,
+        "scope": issued.scopes.to_string(),
     });
     Ok(no_store(&mut HttpResponse::Ok())
         .content_type("application/json")

@@ -18,8 +18,9 @@ use super::{
 };
 use crate::{
     domain::{
-        self, PageRequest, Role, TokenKind, TokenStatus, audit, is_admin_scope, principals, scopes,
-        signing_keys,
+        self, PageRequest, Role, TokenKind, TokenStatus, audit, is_admin_scope,
+        issuance::{Issued, Request, issue},
+        principals, scopes, signing_keys,
         tokens::{self, Access, NewToken, TokenFilter},
     },
     http::errors::WebError,
@@ -532,24 +533,22 @@ async fn machine_token_create(
     let id = parse_id(&path)?;
     // Only machine users: this form must not issue a person's token.
     principals::get_machine_user(&state.db.read, id).await?;
-    let max = state.settings.max_token_lifetime.seconds.min(365 * 86400);
     let result = match lifetime_from(&form) {
-        Ok(lifetime) => tokens::create(
-            &state.db,
-            &state.tokens.signer,
-            &me.actor(),
-            id,
-            NewToken {
-                name: form.get("name").unwrap_or("").to_owned(),
-                description: form.get("description").map(str::to_owned),
-                scopes: form.all("scopes"),
-                lifetime,
-            },
-            max,
-            None,
-        )
-        .await
-        .map_err(WebError::from),
+        Ok(lifetime) => {
+            let request = Request::Named {
+                owner_id: id,
+                new: NewToken {
+                    name: form.get("name").unwrap_or("").to_owned(),
+                    description: form.get("description").map(str::to_owned),
+                    scopes: Some(form.all("scopes")),
+                    lifetime,
+                },
+            };
+            issue(&state.issuer(), &me.context(state.policy()), request)
+                .await
+                .and_then(Issued::into_view)
+                .map_err(WebError::from)
+        }
         Err(e) => Err(e),
     };
     match result {

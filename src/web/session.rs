@@ -10,7 +10,7 @@ use futures_util::future::LocalBoxFuture;
 
 use crate::{
     domain::{
-        Actor,
+        Actor, Context, Policy,
         sessions::{self, Session},
     },
     http::{client_ip, errors::WebError},
@@ -81,6 +81,11 @@ pub struct SignedIn {
 impl SignedIn {
     pub fn actor(&self) -> Actor {
         self.session.actor(self.ip.clone())
+    }
+
+    /// The person and the policy: what the domain decides by.
+    pub fn context(&self, policy: Policy) -> Context {
+        Context::new(self.actor(), policy)
     }
 
     pub fn require_admin(&self) -> Result<(), WebError> {

@@ -16,6 +16,7 @@ use super::{
 use crate::{
     domain::{
         self, PageRequest, TokenStatus,
+        issuance::{Issued, Request, issue},
         tokens::{self, Access, NewToken, TokenFilter},
     },
     http::errors::WebError,
@@ -118,22 +119,21 @@ async fn create(
     let chosen = form.all("scopes");
     let max = state.settings.max_token_lifetime.seconds;
     let result = match lifetime_from(&form) {
-        Ok(lifetime) => tokens::create(
-            &state.db,
-            &state.tokens.signer,
-            &me.actor(),
-            me.session.principal.id,
-            NewToken {
-                name: form.get("name").unwrap_or("").to_owned(),
-                description: form.get("description").map(str::to_owned),
-                scopes: chosen.clone(),
-                lifetime,
-            },
-            max,
-            None,
-        )
-        .await
-        .map_err(WebError::from),
+        Ok(lifetime) => {
+            let request = Request::Named {
+                owner_id: me.session.principal.id,
+                new: NewToken {
+                    name: form.get("name").unwrap_or("").to_owned(),
+                    description: form.get("description").map(str::to_owned),
+                    scopes: Some(chosen.clone()),
+                    lifetime,
+                },
+            };
+            issue(&state.issuer(), &me.context(state.policy()), request)
+                .await
+                .and_then(Issued::into_view)
+                .map_err(WebError::from)
+        }
         Err(e) => Err(e),
     };
     match result {
@@ -260,16 +260,13 @@ async fn regenerate(
     let form = FormData::parse(&body)?;
     check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path)?;
-    let view = tokens::regenerate(
-        &state.db,
-        &state.tokens.signer,
-        &me.actor(),
-        id,
-        Access::Own(me.session.principal.id),
-        None,
-        state.settings.max_token_lifetime.seconds,
-    )
-    .await?;
+    let request = Request::Regenerate {
+        token_id: id,
+        access: Access::Own(me.session.principal.id),
+    };
+    let view = issue(&state.issuer(), &me.context(state.policy()), request)
+        .await?
+        .into_view()?;
     secret_response(&SecretPage {
         l: Layout::new(&me, "tokens"),
         title: format!("Token “{}” regenerated", view.name),

@@ -1,0 +1,425 @@
+//! The one way a token comes to be. Every kind — a person's own token, a
+//! machine token an admin issues, a regenerated token, a client-credentials
+//! token from `/oauth2/token` — goes through [`issue`], which validates the
+//! request against the caller and the policy, mints, records (committed
+//! before the token is returned), counts and audits. Web pages, the API, the
+//! OAuth endpoint and the CLI only parse, authorise and delegate here.
+
+use std::sync::Arc;
+
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{
+    Context, Error, PrincipalKind, ScopeSet, TokenKind, audit, principals, scopes,
+    tokens::{
+        self, Access, NewToken, TokenView, duplicate_name, find_row, mark_revoked, record_row,
+        release_expired_name,
+    },
+};
+use crate::{
+    jwt::Signer,
+    metrics::Metrics,
+    secret::Secret,
+    storage::{
+        Change, Db, announce,
+        entities::{principal, token},
+        recorder::Recorder,
+    },
+};
+
+/// What issuing needs besides the request: where tokens are stored, the
+/// signer, the group commit for client-credentials tokens (without one they
+/// are inserted one by one, as the CLI does) and the metrics.
+pub struct Issuer<'a> {
+    pub db: &'a Db,
+    pub signer: &'a Signer,
+    pub recorder: Option<&'a Recorder>,
+    pub metrics: Option<&'a Metrics>,
+}
+
+/// What is asked for.
+pub enum Request {
+    /// A personal token (the owner is a user) or a machine token (a machine
+    /// user), named and with a lifetime within the policy maximum.
+    Named { owner_id: Uuid, new: NewToken },
+    /// The same name, the scopes the owner may still hold and the same
+    /// lifetime length; the old token is revoked at once and names the new one.
+    Regenerate { token_id: Uuid, access: Access },
+    /// RFC 6749 §4.4 for an authenticated machine user: `scope` must be a
+    /// subset of its allowed scopes (absent: all of them).
+    ClientCredentials {
+        machine: Arc<principal::Model>,
+        scope: Option<String>,
+    },
+}
+
+/// A token just issued: its secret appears here only.
+pub struct Issued {
+    pub token: Secret<String>,
+    pub scopes: ScopeSet,
+    pub lifetime_secs: i64,
+    /// The recorded token as lists show it (not built for client-credentials
+    /// tokens, whose answer is the OAuth one).
+    pub view: Option<TokenView>,
+}
+
+impl Issued {
+    /// The view with its secret, for the one response that shows it.
+    pub fn into_view(self) -> Result<TokenView, Error> {
+        let mut view = self.view.ok_or(Error::NotFound("token"))?;
+        view.token = Some(self.token);
+        Ok(view)
+    }
+}
+
+/// The scopes a new token gets when none are named: `profile` for a person,
+/// everything it is allowed for a machine user.
+pub fn default_scopes(owner: &principal::Model) -> ScopeSet {
+    match owner.kind {
+        PrincipalKind::User => ScopeSet::from_names(["profile".to_owned()]),
+        PrincipalKind::Machine => {
+            let mut all = ScopeSet::from_stored(&owner.scopes);
+            all.retain(|s| principals::permits(owner, s));
+            all
+        }
+    }
+}
+
+pub async fn issue(issuer: &Issuer<'_>, ctx: &Context, request: Request) -> Result<Issued, Error> {
+    let (kind, issued) = match request {
+        Request::Named { owner_id, new } => {
+            refuse_client_credentials(ctx)?;
+            let issued = named(issuer, ctx, owner_id, new).await?;
+            (issued.view.as_ref().map(|v| v.kind), issued)
+        }
+        Request::Regenerate { token_id, access } => {
+            refuse_client_credentials(ctx)?;
+            let issued = regenerate(issuer, ctx, token_id, access).await?;
+            (issued.view.as_ref().map(|v| v.kind), issued)
+        }
+        Request::ClientCredentials { machine, scope } => (
+            Some(TokenKind::ClientCredentials),
+            client_credentials(issuer, &machine, scope.as_deref()).await?,
+        ),
+    };
+    if let (Some(metrics), Some(kind)) = (issuer.metrics, kind) {
+        metrics.issued(kind);
+    }
+    Ok(issued)
+}
+
+/// A token made by a client-credentials token would outlive it and the
+/// secret it came from.
+fn refuse_client_credentials(ctx: &Context) -> Result<(), Error> {
+    if ctx
+        .token
+        .as_ref()
+        .is_some_and(|t| t.kind == TokenKind::ClientCredentials)
+    {
+        return Err(Error::Forbidden(
+            "a client-credentials token cannot create or regenerate tokens: use a personal or machine token".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A calling token may not pass on (or obtain the secret of) scopes it lacks
+/// for its own owner's tokens; an admin issuing for a machine user is bound by
+/// the machine user's allowed scopes instead.
+fn ceiling<'c>(ctx: &'c Context, owner_id: Uuid) -> Option<&'c ScopeSet> {
+    ctx.token
+        .as_ref()
+        .filter(|_| ctx.actor.id() == Some(owner_id))
+        .map(|t| &t.scopes)
+}
+
+/// A personal or machine token, recorded and audited in one transaction.
+async fn named(
+    issuer: &Issuer<'_>,
+    ctx: &Context,
+    owner_id: Uuid,
+    new: NewToken,
+) -> Result<Issued, Error> {
+    let (db, signer, actor) = (issuer.db, issuer.signer, &ctx.actor);
+    let max_lifetime = ctx.policy.max_token_lifetime;
+    let owner = principals::find(&db.read, owner_id)
+        .await?
+        .ok_or(Error::NotFound("owner"))?;
+    if actor.id() != Some(owner.id) {
+        actor.require_admin()?;
+    }
+    if !owner.enabled {
+        return Err(Error::conflict(format!("{} is disabled", owner.username)));
+    }
+    let name = super::parse_token_name(&new.name)?;
+    let description = super::parse_description(new.description.as_deref(), "description")?;
+    let lifetime = new.lifetime.seconds(max_lifetime)?;
+    let requested = match new.scopes {
+        Some(names) => ScopeSet::from_names(names.iter().map(|s| s.trim().to_owned())),
+        None => default_scopes(&owner),
+    };
+    if requested.is_empty() {
+        return Err(Error::invalid("scopes", "choose at least one scope"));
+    }
+    scopes::require_known(&db.read, &requested).await?;
+    if let Some(denied) = requested.iter().find(|s| !principals::permits(&owner, s)) {
+        return Err(Error::invalid(
+            "scopes",
+            format!("{} may not hold {denied}", owner.username),
+        ));
+    }
+    if let Some(ceiling) = ceiling(ctx, owner.id)
+        && let Some(extra) = requested.iter().find(|s| !ceiling.contains(s))
+    {
+        return Err(Error::Forbidden(format!(
+            "the calling token does not hold {extra}, so it cannot grant it"
+        )));
+    }
+    let kind = owner_kind(&owner);
+    let minted = signer
+        .mint(
+            owner.id,
+            &owner.username,
+            kind,
+            requested.to_string(),
+            lifetime,
+        )
+        .map_err(Error::Internal)?;
+    let row = record_row(
+        &minted,
+        kind,
+        owner.id,
+        &name,
+        description,
+        &requested,
+        actor.id(),
+    );
+    let actor = actor.clone();
+    let secret = minted.token;
+    let scopes = requested.clone();
+    let created = db
+        .write
+        .transaction::<_, token::Model, Error>(|tx| {
+            Box::pin(async move {
+                scopes::require_known_locked(tx, &requested).await?;
+                release_expired_name(tx, owner_id, &name).await?;
+                let created = row.insert(tx).await.map_err(duplicate_name)?;
+                crate::storage::counters::add_to_today(tx, 0, 1).await?;
+                audit::record(
+                    tx,
+                    &actor,
+                    "token.create",
+                    "token",
+                    Some(created.id.to_string()),
+                    json!({"name": created.name, "kind": kind.as_str(), "owner": owner.username, "scopes": created.scopes, "hint": created.hint}),
+                )
+                .await?;
+                Ok(created)
+            })
+        })
+        .await?;
+    let view = tokens::views(&db.read, vec![created]).await?.pop();
+    Ok(Issued {
+        token: Secret::new(secret),
+        scopes,
+        lifetime_secs: lifetime,
+        view,
+    })
+}
+
+/// A new token with the same name, scopes and lifetime length; the old one is
+/// revoked at once and points to the new one. An expired token may be renewed
+/// this way; a revoked one may not. The new token carries only the old one's
+/// scopes that its owner may hold now (a demoted admin loses `admin:*`, a
+/// narrowed machine user what it is no longer allowed, and a scope deleted
+/// since is gone); when none is left the old one stays as it was (409). The
+/// lifetime length is kept within today's policy maximum.
+async fn regenerate(
+    issuer: &Issuer<'_>,
+    ctx: &Context,
+    id: Uuid,
+    access: Access,
+) -> Result<Issued, Error> {
+    let (db, signer, actor) = (issuer.db, issuer.signer, &ctx.actor);
+    let max_lifetime = ctx.policy.max_token_lifetime;
+    let old = find_row(&db.read, id, access).await?;
+    if old.revoked_at.is_some() {
+        return Err(Error::conflict("a revoked token cannot be regenerated"));
+    }
+    if old.kind == TokenKind::ClientCredentials {
+        return Err(Error::conflict(
+            "client-credentials tokens are renewed at the token endpoint",
+        ));
+    }
+    let owner = principals::find(&db.read, old.owner_id)
+        .await?
+        .ok_or(Error::NotFound("owner"))?;
+    if !owner.enabled {
+        return Err(Error::conflict(format!("{} is disabled", owner.username)));
+    }
+    let held = ScopeSet::from_stored(&old.scopes);
+    let mut granted = scopes::existing(&db.read, &held, false).await?;
+    granted.retain(|s| principals::permits(&owner, s));
+    if granted.is_empty() {
+        return Err(Error::conflict(format!(
+            "{} may no longer hold any of this token's scopes ({held}), so it cannot be regenerated; create a new token instead",
+            owner.username
+        )));
+    }
+    if let Some(ceiling) = ceiling(ctx, owner.id)
+        && let Some(extra) = granted.iter().find(|s| !ceiling.contains(s))
+    {
+        return Err(Error::Forbidden(format!(
+            "the calling token does not hold {extra}, so it cannot regenerate a token that does"
+        )));
+    }
+    let dropped: Vec<&str> = held.iter().filter(|s| !granted.contains(s)).collect();
+    let dropped = json!(dropped);
+    let lifetime = (old.expires_at - old.created_at)
+        .whole_seconds()
+        .clamp(60, max_lifetime.max(60));
+    let minted = signer
+        .mint(
+            owner.id,
+            &owner.username,
+            old.kind,
+            granted.to_string(),
+            lifetime,
+        )
+        .map_err(Error::Internal)?;
+    let row = record_row(
+        &minted,
+        old.kind,
+        owner.id,
+        &old.name,
+        old.description.clone(),
+        &granted,
+        actor.id(),
+    );
+    let new_id = minted.id;
+    let owner_id = owner.id;
+    let name = old.name.clone();
+    let old_hint = old.hint.clone();
+    let actor2 = actor.clone();
+    let secret = minted.token;
+    let scopes = granted.clone();
+    let created = db
+        .write
+        .transaction::<_, token::Model, Error>(|tx| {
+            Box::pin(async move {
+                scopes::require_known_locked(tx, &granted)
+                    .await
+                    .map_err(|e| match e {
+                        Error::Invalid { .. } => Error::conflict(
+                            "a scope of this token was deleted meanwhile: try again",
+                        ),
+                        other => other,
+                    })?;
+                if !mark_revoked(tx, &actor2, id, None).await? {
+                    return Err(Error::conflict("a revoked token cannot be regenerated"));
+                }
+                release_expired_name(tx, owner_id, &name).await?;
+                let created = row.insert(tx).await.map_err(duplicate_name)?;
+                crate::storage::counters::add_to_today(tx, 0, 1).await?;
+                token::Entity::update_many()
+                    .col_expr(token::Column::ReplacedBy, Expr::value(new_id))
+                    .filter(token::Column::Id.eq(id))
+                    .exec(tx)
+                    .await?;
+                audit::record(
+                    tx,
+                    &actor2,
+                    "token.regenerate",
+                    "token",
+                    Some(id.to_string()),
+                    json!({"name": created.name, "new_token": new_id, "hint": created.hint, "old_hint": old_hint, "dropped_scopes": dropped}),
+                )
+                .await?;
+                announce(tx, Change::Auth).await?;
+                Ok(created)
+            })
+        })
+        .await?;
+    db.changes.changed(Change::Auth);
+    let view = tokens::views(&db.read, vec![created]).await?.pop();
+    Ok(Issued {
+        token: Secret::new(secret),
+        scopes,
+        lifetime_secs: lifetime,
+        view,
+    })
+}
+
+/// A client-credentials token: short-lived, recorded by group commit (counted
+/// per batch) and not audited one by one.
+async fn client_credentials(
+    issuer: &Issuer<'_>,
+    machine: &principal::Model,
+    scope: Option<&str>,
+) -> Result<Issued, Error> {
+    if !machine.cc_enabled {
+        return Err(Error::Forbidden(
+            "client credentials are turned off for this client".into(),
+        ));
+    }
+    let scopes = match scope {
+        None => default_scopes(machine),
+        Some(raw) => {
+            let requested = ScopeSet::from_stored(raw);
+            if requested.is_empty() || !requested.iter().all(|s| principals::permits(machine, s)) {
+                return Err(Error::invalid(
+                    "scope",
+                    "the requested scope is not among the client's allowed scopes",
+                ));
+            }
+            requested
+        }
+    };
+    let ttl = i64::from(machine.cc_ttl_minutes) * 60;
+    let minted = issuer
+        .signer
+        .mint(
+            machine.id,
+            &machine.username,
+            TokenKind::ClientCredentials,
+            scopes.to_string(),
+            ttl,
+        )
+        .map_err(Error::Internal)?;
+    let row = record_row(
+        &minted,
+        TokenKind::ClientCredentials,
+        machine.id,
+        "client_credentials",
+        String::new(),
+        &scopes,
+        None,
+    );
+    match issuer.recorder {
+        Some(recorder) => recorder.record(row).await.map_err(Error::Internal)?,
+        None => {
+            let tx = issuer.db.write.begin().await?;
+            token::Entity::insert(row)
+                .exec_without_returning(&tx)
+                .await?;
+            crate::storage::counters::add_to_today(&tx, 0, 1).await?;
+            tx.commit().await?;
+        }
+    }
+    Ok(Issued {
+        token: Secret::new(minted.token),
+        scopes,
+        lifetime_secs: ttl,
+        view: None,
+    })
+}
+
+fn owner_kind(owner: &principal::Model) -> TokenKind {
+    match owner.kind {
+        PrincipalKind::User => TokenKind::Personal,
+        PrincipalKind::Machine => TokenKind::Machine,
+    }
+}
