@@ -6,15 +6,16 @@
 //! With `TESSERA_SCREENSHOTS=1` they save screenshots of the main pages to
 //! `docs/screenshots/` (1280×800) for the README.
 
-mod common;
-
 use std::{
     net::TcpListener,
     process::{Child, Command, Stdio},
     time::Duration,
 };
 
-use common::{Backend, TestApp};
+use crate::{
+    both_backends,
+    common::{Backend, TestApp},
+};
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
@@ -220,10 +221,6 @@ impl Chrome {
     }
 }
 
-async fn me_status(app: &TestApp, token: &str) -> u16 {
-    app.get_bearer("/api/v1/me", token).await.status().as_u16()
-}
-
 /// First-admin setup → sign out → sign in → create a PAT → use it → revoke it
 /// in the browser → it stops working; then the admin creates a machine user
 /// and a client secret, turns client credentials on, and gets a token.
@@ -281,7 +278,7 @@ async fn a_new_admin_does_everything_in_the_browser(backend: Backend) {
         .expect("copy button");
     assert!(copy.is_displayed().await.expect("displayed"));
     chrome.screenshot("token-created").await;
-    assert_eq!(me_status(&app, &secret).await, 200);
+    assert_eq!(app.me_status(&secret).await, 200);
 
     // Going back to the list does not show the secret again.
     chrome.goto(&app.url("/tokens")).await;
@@ -293,7 +290,7 @@ async fn a_new_admin_does_everything_in_the_browser(backend: Backend) {
     chrome.click_nav("a.button.danger").await;
     chrome.click_nav("main form button.danger").await;
     assert!(chrome.source().await.contains("The token was revoked"));
-    assert_eq!(me_status(&app, &secret).await, 401);
+    assert_eq!(app.me_status(&secret).await, 401);
 
     // The admin creates a machine user with a client secret and credentials on.
     chrome.goto(&app.url("/admin/machine-users/new")).await;
@@ -322,7 +319,7 @@ async fn a_new_admin_does_everything_in_the_browser(backend: Backend) {
     let body: Value = res.json().await.expect("json");
     assert_eq!(body["expires_in"], 1800);
     let access = body["access_token"].as_str().expect("token").to_owned();
-    assert_eq!(me_status(&app, &access).await, 200);
+    assert_eq!(app.me_status(&access).await, 200);
 
     // The other main pages, for the README.
     tokio::time::sleep(Duration::from_secs(6)).await;

@@ -3,11 +3,10 @@
 //! no 5xx, no token lost (every token handed out is recorded, and introspects
 //! as active unless it was revoked), memory flat after warm-up.
 //!
-//! `cargo test --test soak` runs it for 60 s per backend (CI);
+//! `cargo test --test it soak::` runs it for 60 s per backend (CI runs it
+//! with the rest of `cargo test`);
 //! `bench/soak.sh` runs it on a release build for longer
 //! (`TESSERA_SOAK_SECS`). Figures are printed with `--nocapture`.
-
-mod common;
 
 use std::{
     collections::HashSet,
@@ -18,7 +17,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{ADMIN_PASSWORD, Backend, TestApp};
+use crate::{
+    both_backends,
+    common::{Backend, TestApp, web::Browser},
+};
 use serde_json::{Value, json};
 
 /// Tokens kept for the final introspection check: a uniform sample of every
@@ -284,31 +286,7 @@ async fn soak(backend: Backend) {
     {
         let (app, tally) = (app.clone(), tally.clone());
         tasks.push(tokio::spawn(async move {
-            let browser = reqwest::Client::builder()
-                .cookie_store(true)
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("client");
-            let login = browser
-                .get(app.url("/login"))
-                .send()
-                .await
-                .expect("login page");
-            let page = login.text().await.expect("body");
-            let start =
-                page.find(r#"name="csrf" value=""#).expect("csrf") + r#"name="csrf" value=""#.len();
-            let csrf = &page[start..start + page[start..].find('"').expect("csrf end")];
-            let res = browser
-                .post(app.url("/login"))
-                .form(&[
-                    ("csrf", csrf),
-                    ("username", "admin"),
-                    ("password", ADMIN_PASSWORD),
-                ])
-                .send()
-                .await
-                .expect("sign in");
-            assert_eq!(res.status(), 303, "the soak's browser signs in");
+            let browser = Browser::signed_in(&app, "admin").await;
             let pages = [
                 "/",
                 "/tokens",
@@ -321,7 +299,7 @@ async fn soak(backend: Backend) {
             while Instant::now() < deadline {
                 let path = pages[n % pages.len()];
                 n += 1;
-                let res = browser.get(app.url(path)).send().await;
+                let res = browser.client.get(app.url(path)).send().await;
                 status_of(res, &tally, path).await;
             }
         }));

@@ -3,7 +3,10 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::{Api, Reply, both_backends, common::Backend};
+use crate::{
+    both_backends,
+    common::{Api, Backend, Reply},
+};
 
 const ZERO: &str = "00000000-0000-0000-0000-000000000000";
 
@@ -229,7 +232,7 @@ async fn a_token_cannot_mint_a_token_with_more_than_it_holds(backend: Backend) {
         .post(
             "/api/v1/tokens",
             &narrow,
-            &crate::token_request("escalate", &["admin:write"]),
+            &crate::common::token_request("escalate", &["admin:write"]),
         )
         .await;
     res.expect(403, "escalation");
@@ -237,7 +240,7 @@ async fn a_token_cannot_mint_a_token_with_more_than_it_holds(backend: Backend) {
     api.post(
         "/api/v1/tokens",
         &narrow,
-        &crate::token_request("same", &["tokens:write"]),
+        &crate::common::token_request("same", &["tokens:write"]),
     )
     .await
     .expect(201, "within its own scopes");

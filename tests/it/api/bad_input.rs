@@ -3,7 +3,10 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::{Api, both_backends, common::Backend};
+use crate::{
+    both_backends,
+    common::{Api, Backend},
+};
 
 const ZERO: &str = "00000000-0000-0000-0000-000000000000";
 

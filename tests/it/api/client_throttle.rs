@@ -8,8 +8,8 @@
 use std::net::IpAddr;
 
 use crate::{
-    Reply, both_backends,
-    common::{Backend, TestApp, TestDb},
+    both_backends,
+    common::{Backend, Reply, TestApp, TestDb},
 };
 
 fn client_from(ip: &str) -> reqwest::Client {

@@ -5,7 +5,10 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
-use crate::{Api, Reply, both_backends, common::Backend, token_request};
+use crate::{
+    both_backends,
+    common::{Api, Backend, Reply, token_request},
+};
 
 /// The `details` of the newest audit event with `action`.
 async fn last_audit(api: &Api, admin: &str, action: &str) -> Value {

@@ -6,7 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::{Api, both_backends, common::Backend};
+use crate::{
+    both_backends,
+    common::{Api, Backend},
+};
 
 const ZERO: &str = "00000000-0000-0000-0000-000000000000";
 

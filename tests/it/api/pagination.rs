@@ -4,7 +4,10 @@ use std::collections::HashSet;
 
 use serde_json::json;
 
-use crate::{Api, both_backends, common::Backend, token_request};
+use crate::{
+    both_backends,
+    common::{Api, Backend, token_request},
+};
 
 async fn pages_stay_stable_while_rows_are_inserted(backend: Backend) {
     let api = Api::spawn(backend).await;

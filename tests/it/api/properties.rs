@@ -10,7 +10,10 @@ use proptest::{
 use reqwest::Method;
 use serde_json::{Map, Value};
 
-use crate::{Api, both_backends, common::Backend};
+use crate::{
+    both_backends,
+    common::{Api, Backend},
+};
 
 /// What the OpenAPI document says a client may send: every operation (with
 /// its path and query parameter names) and every property name of every

@@ -4,11 +4,14 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::{Api, both_backends, common::Backend};
+use crate::{
+    both_backends,
+    common::{Api, Backend},
+};
 
 /// The ```sh blocks between the README's api markers, in order.
 fn examples() -> Vec<String> {
-    let readme = include_str!("../../README.md");
+    let readme = include_str!("../../../README.md");
     let start = readme.find("<!-- api:begin -->").expect("api:begin marker");
     let end = readme.find("<!-- api:end -->").expect("api:end marker");
     let section = &readme[start..end];

@@ -6,51 +6,6 @@ use std::time::{Duration, Instant};
 
 use crate::common::{Backend, TestApp};
 
-/// Runs one statement against the test's database.
-async fn sql(app: &TestApp, statement: &str) -> u64 {
-    match app.db.backend {
-        Backend::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&app.db.url)
-                .await
-                .expect("sqlite");
-            sqlx::query(statement)
-                .execute(&pool)
-                .await
-                .expect(statement)
-                .rows_affected()
-        }
-        Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(&app.db.url).await.expect("postgres");
-            sqlx::query(statement)
-                .execute(&pool)
-                .await
-                .expect(statement)
-                .rows_affected()
-        }
-    }
-}
-
-async fn count(app: &TestApp, query: &str) -> i64 {
-    match app.db.backend {
-        Backend::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&app.db.url)
-                .await
-                .expect("sqlite");
-            sqlx::query_scalar(query)
-                .fetch_one(&pool)
-                .await
-                .expect(query)
-        }
-        Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(&app.db.url).await.expect("postgres");
-            sqlx::query_scalar(query)
-                .fetch_one(&pool)
-                .await
-                .expect(query)
-        }
-    }
-}
-
 /// Moves `column` of the rows matching `filter` about 25 years into the past.
 async fn age(app: &TestApp, table: &str, column: &str, filter: &str) -> u64 {
     let set = match app.db.backend {
@@ -58,14 +13,15 @@ async fn age(app: &TestApp, table: &str, column: &str, filter: &str) -> u64 {
         Backend::Sqlite => format!("{column} = '2001' || substr({column}, 5)"),
         Backend::Postgres => format!("{column} = {column} - interval '10000 days'"),
     };
-    sql(app, &format!("UPDATE {table} SET {set} WHERE {filter}")).await
+    app.sql(&format!("UPDATE {table} SET {set} WHERE {filter}"))
+        .await
 }
 
 /// Polls `query` until it returns `want`, for at most 20 seconds.
 async fn eventually(app: &TestApp, query: &str, want: i64) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let n = count(app, query).await;
+        let n = app.scalar(query).await;
         if n == want {
             return;
         }
@@ -86,8 +42,8 @@ async fn old_records_are_pruned_and_nothing_else(backend: Backend) {
         app.access_token("pruned", &secret).await;
     }
     app.token_for("pruned", &["profile"]);
-    assert_eq!(count(&app, CC).await, 3);
-    let others = count(&app, OTHER).await;
+    assert_eq!(app.scalar(CC).await, 3);
+    let others = app.scalar(OTHER).await;
     assert_eq!(others, 2, "a PAT and a machine token");
 
     // Two client-credentials tokens and every personal or machine token
@@ -96,7 +52,7 @@ async fn old_records_are_pruned_and_nothing_else(backend: Backend) {
         "id IN (SELECT id FROM tokens WHERE kind = 'client_credentials' ORDER BY id LIMIT 2)";
     assert_eq!(age(&app, "tokens", "expires_at", cc_ids).await, 2);
     age(&app, "tokens", "expires_at", "kind <> 'client_credentials'").await;
-    let audit_before = count(&app, AUDIT).await;
+    let audit_before = app.scalar(AUDIT).await;
     assert!(audit_before > 0);
     assert_eq!(
         age(&app, "audit_events", "at", "1 = 1").await as i64,
@@ -110,12 +66,12 @@ async fn old_records_are_pruned_and_nothing_else(backend: Backend) {
     eventually(&app, CC, 1).await;
     eventually(&app, "SELECT COUNT(*) FROM setup_codes", 0).await;
     assert_eq!(
-        count(&app, OTHER).await,
+        app.scalar(OTHER).await,
         others,
         "personal and machine tokens are kept"
     );
     assert!(
-        count(&app, AUDIT).await >= audit_before,
+        app.scalar(AUDIT).await >= audit_before,
         "audit events are kept by default"
     );
 
@@ -127,7 +83,7 @@ async fn old_records_are_pruned_and_nothing_else(backend: Backend) {
         0,
     )
     .await;
-    assert_eq!(count(&app, OTHER).await, others);
+    assert_eq!(app.scalar(OTHER).await, others);
 }
 
 async fn bad_retention_settings_stop_start_up_with_one_line(backend: Backend) {

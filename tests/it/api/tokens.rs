@@ -2,7 +2,10 @@
 
 use serde_json::json;
 
-use crate::{Api, both_backends, common::Backend, token_request};
+use crate::{
+    both_backends,
+    common::{Api, Backend, token_request},
+};
 
 async fn a_user_creates_reads_lists_and_revokes_own_tokens(backend: Backend) {
     let api = Api::spawn(backend).await;

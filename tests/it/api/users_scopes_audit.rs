@@ -2,7 +2,10 @@
 
 use serde_json::json;
 
-use crate::{Api, both_backends, common::Backend, token_request};
+use crate::{
+    both_backends,
+    common::{Api, Backend, token_request},
+};
 
 async fn an_admin_creates_and_changes_users(backend: Backend) {
     let api = Api::spawn(backend).await;

@@ -1,24 +1,7 @@
-//! The management API `/api/v1` and its OpenAPI document, against the real
-//! binary on both backends. One module per area.
+//! The management API helper: a spawned server with JSON calls, and a reply
+//! read to the end (status, headers, JSON body, text).
 
-#[path = "../common/mod.rs"]
-mod common;
-
-mod authz;
-mod bad_input;
-mod emails_and_hints;
-mod client_throttle;
-mod machine_users;
-mod openapi;
-mod pagination;
-mod properties;
-mod readme;
-mod retention;
-mod robustness;
-mod tokens;
-mod users_scopes_audit;
-
-use common::{Backend, TestApp};
+use super::{Backend, TestApp};
 use reqwest::{Method, Response, header};
 use serde_json::Value;
 

@@ -4,15 +4,17 @@
 //! from the PostgreSQL binaries, once per test run).
 //!
 //! Storage tests are written once as `async fn(Backend)` and instantiated for
-//! both backends with `both_backends!`.
+//! both backends with `both_backends!`. On top: `Api`/`Reply` for the JSON
+//! API (`api`) and `Browser`/`Page` for the HTML pages (`web`).
 
-#![allow(dead_code)]
-
+pub mod api;
 pub mod postgres;
+pub mod web;
+
+pub use api::{Api, Reply, token_request};
 
 use std::{
     io::{BufRead, BufReader, Write},
-    path::PathBuf,
     process::{Child, Command, Output, Stdio},
     time::Duration,
 };
@@ -300,6 +302,64 @@ impl TestApp {
             .to_owned()
     }
 
+    /// The status of `GET /api/v1/me` with `token`: 200 while it works.
+    pub async fn me_status(&self, token: &str) -> u16 {
+        self.get_bearer("/api/v1/me", token).await.status().as_u16()
+    }
+
+    /// Runs one SQL statement on this server's database, behind its back;
+    /// returns the number of rows it changed.
+    pub async fn sql(&self, statement: &str) -> u64 {
+        use sqlx::Connection;
+        match self.db.backend {
+            Backend::Sqlite => {
+                let mut c = sqlx::SqliteConnection::connect(&self.db.url)
+                    .await
+                    .expect("sqlite");
+                sqlx::query(statement)
+                    .execute(&mut c)
+                    .await
+                    .expect(statement)
+                    .rows_affected()
+            }
+            Backend::Postgres => {
+                let mut c = sqlx::PgConnection::connect(&self.db.url)
+                    .await
+                    .expect("postgres");
+                sqlx::query(statement)
+                    .execute(&mut c)
+                    .await
+                    .expect(statement)
+                    .rows_affected()
+            }
+        }
+    }
+
+    /// Runs one query returning a single integer on this server's database.
+    pub async fn scalar(&self, query: &str) -> i64 {
+        use sqlx::Connection;
+        match self.db.backend {
+            Backend::Sqlite => {
+                let mut c = sqlx::SqliteConnection::connect(&self.db.url)
+                    .await
+                    .expect("sqlite");
+                sqlx::query_scalar(query)
+                    .fetch_one(&mut c)
+                    .await
+                    .expect(query)
+            }
+            Backend::Postgres => {
+                let mut c = sqlx::PgConnection::connect(&self.db.url)
+                    .await
+                    .expect("postgres");
+                sqlx::query_scalar(query)
+                    .fetch_one(&mut c)
+                    .await
+                    .expect(query)
+            }
+        }
+    }
+
     pub async fn get_bearer(&self, path: &str, token: &str) -> reqwest::Response {
         self.client
             .get(self.url(path))
@@ -359,10 +419,4 @@ pub fn start_server(db: &TestDb, extra_env: &[(&str, &str)]) -> Result<(Child, S
             ))
         }
     }
-}
-
-/// Reads the server's stderr so far is not possible once piped to a thread;
-/// tests that need logs start the server themselves with `start_server`.
-pub fn temp_path(dir: &tempfile::TempDir, name: &str) -> PathBuf {
-    dir.path().join(name)
 }

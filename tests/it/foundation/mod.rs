@@ -1,11 +1,12 @@
 //! Foundation: start-up on both backends, migrations, the CLI and its bad
 //! input, configuration errors.
 
-mod common;
-#[path = "foundation/upgrade.rs"]
 mod upgrade;
 
-use common::{Backend, TestApp, TestDb};
+use crate::{
+    both_backends,
+    common::{self, Backend, TestApp, TestDb},
+};
 
 async fn server_starts_and_reports_health(backend: Backend) {
     let app = TestApp::spawn(backend).await;

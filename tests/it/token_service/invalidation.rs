@@ -7,32 +7,13 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::common::{Backend, TestApp};
-
-async fn sql(app: &TestApp, statement: &str) {
-    use sqlx::Connection;
-    match app.db.backend {
-        Backend::Postgres => {
-            let mut c = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
-            sqlx::query(statement).execute(&mut c).await.unwrap();
-        }
-        Backend::Sqlite => {
-            let mut c = sqlx::SqliteConnection::connect(&app.db.url).await.unwrap();
-            sqlx::query(statement).execute(&mut c).await.unwrap();
-        }
-    }
-}
-
-async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
-    let res = req.send().await.unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
+use crate::common::{Api, Backend};
 
 async fn repeated_and_empty_changes_keep_the_validation_cache(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    let api = Api::spawn(backend).await;
+    let app = &api.app;
     let admin = app.admin_token(&["admin:read", "admin:write"]);
     app.create_user("cached-owner", false);
     let create = |name: &str| {
@@ -52,13 +33,10 @@ async fn repeated_and_empty_changes_keep_the_validation_cache(backend: Backend) 
     };
     let cached = create("cached");
     create("spent");
-    let c = &app.client;
-    let (_, list) = send(
-        c.get(app.url("/api/v1/admin/tokens?owner=cached-owner"))
-            .bearer_auth(&admin),
-    )
-    .await;
-    let spent = list["items"]
+    let list = api
+        .get("/api/v1/admin/tokens?owner=cached-owner", &admin)
+        .await;
+    let spent = list.body["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -67,17 +45,11 @@ async fn repeated_and_empty_changes_keep_the_validation_cache(backend: Backend) 
         .as_str()
         .unwrap()
         .to_owned();
-    let revoke_spent = || {
-        c.delete(app.url(&format!("/api/v1/admin/tokens/{spent}")))
-            .bearer_auth(&admin)
-    };
-    assert_eq!(send(revoke_spent()).await.0, 204);
-    let (_, users) = send(
-        c.get(app.url("/api/v1/users?limit=500"))
-            .bearer_auth(&admin),
-    )
-    .await;
-    let owner = users["items"]
+    let spent = format!("/api/v1/admin/tokens/{spent}");
+    let revoke_spent = || api.delete(&spent, &admin);
+    assert_eq!(revoke_spent().await.status, 204);
+    let users = api.get("/api/v1/users?limit=500", &admin).await;
+    let owner = users.body["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -86,35 +58,26 @@ async fn repeated_and_empty_changes_keep_the_validation_cache(backend: Backend) 
         .as_str()
         .unwrap()
         .to_owned();
-    let (status, machine) = send(
-        c.post(app.url("/api/v1/machine-users"))
-            .bearer_auth(&admin)
-            .json(&json!({"username": "cached-machine", "scopes": ["profile"]})),
-    )
-    .await;
-    assert_eq!(status, 201);
-    let machine = machine["id"].as_str().unwrap().to_owned();
+    let machine = api
+        .post(
+            "/api/v1/machine-users",
+            &admin,
+            &json!({"username": "cached-machine", "scopes": ["profile"]}),
+        )
+        .await;
+    assert_eq!(machine.status, 201);
+    let machine = machine.body["id"].as_str().unwrap().to_owned();
 
-    let me = || async {
-        send(c.get(app.url("/api/v1/me")).bearer_auth(&cached))
-            .await
-            .0
-    };
+    let me = || app.me_status(&cached);
     // Warm the cache, then revoke behind the server's back; retry while the
     // cache is not in use yet (PostgreSQL: until the change listener is up).
     let start = Instant::now();
     loop {
-        sql(
-            &app,
-            "UPDATE tokens SET revoked_at = NULL WHERE name = 'cached'",
-        )
-        .await;
+        app.sql("UPDATE tokens SET revoked_at = NULL WHERE name = 'cached'")
+            .await;
         assert_eq!(me().await, 200);
-        sql(
-            &app,
-            "UPDATE tokens SET revoked_at = created_at WHERE name = 'cached'",
-        )
-        .await;
+        app.sql("UPDATE tokens SET revoked_at = created_at WHERE name = 'cached'")
+            .await;
         if me().await == 200 {
             break;
         }
@@ -126,17 +89,23 @@ async fn repeated_and_empty_changes_keep_the_validation_cache(backend: Backend) 
     }
 
     // Changes that change nothing.
-    assert_eq!(send(revoke_spent()).await.0, 204);
-    let same_role = c
-        .patch(app.url(&format!("/api/v1/users/{owner}")))
-        .bearer_auth(&admin)
-        .json(&json!({"role": "user", "enabled": true}));
-    assert_eq!(send(same_role).await.0, 200);
-    let same_machine = c
-        .patch(app.url(&format!("/api/v1/machine-users/{machine}")))
-        .bearer_auth(&admin)
-        .json(&json!({"scopes": ["profile"], "enabled": true}));
-    assert_eq!(send(same_machine).await.0, 200);
+    assert_eq!(revoke_spent().await.status, 204);
+    let same_role = api
+        .patch(
+            &format!("/api/v1/users/{owner}"),
+            &admin,
+            &json!({"role": "user", "enabled": true}),
+        )
+        .await;
+    assert_eq!(same_role.status, 200);
+    let same_machine = api
+        .patch(
+            &format!("/api/v1/machine-users/{machine}"),
+            &admin,
+            &json!({"scopes": ["profile"], "enabled": true}),
+        )
+        .await;
+    assert_eq!(same_machine.status, 200);
     assert_eq!(
         me().await,
         200,
@@ -144,11 +113,14 @@ async fn repeated_and_empty_changes_keep_the_validation_cache(backend: Backend) 
     );
 
     // A real change does.
-    let disable = c
-        .patch(app.url(&format!("/api/v1/machine-users/{machine}")))
-        .bearer_auth(&admin)
-        .json(&json!({"enabled": false}));
-    assert_eq!(send(disable).await.0, 200);
+    let disable = api
+        .patch(
+            &format!("/api/v1/machine-users/{machine}"),
+            &admin,
+            &json!({"enabled": false}),
+        )
+        .await;
+    assert_eq!(disable.status, 200);
     assert_eq!(me().await, 401);
 }
 

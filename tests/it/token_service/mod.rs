@@ -1,14 +1,14 @@
 //! The token service and the OAuth 2.0 endpoints: RFC 6749 §4.4 and §5.2,
 //! RFC 7662, RFC 7009, RFC 8414, RFC 7517, RFC 9068, on both backends.
 
-mod common;
-#[path = "token_service/invalidation.rs"]
 mod invalidation;
-#[path = "token_service/multi_instance.rs"]
 mod multi_instance;
 
+use crate::{
+    both_backends,
+    common::{self, Api, Backend, Reply, TestApp},
+};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use common::{Backend, TestApp};
 use serde_json::{Value, json};
 
 fn parts(jwt: &str) -> (Value, Value, Vec<u8>) {
@@ -895,73 +895,40 @@ async fn metrics_count_requests_issued_tokens_and_validations() {
     }
 }
 
-/// Admin-made changes to a machine user, through the management API.
-struct Admin<'a> {
-    app: &'a TestApp,
-    token: String,
+/// A machine user with client credentials on (tokens for 10 minutes), made
+/// through the management API; returns its id.
+async fn api_machine(api: &Api, admin: &str, username: &str, scopes: &[&str]) -> String {
+    let body = json!({"username": username, "scopes": scopes, "client_credentials": {"enabled": true, "access_token_ttl_minutes": 10}});
+    let created = api.post("/api/v1/machine-users", admin, &body).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    created.body["id"].as_str().unwrap().to_owned()
 }
 
-impl Admin<'_> {
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self
-            .app
-            .client
-            .request(method, self.app.url(path))
-            .bearer_auth(&self.token);
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let res = req.send().await.unwrap();
-        let status = res.status().as_u16();
-        let text = res.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    async fn machine(&self, username: &str, scopes: &[&str]) -> String {
-        let body = json!({"username": username, "scopes": scopes, "client_credentials": {"enabled": true, "access_token_ttl_minutes": 10}});
-        let (status, created) = self
-            .send(reqwest::Method::POST, "/api/v1/machine-users", Some(body))
-            .await;
-        assert_eq!(status, 201, "{created}");
-        created["id"].as_str().unwrap().to_owned()
-    }
-
-    async fn secret(&self, id: &str) -> (u16, Value) {
-        self.send(
-            reqwest::Method::POST,
-            &format!("/api/v1/machine-users/{id}/secrets"),
-            None,
-        )
+async fn new_secret(api: &Api, admin: &str, id: &str) -> Reply {
+    api.post_empty(&format!("/api/v1/machine-users/{id}/secrets"), admin)
         .await
-    }
+}
 
-    async fn patch(&self, id: &str, body: Value) {
-        let (status, res) = self
-            .send(
-                reqwest::Method::PATCH,
-                &format!("/api/v1/machine-users/{id}"),
-                Some(body),
-            )
-            .await;
-        assert_eq!(status, 200, "{res}");
-    }
+async fn patch_machine(api: &Api, admin: &str, id: &str, body: Value) {
+    let res = api
+        .patch(&format!("/api/v1/machine-users/{id}"), admin, &body)
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text);
 }
 
 async fn two_client_secrets_rotate_without_downtime(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
-    let admin = Admin {
-        app: &app,
-        token: app.admin_token(&["admin:read", "admin:write"]),
-    };
-    let id = admin.machine("rotating", &["profile"]).await;
-    let (status, first) = admin.secret(&id).await;
-    assert_eq!(status, 201);
-    let (status, second) = admin.secret(&id).await;
-    assert_eq!(status, 201);
-    let (status, _) = admin.secret(&id).await;
-    assert_eq!(status, 409, "a third secret is refused");
-    let first_secret = first["client_secret"].as_str().unwrap();
-    let second_secret = second["client_secret"].as_str().unwrap();
+    let api = Api::spawn(backend).await;
+    let app = &api.app;
+    let admin = app.admin_token(&["admin:read", "admin:write"]);
+    let id = api_machine(&api, &admin, "rotating", &["profile"]).await;
+    let first = new_secret(&api, &admin, &id).await;
+    assert_eq!(first.status, 201);
+    let second = new_secret(&api, &admin, &id).await;
+    assert_eq!(second.status, 201);
+    let third = new_secret(&api, &admin, &id).await;
+    assert_eq!(third.status, 409, "a third secret is refused");
+    let first_secret = first.body["client_secret"].as_str().unwrap();
+    let second_secret = second.body["client_secret"].as_str().unwrap();
     // Both work at once; the TTL is the machine user's.
     let res: Value = app
         .client_credentials("rotating", first_secret, None)
@@ -972,17 +939,16 @@ async fn two_client_secrets_rotate_without_downtime(backend: Backend) {
     assert_eq!(res["expires_in"], 600);
     app.access_token("rotating", second_secret).await;
     // Removing the old one stops it at once (it was cached), the new one goes on.
-    let (status, _) = admin
-        .send(
-            reqwest::Method::DELETE,
+    let removed = api
+        .delete(
             &format!(
                 "/api/v1/machine-users/{id}/secrets/{}",
-                first["id"].as_str().unwrap()
+                first.body["id"].as_str().unwrap()
             ),
-            None,
+            &admin,
         )
         .await;
-    assert_eq!(status, 204);
+    assert_eq!(removed.status, 204);
     assert_eq!(
         app.client_credentials("rotating", first_secret, None)
             .await
@@ -991,17 +957,15 @@ async fn two_client_secrets_rotate_without_downtime(backend: Backend) {
     );
     app.access_token("rotating", second_secret).await;
     // A slot is free again.
-    assert_eq!(admin.secret(&id).await.0, 201);
+    assert_eq!(new_secret(&api, &admin, &id).await.status, 201);
 }
 
 async fn machine_user_changes_take_effect_on_the_next_request(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
-    let admin = Admin {
-        app: &app,
-        token: app.admin_token(&["admin:read", "admin:write"]),
-    };
-    let id = admin.machine("changing", &["profile", "introspect"]).await;
-    let secret = admin.secret(&id).await.1["client_secret"]
+    let api = Api::spawn(backend).await;
+    let app = &api.app;
+    let admin = app.admin_token(&["admin:read", "admin:write"]);
+    let id = api_machine(&api, &admin, "changing", &["profile", "introspect"]).await;
+    let secret = new_secret(&api, &admin, &id).await.body["client_secret"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -1015,7 +979,7 @@ async fn machine_user_changes_take_effect_on_the_next_request(backend: Backend) 
     assert_eq!(me["scopes"], json!(["introspect", "profile"]));
 
     // Narrowing the allowed scopes narrows the live token.
-    admin.patch(&id, json!({"scopes": ["profile"]})).await;
+    patch_machine(&api, &admin, &id, json!({"scopes": ["profile"]})).await;
     let me: Value = app
         .get_bearer("/api/v1/me", &token)
         .await
@@ -1024,9 +988,13 @@ async fn machine_user_changes_take_effect_on_the_next_request(backend: Backend) 
         .unwrap();
     assert_eq!(me["scopes"], json!(["profile"]));
     // Client credentials off: the grant is refused, existing tokens live on.
-    admin
-        .patch(&id, json!({"client_credentials": {"enabled": false}}))
-        .await;
+    patch_machine(
+        &api,
+        &admin,
+        &id,
+        json!({"client_credentials": {"enabled": false}}),
+    )
+    .await;
     let res = app.client_credentials("changing", &secret, None).await;
     assert_eq!(res.status(), 400);
     assert_eq!(
@@ -1034,16 +1002,17 @@ async fn machine_user_changes_take_effect_on_the_next_request(backend: Backend) 
         "unauthorized_client"
     );
     // Disabled: its token is refused and introspects inactive; it cannot authenticate.
-    admin
-        .patch(
-            &id,
-            json!({"enabled": false, "client_credentials": {"enabled": true}}),
-        )
-        .await;
-    assert_eq!(app.get_bearer("/api/v1/me", &token).await.status(), 401);
+    patch_machine(
+        &api,
+        &admin,
+        &id,
+        json!({"enabled": false, "client_credentials": {"enabled": true}}),
+    )
+    .await;
+    assert_eq!(app.me_status(&token).await, 401);
     let rs = app.create_machine("resource-server", &["introspect"]);
     let body: Value = post_form(
-        &app,
+        app,
         "/oauth2/introspect",
         &[("token", &token)],
         Some(("resource-server", &rs)),
@@ -1060,18 +1029,14 @@ async fn machine_user_changes_take_effect_on_the_next_request(backend: Backend) 
         401
     );
     // Enabled again: the token works again (it was never revoked).
-    admin.patch(&id, json!({"enabled": true})).await;
-    assert_eq!(app.get_bearer("/api/v1/me", &token).await.status(), 200);
+    patch_machine(&api, &admin, &id, json!({"enabled": true})).await;
+    assert_eq!(app.me_status(&token).await, 200);
     // Deleted: its tokens die with it.
-    let (status, _) = admin
-        .send(
-            reqwest::Method::DELETE,
-            &format!("/api/v1/machine-users/{id}"),
-            None,
-        )
+    let deleted = api
+        .delete(&format!("/api/v1/machine-users/{id}"), &admin)
         .await;
-    assert_eq!(status, 204);
-    assert_eq!(app.get_bearer("/api/v1/me", &token).await.status(), 401);
+    assert_eq!(deleted.status, 204);
+    assert_eq!(app.me_status(&token).await, 401);
     assert_eq!(
         app.client_credentials("changing", &secret, None)
             .await
@@ -1081,48 +1046,36 @@ async fn machine_user_changes_take_effect_on_the_next_request(backend: Backend) 
 }
 
 async fn a_disabled_or_demoted_owner_loses_power_at_once(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
-    let admin = Admin {
-        app: &app,
-        token: app.admin_token(&["admin:read", "admin:write", "profile"]),
-    };
+    let api = Api::spawn(backend).await;
+    let app = &api.app;
+    let admin = app.admin_token(&["admin:read", "admin:write", "profile"]);
     app.create_user("carol", true);
     let carol = app.token_for("carol", &["profile", "admin:read"]);
-    let me: Value = app
-        .get_bearer("/api/v1/me", &carol)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(me["scopes"], json!(["admin:read", "profile"]));
-    let carol_id = me["id"].as_str().unwrap().to_owned();
+    let me = api.get("/api/v1/me", &carol).await;
+    assert_eq!(me.body["scopes"], json!(["admin:read", "profile"]));
+    let carol_id = me.body["id"].as_str().unwrap().to_owned();
     // Demoted: admin:read is gone from the live token.
-    let (status, _) = admin
-        .send(
-            reqwest::Method::PATCH,
+    let demoted = api
+        .patch(
             &format!("/api/v1/users/{carol_id}"),
-            Some(json!({"role": "user"})),
+            &admin,
+            &json!({"role": "user"}),
         )
         .await;
-    assert_eq!(status, 200);
-    let me: Value = app
-        .get_bearer("/api/v1/me", &carol)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(me["scopes"], json!(["profile"]));
-    assert_eq!(app.get_bearer("/api/v1/users", &carol).await.status(), 403);
+    assert_eq!(demoted.status, 200);
+    let me = api.get("/api/v1/me", &carol).await;
+    assert_eq!(me.body["scopes"], json!(["profile"]));
+    assert_eq!(api.get("/api/v1/users", &carol).await.status, 403);
     // Disabled: the token is refused.
-    let (status, _) = admin
-        .send(
-            reqwest::Method::PATCH,
+    let disabled = api
+        .patch(
             &format!("/api/v1/users/{carol_id}"),
-            Some(json!({"enabled": false})),
+            &admin,
+            &json!({"enabled": false}),
         )
         .await;
-    assert_eq!(status, 200);
-    assert_eq!(app.get_bearer("/api/v1/me", &carol).await.status(), 401);
+    assert_eq!(disabled.status, 200);
+    assert_eq!(app.me_status(&carol).await, 401);
 }
 
 both_backends!(

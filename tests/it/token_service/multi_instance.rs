@@ -11,7 +11,7 @@ use std::{
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::{self, ADMIN_PASSWORD, Backend, TestApp, TestDb};
+use crate::common::{self, Backend, TestApp, TestDb, web::Browser};
 
 /// Polls `check` until it holds; fails if it has not within `deadline`.
 async fn within<F, Fut>(deadline: Duration, what: &str, mut check: F)
@@ -76,42 +76,6 @@ fn kid_of(jwt: &str) -> String {
     )
     .expect("json");
     header["kid"].as_str().expect("kid").to_owned()
-}
-
-/// A signed-in browser: keeps cookies (cookies ignore the port, so it is
-/// signed in on every instance of the same host), follows no redirects.
-async fn browser(base: &str, username: &str) -> reqwest::Client {
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
-    let form = client
-        .get(format!("{base}/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let res = client
-        .post(format!("{base}/login"))
-        .form(&[
-            ("csrf", csrf(&form).as_str()),
-            ("username", username),
-            ("password", ADMIN_PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::SEE_OTHER, "sign-in failed");
-    client
-}
-
-fn csrf(page: &str) -> String {
-    let start = r#"name="csrf" value=""#;
-    let i = page.find(start).expect("a CSRF field") + start.len();
-    page[i..i + page[i..].find('"').expect("end of value")].to_owned()
 }
 
 /// Two instances on one fresh PostgreSQL database, an admin `admin` and a
@@ -411,8 +375,14 @@ async fn a_browser_session_made_on_one_instance_works_on_the_other() {
     let Some((app, other, _admin)) = two_instances().await else {
         return;
     };
-    let b = browser(&app.url(""), "admin").await;
-    let res = b.get(format!("{other}/tokens")).send().await.unwrap();
+    // Cookies ignore the port: the session is sent to the other instance too.
+    let b = Browser::signed_in(&app, "admin").await;
+    let res = b
+        .client
+        .get(format!("{other}/tokens"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(
         res.status(),
         200,
@@ -446,22 +416,9 @@ async fn a_key_rotated_on_one_instance_is_published_and_accepted_by_the_other() 
 
     // In the admin console of the first instance.
     let before = kids(c, &app.url("")).await;
-    let b = browser(&app.url(""), "admin").await;
-    let page = b
-        .get(app.url("/admin/keys"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let res = b
-        .post(app.url("/admin/keys/rotate"))
-        .form(&[("csrf", csrf(&page))])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let b = Browser::signed_in(&app, "admin").await;
+    let res = b.submit("/admin/keys", "/admin/keys/rotate", &[]).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
     let new: Vec<String> = kids(c, &app.url(""))
         .await
         .into_iter()

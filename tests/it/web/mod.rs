@@ -1,138 +1,17 @@
 //! The browser pages over HTTP, on both backends: sign-in, sessions, CSRF,
 //! personal tokens, the admin console, escaping and error pages.
 
-#[path = "web/account_and_hints.rs"]
 mod account_and_hints;
-mod common;
-#[path = "web/throttle.rs"]
 mod throttle;
 
-use common::{ADMIN_PASSWORD, Backend, TestApp};
+use crate::{
+    both_backends,
+    common::{
+        ADMIN_PASSWORD, Backend, TestApp,
+        web::{Browser, Page, between},
+    },
+};
 use reqwest::{StatusCode, header};
-
-/// A browser-like client: keeps cookies, does not follow redirects.
-struct Browser {
-    client: reqwest::Client,
-    base: String,
-}
-
-struct Page {
-    status: StatusCode,
-    headers: header::HeaderMap,
-    body: String,
-}
-
-impl Page {
-    fn location(&self) -> &str {
-        self.headers
-            .get(header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    }
-
-    /// The first form's CSRF token on the page.
-    fn csrf(&self) -> String {
-        between(&self.body, r#"name="csrf" value=""#, "\"")
-            .unwrap_or_else(|| panic!("no CSRF field in page:\n{}", self.body))
-    }
-
-    /// The secret on a shown-once page.
-    fn secret(&self) -> String {
-        between(
-            &self.body,
-            r#"<code id="secret" class="secret">"#,
-            "</code>",
-        )
-        .unwrap_or_else(|| panic!("no secret in page:\n{}", self.body))
-    }
-}
-
-fn between(text: &str, start: &str, end: &str) -> Option<String> {
-    let i = text.find(start)? + start.len();
-    let j = text[i..].find(end)? + i;
-    Some(text[i..j].to_owned())
-}
-
-impl Browser {
-    fn new(app: &TestApp) -> Self {
-        Self {
-            client: reqwest::Client::builder()
-                .cookie_store(true)
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("client"),
-            base: app.url(""),
-        }
-    }
-
-    async fn page(res: reqwest::Response) -> Page {
-        Page {
-            status: res.status(),
-            headers: res.headers().clone(),
-            body: res.text().await.expect("body"),
-        }
-    }
-
-    async fn get(&self, path: &str) -> Page {
-        Self::page(
-            self.client
-                .get(format!("{}{path}", self.base))
-                .send()
-                .await
-                .expect("GET"),
-        )
-        .await
-    }
-
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
-        Self::page(
-            self.client
-                .post(format!("{}{path}", self.base))
-                .form(form)
-                .send()
-                .await
-                .expect("POST"),
-        )
-        .await
-    }
-
-    /// GETs `form_page`, then POSTs `form` (plus its CSRF token) to `action`.
-    async fn submit(&self, form_page: &str, action: &str, form: &[(&str, &str)]) -> Page {
-        let csrf = self.get(form_page).await.csrf();
-        let mut fields = vec![("csrf", csrf.as_str())];
-        fields.extend_from_slice(form);
-        self.post(action, &fields).await
-    }
-
-    async fn login(&self, username: &str, password: &str) -> Page {
-        self.submit(
-            "/login",
-            "/login",
-            &[("username", username), ("password", password)],
-        )
-        .await
-    }
-
-    async fn signed_in(app: &TestApp, username: &str) -> Self {
-        let b = Self::new(app);
-        let res = b.login(username, ADMIN_PASSWORD).await;
-        assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
-        assert_eq!(res.location(), "/");
-        b
-    }
-
-    /// Creates a personal token through the form; returns (secret, token id).
-    async fn create_token(&self, name: &str, scopes: &[&str]) -> (String, String) {
-        let mut form = vec![("name", name), ("lifetime", "30")];
-        for s in scopes {
-            form.push(("scopes", s));
-        }
-        let page = self.submit("/tokens/new", "/tokens/new", &form).await;
-        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-        let id = between(&page.body, r#"href="/tokens/"#, "\"").expect("token link");
-        (page.secret(), id)
-    }
-}
 
 /// A user's id, read from the password-reset field of their row on /admin/users.
 fn user_id(users: &Page, username: &str) -> String {
@@ -151,10 +30,6 @@ fn session_cookie(page: &Page) -> String {
         .find(|v| v.starts_with("tessera_session=") && !v.starts_with("tessera_session=;"))
         .unwrap_or_else(|| panic!("no session cookie set: {:?}", page.headers))
         .to_owned()
-}
-
-async fn me_status(app: &TestApp, token: &str) -> u16 {
-    app.get_bearer("/api/v1/me", token).await.status().as_u16()
 }
 
 // ---------------------------------------------------------------- setup
@@ -501,7 +376,7 @@ async fn personal_tokens_are_shown_once_work_and_can_be_revoked_and_regenerated(
     assert!(created.body.contains("shown only this once"));
     let secret = created.secret();
     let id = between(&created.body, r#"href="/tokens/"#, "\"").expect("link");
-    assert_eq!(me_status(&app, &secret).await, 200);
+    assert_eq!(app.me_status(&secret).await, 200);
 
     // Never shown again: not in the list, the detail page or the audit log.
     let list = b.get("/tokens").await;
@@ -553,8 +428,8 @@ async fn personal_tokens_are_shown_once_work_and_can_be_revoked_and_regenerated(
     let secret2 = regen.secret();
     let id2 = between(&regen.body, r#"href="/tokens/"#, "\"").expect("link");
     assert_ne!(secret, secret2);
-    assert_eq!(me_status(&app, &secret).await, 401);
-    assert_eq!(me_status(&app, &secret2).await, 200);
+    assert_eq!(app.me_status(&secret).await, 401);
+    assert_eq!(app.me_status(&secret2).await, 200);
 
     // Revoke with a confirmation step.
     let confirm = b.get(&format!("/tokens/{id2}/revoke")).await;
@@ -566,7 +441,7 @@ async fn personal_tokens_are_shown_once_work_and_can_be_revoked_and_regenerated(
         )
         .await;
     assert_eq!(revoked.status, StatusCode::SEE_OTHER);
-    assert_eq!(me_status(&app, &secret2).await, 401);
+    assert_eq!(app.me_status(&secret2).await, 401);
     let after = b.get(&format!("/tokens/{id2}")).await;
     assert!(after.body.contains("revoked"));
     let filtered = b.get("/tokens?status=revoked").await;
@@ -922,7 +797,7 @@ async fn admins_manage_machine_users_secrets_and_machine_tokens(backend: Backend
         .await;
     assert_eq!(on.status, StatusCode::SEE_OTHER);
     let token = app.access_token("billing", &secret).await;
-    assert_eq!(me_status(&app, &token).await, 200);
+    assert_eq!(app.me_status(&token).await, 200);
     let mu = b.get(&page_path).await;
     assert!(
         !mu.body.contains(&secret),
@@ -1022,7 +897,7 @@ async fn admins_manage_machine_users_secrets_and_machine_tokens(backend: Backend
         )
         .await;
     assert_eq!(revoke.status, StatusCode::SEE_OTHER);
-    assert_eq!(me_status(&app, &machine_token).await, 401);
+    assert_eq!(app.me_status(&machine_token).await, 401);
 
     // Disable, then delete: its client-credentials token stops working.
     let off = b
@@ -1033,7 +908,7 @@ async fn admins_manage_machine_users_secrets_and_machine_tokens(backend: Backend
         )
         .await;
     assert_eq!(off.status, StatusCode::SEE_OTHER);
-    assert_eq!(me_status(&app, &token).await, 401);
+    assert_eq!(app.me_status(&token).await, 401);
     let confirm = b.get(&format!("{page_path}/delete")).await;
     assert!(confirm.body.contains("Delete machine user"));
     let deleted = b
@@ -1167,7 +1042,7 @@ async fn admins_manage_users_keys_and_see_the_dashboard(backend: Backend) {
     assert!(keys.body.contains("A new signing key is active"));
     assert!(keys.body.contains("retired"));
     let (tok, _) = b.create_token("after rotation", &["profile"]).await;
-    assert_eq!(me_status(&app, &tok).await, 200);
+    assert_eq!(app.me_status(&tok).await, 200);
 
     // The dashboard counts today's issued tokens and validations.
     tokio::time::sleep(std::time::Duration::from_secs(6)).await;

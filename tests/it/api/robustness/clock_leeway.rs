@@ -10,7 +10,10 @@ use tessera::{
     token_service::{Minted, keys},
 };
 
-use crate::{Api, both_backends, common::Backend};
+use crate::{
+    both_backends,
+    common::{Api, Backend},
+};
 
 /// Signs and records a personal token of `username` as if issued `ahead`
 /// seconds from now, expiring `lasts` seconds after that.

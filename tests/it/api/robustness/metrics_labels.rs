@@ -5,7 +5,10 @@ use std::collections::BTreeSet;
 
 use reqwest::Method;
 
-use crate::{Api, both_backends, common::Backend};
+use crate::{
+    both_backends,
+    common::{Api, Backend},
+};
 
 async fn metrics(api: &Api) -> String {
     let res = api

@@ -16,7 +16,10 @@ use proptest::{
 };
 use serde_json::{Value, json};
 
-use crate::{Api, both_backends, common::Backend};
+use crate::{
+    both_backends,
+    common::{Api, Backend},
+};
 
 #[derive(Debug, Clone)]
 enum Case {

@@ -3,7 +3,10 @@
 
 use serde_json::json;
 
-use crate::{Api, Reply, both_backends, common::Backend};
+use crate::{
+    both_backends,
+    common::{Api, Backend, Reply},
+};
 
 /// Valid RFC 3339 whose UTC equivalent falls outside years 0000–9999, and
 /// valid times far beyond any policy maximum.
