@@ -323,6 +323,7 @@ async fn tokens_and_secrets_carry_a_hint_that_identifies_them(backend: Backend) 
 
     // No response or audit record after creation holds a secret.
     let audit = api.get("/api/v1/audit?limit=500", &admin).await;
+    audit.expect(200, "audit log");
     for s in [&secret, &client_secret, &access] {
         assert!(!audit.text.contains(s.as_str()), "secret in the audit log");
     }

@@ -91,6 +91,7 @@ async fn an_admin_manages_a_machine_user_end_to_end(backend: Backend) {
     let third = api.post_empty(&format!("{at}/secrets"), &admin).await;
     third.expect(409, "third secret");
     let view = api.get(&at, &admin).await;
+    view.expect(200, "machine user");
     assert_eq!(view.body["secrets"].as_array().unwrap().len(), 2);
     assert!(!view.text.contains(&secret), "secret shown again");
 

@@ -18,6 +18,14 @@ pub struct Page {
 }
 
 impl Page {
+    /// Asserts the status, so a check for what a page does not show cannot
+    /// pass on an error page.
+    #[track_caller]
+    pub fn expect(&self, status: StatusCode, what: &str) -> &Self {
+        assert_eq!(self.status, status, "{what}: {}", self.body);
+        self
+    }
+
     pub fn location(&self) -> &str {
         self.headers
             .get(header::LOCATION)

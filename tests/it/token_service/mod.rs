@@ -419,8 +419,13 @@ async fn token_endpoint_errors_follow_rfc_6749(backend: Backend) {
             case.what
         );
     }
+}
 
-    // Bodies over 64 KiB are refused.
+async fn token_request_bodies_over_64_kib_are_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let secret = app.create_machine("client-a", &["profile"]);
+    let url = app.url("/oauth2/token");
+    let c = &app.client;
     let huge = format!(
         "grant_type=client_credentials&pad={}",
         "a".repeat(70 * 1024)
@@ -775,6 +780,7 @@ async fn key_rotation_keeps_old_tokens_valid_and_retires_unused_keys(backend: Ba
 both_backends!(
     client_credentials_issue_rfc9068_jwts_verifiable_with_the_jwks,
     token_endpoint_errors_follow_rfc_6749,
+    token_request_bodies_over_64_kib_are_refused,
     introspection_reports_active_tokens_to_authorised_callers_only,
     revocation_follows_rfc_7009,
     bearer_authentication_follows_rfc_6750,

@@ -131,6 +131,7 @@ async fn pages_show_token_and_secret_hints(backend: Backend) {
         "the shown-once page names its hint"
     );
     let page = b.get(&page_path).await;
+    assert_eq!(page.status, StatusCode::OK);
     for s in [&first, &second] {
         assert!(page.body.contains(&hint_of(s)), "{} listed", hint_of(s));
         assert!(!page.body.contains(s.as_str()));

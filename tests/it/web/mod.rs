@@ -228,13 +228,10 @@ async fn sign_in_sets_a_safe_cookie_and_sign_out_ends_the_session(backend: Backe
     assert!(failed.body.contains("wrong password"), "{}", failed.body);
 }
 
-async fn failed_sign_ins_are_throttled_and_machines_and_disabled_users_cannot_sign_in(
-    backend: Backend,
-) {
+async fn failed_sign_ins_lock_that_account_only(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.create_user("carol", false);
     app.create_user("boss", true);
-    app.create_machine("robot", &["profile"]);
     let b = Browser::new(&app);
     for _ in 0..5 {
         assert_eq!(b.login("carol", "wrong password!").await.status, 401);
@@ -244,13 +241,20 @@ async fn failed_sign_ins_are_throttled_and_machines_and_disabled_users_cannot_si
     assert!(throttled.body.contains("Too many failed sign-ins"));
     // Another account is not affected by carol's failures.
     assert_eq!(b.login("boss", ADMIN_PASSWORD).await.status, 303);
+}
 
-    // A machine user has no password and cannot sign in.
+/// A machine user has no password and cannot sign in.
+async fn a_machine_user_cannot_sign_in(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_machine("robot", &["profile"]);
     let robot = Browser::new(&app);
     assert_eq!(robot.login("robot", "").await.status, 400);
     assert_eq!(robot.login("robot", "anything at all").await.status, 401);
+}
 
-    // A disabled user cannot sign in, and their sessions end.
+async fn a_disabled_user_cannot_sign_in_and_their_sessions_end(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_user("boss", true);
     app.create_user("dave", false);
     let dave = Browser::signed_in(&app, "dave").await;
     let admin = Browser::signed_in(&app, "boss").await;
@@ -306,13 +310,12 @@ async fn state_changing_forms_without_the_csrf_token_are_refused(backend: Backen
         );
     }
     // Nothing was created.
-    assert!(
-        !b.get("/admin/scopes")
-            .await
-            .body
-            .contains("<td><code>orders:read</code>")
-    );
-    assert!(!b.get("/admin/users").await.body.contains("eve"));
+    let scopes = b.get("/admin/scopes").await;
+    scopes.expect(StatusCode::OK, "scopes");
+    assert!(!scopes.body.contains("<td><code>orders:read</code>"));
+    let users = b.get("/admin/users").await;
+    users.expect(StatusCode::OK, "users");
+    assert!(!users.body.contains("eve"));
     assert!(b.get("/tokens").await.body.contains("No tokens here yet"));
 
     // The sign-in form needs its double-submit cookie.
@@ -335,7 +338,7 @@ async fn state_changing_forms_without_the_csrf_token_are_refused(backend: Backen
 
 // ---------------------------------------------------------------- tokens
 
-async fn personal_tokens_are_shown_once_work_and_can_be_revoked_and_regenerated(backend: Backend) {
+async fn a_personal_token_is_shown_once_and_works(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.create_user("alice", false);
     let b = Browser::signed_in(&app, "alice").await;
@@ -380,6 +383,7 @@ async fn personal_tokens_are_shown_once_work_and_can_be_revoked_and_regenerated(
 
     // Never shown again: not in the list, the detail page or the audit log.
     let list = b.get("/tokens").await;
+    list.expect(StatusCode::OK, "token list");
     assert!(list.body.contains("laptop"));
     assert!(list.body.contains("expires in 7 days"), "{}", list.body);
     assert!(list.body.contains("badge warn"), "expiry warning shown");
@@ -390,6 +394,7 @@ async fn personal_tokens_are_shown_once_work_and_can_be_revoked_and_regenerated(
         assert!(!page.body.contains(&secret));
     }
     let dashboard = b.get("/").await;
+    dashboard.expect(StatusCode::OK, "dashboard");
     assert!(
         dashboard.body.contains("laptop"),
         "expiring soon on the dashboard"
@@ -398,8 +403,13 @@ async fn personal_tokens_are_shown_once_work_and_can_be_revoked_and_regenerated(
         !dashboard.body.contains("Tokens issued per day"),
         "no admin chart"
     );
+}
 
-    // A duplicate name is refused with the form kept.
+async fn a_duplicate_token_name_is_refused_with_the_form_kept(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_user("alice", false);
+    let b = Browser::signed_in(&app, "alice").await;
+    b.create_token("laptop", &["profile"]).await;
     let dup = b
         .submit(
             "/tokens/new",
@@ -414,6 +424,14 @@ async fn personal_tokens_are_shown_once_work_and_can_be_revoked_and_regenerated(
     assert_eq!(dup.status, StatusCode::BAD_REQUEST);
     assert!(dup.body.contains("an active token with this name exists"));
     assert!(!dup.body.contains("id=\"secret\""));
+}
+
+async fn regenerated_and_revoked_personal_tokens_stop_working_at_once(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_user("alice", false);
+    let b = Browser::signed_in(&app, "alice").await;
+    let (secret, id) = b.create_token("laptop", &["profile", "tokens:read"]).await;
+    assert_eq!(app.me_status(&secret).await, 200);
 
     // Regenerate: a new secret once, the old one revoked at once.
     let confirm = b.get(&format!("/tokens/{id}/regenerate")).await;
@@ -447,6 +465,7 @@ async fn personal_tokens_are_shown_once_work_and_can_be_revoked_and_regenerated(
     let filtered = b.get("/tokens?status=revoked").await;
     assert_eq!(filtered.body.matches("status revoked").count(), 2);
     let active = b.get("/tokens?status=active").await;
+    active.expect(StatusCode::OK, "active tokens");
     assert!(!active.body.contains("status revoked"));
     assert!(active.body.contains("No tokens match"));
 
@@ -460,6 +479,31 @@ async fn personal_tokens_are_shown_once_work_and_can_be_revoked_and_regenerated(
         .await;
     assert_eq!(refused.status, StatusCode::CONFLICT);
     assert!(refused.body.contains("cannot be regenerated"));
+}
+
+async fn someone_elses_personal_token_is_not_found(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_user("alice", false);
+    let b = Browser::signed_in(&app, "alice").await;
+    let (_, id) = b.create_token("laptop", &["profile"]).await;
+    // Regenerated (so `id` is revoked) and then revoked: not found either way.
+    let regen = b
+        .submit(
+            &format!("/tokens/{id}/regenerate"),
+            &format!("/tokens/{id}/regenerate"),
+            &[],
+        )
+        .await;
+    assert_eq!(regen.status, StatusCode::OK, "{}", regen.body);
+    let id2 = between(&regen.body, r#"href="/tokens/"#, "\"").expect("link");
+    let revoked = b
+        .submit(
+            &format!("/tokens/{id2}/revoke"),
+            &format!("/tokens/{id2}/revoke"),
+            &[],
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::SEE_OTHER);
 
     // Someone else's token is not found.
     app.create_user("mallory", false);
@@ -628,8 +672,11 @@ async fn nul_characters_in_pages_and_forms_get_a_400_never_a_500(backend: Backen
     // Nothing was written, and the lists still load.
     assert!(b.get("/tokens").await.body.contains("No tokens here yet"));
     let scopes = b.get("/admin/scopes").await;
+    scopes.expect(StatusCode::OK, "scopes");
     assert!(!scopes.body.contains("<td><code>orders:read</code>"));
-    assert!(!b.get("/admin/machine-users").await.body.contains("robot"));
+    let machines = b.get("/admin/machine-users").await;
+    machines.expect(StatusCode::OK, "machine users");
+    assert!(!machines.body.contains("robot"));
     assert_eq!(b.get("/admin/audit").await.status, StatusCode::OK);
     assert_eq!(b.get("/admin/tokens?q=t").await.status, StatusCode::OK);
 }
@@ -672,6 +719,7 @@ async fn admin_pages_are_for_admins_only(backend: Backend) {
     app.create_user("alice", false);
     let b = Browser::signed_in(&app, "alice").await;
     let home = b.get("/").await;
+    home.expect(StatusCode::OK, "home");
     assert!(!home.body.contains("/admin/users"), "no admin links");
     for path in [
         "/admin/machine-users",
@@ -726,6 +774,7 @@ async fn admins_manage_machine_users_secrets_and_machine_tokens(backend: Backend
     assert!(dup.body.contains("a scope with this name exists"));
 
     let new_form = b.get("/admin/machine-users/new").await;
+    new_form.expect(StatusCode::OK, "new machine user form");
     assert!(new_form.body.contains(r#"value="orders:read""#));
     assert!(!new_form.body.contains(r#"value="admin:write""#));
     let created = b
@@ -799,6 +848,7 @@ async fn admins_manage_machine_users_secrets_and_machine_tokens(backend: Backend
     let token = app.access_token("billing", &secret).await;
     assert_eq!(app.me_status(&token).await, 200);
     let mu = b.get(&page_path).await;
+    mu.expect(StatusCode::OK, "machine user page");
     assert!(
         !mu.body.contains(&secret),
         "the secret is never shown again"
@@ -857,6 +907,7 @@ async fn admins_manage_machine_users_secrets_and_machine_tokens(backend: Backend
     let me = app.get_bearer("/api/v1/me", &machine_token).await;
     assert_eq!(me.status(), 403, "the token holds orders:read, not profile");
     let mu = b.get(&page_path).await;
+    mu.expect(StatusCode::OK, "machine user page");
     assert!(mu.body.contains("nightly export"));
     assert!(!mu.body.contains(&machine_token));
     let too_much = b
@@ -876,12 +927,9 @@ async fn admins_manage_machine_users_secrets_and_machine_tokens(backend: Backend
     // Admin token list: filter, then revoke the machine token.
     let all = b.get("/admin/tokens?owner=billing&kind=machine").await;
     assert!(all.body.contains("nightly export"));
-    assert!(
-        !b.get("/admin/tokens?q=zzz")
-            .await
-            .body
-            .contains("nightly export")
-    );
+    let none = b.get("/admin/tokens?q=zzz").await;
+    none.expect(StatusCode::OK, "token search");
+    assert!(!none.body.contains("nightly export"));
     assert!(
         b.get("/admin/tokens?q=NIGHTLY")
             .await
@@ -919,6 +967,7 @@ async fn admins_manage_machine_users_secrets_and_machine_tokens(backend: Backend
 
     // The audit log names every step, newest first, and never a secret.
     let audit = b.get("/admin/audit").await;
+    audit.expect(StatusCode::OK, "audit log");
     for action in [
         "scope.create",
         "machine_user.create",
@@ -944,6 +993,7 @@ async fn admins_manage_machine_users_secrets_and_machine_tokens(backend: Backend
         assert!(!audit.body.contains(s.as_str()));
     }
     let filtered = b.get("/admin/audit?action=scope.create").await;
+    filtered.expect(StatusCode::OK, "filtered audit log");
     assert!(filtered.body.contains("<code>scope.create</code>"));
     assert!(!filtered.body.contains("<code>machine_user.delete</code>"));
 }
@@ -1255,6 +1305,7 @@ async fn the_dashboard_names_machine_users_with_old_secrets(backend: Backend) {
         .expect("age the secret");
     let b = Browser::signed_in(&app, "boss").await;
     let home = b.get("/").await;
+    home.expect(StatusCode::OK, "dashboard");
     assert!(
         home.body.contains(">old-robot</a>: secret created"),
         "{}",
@@ -1267,9 +1318,14 @@ async fn the_dashboard_names_machine_users_with_old_secrets(backend: Backend) {
 both_backends!(
     first_admin_is_created_once_with_the_setup_code,
     sign_in_sets_a_safe_cookie_and_sign_out_ends_the_session,
-    failed_sign_ins_are_throttled_and_machines_and_disabled_users_cannot_sign_in,
+    failed_sign_ins_lock_that_account_only,
+    a_machine_user_cannot_sign_in,
+    a_disabled_user_cannot_sign_in_and_their_sessions_end,
     state_changing_forms_without_the_csrf_token_are_refused,
-    personal_tokens_are_shown_once_work_and_can_be_revoked_and_regenerated,
+    a_personal_token_is_shown_once_and_works,
+    a_duplicate_token_name_is_refused_with_the_form_kept,
+    regenerated_and_revoked_personal_tokens_stop_working_at_once,
+    someone_elses_personal_token_is_not_found,
     token_names_are_escaped,
     bad_input_gets_a_page_in_words_never_a_500,
     nul_characters_in_pages_and_forms_get_a_400_never_a_500,
