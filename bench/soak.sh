@@ -6,7 +6,7 @@
 #   bench/soak.sh                    # 180 s on SQLite, then 180 s on PostgreSQL
 #   SECS=300 BACKEND=sqlite bench/soak.sh
 #
-# The same test runs for 60 s per backend in `cargo test` (tests/soak.rs).
+# The same test runs for 60 s per backend in `cargo test` (tests/it/soak.rs).
 # PostgreSQL comes from /usr/lib/postgresql/*/bin, started by the harness.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,4 +18,4 @@ case ${BACKEND:-both} in
   *) echo "BACKEND must be sqlite, postgres or both" >&2; exit 2 ;;
 esac
 export TESSERA_SOAK_SECS=$SECS TESSERA_REQUIRE_POSTGRES=1
-exec cargo test --release --test soak -- --nocapture --test-threads=1 "$filter"
+exec cargo test --release --test it -- --nocapture --test-threads=1 "$filter"

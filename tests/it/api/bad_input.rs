@@ -1,0 +1,310 @@
+//! Malformed requests get a clear 4xx problem, never a 5xx, and leave nothing behind.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::{
+    both_backends,
+    common::{Api, Backend},
+};
+
+const ZERO: &str = "00000000-0000-0000-0000-000000000000";
+
+/// Every route that takes a JSON body.
+fn body_routes(machine: &str, user: &str) -> Vec<(Method, String)> {
+    vec![
+        (Method::POST, "/api/v1/tokens".into()),
+        (Method::POST, "/api/v1/machine-users".into()),
+        (Method::PATCH, format!("/api/v1/machine-users/{machine}")),
+        (
+            Method::POST,
+            format!("/api/v1/machine-users/{machine}/tokens"),
+        ),
+        (Method::POST, "/api/v1/users".into()),
+        (Method::PATCH, format!("/api/v1/users/{user}")),
+        (Method::POST, "/api/v1/scopes".into()),
+    ]
+}
+
+async fn malformed_bodies_get_a_4xx_problem(backend: Backend) {
+    let api = Api::spawn(backend).await;
+    let admin = api.admin();
+    let machine = api
+        .post(
+            "/api/v1/machine-users",
+            &admin,
+            &json!({"username": "target"}),
+        )
+        .await;
+    let machine = machine.body["id"].as_str().unwrap().to_owned();
+    let user = api.get("/api/v1/me", &admin).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let before_audit = api.all_ids("/api/v1/audit", &admin, 500).await.len();
+
+    let huge = format!(r#"{{"name": "{}"}}"#, "a".repeat(70 * 1024));
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let json = Some("application/json");
+    let cases: Vec<(Option<&str>, Vec<u8>, u16, &str)> = vec![
+        (json, huge.into_bytes(), 413, "a body over 64 KiB"),
+        (json, vec![0xff, 0xfe, b'{', b'}'], 400, "not UTF-8"),
+        (
+            json,
+            b"{\"name\": \"\xc3\x28\"}".to_vec(),
+            400,
+            "invalid UTF-8 in a string",
+        ),
+        (json, b"{".to_vec(), 400, "truncated JSON"),
+        (json, b"".to_vec(), 400, "empty body"),
+        (json, b"null".to_vec(), 400, "null"),
+        (json, b"[]".to_vec(), 400, "an array"),
+        (json, b"42".to_vec(), 400, "a number"),
+        (json, deep.into_bytes(), 400, "deeply nested"),
+        (json, br#"{"zzz": 1}"#.to_vec(), 400, "an unknown field"),
+        (
+            json,
+            br#"{"name": "a", "name": "b"}"#.to_vec(),
+            400,
+            "a repeated field",
+        ),
+        (Some("text/plain"), b"{}".to_vec(), 415, "text/plain"),
+        (
+            Some("application/x-www-form-urlencoded"),
+            b"name=x".to_vec(),
+            415,
+            "a form",
+        ),
+        (None, b"{}".to_vec(), 415, "no content type"),
+        (
+            Some("application/json; charset=utf-8"),
+            b"{\"q\":1}".to_vec(),
+            400,
+            "charset parameter accepted, unknown field refused",
+        ),
+    ];
+    for (method, path) in body_routes(&machine, &user) {
+        for (ct, body, status, what) in &cases {
+            let res = api
+                .raw(method.clone(), &path, &admin, *ct, body.clone())
+                .await;
+            let what = format!("{method} {path}: {what}");
+            res.expect(*status, &what);
+            assert!(
+                !res.body["detail"].as_str().unwrap_or("").is_empty(),
+                "{what}: a reason"
+            );
+        }
+    }
+    // Nothing was written by any of them.
+    let after_audit = api.all_ids("/api/v1/audit", &admin, 500).await.len();
+    assert_eq!(before_audit, after_audit, "no change was recorded");
+    let machines = api.all_ids("/api/v1/machine-users", &admin, 500).await;
+    assert_eq!(machines, vec![machine.clone()]);
+}
+
+async fn bad_paths_and_queries_are_4xx(backend: Backend) {
+    let api = Api::spawn(backend).await;
+    let admin = api.admin();
+    let cases = [
+        (Method::GET, "/api/v1/tokens/not-a-uuid".to_owned(), 404),
+        (Method::DELETE, "/api/v1/tokens/%ff%fe".to_owned(), 404),
+        (
+            Method::POST,
+            "/api/v1/tokens/123/regenerate".to_owned(),
+            404,
+        ),
+        (Method::GET, "/api/v1/machine-users/zzz".to_owned(), 404),
+        (
+            Method::DELETE,
+            format!("/api/v1/machine-users/{ZERO}/secrets/nope"),
+            404,
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/machine-users/{ZERO}/secrets/{ZERO}"),
+            404,
+        ),
+        (Method::GET, format!("/api/v1/machine-users/{ZERO}"), 404),
+        (Method::GET, format!("/api/v1/users/{ZERO}"), 404),
+        (Method::GET, "/api/v1/nothing-here".to_owned(), 404),
+        (Method::PUT, "/api/v1/tokens".to_owned(), 404),
+        (Method::GET, "/api/v1/audit?since=%ff".to_owned(), 400),
+        (Method::GET, "/api/v1/audit?limit=%ff".to_owned(), 400),
+        (Method::GET, "/api/v1/admin/tokens?q=%ff%fe".to_owned(), 200),
+        (
+            Method::GET,
+            "/api/v1/admin/tokens?kind=personal&kind=machine".to_owned(),
+            400,
+        ),
+    ];
+    for (method, path, status) in cases {
+        let res = api.call(method.clone(), &path, Some(&admin), None).await;
+        res.expect(status, &format!("{method} {path}"));
+    }
+    let unknown = api.get("/api/v1/nothing-here", &admin).await;
+    assert_eq!(unknown.problem(), "no-such-route");
+}
+
+both_backends!(
+    malformed_bodies_get_a_4xx_problem,
+    bad_paths_and_queries_are_4xx
+);
+
+/// PostgreSQL refuses NUL in text: such input must be refused before it
+/// reaches the database, on every field and filter that takes text.
+async fn nul_characters_never_reach_the_database(backend: Backend) {
+    let api = Api::spawn(backend).await;
+    let admin = api.admin();
+    let machine = api
+        .post(
+            "/api/v1/machine-users",
+            &admin,
+            &json!({"username": "target", "scopes": ["profile"]}),
+        )
+        .await;
+    let machine = machine.body["id"].as_str().unwrap().to_owned();
+    let nul = "a\u{0}b";
+    let bodies: Vec<(Method, String, serde_json::Value)> = vec![
+        (
+            Method::POST,
+            "/api/v1/tokens".into(),
+            json!({"name": nul, "scopes": ["profile"], "expires_in_seconds": 3600}),
+        ),
+        (
+            Method::POST,
+            "/api/v1/tokens".into(),
+            json!({"name": "n1", "description": nul, "scopes": ["profile"], "expires_in_seconds": 3600}),
+        ),
+        (
+            Method::POST,
+            "/api/v1/tokens".into(),
+            json!({"name": "n2", "scopes": [nul], "expires_in_seconds": 3600}),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/machine-users/{machine}/tokens"),
+            json!({"name": "n3", "scopes": [nul], "expires_in_seconds": 3600}),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/machine-users/{machine}/tokens"),
+            json!({"name": "n4", "description": nul, "scopes": ["profile"], "expires_in_seconds": 3600}),
+        ),
+        (
+            Method::POST,
+            "/api/v1/machine-users".into(),
+            json!({"username": nul}),
+        ),
+        (
+            Method::POST,
+            "/api/v1/machine-users".into(),
+            json!({"username": "mu1", "description": nul}),
+        ),
+        (
+            Method::POST,
+            "/api/v1/machine-users".into(),
+            json!({"username": "mu2", "display_name": nul}),
+        ),
+        (
+            Method::POST,
+            "/api/v1/machine-users".into(),
+            json!({"username": "mu3", "contact_email": "a\u{0}@b.c"}),
+        ),
+        (
+            Method::POST,
+            "/api/v1/machine-users".into(),
+            json!({"username": "mu4", "scopes": [nul]}),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/machine-users/{machine}"),
+            json!({"description": nul}),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/machine-users/{machine}"),
+            json!({"scopes": [nul]}),
+        ),
+        (
+            Method::POST,
+            "/api/v1/users".into(),
+            json!({"username": nul, "password": "long enough"}),
+        ),
+        (Method::POST, "/api/v1/scopes".into(), json!({"name": nul})),
+        (
+            Method::POST,
+            "/api/v1/scopes".into(),
+            json!({"name": "s.1", "description": nul}),
+        ),
+    ];
+    for (method, path, body) in bodies {
+        let res = api
+            .call(method.clone(), &path, Some(&admin), Some(&body))
+            .await;
+        let what = format!("{method} {path} {body}");
+        res.expect(400, &what);
+        assert_eq!(res.problem(), "validation", "{what}");
+        assert!(res.body["field"].is_string(), "{what}: names the field");
+    }
+    for (query, field) in [
+        ("/api/v1/admin/tokens?owner=a%00b", "owner"),
+        ("/api/v1/admin/tokens?q=a%00b", "q"),
+        ("/api/v1/audit?actor=a%00b", "actor"),
+        ("/api/v1/audit?action=a%00b", "action"),
+        ("/api/v1/tokens?cursor=%00", "cursor"),
+    ] {
+        let res = api.get(query, &admin).await;
+        res.expect(400, query);
+        assert_eq!(res.body["field"], field, "{query}");
+    }
+    // The token endpoint looks clients up by name too: an unknown client, not a 500.
+    let res = api.app.client_credentials("a\u{0}b", "secret", None).await;
+    assert_eq!(res.status(), 401, "NUL in a client_id");
+    // NUL in an OAuth form: a 4xx with an RFC error code, never a 5xx.
+    for (path, form) in [
+        (
+            "/oauth2/token",
+            "grant_type=client_credentials&client_id=a%00b&client_secret=s",
+        ),
+        (
+            "/oauth2/token",
+            "grant_type=client_credentials&client_id=a&client_secret=s&scope=p%00",
+        ),
+        (
+            "/oauth2/introspect",
+            "token=a%00b&client_id=a&client_secret=s",
+        ),
+        ("/oauth2/revoke", "token=a%00b&client_id=a&client_secret=s"),
+    ] {
+        let res = api
+            .app
+            .client
+            .post(api.app.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form)
+            .send()
+            .await
+            .expect("request");
+        let status = res.status().as_u16();
+        assert!((400..500).contains(&status), "{path} {form}: {status}");
+        let body: serde_json::Value = res.json().await.expect("json");
+        assert!(body["error"].is_string(), "{path} {form}: {body}");
+    }
+    // Nothing was written.
+    let tokens = api.get("/api/v1/admin/tokens?q=n", &admin).await;
+    let names: Vec<&str> = tokens.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.starts_with("n") && n.len() == 2),
+        "{names:?}"
+    );
+    let machines = api.all_ids("/api/v1/machine-users", &admin, 500).await;
+    assert_eq!(machines, vec![machine]);
+}
+
+both_backends!(nul_characters_never_reach_the_database);

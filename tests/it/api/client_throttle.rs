@@ -1,0 +1,157 @@
+//! INTERFACE §8: failed client authentication at the OAuth endpoints is
+//! limited per address (429 + Retry-After + `invalid_client`), without
+//! locking out a working client from another address or behind the same NAT.
+//!
+//! Requests come from different loopback addresses (127.0.0.x, Linux) to
+//! play several hosts; the limit is set low (`3/1m`) for the test.
+
+use std::net::IpAddr;
+
+use crate::{
+    both_backends,
+    common::{Backend, Reply, TestApp, TestDb},
+};
+
+fn client_from(ip: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(ip.parse::<IpAddr>().expect("address"))
+        .build()
+        .expect("client")
+}
+
+async fn post(
+    app: &TestApp,
+    from: &reqwest::Client,
+    path: &str,
+    id: &str,
+    secret: &str,
+    form: &[(&str, &str)],
+) -> Reply {
+    let res = from
+        .post(app.url(path))
+        .basic_auth(id, Some(secret))
+        .form(form)
+        .send()
+        .await
+        .expect("request");
+    Reply::read(res).await
+}
+
+async fn token(app: &TestApp, from: &reqwest::Client, id: &str, secret: &str) -> Reply {
+    post(
+        app,
+        from,
+        "/oauth2/token",
+        id,
+        secret,
+        &[("grant_type", "client_credentials")],
+    )
+    .await
+}
+
+#[track_caller]
+fn assert_throttled(r: &Reply, what: &str) {
+    assert_eq!(r.status, 429, "{what}: {}", r.text);
+    let wait: u64 = r
+        .header("retry-after")
+        .unwrap_or_else(|| panic!("{what}: no Retry-After"))
+        .parse()
+        .expect("Retry-After in seconds");
+    assert!((1..=20).contains(&wait), "{what}: Retry-After {wait}");
+    assert_eq!(r.body["error"], "invalid_client", "{what}");
+    let why = r.body["error_description"].as_str().unwrap_or("");
+    assert!(why.contains("too many failed"), "{what}: {why}");
+}
+
+async fn failed_client_authentication_is_limited_per_address(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("TESSERA_AUTH_FAILURES_PER_IP", "3/1m")]).await;
+    let worker = app.create_machine("worker", &["introspect"]);
+    let neighbour = app.create_machine("neighbour", &["profile"]);
+    let nat = client_from("127.0.0.1");
+    let elsewhere = client_from("127.0.0.2");
+    // A working client behind the NAT, before the attack.
+    token(&app, &nat, "worker", &worker)
+        .await
+        .expect(200, "worker");
+
+    // Three failures are told apart from a limit: 401…
+    for i in 0..3 {
+        let r = token(&app, &nat, "worker", "tsc_wrong").await;
+        assert_eq!(r.status, 401, "failure {i}: {}", r.text);
+        assert_eq!(r.body["error"], "invalid_client");
+    }
+    // …then every endpoint answers 429 for guesses from this address.
+    assert_throttled(&token(&app, &nat, "worker", "tsc_wrong").await, "token");
+    assert_throttled(
+        &post(
+            &app,
+            &nat,
+            "/oauth2/introspect",
+            "worker",
+            "tsc_x",
+            &[("token", "t")],
+        )
+        .await,
+        "introspect",
+    );
+    assert_throttled(
+        &post(
+            &app,
+            &nat,
+            "/oauth2/revoke",
+            "ghost",
+            "tsc_x",
+            &[("token", "t")],
+        )
+        .await,
+        "revoke",
+    );
+
+    // The working client behind the same NAT keeps working, at every endpoint.
+    let access = token(&app, &nat, "worker", &worker).await;
+    access.expect(200, "worker behind the NAT");
+    let jwt = access.body["access_token"].as_str().expect("token");
+    let r = post(
+        &app,
+        &nat,
+        "/oauth2/introspect",
+        "worker",
+        &worker,
+        &[("token", jwt)],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["active"], true);
+
+    // Another address is not affected: its clients work, its first failure is a 401.
+    token(&app, &elsewhere, "neighbour", &neighbour)
+        .await
+        .expect(200, "neighbour elsewhere");
+    assert_eq!(
+        token(&app, &elsewhere, "worker", "tsc_wrong").await.status,
+        401
+    );
+
+    // Guesses from the limited address are not checked at all: even a right
+    // secret that never worked from anywhere yet gets no answer but 429.
+    let fresh = app.create_machine("fresh", &["profile"]);
+    assert_throttled(&token(&app, &nat, "fresh", &fresh).await, "unchecked");
+}
+
+/// A bad value stops start-up with one line naming the setting.
+#[test]
+fn a_bad_limit_is_refused_naming_the_setting() {
+    let db = TestDb::new(Backend::Sqlite);
+    for bad in ["lots", "0/5m", "30/forever", "30"] {
+        let out = db.cli_env(&["serve"], None, &[("TESSERA_AUTH_FAILURES_PER_IP", bad)]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{bad} should stop start-up");
+        assert_eq!(stderr.trim().lines().count(), 1, "{bad}: {stderr:?}");
+        assert!(
+            stderr.contains("TESSERA_AUTH_FAILURES_PER_IP"),
+            "{bad}: {stderr:?}"
+        );
+    }
+}
+
+both_backends!(failed_client_authentication_is_limited_per_address);

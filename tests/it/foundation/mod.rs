@@ -1,0 +1,262 @@
+//! Foundation: start-up on both backends, migrations, the CLI and its bad
+//! input, configuration errors.
+
+mod upgrade;
+
+use crate::{
+    both_backends,
+    common::{self, Backend, TestApp, TestDb},
+};
+
+async fn server_starts_and_reports_health(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    assert_eq!(ready.text().await.unwrap().trim(), "ready");
+}
+
+async fn migrations_run_twice_in_a_row(backend: Backend) {
+    let db = TestDb::new(backend);
+    db.cli_ok(&["migrate"], None);
+    db.cli_ok(&["migrate"], None);
+    // And the server starts on the migrated database.
+    let (mut child, _) = common::start_server(&db, &[]).expect("starts after migrate");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+async fn cli_creates_users_and_refuses_bad_input(backend: Backend) {
+    let db = TestDb::new(backend);
+    let id = db.cli_ok(
+        &[
+            "users",
+            "create",
+            "--username",
+            "alice",
+            "--admin",
+            "--password-stdin",
+        ],
+        Some("s3cret-passw0rd\n"),
+    );
+    assert!(
+        uuid::Uuid::parse_str(&id).is_ok(),
+        "prints the new user's id, got {id:?}"
+    );
+
+    let cases: [(&[&str], Option<&str>, &str); 5] = [
+        (
+            &["users", "create", "--username", "alice", "--password-stdin"],
+            Some("another-password"),
+            "already taken",
+        ),
+        (
+            &["users", "create", "--username", "bob", "--password-stdin"],
+            Some(""),
+            "password",
+        ),
+        (
+            &["users", "create", "--username", "bob", "--password-stdin"],
+            Some("\n"),
+            "password",
+        ),
+        (
+            &[
+                "users",
+                "create",
+                "--username",
+                "Bad Name",
+                "--password-stdin",
+            ],
+            Some("good-password"),
+            "username",
+        ),
+        (
+            &["users", "create", "--username", "ab", "--password-stdin"],
+            Some("good-password"),
+            "username",
+        ),
+    ];
+    for (args, stdin, expected) in cases {
+        let out = db.cli(args, stdin);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(
+            out.stdout.is_empty(),
+            "{args:?} printed on stdout: {:?}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let first = stderr.lines().next().unwrap_or("");
+        assert!(
+            first.contains(expected),
+            "{args:?}: first stderr line {first:?} should mention {expected:?}"
+        );
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
+            "{args:?} panicked: {stderr}"
+        );
+        assert!(
+            !stderr.contains("good-password") && !stderr.contains("another-password"),
+            "password echoed: {stderr}"
+        );
+    }
+}
+
+both_backends!(
+    server_starts_and_reports_health,
+    migrations_run_twice_in_a_row,
+    cli_creates_users_and_refuses_bad_input
+);
+
+#[test]
+fn bad_configuration_stops_start_up_with_one_line_naming_the_setting() {
+    let db = TestDb::new(Backend::Sqlite);
+    let cases = [
+        (
+            "TESSERA_DATABASE_URL",
+            "mysql://nope",
+            "TESSERA_DATABASE_URL",
+        ),
+        (
+            "TESSERA_DATABASE_URL",
+            "sqlite:///nonexistent-dir/x/y.db",
+            "TESSERA_DATABASE_URL",
+        ),
+        ("TESSERA_LISTEN", "not-an-address", "TESSERA_LISTEN"),
+        ("TESSERA_PUBLIC_URL", "::not a url", "TESSERA_PUBLIC_URL"),
+        ("TESSERA_SIGNING_ALG", "HS256", "TESSERA_SIGNING_ALG"),
+        ("TESSERA_MASTER_KEY", "short", "TESSERA_MASTER_KEY"),
+        (
+            "TESSERA_MAX_TOKEN_LIFETIME",
+            "forever",
+            "TESSERA_MAX_TOKEN_LIFETIME",
+        ),
+        ("TESSERA_LOG", "[[[", "TESSERA_LOG"),
+    ];
+    for (var, value, named) in cases {
+        let out = db.cli_env(&["serve"], None, &[(var, value)]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{var}={value} should stop start-up");
+        assert_eq!(
+            stderr.trim().lines().count(),
+            1,
+            "{var}={value}: expected one line, got {stderr:?}"
+        );
+        assert!(
+            stderr.contains(named),
+            "{var}={value}: {stderr:?} should name {named}"
+        );
+    }
+}
+
+#[test]
+fn a_port_in_use_stops_start_up_with_a_clear_line() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let db = TestDb::new(Backend::Sqlite);
+    let out = db.cli_env(
+        &["serve"],
+        None,
+        &[("TESSERA_LISTEN", &addr), ("TESSERA_LOG", "off")],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("TESSERA_LISTEN") && stderr.contains(&addr),
+        "{stderr:?}"
+    );
+}
+
+#[test]
+fn configuration_file_is_read_and_flags_win_over_it() {
+    let db = TestDb::new(Backend::Sqlite);
+    std::fs::write(
+        db.dir.path().join("tessera.toml"),
+        "signing_alg = \"EdDSA\"\nmax_token_lifetime = \"nonsense\"\n",
+    )
+    .unwrap();
+    // The file's bad value is reported, naming the setting…
+    let out = db.cli(&["keys", "list"], None);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TESSERA_MAX_TOKEN_LIFETIME"));
+    // …and a flag overrides it.
+    let listing = db.cli_ok(&["--max-token-lifetime", "30d", "keys", "list"], None);
+    assert!(
+        listing.contains("EdDSA"),
+        "the file's signing_alg applies: {listing}"
+    );
+    // An unknown key in the file is an error too.
+    std::fs::write(db.dir.path().join("tessera.toml"), "no_such_setting = 1\n").unwrap();
+    let out = db.cli(&["migrate"], None);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tessera.toml"));
+}
+
+#[test]
+fn sqlite_master_key_is_generated_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let db = TestDb::new(Backend::Sqlite);
+    db.cli_ok(&["keys", "list"], None);
+    let meta = std::fs::metadata(db.dir.path().join("master.key"))
+        .expect("master.key beside the database");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+}
+
+async fn sigterm_shuts_down_gracefully_and_keeps_last_use(backend: Backend) {
+    let db = TestDb::new(backend);
+    let secret = db.cli_ok(
+        &[
+            "machine-users",
+            "create",
+            "--username",
+            "svc-a",
+            "--scope",
+            "profile",
+        ],
+        None,
+    );
+    let (mut child, addr) = common::start_server(&db, &[]).expect("starts");
+    let client = reqwest::Client::new();
+    let res: serde_json::Value = client
+        .post(format!("http://{addr}/oauth2/token"))
+        .basic_auth("svc-a", Some(&secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = res["access_token"].as_str().unwrap();
+    let me = client
+        .get(format!("http://{addr}/api/v1/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(exit.success(), "exit status after SIGTERM: {exit:?}");
+    // The in-memory `last used` was flushed on the way out.
+    let conn = sea_orm::Database::connect(&db.url).await.unwrap();
+    use sea_orm::{ConnectionTrait, Statement};
+    let row = conn
+        .query_one(Statement::from_string(
+            conn.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM tokens WHERE last_used_at IS NOT NULL AND last_used_ip = '127.0.0.1'",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let n: i64 = row.try_get("", "n").unwrap();
+    assert_eq!(n, 1, "the token's last use was recorded at shutdown");
+}
+
+both_backends!(sigterm_shuts_down_gracefully_and_keeps_last_use);
