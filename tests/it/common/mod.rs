@@ -147,10 +147,7 @@ impl TestApp {
     pub async fn spawn_with(backend: Backend, extra_env: &[(&str, &str)]) -> Self {
         let db = TestDb::new(backend);
         let (child, addr) = start_server(&db, extra_env).expect("server starts");
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("client");
+        let client = client();
         Self {
             addr,
             db,
@@ -181,10 +178,7 @@ impl TestApp {
         let code = rx
             .recv_timeout(Duration::from_secs(60))
             .expect("the server logs a setup URL");
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("client");
+        let client = client();
         (
             Self {
                 addr,
@@ -419,4 +413,15 @@ pub fn start_server(db: &TestDb, extra_env: &[(&str, &str)]) -> Result<(Child, S
             ))
         }
     }
+}
+
+/// An HTTP client that follows no redirect and drops idle connections before
+/// the server's 5-second keep-alive does, so a request never goes out on a
+/// connection the server is closing.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_idle_timeout(std::time::Duration::from_secs(2))
+        .build()
+        .expect("client")
 }

@@ -69,6 +69,7 @@ impl Browser {
             client: reqwest::Client::builder()
                 .cookie_store(true)
                 .redirect(reqwest::redirect::Policy::none())
+                .pool_idle_timeout(std::time::Duration::from_secs(2))
                 .build()
                 .expect("client"),
             base: base.to_owned(),

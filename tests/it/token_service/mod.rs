@@ -738,8 +738,18 @@ async fn key_rotation_keeps_old_tokens_valid_and_retires_unused_keys(backend: Ba
         "{listing}"
     );
 
-    // The running server picks the rotation up by itself (within its reload interval).
+    // The running server picks the rotation up by itself (within its reload
+    // interval). Nothing is signed until it publishes the newest key, so the
+    // middle key (active for a moment on PostgreSQL, where the first rotation
+    // is heard at once) signs nothing.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !jwks(&app).await.to_string().contains(newest.as_str()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new key was not published"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
     let new_token = loop {
         let t = app.access_token("client-a", &secret).await;
         if parts(&t).0["kid"] == newest.as_str() {
