@@ -1,0 +1,81 @@
+//! Signing keys: the list and rotation.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+
+use crate::{
+    domain::{self, signing_keys},
+    http::errors::WebError,
+    state::AppState,
+    web::{
+        page::{FormData, Layout, fmt_opt, fmt_time, query, render, see_other},
+        session::{SignedIn, check_csrf},
+    },
+};
+
+pub struct KeyRow {
+    pub kid: String,
+    pub alg: &'static str,
+    pub active: bool,
+    pub created: String,
+    pub retired: String,
+    pub retires_after: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin_keys.html")]
+struct KeysPage {
+    l: Layout,
+    rows: Vec<KeyRow>,
+    alg: &'static str,
+}
+
+pub(super) async fn keys_page(
+    req: HttpRequest,
+    me: SignedIn,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    let rows = signing_keys::list(&state.db.read)
+        .await
+        .map_err(domain::Error::Internal)?
+        .into_iter()
+        .map(|k| KeyRow {
+            kid: k.kid,
+            alg: k.alg.as_str(),
+            active: k.state == signing_keys::KeyState::Active,
+            created: fmt_time(k.created_at),
+            retired: fmt_opt(k.retired_at),
+            retires_after: k.retires_after.map(fmt_time).unwrap_or_default(),
+        })
+        .collect();
+    render(&KeysPage {
+        l: Layout::new(&me, "keys").with_notice(query(&req)?.get("notice")),
+        rows,
+        alg: state.settings.signing_alg.as_str(),
+    })
+}
+
+pub(super) async fn keys_rotate(
+    me: SignedIn,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    let form = FormData::parse(&body)?;
+    check_csrf(&me, form.get("csrf"))?;
+    signing_keys::rotate(
+        &state.db,
+        &state.master,
+        state.settings.signing_alg,
+        &me.actor(),
+    )
+    .await
+    .map_err(domain::Error::Internal)?;
+    state
+        .tokens
+        .reload_keys()
+        .await
+        .map_err(domain::Error::Internal)?;
+    Ok(see_other("/admin/keys?notice=rotated"))
+}

@@ -1,0 +1,494 @@
+//! Machine users: the list, creation, the detail page (edit, enable,
+//! client credentials, delete), client secrets and tokens issued for them.
+
+use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
+use askama::Template;
+
+use super::shared::is_user_error;
+use crate::{
+    domain::{
+        PageRequest, TokenKind, is_admin_scope,
+        issuance::{Issued, Request, issue},
+        principals, scopes,
+        tokens::{self, NewToken, TokenFilter},
+    },
+    http::errors::WebError,
+    state::AppState,
+    web::{
+        page::{
+            FormData, Layout, fmt_opt, fmt_time, next_link, parse_id, query, relative, render,
+            render_status, see_other,
+        },
+        session::{SignedIn, check_csrf},
+        views::{
+            ConfirmPage, ScopeChoice, SecretPage, TokenRow, lifetime_from, presets, scope_choices,
+            secret_response,
+        },
+    },
+};
+
+pub struct MachineRow {
+    pub id: String,
+    pub username: String,
+    pub display_name: String,
+    pub scopes: String,
+    pub enabled: bool,
+    pub cc_enabled: bool,
+    pub secrets: usize,
+    pub created: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin_machine_users.html")]
+struct MachineUsersPage {
+    l: Layout,
+    rows: Vec<MachineRow>,
+    next: Option<String>,
+}
+
+pub(super) async fn machine_users(
+    req: HttpRequest,
+    me: SignedIn,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    let q = query(&req)?;
+    let page = PageRequest::parse(Some("50"), q.text("cursor"))?;
+    let found = principals::list_machine_users(&state.db.read, page).await?;
+    render(&MachineUsersPage {
+        l: Layout::new(&me, "machine-users").with_notice(q.get("notice")),
+        rows: found
+            .items
+            .iter()
+            .map(|m| MachineRow {
+                id: m.id.to_string(),
+                username: m.username.clone(),
+                display_name: m.display_name.clone(),
+                scopes: m.scopes.join(" "),
+                enabled: m.enabled,
+                cc_enabled: m.client_credentials.enabled,
+                secrets: m.secrets.len(),
+                created: fmt_time(m.created_at),
+            })
+            .collect(),
+        next: next_link("/admin/machine-users", &[], found.next_cursor.as_ref()),
+    })
+}
+
+/// Scopes a machine user may be allowed: every scope except `admin:*`.
+async fn machine_scope_choices(
+    state: &AppState,
+    chosen: &[String],
+) -> Result<Vec<ScopeChoice>, WebError> {
+    Ok(scopes::list(&state.db.read)
+        .await?
+        .into_iter()
+        .filter(|s| !is_admin_scope(&s.name))
+        .map(|s| ScopeChoice {
+            checked: chosen.contains(&s.name),
+            name: s.name,
+            description: s.description,
+        })
+        .collect())
+}
+
+#[derive(Template)]
+#[template(path = "admin_machine_user_new.html")]
+struct MachineUserNewPage {
+    l: Layout,
+    error: Option<String>,
+    username: String,
+    display_name: String,
+    description: String,
+    contact_email: String,
+    scopes: Vec<ScopeChoice>,
+}
+
+pub(super) async fn machine_user_new_page(
+    me: SignedIn,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    render(&MachineUserNewPage {
+        l: Layout::new(&me, "machine-users"),
+        error: None,
+        username: String::new(),
+        display_name: String::new(),
+        description: String::new(),
+        contact_email: String::new(),
+        scopes: machine_scope_choices(&state, &[]).await?,
+    })
+}
+
+fn machine_input(form: &FormData) -> principals::MachineUserInput {
+    principals::MachineUserInput {
+        username: None,
+        display_name: Some(form.get("display_name").unwrap_or("").to_owned()),
+        description: Some(form.get("description").unwrap_or("").to_owned()),
+        contact_email: Some(form.get("contact_email").unwrap_or("").to_owned()),
+        scopes: Some(form.all("scopes")),
+        ..Default::default()
+    }
+}
+
+pub(super) async fn machine_user_create(
+    me: SignedIn,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    let form = FormData::parse(&body)?;
+    check_csrf(&me, form.get("csrf"))?;
+    let mut input = machine_input(&form);
+    input.username = Some(form.get("username").unwrap_or("").trim().to_owned());
+    match principals::create_machine_user(&state.db, &me.actor(), input).await {
+        Ok(m) => Ok(see_other(&format!(
+            "/admin/machine-users/{}?notice=created",
+            m.id
+        ))),
+        Err(e) if is_user_error(&e) => render_status(
+            StatusCode::BAD_REQUEST,
+            &MachineUserNewPage {
+                l: Layout::new(&me, "machine-users"),
+                error: Some(WebError::Domain(e).message()),
+                username: form.get("username").unwrap_or("").to_owned(),
+                display_name: form.get("display_name").unwrap_or("").to_owned(),
+                description: form.get("description").unwrap_or("").to_owned(),
+                contact_email: form.get("contact_email").unwrap_or("").to_owned(),
+                scopes: machine_scope_choices(&state, &form.all("scopes")).await?,
+            },
+        ),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub struct SecretRow {
+    pub id: String,
+    /// `tsc_DEBK…xQgw`, or empty for a secret made before hints were recorded.
+    pub hint: String,
+    pub created: String,
+    pub last_used: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin_machine_user.html")]
+struct MachineUserPage {
+    l: Layout,
+    error: Option<String>,
+    id: String,
+    username: String,
+    display_name: String,
+    description: String,
+    contact_email: String,
+    enabled: bool,
+    cc_enabled: bool,
+    ttl: i32,
+    created: String,
+    created_by: String,
+    scopes: Vec<ScopeChoice>,
+    token_scopes: Vec<ScopeChoice>,
+    secrets: Vec<SecretRow>,
+    can_add_secret: bool,
+    tokens: Vec<TokenRow>,
+    presets: Vec<u32>,
+    max_days: i64,
+}
+
+async fn machine_user_page(
+    state: &AppState,
+    me: &SignedIn,
+    id: uuid::Uuid,
+    notice: Option<&str>,
+    error: Option<String>,
+) -> Result<HttpResponse, WebError> {
+    let m = principals::get_machine_user(&state.db.read, id).await?;
+    let owner = principals::find(&state.db.read, id)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    // Machine tokens only, filtered in the query: the client-credentials
+    // tokens it mints would otherwise fill the page.
+    let filter = TokenFilter {
+        owner_id: Some(id),
+        kind: Some(TokenKind::Machine),
+        ..Default::default()
+    };
+    let toks = tokens::list(&state.db.read, &filter, PageRequest::default()).await?;
+    let max = state.settings.max_token_lifetime.seconds.min(365 * 86400);
+    let page = MachineUserPage {
+        l: Layout::new(me, "machine-users").with_notice(notice),
+        error: error.clone(),
+        id: m.id.to_string(),
+        username: m.username.clone(),
+        display_name: m.display_name.clone(),
+        description: m.description.clone(),
+        contact_email: m.contact_email.clone(),
+        enabled: m.enabled,
+        cc_enabled: m.client_credentials.enabled,
+        ttl: m.client_credentials.access_token_ttl_minutes,
+        created: fmt_time(m.created_at),
+        created_by: m
+            .created_by
+            .as_ref()
+            .map(|p| p.username.clone())
+            .unwrap_or_else(|| "command line".into()),
+        scopes: machine_scope_choices(state, &m.scopes).await?,
+        token_scopes: scope_choices(state, &owner, &[]).await?,
+        can_add_secret: m.secrets.len() < principals::MAX_ACTIVE_SECRETS,
+        secrets: m
+            .secrets
+            .iter()
+            .map(|s| SecretRow {
+                id: s.id.to_string(),
+                hint: s.hint.clone().unwrap_or_default(),
+                created: format!("{} ({})", fmt_time(s.created_at), relative(s.created_at)),
+                last_used: fmt_opt(s.last_used_at),
+            })
+            .collect(),
+        tokens: toks
+            .items
+            .iter()
+            .filter(|t| t.kind == TokenKind::Machine)
+            .map(TokenRow::from)
+            .collect(),
+        presets: presets(max),
+        max_days: max / 86400,
+    };
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    render_status(status, &page)
+}
+
+pub(super) async fn machine_user(
+    req: HttpRequest,
+    me: SignedIn,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    let id = parse_id(&path)?;
+    machine_user_page(&state, &me, id, query(&req)?.get("notice"), None).await
+}
+
+/// Runs an update; a validation error re-renders the page with the message.
+async fn apply_machine_update(
+    state: &AppState,
+    me: &SignedIn,
+    id: uuid::Uuid,
+    input: principals::MachineUserInput,
+) -> Result<HttpResponse, WebError> {
+    match principals::update_machine_user(&state.db, &me.actor(), id, input).await {
+        Ok(_) => Ok(see_other(&format!(
+            "/admin/machine-users/{id}?notice=updated"
+        ))),
+        Err(e) if is_user_error(&e) => {
+            machine_user_page(state, me, id, None, Some(WebError::Domain(e).message())).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(super) async fn machine_user_update(
+    me: SignedIn,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    let form = FormData::parse(&body)?;
+    check_csrf(&me, form.get("csrf"))?;
+    let id = parse_id(&path)?;
+    apply_machine_update(&state, &me, id, machine_input(&form)).await
+}
+
+pub(super) async fn machine_user_enabled(
+    me: SignedIn,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    let form = FormData::parse(&body)?;
+    check_csrf(&me, form.get("csrf"))?;
+    let id = parse_id(&path)?;
+    let enabled = match form.get("enabled") {
+        Some("true") => true,
+        Some("false") => false,
+        _ => return Err(WebError::BadRequest("enabled must be true or false".into())),
+    };
+    let input = principals::MachineUserInput {
+        enabled: Some(enabled),
+        ..Default::default()
+    };
+    apply_machine_update(&state, &me, id, input).await
+}
+
+pub(super) async fn machine_user_cc(
+    me: SignedIn,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    let form = FormData::parse(&body)?;
+    check_csrf(&me, form.get("csrf"))?;
+    let id = parse_id(&path)?;
+    let ttl = form.text("ttl").unwrap_or("");
+    let Ok(ttl) = ttl.parse::<i64>() else {
+        return machine_user_page(
+            &state,
+            &me,
+            id,
+            None,
+            Some("access-token lifetime: must be a whole number of minutes from 1 to 1440".into()),
+        )
+        .await;
+    };
+    let input = principals::MachineUserInput {
+        cc_enabled: Some(form.checked("cc_enabled")),
+        cc_ttl_minutes: Some(ttl),
+        ..Default::default()
+    };
+    apply_machine_update(&state, &me, id, input).await
+}
+
+pub(super) async fn machine_user_delete_page(
+    me: SignedIn,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    let id = parse_id(&path)?;
+    let m = principals::get_machine_user(&state.db.read, id).await?;
+    render(&ConfirmPage {
+        l: Layout::new(&me, "machine-users"),
+        title: format!("Delete machine user “{}”?", m.username),
+        message: "Its client secrets and every token it holds stop working at once and are deleted with it. The audit log keeps the record. This cannot be undone.".into(),
+        action: format!("/admin/machine-users/{id}/delete"),
+        button: "Delete machine user",
+        cancel: format!("/admin/machine-users/{id}"),
+        danger: true,
+    })
+}
+
+pub(super) async fn machine_user_delete(
+    me: SignedIn,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    let form = FormData::parse(&body)?;
+    check_csrf(&me, form.get("csrf"))?;
+    let id = parse_id(&path)?;
+    principals::delete_machine_user(&state.db, &me.actor(), id).await?;
+    Ok(see_other("/admin/machine-users?notice=deleted"))
+}
+
+pub(super) async fn secret_create(
+    me: SignedIn,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    let form = FormData::parse(&body)?;
+    check_csrf(&me, form.get("csrf"))?;
+    let id = parse_id(&path)?;
+    let m = principals::get_machine_user(&state.db.read, id).await?;
+    let secret = principals::create_secret(&state.db, &me.actor(), id).await?;
+    let mut facts = vec![
+        ("Client ID", m.username.clone()),
+        ("Created", fmt_time(secret.created_at)),
+        ("Listed as", secret.hint.clone()),
+    ];
+    if !m.client_credentials.enabled {
+        facts.push((
+            "Note",
+            "Client credentials are off for this machine user: turn them on before using the secret at /oauth2/token.".into(),
+        ));
+    }
+    secret_response(&SecretPage {
+        l: Layout::new(&me, "machine-users"),
+        title: format!("Client secret for “{}”", m.username),
+        what: "client secret",
+        secret: secret.client_secret.into_exposed(),
+        facts,
+        back_url: format!("/admin/machine-users/{id}"),
+        back_label: "Back to the machine user",
+    })
+}
+
+pub(super) async fn secret_delete(
+    me: SignedIn,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    let form = FormData::parse(&body)?;
+    check_csrf(&me, form.get("csrf"))?;
+    let id = parse_id(&path.0)?;
+    let secret = parse_id(&path.1)?;
+    principals::delete_secret(&state.db, &me.actor(), id, secret).await?;
+    Ok(see_other(&format!(
+        "/admin/machine-users/{id}?notice=secret-removed"
+    )))
+}
+
+pub(super) async fn machine_token_create(
+    me: SignedIn,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    let form = FormData::parse(&body)?;
+    check_csrf(&me, form.get("csrf"))?;
+    let id = parse_id(&path)?;
+    // Only machine users: this form must not issue a person's token.
+    principals::get_machine_user(&state.db.read, id).await?;
+    let result = match lifetime_from(&form) {
+        Ok(lifetime) => {
+            let request = Request::Named {
+                owner_id: id,
+                new: NewToken {
+                    name: form.get("name").unwrap_or("").to_owned(),
+                    description: form.get("description").map(str::to_owned),
+                    scopes: Some(form.all("scopes")),
+                    lifetime,
+                },
+            };
+            issue(&state.issuer(), &me.context(state.policy()), request)
+                .await
+                .and_then(Issued::into_view)
+                .map_err(WebError::from)
+        }
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(view) => secret_response(&SecretPage {
+            l: Layout::new(&me, "machine-users"),
+            title: format!(
+                "Machine token “{}” for “{}”",
+                view.name, view.owner.username
+            ),
+            what: "machine token",
+            secret: view.exposed_token().to_owned(),
+            facts: vec![
+                ("Name", view.name.clone()),
+                ("Scopes", view.scopes.join(" ")),
+                ("Expires", fmt_time(view.expires_at)),
+                ("Listed as", view.hint.clone().unwrap_or_default()),
+            ],
+            back_url: format!("/admin/machine-users/{id}"),
+            back_label: "Back to the machine user",
+        }),
+        Err(WebError::Domain(e)) if is_user_error(&e) => {
+            machine_user_page(&state, &me, id, None, Some(WebError::Domain(e).message())).await
+        }
+        Err(e) => Err(e),
+    }
+}

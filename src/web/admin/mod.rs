@@ -1,0 +1,98 @@
+//! The admin console: machine users, users, every token, scopes, signing keys
+//! and the audit log. Every handler starts with the admin check.
+
+use actix_web::{HttpResponse, web};
+
+use super::{page::see_other, session::SignedIn};
+use crate::http::errors::WebError;
+
+mod audit;
+mod keys;
+mod machine_users;
+mod scopes;
+mod shared;
+mod tokens;
+mod users;
+
+use audit::audit_page;
+use keys::{keys_page, keys_rotate};
+use machine_users::{
+    machine_token_create, machine_user, machine_user_cc, machine_user_create, machine_user_delete,
+    machine_user_delete_page, machine_user_enabled, machine_user_new_page, machine_user_update,
+    machine_users, secret_create, secret_delete,
+};
+use scopes::{scope_create, scope_delete, scope_delete_page, scope_update, scopes_page};
+use tokens::{admin_revoke, admin_revoke_page, admin_token, all_tokens};
+use users::{user_create, user_update, users};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/admin", web::get().to(admin_home))
+        .route("/admin/machine-users", web::get().to(machine_users))
+        .route(
+            "/admin/machine-users/new",
+            web::get().to(machine_user_new_page),
+        )
+        .route(
+            "/admin/machine-users/new",
+            web::post().to(machine_user_create),
+        )
+        .route("/admin/machine-users/{id}", web::get().to(machine_user))
+        .route(
+            "/admin/machine-users/{id}",
+            web::post().to(machine_user_update),
+        )
+        .route(
+            "/admin/machine-users/{id}/enabled",
+            web::post().to(machine_user_enabled),
+        )
+        .route(
+            "/admin/machine-users/{id}/client-credentials",
+            web::post().to(machine_user_cc),
+        )
+        .route(
+            "/admin/machine-users/{id}/delete",
+            web::get().to(machine_user_delete_page),
+        )
+        .route(
+            "/admin/machine-users/{id}/delete",
+            web::post().to(machine_user_delete),
+        )
+        .route(
+            "/admin/machine-users/{id}/secrets",
+            web::post().to(secret_create),
+        )
+        .route(
+            "/admin/machine-users/{id}/secrets/{secret}/delete",
+            web::post().to(secret_delete),
+        )
+        .route(
+            "/admin/machine-users/{id}/tokens",
+            web::post().to(machine_token_create),
+        )
+        .route("/admin/users", web::get().to(users))
+        .route("/admin/users", web::post().to(user_create))
+        .route("/admin/users/{id}", web::post().to(user_update))
+        .route("/admin/tokens", web::get().to(all_tokens))
+        .route("/admin/tokens/{id}", web::get().to(admin_token))
+        .route(
+            "/admin/tokens/{id}/revoke",
+            web::get().to(admin_revoke_page),
+        )
+        .route("/admin/tokens/{id}/revoke", web::post().to(admin_revoke))
+        .route("/admin/scopes", web::get().to(scopes_page))
+        .route("/admin/scopes", web::post().to(scope_create))
+        .route("/admin/scopes/{name}", web::post().to(scope_update))
+        .route(
+            "/admin/scopes/{name}/delete",
+            web::get().to(scope_delete_page),
+        )
+        .route("/admin/scopes/{name}/delete", web::post().to(scope_delete))
+        .route("/admin/keys", web::get().to(keys_page))
+        .route("/admin/keys/rotate", web::post().to(keys_rotate))
+        .route("/admin/audit", web::get().to(audit_page));
+}
+
+async fn admin_home(me: SignedIn) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    Ok(see_other("/admin/machine-users"))
+}

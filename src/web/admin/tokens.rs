@@ -1,0 +1,127 @@
+//! Every token, whoever holds it: the filtered list, one token, revocation.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+
+use crate::{
+    domain::{
+        PageRequest, TokenKind, TokenStatus,
+        tokens::{self, Access, TokenFilter},
+    },
+    http::errors::WebError,
+    state::AppState,
+    web::{
+        page::{FormData, Layout, next_link, parse_id, query, render, see_other},
+        session::{SignedIn, check_csrf},
+        views::{ConfirmPage, TokenRow},
+    },
+};
+
+#[derive(Template)]
+#[template(path = "admin_tokens.html")]
+struct AllTokensPage {
+    l: Layout,
+    rows: Vec<TokenRow>,
+    owner: String,
+    kind: String,
+    status: String,
+    q: String,
+    next: Option<String>,
+}
+
+pub(super) async fn all_tokens(
+    req: HttpRequest,
+    me: SignedIn,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    let q = query(&req)?;
+    let filter = TokenFilter {
+        owner: q.text("owner").map(str::to_owned),
+        kind: q.text("kind").map(TokenKind::parse).transpose()?,
+        status: q.text("status").map(TokenStatus::parse).transpose()?,
+        q: q.text("q").map(str::to_owned),
+        ..Default::default()
+    };
+    let page = PageRequest::parse(Some("50"), q.text("cursor"))?;
+    let found = tokens::list(&state.db.read, &filter, page).await?;
+    let owner = q.text("owner").unwrap_or("").to_owned();
+    let kind = filter.kind.map(|k| k.as_str()).unwrap_or("").to_owned();
+    let status = filter.status.map(|s| s.as_str()).unwrap_or("").to_owned();
+    let text = q.text("q").unwrap_or("").to_owned();
+    render(&AllTokensPage {
+        l: Layout::new(&me, "all-tokens").with_notice(q.get("notice")),
+        rows: found.items.iter().map(TokenRow::from).collect(),
+        next: next_link(
+            "/admin/tokens",
+            &[
+                ("owner", &owner),
+                ("kind", &kind),
+                ("status", &status),
+                ("q", &text),
+            ],
+            found.next_cursor.as_ref(),
+        ),
+        owner,
+        kind,
+        status,
+        q: text,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "token.html")]
+struct AdminTokenPage {
+    l: Layout,
+    t: TokenRow,
+    admin_view: bool,
+}
+
+pub(super) async fn admin_token(
+    req: HttpRequest,
+    me: SignedIn,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    let id = parse_id(&path)?;
+    let view = tokens::get(&state.db.read, id, Access::Any).await?;
+    render(&AdminTokenPage {
+        l: Layout::new(&me, "all-tokens").with_notice(query(&req)?.get("notice")),
+        t: TokenRow::from(&view),
+        admin_view: true,
+    })
+}
+
+pub(super) async fn admin_revoke_page(
+    me: SignedIn,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    let id = parse_id(&path)?;
+    let view = tokens::get(&state.db.read, id, Access::Any).await?;
+    render(&ConfirmPage {
+        l: Layout::new(&me, "all-tokens"),
+        title: format!("Revoke “{}” of {}?", view.name, view.owner.username),
+        message: "Anything using this token loses access at once. This cannot be undone; the token stays listed as revoked.".into(),
+        action: format!("/admin/tokens/{id}/revoke"),
+        button: "Revoke token",
+        cancel: format!("/admin/tokens/{id}"),
+        danger: true,
+    })
+}
+
+pub(super) async fn admin_revoke(
+    me: SignedIn,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    let form = FormData::parse(&body)?;
+    check_csrf(&me, form.get("csrf"))?;
+    let id = parse_id(&path)?;
+    tokens::revoke(&state.db, &me.actor(), id, Access::Any).await?;
+    Ok(see_other(&format!("/admin/tokens/{id}?notice=revoked")))
+}
