@@ -129,7 +129,7 @@ fn refuse_client_credentials(ctx: &Context) -> Result<(), Error> {
 /// A calling token may not pass on (or obtain the secret of) scopes it lacks
 /// for its own owner's tokens; an admin issuing for a machine user is bound by
 /// the machine user's allowed scopes instead.
-fn ceiling<'c>(ctx: &'c Context, owner_id: Uuid) -> Option<&'c ScopeSet> {
+fn ceiling(ctx: &Context, owner_id: Uuid) -> Option<&ScopeSet> {
     ctx.token
         .as_ref()
         .filter(|_| ctx.actor.id() == Some(owner_id))
