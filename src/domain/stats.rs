@@ -45,8 +45,21 @@ pub async fn add_to_today(
     validations: u64,
     issued: u64,
 ) -> Result<(), sea_orm::DbErr> {
+    db.execute(today_upsert(db.get_database_backend(), validations, issued))
+        .await?;
+    Ok(())
+}
+
+/// The statement of [`add_to_today`], for callers that run it together with
+/// others.
+pub fn today_upsert(
+    backend: sea_orm::DbBackend,
+    validations: u64,
+    issued: u64,
+) -> sea_orm::Statement {
     use sea_orm::{
         ActiveValue::Set,
+        QueryTrait,
         sea_query::{Expr, OnConflict},
     };
     let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
@@ -68,9 +81,7 @@ pub async fn add_to_today(
             )
             .to_owned(),
     )
-    .exec_without_returning(db)
-    .await?;
-    Ok(())
+    .build(backend)
 }
 
 /// One counter per day over the last `days` days, oldest first, today last.
