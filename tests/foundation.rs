@@ -2,6 +2,8 @@
 //! input, configuration errors.
 
 mod common;
+#[path = "foundation/token_indexes.rs"]
+mod token_indexes;
 #[path = "foundation/upgrade.rs"]
 mod upgrade;
 

@@ -6,8 +6,8 @@ mod common;
 
 mod authz;
 mod bad_input;
-mod emails_and_hints;
 mod client_throttle;
+mod emails_and_hints;
 mod machine_users;
 mod openapi;
 mod pagination;
