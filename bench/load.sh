@@ -1,46 +1,137 @@
 #!/usr/bin/env bash
 # Load test: a release build of Tessera on this machine, driven over HTTP by
-# wrk with 64 keep-alive connections (the load generator shares the machine).
+# wrk with 64 keep-alive connections (the load generator shares the machine,
+# so absolute rates depend on the machine and its other load). Every endpoint
+# is therefore also reported as a share of `GET /healthz` on the same server
+# in the same run: /healthz is HTTP and the kernel alone, the floor.
 #
-#   bench/load.sh                      # SQLite, ES256
-#   ALG=RS256 bench/load.sh            # another signing algorithm
+#   bench/load.sh                             # SQLite, ES256
+#   ALG=RS256 bench/load.sh                   # another signing algorithm
 #   DATABASE_URL=postgres://… bench/load.sh   # PostgreSQL (an empty database)
+#   DATABASE_URL=auto-postgres bench/load.sh  # a throwaway PostgreSQL cluster
+#                                             # (/usr/lib/postgresql/*/bin)
+#   SEED=10000000 bench/load.sh               # first fill the tokens table
 #   DURATION=30s CONNECTIONS=64 bench/load.sh
+#   BIN=path/to/tessera bench/load.sh         # a given build (A/B runs)
+#   ROUNDS=2 bench/load.sh                    # repeat the sequence
 #
-# Needs wrk (apt-get install wrk). Prints requests/s, latency percentiles and
-# the server's resident memory.
+# SEED=N inserts N client-credentials token records straight into the
+# database before the server starts (one bulk SQL insert per million rows,
+# the same columns, values of the same size and the same indexes as records
+# the server writes, all expiring in the future), so throughput can be shown
+# against table size.
+#
+# Needs wrk (apt-get install wrk), curl, python3, and sqlite3 or psql.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "wrk is not installed: apt-get install wrk" >&2; exit 1; }
 
 ALG=${ALG:-ES256}
-DURATION=${DURATION:-20s}
+DURATION=${DURATION:-15s}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
-cargo build --release --quiet
-BIN=$PWD/target/release/tessera
+SEED=${SEED:-0}
+ROUNDS=${ROUNDS:-1}
+if [ -z "${BIN:-}" ]; then
+  cargo build --release --quiet
+  target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+  BIN=$target/release/tessera
+fi
+BIN=$(realpath "$BIN")
 
 work=$(mktemp -d)
-trap 'kill $server 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
-export TESSERA_DATABASE_URL=${DATABASE_URL:-sqlite://$work/tessera.db?mode=rwc}
+server=
+pgdata=
+cleanup() {
+  [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
+  if [ -n "$pgdata" ]; then as_pg "$pgbin/pg_ctl" -D "$pgdata" -m immediate stop >/dev/null 2>&1 || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+DATABASE_URL=${DATABASE_URL:-sqlite://$work/tessera.db?mode=rwc}
+if [ "$DATABASE_URL" = auto-postgres ]; then
+  pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  [ -x "$pgbin/initdb" ] || { echo "no PostgreSQL under /usr/lib/postgresql" >&2; exit 1; }
+  pgdata=$work/pg/data pgport=$(free_port)
+  mkdir -p "$work/pg"
+  [ "$(id -u)" = 0 ] && chown -R postgres: "$work" && chmod 755 "$work"
+  as_pg "$pgbin/initdb" -D "$pgdata" -U postgres --auth=trust -E UTF8 --no-sync >/dev/null
+  # Defaults, except a socket in the work directory and a bigger buffer pool.
+  as_pg "$pgbin/pg_ctl" -D "$pgdata" -l "$work/pg/log" -w start \
+    -o "-p $pgport -k $work/pg -c listen_addresses=127.0.0.1 -c shared_buffers=256MB -c max_wal_size=4GB" >/dev/null
+  DATABASE_URL=postgres://postgres@127.0.0.1:$pgport/postgres
+fi
+export TESSERA_DATABASE_URL=$DATABASE_URL
 case $TESSERA_DATABASE_URL in postgres*) backend=postgres ;; *) backend=sqlite ;; esac
 export TESSERA_MASTER_KEY=${TESSERA_MASTER_KEY:-$(head -c 32 /dev/urandom | base64)}
 export TESSERA_SIGNING_ALG=$ALG TESSERA_LOG=warn
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 export TESSERA_LISTEN=127.0.0.1:$port
 base=http://127.0.0.1:$port
+sql() {
+  if [ $backend = postgres ]; then psql -q -v ON_ERROR_STOP=1 "$TESSERA_DATABASE_URL" -Atc "$1"
+  else f=${TESSERA_DATABASE_URL#sqlite://}; sqlite3 -bail -cmd ".timeout 10000" "${f%%\?*}" "$1"; fi
+}
 
 cd "$work"
 "$BIN" migrate
 client=bench-$RANDOM
 secret=$("$BIN" machine-users create --username "$client" --scope profile --scope introspect)
+"$BIN" keys list >/dev/null # creates the signing key the seeded rows refer to
+
+if [ "$SEED" -gt 0 ]; then
+  echo "seeding $SEED client-credentials token records…"
+  started=$(date +%s)
+  owner=$(sql "select id from principals where username = '$client'" | head -1)
+  done_rows=0
+  while [ $done_rows -lt "$SEED" ]; do
+    n=$(( SEED - done_rows < 1000000 ? SEED - done_rows : 1000000 ))
+    if [ $backend = postgres ]; then
+      sql "insert into tokens (id, jti, kind, owner_id, name, active_name, description, scopes, digest, kid, created_at, expires_at, hint)
+        select u, u::text, 'client_credentials', '$owner', 'client_credentials', null, '', 'introspect profile',
+               encode(sha256(int8send(i)), 'hex'), (select kid from signing_keys where state = 'active' limit 1),
+               date_trunc('second', now() - interval '1 hour' + i * interval '1 hour' / $SEED),
+               date_trunc('second', now() + interval '1 day' + i * interval '1 hour' / $SEED),
+               '…' || substr(md5(i::text), 1, 4)
+        from (select i, lpad(to_hex(i), 32, '0')::uuid as u from generate_series($done_rows + 1, $done_rows + $n) as i) s"
+    else
+      # UUIDs as 16-byte blobs and times as RFC 3339 text, as sqlx stores them
+      # (sqlite3 before 3.41 has no unhex(), hence the digits as bytes).
+      sql "pragma cache_size = -65536; begin;
+        with recursive s(i) as (select $done_rows + 1 union all select i + 1 from s where i < $done_rows + $n)
+        insert into tokens (id, jti, kind, owner_id, name, active_name, description, scopes, digest, kid, created_at, expires_at, hint)
+        select cast(printf('%016d', i) as blob), -- 16 bytes, like a UUID
+               printf('00000000-0000-0000-0000-%012x', i),
+               'client_credentials', (select id from principals where username = '$client'),
+               'client_credentials', null, '', 'introspect profile',
+               lower(hex(randomblob(32))), (select kid from signing_keys where state = 'active' limit 1),
+               strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-3600 seconds', printf('+%d seconds', i * 3600 / $SEED)),
+               strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '+86400 seconds', printf('+%d seconds', i * 3600 / $SEED)),
+               '…' || substr(hex(randomblob(2)), 1, 4)
+        from s;
+        commit;" >/dev/null
+    fi
+    done_rows=$(( done_rows + n ))
+    printf '  %d rows (%d s)\n' $done_rows $(( $(date +%s) - started ))
+  done
+  [ $backend = postgres ] && sql "vacuum analyze tokens" >/dev/null
+fi
+
 "$BIN" serve > server.log 2>&1 &
 server=$!
 for _ in $(seq 100); do curl -fs "$base/healthz" >/dev/null && break; sleep 0.1; done
 
 basic=$(printf '%s:%s' "$client" "$secret" | base64 -w0)
 token=$(curl -fs -u "$client:$secret" -d grant_type=client_credentials "$base/oauth2/token" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+# Warm the validation and client-authentication caches.
+curl -fs -H "Authorization: Bearer $token" "$base/api/v1/me" >/dev/null
+curl -fs -u "$client:$secret" -d "token=$token" "$base/oauth2/introspect" >/dev/null
 
+cat > healthz.lua <<LUA
+LUA
 cat > token.lua <<LUA
 wrk.method = "POST"
 wrk.body = "grant_type=client_credentials"
@@ -56,19 +147,30 @@ wrk.body = "token=$token"
 wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 wrk.headers["Authorization"] = "Basic $basic"
 LUA
+# Prints the report's numbers as: requests/s, p99 in ms, non-2xx count.
+summary_lua='done = function(summary, latency, requests)
+  local bad = summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout
+  io.write(string.format("RESULT %.0f %.2f %d\n", summary.requests / (summary.duration / 1e6), latency:percentile(99) / 1000, bad))
+end'
+for f in healthz token me introspect; do printf '%s\n' "$summary_lua" >> $f.lua; done
 
-run() { # name script path
-  echo "== $1 ($ALG, $backend, $CONNECTIONS connections, $DURATION)"
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$2" "$base$3" \
-    | grep -E 'Requests/sec|Latency|^ +(50|90|99)%|Non-2xx|Socket errors'
-  echo "   server RSS now: $(awk '/VmRSS/ {print $2/1024 " MiB"}' /proc/$server/status), peak: $(awk '/VmHWM/ {print $2/1024 " MiB"}' /proc/$server/status)"
+measure() { # script path → "req/s p99 errors"
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" -s "$1.lua" "$base$2" | awk '/^RESULT/ {print $2, $3, $4}'
 }
-run "client credentials: POST /oauth2/token (every token recorded)" token.lua /oauth2/token
-run "Bearer: GET /api/v1/me" me.lua /api/v1/me
-run "introspection: POST /oauth2/introspect" introspect.lua /oauth2/introspect
-if [ "$backend" = postgres ]; then
-  recorded=$(psql "$TESSERA_DATABASE_URL" -Atc 'select count(*) from tokens' 2>/dev/null || echo "?")
-else
-  recorded=$(sqlite3 "$work/tessera.db" 'select count(*) from tokens' 2>/dev/null || echo "?")
-fi
-echo "tokens recorded: $recorded"
+rows() { sql "select count(*) from tokens" 2>/dev/null | tail -1; }
+
+echo "== $ALG, $backend, $(rows) token records, $CONNECTIONS connections, $DURATION per endpoint, $(nproc) cores"
+printf '%-46s %10s %9s %11s\n' endpoint "req/s" "p99 ms" "of /healthz"
+for round in $(seq "$ROUNDS"); do
+  read -r floor p99 bad < <(measure healthz /healthz)
+  printf '%-46s %10s %9s %11s\n' "GET /healthz (floor)" "$floor" "$p99" "100%"
+  for e in "token POST /oauth2/token (every token recorded)" "me GET /api/v1/me (Bearer)" "introspect POST /oauth2/introspect"; do
+    read -r script name <<<"$e"
+    path=${name#* }; path=${path%% *}
+    read -r rate p99 bad < <(measure "$script" "$path")
+    share=$(awk -v a="$rate" -v b="$floor" 'BEGIN {printf "%.0f%%", 100 * a / b}')
+    printf '%-46s %10s %9s %11s%s\n' "$name" "$rate" "$p99" "$share" "$([ "$bad" != 0 ] && echo "  ($bad errors)")"
+  done
+done
+echo "server memory: peak $(awk '/VmHWM/ {printf "%.1f MiB", $2/1024}' /proc/$server/status), now $(awk '/VmRSS/ {printf "%.1f MiB", $2/1024}' /proc/$server/status)"
+echo "token records now: $(rows)"
