@@ -153,3 +153,22 @@ proptest! {
         }
     }
 }
+
+/// RFC 6749 §2.3.1: Basic credentials are form-urlencoded; a raw `&` is part
+/// of the value, and an escape that is not UTF-8 is refused.
+#[test]
+fn basic_credentials_decode_exactly() {
+    use base64::{Engine, engine::general_purpose::STANDARD};
+    let creds = |raw: &str| {
+        let header = format!("Basic {}", STANDARD.encode(raw));
+        let req = request(Some(header.as_bytes()), "application/x-www-form-urlencoded");
+        let form = Form::parse(&req, b"grant_type=client_credentials").unwrap();
+        client_credentials(&req, &form).map(|c| c.map(|c| (c.client_id, c.secret)))
+    };
+    assert_eq!(
+        creds("svc:tsc_a&b+c%2Bd").unwrap(),
+        Some(("svc".to_owned(), "tsc_a&b c+d".to_owned()))
+    );
+    let refused = creds("svc:tsc_%FF").unwrap_err();
+    assert_eq!(refused.status_code(), 401);
+}

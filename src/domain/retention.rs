@@ -161,6 +161,9 @@ pub fn spawn(db: Db, policy: Policy) {
                     setup_codes = p.setup_codes,
                     "pruned records past their retention"
                 ),
+                Err(super::Error::Internal(cause)) => {
+                    tracing::error!(error = %format!("{cause:#}"), "cannot prune old records")
+                }
                 Err(e) => tracing::error!(error = %e, "cannot prune old records"),
             }
         }

@@ -307,6 +307,9 @@ pub async fn sign_in(
                 ip: ip.clone(),
                 ..Actor::system()
             };
+            // What was typed for an unknown account may be a password put in
+            // the wrong box: it is not kept.
+            let target = other.is_some().then_some(typed);
             let reason = match other {
                 None => "unknown user",
                 Some(p) if !p.enabled && password_ok => "disabled",
@@ -317,7 +320,7 @@ pub async fn sign_in(
                 &actor,
                 "session.login_failed",
                 "user",
-                Some(typed),
+                target,
                 json!({ "reason": reason }),
             )
             .await?;

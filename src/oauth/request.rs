@@ -112,13 +112,18 @@ pub fn client_credentials(
         .split_once(':')
         .ok_or_else(|| OAuthError::invalid_client(true))?;
     // RFC 6749 §2.3.1: both parts are form-urlencoded before Basic encoding.
+    // A raw `&` stays part of the value (the form parser would cut there),
+    // and bytes that are not UTF-8 once decoded are refused, not replaced.
     let unescape = |s: &str| -> Result<String, OAuthError> {
-        let plus_as_space = s.replace('+', "%20");
-        let bytes: Vec<u8> = form_urlencoded::parse(format!("x={plus_as_space}").as_bytes())
+        let escaped = s.replace('+', "%20").replace('&', "%26");
+        let value = form_urlencoded::parse(format!("x={escaped}").as_bytes())
             .next()
-            .map(|(_, v)| v.into_owned().into_bytes())
+            .map(|(_, v)| v.into_owned())
             .unwrap_or_default();
-        String::from_utf8(bytes).map_err(|_| OAuthError::invalid_client(true))
+        if value.contains('\u{FFFD}') {
+            return Err(OAuthError::invalid_client(true));
+        }
+        Ok(value)
     };
     let (client_id, secret) = (unescape(id)?, unescape(secret)?);
     if client_id.is_empty() {
@@ -141,9 +146,11 @@ pub async fn authenticate_client(
     let throttle = &state.client_auth;
     let address = ClientAuthThrottle::key(client_ip(req).as_deref());
     let digest = Digest::of(&creds.secret);
-    if let Verdict::Throttled(wait) = throttle.before_check(&address, &digest) {
-        return Err(OAuthError::throttled(wait));
-    }
+    // A blocked address still has its credentials checked, so a working
+    // client behind the same NAT keeps working on every instance and after a
+    // restart (INTERFACE §8); a failure from it is only ever told 429. The
+    // check is one cached read and a digest comparison: no password hashing.
+    let blocked = throttle.before_check(&address, &digest);
     match state
         .tokens
         .authenticate_client(&creds.client_id, &creds.secret)
@@ -153,9 +160,11 @@ pub async fn authenticate_client(
             throttle.succeeded(digest);
             Ok(machine)
         }
-        Ok(None) => match throttle.failed(&address) {
-            Verdict::Allowed => Err(OAuthError::invalid_client(creds.basic)),
-            Verdict::Throttled(wait) => Err(OAuthError::throttled(wait)),
+        Ok(None) => match (blocked, throttle.failed(&address)) {
+            (Verdict::Throttled(wait), _) | (_, Verdict::Throttled(wait)) => {
+                Err(OAuthError::throttled(wait))
+            }
+            _ => Err(OAuthError::invalid_client(creds.basic)),
         },
         Err(e) => Err(OAuthError::server_error(e)),
     }

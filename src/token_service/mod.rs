@@ -332,7 +332,10 @@ impl TokenService {
         }
         let owner = principals::find(&self.db.read, row.owner_id)
             .await
-            .map_err(|_| Rejection::Unavailable)?
+            .map_err(|e| {
+                tracing::error!(error = %e, "token owner lookup failed");
+                Rejection::Unavailable
+            })?
             .filter(|o| o.enabled)
             .ok_or(Rejection::OwnerInactive)?;
         let mut scopes = ScopeSet::from_stored(&row.scopes);

@@ -181,7 +181,38 @@ async fn a_flood_of_sign_ins_is_refused_when_every_password_check_is_busy(backen
     assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
 }
 
+/// Text typed as the username of an account that does not exist may be a
+/// password put in the wrong box: the audit log records the failure, not it.
+async fn what_was_typed_for_an_unknown_account_is_not_audited(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let admin = app.admin_token(&["admin:read"]);
+    let b = browser_from(&app, "127.0.0.1");
+    let page = b
+        .submit(
+            "/login",
+            "/login",
+            &[("username", "hunter2-my-password"), ("password", "x")],
+        )
+        .await;
+    assert_eq!(
+        page.status,
+        StatusCode::UNAUTHORIZED,
+        "the form is shown again"
+    );
+    let res = app
+        .get_bearer("/api/v1/audit?action=session.login_failed", &admin)
+        .await;
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.expect("body");
+    assert!(
+        text.contains("unknown user"),
+        "the failure is audited: {text}"
+    );
+    assert!(!text.contains("hunter2"), "{text}");
+}
+
 both_backends!(
+    what_was_typed_for_an_unknown_account_is_not_audited,
     parallel_wrong_passwords_never_exceed_the_limit,
     an_attacker_elsewhere_cannot_lock_the_admin_out,
     a_flood_of_sign_ins_is_refused_when_every_password_check_is_busy,
