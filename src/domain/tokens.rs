@@ -226,10 +226,6 @@ pub enum Access {
     Any,
 }
 
-pub struct Created {
-    pub view: TokenView,
-}
-
 pub fn record_row(
     minted: &Minted,
     kind: TokenKind,

@@ -91,7 +91,7 @@ struct NewTokenPage {
 }
 
 async fn new_page(me: SignedIn, state: web::Data<AppState>) -> Result<HttpResponse, WebError> {
-    let max = state.settings.max_token_lifetime.seconds;
+    let max = state.policy().max_token_lifetime;
     render(&NewTokenPage {
         l: Layout::new(&me, "tokens"),
         error: None,
@@ -117,7 +117,7 @@ async fn create(
     let form = FormData::parse(&body)?;
     check_csrf(&me, form.get("csrf"))?;
     let chosen = form.all("scopes");
-    let max = state.settings.max_token_lifetime.seconds;
+    let max = state.policy().max_token_lifetime;
     let result = match lifetime_from(&form) {
         Ok(lifetime) => {
             let request = Request::Named {

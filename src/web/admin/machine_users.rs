@@ -213,7 +213,8 @@ async fn machine_user_page(
         ..Default::default()
     };
     let toks = tokens::list(&state.db.read, &filter, PageRequest::default()).await?;
-    let max = state.settings.max_token_lifetime.seconds.min(365 * 86400);
+    // The same maximum issuance applies (`domain::issuance`): the policy's.
+    let max = state.policy().max_token_lifetime;
     let page = MachineUserPage {
         l: Layout::new(me, "machine-users").with_notice(notice),
         error: error.clone(),

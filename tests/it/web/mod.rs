@@ -1315,7 +1315,27 @@ async fn the_dashboard_names_machine_users_with_old_secrets(backend: Backend) {
     assert!(!home.body.contains("fresh-robot"));
 }
 
+/// The machine-token form offers what issuance allows: the policy maximum,
+/// also above a year.
+async fn the_machine_token_form_offers_the_policy_maximum(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("TESSERA_MAX_TOKEN_LIFETIME", "730d")]).await;
+    app.create_user("boss", true);
+    app.create_machine("long-lived", &["profile"]);
+    let b = Browser::signed_in(&app, "boss").await;
+    let list = b.get("/admin/machine-users").await;
+    let row = list
+        .body
+        .split("<td>")
+        .find(|c| c.contains(">long-lived<"))
+        .expect("row");
+    let id = between(row, "href=\"/admin/machine-users/", "\"").expect("machine user link");
+    let page = b.get(&format!("/admin/machine-users/{id}")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("at most 730 days"), "{}", page.body);
+}
+
 both_backends!(
+    the_machine_token_form_offers_the_policy_maximum,
     first_admin_is_created_once_with_the_setup_code,
     sign_in_sets_a_safe_cookie_and_sign_out_ends_the_session,
     failed_sign_ins_lock_that_account_only,
