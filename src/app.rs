@@ -126,6 +126,12 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             audit: state.settings.audit_retention,
         },
     );
+    crate::domain::rotation::spawn(
+        state.db.clone(),
+        state.master.clone(),
+        crate::domain::rotation::Plan::from_settings(&state.settings),
+        state.settings.sweep_every,
+    );
     spawn_throttle_upkeep(state.clone());
     let listener = std::net::TcpListener::bind(listen)
         .with_context(|| format!("cannot listen on {listen} (TESSERA_LISTEN)"))?;

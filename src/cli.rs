@@ -105,8 +105,13 @@ enum MachineUsersCommand {
 enum KeysCommand {
     /// List signing keys.
     List,
-    /// Create a new active signing key; old keys verify until their tokens expire.
-    Rotate,
+    /// Create a new signing key; old keys verify until their tokens expire.
+    Rotate {
+        /// Publish the new key in the JWKS for this long (e.g. `1d`) before it
+        /// starts signing; without it, it signs at once.
+        #[arg(long, value_name = "DUR", value_parser = parse_dur)]
+        publish_for: Option<Dur>,
+    },
 }
 
 fn parse_dur(raw: &str) -> Result<Dur, String> {
@@ -252,36 +257,41 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             let db = app::open_database(&settings).await?;
             let master = app::master_key(&settings)?;
             signing_keys::ensure_active(&db, &master, settings.signing_alg).await?;
+            signing_keys::promote_due(&db).await?;
             println!(
-                "{:<18} {:<6} {:<8} {:<21} RETIRES-AFTER",
-                "KID", "ALG", "STATE", "CREATED"
+                "{:<18} {:<6} {:<8} {:<21} {:<21} SIGNS-FROM",
+                "KID", "ALG", "STATE", "CREATED", "RETIRES-AFTER"
             );
+            let time_or_dash = |t: Option<time::OffsetDateTime>| {
+                t.map(crate::domain::clock::rfc3339)
+                    .unwrap_or_else(|| "-".into())
+            };
             for k in signing_keys::list(&db.read).await? {
-                let state = match k.state {
-                    signing_keys::KeyState::Active => "active",
-                    signing_keys::KeyState::Retired => "retired",
-                };
-                let retires = k
-                    .retires_after
-                    .map(crate::domain::clock::rfc3339)
-                    .unwrap_or_else(|| "-".into());
                 println!(
-                    "{:<18} {:<6} {:<8} {:<21} {retires}",
+                    "{:<18} {:<6} {:<8} {:<21} {:<21} {}",
                     k.kid,
                     k.alg.as_str(),
-                    state,
-                    crate::domain::clock::rfc3339(k.created_at)
+                    k.state.as_str(),
+                    crate::domain::clock::rfc3339(k.created_at),
+                    time_or_dash(k.retires_after),
+                    time_or_dash(k.activates_at.filter(|_| k.state == signing_keys::KeyState::Next)),
                 );
             }
             Ok(())
         }
-        Command::Keys(KeysCommand::Rotate) => {
+        Command::Keys(KeysCommand::Rotate { publish_for }) => {
             let db = app::open_database(&settings).await?;
             let master = app::master_key(&settings)?;
             signing_keys::ensure_active(&db, &master, settings.signing_alg).await?;
-            let kid =
-                signing_keys::rotate(&db, &master, settings.signing_alg, &Actor::system()).await?;
-            println!("{kid}");
+            let rotated = signing_keys::rotate(
+                &db,
+                &master,
+                settings.signing_alg,
+                &Actor::system(),
+                publish_for,
+            )
+            .await?;
+            println!("{}", rotated.kid);
             Ok(())
         }
     }

@@ -79,6 +79,25 @@ pub struct SettingsArgs {
         value_name = "COUNT/DUR"
     )]
     pub auth_failures_per_ip: Option<String>,
+    /// How often periodic work runs (secret removal, key promotion, …), e.g. `1m`.
+    #[arg(long, global = true, env = "TESSERA_SWEEP_EVERY", value_name = "DUR")]
+    pub sweep_every: Option<String>,
+    /// Rotate the signing key automatically when the active key is this old (e.g. `90d`).
+    #[arg(
+        long,
+        global = true,
+        env = "TESSERA_KEY_ROTATE_EVERY",
+        value_name = "DUR"
+    )]
+    pub key_rotate_every: Option<String>,
+    /// How long an automatically created key is published before it signs (default `1d`).
+    #[arg(
+        long,
+        global = true,
+        env = "TESSERA_KEY_PUBLISH_FOR",
+        value_name = "DUR"
+    )]
+    pub key_publish_for: Option<String>,
 }
 
 /// The optional `tessera.toml`: the same settings, snake_case keys.
@@ -96,6 +115,9 @@ struct FileSettings {
     retention: Option<String>,
     audit_retention: Option<String>,
     auth_failures_per_ip: Option<String>,
+    sweep_every: Option<String>,
+    key_rotate_every: Option<String>,
+    key_publish_for: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -113,6 +135,20 @@ pub struct Settings {
     /// Audit events older than this are deleted; `None` keeps them forever.
     pub audit_retention: Option<Dur>,
     pub auth_failures_per_ip: FailureLimit,
+    /// How often periodic work looks for what is due.
+    pub sweep_every: Dur,
+    /// Automatic key rotation: `None` rotates by hand only.
+    pub key_rotate_every: Option<Dur>,
+    /// How long an automatically made key is published before it signs.
+    pub key_publish_for: Dur,
+}
+
+/// A duration setting: `raw`, or `default` when unset; a bad value is one
+/// line naming the setting.
+fn dur_setting(raw: Option<String>, default: &str, what: &str, var: &str) -> anyhow::Result<Dur> {
+    let raw = raw.unwrap_or_else(|| default.to_owned());
+    raw.parse::<Dur>()
+        .map_err(|e| anyhow::anyhow!("invalid {what} ({var}) {raw:?}: {e}"))
 }
 
 impl Settings {
@@ -211,7 +247,40 @@ impl Settings {
             )
         })?;
 
+        let sweep_every = dur_setting(
+            pick(&args.sweep_every, file.sweep_every),
+            "1m",
+            "sweep interval",
+            "TESSERA_SWEEP_EVERY",
+        )?;
+        let key_rotate_every = pick(&args.key_rotate_every, file.key_rotate_every)
+            .map(|raw| {
+                dur_setting(
+                    Some(raw),
+                    "",
+                    "key rotation interval",
+                    "TESSERA_KEY_ROTATE_EVERY",
+                )
+            })
+            .transpose()?;
+        let key_publish_for = dur_setting(
+            pick(&args.key_publish_for, file.key_publish_for),
+            "1d",
+            "key publication period",
+            "TESSERA_KEY_PUBLISH_FOR",
+        )?;
+        if let Some(every) = key_rotate_every
+            && key_publish_for.seconds >= every.seconds
+        {
+            bail!(
+                "invalid key publication period (TESSERA_KEY_PUBLISH_FOR) {key_publish_for}: must be shorter than TESSERA_KEY_ROTATE_EVERY ({every})"
+            );
+        }
+
         Ok(Self {
+            sweep_every,
+            key_rotate_every,
+            key_publish_for,
             database_url,
             listen,
             public_url,

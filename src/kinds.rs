@@ -173,4 +173,17 @@ pub enum KeyState {
     Active,
     #[sea_orm(string_value = "retired")]
     Retired,
+    /// Published in the JWKS, signing from its `activates_at`.
+    #[sea_orm(string_value = "next")]
+    Next,
+}
+
+impl KeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Retired => "retired",
+            Self::Next => "next",
+        }
+    }
 }

@@ -6,12 +6,12 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{
-    support::{JsonBody, PageQuery, Problem, created, created_secret},
+    support::{JsonBody, OptionalJsonBody, PageQuery, Problem, created, created_secret},
     tokens::TokenRequest,
 };
 use crate::{
     domain::{
-        Page,
+        self, Page,
         issuance::{Request, issue},
         principals::{self, MachineUser, MachineUserInput, NewSecret},
         tokens::TokenView,
@@ -178,17 +178,63 @@ pub async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// The optional body of a new client secret: rotation in one call.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSecretBody {
+    /// The id of the secret this one replaces: removed when the grace period ends.
+    #[schema(value_type = Option<Uuid>)]
+    pub replaces: Option<serde_json::Value>,
+    /// How long the replaced secret keeps working, 0–259200 (72 hours); default 0.
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 259200)]
+    pub grace_seconds: Option<serde_json::Value>,
+}
+
+impl NewSecretBody {
+    fn replacement(&self) -> Result<Option<principals::Replacement>, ApiError> {
+        let replaces = match &self.replaces {
+            None | Some(serde_json::Value::Null) => None,
+            Some(v) => Some(
+                v.as_str()
+                    .and_then(|s| Uuid::parse_str(s).ok())
+                    .ok_or_else(|| {
+                        domain::Error::invalid("replaces", "must be the id of a client secret")
+                    })?,
+            ),
+        };
+        let grace_seconds = super::tokens::grace_seconds(self.grace_seconds.as_ref(), "grace_seconds")?;
+        match replaces {
+            Some(replaces) => Ok(Some(principals::Replacement {
+                replaces,
+                grace_seconds,
+            })),
+            None if self.grace_seconds.as_ref().is_some_and(|v| !v.is_null()) => {
+                Err(domain::Error::invalid(
+                    "grace_seconds",
+                    "applies only with replaces: the secret that keeps working meanwhile",
+                )
+                .into())
+            }
+            None => Ok(None),
+        }
+    }
+}
+
 /// A new client secret, shown in this response only. At most two exist at
-/// once: a third is refused (409) until one is deleted.
+/// once: a third is refused (409) until one is deleted. With `replaces`, the
+/// named secret is removed when `grace_seconds` have passed (0: at once) and
+/// shows that moment as its `expires_at` meanwhile; it counts towards the two
+/// until then.
 #[utoipa::path(
     operation_id = "create_client_secret",
     tag = "machine users",
     params(("id" = Uuid, Path)),
+    request_body(content = Option<NewSecretBody>),
     security(("bearer" = ["admin:write"])),
     responses(
         (status = 201, body = NewSecret, headers(("Location" = String))),
-        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
-        (status = 409, body = Problem),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 415, body = Problem),
     )
 )]
 #[post("/machine-users/{id}/secrets")]
@@ -196,9 +242,11 @@ pub async fn create_secret(
     state: web::Data<AppState>,
     auth: Bearer,
     id: web::Path<Uuid>,
+    body: OptionalJsonBody<NewSecretBody>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require("admin:write")?;
-    let secret = principals::create_secret(&state.db, &auth.actor(), *id).await?;
+    let replacement = body.parse()?.unwrap_or_default().replacement()?;
+    let secret = principals::create_secret(&state.db, &auth.actor(), *id, replacement).await?;
     let at = format!("{}/secrets/{}", location(*id), secret.id);
     Ok(created_secret(at, &secret))
 }

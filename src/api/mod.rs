@@ -71,6 +71,7 @@ fn routes() -> utoipa_actix_web::scope::Scope<
         .service(tokens::list_all)
         .service(tokens::get_any)
         .service(tokens::revoke_any)
+        .service(tokens::regenerate_any)
         .service(machine_users::list)
         .service(machine_users::create)
         .service(machine_users::get)

@@ -23,6 +23,8 @@ use crate::{
 /// scope learns about the scope, not about the shape of the body.
 pub struct JsonBody<T> {
     raw: Result<web::Bytes, ApiError>,
+    /// The body was empty (for [`OptionalJsonBody`]).
+    empty: bool,
     _t: PhantomData<T>,
 }
 
@@ -117,7 +119,9 @@ impl<T: 'static> FromRequest for JsonBody<T> {
         let json = is_json(req);
         let bytes = web::Bytes::from_request(req, payload);
         Box::pin(async move {
-            let raw = match bytes.await {
+            let bytes = bytes.await;
+            let empty = bytes.as_ref().is_ok_and(|b| b.is_empty());
+            let raw = match bytes {
                 Err(e) if e.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE => {
                     Err(ApiError::PayloadTooLarge(format!(
                         "request bodies are limited to {BODY_LIMIT} bytes"
@@ -131,9 +135,35 @@ impl<T: 'static> FromRequest for JsonBody<T> {
             };
             Ok(Self {
                 raw,
+                empty,
                 _t: PhantomData,
             })
         })
+    }
+}
+
+/// A JSON body that may be left out: an empty body is `None` whatever its
+/// Content-Type, so callers that send nothing keep working; anything else is
+/// read as [`JsonBody`] reads it.
+pub struct OptionalJsonBody<T>(JsonBody<T>);
+
+impl<T: DeserializeOwned> OptionalJsonBody<T> {
+    pub fn parse(self) -> Result<Option<T>, ApiError> {
+        match &self.0.raw {
+            Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Ok(None),
+            Err(ApiError::UnsupportedMediaType(_)) if self.0.empty => Ok(None),
+            _ => self.0.parse().map(Some),
+        }
+    }
+}
+
+impl<T: 'static> FromRequest for OptionalJsonBody<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = JsonBody::<T>::from_request(req, payload);
+        Box::pin(async move { Ok(Self(body.await?)) })
     }
 }
 

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::support::{JsonBody, PageQuery, Problem, created_secret};
+use super::support::{JsonBody, OptionalJsonBody, PageQuery, Problem, created_secret};
 use crate::{
     domain::{
         self, Page, TokenKind, TokenStatus, clock,
@@ -48,6 +48,46 @@ impl TokenRequest {
             scopes: Some(self.scopes),
         })
     }
+}
+
+/// The optional body of a regeneration.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegenerateBody {
+    /// How long the old token keeps working, 0–259200 (72 hours); default 0.
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 259200)]
+    pub grace_seconds: Option<serde_json::Value>,
+}
+
+/// A grace period in seconds from JSON: a whole number in range, or a 400
+/// naming `field` (serde's own message would not name it).
+pub(super) fn grace_seconds(
+    value: Option<&serde_json::Value>,
+    field: &'static str,
+) -> Result<i64, ApiError> {
+    let seconds = match value {
+        None | Some(serde_json::Value::Null) => 0,
+        Some(v) => v.as_i64().ok_or_else(|| {
+            domain::Error::invalid(
+                field,
+                "must be a whole number of seconds from 0 to 259200 (72 hours)",
+            )
+        })?,
+    };
+    Ok(domain::issuance::check_grace(seconds, field)?)
+}
+
+fn regenerate_request(
+    token_id: Uuid,
+    access: Access,
+    body: OptionalJsonBody<RegenerateBody>,
+) -> Result<Request, ApiError> {
+    let body = body.parse()?.unwrap_or_default();
+    Ok(Request::Regenerate {
+        token_id,
+        access,
+        grace_seconds: grace_seconds(body.grace_seconds.as_ref(), "grace_seconds")?,
+    })
 }
 
 fn own(auth: &Bearer) -> Access {
@@ -160,7 +200,8 @@ pub async fn revoke_own(
 }
 
 /// Replaces one of the caller's tokens with a new one (same name, scopes and
-/// lifetime length) and revokes the old one. A revoked token cannot be
+/// lifetime length) and revokes the old one, at once or after
+/// `grace_seconds` (the body is optional). A revoked token cannot be
 /// regenerated (409); an expired one can. The new token keeps only the scopes
 /// the owner may hold now (409 when none is left). The calling token must hold
 /// every scope of the new token (403 otherwise), and may not be a
@@ -169,11 +210,12 @@ pub async fn revoke_own(
     operation_id = "regenerate_own_token",
     tag = "tokens",
     params(("id" = Uuid, Path)),
+    request_body(content = Option<RegenerateBody>),
     security(("bearer" = ["tokens:write"])),
     responses(
         (status = 201, body = TokenView, headers(("Location" = String))),
-        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
-        (status = 409, body = Problem),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 415, body = Problem),
     )
 )]
 #[post("/tokens/{id}/regenerate")]
@@ -181,12 +223,10 @@ pub async fn regenerate_own(
     state: web::Data<AppState>,
     auth: Bearer,
     id: web::Path<Uuid>,
+    body: OptionalJsonBody<RegenerateBody>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require("tokens:write")?;
-    let request = Request::Regenerate {
-        token_id: *id,
-        access: own(&auth),
-    };
+    let request = regenerate_request(*id, own(&auth), body)?;
     let view = issue(&state.issuer(), &auth.context(state.policy()), request)
         .await?
         .into_view()?;
@@ -282,4 +322,37 @@ pub async fn revoke_any(
     auth.require("admin:write")?;
     tokens::revoke(&state.db, &auth.actor(), *id, Access::Any).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Regenerates a machine token (admins), at once or with `grace_seconds`
+/// during which the old one keeps working. A personal token is refused (403):
+/// administrators never mint a person's token.
+#[utoipa::path(
+    operation_id = "regenerate_any_token",
+    tag = "admin",
+    params(("id" = Uuid, Path)),
+    request_body(content = Option<RegenerateBody>),
+    security(("bearer" = ["admin:write"])),
+    responses(
+        (status = 201, body = TokenView, headers(("Location" = String))),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 415, body = Problem),
+    )
+)]
+#[post("/admin/tokens/{id}/regenerate")]
+pub async fn regenerate_any(
+    state: web::Data<AppState>,
+    auth: Bearer,
+    id: web::Path<Uuid>,
+    body: OptionalJsonBody<RegenerateBody>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require("admin:write")?;
+    let request = regenerate_request(*id, Access::Any, body)?;
+    let view = issue(&state.issuer(), &auth.context(state.policy()), request)
+        .await?
+        .into_view()?;
+    Ok(created_secret(
+        format!("/api/v1/admin/tokens/{}", view.id),
+        &view,
+    ))
 }

@@ -233,8 +233,13 @@ pub async fn delete(db: &Db, actor: &Actor, name: &str) -> Result<(), Error> {
                     .filter(holds(principal::Column::Scopes, &name))
                     .count(tx)
                     .await?;
+                // Tokens in a grace period still work, so they count.
                 let tokens = token::Entity::find()
-                    .filter(token::Column::RevokedAt.is_null())
+                    .filter(
+                        sea_orm::Condition::any()
+                            .add(token::Column::RevokedAt.is_null())
+                            .add(token::Column::RevokedAt.gt(clock::now())),
+                    )
                     .filter(token::Column::ExpiresAt.gt(clock::now()))
                     .filter(holds(token::Column::Scopes, &name))
                     .count(tx)

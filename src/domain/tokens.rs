@@ -75,14 +75,32 @@ impl TokenView {
         self.token.as_ref().map_or("", |t| t.expose())
     }
 
+    /// The end of the grace period of a regenerated token that still works.
+    pub fn grace_until(&self) -> Option<OffsetDateTime> {
+        self.revoked_at.filter(|t| *t > clock::now())
+    }
+
     pub fn expires_within(&self, seconds: i64) -> bool {
         self.status == TokenStatus::Active
             && self.expires_at - clock::now() <= time::Duration::seconds(seconds)
     }
 }
 
+/// Whether `revoked_at` has come: a regenerated token's lies in the future
+/// while its grace period runs, and it keeps working until then.
+pub fn is_revoked(revoked_at: Option<OffsetDateTime>, now: OffsetDateTime) -> bool {
+    revoked_at.is_some_and(|t| t <= now)
+}
+
+/// Rows whose `revoked_at` has not come (never revoked, or in a grace period).
+fn not_revoked(now: OffsetDateTime) -> Condition {
+    Condition::any()
+        .add(token::Column::RevokedAt.is_null())
+        .add(token::Column::RevokedAt.gt(now))
+}
+
 pub fn status_of(row: &token::Model, now: OffsetDateTime) -> TokenStatus {
-    if row.revoked_at.is_some() {
+    if is_revoked(row.revoked_at, now) {
         TokenStatus::Revoked
     } else if row.expires_at <= now {
         TokenStatus::Expired
@@ -345,12 +363,12 @@ pub async fn list(
     let now = clock::now();
     q = match filter.status {
         None => q,
-        Some(TokenStatus::Revoked) => q.filter(token::Column::RevokedAt.is_not_null()),
+        Some(TokenStatus::Revoked) => q.filter(token::Column::RevokedAt.lte(now)),
         Some(TokenStatus::Active) => q
-            .filter(token::Column::RevokedAt.is_null())
+            .filter(not_revoked(now))
             .filter(token::Column::ExpiresAt.gt(now)),
         Some(TokenStatus::Expired) => q
-            .filter(token::Column::RevokedAt.is_null())
+            .filter(not_revoked(now))
             .filter(token::Column::ExpiresAt.lte(now)),
     };
     if let Some(text) = filter.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
@@ -383,7 +401,8 @@ pub async fn list(
 }
 
 /// Revokes a token (idempotent: revoking a revoked token changes nothing, so
-/// it invalidates no cache either).
+/// it invalidates no cache either). A token in its grace period after being
+/// regenerated stops working now rather than at the end of it.
 pub async fn revoke(db: &Db, actor: &Actor, id: Uuid, access: Access) -> Result<TokenView, Error> {
     let actor2 = actor.clone();
     let (row, changed) = db
@@ -392,7 +411,10 @@ pub async fn revoke(db: &Db, actor: &Actor, id: Uuid, access: Access) -> Result<
             Box::pin(async move {
                 let row = find_row(tx, id, access).await?;
                 // `mark_revoked` also settles a race with a concurrent revoke.
-                if row.revoked_at.is_some() || !mark_revoked(tx, &actor2, id, None).await? {
+                let now = clock::now();
+                if is_revoked(row.revoked_at, now)
+                    || !mark_revoked(tx, &actor2, id, now, false).await?
+                {
                     return Ok((row, false));
                 }
                 audit::record(
@@ -438,7 +460,9 @@ pub async fn revoke_by_value(
         .one(&db.read)
         .await?;
     match row {
-        Some(row) if row.revoked_at.is_none() && digest.matches_hex(&row.digest) => {
+        Some(row)
+            if !is_revoked(row.revoked_at, clock::now()) && digest.matches_hex(&row.digest) =>
+        {
             revoke(db, actor, row.id, Access::Own(owner_id)).await?;
             Ok(true)
         }
@@ -446,25 +470,30 @@ pub async fn revoke_by_value(
     }
 }
 
+/// Sets `revoked_at` to `at` (now, or the end of a grace period). Revoking
+/// applies unless the token is revoked already (a token in its grace period is
+/// revoked sooner); regenerating applies only to a token not yet revoked or
+/// regenerated. Returns whether the row changed.
 pub(super) async fn mark_revoked(
     db: &impl ConnectionTrait,
     actor: &Actor,
     id: Uuid,
-    replaced_by: Option<Uuid>,
+    at: OffsetDateTime,
+    regenerating: bool,
 ) -> Result<bool, Error> {
-    let mut update = token::Entity::update_many()
-        .col_expr(token::Column::RevokedAt, Expr::value(clock::now()))
+    let mut unrevoked = Condition::any().add(token::Column::RevokedAt.is_null());
+    if !regenerating {
+        unrevoked = unrevoked.add(token::Column::RevokedAt.gt(at));
+    }
+    let res = token::Entity::update_many()
+        .col_expr(token::Column::RevokedAt, Expr::value(at))
         .col_expr(token::Column::RevokedBy, Expr::value(actor.id()))
         .col_expr(
             token::Column::ActiveName,
             Expr::value(Option::<String>::None),
-        );
-    if let Some(new_id) = replaced_by {
-        update = update.col_expr(token::Column::ReplacedBy, Expr::value(new_id));
-    }
-    let res = update
+        )
         .filter(token::Column::Id.eq(id))
-        .filter(token::Column::RevokedAt.is_null())
+        .filter(unrevoked)
         .exec(db)
         .await?;
     Ok(res.rows_affected == 1)

@@ -219,15 +219,33 @@ pub fn open(master: &MasterKey, kid: &str, sealed: &[u8]) -> anyhow::Result<Vec<
     Ok(plain.to_vec())
 }
 
-/// The keys one instance holds: the active one signs, all of them verify.
+/// The keys one instance holds: the active one signs (until the next one's
+/// moment comes), all of them verify.
 pub struct KeyRing {
     pub active: Arc<LoadedKey>,
+    /// A key published ahead of time, and the moment it starts signing.
+    pub next: Option<(Arc<LoadedKey>, OffsetDateTime)>,
     pub by_kid: HashMap<String, Arc<LoadedKey>>,
     /// `/.well-known/jwks.json`, serialised once per reload.
     pub jwks: String,
 }
 
 impl KeyRing {
+    /// The key that signs at `now`: the next key once its moment has come, so
+    /// every instance switches at the same time without waiting for a reload.
+    pub fn signing_key(&self, now: OffsetDateTime) -> &Arc<LoadedKey> {
+        match &self.next {
+            Some((key, from)) if *from <= now => key,
+            _ => &self.active,
+        }
+    }
+
+    /// This ring, with `key` (already in `by_kid`) signing from `from`.
+    pub fn with_next(mut self, next: Option<(Arc<LoadedKey>, OffsetDateTime)>) -> Self {
+        self.next = next;
+        self
+    }
+
     /// A ring of `keys` whose newest active one (`active`) signs.
     pub fn new(active: Arc<LoadedKey>, by_kid: HashMap<String, Arc<LoadedKey>>) -> Self {
         let mut keys: Vec<&Arc<LoadedKey>> = by_kid.values().collect();
@@ -236,6 +254,7 @@ impl KeyRing {
             json!({"keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()}).to_string();
         Self {
             active,
+            next: None,
             by_kid,
             jwks,
         }

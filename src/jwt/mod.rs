@@ -103,8 +103,8 @@ impl Signer {
         lifetime_secs: i64,
     ) -> anyhow::Result<Minted> {
         let ring = self.ring();
-        let key = &ring.active;
         let issued_at = clock::now();
+        let key = ring.signing_key(issued_at);
         let expires_at = issued_at
             .checked_add(time::Duration::seconds(lifetime_secs))
             .filter(|t| clock::checked_utc(*t).is_some())

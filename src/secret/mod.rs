@@ -221,6 +221,7 @@ mod tests {
             client_secret: Secret::new("tsc_very-secret-value".to_owned()),
             hint: "tsc_very…alue".into(),
             created_at: clock::now(),
+            expires_at: None,
         };
         assert!(!format!("{created:?}").contains("very-secret"));
         assert_eq!(

@@ -44,9 +44,23 @@ pub struct AuthInfo {
     pub exp: i64,
     pub iat: i64,
     pub nbf: i64,
+    /// The end of the grace period of a regenerated token: refused from then
+    /// on, also when served from a cache.
+    pub revokes_at: Option<OffsetDateTime>,
 }
 
 impl AuthInfo {
+    /// Whether the token may still be used at `now`, and why not.
+    fn usable_at(&self, now: OffsetDateTime) -> Result<(), Rejection> {
+        if self.exp <= now.unix_timestamp() {
+            Err(Rejection::Expired)
+        } else if self.revokes_at.is_some_and(|t| t <= now) {
+            Err(Rejection::Revoked)
+        } else {
+            Ok(())
+        }
+    }
+
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes.contains(scope)
     }
@@ -103,6 +117,8 @@ struct CachedClient {
     epoch: u64,
     machine: Arc<principal::Model>,
     secret_id: Uuid,
+    /// A replaced secret stops working at the end of its grace period.
+    expires_at: Option<OffsetDateTime>,
 }
 
 pub struct TokenService {
@@ -243,16 +259,17 @@ impl TokenService {
             && let Some(hit) = self.clients.get(&digest)
             && hit.epoch == feed.epoch()
             && hit.machine.username == client_id
+            && hit.expires_at.is_none_or(|t| t > OffsetDateTime::now_utc())
         {
             self.usage.touch_secret(hit.secret_id);
             return Ok(Some(hit.machine.clone()));
         }
         let epoch = feed.epoch();
-        let Some((machine, secret_id)) =
-            principals::authenticate_client(&self.db.read, client_id, secret).await?
+        let Some(client) = principals::authenticate_client(&self.db.read, client_id, secret).await?
         else {
             return Ok(None);
         };
+        let (machine, secret_id) = (client.machine, client.secret_id);
         let machine = Arc::new(machine);
         self.usage.touch_secret(secret_id);
         if feed.cache_usable() {
@@ -262,6 +279,7 @@ impl TokenService {
                     epoch,
                     machine: machine.clone(),
                     secret_id,
+                    expires_at: client.expires_at,
                 }),
             );
         }
@@ -285,17 +303,13 @@ impl TokenService {
             return Err(Rejection::Malformed);
         }
         let digest = Digest::of(token);
-        let now = OffsetDateTime::now_utc().unix_timestamp();
         let feed = &self.db.changes;
         if feed.cache_usable()
             && let Some(entry) = self.cache.get(&digest)
             && entry.epoch == feed.epoch()
         {
-            return if entry.info.exp > now {
-                Ok(entry.info.clone())
-            } else {
-                Err(Rejection::Expired)
-            };
+            entry.info.usable_at(OffsetDateTime::now_utc())?;
+            return Ok(entry.info.clone());
         }
         // Read the epoch before the database, so a change racing with these
         // reads leaves the entry stale rather than wrong.
@@ -327,7 +341,11 @@ impl TokenService {
         if !digest.matches_hex(&row.digest) || row.owner_id.to_string() != claims.sub {
             return Err(Rejection::Invalid);
         }
-        if row.revoked_at.is_some() {
+        // A future `revoked_at` is a grace period: valid until then.
+        if row
+            .revoked_at
+            .is_some_and(|t| t <= OffsetDateTime::now_utc())
+        {
             return Err(Rejection::Revoked);
         }
         let owner = principals::find(&self.db.read, row.owner_id)
@@ -352,6 +370,7 @@ impl TokenService {
             exp: claims.exp,
             iat: claims.iat,
             nbf: claims.nbf,
+            revokes_at: row.revoked_at,
         })
     }
 

@@ -282,6 +282,7 @@ async fn a_key_created_elsewhere_is_found_by_every_concurrent_request() {
             &svc.master,
             crate::kinds::KeyAlg::Es256,
             &crate::domain::Actor::system(),
+            None,
         )
         .await
         .unwrap();

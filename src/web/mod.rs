@@ -7,6 +7,7 @@ mod admin;
 mod auth;
 mod dashboard;
 pub mod page;
+mod rotation;
 mod session;
 mod tokens;
 mod views;
@@ -25,7 +26,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/setup", web::post().to(auth::setup))
         .configure(tokens::configure)
         .configure(account::configure)
-        .configure(admin::configure);
+        .configure(admin::configure)
+        .configure(rotation::configure);
 }
 
 const STYLE: &str = include_str!("../../static/style.css");

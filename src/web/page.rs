@@ -46,6 +46,9 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "rotated" => {
             "A new signing key is active. Older keys keep verifying until their tokens expire."
         }
+        "key-published" => {
+            "A new signing key is published in the JWKS; it starts signing at the time shown."
+        }
         "password" => "The password was changed; the user's browser sessions were ended.",
         "email-saved" => "Your e-mail address was saved.",
         "email-removed" => "Your e-mail address was removed.",

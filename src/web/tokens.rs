@@ -7,6 +7,7 @@ use super::{
     page::{
         FormData, Layout, fmt_time, next_link, parse_id, query, render, render_status, see_other,
     },
+    rotation::{RotatePage, grace_from, regenerated_facts},
     session::{SignedIn, check_csrf},
     views::{
         ConfirmPage, ScopeChoice, SecretPage, TokenRow, lifetime_from, presets, scope_choices,
@@ -240,14 +241,13 @@ async fn regenerate_page(
 ) -> Result<HttpResponse, WebError> {
     let id = parse_id(&path)?;
     let view = tokens::get(&state.db.read, id, Access::Own(me.session.principal.id)).await?;
-    render(&ConfirmPage {
+    render(&RotatePage {
         l: Layout::new(&me, "tokens"),
         title: format!("Regenerate “{}”?", view.name),
-        message: "A new token with the same name, scopes and lifetime length replaces this one. The current token is revoked at once: update everything that uses it.".into(),
+        message: "A new token with the same name, scopes and lifetime length replaces this one. Update everything that uses it before the old value stops working.".into(),
         action: format!("/tokens/{id}/regenerate"),
         button: "Regenerate token",
         cancel: format!("/tokens/{id}"),
-        danger: true,
     })
 }
 
@@ -260,9 +260,11 @@ async fn regenerate(
     let form = FormData::parse(&body)?;
     check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path)?;
+    let grace = grace_from(&form)?;
     let request = Request::Regenerate {
         token_id: id,
         access: Access::Own(me.session.principal.id),
+        grace_seconds: grace,
     };
     let view = issue(&state.issuer(), &me.context(state.policy()), request)
         .await?
@@ -272,12 +274,7 @@ async fn regenerate(
         title: format!("Token “{}” regenerated", view.name),
         what: "personal access token",
         secret: view.exposed_token().to_owned(),
-        facts: vec![
-            ("Name", view.name.clone()),
-            ("Scopes", view.scopes.join(" ")),
-            ("Expires", fmt_time(view.expires_at)),
-            ("Listed as", view.hint.clone().unwrap_or_default()),
-        ],
+        facts: regenerated_facts(&view, grace),
         back_url: format!("/tokens/{}", view.id),
         back_label: "Go to the new token's page",
     })

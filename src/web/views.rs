@@ -38,6 +38,8 @@ pub struct TokenRow {
     pub revoked_by: String,
     pub replaced_by: String,
     pub revoked_flag: bool,
+    /// When a regenerated token in its grace period stops working ("" otherwise).
+    pub rotating: String,
     /// `…xQgw`, or empty for a token issued before hints were recorded.
     pub hint: String,
 }
@@ -80,6 +82,7 @@ impl From<&TokenView> for TokenRow {
                 .unwrap_or_default(),
             replaced_by: t.replaced_by.map(|u| u.to_string()).unwrap_or_default(),
             revoked_flag: t.status == TokenStatus::Revoked,
+            rotating: t.grace_until().map(fmt_time).unwrap_or_default(),
             hint: t.hint.clone().unwrap_or_default(),
         }
     }

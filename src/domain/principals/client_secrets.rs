@@ -2,7 +2,7 @@
 
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
-    QuerySelect, TransactionTrait,
+    QuerySelect, TransactionTrait, sea_query::Expr,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -32,6 +32,18 @@ pub struct SecretInfo {
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_used_at: Option<OffsetDateTime>,
+    /// Null, or the end of its grace period after a newer secret replaced it:
+    /// it stops working then and is removed.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+/// Replacing a secret in the call that creates its successor: the old one
+/// keeps working for `grace_seconds` (0: it is removed at once).
+#[derive(Debug, Clone, Copy)]
+pub struct Replacement {
+    pub replaces: Uuid,
+    pub grace_seconds: i64,
 }
 
 /// A new client secret: the plaintext appears in this value only.
@@ -45,16 +57,24 @@ pub struct NewSecret {
     pub hint: String,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// Always null for a new secret (the field every secret has).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
 }
 
 /// A new client secret; at most two exist at once so one can be rotated
-/// without downtime.
+/// without downtime. With `replacement`, the named secret is retired in the
+/// same transaction: removed at once, or when its grace period ends.
 pub async fn create_secret(
     db: &Db,
     actor: &Actor,
     machine_user_id: Uuid,
+    replacement: Option<Replacement>,
 ) -> Result<NewSecret, Error> {
     actor.require_admin()?;
+    if let Some(r) = replacement {
+        crate::domain::issuance::check_grace(r.grace_seconds, "grace_seconds")?;
+    }
     let secret = PlainSecret::generate(CLIENT_SECRET_PREFIX);
     let digest = secret.digest().to_hex();
     let hint = secret.hint(CLIENT_SECRET_PREFIX);
@@ -62,14 +82,28 @@ pub async fn create_secret(
     let row = db
         .write
         .transaction::<_, client_secret::Model, Error>(|tx| {
-            Box::pin(async move { insert_secret(tx, &actor, machine_user_id, digest, hint).await })
+            Box::pin(async move {
+                let row =
+                    insert_secret_replacing(tx, &actor, machine_user_id, digest, hint, replacement)
+                        .await?;
+                if replacement.is_some() {
+                    // Cached authentications with the old secret must learn
+                    // its end (or its removal) on every instance.
+                    announce(tx, Change::Auth).await?;
+                }
+                Ok(row)
+            })
         })
         .await?;
+    if replacement.is_some() {
+        db.changes.changed(Change::Auth);
+    }
     Ok(NewSecret {
         id: row.id,
         client_secret: Secret::new(secret.expose().to_owned()),
         hint: row.hint.unwrap_or_default(),
         created_at: row.created_at,
+        expires_at: None,
     })
 }
 
@@ -82,6 +116,20 @@ pub(super) async fn insert_secret(
     digest: String,
     hint: String,
 ) -> Result<client_secret::Model, Error> {
+    insert_secret_replacing(tx, actor, machine_user_id, digest, hint, None).await
+}
+
+/// [`insert_secret`], retiring `replacement.replaces` too. The limit counts a
+/// replaced secret until it is gone, but not the one being replaced now: so
+/// one of two secrets can be rotated, and nothing more until the grace ends.
+async fn insert_secret_replacing(
+    tx: &impl ConnectionTrait,
+    actor: &Actor,
+    machine_user_id: Uuid,
+    digest: String,
+    hint: String,
+    replacement: Option<Replacement>,
+) -> Result<client_secret::Model, Error> {
     // Lock the owner so two concurrent requests cannot both add a second secret.
     principal::Entity::find_by_id(machine_user_id)
         .lock_exclusive()
@@ -93,10 +141,30 @@ pub(super) async fn insert_secret(
         .filter(client_secret::Column::MachineUserId.eq(machine_user_id))
         .all(tx)
         .await?;
-    if existing.len() >= MAX_ACTIVE_SECRETS {
-        return Err(Error::conflict(
-            "a machine user holds at most two client secrets: remove one first",
-        ));
+    let now = clock::now();
+    let replaced = match replacement {
+        None => None,
+        Some(r) => {
+            let old = existing
+                .iter()
+                .find(|s| s.id == r.replaces)
+                .ok_or(Error::NotFound("client secret"))?;
+            if let Some(ends) = old.expires_at {
+                return Err(Error::conflict(format!(
+                    "this secret was replaced already and stops working at {}",
+                    clock::rfc3339(ends)
+                )));
+            }
+            Some((old.clone(), r.grace_seconds))
+        }
+    };
+    let counted = existing.len() - usize::from(replaced.is_some());
+    if counted >= MAX_ACTIVE_SECRETS {
+        return Err(Error::conflict(if existing.len() > MAX_ACTIVE_SECRETS {
+            "a machine user holds at most two client secrets, and a replaced one counts until its grace period ends".to_owned()
+        } else {
+            "a machine user holds at most two client secrets: remove one first, or replace one".to_owned()
+        }));
     }
     let row = client_secret::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -106,19 +174,98 @@ pub(super) async fn insert_secret(
         created_by: Set(actor.id()),
         last_used_at: Set(None),
         hint: Set(Some(hint)),
+        expires_at: Set(None),
     }
     .insert(tx)
     .await?;
+    let mut details = json!({"secret_id": row.id, "hint": row.hint});
+    if let Some((old, grace)) = &replaced {
+        details["replaces"] = json!(old.id);
+        details["grace_seconds"] = json!(grace);
+    }
     audit::record(
         tx,
         actor,
         "client_secret.create",
         "machine_user",
         Some(machine_user_id.to_string()),
-        json!({"secret_id": row.id, "hint": row.hint}),
+        details,
     )
     .await?;
+    match replaced {
+        Some((old, 0)) => remove(tx, actor, &old).await?,
+        Some((old, grace)) => {
+            client_secret::Entity::update_many()
+                .col_expr(
+                    client_secret::Column::ExpiresAt,
+                    Expr::value(now + time::Duration::seconds(grace)),
+                )
+                .filter(client_secret::Column::Id.eq(old.id))
+                .exec(tx)
+                .await?;
+        }
+        None => {}
+    }
     Ok(row)
+}
+
+/// Deletes a secret and audits it (`client_secret.delete`); the caller
+/// announces the change.
+async fn remove(
+    tx: &impl ConnectionTrait,
+    actor: &Actor,
+    found: &client_secret::Model,
+) -> Result<(), Error> {
+    let res = client_secret::Entity::delete_by_id(found.id)
+        .exec(tx)
+        .await?;
+    if res.rows_affected == 0 {
+        return Err(Error::NotFound("client secret"));
+    }
+    audit::record(
+        tx,
+        actor,
+        "client_secret.delete",
+        "machine_user",
+        Some(found.machine_user_id.to_string()),
+        json!({"secret_id": found.id, "hint": found.hint}),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Deletes the replaced secrets whose grace period has ended (the sweep):
+/// each in its own short transaction, audited as done by the system. Returns
+/// how many went.
+pub async fn remove_expired(db: &Db) -> Result<u64, Error> {
+    let due = client_secret::Entity::find()
+        .filter(client_secret::Column::ExpiresAt.lte(clock::now()))
+        .all(&db.read)
+        .await?;
+    let mut removed = 0;
+    for found in due {
+        let gone = db
+            .write
+            .transaction::<_, bool, Error>(|tx| {
+                Box::pin(async move {
+                    match remove(tx, &Actor::system(), &found).await {
+                        // Another instance's sweep took it first.
+                        Err(Error::NotFound(_)) => Ok(false),
+                        Err(e) => Err(e),
+                        Ok(()) => {
+                            announce(tx, Change::Auth).await?;
+                            Ok(true)
+                        }
+                    }
+                })
+            })
+            .await?;
+        if gone {
+            db.changes.changed(Change::Auth);
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 pub async fn delete_secret(
@@ -138,21 +285,7 @@ pub async fn delete_secret(
                     .one(tx)
                     .await?
                     .ok_or(Error::NotFound("client secret"))?;
-                let res = client_secret::Entity::delete_by_id(found.id)
-                    .exec(tx)
-                    .await?;
-                if res.rows_affected == 0 {
-                    return Err(Error::NotFound("client secret"));
-                }
-                audit::record(
-                    tx,
-                    &actor,
-                    "client_secret.delete",
-                    "machine_user",
-                    Some(machine_user_id.to_string()),
-                    json!({"secret_id": secret_id, "hint": found.hint}),
-                )
-                .await?;
+                remove(tx, &actor, &found).await?;
                 // Cached client authentications with this secret must stop
                 // working now, on every instance.
                 announce(tx, Change::Auth).await?;

@@ -150,6 +150,7 @@ pub async fn create_machine_user_with_secret(
             client_secret: Secret::new(secret.expose().to_owned()),
             hint: row.hint.unwrap_or_default(),
             created_at: row.created_at,
+            expires_at: None,
         },
     ))
 }
@@ -240,6 +241,7 @@ async fn machine_user_views(
                     hint: s.hint,
                     created_at: s.created_at,
                     last_used_at: s.last_used_at,
+                    expires_at: s.expires_at,
                 });
         }
     }

@@ -12,9 +12,10 @@ mod machine_users;
 mod passwords;
 mod users;
 
-pub use client_auth::authenticate_client;
+pub use client_auth::{AuthenticatedClient, authenticate_client};
 pub use client_secrets::{
-    CLIENT_SECRET_PREFIX, MAX_ACTIVE_SECRETS, NewSecret, SecretInfo, create_secret, delete_secret,
+    CLIENT_SECRET_PREFIX, MAX_ACTIVE_SECRETS, NewSecret, Replacement, SecretInfo, create_secret,
+    delete_secret, remove_expired,
 };
 pub use common::{
     DEFAULT_CC_TTL_MINUTES, any_admin, find, find_by_username, is_admin, parse_email, permits, refs,

@@ -15,6 +15,9 @@ pub struct Model {
     /// `tsc_DEBK…xQgw`: identifies the secret without revealing it; null for
     /// secrets created before hints existed.
     pub hint: Option<String>,
+    /// The end of its grace period once a newer secret replaced it: it
+    /// stops authenticating then and is deleted by the sweep.
+    pub expires_at: Option<TimeDateTimeWithTimeZone>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

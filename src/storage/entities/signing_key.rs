@@ -15,6 +15,8 @@ pub struct Model {
     pub private_key: Vec<u8>,
     pub created_at: TimeDateTimeWithTimeZone,
     pub retired_at: Option<TimeDateTimeWithTimeZone>,
+    /// For a `next` key: when it starts signing (published in the JWKS before).
+    pub activates_at: Option<TimeDateTimeWithTimeZone>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

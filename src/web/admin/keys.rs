@@ -17,6 +17,10 @@ pub struct KeyRow {
     pub kid: String,
     pub alg: &'static str,
     pub active: bool,
+    /// `active`, `next` or `retired`.
+    pub state: &'static str,
+    /// For a `next` key: when it starts signing.
+    pub signs_from: String,
     pub created: String,
     pub retired: String,
     pub retires_after: String,
@@ -36,6 +40,7 @@ pub(super) async fn keys_page(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, WebError> {
     me.require_admin()?;
+    signing_keys::promote_due(&state.db).await?;
     let rows = signing_keys::list(&state.db.read)
         .await
         .map_err(domain::Error::Internal)?
@@ -44,6 +49,8 @@ pub(super) async fn keys_page(
             kid: k.kid,
             alg: k.alg.as_str(),
             active: k.state == signing_keys::KeyState::Active,
+            state: k.state.as_str(),
+            signs_from: k.activates_at.map(fmt_time).unwrap_or_default(),
             created: fmt_time(k.created_at),
             retired: fmt_opt(k.retired_at),
             retires_after: k.retires_after.map(fmt_time).unwrap_or_default(),
@@ -64,18 +71,29 @@ pub(super) async fn keys_rotate(
     me.require_admin()?;
     let form = FormData::parse(&body)?;
     check_csrf(&me, form.get("csrf"))?;
-    signing_keys::rotate(
+    // "" signs at once; otherwise how long the new key is published first.
+    let publish_for = match form.text("publish_for") {
+        None => None,
+        Some(raw) => Some(raw.parse::<crate::duration::Dur>().map_err(|e| {
+            domain::Error::invalid("publish for", e)
+        })?),
+    };
+    let rotated = signing_keys::rotate(
         &state.db,
         &state.master,
         state.settings.signing_alg,
         &me.actor(),
+        publish_for,
     )
-    .await
-    .map_err(domain::Error::Internal)?;
+    .await?;
     state
         .tokens
         .reload_keys()
         .await
         .map_err(domain::Error::Internal)?;
-    Ok(see_other("/admin/keys?notice=rotated"))
+    Ok(see_other(if rotated.activates_at.is_some() {
+        "/admin/keys?notice=key-published"
+    } else {
+        "/admin/keys?notice=rotated"
+    }))
 }

@@ -168,6 +168,8 @@ pub struct SecretRow {
     pub hint: String,
     pub created: String,
     pub last_used: String,
+    /// When a replaced secret stops working ("" for a current one).
+    pub expires: String,
 }
 
 #[derive(Template)]
@@ -243,6 +245,7 @@ async fn machine_user_page(
                 hint: s.hint.clone().unwrap_or_default(),
                 created: format!("{} ({})", fmt_time(s.created_at), relative(s.created_at)),
                 last_used: fmt_opt(s.last_used_at),
+                expires: s.expires_at.map(fmt_time).unwrap_or_default(),
             })
             .collect(),
         tokens: toks
@@ -399,7 +402,7 @@ pub(super) async fn secret_create(
     check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path)?;
     let m = principals::get_machine_user(&state.db.read, id).await?;
-    let secret = principals::create_secret(&state.db, &me.actor(), id).await?;
+    let secret = principals::create_secret(&state.db, &me.actor(), id, None).await?;
     let mut facts = vec![
         ("Client ID", m.username.clone()),
         ("Created", fmt_time(secret.created_at)),
