@@ -74,7 +74,7 @@ pub(super) fn grace_seconds(
             )
         })?,
     };
-    Ok(domain::issuance::check_grace(seconds, field)?)
+    Ok(domain::grace::check_grace(seconds, field)?)
 }
 
 fn regenerate_request(

@@ -13,7 +13,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{
-    Context, Error, PrincipalKind, ScopeSet, TokenKind, audit, principals, scopes,
+    Context, Error, grace::check_grace, PrincipalKind, ScopeSet, TokenKind, audit, principals, scopes,
     tokens::{
         self, Access, NewToken, TokenView, duplicate_name, find_row, mark_revoked, record_row,
         release_expired_name,
@@ -59,22 +59,6 @@ pub enum Request {
         machine: Arc<principal::Model>,
         scope: Option<String>,
     },
-}
-
-/// The longest grace period of a regenerated token or a replaced client
-/// secret: 72 hours.
-pub const MAX_GRACE_SECONDS: i64 = 72 * 3600;
-
-/// Checks a grace period in seconds, naming `field` when it is out of range.
-pub fn check_grace(seconds: i64, field: &'static str) -> Result<i64, Error> {
-    if (0..=MAX_GRACE_SECONDS).contains(&seconds) {
-        Ok(seconds)
-    } else {
-        Err(Error::invalid(
-            field,
-            format!("must be a whole number of seconds from 0 to {MAX_GRACE_SECONDS} (72 hours)"),
-        ))
-    }
 }
 
 /// A token just issued: its secret appears here only.

@@ -4,6 +4,7 @@
 
 pub mod audit;
 mod error;
+pub mod grace;
 pub mod issuance;
 pub mod principals;
 pub mod retention;

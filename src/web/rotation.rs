@@ -13,7 +13,7 @@ use super::{
 use crate::{
     domain::{
         self, TokenKind,
-        issuance::{self, Request, issue},
+        issuance::{Request, issue},
         principals,
         tokens::{self, Access, TokenView},
     },
@@ -60,7 +60,7 @@ pub fn grace_from(form: &FormData) -> Result<i64, WebError> {
             domain::Error::invalid("grace period", "choose one of the periods offered")
         })?,
     };
-    Ok(issuance::check_grace(seconds, "grace period")?)
+    Ok(crate::domain::grace::check_grace(seconds, "grace period")?)
 }
 
 /// What the page of a regenerated token says about the old one.

@@ -73,7 +73,7 @@ pub async fn create_secret(
 ) -> Result<NewSecret, Error> {
     actor.require_admin()?;
     if let Some(r) = replacement {
-        crate::domain::issuance::check_grace(r.grace_seconds, "grace_seconds")?;
+        crate::domain::grace::check_grace(r.grace_seconds, "grace_seconds")?;
     }
     let secret = PlainSecret::generate(CLIENT_SECRET_PREFIX);
     let digest = secret.digest().to_hex();
