@@ -274,7 +274,10 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                     k.state.as_str(),
                     crate::domain::clock::rfc3339(k.created_at),
                     time_or_dash(k.retires_after),
-                    time_or_dash(k.activates_at.filter(|_| k.state == signing_keys::KeyState::Next)),
+                    time_or_dash(
+                        k.activates_at
+                            .filter(|_| k.state == signing_keys::KeyState::Next)
+                    ),
                 );
             }
             Ok(())

@@ -202,7 +202,8 @@ impl NewSecretBody {
                     })?,
             ),
         };
-        let grace_seconds = super::tokens::grace_seconds(self.grace_seconds.as_ref(), "grace_seconds")?;
+        let grace_seconds =
+            super::tokens::grace_seconds(self.grace_seconds.as_ref(), "grace_seconds")?;
         match replaces {
             Some(replaces) => Ok(Some(principals::Replacement {
                 replaces,

@@ -13,7 +13,9 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{
-    Context, Error, grace::check_grace, PrincipalKind, ScopeSet, TokenKind, audit, principals, scopes,
+    Context, Error, PrincipalKind, ScopeSet, TokenKind, audit,
+    grace::check_grace,
+    principals, scopes,
     tokens::{
         self, Access, NewToken, TokenView, duplicate_name, find_row, mark_revoked, record_row,
         release_expired_name,

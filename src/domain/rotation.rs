@@ -47,7 +47,9 @@ pub async fn run_due(db: &Db, master: &MasterKey, plan: &Plan) -> Result<Vec<Str
         done.push(format!(
             "published key {} to start signing at {}",
             r.kid,
-            r.activates_at.map(super::clock::rfc3339).unwrap_or_default()
+            r.activates_at
+                .map(super::clock::rfc3339)
+                .unwrap_or_default()
         ));
     }
     Ok(done)
@@ -67,7 +69,9 @@ pub fn spawn(db: Db, master: MasterKey, plan: Plan, every: Dur) {
                         tracing::info!("{what}");
                     }
                 }
-                Err(e) => tracing::error!(error = %format!("{:#}", anyhow::Error::new(e)), "rotation sweep failed"),
+                Err(e) => {
+                    tracing::error!(error = %format!("{:#}", anyhow::Error::new(e)), "rotation sweep failed")
+                }
             }
         }
     });

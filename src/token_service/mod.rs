@@ -265,7 +265,8 @@ impl TokenService {
             return Ok(Some(hit.machine.clone()));
         }
         let epoch = feed.epoch();
-        let Some(client) = principals::authenticate_client(&self.db.read, client_id, secret).await?
+        let Some(client) =
+            principals::authenticate_client(&self.db.read, client_id, secret).await?
         else {
             return Ok(None);
         };

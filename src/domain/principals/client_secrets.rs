@@ -163,7 +163,8 @@ async fn insert_secret_replacing(
         return Err(Error::conflict(if existing.len() > MAX_ACTIVE_SECRETS {
             "a machine user holds at most two client secrets, and a replaced one counts until its grace period ends".to_owned()
         } else {
-            "a machine user holds at most two client secrets: remove one first, or replace one".to_owned()
+            "a machine user holds at most two client secrets: remove one first, or replace one"
+                .to_owned()
         }));
     }
     let row = client_secret::ActiveModel {

@@ -74,9 +74,10 @@ pub(super) async fn keys_rotate(
     // "" signs at once; otherwise how long the new key is published first.
     let publish_for = match form.text("publish_for") {
         None => None,
-        Some(raw) => Some(raw.parse::<crate::duration::Dur>().map_err(|e| {
-            domain::Error::invalid("publish for", e)
-        })?),
+        Some(raw) => Some(
+            raw.parse::<crate::duration::Dur>()
+                .map_err(|e| domain::Error::invalid("publish for", e))?,
+        ),
     };
     let rotated = signing_keys::rotate(
         &state.db,

@@ -3,6 +3,7 @@
 
 mod invalidation;
 mod multi_instance;
+mod phased_keys;
 
 use crate::{
     both_backends,

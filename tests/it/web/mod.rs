@@ -2,6 +2,7 @@
 //! personal tokens, the admin console, escaping and error pages.
 
 mod account_and_hints;
+mod grace_choice;
 mod throttle;
 
 use crate::{
