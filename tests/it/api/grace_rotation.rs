@@ -93,8 +93,11 @@ async fn the_old_token_works_until_its_grace_period_ends_then_nowhere(backend: B
 async fn without_a_grace_period_the_old_token_stops_at_once(backend: Backend) {
     let api = Api::spawn(backend).await;
     let pat = api.user("alice", &["profile", "tokens:read", "tokens:write"]);
-    for body in [None, Some(json!({})), Some(json!({"grace_seconds": 0}))] {
-        let (id, old) = alice_token(&api, &pat, "ci").await;
+    for (i, body) in [None, Some(json!({})), Some(json!({"grace_seconds": 0}))]
+        .into_iter()
+        .enumerate()
+    {
+        let (id, old) = alice_token(&api, &pat, &format!("ci-{i}")).await;
         assert_eq!(api.app.me_status(&old).await, 200);
         let path = format!("/api/v1/tokens/{id}/regenerate");
         let res = match &body {

@@ -167,8 +167,8 @@ async fn keys_rotate_with_publish_for_and_keys_list(backend: Backend) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains(&kid), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-    for bad in ["soon", "0s", "-1h"] {
-        let out = db.cli(&["keys", "rotate", "--publish-for", bad], None);
+    for bad in ["soon", "0s", "-1h", "1y"] {
+        let out = db.cli(&["keys", "rotate", &format!("--publish-for={bad}")], None);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
             !out.status.success() && stderr.contains("--publish-for"),
