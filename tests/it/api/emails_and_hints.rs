@@ -268,7 +268,7 @@ async fn tokens_and_secrets_carry_a_hint_that_identifies_them(backend: Backend) 
         .await;
     assert_eq!(
         view.body["secrets"],
-        json!([{"id": secret_id, "hint": secret_hint, "created_at": made.body["created_at"], "last_used_at": null}])
+        json!([{"id": secret_id, "hint": secret_hint, "created_at": made.body["created_at"], "last_used_at": null, "expires_at": null}])
     );
     let listed = api.get("/api/v1/machine-users", &admin).await;
     assert_eq!(
