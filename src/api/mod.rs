@@ -7,11 +7,13 @@
 //! document at `/api/openapi.json` and the routes cannot drift apart.
 
 mod audit;
+mod leaks;
 mod machine_users;
 mod me;
 mod scopes;
 mod support;
 mod tokens;
+mod usage;
 mod users;
 
 use std::sync::Arc;
@@ -71,6 +73,9 @@ fn routes() -> utoipa_actix_web::scope::Scope<
         .service(tokens::list_all)
         .service(tokens::get_any)
         .service(tokens::revoke_any)
+        .service(usage::own)
+        .service(usage::any)
+        .service(leaks::report)
         .service(machine_users::list)
         .service(machine_users::create)
         .service(machine_users::get)

@@ -5,6 +5,7 @@
 pub mod audit;
 mod error;
 pub mod issuance;
+pub mod leaks;
 pub mod principals;
 pub mod retention;
 pub mod scopes;
@@ -13,6 +14,7 @@ pub mod signing_keys;
 pub mod stats;
 pub mod tokens;
 mod types;
+pub mod usage;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::Serialize;
