@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{
-    domain::{Actor, Error, PrincipalKind, audit, clock},
+    domain::{Actor, Context, Error, PrincipalKind, audit, clock},
     secret::{PlainSecret, Secret},
     storage::{
         Change, Db, announce,
@@ -51,10 +51,12 @@ pub struct NewSecret {
 /// without downtime.
 pub async fn create_secret(
     db: &Db,
-    actor: &Actor,
+    ctx: &Context,
     machine_user_id: Uuid,
 ) -> Result<NewSecret, Error> {
-    actor.require_admin()?;
+    super::managers::authorize(&db.read, ctx, machine_user_id, super::managers::Need::Manage)
+        .await?;
+    let actor = &ctx.actor;
     let secret = PlainSecret::generate(CLIENT_SECRET_PREFIX);
     let digest = secret.digest().to_hex();
     let hint = secret.hint(CLIENT_SECRET_PREFIX);
@@ -123,11 +125,13 @@ pub(super) async fn insert_secret(
 
 pub async fn delete_secret(
     db: &Db,
-    actor: &Actor,
+    ctx: &Context,
     machine_user_id: Uuid,
     secret_id: Uuid,
 ) -> Result<(), Error> {
-    actor.require_admin()?;
+    super::managers::authorize(&db.read, ctx, machine_user_id, super::managers::Need::Manage)
+        .await?;
+    let actor = &ctx.actor;
     let actor = actor.clone();
     db.write
         .transaction::<_, (), Error>(|tx| {

@@ -399,7 +399,7 @@ pub(super) async fn secret_create(
     check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path)?;
     let m = principals::get_machine_user(&state.db.read, id).await?;
-    let secret = principals::create_secret(&state.db, &me.actor(), id).await?;
+    let secret = principals::create_secret(&state.db, &me.context(state.policy()), id).await?;
     let mut facts = vec![
         ("Client ID", m.username.clone()),
         ("Created", fmt_time(secret.created_at)),
@@ -433,7 +433,7 @@ pub(super) async fn secret_delete(
     check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path.0)?;
     let secret = parse_id(&path.1)?;
-    principals::delete_secret(&state.db, &me.actor(), id, secret).await?;
+    principals::delete_secret(&state.db, &me.context(state.policy()), id, secret).await?;
     Ok(see_other(&format!(
         "/admin/machine-users/{id}?notice=secret-removed"
     )))
