@@ -15,7 +15,7 @@ use crate::{
     secret::Digest,
     storage::{
         Change, Db, announce,
-        entities::{client_secret, leak_report, machine_user_manager, principal, token},
+        entities::{client_secret, leak_report, principal, token},
     },
 };
 
@@ -173,14 +173,16 @@ pub async fn notify_owner(
 /// Whether a token or client secret of `principal` (or of a machine user it
 /// manages) was reported leaked in the last [`NOTICE_DAYS`] days: the notice
 /// every page shows.
-pub async fn recent_for(db: &impl ConnectionTrait, principal: Uuid) -> Result<bool, Error> {
+/// `managed` are the machine users the person manages.
+pub async fn recent_for(
+    db: &impl ConnectionTrait,
+    principal: Uuid,
+    managed: &[Uuid],
+) -> Result<bool, Error> {
     let since = clock::now() - Duration::days(NOTICE_DAYS);
-    let managed: Vec<Uuid> = machine_user_manager::Entity::find()
-        .filter(machine_user_manager::Column::UserId.eq(principal))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|m| m.machine_user_id)
+    let managed: Vec<Uuid> = managed
+        .iter()
+        .copied()
         .chain(std::iter::once(principal))
         .collect();
     let created: Vec<Uuid> = principal::Entity::find()

@@ -8,7 +8,9 @@ mod auth;
 mod dashboard;
 pub mod page;
 mod session;
+mod managed;
 mod tokens;
+mod usage_view;
 mod views;
 
 use actix_web::{HttpResponse, http::header, web};
@@ -25,6 +27,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/setup", web::post().to(auth::setup))
         .configure(tokens::configure)
         .configure(account::configure)
+        .configure(managed::configure)
         .configure(admin::configure);
 }
 

@@ -187,6 +187,8 @@ struct MachineUserPage {
     created_by: String,
     scopes: Vec<ScopeChoice>,
     token_scopes: Vec<ScopeChoice>,
+    managers: String,
+    orphaned: bool,
     secrets: Vec<SecretRow>,
     can_add_secret: bool,
     tokens: Vec<TokenRow>,
@@ -234,6 +236,13 @@ async fn machine_user_page(
             .unwrap_or_else(|| "command line".into()),
         scopes: machine_scope_choices(state, &m.scopes).await?,
         token_scopes: scope_choices(state, &owner, &[]).await?,
+        managers: m
+            .managers
+            .iter()
+            .map(|p| p.username.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        orphaned: m.orphaned,
         can_add_secret: m.secrets.len() < principals::MAX_ACTIVE_SECRETS,
         secrets: m
             .secrets
@@ -302,6 +311,31 @@ pub(super) async fn machine_user_update(
     check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path)?;
     apply_machine_update(&state, &me, id, machine_input(&form)).await
+}
+
+/// Replaces the managers with the usernames typed (comma or space separated).
+pub(super) async fn machine_user_managers(
+    me: SignedIn,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    let form = FormData::parse(&body)?;
+    check_csrf(&me, form.get("csrf"))?;
+    let id = parse_id(&path)?;
+    let names = form
+        .get("managers")
+        .unwrap_or("")
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let input = principals::MachineUserInput {
+        managers: Some(names),
+        ..Default::default()
+    };
+    apply_machine_update(&state, &me, id, input).await
 }
 
 pub(super) async fn machine_user_enabled(
