@@ -237,7 +237,9 @@ impl Settings {
         let leak_raw = pick(&args.leak_reports_per_ip, file.leak_reports_per_ip)
             .unwrap_or_else(|| DEFAULT_LEAK_REPORTS_PER_IP.to_owned());
         let leak_reports_per_ip = leak_raw.parse::<FailureLimit>().map_err(|e| {
-            anyhow::anyhow!("invalid leak report limit (TESSERA_LEAK_REPORTS_PER_IP) {leak_raw:?}: {e}")
+            anyhow::anyhow!(
+                "invalid leak report limit (TESSERA_LEAK_REPORTS_PER_IP) {leak_raw:?}: {e}"
+            )
         })?;
         let flush_raw = pick(&args.usage_flush_interval, file.usage_flush_interval)
             .unwrap_or_else(|| DEFAULT_USAGE_FLUSH_INTERVAL.to_owned());

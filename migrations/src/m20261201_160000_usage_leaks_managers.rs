@@ -83,7 +83,12 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(TokenUses::Table)
                     .if_not_exists()
-                    .col(ColumnDef::new(TokenUses::Id).uuid().not_null().primary_key())
+                    .col(
+                        ColumnDef::new(TokenUses::Id)
+                            .uuid()
+                            .not_null()
+                            .primary_key(),
+                    )
                     .col(ColumnDef::new(TokenUses::TokenId).uuid().not_null())
                     .col(
                         ColumnDef::new(TokenUses::At)
@@ -122,7 +127,12 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(LeakReports::Table)
                     .if_not_exists()
-                    .col(ColumnDef::new(LeakReports::Id).uuid().not_null().primary_key())
+                    .col(
+                        ColumnDef::new(LeakReports::Id)
+                            .uuid()
+                            .not_null()
+                            .primary_key(),
+                    )
                     .col(ColumnDef::new(LeakReports::PrincipalId).uuid().not_null())
                     .col(ColumnDef::new(LeakReports::Kind).string_len(32).not_null())
                     .col(ColumnDef::new(LeakReports::TargetId).uuid().not_null())
@@ -162,7 +172,11 @@ impl MigrationTrait for Migration {
                             .uuid()
                             .not_null(),
                     )
-                    .col(ColumnDef::new(MachineUserManagers::UserId).uuid().not_null())
+                    .col(
+                        ColumnDef::new(MachineUserManagers::UserId)
+                            .uuid()
+                            .not_null(),
+                    )
                     .col(
                         ColumnDef::new(MachineUserManagers::AddedAt)
                             .timestamp_with_time_zone()

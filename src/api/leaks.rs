@@ -55,7 +55,8 @@ pub async fn report(
         .map_err(ApiError::TooManyRequests)?;
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("cannot read the body: {e}")))?;
+        let chunk =
+            chunk.map_err(|e| ApiError::BadRequest(format!("cannot read the body: {e}")))?;
         if body.len() + chunk.len() > BODY_LIMIT {
             return Err(ApiError::PayloadTooLarge(format!(
                 "a leak report is limited to {BODY_LIMIT} bytes"

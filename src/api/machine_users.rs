@@ -73,6 +73,21 @@ impl From<MachineUserBody> for MachineUserInput {
     }
 }
 
+/// A caller who is neither an admin nor one of the machine user's managers
+/// is refused as before managers existed: for lack of the admin scope.
+fn or_scope<'a>(
+    auth: &'a Bearer,
+    scope: &'static str,
+) -> impl FnOnce(crate::domain::Error) -> ApiError + 'a {
+    move |e| match e {
+        crate::domain::Error::Forbidden(_) if !auth.info.has_scope(scope) => auth
+            .require(scope)
+            .err()
+            .unwrap_or(ApiError::InsufficientScope(scope)),
+        e => e.into(),
+    }
+}
+
 fn location(id: Uuid) -> String {
     format!("/api/v1/machine-users/{id}")
 }
@@ -113,7 +128,9 @@ pub async fn list(
     }
     .page()?;
     let ctx = auth.context(state.policy());
-    let page = principals::list_machine_users_for(&state.db.read, &ctx, orphaned, page).await?;
+    let page = principals::list_machine_users_for(&state.db.read, &ctx, orphaned, page)
+        .await
+        .map_err(or_scope(&auth, "admin:read"))?;
     Ok(HttpResponse::Ok().json(page))
 }
 
@@ -159,7 +176,9 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     auth.require_any(&["admin:read", "tokens:read"])?;
     let ctx = auth.context(state.policy());
-    let m = principals::view_machine_user(&state.db.read, &ctx, *id).await?;
+    let m = principals::view_machine_user(&state.db.read, &ctx, *id)
+        .await
+        .map_err(or_scope(&auth, "admin:read"))?;
     Ok(HttpResponse::Ok().json(m))
 }
 
@@ -233,7 +252,9 @@ pub async fn create_secret(
 ) -> Result<HttpResponse, ApiError> {
     auth.require_any(&["admin:write", "tokens:write"])?;
     let ctx = auth.context(state.policy());
-    let secret = principals::create_secret(&state.db, &ctx, *id).await?;
+    let secret = principals::create_secret(&state.db, &ctx, *id)
+        .await
+        .map_err(or_scope(&auth, "admin:write"))?;
     let at = format!("{}/secrets/{}", location(*id), secret.id);
     Ok(created_secret(at, &secret))
 }
@@ -257,7 +278,9 @@ pub async fn delete_secret(
     auth.require_any(&["admin:write", "tokens:write"])?;
     let (id, secret_id) = path.into_inner();
     let ctx = auth.context(state.policy());
-    principals::delete_secret(&state.db, &ctx, id, secret_id).await?;
+    principals::delete_secret(&state.db, &ctx, id, secret_id)
+        .await
+        .map_err(or_scope(&auth, "admin:write"))?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -284,19 +307,36 @@ pub async fn create_token(
     body: JsonBody<TokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require_any(&["admin:write", "tokens:write"])?;
-    let new = body.parse()?.into_new()?;
     let ctx = auth.context(state.policy());
-    principals::authorize(&state.db.read, &ctx, *id, principals::Need::Manage).await?;
+    principals::authorize(&state.db.read, &ctx, *id, principals::Need::Manage)
+        .await
+        .map_err(or_scope(&auth, "admin:write"))?;
+    let new = body.parse()?.into_new()?;
     // The machine user's allowed scopes bound the token; an admin who may
     // change those, or a manager, needs no further ceiling from the calling token.
     let request = Request::Named { owner_id: *id, new };
-    let view = issue(&state.issuer(), &ctx, request)
-        .await?
-        .into_view()?;
+    let view = issue(&state.issuer(), &ctx, request).await?.into_view()?;
     Ok(created_secret(
         format!("/api/v1/admin/tokens/{}", view.id),
         &view,
     ))
+}
+
+/// `{id}/tokens/{token_id}`: the caller is authorised for the machine user
+/// before the token id is looked at, so someone who may not manage it is
+/// refused the same way whatever the rest of the path says.
+async fn token_path(
+    state: &AppState,
+    auth: &Bearer,
+    (id, token): (Uuid, String),
+) -> Result<(Uuid, Uuid), ApiError> {
+    let ctx = auth.context(state.policy());
+    principals::authorize(&state.db.read, &ctx, id, principals::Need::Manage)
+        .await
+        .map_err(or_scope(auth, "admin:write"))?;
+    let token_id = Uuid::parse_str(&token)
+        .map_err(|_| ApiError::Domain(crate::domain::Error::NotFound("token")))?;
+    Ok((id, token_id))
 }
 
 /// A machine user's tokens, newest first (admins and its managers).
@@ -319,7 +359,9 @@ pub async fn list_tokens(
 ) -> Result<HttpResponse, ApiError> {
     auth.require_any(&["admin:read", "tokens:read"])?;
     let ctx = auth.context(state.policy());
-    let page = tokens::list_machine_tokens(&state.db.read, &ctx, *id, query.page()?).await?;
+    let page = tokens::list_machine_tokens(&state.db.read, &ctx, *id, query.page()?)
+        .await
+        .map_err(or_scope(&auth, "admin:read"))?;
     Ok(HttpResponse::Ok().json(page))
 }
 
@@ -338,12 +380,14 @@ pub async fn list_tokens(
 pub async fn revoke_token(
     state: web::Data<AppState>,
     auth: Bearer,
-    path: web::Path<(Uuid, Uuid)>,
+    path: web::Path<(Uuid, String)>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require_any(&["admin:write", "tokens:write"])?;
-    let (id, token_id) = path.into_inner();
+    let (id, token_id) = token_path(&state, &auth, path.into_inner()).await?;
     let ctx = auth.context(state.policy());
-    tokens::revoke_machine_token(&state.db, &ctx, id, token_id).await?;
+    tokens::revoke_machine_token(&state.db, &ctx, id, token_id)
+        .await
+        .map_err(or_scope(&auth, "admin:write"))?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -364,16 +408,17 @@ pub async fn revoke_token(
 pub async fn regenerate_token(
     state: web::Data<AppState>,
     auth: Bearer,
-    path: web::Path<(Uuid, Uuid)>,
+    path: web::Path<(Uuid, String)>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require_any(&["admin:write", "tokens:write"])?;
-    let (id, token_id) = path.into_inner();
+    let (id, token_id) = token_path(&state, &auth, path.into_inner()).await?;
     let request = Request::Regenerate {
         token_id,
         access: Access::Machine(id),
     };
     let view = issue(&state.issuer(), &auth.context(state.policy()), request)
-        .await?
+        .await
+        .map_err(or_scope(&auth, "admin:write"))?
         .into_view()?;
     Ok(created_secret(
         format!("/api/v1/admin/tokens/{}", view.id),

@@ -15,7 +15,8 @@ use crate::{config::FailureLimit, oauth::throttle::ClientAuthThrottle};
 /// Addresses tracked at once before stale ones are trimmed.
 const MAX_TRACKED: usize = 100_000;
 
-type Limiter = RateLimiter<std::net::IpAddr, DefaultKeyedStateStore<std::net::IpAddr>, DefaultClock>;
+type Limiter =
+    RateLimiter<std::net::IpAddr, DefaultKeyedStateStore<std::net::IpAddr>, DefaultClock>;
 
 pub struct PerAddress {
     limiter: Limiter,

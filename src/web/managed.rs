@@ -8,7 +8,9 @@ use askama::Template;
 use super::{
     page::{FormData, Layout, fmt_opt, fmt_time, parse_id, query, render, see_other},
     session::{SignedIn, check_csrf},
-    views::{ScopeChoice, SecretPage, TokenRow, lifetime_from, presets, scope_choices, secret_response},
+    views::{
+        ScopeChoice, SecretPage, TokenRow, lifetime_from, presets, scope_choices, secret_response,
+    },
 };
 use crate::{
     domain::{
@@ -85,7 +87,8 @@ async fn detail(
     let owner = principals::find(&state.db.read, id)
         .await?
         .ok_or(WebError::NotFound)?;
-    let toks = tokens::list_machine_tokens(&state.db.read, &ctx, id, PageRequest::default()).await?;
+    let toks =
+        tokens::list_machine_tokens(&state.db.read, &ctx, id, PageRequest::default()).await?;
     let max = state.policy().max_token_lifetime;
     render(&DetailPage {
         l: Layout::new(&me, "machine-users").with_notice(query(&req)?.get("notice")),
@@ -100,7 +103,11 @@ async fn detail(
                 (
                     s.id.to_string(),
                     s.hint.clone().unwrap_or_default(),
-                    format!("created {}; last used {}", fmt_time(s.created_at), fmt_opt(s.last_used_at)),
+                    format!(
+                        "created {}; last used {}",
+                        fmt_time(s.created_at),
+                        fmt_opt(s.last_used_at)
+                    ),
                 )
             })
             .collect(),

@@ -54,8 +54,13 @@ pub async fn create_secret(
     ctx: &Context,
     machine_user_id: Uuid,
 ) -> Result<NewSecret, Error> {
-    super::managers::authorize(&db.read, ctx, machine_user_id, super::managers::Need::Manage)
-        .await?;
+    super::managers::authorize(
+        &db.read,
+        ctx,
+        machine_user_id,
+        super::managers::Need::Manage,
+    )
+    .await?;
     let actor = &ctx.actor;
     let secret = PlainSecret::generate(CLIENT_SECRET_PREFIX);
     let digest = secret.digest().to_hex();
@@ -129,8 +134,13 @@ pub async fn delete_secret(
     machine_user_id: Uuid,
     secret_id: Uuid,
 ) -> Result<(), Error> {
-    super::managers::authorize(&db.read, ctx, machine_user_id, super::managers::Need::Manage)
-        .await?;
+    super::managers::authorize(
+        &db.read,
+        ctx,
+        machine_user_id,
+        super::managers::Need::Manage,
+    )
+    .await?;
     let actor = &ctx.actor;
     let actor = actor.clone();
     db.write

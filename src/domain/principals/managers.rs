@@ -44,29 +44,28 @@ pub async fn authorize(
     machine_id: Uuid,
     need: Need,
 ) -> Result<principal::Model, Error> {
-    let machine = principal::Entity::find_by_id(machine_id)
-        .one(db)
-        .await?
-        .filter(|m| m.kind == PrincipalKind::Machine)
-        .ok_or(Error::NotFound("machine user"))?;
-    let Some(me) = ctx.actor.principal.as_ref() else {
-        return Ok(machine);
-    };
     let holds = |scope: &str| ctx.token.as_ref().is_none_or(|t| t.scopes.contains(scope));
     let (admin_scope, manager_scope) = match need {
         Need::See => ("admin:read", "tokens:read"),
         Need::Manage => ("admin:write", "tokens:write"),
     };
-    if ctx.actor.is_admin && holds(admin_scope) {
-        return Ok(machine);
+    // The caller first: someone who may not act learns nothing, not even
+    // whether the machine user exists.
+    let allowed = match ctx.actor.principal.as_ref() {
+        None => true,
+        Some(_) if ctx.actor.is_admin && holds(admin_scope) => true,
+        Some(me) => holds(manager_scope) && is_manager(db, machine_id, me.id).await?,
+    };
+    if !allowed {
+        return Err(Error::Forbidden(format!(
+            "only administrators (with {admin_scope}) and the machine user's managers (with {manager_scope}) may do this"
+        )));
     }
-    if holds(manager_scope) && is_manager(db, machine_id, me.id).await? {
-        return Ok(machine);
-    }
-    Err(Error::Forbidden(format!(
-        "only administrators and the managers of {} may do this (with {manager_scope} for managers)",
-        machine.username
-    )))
+    principal::Entity::find_by_id(machine_id)
+        .one(db)
+        .await?
+        .filter(|m| m.kind == PrincipalKind::Machine)
+        .ok_or(Error::NotFound("machine user"))
 }
 
 pub async fn is_manager(
@@ -74,10 +73,12 @@ pub async fn is_manager(
     machine_id: Uuid,
     user_id: Uuid,
 ) -> Result<bool, Error> {
-    Ok(machine_user_manager::Entity::find_by_id((machine_id, user_id))
-        .one(db)
-        .await?
-        .is_some())
+    Ok(
+        machine_user_manager::Entity::find_by_id((machine_id, user_id))
+            .one(db)
+            .await?
+            .is_some(),
+    )
 }
 
 /// The machine users `user_id` manages.
@@ -99,7 +100,10 @@ pub struct Keepers {
 }
 
 impl Keepers {
-    pub async fn of(db: &impl ConnectionTrait, machines: &[principal::Model]) -> Result<Self, Error> {
+    pub async fn of(
+        db: &impl ConnectionTrait,
+        machines: &[principal::Model],
+    ) -> Result<Self, Error> {
         let ids: Vec<Uuid> = machines.iter().map(|m| m.id).collect();
         let links = if ids.is_empty() {
             Vec::new()
@@ -138,10 +142,13 @@ impl Keepers {
         let mut managers: HashMap<Uuid, Vec<PrincipalRef>> = HashMap::new();
         for l in links {
             if let Some(username) = names.get(&l.user_id) {
-                managers.entry(l.machine_user_id).or_default().push(PrincipalRef {
-                    id: l.user_id,
-                    username: username.clone(),
-                });
+                managers
+                    .entry(l.machine_user_id)
+                    .or_default()
+                    .push(PrincipalRef {
+                        id: l.user_id,
+                        username: username.clone(),
+                    });
             }
         }
         for list in managers.values_mut() {
@@ -181,7 +188,8 @@ pub(super) async fn list_rows(
     filter: MachineUserFilter,
     page: PageRequest,
 ) -> Result<Page<principal::Model>, Error> {
-    let mut q = principal::Entity::find().filter(principal::Column::Kind.eq(PrincipalKind::Machine));
+    let mut q =
+        principal::Entity::find().filter(principal::Column::Kind.eq(PrincipalKind::Machine));
     match filter.orphaned {
         Some(true) => q = q.filter(Expr::cust(ORPHANED)),
         Some(false) => q = q.filter(Expr::cust(format!("NOT ({ORPHANED})"))),
@@ -228,9 +236,9 @@ pub(super) async fn replace(
     let bad: Vec<&str> = wanted
         .iter()
         .filter(|name| {
-            !found.iter().any(|p| {
-                &p.username == *name && p.kind == PrincipalKind::User && p.enabled
-            })
+            !found
+                .iter()
+                .any(|p| &p.username == *name && p.kind == PrincipalKind::User && p.enabled)
         })
         .map(String::as_str)
         .collect();
