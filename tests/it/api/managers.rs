@@ -47,7 +47,7 @@ fn names(list: &Value) -> Vec<String> {
 async fn a_manager_may_do_what_is_listed_and_nothing_more(backend: Backend) {
     let api = Api::spawn(backend).await;
     let admin = api.admin();
-    let ci = machine(&api, &admin, "ci", &["profile", "tokens:read"]).await;
+    let ci = machine(&api, &admin, "ci-bot", &["profile", "tokens:read"]).await;
     let other = machine(&api, &admin, "other", &["profile"]).await;
     let carol = api.user("carol", &["profile", "tokens:read", "tokens:write"]);
     let carol_reads = api.app.token_for("carol", &["tokens:read"]);
@@ -98,7 +98,7 @@ async fn a_manager_may_do_what_is_listed_and_nothing_more(backend: Backend) {
     // Seeing: her machine users only; someone managing none still gets 403.
     let listed = api.get("/api/v1/machine-users", &carol).await;
     listed.expect(200, "carol lists");
-    assert_eq!(names(&listed.body), ["ci"]);
+    assert_eq!(names(&listed.body), ["ci-bot"]);
     api.get(&format!("/api/v1/machine-users/{ci}"), &carol)
         .await
         .expect(200, "carol sees ci");
@@ -249,7 +249,7 @@ async fn a_manager_may_do_what_is_listed_and_nothing_more(backend: Backend) {
 async fn a_manager_uses_the_pages(backend: Backend) {
     let api = Api::spawn(backend).await;
     let admin = api.admin();
-    let ci = machine(&api, &admin, "ci", &["profile"]).await;
+    let ci = machine(&api, &admin, "ci-bot", &["profile"]).await;
     let other = machine(&api, &admin, "other", &["profile"]).await;
     api.user("carol", &["profile"]);
     api.patch(
