@@ -16,24 +16,39 @@ use crate::{
     },
 };
 
+enum Caller {
+    Client(std::sync::Arc<crate::storage::entities::principal::Model>),
+    Token(std::sync::Arc<crate::token_service::AuthInfo>),
+}
+
+impl Caller {
+    fn name(&self) -> &str {
+        match self {
+            Self::Client(c) => &c.username,
+            Self::Token(t) => &t.username,
+        }
+    }
+}
+
 pub async fn introspect(
     state: web::Data<AppState>,
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, OAuthError> {
     let form = Form::parse(&req, &body)?;
-    // The introspecting client, recorded with the introspected token's use.
+    // The introspecting client (shared, not copied), recorded with the
+    // introspected token's use.
     let (allowed, caller) = match client_credentials(&req, &form)? {
         Some(creds) => {
             let client = authenticate_client(&state, &req, &creds).await?;
             (
                 principals::permits(&client, "introspect"),
-                client.username.clone(),
+                Caller::Client(client),
             )
         }
         None => match bearer_token(&req) {
             BearerHeader::Token(token) => match state.tokens.validate(token).await {
-                Ok(info) => (info.has_scope("introspect"), info.username.clone()),
+                Ok(info) => (info.has_scope("introspect"), Caller::Token(info)),
                 Err(_) => {
                     let mut e = OAuthError::new(
                         StatusCode::UNAUTHORIZED,
@@ -69,7 +84,7 @@ pub async fn introspect(
         ip: req.peer_addr().map(|a| a.ip()),
         user_agent: user_agent(&req),
         via: Via::Introspection,
-        client_id: Some(&caller),
+        client_id: Some(caller.name()),
         refused: None,
     };
     let body = match state.tokens.check(token).await {
