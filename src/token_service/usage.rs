@@ -1,13 +1,17 @@
-//! `last used at / from` for tokens and client secrets, coalesced in memory
-//! and written every few seconds in a few batched statements, so validating a
-//! token never writes to the database.
+//! `last used at / from` for tokens and client secrets, and each token's
+//! recent uses (`history`), buffered in memory and written every few seconds
+//! (`TESSERA_USAGE_FLUSH_INTERVAL`) in a few batched statements, so
+//! validating a token never writes to the database. Recording a use takes
+//! one short lock of one of 16 shards (by token id), so workers rarely wait
+//! for each other; the buffer is bounded per token and in all.
 //!
 //! Lock order: token rows (in id order), then client-secret rows, each in
 //! their own transaction, and the daily counter last in a statement of its
 //! own. Every other writer takes a token row before the counter too, so a
 //! flush cannot deadlock with them (or with another instance's flush). What
 //! cannot be written stays in memory for the next flush, merged with newer
-//! uses (the newest wins).
+//! uses (the newest wins). History rows go after them (insert, then prune to
+//! the newest 100 per token); history that cannot be written is dropped.
 
 use std::{
     collections::{HashMap, VecDeque, hash_map::Entry},
