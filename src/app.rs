@@ -92,6 +92,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppStat
     let db = open_database(&settings).await?;
     let tokens = TokenService::start(db.clone(), &settings, master.clone()).await?;
     let client_auth = ClientAuthThrottle::new(settings.auth_failures_per_ip);
+    let leak_reports = crate::http::rate::PerAddress::new(settings.leak_reports_per_ip);
     Ok(web::Data::new(AppState {
         db,
         settings,
@@ -99,6 +100,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppStat
         tokens,
         metrics: Metrics::default(),
         client_auth,
+        leak_reports,
     }))
 }
 

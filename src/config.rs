@@ -18,6 +18,8 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/tessera.db?mode=rwc";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:8080";
 pub const DEFAULT_AUTH_FAILURES_PER_IP: &str = "30/5m";
+pub const DEFAULT_LEAK_REPORTS_PER_IP: &str = "10/1m";
+pub const DEFAULT_USAGE_FLUSH_INTERVAL: &str = "5s";
 
 /// The settings flags; each falls back to its variable through clap's `env`.
 #[derive(Args, Debug, Default, Clone)]
@@ -98,6 +100,22 @@ pub struct SettingsArgs {
         value_name = "DUR"
     )]
     pub key_publish_for: Option<String>,
+    /// Leak reports accepted per address (`COUNT/DUR`, default `10/1m`).
+    #[arg(
+        long,
+        global = true,
+        env = "TESSERA_LEAK_REPORTS_PER_IP",
+        value_name = "COUNT/DUR"
+    )]
+    pub leak_reports_per_ip: Option<String>,
+    /// How often buffered token uses are written (default `5s`).
+    #[arg(
+        long,
+        global = true,
+        env = "TESSERA_USAGE_FLUSH_INTERVAL",
+        value_name = "DUR"
+    )]
+    pub usage_flush_interval: Option<String>,
 }
 
 /// The optional `tessera.toml`: the same settings, snake_case keys.
@@ -118,6 +136,8 @@ struct FileSettings {
     sweep_every: Option<String>,
     key_rotate_every: Option<String>,
     key_publish_for: Option<String>,
+    leak_reports_per_ip: Option<String>,
+    usage_flush_interval: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -141,6 +161,9 @@ pub struct Settings {
     pub key_rotate_every: Option<Dur>,
     /// How long an automatically made key is published before it signs.
     pub key_publish_for: Dur,
+    pub leak_reports_per_ip: FailureLimit,
+    /// How often buffered token uses are written.
+    pub usage_flush_interval: Dur,
 }
 
 /// A duration setting: `raw`, or `default` when unset; a bad value is one
@@ -276,6 +299,30 @@ impl Settings {
                 "invalid key publication period (TESSERA_KEY_PUBLISH_FOR) {key_publish_for}: must be shorter than TESSERA_KEY_ROTATE_EVERY ({every})"
             );
         }
+        let leak_raw = pick(&args.leak_reports_per_ip, file.leak_reports_per_ip)
+            .unwrap_or_else(|| DEFAULT_LEAK_REPORTS_PER_IP.to_owned());
+        let leak_reports_per_ip = leak_raw.parse::<FailureLimit>().map_err(|e| {
+            anyhow::anyhow!(
+                "invalid leak report limit (TESSERA_LEAK_REPORTS_PER_IP) {leak_raw:?}: {e}"
+            )
+        })?;
+        let flush_raw = pick(&args.usage_flush_interval, file.usage_flush_interval)
+            .unwrap_or_else(|| DEFAULT_USAGE_FLUSH_INTERVAL.to_owned());
+        let usage_flush_interval = flush_raw
+            .parse::<Dur>()
+            .map_err(|e| e.to_string())
+            .and_then(|d| {
+                if (1..=86_400).contains(&d.seconds) {
+                    Ok(d)
+                } else {
+                    Err("must be from 1s to 1d".to_owned())
+                }
+            })
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "invalid usage flush interval (TESSERA_USAGE_FLUSH_INTERVAL) {flush_raw:?}: {e}"
+                )
+            })?;
 
         Ok(Self {
             sweep_every,
@@ -292,6 +339,8 @@ impl Settings {
             retention,
             audit_retention,
             auth_failures_per_ip,
+            leak_reports_per_ip,
+            usage_flush_interval,
         })
     }
 

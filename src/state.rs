@@ -21,6 +21,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Failed client authentication per address (INTERFACE §8).
     pub client_auth: ClientAuthThrottle,
+    /// Leak reports per address (INTERFACE §12).
+    pub leak_reports: crate::http::rate::PerAddress,
 }
 
 impl AppState {

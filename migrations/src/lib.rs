@@ -11,6 +11,7 @@ mod m20261201_000001_email_and_hints;
 mod m20261201_000002_login_attempts;
 mod m20261201_000003_token_indexes;
 mod m20261201_130000_rotation;
+mod m20261201_160000_usage_leaks_managers;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000002_login_attempts::Migration),
             Box::new(m20261201_000003_token_indexes::Migration),
             Box::new(m20261201_130000_rotation::Migration),
+            Box::new(m20261201_160000_usage_leaks_managers::Migration),
         ]
     }
 }

@@ -1,4 +1,5 @@
-//! Machine users (admins): CRUD, client secrets and machine tokens.
+//! Machine users: CRUD (admins); client secrets and machine tokens (admins
+//! and the machine user's managers, as `principals::authorize` decides).
 
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use serde::Deserialize;
@@ -7,14 +8,14 @@ use uuid::Uuid;
 
 use super::{
     support::{JsonBody, OptionalJsonBody, PageQuery, Problem, created, created_secret},
-    tokens::TokenRequest,
+    tokens::{RegenerateBody, TokenRequest},
 };
 use crate::{
     domain::{
         self, Page,
         issuance::{Request, issue},
         principals::{self, MachineUser, MachineUserInput, NewSecret},
-        tokens::TokenView,
+        tokens::{self, Access, TokenView},
     },
     http::{auth::Bearer, errors::ApiError},
     state::AppState,
@@ -40,6 +41,19 @@ pub struct MachineUserBody {
     pub scopes: Option<Vec<String>>,
     pub enabled: Option<bool>,
     pub client_credentials: Option<ClientCredentialsInput>,
+    /// Usernames of enabled users who may manage it (replaces the list; admins only).
+    pub managers: Option<Vec<String>>,
+}
+
+/// `?orphaned=true|false` and the page.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only machine users whose creator and managers are all disabled or gone (`true`), or the others.
+    pub orphaned: Option<String>,
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
 }
 
 impl From<MachineUserBody> for MachineUserInput {
@@ -54,7 +68,23 @@ impl From<MachineUserBody> for MachineUserInput {
             enabled: b.enabled,
             cc_enabled: cc.enabled,
             cc_ttl_minutes: cc.access_token_ttl_minutes,
+            managers: b.managers,
         }
+    }
+}
+
+/// A caller who is neither an admin nor one of the machine user's managers
+/// is refused as before managers existed: for lack of the admin scope.
+fn or_scope<'a>(
+    auth: &'a Bearer,
+    scope: &'static str,
+) -> impl FnOnce(crate::domain::Error) -> ApiError + 'a {
+    move |e| match e {
+        crate::domain::Error::Forbidden(_) if !auth.info.has_scope(scope) => auth
+            .require(scope)
+            .err()
+            .unwrap_or(ApiError::InsufficientScope(scope)),
+        e => e.into(),
     }
 }
 
@@ -62,12 +92,13 @@ fn location(id: Uuid) -> String {
     format!("/api/v1/machine-users/{id}")
 }
 
-/// Machine users, newest first.
+/// Machine users, newest first: all of them for admins (`admin:read`), the
+/// ones the caller manages for a manager (`tokens:read`).
 #[utoipa::path(
     operation_id = "list_machine_users",
     tag = "machine users",
-    params(PageQuery),
-    security(("bearer" = ["admin:read"])),
+    params(ListQuery),
+    security(("bearer" = ["admin:read"]), ("bearer" = ["tokens:read"])),
     responses(
         (status = 200, body = Page<MachineUser>),
         (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
@@ -77,10 +108,29 @@ fn location(id: Uuid) -> String {
 pub async fn list(
     state: web::Data<AppState>,
     auth: Bearer,
-    query: web::Query<PageQuery>,
+    query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require("admin:read")?;
-    let page = principals::list_machine_users(&state.db.read, query.page()?).await?;
+    auth.require_any(&["admin:read", "tokens:read"])?;
+    let orphaned = match query.orphaned.as_deref() {
+        None | Some("") => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(_) => {
+            return Err(ApiError::InvalidField {
+                field: "orphaned".into(),
+                message: "must be true or false".into(),
+            });
+        }
+    };
+    let page = PageQuery {
+        limit: query.limit.clone(),
+        cursor: query.cursor.clone(),
+    }
+    .page()?;
+    let ctx = auth.context(state.policy());
+    let page = principals::list_machine_users_for(&state.db.read, &ctx, orphaned, page)
+        .await
+        .map_err(or_scope(&auth, "admin:read"))?;
     Ok(HttpResponse::Ok().json(page))
 }
 
@@ -112,7 +162,7 @@ pub async fn create(
     operation_id = "get_machine_user",
     tag = "machine users",
     params(("id" = Uuid, Path)),
-    security(("bearer" = ["admin:read"])),
+    security(("bearer" = ["admin:read"]), ("bearer" = ["tokens:read"])),
     responses(
         (status = 200, body = MachineUser),
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
@@ -124,8 +174,11 @@ pub async fn get(
     auth: Bearer,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require("admin:read")?;
-    let m = principals::get_machine_user(&state.db.read, *id).await?;
+    auth.require_any(&["admin:read", "tokens:read"])?;
+    let ctx = auth.context(state.policy());
+    let m = principals::view_machine_user(&state.db.read, &ctx, *id)
+        .await
+        .map_err(or_scope(&auth, "admin:read"))?;
     Ok(HttpResponse::Ok().json(m))
 }
 
@@ -231,7 +284,7 @@ impl NewSecretBody {
     tag = "machine users",
     params(("id" = Uuid, Path)),
     request_body(content = Option<NewSecretBody>),
-    security(("bearer" = ["admin:write"])),
+    security(("bearer" = ["admin:write"]), ("bearer" = ["tokens:write"])),
     responses(
         (status = 201, body = NewSecret, headers(("Location" = String))),
         (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
@@ -245,9 +298,12 @@ pub async fn create_secret(
     id: web::Path<Uuid>,
     body: OptionalJsonBody<NewSecretBody>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require("admin:write")?;
+    auth.require_any(&["admin:write", "tokens:write"])?;
     let replacement = body.parse()?.unwrap_or_default().replacement()?;
-    let secret = principals::create_secret(&state.db, &auth.actor(), *id, replacement).await?;
+    let ctx = auth.context(state.policy());
+    let secret = principals::create_secret(&state.db, &ctx, *id, replacement)
+        .await
+        .map_err(or_scope(&auth, "admin:write"))?;
     let at = format!("{}/secrets/{}", location(*id), secret.id);
     Ok(created_secret(at, &secret))
 }
@@ -256,7 +312,7 @@ pub async fn create_secret(
     operation_id = "delete_client_secret",
     tag = "machine users",
     params(("id" = Uuid, Path), ("secret_id" = Uuid, Path)),
-    security(("bearer" = ["admin:write"])),
+    security(("bearer" = ["admin:write"]), ("bearer" = ["tokens:write"])),
     responses(
         (status = 204),
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
@@ -268,9 +324,12 @@ pub async fn delete_secret(
     auth: Bearer,
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require("admin:write")?;
+    auth.require_any(&["admin:write", "tokens:write"])?;
     let (id, secret_id) = path.into_inner();
-    principals::delete_secret(&state.db, &auth.actor(), id, secret_id).await?;
+    let ctx = auth.context(state.policy());
+    principals::delete_secret(&state.db, &ctx, id, secret_id)
+        .await
+        .map_err(or_scope(&auth, "admin:write"))?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -281,7 +340,7 @@ pub async fn delete_secret(
     tag = "machine users",
     params(("id" = Uuid, Path)),
     request_body = TokenRequest,
-    security(("bearer" = ["admin:write"])),
+    security(("bearer" = ["admin:write"]), ("bearer" = ["tokens:write"])),
     responses(
         (status = 201, body = TokenView, headers(("Location" = String))),
         (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
@@ -296,14 +355,118 @@ pub async fn create_token(
     id: web::Path<Uuid>,
     body: JsonBody<TokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require("admin:write")?;
+    auth.require_any(&["admin:write", "tokens:write"])?;
+    let ctx = auth.context(state.policy());
+    principals::authorize(&state.db.read, &ctx, *id, principals::Need::Manage)
+        .await
+        .map_err(or_scope(&auth, "admin:write"))?;
     let new = body.parse()?.into_new()?;
-    principals::get_machine_user(&state.db.read, *id).await?;
     // The machine user's allowed scopes bound the token; an admin who may
-    // change those needs no further ceiling from the calling token.
+    // change those, or a manager, needs no further ceiling from the calling token.
     let request = Request::Named { owner_id: *id, new };
+    let view = issue(&state.issuer(), &ctx, request).await?.into_view()?;
+    Ok(created_secret(
+        format!("/api/v1/admin/tokens/{}", view.id),
+        &view,
+    ))
+}
+
+/// `{id}/tokens/{token_id}`: the caller is authorised for the machine user
+/// before the token id is looked at, so someone who may not manage it is
+/// refused the same way whatever the rest of the path says.
+async fn token_path(
+    state: &AppState,
+    auth: &Bearer,
+    (id, token): (Uuid, String),
+) -> Result<(Uuid, Uuid), ApiError> {
+    let ctx = auth.context(state.policy());
+    principals::authorize(&state.db.read, &ctx, id, principals::Need::Manage)
+        .await
+        .map_err(or_scope(auth, "admin:write"))?;
+    let token_id = Uuid::parse_str(&token)
+        .map_err(|_| ApiError::Domain(crate::domain::Error::NotFound("token")))?;
+    Ok((id, token_id))
+}
+
+/// A machine user's tokens, newest first (admins and its managers).
+#[utoipa::path(
+    operation_id = "list_machine_tokens",
+    tag = "machine users",
+    params(("id" = Uuid, Path), PageQuery),
+    security(("bearer" = ["admin:read"]), ("bearer" = ["tokens:read"])),
+    responses(
+        (status = 200, body = Page<TokenView>),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+    )
+)]
+#[get("/machine-users/{id}/tokens")]
+pub async fn list_tokens(
+    state: web::Data<AppState>,
+    auth: Bearer,
+    id: web::Path<Uuid>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require_any(&["admin:read", "tokens:read"])?;
+    let ctx = auth.context(state.policy());
+    let page = tokens::list_machine_tokens(&state.db.read, &ctx, *id, query.page()?)
+        .await
+        .map_err(or_scope(&auth, "admin:read"))?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// Revokes one of the machine user's tokens (admins and its managers).
+#[utoipa::path(
+    operation_id = "revoke_machine_token",
+    tag = "machine users",
+    params(("id" = Uuid, Path), ("token_id" = Uuid, Path)),
+    security(("bearer" = ["admin:write"]), ("bearer" = ["tokens:write"])),
+    responses(
+        (status = 204),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+    )
+)]
+#[delete("/machine-users/{id}/tokens/{token_id}")]
+pub async fn revoke_token(
+    state: web::Data<AppState>,
+    auth: Bearer,
+    path: web::Path<(Uuid, String)>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require_any(&["admin:write", "tokens:write"])?;
+    let (id, token_id) = token_path(&state, &auth, path.into_inner()).await?;
+    let ctx = auth.context(state.policy());
+    tokens::revoke_machine_token(&state.db, &ctx, id, token_id)
+        .await
+        .map_err(or_scope(&auth, "admin:write"))?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Replaces one of the machine user's tokens with a new one (same name,
+/// scopes and lifetime length); the old one is revoked. Admins and its managers.
+#[utoipa::path(
+    operation_id = "regenerate_machine_token",
+    tag = "machine users",
+    params(("id" = Uuid, Path), ("token_id" = Uuid, Path)),
+    request_body(content = Option<RegenerateBody>),
+    security(("bearer" = ["admin:write"]), ("bearer" = ["tokens:write"])),
+    responses(
+        (status = 201, body = TokenView, headers(("Location" = String))),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 415, body = Problem),
+    )
+)]
+#[post("/machine-users/{id}/tokens/{token_id}/regenerate")]
+pub async fn regenerate_token(
+    state: web::Data<AppState>,
+    auth: Bearer,
+    path: web::Path<(Uuid, String)>,
+    body: OptionalJsonBody<RegenerateBody>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require_any(&["admin:write", "tokens:write"])?;
+    let (id, token_id) = token_path(&state, &auth, path.into_inner()).await?;
+    let request = super::tokens::regenerate_request(token_id, Access::Machine(id), body)?;
     let view = issue(&state.issuer(), &auth.context(state.policy()), request)
-        .await?
+        .await
+        .map_err(or_scope(&auth, "admin:write"))?
         .into_view()?;
     Ok(created_secret(
         format!("/api/v1/admin/tokens/{}", view.id),

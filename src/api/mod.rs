@@ -7,11 +7,13 @@
 //! document at `/api/openapi.json` and the routes cannot drift apart.
 
 mod audit;
+mod leaks;
 mod machine_users;
 mod me;
 mod scopes;
 mod support;
 mod tokens;
+mod usage;
 mod users;
 
 use std::sync::Arc;
@@ -72,6 +74,9 @@ fn routes() -> utoipa_actix_web::scope::Scope<
         .service(tokens::get_any)
         .service(tokens::revoke_any)
         .service(tokens::regenerate_any)
+        .service(usage::own)
+        .service(usage::any)
+        .service(leaks::report)
         .service(machine_users::list)
         .service(machine_users::create)
         .service(machine_users::get)
@@ -80,6 +85,9 @@ fn routes() -> utoipa_actix_web::scope::Scope<
         .service(machine_users::create_secret)
         .service(machine_users::delete_secret)
         .service(machine_users::create_token)
+        .service(machine_users::list_tokens)
+        .service(machine_users::revoke_token)
+        .service(machine_users::regenerate_token)
         .service(users::list)
         .service(users::create)
         .service(users::get)

@@ -77,7 +77,7 @@ pub(super) fn grace_seconds(
     Ok(domain::grace::check_grace(seconds, field)?)
 }
 
-fn regenerate_request(
+pub(super) fn regenerate_request(
     token_id: Uuid,
     access: Access,
     body: OptionalJsonBody<RegenerateBody>,

@@ -161,7 +161,11 @@ async fn named(
         .await?
         .ok_or(Error::NotFound("owner"))?;
     if actor.id() != Some(owner.id) {
-        actor.require_admin()?;
+        if owner.kind == PrincipalKind::Machine {
+            principals::authorize(&db.read, ctx, owner.id, principals::Need::Manage).await?;
+        } else {
+            actor.require_admin()?;
+        }
     }
     if !owner.enabled {
         return Err(Error::conflict(format!("{} is disabled", owner.username)));
@@ -260,6 +264,9 @@ async fn regenerate(
 ) -> Result<Issued, Error> {
     let (db, signer, actor) = (issuer.db, issuer.signer, &ctx.actor);
     let max_lifetime = ctx.policy.max_token_lifetime;
+    if let Access::Machine(machine_id) = access {
+        principals::authorize(&db.read, ctx, machine_id, principals::Need::Manage).await?;
+    }
     let old = find_row(&db.read, id, access).await?;
     if matches!(access, Access::Any) || actor.id() != Some(old.owner_id) {
         if old.kind == TokenKind::Personal {

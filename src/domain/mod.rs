@@ -6,6 +6,7 @@ pub mod audit;
 mod error;
 pub mod grace;
 pub mod issuance;
+pub mod leaks;
 pub mod principals;
 pub mod retention;
 pub mod rotation;
@@ -15,6 +16,7 @@ pub mod signing_keys;
 pub mod stats;
 pub mod tokens;
 mod types;
+pub mod usage;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::Serialize;

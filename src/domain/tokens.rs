@@ -242,6 +242,9 @@ pub enum Access {
     Own(Uuid),
     /// Any token (admins).
     Any,
+    /// Only tokens of this machine user (its admins and managers, who are
+    /// authorised by `principals::authorize` first).
+    Machine(Uuid),
 }
 
 pub fn record_row(
@@ -314,7 +317,9 @@ pub(super) async fn find_row(
         .await?
         .ok_or(Error::NotFound("token"))?;
     match access {
-        Access::Own(owner) if row.owner_id != owner => Err(Error::NotFound("token")),
+        Access::Own(owner) | Access::Machine(owner) if row.owner_id != owner => {
+            Err(Error::NotFound("token"))
+        }
         _ => Ok(row),
     }
 }
@@ -442,6 +447,32 @@ pub async fn revoke(db: &Db, actor: &Actor, id: Uuid, access: Access) -> Result<
         .await?
         .pop()
         .ok_or(Error::NotFound("token"))
+}
+
+/// Revokes a machine user's token for an admin or one of its managers.
+pub async fn revoke_machine_token(
+    db: &Db,
+    ctx: &super::Context,
+    machine_id: Uuid,
+    token_id: Uuid,
+) -> Result<TokenView, Error> {
+    principals::authorize(&db.read, ctx, machine_id, principals::Need::Manage).await?;
+    revoke(db, &ctx.actor, token_id, Access::Machine(machine_id)).await
+}
+
+/// A machine user's tokens, newest first, for an admin or one of its managers.
+pub async fn list_machine_tokens(
+    db: &impl ConnectionTrait,
+    ctx: &super::Context,
+    machine_id: Uuid,
+    page: PageRequest,
+) -> Result<Page<TokenView>, Error> {
+    principals::authorize(db, ctx, machine_id, principals::Need::See).await?;
+    let filter = TokenFilter {
+        owner_id: Some(machine_id),
+        ..TokenFilter::default()
+    };
+    list(db, &filter, page).await
 }
 
 /// Revokes by the token string itself (RFC 7009): `jti` from its verified

@@ -1,6 +1,6 @@
 //! Bearer authentication for `/api/v1` (RFC 6750).
 
-use std::{future::Future, pin::Pin, sync::Arc};
+use std::{cell::Cell, future::Future, pin::Pin, sync::Arc};
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
 
@@ -8,13 +8,44 @@ use super::{client_ip, errors::ApiError};
 use crate::{
     domain::{Actor, CallingToken, Context, Policy},
     state::AppState,
-    token_service::AuthInfo,
+    token_service::{
+        AuthInfo,
+        history::{Refused, Via},
+        usage::{Seen, UseOf},
+    },
 };
 
-/// The validated caller of an API request.
+/// The validated caller of an API request. Its use of the token is recorded
+/// (in memory, see `token_service::usage`) when the handler is done with it:
+/// accepted, or refused for a missing scope.
 pub struct Bearer {
     pub info: Arc<AuthInfo>,
     pub ip: Option<String>,
+    refused: Cell<Option<Refused>>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+}
+
+/// The `User-Agent` of a request, when it is text.
+pub fn user_agent(req: &HttpRequest) -> Option<&str> {
+    req.headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+}
+
+impl Drop for Bearer {
+    fn drop(&mut self) {
+        self.state.tokens.usage.record(
+            &Seen::Id(self.info.token_id),
+            UseOf {
+                ip: self.req.peer_addr().map(|a| a.ip()),
+                user_agent: user_agent(&self.req),
+                via: Via::Api,
+                client_id: None,
+                refused: self.refused.get(),
+            },
+        );
+    }
 }
 
 impl Bearer {
@@ -23,7 +54,16 @@ impl Bearer {
         if self.info.has_scope(scope) {
             Ok(())
         } else {
+            self.refused.set(Some(Refused::InsufficientScope));
             Err(ApiError::InsufficientScope(scope))
+        }
+    }
+
+    /// One of `scopes` (the first is named when none is held).
+    pub fn require_any(&self, scopes: &[&'static str]) -> Result<(), ApiError> {
+        match scopes.iter().find(|s| self.info.has_scope(s)) {
+            Some(_) => Ok(()),
+            None => self.require(scopes[0]),
         }
     }
 
@@ -92,17 +132,34 @@ impl FromRequest for Bearer {
                 BearerHeader::Missing => return Err(ApiError::NoToken),
                 BearerHeader::Malformed => return Err(ApiError::InvalidToken),
             };
-            let ip = client_ip(&req);
-            match state.tokens.authenticate(token, ip.as_deref()).await {
+            match state.tokens.check(token).await {
                 Ok(info) => {
                     state.metrics.validation(true);
-                    Ok(Bearer { info, ip })
+                    Ok(Bearer {
+                        info,
+                        ip: client_ip(&req),
+                        refused: Cell::new(None),
+                        req: req.clone(),
+                        state: state.clone(),
+                    })
                 }
-                Err(crate::token_service::Rejection::Unavailable) => Err(ApiError::Domain(
-                    crate::domain::Error::Internal(anyhow::anyhow!("token store unavailable")),
-                )),
-                Err(_) => {
+                Err(r) if r.rejection == crate::token_service::Rejection::Unavailable => {
+                    Err(ApiError::Domain(crate::domain::Error::Internal(
+                        anyhow::anyhow!("token store unavailable"),
+                    )))
+                }
+                Err(refusal) => {
                     state.metrics.validation(false);
+                    refusal.record(
+                        &state.tokens.usage,
+                        UseOf {
+                            ip: req.peer_addr().map(|a| a.ip()),
+                            user_agent: user_agent(&req),
+                            via: Via::Api,
+                            client_id: None,
+                            refused: None,
+                        },
+                    );
                     Err(ApiError::InvalidToken)
                 }
             }

@@ -35,6 +35,9 @@ pub enum ApiError {
     /// No route matches the method and path: distinct from a missing resource.
     #[error("no such route: {0}")]
     NoSuchRoute(String),
+    /// Over a per-address limit; the seconds to wait.
+    #[error("too many requests from this address: retry in {0} s")]
+    TooManyRequests(u64),
 }
 
 impl ApiError {
@@ -75,6 +78,11 @@ impl ApiError {
                 "Unsupported media type",
             ),
             Self::NoSuchRoute(_) => (StatusCode::NOT_FOUND, "no-such-route", "No such route"),
+            Self::TooManyRequests(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-requests",
+                "Too many requests",
+            ),
         }
     }
 }
@@ -123,6 +131,9 @@ impl ResponseError for ApiError {
                         r#"Bearer realm="tessera", error="insufficient_scope", scope="{scope}""#
                     ),
                 ));
+            }
+            Self::TooManyRequests(secs) => {
+                res.insert_header((header::RETRY_AFTER, secs.to_string()));
             }
             _ => {}
         }

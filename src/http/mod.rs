@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod errors;
 pub mod page;
+pub mod rate;
 
 use std::time::Instant;
 

@@ -13,11 +13,16 @@ pub struct Layout {
     pub csrf: String,
     pub notice: Option<&'static str>,
     pub section: &'static str,
+    /// A token or client secret of this person (or of a machine user they
+    /// look after) was reported leaked in the last 7 days.
+    pub leak_alert: bool,
 }
 
 pub struct NavUser {
     pub username: String,
     pub is_admin: bool,
+    /// Manages at least one machine user.
+    pub manages: bool,
 }
 
 #[derive(Template)]

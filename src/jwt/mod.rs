@@ -156,11 +156,24 @@ impl Signer {
         if header.alg != key.alg.jwt_algorithm() {
             return Err(VerifyError::Invalid);
         }
-        self.verify_with(token, &key)
+        self.verify_with(token, &key, true)
     }
 
-    fn verify_with(&self, token: &str, key: &LoadedKey) -> Result<Claims, VerifyError> {
+    /// The claims of a token [`Self::verify`] refused as `Expired`: its
+    /// signature and other claims checked as usual, only `exp` ignored, so
+    /// the refused use can be pinned on the token it names.
+    pub fn expired_claims(&self, token: &str) -> Option<Claims> {
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        let key = self.ring().by_kid.get(header.kid.as_deref()?).cloned()?;
+        if header.typ.as_deref() != Some("at+jwt") || header.alg != key.alg.jwt_algorithm() {
+            return None;
+        }
+        self.verify_with(token, &key, false).ok()
+    }
+
+    fn verify_with(&self, token: &str, key: &LoadedKey, exp: bool) -> Result<Claims, VerifyError> {
         let mut validation = Validation::new(key.alg.jwt_algorithm());
+        validation.validate_exp = exp;
         // `exp` is strict; `nbf` and `iat` get CLOCK_LEEWAY_SECS, checked below
         // (the library's leeway would stretch `exp` too, and it ignores `iat`).
         validation.leeway = 0;

@@ -7,10 +7,28 @@ use serde_json::json;
 use super::request::{Form, authenticate_client, client_credentials, no_store};
 use crate::{
     domain::principals,
-    http::auth::{BearerHeader, bearer_token},
+    http::auth::{BearerHeader, bearer_token, user_agent},
     http::errors::OAuthError,
     state::AppState,
+    token_service::{
+        history::Via,
+        usage::{Seen, UseOf},
+    },
 };
+
+enum Caller {
+    Client(std::sync::Arc<crate::storage::entities::principal::Model>),
+    Token(std::sync::Arc<crate::token_service::AuthInfo>),
+}
+
+impl Caller {
+    fn name(&self) -> &str {
+        match self {
+            Self::Client(c) => &c.username,
+            Self::Token(t) => &t.username,
+        }
+    }
+}
 
 pub async fn introspect(
     state: web::Data<AppState>,
@@ -18,14 +36,19 @@ pub async fn introspect(
     body: web::Bytes,
 ) -> Result<HttpResponse, OAuthError> {
     let form = Form::parse(&req, &body)?;
-    let allowed = match client_credentials(&req, &form)? {
+    // The introspecting client (shared, not copied), recorded with the
+    // introspected token's use.
+    let (allowed, caller) = match client_credentials(&req, &form)? {
         Some(creds) => {
             let client = authenticate_client(&state, &req, &creds).await?;
-            principals::permits(&client, "introspect")
+            (
+                principals::permits(&client, "introspect"),
+                Caller::Client(client),
+            )
         }
         None => match bearer_token(&req) {
             BearerHeader::Token(token) => match state.tokens.validate(token).await {
-                Ok(info) => info.has_scope("introspect"),
+                Ok(info) => (info.has_scope("introspect"), Caller::Token(info)),
                 Err(_) => {
                     let mut e = OAuthError::new(
                         StatusCode::UNAUTHORIZED,
@@ -57,8 +80,17 @@ pub async fn introspect(
     let token = form
         .get("token")
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
-    let body = match state.tokens.validate(token).await {
-        Ok(info) => json!({
+    let how = UseOf {
+        ip: req.peer_addr().map(|a| a.ip()),
+        user_agent: user_agent(&req),
+        via: Via::Introspection,
+        client_id: Some(caller.name()),
+        refused: None,
+    };
+    let body = match state.tokens.check(token).await {
+        Ok(info) => {
+            state.tokens.usage.record(&Seen::Id(info.token_id), how);
+            json!({
             "active": true,
             "scope": info.scopes.to_string(),
             "client_id": info.username,
@@ -72,11 +104,15 @@ pub async fn introspect(
             "aud": state.tokens.audience(),
             "iss": state.tokens.issuer(),
             "jti": info.jti,
-        }),
-        Err(crate::token_service::Rejection::Unavailable) => {
+            })
+        }
+        Err(r) if r.rejection == crate::token_service::Rejection::Unavailable => {
             return Err(OAuthError::server_error("token store unavailable"));
         }
-        Err(_) => json!({"active": false}),
+        Err(refusal) => {
+            refusal.record(&state.tokens.usage, how);
+            json!({"active": false})
+        }
     };
     Ok(no_store(&mut HttpResponse::Ok())
         .content_type("application/json")

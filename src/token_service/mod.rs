@@ -8,6 +8,7 @@
 //! (`usage`); client-credentials tokens are recorded by group commit
 //! (`recorder`).
 
+pub mod history;
 pub mod usage;
 
 use std::{sync::Arc, time::Duration};
@@ -90,6 +91,48 @@ pub enum Rejection {
     Unavailable,
 }
 
+impl Rejection {
+    /// The reason a refused use is recorded with, for refusals of a token
+    /// that was identified (its signature verified).
+    pub fn reason(&self) -> Option<history::Refused> {
+        match self {
+            Self::Expired => Some(history::Refused::Expired),
+            Self::Revoked => Some(history::Refused::Revoked),
+            Self::OwnerInactive => Some(history::Refused::OwnerInactive),
+            _ => None,
+        }
+    }
+}
+
+/// A refused token, and which one it was when that is known.
+#[derive(Debug)]
+pub struct Refusal {
+    pub rejection: Rejection,
+    pub token: Option<usage::Seen>,
+}
+
+impl Refusal {
+    fn anonymous(rejection: Rejection) -> Self {
+        Self {
+            rejection,
+            token: None,
+        }
+    }
+
+    /// Records this refusal as a use of the token, when it is identifiable.
+    pub fn record(&self, tracker: &usage::UsageTracker, how: usage::UseOf<'_>) {
+        if let (Some(token), Some(reason)) = (&self.token, self.rejection.reason()) {
+            tracker.record(
+                token,
+                usage::UseOf {
+                    refused: Some(reason),
+                    ..how
+                },
+            );
+        }
+    }
+}
+
 impl From<VerifyError> for Rejection {
     fn from(e: VerifyError) -> Self {
         match e {
@@ -134,6 +177,8 @@ pub struct TokenService {
     cache: Cache<Digest, Arc<CacheEntry>>,
     clients: Cache<Digest, Arc<CachedClient>>,
     pub usage: usage::UsageTracker,
+    /// Seconds between writes of buffered uses.
+    flush_every: u64,
     pub recorder: crate::storage::recorder::Recorder,
 }
 
@@ -159,6 +204,7 @@ impl TokenService {
         let service = Arc::new(Self {
             recorder: crate::storage::recorder::Recorder::spawn(db.write.clone()),
             usage: usage::UsageTracker::default(),
+            flush_every: settings.usage_flush_interval.seconds.max(1) as u64,
             db,
             master,
             signer: Signer::new(settings.public_url.clone(), settings.audience.clone(), ring),
@@ -196,7 +242,7 @@ impl TokenService {
                 {
                     tracing::error!(error = %format!("{e:#}"), "cannot reload signing keys");
                 }
-                if seconds.is_multiple_of(usage::FLUSH_EVERY_SECS) {
+                if seconds.is_multiple_of(service.flush_every) {
                     service.flush_usage().await;
                 }
             }
@@ -287,7 +333,7 @@ impl TokenService {
         Ok(Some(machine))
     }
 
-    /// Validates a presented token and records its use.
+    /// Validates a presented token and records an accepted API call.
     pub async fn authenticate(
         &self,
         token: &str,
@@ -298,10 +344,16 @@ impl TokenService {
         Ok(info)
     }
 
-    /// Validates without recording use (introspection).
+    /// Validates without recording use.
     pub async fn validate(&self, token: &str) -> Result<Arc<AuthInfo>, Rejection> {
+        self.check(token).await.map_err(|r| r.rejection)
+    }
+
+    /// Validates without recording use; a refusal names the token when its
+    /// signature verified, so the caller can record the refused use.
+    pub async fn check(&self, token: &str) -> Result<Arc<AuthInfo>, Refusal> {
         if token.is_empty() || token.len() > 16 * 1024 {
-            return Err(Rejection::Malformed);
+            return Err(Refusal::anonymous(Rejection::Malformed));
         }
         let digest = Digest::of(token);
         let feed = &self.db.changes;
@@ -309,8 +361,13 @@ impl TokenService {
             && let Some(entry) = self.cache.get(&digest)
             && entry.epoch == feed.epoch()
         {
-            entry.info.usable_at(OffsetDateTime::now_utc())?;
-            return Ok(entry.info.clone());
+            return match entry.info.usable_at(OffsetDateTime::now_utc()) {
+                Ok(()) => Ok(entry.info.clone()),
+                Err(rejection) => Err(Refusal {
+                    rejection,
+                    token: Some(usage::Seen::Id(entry.info.token_id)),
+                }),
+            };
         }
         // Read the epoch before the database, so a change racing with these
         // reads leaves the entry stale rather than wrong.
@@ -328,35 +385,53 @@ impl TokenService {
         Ok(info)
     }
 
-    async fn validate_uncached(&self, token: &str, digest: Digest) -> Result<AuthInfo, Rejection> {
-        let claims = self.verify(token).await?;
+    async fn validate_uncached(&self, token: &str, digest: Digest) -> Result<AuthInfo, Refusal> {
+        let claims = match self.verify(token).await {
+            Ok(claims) => claims,
+            // Expired before it was ever cached: its use is pinned on it by
+            // `jti`, resolved when uses are written, not by a lookup here.
+            Err(Rejection::Expired) => {
+                return Err(Refusal {
+                    rejection: Rejection::Expired,
+                    token: self
+                        .signer
+                        .expired_claims(token)
+                        .map(|c| usage::Seen::Jti(c.jti)),
+                });
+            }
+            Err(e) => return Err(Refusal::anonymous(e)),
+        };
         let row = token::Entity::find()
             .filter(token::Column::Jti.eq(claims.jti.as_str()))
             .one(&self.db.read)
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, "token lookup failed");
-                Rejection::Unavailable
+                Refusal::anonymous(Rejection::Unavailable)
             })?
-            .ok_or(Rejection::Unknown)?;
+            .ok_or(Refusal::anonymous(Rejection::Unknown))?;
         if !digest.matches_hex(&row.digest) || row.owner_id.to_string() != claims.sub {
-            return Err(Rejection::Invalid);
+            return Err(Refusal::anonymous(Rejection::Invalid));
         }
+        let seen = |rejection| Refusal {
+            rejection,
+            token: Some(usage::Seen::Id(row.id)),
+        };
         // A future `revoked_at` is a grace period: valid until then.
         if row
             .revoked_at
             .is_some_and(|t| t <= OffsetDateTime::now_utc())
         {
-            return Err(Rejection::Revoked);
+            return Err(seen(Rejection::Revoked));
         }
         let owner = principals::find(&self.db.read, row.owner_id)
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, "token owner lookup failed");
-                Rejection::Unavailable
+                Refusal::anonymous(Rejection::Unavailable)
             })?
             .filter(|o| o.enabled)
-            .ok_or(Rejection::OwnerInactive)?;
+            .ok_or_else(|| seen(Rejection::OwnerInactive))?;
         let mut scopes = ScopeSet::from_stored(&row.scopes);
         scopes.retain(|s| principals::permits(&owner, s));
         Ok(AuthInfo {

@@ -329,3 +329,63 @@ async fn random_kids_cannot_make_the_service_reload_often() {
         "{reloads} reloads in {slots} intervals"
     );
 }
+
+/// A token that expired before it was ever cached is still identified (by
+/// its verified `jti`), and its refused use lands on it at the flush.
+#[tokio::test]
+async fn a_refused_expired_token_is_recorded_by_its_jti() {
+    let (_dir, svc, owner) = service().await;
+    let minted = svc
+        .signer
+        .mint(
+            owner.id,
+            &owner.username,
+            TokenKind::Machine,
+            "profile".into(),
+            1,
+        )
+        .unwrap();
+    record(&svc, &owner, &minted).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let refusal = svc.check(&minted.token).await.unwrap_err();
+    assert_eq!(refusal.rejection, Rejection::Expired);
+    assert_eq!(refusal.token, Some(usage::Seen::Jti(minted.jti.clone())));
+    refusal.record(
+        &svc.usage,
+        usage::UseOf {
+            ip: Some([192, 0, 2, 7].into()),
+            user_agent: Some("late/1"),
+            via: history::Via::Api,
+            client_id: None,
+            refused: None,
+        },
+    );
+    svc.usage.flush(&svc.db.write).await.unwrap();
+    let rows = crate::storage::entities::token_use::Entity::find()
+        .all(&svc.db.read)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].token_id, minted.id);
+    assert_eq!(rows[0].reason.as_deref(), Some("expired"));
+    assert_eq!(rows[0].outcome, "refused");
+    assert_eq!(rows[0].ip.as_deref(), Some("192.0.2.7"));
+}
+
+/// The buffer keeps at most 100 uses per token and a fixed number in all.
+#[test]
+fn the_usage_buffer_is_bounded() {
+    let tracker = usage::UsageTracker::default();
+    let one = Uuid::now_v7();
+    for _ in 0..150 {
+        tracker.touch_token(one, Some("192.0.2.1"));
+    }
+    assert_eq!(tracker.buffered(), history::PER_TOKEN);
+    for _ in 0..(usage::MAX_BUFFERED_USES / history::PER_TOKEN + 5) {
+        let id = Uuid::new_v4();
+        for _ in 0..history::PER_TOKEN {
+            tracker.touch_token(id, None);
+        }
+    }
+    assert_eq!(tracker.buffered(), usage::MAX_BUFFERED_USES);
+}

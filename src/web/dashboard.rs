@@ -22,6 +22,8 @@ struct Dashboard {
     expiring: Vec<TokenRow>,
     chart: Option<Chart>,
     stale: Vec<(String, String, String)>,
+    /// Machine users nobody enabled looks after: (id, username).
+    orphans: Vec<(String, String)>,
 }
 
 pub async fn dashboard(
@@ -33,6 +35,23 @@ pub async fn dashboard(
     };
     let expiring =
         stats::expiring_tokens(&state.db.read, me.session.principal.id, Duration::days(14)).await?;
+    let orphans = if me.session.is_admin() {
+        crate::domain::principals::list_machine_users_filtered(
+            &state.db.read,
+            crate::domain::principals::MachineUserFilter {
+                orphaned: Some(true),
+                managed_by: None,
+            },
+            crate::domain::PageRequest::default(),
+        )
+        .await?
+        .items
+        .into_iter()
+        .map(|m| (m.id.to_string(), m.username))
+        .collect()
+    } else {
+        Vec::new()
+    };
     let (chart, stale) = if me.session.is_admin() {
         let issued = stats::tokens_issued_per_day(&state.db.read, 30).await?;
         let validations = validations_per_day(&state, 30).await?;
@@ -56,6 +75,7 @@ pub async fn dashboard(
         expiring: expiring.iter().map(TokenRow::from).collect(),
         chart,
         stale,
+        orphans,
     })
 }
 

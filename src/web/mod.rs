@@ -6,10 +6,12 @@ mod account;
 mod admin;
 mod auth;
 mod dashboard;
+mod managed;
 pub mod page;
 mod rotation;
 mod session;
 mod tokens;
+mod usage_view;
 mod views;
 
 use actix_web::{HttpResponse, http::header, web};
@@ -26,6 +28,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/setup", web::post().to(auth::setup))
         .configure(tokens::configure)
         .configure(account::configure)
+        .configure(managed::configure)
         .configure(admin::configure)
         .configure(rotation::configure);
 }

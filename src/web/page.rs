@@ -21,10 +21,12 @@ impl Layout {
             user: Some(NavUser {
                 username: me.session.principal.username.clone(),
                 is_admin: me.session.is_admin(),
+                manages: me.manages,
             }),
             csrf: me.session.csrf_token.clone(),
             notice: None,
             section,
+            leak_alert: me.leak_alert,
         }
     }
 

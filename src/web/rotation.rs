@@ -184,7 +184,13 @@ async fn secret_rotate(
         replaces,
         grace_seconds,
     };
-    let secret = principals::create_secret(&state.db, &me.actor(), id, Some(replacement)).await?;
+    let secret = principals::create_secret(
+        &state.db,
+        &me.context(state.policy()),
+        id,
+        Some(replacement),
+    )
+    .await?;
     let old = if grace_seconds == 0 {
         "removed now".to_owned()
     } else {

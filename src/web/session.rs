@@ -76,6 +76,10 @@ pub fn check_pre_csrf(req: &HttpRequest, presented: Option<&str>) -> Result<(), 
 pub struct SignedIn {
     pub session: Session,
     pub ip: Option<String>,
+    /// Looks after at least one machine user (the menu links to them).
+    pub manages: bool,
+    /// Something of theirs was reported leaked lately (every page says so).
+    pub leak_alert: bool,
 }
 
 impl SignedIn {
@@ -102,10 +106,17 @@ pub async fn current(req: &HttpRequest, state: &AppState) -> Result<Option<Signe
     let Some(cookie) = req.cookie(SESSION_COOKIE) else {
         return Ok(None);
     };
-    let found = sessions::lookup(&state.db, &state.master, cookie.value()).await?;
-    Ok(found.map(|session| SignedIn {
+    let Some(session) = sessions::lookup(&state.db, &state.master, cookie.value()).await? else {
+        return Ok(None);
+    };
+    let me = session.principal.id;
+    let managed = crate::domain::principals::managed_by(&state.db.read, me).await?;
+    let leak_alert = crate::domain::leaks::recent_for(&state.db.read, me, &managed).await?;
+    Ok(Some(SignedIn {
         session,
         ip: client_ip(req),
+        manages: !managed.is_empty(),
+        leak_alert,
     }))
 }
 

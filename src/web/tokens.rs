@@ -180,6 +180,7 @@ struct TokenPage {
     l: Layout,
     t: TokenRow,
     admin_view: bool,
+    usage: super::usage_view::UsageView,
 }
 
 async fn detail(
@@ -189,11 +190,14 @@ async fn detail(
     path: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
     let id = parse_id(&path)?;
-    let view = tokens::get(&state.db.read, id, Access::Own(me.session.principal.id)).await?;
+    let access = Access::Own(me.session.principal.id);
+    let view = tokens::get(&state.db.read, id, access).await?;
+    let usage = crate::domain::usage::history(&state.db.read, id, access).await?;
     render(&TokenPage {
         l: Layout::new(&me, "tokens").with_notice(query(&req)?.get("notice")),
         t: TokenRow::from(&view),
         admin_view: false,
+        usage: usage.into(),
     })
 }
 

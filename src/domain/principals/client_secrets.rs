@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{
-    domain::{Actor, Error, PrincipalKind, audit, clock},
+    domain::{Actor, Context, Error, PrincipalKind, audit, clock},
     secret::{PlainSecret, Secret},
     storage::{
         Change, Db, announce,
@@ -67,14 +67,21 @@ pub struct NewSecret {
 /// same transaction: removed at once, or when its grace period ends.
 pub async fn create_secret(
     db: &Db,
-    actor: &Actor,
+    ctx: &Context,
     machine_user_id: Uuid,
     replacement: Option<Replacement>,
 ) -> Result<NewSecret, Error> {
-    actor.require_admin()?;
+    super::managers::authorize(
+        &db.read,
+        ctx,
+        machine_user_id,
+        super::managers::Need::Manage,
+    )
+    .await?;
     if let Some(r) = replacement {
         crate::domain::grace::check_grace(r.grace_seconds, "grace_seconds")?;
     }
+    let actor = &ctx.actor;
     let secret = PlainSecret::generate(CLIENT_SECRET_PREFIX);
     let digest = secret.digest().to_hex();
     let hint = secret.hint(CLIENT_SECRET_PREFIX);
@@ -271,11 +278,18 @@ pub async fn remove_expired(db: &Db) -> Result<u64, Error> {
 
 pub async fn delete_secret(
     db: &Db,
-    actor: &Actor,
+    ctx: &Context,
     machine_user_id: Uuid,
     secret_id: Uuid,
 ) -> Result<(), Error> {
-    actor.require_admin()?;
+    super::managers::authorize(
+        &db.read,
+        ctx,
+        machine_user_id,
+        super::managers::Need::Manage,
+    )
+    .await?;
+    let actor = &ctx.actor;
     let actor = actor.clone();
     db.write
         .transaction::<_, (), Error>(|tx| {

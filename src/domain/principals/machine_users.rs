@@ -13,12 +13,13 @@ use uuid::Uuid;
 
 use super::{
     client_secrets::{CLIENT_SECRET_PREFIX, NewSecret, SecretInfo, insert_secret},
-    common::{blank, duplicate_username, find, list_kind, parse_email, refs},
+    common::{blank, duplicate_username, find, parse_email, refs},
+    managers::{Keepers, MachineUserFilter, Need, authorize, list_rows, managed_by, replace},
 };
 use crate::{
     domain::{
-        Actor, Error, Page, PageRequest, PrincipalKind, PrincipalRef, ScopeSet, Username, audit,
-        clock, is_admin_scope,
+        Actor, Context, Error, Page, PageRequest, PrincipalKind, PrincipalRef, ScopeSet, Username,
+        audit, clock, is_admin_scope,
     },
     secret::{PlainSecret, Secret},
     storage::{
@@ -47,6 +48,10 @@ pub struct MachineUser {
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     pub created_by: Option<PrincipalRef>,
+    /// People who are not admins but look after it.
+    pub managers: Vec<PrincipalRef>,
+    /// Neither its creator nor any manager is an enabled user.
+    pub orphaned: bool,
 }
 
 #[derive(Default, Debug, Clone)]
@@ -59,6 +64,8 @@ pub struct MachineUserInput {
     pub enabled: Option<bool>,
     pub cc_enabled: Option<bool>,
     pub cc_ttl_minutes: Option<i64>,
+    /// Usernames of enabled users (replaces the list).
+    pub managers: Option<Vec<String>>,
 }
 
 fn check_ttl(minutes: i64) -> Result<i32, Error> {
@@ -108,12 +115,19 @@ pub async fn create_machine_user(
     actor: &Actor,
     input: MachineUserInput,
 ) -> Result<MachineUser, Error> {
+    let managers = input.managers.clone();
     let model = new_machine_user(db, actor, input).await?;
     let actor = actor.clone();
     let created = db
         .write
         .transaction::<_, principal::Model, Error>(|tx| {
-            Box::pin(async move { insert_machine_user(tx, &actor, model).await })
+            Box::pin(async move {
+                let created = insert_machine_user(tx, &actor, model).await?;
+                if let Some(names) = &managers {
+                    replace(tx, created.id, names).await?;
+                }
+                Ok(created)
+            })
         })
         .await?;
     machine_user_view(&db.read, created).await
@@ -245,6 +259,7 @@ async fn machine_user_views(
                 });
         }
     }
+    let mut keepers = Keepers::of(db, &models).await?;
     let creators: HashMap<Uuid, PrincipalRef> =
         refs(db, models.iter().filter_map(|m| m.created_by))
             .await?
@@ -254,6 +269,8 @@ async fn machine_user_views(
     Ok(models
         .into_iter()
         .map(|m| MachineUser {
+            orphaned: keepers.orphaned(&m),
+            managers: keepers.managers.remove(&m.id).unwrap_or_default(),
             secrets: secrets.remove(&m.id).unwrap_or_default(),
             created_by: m.created_by.and_then(|id| creators.get(&id).cloned()),
             id: m.id,
@@ -284,11 +301,58 @@ pub async fn get_machine_user(db: &impl ConnectionTrait, id: Uuid) -> Result<Mac
     machine_user_view(db, m).await
 }
 
+/// One machine user, for an admin or one of its managers.
+pub async fn view_machine_user(
+    db: &impl ConnectionTrait,
+    ctx: &Context,
+    id: Uuid,
+) -> Result<MachineUser, Error> {
+    let m = authorize(db, ctx, id, Need::See).await?;
+    machine_user_view(db, m).await
+}
+
 pub async fn list_machine_users(
     db: &impl ConnectionTrait,
     page: PageRequest,
 ) -> Result<Page<MachineUser>, Error> {
-    let page = list_kind(db, PrincipalKind::Machine, page).await?;
+    list_machine_users_filtered(db, MachineUserFilter::default(), page).await
+}
+
+/// Machine users for the caller: every one (admins, filtered by `orphaned`
+/// if asked), or those the caller manages (a manager; 403 for someone who
+/// manages none, as before managers existed).
+pub async fn list_machine_users_for(
+    db: &impl ConnectionTrait,
+    ctx: &Context,
+    orphaned: Option<bool>,
+    page: PageRequest,
+) -> Result<Page<MachineUser>, Error> {
+    let holds = |scope: &str| ctx.token.as_ref().is_none_or(|t| t.scopes.contains(scope));
+    let mut filter = MachineUserFilter {
+        orphaned,
+        managed_by: None,
+    };
+    match ctx.actor.principal.as_ref() {
+        Some(_) if ctx.actor.is_admin && holds("admin:read") => {}
+        Some(me) if holds("tokens:read") && !managed_by(db, me.id).await?.is_empty() => {
+            filter.managed_by = Some(me.id);
+        }
+        Some(_) => {
+            return Err(Error::Forbidden(
+                "administrators only, or the managers of machine users".into(),
+            ));
+        }
+        None => {}
+    }
+    list_machine_users_filtered(db, filter, page).await
+}
+
+pub async fn list_machine_users_filtered(
+    db: &impl ConnectionTrait,
+    filter: MachineUserFilter,
+    page: PageRequest,
+) -> Result<Page<MachineUser>, Error> {
+    let page = list_rows(db, filter, page).await?;
     Ok(Page {
         items: machine_user_views(db, page.items).await?,
         next_cursor: page.next_cursor,
@@ -376,6 +440,11 @@ pub async fn update_machine_user(
                         json!(v),
                     );
                     m.cc_ttl_minutes = Set(v);
+                }
+                if let Some(names) = &input.managers
+                    && let Some(now) = replace(tx, id, names).await?
+                {
+                    changed.insert("managers".into(), now);
                 }
                 m.updated_at = Set(clock::now());
                 let updated = m.update(tx).await?;

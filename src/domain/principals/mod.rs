@@ -9,6 +9,7 @@ mod client_auth;
 mod client_secrets;
 mod common;
 mod machine_users;
+mod managers;
 mod passwords;
 mod users;
 
@@ -24,8 +25,9 @@ pub(in crate::domain) use common::{blank, duplicate_username};
 pub use machine_users::{
     ClientCredentials, MachineUser, MachineUserInput, create_machine_user,
     create_machine_user_with_secret, delete_machine_user, get_machine_user, list_machine_users,
-    update_machine_user,
+    list_machine_users_filtered, list_machine_users_for, update_machine_user, view_machine_user,
 };
+pub use managers::{MachineUserFilter, Need, authorize, is_manager, managed_by};
 pub use passwords::{
     PASSWORD_BUSY_RETRY_SECS, PasswordCheckBusy, check_password_rules, hash_password,
     password_checks_saturated, verify_password,

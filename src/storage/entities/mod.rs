@@ -3,10 +3,13 @@
 pub mod audit_event;
 pub mod client_secret;
 pub mod daily_count;
+pub mod leak_report;
 pub mod login_attempt;
+pub mod machine_user_manager;
 pub mod principal;
 pub mod scope;
 pub mod session;
 pub mod setup_code;
 pub mod signing_key;
 pub mod token;
+pub mod token_use;

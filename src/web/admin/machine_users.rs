@@ -189,6 +189,8 @@ struct MachineUserPage {
     created_by: String,
     scopes: Vec<ScopeChoice>,
     token_scopes: Vec<ScopeChoice>,
+    managers: String,
+    orphaned: bool,
     secrets: Vec<SecretRow>,
     can_add_secret: bool,
     tokens: Vec<TokenRow>,
@@ -236,6 +238,13 @@ async fn machine_user_page(
             .unwrap_or_else(|| "command line".into()),
         scopes: machine_scope_choices(state, &m.scopes).await?,
         token_scopes: scope_choices(state, &owner, &[]).await?,
+        managers: m
+            .managers
+            .iter()
+            .map(|p| p.username.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        orphaned: m.orphaned,
         can_add_secret: m.secrets.len() < principals::MAX_ACTIVE_SECRETS,
         secrets: m
             .secrets
@@ -305,6 +314,31 @@ pub(super) async fn machine_user_update(
     check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path)?;
     apply_machine_update(&state, &me, id, machine_input(&form)).await
+}
+
+/// Replaces the managers with the usernames typed (comma or space separated).
+pub(super) async fn machine_user_managers(
+    me: SignedIn,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    let form = FormData::parse(&body)?;
+    check_csrf(&me, form.get("csrf"))?;
+    let id = parse_id(&path)?;
+    let names = form
+        .get("managers")
+        .unwrap_or("")
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let input = principals::MachineUserInput {
+        managers: Some(names),
+        ..Default::default()
+    };
+    apply_machine_update(&state, &me, id, input).await
 }
 
 pub(super) async fn machine_user_enabled(
@@ -402,7 +436,8 @@ pub(super) async fn secret_create(
     check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path)?;
     let m = principals::get_machine_user(&state.db.read, id).await?;
-    let secret = principals::create_secret(&state.db, &me.actor(), id, None).await?;
+    let secret =
+        principals::create_secret(&state.db, &me.context(state.policy()), id, None).await?;
     let mut facts = vec![
         ("Client ID", m.username.clone()),
         ("Created", fmt_time(secret.created_at)),
@@ -436,7 +471,7 @@ pub(super) async fn secret_delete(
     check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path.0)?;
     let secret = parse_id(&path.1)?;
-    principals::delete_secret(&state.db, &me.actor(), id, secret).await?;
+    principals::delete_secret(&state.db, &me.context(state.policy()), id, secret).await?;
     Ok(see_other(&format!(
         "/admin/machine-users/{id}?notice=secret-removed"
     )))

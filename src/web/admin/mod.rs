@@ -42,6 +42,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(machine_user_update),
         )
         .route(
+            "/admin/machine-users/{id}/managers",
+            web::post().to(machine_users::machine_user_managers),
+        )
+        .route(
             "/admin/machine-users/{id}/enabled",
             web::post().to(machine_user_enabled),
         )

@@ -75,6 +75,7 @@ struct AdminTokenPage {
     l: Layout,
     t: TokenRow,
     admin_view: bool,
+    usage: crate::web::usage_view::UsageView,
 }
 
 pub(super) async fn admin_token(
@@ -86,10 +87,12 @@ pub(super) async fn admin_token(
     me.require_admin()?;
     let id = parse_id(&path)?;
     let view = tokens::get(&state.db.read, id, Access::Any).await?;
+    let usage = crate::domain::usage::history(&state.db.read, id, Access::Any).await?;
     render(&AdminTokenPage {
         l: Layout::new(&me, "all-tokens").with_notice(query(&req)?.get("notice")),
         t: TokenRow::from(&view),
         admin_view: true,
+        usage: usage.into(),
     })
 }
 

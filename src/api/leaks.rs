@@ -1,0 +1,104 @@
+//! `POST /api/v1/leaks` (INTERFACE §12): no authentication; the answer is
+//! the same whatever the strings were.
+
+use actix_web::{HttpRequest, HttpResponse, post, web};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::json;
+use utoipa::ToSchema;
+
+use super::support::Problem;
+use crate::{
+    domain::leaks::{self, Verified},
+    http::{client_ip, errors::ApiError},
+    secret::Digest,
+    state::AppState,
+};
+
+/// Strings per report.
+pub const MAX_STRINGS: usize = 100;
+/// Bytes per string (the longest token the service accepts).
+pub const MAX_STRING: usize = 16 * 1024;
+/// The body: every string at its longest, with room for JSON around them.
+const BODY_LIMIT: usize = MAX_STRINGS * (MAX_STRING + 16) + 1024;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LeakReport {
+    /// Up to 100 strings, each at most 16 KiB: tokens or client secrets found in the wild.
+    pub tokens: Vec<String>,
+}
+
+/// Reports leaked tokens or client secrets. Every live token among them is
+/// revoked and every live client secret removed, and their owners are told;
+/// the answer is 202 whatever was found. Limited per address (429).
+#[utoipa::path(
+    operation_id = "report_leaks",
+    tag = "leaks",
+    request_body = LeakReport,
+    security(()),
+    responses(
+        (status = 202, description = "Received; says nothing about what was found"),
+        (status = 400, body = Problem), (status = 413, body = Problem), (status = 429, body = Problem),
+    )
+)]
+#[post("/leaks")]
+pub async fn report(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let ip = client_ip(&req);
+    state
+        .leak_reports
+        .check(ip.as_deref())
+        .map_err(ApiError::TooManyRequests)?;
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::BadRequest(format!("cannot read the body: {e}")))?;
+        if body.len() + chunk.len() > BODY_LIMIT {
+            return Err(ApiError::PayloadTooLarge(format!(
+                "a leak report is limited to {BODY_LIMIT} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let report: LeakReport = serde_json::from_slice(&body).map_err(|e| ApiError::InvalidField {
+        field: "tokens".into(),
+        message: format!("expected {{\"tokens\": [strings]}}: {e}"),
+    })?;
+    if report.tokens.len() > MAX_STRINGS {
+        return Err(ApiError::InvalidField {
+            field: "tokens".into(),
+            message: format!("at most {MAX_STRINGS} strings per report"),
+        });
+    }
+    if let Some(i) = report.tokens.iter().position(|t| t.len() > MAX_STRING) {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "tokens[{i}]: each string is limited to {MAX_STRING} bytes"
+        )));
+    }
+    let received = report.tokens.len();
+    // Every string is digested and every one that parses as a JWT is
+    // verified, found or not; both lookups always run.
+    let mut verified = Vec::new();
+    let mut digests = Vec::with_capacity(received);
+    for text in report.tokens.iter().map(|t| t.trim()) {
+        let digest = Digest::of(text);
+        if let Ok(claims) = state.tokens.signer.verify(text) {
+            verified.push(Verified {
+                jti: claims.jti,
+                digest,
+            });
+        }
+        digests.push(digest);
+    }
+    let outcome = leaks::report(&state.db, ip, verified, digests).await?;
+    tracing::info!(
+        tokens = outcome.tokens,
+        secrets = outcome.secrets,
+        "leak report"
+    );
+    Ok(HttpResponse::Accepted().json(json!({ "received": received })))
+}

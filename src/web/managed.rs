@@ -1,0 +1,216 @@
+//! `/machine-users`: the machine users a person manages without being an
+//! admin (INTERFACE §12). What they may do is decided by the domain
+//! (`principals::authorize`); these pages only offer it.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+
+use super::{
+    page::{FormData, Layout, fmt_opt, fmt_time, parse_id, query, render, see_other},
+    session::{SignedIn, check_csrf},
+    views::{
+        ScopeChoice, SecretPage, TokenRow, lifetime_from, presets, scope_choices, secret_response,
+    },
+};
+use crate::{
+    domain::{
+        PageRequest, TokenKind,
+        issuance::{Issued, Request, issue},
+        principals,
+        tokens::{self, NewToken},
+    },
+    http::errors::WebError,
+    state::AppState,
+};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/machine-users", web::get().to(list))
+        .route("/machine-users/{id}", web::get().to(detail))
+        .route("/machine-users/{id}/secrets", web::post().to(secret_create))
+        .route(
+            "/machine-users/{id}/secrets/{secret}/delete",
+            web::post().to(secret_delete),
+        )
+        .route("/machine-users/{id}/tokens", web::post().to(token_create))
+        .route(
+            "/machine-users/{id}/tokens/{token}/revoke",
+            web::post().to(token_revoke),
+        );
+}
+
+#[derive(Template)]
+#[template(path = "managed_machine_users.html")]
+struct ListPage {
+    l: Layout,
+    rows: Vec<(String, String, String)>,
+}
+
+async fn list(me: SignedIn, state: web::Data<AppState>) -> Result<HttpResponse, WebError> {
+    let ctx = me.context(state.policy());
+    let found =
+        principals::list_machine_users_for(&state.db.read, &ctx, None, PageRequest::default())
+            .await?;
+    render(&ListPage {
+        l: Layout::new(&me, "machine-users"),
+        rows: found
+            .items
+            .into_iter()
+            .map(|m| (m.id.to_string(), m.username, m.scopes.join(" ")))
+            .collect(),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "managed_machine_user.html")]
+struct DetailPage {
+    l: Layout,
+    id: String,
+    username: String,
+    scopes: String,
+    secrets: Vec<(String, String, String)>,
+    can_add_secret: bool,
+    token_scopes: Vec<ScopeChoice>,
+    tokens: Vec<TokenRow>,
+    presets: Vec<u32>,
+    max_days: i64,
+}
+
+async fn detail(
+    req: HttpRequest,
+    me: SignedIn,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    let id = parse_id(&path)?;
+    let ctx = me.context(state.policy());
+    let m = principals::view_machine_user(&state.db.read, &ctx, id).await?;
+    let owner = principals::find(&state.db.read, id)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    let toks =
+        tokens::list_machine_tokens(&state.db.read, &ctx, id, PageRequest::default()).await?;
+    let max = state.policy().max_token_lifetime;
+    render(&DetailPage {
+        l: Layout::new(&me, "machine-users").with_notice(query(&req)?.get("notice")),
+        id: m.id.to_string(),
+        username: m.username.clone(),
+        scopes: m.scopes.join(" "),
+        can_add_secret: m.secrets.len() < principals::MAX_ACTIVE_SECRETS,
+        secrets: m
+            .secrets
+            .iter()
+            .map(|s| {
+                (
+                    s.id.to_string(),
+                    s.hint.clone().unwrap_or_default(),
+                    format!(
+                        "created {}; last used {}",
+                        fmt_time(s.created_at),
+                        fmt_opt(s.last_used_at)
+                    ),
+                )
+            })
+            .collect(),
+        token_scopes: scope_choices(&state, &owner, &[]).await?,
+        tokens: toks
+            .items
+            .iter()
+            .filter(|t| t.kind == TokenKind::Machine)
+            .map(TokenRow::from)
+            .collect(),
+        presets: presets(max),
+        max_days: max / 86400,
+    })
+}
+
+fn back(id: uuid::Uuid) -> String {
+    format!("/machine-users/{id}")
+}
+
+async fn secret_create(
+    me: SignedIn,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    let form = FormData::parse(&body)?;
+    check_csrf(&me, form.get("csrf"))?;
+    let id = parse_id(&path)?;
+    let secret =
+        principals::create_secret(&state.db, &me.context(state.policy()), id, None).await?;
+    secret_response(&SecretPage {
+        l: Layout::new(&me, "machine-users"),
+        title: "New client secret".into(),
+        what: "client secret",
+        secret: secret.client_secret.into_exposed(),
+        facts: vec![("Listed as", secret.hint.clone())],
+        back_url: back(id),
+        back_label: "Back to the machine user",
+    })
+}
+
+async fn secret_delete(
+    me: SignedIn,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    let form = FormData::parse(&body)?;
+    check_csrf(&me, form.get("csrf"))?;
+    let id = parse_id(&path.0)?;
+    let secret = parse_id(&path.1)?;
+    principals::delete_secret(&state.db, &me.context(state.policy()), id, secret).await?;
+    Ok(see_other(&format!("{}?notice=secret-removed", back(id))))
+}
+
+async fn token_create(
+    me: SignedIn,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    let form = FormData::parse(&body)?;
+    check_csrf(&me, form.get("csrf"))?;
+    let id = parse_id(&path)?;
+    let ctx = me.context(state.policy());
+    // Only machine users this person may manage: never a person's token.
+    principals::authorize(&state.db.read, &ctx, id, principals::Need::Manage).await?;
+    let request = Request::Named {
+        owner_id: id,
+        new: NewToken {
+            name: form.get("name").unwrap_or("").to_owned(),
+            description: form.get("description").map(str::to_owned),
+            scopes: Some(form.all("scopes")),
+            lifetime: lifetime_from(&form)?,
+        },
+    };
+    let view = issue(&state.issuer(), &ctx, request)
+        .await
+        .and_then(Issued::into_view)?;
+    secret_response(&SecretPage {
+        l: Layout::new(&me, "machine-users"),
+        title: format!("Machine token “{}”", view.name),
+        what: "machine token",
+        secret: view.exposed_token().to_owned(),
+        facts: vec![
+            ("Scopes", view.scopes.join(" ")),
+            ("Expires", fmt_time(view.expires_at)),
+        ],
+        back_url: back(id),
+        back_label: "Back to the machine user",
+    })
+}
+
+async fn token_revoke(
+    me: SignedIn,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    let form = FormData::parse(&body)?;
+    check_csrf(&me, form.get("csrf"))?;
+    let id = parse_id(&path.0)?;
+    let token = parse_id(&path.1)?;
+    tokens::revoke_machine_token(&state.db, &me.context(state.policy()), id, token).await?;
+    Ok(see_other(&format!("{}?notice=revoked", back(id))))
+}

@@ -1,0 +1,409 @@
+//! Delegated managers of machine users and orphans (INTERFACE §12): a
+//! manager may do exactly what the interface lists, through the API and the
+//! pages; a machine user nobody enabled looks after is flagged.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::{
+    both_backends,
+    common::{Api, Backend, token_request, web::Browser},
+};
+
+async fn id_of(api: &Api, admin: &str, list: &str, username: &str) -> String {
+    let page = api.get(&format!("{list}?limit=500"), admin).await;
+    page.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == username)
+        .unwrap_or_else(|| panic!("{username} in {list}: {}", page.text))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn machine(api: &Api, token: &str, username: &str, scopes: &[&str]) -> String {
+    let made = api
+        .post(
+            "/api/v1/machine-users",
+            token,
+            &json!({"username": username, "scopes": scopes}),
+        )
+        .await;
+    made.expect(201, "machine user");
+    made.body["id"].as_str().unwrap().to_owned()
+}
+
+fn names(list: &Value) -> Vec<String> {
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["username"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn a_manager_may_do_what_is_listed_and_nothing_more(backend: Backend) {
+    let api = Api::spawn(backend).await;
+    let admin = api.admin();
+    let ci = machine(&api, &admin, "ci-bot", &["profile", "tokens:read"]).await;
+    let other = machine(&api, &admin, "other", &["profile"]).await;
+    let carol = api.user("carol", &["profile", "tokens:read", "tokens:write"]);
+    let carol_reads = api.app.token_for("carol", &["tokens:read"]);
+    let dave = api.user("dave", &["profile", "tokens:read", "tokens:write"]);
+    api.user("off", &["profile"]);
+    let off = id_of(&api, &admin, "/api/v1/users", "off").await;
+    api.patch(
+        &format!("/api/v1/users/{off}"),
+        &admin,
+        &json!({"enabled": false}),
+    )
+    .await
+    .expect(200, "disable off");
+
+    // Only enabled people may be named; the error names every bad one.
+    let bad = api
+        .patch(
+            &format!("/api/v1/machine-users/{ci}"),
+            &admin,
+            &json!({"managers": ["carol", "nobody", "other", "off"]}),
+        )
+        .await;
+    bad.expect(400, "bad managers");
+    assert_eq!(bad.body["field"], "managers");
+    for name in ["nobody", "other", "off"] {
+        assert!(
+            bad.body["detail"].as_str().unwrap().contains(name),
+            "{}",
+            bad.text
+        );
+    }
+    assert!(!bad.body["detail"].as_str().unwrap().contains("carol"));
+    let named = api
+        .patch(
+            &format!("/api/v1/machine-users/{ci}"),
+            &admin,
+            &json!({"managers": ["carol"]}),
+        )
+        .await;
+    named.expect(200, "name carol");
+    let carol_id = id_of(&api, &admin, "/api/v1/users", "carol").await;
+    assert_eq!(
+        named.body["managers"],
+        json!([{"id": carol_id, "username": "carol"}])
+    );
+    assert_eq!(named.body["orphaned"], false);
+
+    // Seeing: her machine users only; someone managing none still gets 403.
+    let listed = api.get("/api/v1/machine-users", &carol).await;
+    listed.expect(200, "carol lists");
+    assert_eq!(names(&listed.body), ["ci-bot"]);
+    api.get(&format!("/api/v1/machine-users/{ci}"), &carol)
+        .await
+        .expect(200, "carol sees ci");
+    api.get(&format!("/api/v1/machine-users/{other}"), &carol)
+        .await
+        .expect(403, "not hers");
+    api.get("/api/v1/machine-users", &dave)
+        .await
+        .expect(403, "dave manages none");
+
+    // Allowed: secrets, tokens within the allowed scopes, regenerate, revoke.
+    let secret = api
+        .post_empty(&format!("/api/v1/machine-users/{ci}/secrets"), &carol)
+        .await;
+    secret.expect(201, "carol adds a secret");
+    let secret_id = secret.body["id"].as_str().unwrap().to_owned();
+    api.delete(
+        &format!("/api/v1/machine-users/{ci}/secrets/{secret_id}"),
+        &carol,
+    )
+    .await
+    .expect(204, "carol removes it");
+    let tok = api
+        .post(
+            &format!("/api/v1/machine-users/{ci}/tokens"),
+            &carol,
+            &token_request("deploy", &["profile", "tokens:read"]),
+        )
+        .await;
+    tok.expect(201, "carol issues a machine token");
+    let tok_id = tok.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        api.app.me_status(tok.body["token"].as_str().unwrap()).await,
+        200
+    );
+    for scopes in [&["tokens:write"][..], &["admin:read"][..]] {
+        api.post(
+            &format!("/api/v1/machine-users/{ci}/tokens"),
+            &carol,
+            &token_request("wide", scopes),
+        )
+        .await
+        .expect(400, "beyond the machine user's allowed scopes");
+    }
+    let listed = api
+        .get(&format!("/api/v1/machine-users/{ci}/tokens"), &carol)
+        .await;
+    listed.expect(200, "carol lists its tokens");
+    assert_eq!(listed.body["items"].as_array().unwrap().len(), 1);
+    let renewed = api
+        .post_empty(
+            &format!("/api/v1/machine-users/{ci}/tokens/{tok_id}/regenerate"),
+            &carol,
+        )
+        .await;
+    renewed.expect(201, "carol regenerates");
+    let new_id = renewed.body["id"].as_str().unwrap().to_owned();
+    api.delete(
+        &format!("/api/v1/machine-users/{ci}/tokens/{new_id}"),
+        &carol,
+    )
+    .await
+    .expect(204, "carol revokes");
+    assert_eq!(
+        api.app
+            .me_status(renewed.body["token"].as_str().unwrap())
+            .await,
+        401
+    );
+
+    // Refused: settings, scopes, managers, deletion, other machine users,
+    // writing without tokens:write, people who manage nothing.
+    for body in [
+        json!({"display_name": "mine"}),
+        json!({"scopes": ["profile"]}),
+        json!({"managers": ["carol", "dave"]}),
+        json!({"enabled": false}),
+    ] {
+        api.patch(&format!("/api/v1/machine-users/{ci}"), &carol, &body)
+            .await
+            .expect(403, &format!("carol may not change {body}"));
+    }
+    api.delete(&format!("/api/v1/machine-users/{ci}"), &carol)
+        .await
+        .expect(403, "carol may not delete it");
+    api.post(
+        "/api/v1/machine-users",
+        &carol,
+        &json!({"username": "hers"}),
+    )
+    .await
+    .expect(403, "nor create one");
+    api.post_empty(&format!("/api/v1/machine-users/{other}/secrets"), &carol)
+        .await
+        .expect(403, "not her machine user");
+    api.post(
+        &format!("/api/v1/machine-users/{other}/tokens"),
+        &carol,
+        &token_request("x", &["profile"]),
+    )
+    .await
+    .expect(403, "not her machine user");
+    let no_write = api
+        .post_empty(&format!("/api/v1/machine-users/{ci}/secrets"), &carol_reads)
+        .await;
+    no_write.expect(403, "tokens:read only");
+    assert_eq!(no_write.problem(), "insufficient-scope");
+    api.post_empty(&format!("/api/v1/machine-users/{ci}/secrets"), &dave)
+        .await
+        .expect(403, "dave is no manager");
+    api.post(
+        &format!("/api/v1/machine-users/{ci}/tokens"),
+        &dave,
+        &token_request("x", &["profile"]),
+    )
+    .await
+    .expect(403, "dave is no manager");
+    api.delete(
+        &format!("/api/v1/machine-users/{ci}/tokens/{tok_id}"),
+        &dave,
+    )
+    .await
+    .expect(403, "dave is no manager");
+    let admin_tok = api
+        .post(
+            &format!("/api/v1/machine-users/{other}/tokens"),
+            &admin,
+            &token_request("theirs", &["profile"]),
+        )
+        .await;
+    let other_tok = admin_tok.body["id"].as_str().unwrap();
+    api.delete(
+        &format!("/api/v1/machine-users/{ci}/tokens/{other_tok}"),
+        &carol,
+    )
+    .await
+    .expect(404, "a token of another machine user is not ci's");
+
+    // Audited as herself.
+    let audit = api
+        .get("/api/v1/audit?action=client_secret.create", &admin)
+        .await;
+    assert_eq!(audit.body["items"][0]["actor"]["username"], "carol");
+}
+
+/// The pages: a manager sees and manages her machine user at
+/// `/machine-users`, and nothing of the admin pages.
+async fn a_manager_uses_the_pages(backend: Backend) {
+    let api = Api::spawn(backend).await;
+    let admin = api.admin();
+    let ci = machine(&api, &admin, "ci-bot", &["profile"]).await;
+    let other = machine(&api, &admin, "other", &["profile"]).await;
+    api.user("carol", &["profile"]);
+    api.patch(
+        &format!("/api/v1/machine-users/{ci}"),
+        &admin,
+        &json!({"managers": ["carol"]}),
+    )
+    .await
+    .expect(200, "name carol");
+    let carol = Browser::signed_in(&api.app, "carol").await;
+    let home = carol.get("/").await;
+    home.expect(StatusCode::OK, "home");
+    assert!(home.body.contains(r#"href="/machine-users""#), "menu link");
+    let list = carol.get("/machine-users").await;
+    list.expect(StatusCode::OK, "list");
+    assert!(list.body.contains(&format!("/machine-users/{ci}")));
+    assert!(!list.body.contains(&other));
+    let at = format!("/machine-users/{ci}");
+    carol.get(&at).await.expect(StatusCode::OK, "detail");
+    let shown = carol.submit(&at, &format!("{at}/secrets"), &[]).await;
+    shown.expect(StatusCode::OK, "secret shown once");
+    assert!(shown.secret().starts_with("tsc_"));
+    let issued = carol
+        .submit(
+            &at,
+            &format!("{at}/tokens"),
+            &[("name", "web"), ("scopes", "profile"), ("lifetime", "30")],
+        )
+        .await;
+    issued.expect(StatusCode::OK, "token shown once");
+    assert_eq!(api.app.me_status(&issued.secret()).await, 200);
+    let page = carol.get(&at).await;
+    assert!(page.body.contains("web"), "{}", page.body);
+    carol
+        .get(&format!("/machine-users/{other}"))
+        .await
+        .expect(StatusCode::FORBIDDEN, "not hers");
+    carol
+        .get(&format!("/admin/machine-users/{ci}"))
+        .await
+        .expect(StatusCode::FORBIDDEN, "admin pages stay closed");
+    let refused = carol
+        .submit(&at, &format!("/machine-users/{other}/secrets"), &[])
+        .await;
+    refused.expect(StatusCode::FORBIDDEN, "no secret for another machine user");
+}
+
+async fn orphans(api: &Api, admin: &str) -> Vec<String> {
+    let r = api.get("/api/v1/machine-users?orphaned=true", admin).await;
+    r.expect(200, "orphans");
+    names(&r.body)
+}
+
+async fn orphans_are_flagged_until_someone_is_named(backend: Backend) {
+    let api = Api::spawn(backend).await;
+    let admin = api.admin();
+    api.app.create_user("erin", true);
+    let erin = api
+        .app
+        .token_for("erin", &["admin:read", "admin:write", "tokens:read"]);
+    let legacy = machine(&api, &erin, "legacy", &["profile"]).await;
+    api.app.create_machine("from-cli", &["profile"]);
+    let old = api
+        .post(
+            &format!("/api/v1/machine-users/{legacy}/tokens"),
+            &erin,
+            &token_request("old", &["profile"]),
+        )
+        .await;
+    let old_id = old.body["id"].as_str().unwrap().to_owned();
+    api.delete(&format!("/api/v1/admin/tokens/{old_id}"), &admin)
+        .await
+        .expect(204, "revoke the old token");
+
+    assert_eq!(
+        orphans(&api, &admin).await,
+        ["from-cli"],
+        "no known creator: orphaned"
+    );
+    let not = api
+        .get("/api/v1/machine-users?orphaned=false", &admin)
+        .await;
+    assert_eq!(names(&not.body), ["legacy"]);
+    api.get("/api/v1/machine-users?orphaned=maybe", &admin)
+        .await
+        .expect(400, "orphaned must be true or false");
+
+    // The creator is disabled: orphaned, on the API and the dashboard.
+    let erin_id = id_of(&api, &admin, "/api/v1/users", "erin").await;
+    api.patch(
+        &format!("/api/v1/users/{erin_id}"),
+        &admin,
+        &json!({"enabled": false}),
+    )
+    .await
+    .expect(200, "disable erin");
+    assert_eq!(orphans(&api, &admin).await, ["from-cli", "legacy"]);
+    let got = api
+        .get(&format!("/api/v1/machine-users/{legacy}"), &admin)
+        .await;
+    assert_eq!(got.body["orphaned"], true);
+    let browser = Browser::signed_in(&api.app, "admin").await;
+    let dash = browser.get("/").await;
+    dash.expect(StatusCode::OK, "dashboard");
+    let section = dash
+        .body
+        .split(r#"id="orphans""#)
+        .nth(1)
+        .expect("orphans section");
+    assert!(section.contains(&format!("/admin/machine-users/{legacy}")));
+
+    // Naming a manager resolves it; the old token stays revoked.
+    api.user("frank", &["profile"]);
+    api.patch(
+        &format!("/api/v1/machine-users/{legacy}"),
+        &admin,
+        &json!({"managers": ["frank"]}),
+    )
+    .await
+    .expect(200, "name frank");
+    assert_eq!(orphans(&api, &admin).await, ["from-cli"]);
+    let old = api
+        .get(&format!("/api/v1/admin/tokens/{old_id}"), &admin)
+        .await;
+    assert_eq!(old.body["status"], "revoked", "nothing old is revived");
+
+    // The manager is disabled: orphaned again; a manager deleted behind the
+    // server's back counts as gone too.
+    let frank_id = id_of(&api, &admin, "/api/v1/users", "frank").await;
+    api.patch(
+        &format!("/api/v1/users/{frank_id}"),
+        &admin,
+        &json!({"enabled": false}),
+    )
+    .await
+    .expect(200, "disable frank");
+    assert_eq!(orphans(&api, &admin).await, ["from-cli", "legacy"]);
+    api.user("gus", &["profile"]);
+    api.patch(
+        &format!("/api/v1/machine-users/{legacy}"),
+        &admin,
+        &json!({"managers": ["gus"]}),
+    )
+    .await
+    .expect(200, "name gus");
+    assert_eq!(orphans(&api, &admin).await, ["from-cli"]);
+    api.app
+        .sql("DELETE FROM principals WHERE username = 'gus'")
+        .await;
+    assert_eq!(orphans(&api, &admin).await, ["from-cli", "legacy"]);
+}
+
+both_backends!(
+    a_manager_may_do_what_is_listed_and_nothing_more,
+    a_manager_uses_the_pages,
+    orphans_are_flagged_until_someone_is_named,
+);
