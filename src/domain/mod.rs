@@ -13,6 +13,10 @@ pub mod signing_keys;
 pub mod stats;
 pub mod tokens;
 mod types;
+pub mod reminders;
+pub mod outbox;
+pub mod webhook_events;
+pub mod webhooks;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::Serialize;
