@@ -208,7 +208,8 @@ pub async fn recipients(db: &impl ConnectionTrait, row: &token::Model) -> Result
     Ok(to)
 }
 
-fn when(t: OffsetDateTime) -> String {
+/// `2026-11-22 17:05 UTC`.
+pub fn when(t: OffsetDateTime) -> String {
     format!(
         "{:04}-{:02}-{:02} {:02}:{:02} UTC",
         t.year(),

@@ -13,6 +13,8 @@ pub struct Layout {
     pub csrf: String,
     pub notice: Option<&'static str>,
     pub section: &'static str,
+    /// "2 tokens expire within 7 days…" while something of theirs does (§9).
+    pub expiring: Option<String>,
 }
 
 pub struct NavUser {

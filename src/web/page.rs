@@ -25,6 +25,7 @@ impl Layout {
             csrf: me.session.csrf_token.clone(),
             notice: None,
             section,
+            expiring: me.expiring.clone(),
         }
     }
 
@@ -49,6 +50,7 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "password" => "The password was changed; the user's browser sessions were ended.",
         "email-saved" => "Your e-mail address was saved.",
         "email-removed" => "Your e-mail address was removed.",
+        "pinged" => "A ping is on its way; its delivery shows below in a moment.",
         _ => return None,
     })
 }

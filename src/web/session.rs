@@ -10,7 +10,7 @@ use futures_util::future::LocalBoxFuture;
 
 use crate::{
     domain::{
-        Actor, Context, Policy,
+        Actor, Context, Policy, reminders,
         sessions::{self, Session},
     },
     http::{client_ip, errors::WebError},
@@ -76,6 +76,9 @@ pub fn check_pre_csrf(req: &HttpRequest, presented: Option<&str>) -> Result<(), 
 pub struct SignedIn {
     pub session: Session,
     pub ip: Option<String>,
+    /// The in-app expiry notice, while a token of theirs (for admins, any
+    /// machine token) expires within 7 days.
+    pub expiring: Option<String>,
 }
 
 impl SignedIn {
@@ -102,11 +105,47 @@ pub async fn current(req: &HttpRequest, state: &AppState) -> Result<Option<Signe
     let Some(cookie) = req.cookie(SESSION_COOKIE) else {
         return Ok(None);
     };
-    let found = sessions::lookup(&state.db, &state.master, cookie.value()).await?;
-    Ok(found.map(|session| SignedIn {
+    let Some(session) = sessions::lookup(&state.db, &state.master, cookie.value()).await? else {
+        return Ok(None);
+    };
+    let expiring = expiry_notice(state, &session).await;
+    Ok(Some(SignedIn {
         session,
         ip: client_ip(req),
+        expiring,
     }))
+}
+
+/// Days a token's coming expiry is shown on every page.
+const NOTICE_DAYS: i64 = 7;
+
+async fn expiry_notice(state: &AppState, session: &Session) -> Option<String> {
+    let admin = session.is_admin();
+    let found = reminders::expiring_for(
+        &state.db.read,
+        session.principal.id,
+        admin,
+        time::Duration::days(NOTICE_DAYS),
+    )
+    .await;
+    // The notice is a courtesy: a failed look-up must not fail the page.
+    let soon = match found {
+        Ok(soon) => soon?,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot look for expiring tokens");
+            return None;
+        }
+    };
+    let whose = if admin { "" } else { "of yours " };
+    let count = if soon.count == 1 {
+        format!("A token {whose}expires")
+    } else {
+        format!("{} tokens {whose}expire", soon.count)
+    };
+    Some(format!(
+        "{count} within {NOTICE_DAYS} days, the first on {}: renew before it stops working.",
+        reminders::when(soon.soonest)
+    ))
 }
 
 impl FromRequest for SignedIn {
