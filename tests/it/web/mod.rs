@@ -2,6 +2,7 @@
 //! personal tokens, the admin console, escaping and error pages.
 
 mod account_and_hints;
+mod notices;
 mod throttle;
 
 use crate::{
