@@ -259,22 +259,27 @@ impl Settings {
             }
         });
         if smtp_from.parse::<lettre::message::Mailbox>().is_err() {
-            bail!("invalid sender (TESSERA_SMTP_FROM) {smtp_from:?}: expected an address such as Tessera <tessera@example.com>");
+            bail!(
+                "invalid sender (TESSERA_SMTP_FROM) {smtp_from:?}: expected an address such as Tessera <tessera@example.com>"
+            );
         }
         let reminders_raw =
             pick(&args.reminders, file.reminders).unwrap_or_else(|| "14d,7d,1d".to_owned());
-        let mut reminders = dur_list(&reminders_raw)
-            .map_err(|e| anyhow::anyhow!("invalid reminders (TESSERA_REMINDERS) {reminders_raw:?}: {e}"))?;
+        let mut reminders = dur_list(&reminders_raw).map_err(|e| {
+            anyhow::anyhow!("invalid reminders (TESSERA_REMINDERS) {reminders_raw:?}: {e}")
+        })?;
         reminders.sort_by_key(|d| std::cmp::Reverse(d.seconds));
         reminders.dedup();
-        let sweep_raw = pick(&args.sweep_every, file.sweep_every).unwrap_or_else(|| "1m".to_owned());
+        let sweep_raw =
+            pick(&args.sweep_every, file.sweep_every).unwrap_or_else(|| "1m".to_owned());
         let sweep_every = sweep_raw.parse::<Dur>().map_err(|e| {
             anyhow::anyhow!("invalid sweep interval (TESSERA_SWEEP_EVERY) {sweep_raw:?}: {e}")
         })?;
         let retry_raw = pick(&args.retry_schedule, file.retry_schedule)
             .unwrap_or_else(|| "5s,5m,30m,2h,5h,10h".to_owned());
-        let retry_schedule = dur_list(&retry_raw)
-            .map_err(|e| anyhow::anyhow!("invalid retry schedule (TESSERA_RETRY_SCHEDULE) {retry_raw:?}: {e}"))?;
+        let retry_schedule = dur_list(&retry_raw).map_err(|e| {
+            anyhow::anyhow!("invalid retry schedule (TESSERA_RETRY_SCHEDULE) {retry_raw:?}: {e}")
+        })?;
 
         Ok(Self {
             smtp_url,
@@ -336,7 +341,8 @@ fn dur_list(raw: &str) -> Result<Vec<Dur>, String> {
 /// An SMTP URL Tessera can use; the message never repeats it (it may hold a
 /// password).
 fn check_smtp_url(raw: &str) -> anyhow::Result<()> {
-    const SHAPE: &str = "expected smtp://[user:pass@]host[:port] or smtps://[user:pass@]host[:port]";
+    const SHAPE: &str =
+        "expected smtp://[user:pass@]host[:port] or smtps://[user:pass@]host[:port]";
     let url = url::Url::parse(raw)
         .map_err(|e| anyhow::anyhow!("invalid SMTP URL (TESSERA_SMTP_URL): {e}; {SHAPE}"))?;
     if !matches!(url.scheme(), "smtp" | "smtps") || url.host_str().is_none_or(str::is_empty) {

@@ -140,14 +140,26 @@ impl MigrationTrait for Migration {
                             .not_null()
                             .primary_key(),
                     )
-                    .col(ColumnDef::new(WebhookDeliveries::MessageId).uuid().not_null())
-                    .col(ColumnDef::new(WebhookDeliveries::WebhookId).uuid().not_null())
+                    .col(
+                        ColumnDef::new(WebhookDeliveries::MessageId)
+                            .uuid()
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(WebhookDeliveries::WebhookId)
+                            .uuid()
+                            .not_null(),
+                    )
                     .col(
                         ColumnDef::new(WebhookDeliveries::Event)
                             .string_len(64)
                             .not_null(),
                     )
-                    .col(ColumnDef::new(WebhookDeliveries::Attempt).integer().not_null())
+                    .col(
+                        ColumnDef::new(WebhookDeliveries::Attempt)
+                            .integer()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(WebhookDeliveries::Status).integer().null())
                     .col(
                         ColumnDef::new(WebhookDeliveries::Error)
@@ -210,7 +222,12 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for table in ["token_reminders", "webhook_deliveries", "outbox", "webhooks"] {
+        for table in [
+            "token_reminders",
+            "webhook_deliveries",
+            "outbox",
+            "webhooks",
+        ] {
             manager
                 .drop_table(Table::drop().table(Alias::new(table)).to_owned())
                 .await?;

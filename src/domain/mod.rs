@@ -5,7 +5,9 @@
 pub mod audit;
 mod error;
 pub mod issuance;
+pub mod outbox;
 pub mod principals;
+pub mod reminders;
 pub mod retention;
 pub mod scopes;
 pub mod sessions;
@@ -13,8 +15,6 @@ pub mod signing_keys;
 pub mod stats;
 pub mod tokens;
 mod types;
-pub mod reminders;
-pub mod outbox;
 pub mod webhook_events;
 pub mod webhooks;
 

@@ -43,11 +43,7 @@ pub fn nearest_threshold(thresholds: &[i64], remaining: i64) -> Option<i64> {
     if remaining <= 0 {
         return Some(0);
     }
-    thresholds
-        .iter()
-        .copied()
-        .filter(|t| remaining <= *t)
-        .min()
+    thresholds.iter().copied().filter(|t| remaining <= *t).min()
 }
 
 /// Sends the reminders that are due; returns how many tokens got one.
@@ -140,7 +136,11 @@ async fn remind(
                     return Ok(true);
                 };
                 let expired = threshold == 0;
-                let event = if expired { "token.expired" } else { "token.expiring" };
+                let event = if expired {
+                    "token.expired"
+                } else {
+                    "token.expiring"
+                };
                 let mut data = serde_json::to_value(&view).unwrap_or(Value::Null);
                 if !expired {
                     data["days_left"] = (remaining.max(0) + 86_399).div_euclid(86_400).into();
@@ -149,8 +149,7 @@ async fn remind(
                 if policy.email {
                     let (subject, body) = message(&policy.public_url, &view, expired);
                     for to in recipients(tx, &row).await? {
-                        outbox::enqueue_mail(tx, &to, event, subject.clone(), body.clone())
-                            .await?;
+                        outbox::enqueue_mail(tx, &to, event, subject.clone(), body.clone()).await?;
                     }
                 }
                 Ok(true)
@@ -176,7 +175,10 @@ pub async fn machine_user_managers(
 /// Who is reminded of a token: a PAT's owner; for a machine token the
 /// machine user's contact address and its managers, or else every admin
 /// with an address.
-pub async fn recipients(db: &impl ConnectionTrait, row: &token::Model) -> Result<Vec<String>, Error> {
+pub async fn recipients(
+    db: &impl ConnectionTrait,
+    row: &token::Model,
+) -> Result<Vec<String>, Error> {
     let Some(owner) = principals::find(db, row.owner_id).await? else {
         return Ok(Vec::new());
     };
@@ -258,7 +260,10 @@ pub fn message(public_url: &str, view: &tokens::TokenView, expired: bool) -> (St
         _ => "never".to_owned(),
     };
     let headline = if expired {
-        format!("The {kind} “{}” of {} has expired.", view.name, view.owner.username)
+        format!(
+            "The {kind} “{}” of {} has expired.",
+            view.name, view.owner.username
+        )
     } else {
         format!(
             "The {kind} “{}” of {} expires {}.",

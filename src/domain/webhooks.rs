@@ -4,8 +4,8 @@
 
 use base64::{Engine, engine::general_purpose::STANDARD};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait,
-    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -105,8 +105,8 @@ pub fn message_id(id: Uuid) -> String {
 
 fn parse_url(raw: &str) -> Result<String, Error> {
     let raw = raw.trim();
-    let url = url::Url::parse(raw)
-        .map_err(|e| Error::invalid("url", format!("is not a URL ({e})")))?;
+    let url =
+        url::Url::parse(raw).map_err(|e| Error::invalid("url", format!("is not a URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
         return Err(Error::invalid("url", "must be an http:// or https:// URL"));
     }
@@ -152,7 +152,12 @@ pub async fn create(
     input: WebhookInput,
 ) -> Result<CreatedWebhook, Error> {
     actor.require_admin()?;
-    let url = parse_url(input.url.as_deref().ok_or(Error::invalid("url", "is required"))?)?;
+    let url = parse_url(
+        input
+            .url
+            .as_deref()
+            .ok_or(Error::invalid("url", "is required"))?,
+    )?;
     let events = parse_events(
         input
             .events
@@ -219,7 +224,12 @@ pub async fn list(db: &impl ConnectionTrait, page: PageRequest) -> Result<Page<W
     Ok(Page::from_rows(rows, page.limit, |m| m.id).map(Webhook::from))
 }
 
-pub async fn update(db: &Db, actor: &Actor, id: Uuid, input: WebhookInput) -> Result<Webhook, Error> {
+pub async fn update(
+    db: &Db,
+    actor: &Actor,
+    id: Uuid,
+    input: WebhookInput,
+) -> Result<Webhook, Error> {
     actor.require_admin()?;
     let url = input.url.as_deref().map(parse_url).transpose()?;
     let events = input.events.as_deref().map(parse_events).transpose()?;
@@ -324,7 +334,9 @@ pub async fn ping(db: &Db, actor: &Actor, id: Uuid) -> Result<(), Error> {
     actor.require_admin()?;
     let hook = find(&db.read, id).await?;
     if !hook.enabled {
-        return Err(Error::conflict("the webhook is disabled: enable it to ping it"));
+        return Err(Error::conflict(
+            "the webhook is disabled: enable it to ping it",
+        ));
     }
     let body = envelope("ping", clock::now(), json!({"webhook_id": id}));
     outbox_row::Entity::insert(outbox::row(
@@ -392,7 +404,11 @@ pub async fn token_data(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<Va
 }
 
 /// The data of an audited event, read now.
-async fn event_data(db: &impl ConnectionTrait, event: &str, stored: &Value) -> Result<Value, Error> {
+async fn event_data(
+    db: &impl ConnectionTrait,
+    event: &str,
+    stored: &Value,
+) -> Result<Value, Error> {
     let target = stored["target_id"].as_str().unwrap_or_default();
     let details = &stored["details"];
     let uuid = Uuid::parse_str(target).ok();
@@ -400,7 +416,9 @@ async fn event_data(db: &impl ConnectionTrait, event: &str, stored: &Value) -> R
         (Some("token"), Some(id)) => {
             let mut data = token_data(db, id).await?.unwrap_or(json!({"id": id}));
             if event == "token.regenerated"
-                && let Some(new_id) = details["new_token"].as_str().and_then(|s| Uuid::parse_str(s).ok())
+                && let Some(new_id) = details["new_token"]
+                    .as_str()
+                    .and_then(|s| Uuid::parse_str(s).ok())
                 && let Some(new) = token_data(db, new_id).await?
             {
                 data["new_token"] = new;
@@ -469,7 +487,10 @@ pub async fn overview(
             .limit(recent)
             .all(db)
             .await?;
-        out.push((hook.into(), latest.into_iter().map(Delivery::from).collect()));
+        out.push((
+            hook.into(),
+            latest.into_iter().map(Delivery::from).collect(),
+        ));
     }
     Ok(out)
 }

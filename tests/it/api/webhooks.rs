@@ -10,8 +10,9 @@ use serde_json::{Value, json};
 use crate::{
     both_backends,
     common::{
-        Api, Backend, TestApp, token_request,
+        Api, Backend, TestApp,
         receivers::{Receiver, eventually, wait_for},
+        token_request,
     },
 };
 
@@ -118,10 +119,16 @@ async fn webhooks_are_managed_by_admins_and_bad_input_names_the_field(backend: B
         .expect(409, "a disabled webhook is not pinged");
 
     for (body, field) in [
-        (json!({"url": "ftp://files.example/x", "events": ["ping"]}), "url"),
+        (
+            json!({"url": "ftp://files.example/x", "events": ["ping"]}),
+            "url",
+        ),
         (json!({"url": "not a url", "events": ["ping"]}), "url"),
         (json!({"events": ["ping"]}), "url"),
-        (json!({"url": "https://h.example/", "events": ["token.exploded"]}), "events"),
+        (
+            json!({"url": "https://h.example/", "events": ["token.exploded"]}),
+            "events",
+        ),
         (json!({"url": "https://h.example/", "events": []}), "events"),
         (json!({"url": "https://h.example/"}), "events"),
     ] {
@@ -166,7 +173,12 @@ async fn deliveries_are_signed_and_verified_by_an_independent_library(backend: B
     let (id, receiver) = hook(
         &api,
         &admin,
-        &["ping", "token.created", "token.revoked", "token.regenerated"],
+        &[
+            "ping",
+            "token.created",
+            "token.revoked",
+            "token.regenerated",
+        ],
         "ok",
     )
     .await;
@@ -179,7 +191,11 @@ async fn deliveries_are_signed_and_verified_by_an_independent_library(backend: B
     .await;
 
     let created = api
-        .post("/api/v1/tokens", &admin, &token_request("deploy", &["profile"]))
+        .post(
+            "/api/v1/tokens",
+            &admin,
+            &token_request("deploy", &["profile"]),
+        )
         .await;
     created.expect(201, "create a token");
     let token_id = created.body["id"].as_str().unwrap().to_owned();
@@ -305,9 +321,13 @@ async fn a_hanging_or_redirecting_receiver_delays_no_other(backend: Backend) {
         &format!("redirect:{}", good.url()),
     )
     .await;
-    api.post("/api/v1/tokens", &admin, &token_request("fast", &["profile"]))
-        .await
-        .expect(201, "a request is not delayed by receivers");
+    api.post(
+        "/api/v1/tokens",
+        &admin,
+        &token_request("fast", &["profile"]),
+    )
+    .await
+    .expect(201, "a request is not delayed by receivers");
     wait_for("both receivers", WAIT, || {
         (!good.received().is_empty() && !hanging.received().is_empty()).then_some(())
     })
@@ -318,7 +338,11 @@ async fn a_hanging_or_redirecting_receiver_delays_no_other(backend: Backend) {
     let held = api
         .get(&format!("/api/v1/webhooks/{hanging_id}/deliveries"), &admin)
         .await;
-    assert_eq!(held.body["items"], json!([]), "still waiting on the hanging receiver");
+    assert_eq!(
+        held.body["items"],
+        json!([]),
+        "still waiting on the hanging receiver"
+    );
     assert_eq!(good.received().len(), 1, "the redirect was not followed");
     let (api_ref, path) = (&api, format!("/api/v1/webhooks/{redirecting}/deliveries"));
     eventually("the redirect's delivery log", WAIT, || {

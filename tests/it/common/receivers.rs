@@ -38,7 +38,9 @@ fn start(args: &[&str]) -> (Child, u16) {
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| {
             let _ = child.kill();
-            panic!("{args:?} did not start (is tests/fixtures/requirements.txt installed?): {line:?}")
+            panic!(
+                "{args:?} did not start (is tests/fixtures/requirements.txt installed?): {line:?}"
+            )
         });
     (child, port)
 }
@@ -56,11 +58,7 @@ pub async fn wait_for<T>(what: &str, limit: Duration, mut probe: impl FnMut() ->
 }
 
 /// Like [`wait_for`], with a probe that awaits (an API call).
-pub async fn eventually<T, Fut>(
-    what: &str,
-    limit: Duration,
-    mut probe: impl FnMut() -> Fut,
-) -> T
+pub async fn eventually<T, Fut>(what: &str, limit: Duration, mut probe: impl FnMut() -> Fut) -> T
 where
     Fut: std::future::Future<Output = Option<T>>,
 {
@@ -85,10 +83,7 @@ impl SmtpSink {
     pub fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let script = fixture("smtp_sink.py");
-        let (child, port) = start(&[
-            script.to_str().unwrap(),
-            dir.path().to_str().unwrap(),
-        ]);
+        let (child, port) = start(&[script.to_str().unwrap(), dir.path().to_str().unwrap()]);
         Self { child, port, dir }
     }
 

@@ -20,7 +20,10 @@ async fn pages_warn_of_tokens_expiring_within_a_week(backend: Backend) {
     api.app.create_user("bob", false);
     let b = Browser::signed_in(&api.app, "alice").await;
     for path in ["/", "/tokens", "/account"] {
-        assert!(!b.get(path).await.body.contains(NOTICE), "nothing expires yet: {path}");
+        assert!(
+            !b.get(path).await.body.contains(NOTICE),
+            "nothing expires yet: {path}"
+        );
     }
     api.post(
         "/api/v1/tokens",
@@ -39,7 +42,11 @@ async fn pages_warn_of_tokens_expiring_within_a_week(backend: Backend) {
 
     // Admins look after machine tokens.
     let machine = api
-        .post("/api/v1/machine-users", &admin, &json!({"username": "svc", "scopes": ["profile"]}))
+        .post(
+            "/api/v1/machine-users",
+            &admin,
+            &json!({"username": "svc", "scopes": ["profile"]}),
+        )
         .await;
     machine.expect(201, "machine user");
     let boss = Browser::signed_in(&api.app, "admin").await;
@@ -82,10 +89,17 @@ async fn admins_manage_webhooks_in_the_console(backend: Backend) {
     assert!(!list.body.contains(&secret), "the secret is shown once");
     let hooks = api.get("/api/v1/webhooks", &admin).await;
     let id = hooks.body["items"][0]["id"].as_str().unwrap().to_owned();
-    assert_eq!(hooks.body["items"][0]["events"], json!(["token.revoked", "ping"]));
+    assert_eq!(
+        hooks.body["items"][0]["events"],
+        json!(["token.revoked", "ping"])
+    );
 
     let done = b
-        .submit("/admin/webhooks", &format!("/admin/webhooks/{id}/disable"), &[])
+        .submit(
+            "/admin/webhooks",
+            &format!("/admin/webhooks/{id}/disable"),
+            &[],
+        )
         .await;
     assert_eq!(done.status, StatusCode::SEE_OTHER);
     let one = api.get(&format!("/api/v1/webhooks/{id}"), &admin).await;
@@ -98,8 +112,12 @@ async fn admins_manage_webhooks_in_the_console(backend: Backend) {
         )
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
-    b.submit("/admin/webhooks", &format!("/admin/webhooks/{id}/delete"), &[])
-        .await;
+    b.submit(
+        "/admin/webhooks",
+        &format!("/admin/webhooks/{id}/delete"),
+        &[],
+    )
+    .await;
     api.get(&format!("/api/v1/webhooks/{id}"), &admin)
         .await
         .expect(404, "deleted from the console");
