@@ -301,9 +301,8 @@ async fn retries_keep_the_message_id_then_give_up(backend: Backend) {
     assert_eq!(items[0]["attempt"], 3, "{log}");
     assert!(items[0]["next_attempt_at"].is_null(), "given up: {log}");
     assert_eq!(items[0]["status"], 500);
-    assert_eq!(
+    assert!(
         items[1]["next_attempt_at"].is_string(),
-        true,
         "a failed attempt names the next: {log}"
     );
     assert_eq!(down_rx.received().len(), 3);
