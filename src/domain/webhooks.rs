@@ -494,3 +494,61 @@ pub async fn overview(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_must_be_http_and_events_must_exist() {
+        for bad in [
+            "ftp://h.example/",
+            "mailto:a@b.example",
+            "not a url",
+            "http://",
+        ] {
+            assert!(
+                matches!(parse_url(bad), Err(Error::Invalid { field: "url", .. })),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            parse_url(" https://h.example/in ").unwrap(),
+            "https://h.example/in"
+        );
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            parse_events(&names(&["ping", "token.expiring", "ping"])).unwrap(),
+            "ping token.expiring"
+        );
+        for bad in [&[][..], &["token.exploded"][..]] {
+            assert!(matches!(
+                parse_events(&names(bad)),
+                Err(Error::Invalid {
+                    field: "events",
+                    ..
+                })
+            ));
+        }
+    }
+
+    #[test]
+    fn a_new_webhook_hides_its_secret_from_debug() {
+        let created = CreatedWebhook {
+            webhook: Webhook {
+                id: Uuid::nil(),
+                url: "https://h.example/".into(),
+                events: vec!["ping".into()],
+                description: String::new(),
+                enabled: true,
+                created_at: clock::now(),
+            },
+            secret: Secret::new("whsec_c2VjcmV0LWJ5dGVz".into()),
+        };
+        assert!(!format!("{created:?}").contains("c2VjcmV0"));
+        assert_eq!(
+            serde_json::to_value(&created).unwrap()["secret"],
+            "whsec_c2VjcmV0LWJ5dGVz"
+        );
+    }
+}
