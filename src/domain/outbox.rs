@@ -187,6 +187,27 @@ pub async fn finish(
     Ok(())
 }
 
+/// How long sent and failed messages and delivery logs are kept.
+pub const KEEP: Duration = Duration::days(30);
+
+/// Deletes messages that are done and delivery-log lines older than [`KEEP`]
+/// (ids are uuid v7, so "older" is an id range on the primary key).
+pub async fn prune(db: &impl ConnectionTrait) -> Result<u64, Error> {
+    let before = clock::now() - KEEP;
+    let seconds = u64::try_from(before.unix_timestamp()).unwrap_or(0);
+    let boundary = Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, seconds, 0));
+    let messages = outbox::Entity::delete_many()
+        .filter(outbox::Column::Id.lt(boundary))
+        .filter(outbox::Column::State.ne(PENDING))
+        .exec(db)
+        .await?;
+    let log = webhook_delivery::Entity::delete_many()
+        .filter(webhook_delivery::Column::Id.lt(boundary))
+        .exec(db)
+        .await?;
+    Ok(messages.rows_affected + log.rows_affected)
+}
+
 /// An e-mail to send (`recipient` already checked as an address).
 pub async fn enqueue_mail(
     db: &impl ConnectionTrait,

@@ -36,7 +36,12 @@ struct Sweeper {
     http: reqwest::Client,
     mailer: Option<mail::Mailer>,
     permits: Arc<Semaphore>,
+    /// When this instance last pruned old messages.
+    pruned: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// How often old messages and delivery logs are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Starts this instance's sweeper.
 pub fn spawn(db: Db, master: MasterKey, settings: &Settings) -> anyhow::Result<()> {
@@ -67,6 +72,7 @@ pub fn spawn(db: Db, master: MasterKey, settings: &Settings) -> anyhow::Result<(
         http,
         mailer,
         permits: Arc::new(Semaphore::new(CONCURRENT_SENDS)),
+        pruned: std::sync::Mutex::new(None),
     });
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(sweeper.every);
@@ -96,6 +102,20 @@ impl Sweeper {
         if let Err(e) = self.clone().send_due().await {
             tracing::warn!(error = %e, cause = ?std::error::Error::source(&e), "cannot send from the outbox");
         }
+        if self.prune_due()
+            && let Err(e) = outbox::prune(&self.db.write).await
+        {
+            tracing::warn!(error = %e, "cannot prune old outbox messages");
+        }
+    }
+
+    fn prune_due(&self) -> bool {
+        let mut last = self.pruned.lock().unwrap_or_else(|p| p.into_inner());
+        let due = last.is_none_or(|at| at.elapsed() >= PRUNE_EVERY);
+        if due {
+            *last = Some(std::time::Instant::now());
+        }
+        due
     }
 
     /// Claims due messages while a sending slot is free, each sent in its own task.
