@@ -135,6 +135,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         state.settings.sweep_every,
     );
     spawn_throttle_upkeep(state.clone());
+    crate::notify::spawn(state.db.clone(), state.master.clone(), &state.settings)?;
     let listener = std::net::TcpListener::bind(listen)
         .with_context(|| format!("cannot listen on {listen} (TESSERA_LISTEN)"))?;
     let bound = listener.local_addr()?;

@@ -116,6 +116,24 @@ pub struct SettingsArgs {
         value_name = "DUR"
     )]
     pub usage_flush_interval: Option<String>,
+    /// `smtp://[user:pass@]host[:port]` or `smtps://…`; unset: no e-mail.
+    #[arg(
+        long,
+        global = true,
+        env = "TESSERA_SMTP_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub smtp_url: Option<Secret<String>>,
+    /// Sender of e-mail (default `Tessera <tessera@HOST>`, HOST from the public URL).
+    #[arg(long, global = true, env = "TESSERA_SMTP_FROM", value_name = "ADDR")]
+    pub smtp_from: Option<String>,
+    /// How long before expiry each reminder goes out (e.g. `14d,7d,1d`).
+    #[arg(long, global = true, env = "TESSERA_REMINDERS", value_name = "DUR,…")]
+    pub reminders: Option<String>,
+    /// Test only: the delays of delivery retries after the first attempt.
+    #[arg(long, global = true, env = "TESSERA_RETRY_SCHEDULE", hide = true)]
+    pub retry_schedule: Option<String>,
 }
 
 /// The optional `tessera.toml`: the same settings, snake_case keys.
@@ -138,6 +156,10 @@ struct FileSettings {
     key_publish_for: Option<String>,
     leak_reports_per_ip: Option<String>,
     usage_flush_interval: Option<String>,
+    smtp_url: Option<Secret<String>>,
+    smtp_from: Option<String>,
+    reminders: Option<String>,
+    retry_schedule: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -164,6 +186,13 @@ pub struct Settings {
     pub leak_reports_per_ip: FailureLimit,
     /// How often buffered token uses are written.
     pub usage_flush_interval: Dur,
+    /// Validated `smtp://` or `smtps://` URL; `None`: no e-mail is sent.
+    pub smtp_url: Option<Secret<String>>,
+    pub smtp_from: String,
+    /// Reminder thresholds, longest first, without duplicates.
+    pub reminders: Vec<Dur>,
+    /// Delays after the first delivery attempt (e-mail and webhooks).
+    pub retry_schedule: Vec<Dur>,
 }
 
 /// A duration setting: `raw`, or `default` when unset; a bad value is one
@@ -323,11 +352,45 @@ impl Settings {
                     "invalid usage flush interval (TESSERA_USAGE_FLUSH_INTERVAL) {flush_raw:?}: {e}"
                 )
             })?;
+        let smtp_url = pick(&args.smtp_url, file.smtp_url)
+            .map(|url| check_smtp_url(url.expose()).map(|()| url))
+            .transpose()?;
+        let smtp_from = pick(&args.smtp_from, file.smtp_from).unwrap_or_else(|| {
+            let host = parsed.host_str().unwrap_or("localhost");
+            let from = format!("Tessera <tessera@{host}>");
+            // An address literal may not parse as a domain: fall back.
+            if from.parse::<lettre::message::Mailbox>().is_ok() {
+                from
+            } else {
+                "Tessera <tessera@localhost>".to_owned()
+            }
+        });
+        if smtp_from.parse::<lettre::message::Mailbox>().is_err() {
+            bail!(
+                "invalid sender (TESSERA_SMTP_FROM) {smtp_from:?}: expected an address such as Tessera <tessera@example.com>"
+            );
+        }
+        let reminders_raw =
+            pick(&args.reminders, file.reminders).unwrap_or_else(|| "14d,7d,1d".to_owned());
+        let mut reminders = dur_list(&reminders_raw).map_err(|e| {
+            anyhow::anyhow!("invalid reminders (TESSERA_REMINDERS) {reminders_raw:?}: {e}")
+        })?;
+        reminders.sort_by_key(|d| std::cmp::Reverse(d.seconds));
+        reminders.dedup();
+        let retry_raw = pick(&args.retry_schedule, file.retry_schedule)
+            .unwrap_or_else(|| "5s,5m,30m,2h,5h,10h".to_owned());
+        let retry_schedule = dur_list(&retry_raw).map_err(|e| {
+            anyhow::anyhow!("invalid retry schedule (TESSERA_RETRY_SCHEDULE) {retry_raw:?}: {e}")
+        })?;
 
         Ok(Self {
             sweep_every,
             key_rotate_every,
             key_publish_for,
+            smtp_url,
+            smtp_from,
+            reminders,
+            retry_schedule,
             database_url,
             listen,
             public_url,
@@ -371,6 +434,27 @@ fn read_file(explicit: Option<&std::path::Path>) -> anyhow::Result<FileSettings>
         let msg = e.message().to_owned();
         anyhow::anyhow!("invalid configuration file {}: {msg}", path.display())
     })
+}
+
+/// `DUR,DUR,…` (at least one).
+fn dur_list(raw: &str) -> Result<Vec<Dur>, String> {
+    raw.split(',')
+        .map(|part| part.parse::<Dur>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{e} (a comma-separated list such as 14d,7d,1d)"))
+}
+
+/// An SMTP URL Tessera can use; the message never repeats it (it may hold a
+/// password).
+fn check_smtp_url(raw: &str) -> anyhow::Result<()> {
+    const SHAPE: &str =
+        "expected smtp://[user:pass@]host[:port] or smtps://[user:pass@]host[:port]";
+    let url = url::Url::parse(raw)
+        .map_err(|e| anyhow::anyhow!("invalid SMTP URL (TESSERA_SMTP_URL): {e}; {SHAPE}"))?;
+    if !matches!(url.scheme(), "smtp" | "smtps") || url.host_str().is_none_or(str::is_empty) {
+        bail!("invalid SMTP URL (TESSERA_SMTP_URL): {SHAPE}");
+    }
+    Ok(())
 }
 
 /// A number of events per duration, written `COUNT/DUR` (`30/5m`).

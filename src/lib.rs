@@ -14,6 +14,7 @@ mod input_props;
 pub mod jwt;
 pub mod kinds;
 pub mod metrics;
+pub mod notify;
 pub mod oauth;
 pub mod secret;
 pub mod state;

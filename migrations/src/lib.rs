@@ -10,6 +10,7 @@ mod m20261122_000002_daily_counts;
 mod m20261201_000001_email_and_hints;
 mod m20261201_000002_login_attempts;
 mod m20261201_000003_token_indexes;
+mod m20261201_120000_notifications;
 mod m20261201_130000_rotation;
 mod m20261201_160000_usage_leaks_managers;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000003_token_indexes::Migration),
             Box::new(m20261201_130000_rotation::Migration),
             Box::new(m20261201_160000_usage_leaks_managers::Migration),
+            Box::new(m20261201_120000_notifications::Migration),
         ]
     }
 }

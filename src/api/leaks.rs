@@ -94,7 +94,14 @@ pub async fn report(
         }
         digests.push(digest);
     }
-    let outcome = leaks::report(&state.db, ip, verified, digests).await?;
+    let outcome = leaks::report(
+        &state.db,
+        ip,
+        verified,
+        digests,
+        state.settings.smtp_url.is_some(),
+    )
+    .await?;
     tracing::info!(
         tokens = outcome.tokens,
         secrets = outcome.secrets,

@@ -15,6 +15,7 @@ mod support;
 mod tokens;
 mod usage;
 mod users;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -98,6 +99,13 @@ fn routes() -> utoipa_actix_web::scope::Scope<
         .service(scopes::update)
         .service(scopes::delete)
         .service(audit::list)
+        .service(webhooks::create)
+        .service(webhooks::list)
+        .service(webhooks::get)
+        .service(webhooks::update)
+        .service(webhooks::delete)
+        .service(webhooks::deliveries)
+        .service(webhooks::ping)
 }
 
 /// The OpenAPI 3.1 document of [`routes`].

@@ -24,6 +24,9 @@ pub async fn record(
     if let (Some(token), Value::Object(map)) = (actor.token_id, &mut details) {
         map.insert("via_token".into(), json!(token));
     }
+    // Webhook subscribers hear of it from the same transaction (§9).
+    super::webhook_events::on_audit(db, action, target_type, target_id.as_deref(), &details)
+        .await?;
     let event = audit_event::ActiveModel {
         id: Set(Uuid::now_v7()),
         at: Set(clock::now()),

@@ -47,6 +47,7 @@ pub async fn report(
     reporter_ip: Option<String>,
     verified: Vec<Verified>,
     digests: Vec<Digest>,
+    email: bool,
 ) -> Result<Outcome, Error> {
     let actor = Actor::anonymous(reporter_ip.clone());
     let outcome = db
@@ -85,7 +86,15 @@ pub async fn report(
                     )
                     .await?;
                     remember(tx, row.owner_id, "token", row.id, row.hint.clone()).await?;
-                    notify_owner(tx, row.owner_id, "token", row.id, row.hint.as_deref()).await?;
+                    notify_owner(
+                        tx,
+                        row.owner_id,
+                        "token",
+                        row.id,
+                        row.hint.as_deref(),
+                        email,
+                    )
+                    .await?;
                     outcome.tokens += 1;
                 }
                 let hexes: Vec<String> = digests.iter().map(|d| d.to_hex()).collect();
@@ -115,6 +124,7 @@ pub async fn report(
                         "client_secret",
                         s.id,
                         s.hint.as_deref(),
+                        email,
                     )
                     .await?;
                     outcome.secrets += 1;
@@ -153,17 +163,18 @@ async fn remember(
     Ok(())
 }
 
-/// Tells the owner of a leaked token or client secret (a user, or a machine
-/// user's creator and managers). Today it writes the audit event
-/// `leak.notify`; this is the ONE place to connect the e-mail outbox to.
-/// The webhook `token.leaked` comes from the `token.revoke` audit event with
-/// `reason: "leaked"` written just before.
+/// Tells the owner of a leaked token or client secret: the audit event
+/// `leak.notify` always, and an e-mail (through the outbox) to the owner, or
+/// for a machine user its contact address and managers (else the admins),
+/// when e-mail is configured. The webhook `token.leaked` comes from the
+/// `token.revoke` audit event with `reason: "leaked"` written just before.
 pub async fn notify_owner(
     tx: &impl ConnectionTrait,
     owner: Uuid,
     kind: &str,
     target: Uuid,
     hint: Option<&str>,
+    email: bool,
 ) -> Result<(), Error> {
     audit::record(
         tx,
@@ -173,7 +184,34 @@ pub async fn notify_owner(
         Some(target.to_string()),
         json!({"owner_id": owner, "hint": hint}),
     )
-    .await
+    .await?;
+    if !email {
+        return Ok(());
+    }
+    let what = if kind == "token" {
+        "token"
+    } else {
+        "client secret"
+    };
+    let (done, hint) = (
+        if kind == "token" {
+            "revoked"
+        } else {
+            "removed"
+        },
+        hint.unwrap_or("unknown"),
+    );
+    let subject = format!("A Tessera {what} was reported leaked ({hint})");
+    let body = format!(
+        "Someone reported a Tessera {what} (ending {hint}) as found in the wild.\n\
+         It has been {done}: it no longer works anywhere.\n\n\
+         If it was in use, create a replacement and update the systems that used it.\n\
+         The audit log has the details of the report.\n"
+    );
+    for to in super::reminders::recipients(tx, owner).await? {
+        super::outbox::enqueue_mail(tx, &to, "token.leaked", subject.clone(), body.clone()).await?;
+    }
+    Ok(())
 }
 
 /// Whether a token or client secret of `principal` (or of a machine user it

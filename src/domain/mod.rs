@@ -7,7 +7,9 @@ mod error;
 pub mod grace;
 pub mod issuance;
 pub mod leaks;
+pub mod outbox;
 pub mod principals;
+pub mod reminders;
 pub mod retention;
 pub mod rotation;
 pub mod scopes;
@@ -17,6 +19,8 @@ pub mod stats;
 pub mod tokens;
 mod types;
 pub mod usage;
+pub mod webhook_events;
+pub mod webhooks;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::Serialize;

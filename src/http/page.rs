@@ -16,6 +16,8 @@ pub struct Layout {
     /// A token or client secret of this person (or of a machine user they
     /// look after) was reported leaked in the last 7 days.
     pub leak_alert: bool,
+    /// "2 tokens expire within 7 days…" while something of theirs does (§9).
+    pub expiring: Option<String>,
 }
 
 pub struct NavUser {

@@ -27,6 +27,7 @@ impl Layout {
             notice: None,
             section,
             leak_alert: me.leak_alert,
+            expiring: me.expiring.clone(),
         }
     }
 
@@ -54,6 +55,7 @@ fn notice_text(code: &str) -> Option<&'static str> {
         "password" => "The password was changed; the user's browser sessions were ended.",
         "email-saved" => "Your e-mail address was saved.",
         "email-removed" => "Your e-mail address was removed.",
+        "pinged" => "A ping is on its way; its delivery shows below in a moment.",
         _ => return None,
     })
 }

@@ -10,7 +10,7 @@ use futures_util::future::LocalBoxFuture;
 
 use crate::{
     domain::{
-        Actor, Context, Policy,
+        Actor, Context, Policy, reminders,
         sessions::{self, Session},
     },
     http::{client_ip, errors::WebError},
@@ -80,6 +80,9 @@ pub struct SignedIn {
     pub manages: bool,
     /// Something of theirs was reported leaked lately (every page says so).
     pub leak_alert: bool,
+    /// The in-app expiry notice, while a token of theirs (for admins, any
+    /// machine token) expires within 7 days.
+    pub expiring: Option<String>,
 }
 
 impl SignedIn {
@@ -112,12 +115,46 @@ pub async fn current(req: &HttpRequest, state: &AppState) -> Result<Option<Signe
     let me = session.principal.id;
     let managed = crate::domain::principals::managed_by(&state.db.read, me).await?;
     let leak_alert = crate::domain::leaks::recent_for(&state.db.read, me, &managed).await?;
+    let expiring = expiry_notice(state, &session).await;
     Ok(Some(SignedIn {
         session,
         ip: client_ip(req),
         manages: !managed.is_empty(),
         leak_alert,
+        expiring,
     }))
+}
+
+/// Days a token's coming expiry is shown on every page.
+const NOTICE_DAYS: i64 = 7;
+
+async fn expiry_notice(state: &AppState, session: &Session) -> Option<String> {
+    let admin = session.is_admin();
+    let found = reminders::expiring_for(
+        &state.db.read,
+        session.principal.id,
+        admin,
+        time::Duration::days(NOTICE_DAYS),
+    )
+    .await;
+    // The notice is a courtesy: a failed look-up must not fail the page.
+    let soon = match found {
+        Ok(soon) => soon?,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot look for expiring tokens");
+            return None;
+        }
+    };
+    let whose = if admin { "" } else { "of yours " };
+    let count = if soon.count == 1 {
+        format!("A token {whose}expires")
+    } else {
+        format!("{} tokens {whose}expire", soon.count)
+    };
+    Some(format!(
+        "{count} within {NOTICE_DAYS} days, the first on {}: renew before it stops working.",
+        reminders::when(soon.soonest)
+    ))
 }
 
 impl FromRequest for SignedIn {

@@ -13,6 +13,7 @@ mod scopes;
 mod shared;
 mod tokens;
 mod users;
+mod webhooks;
 
 use audit::audit_page;
 use keys::{keys_page, keys_rotate};
@@ -24,6 +25,7 @@ use machine_users::{
 use scopes::{scope_create, scope_delete, scope_delete_page, scope_update, scopes_page};
 use tokens::{admin_revoke, admin_revoke_page, admin_token, all_tokens};
 use users::{user_create, user_update, users};
+use webhooks::{webhook_action, webhook_create, webhooks_page};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin", web::get().to(admin_home))
@@ -93,7 +95,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/scopes/{name}/delete", web::post().to(scope_delete))
         .route("/admin/keys", web::get().to(keys_page))
         .route("/admin/keys/rotate", web::post().to(keys_rotate))
-        .route("/admin/audit", web::get().to(audit_page));
+        .route("/admin/audit", web::get().to(audit_page))
+        .route("/admin/webhooks", web::get().to(webhooks_page))
+        .route("/admin/webhooks", web::post().to(webhook_create))
+        .route(
+            "/admin/webhooks/{id}/{action}",
+            web::post().to(webhook_action),
+        );
 }
 
 async fn admin_home(me: SignedIn) -> Result<HttpResponse, WebError> {

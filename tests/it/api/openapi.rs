@@ -41,6 +41,14 @@ const CONTRACT: &[(&str, &str, &str)] = &[
     ("get", "/api/v1/scopes", "profile"),
     ("post", "/api/v1/scopes", "admin:write"),
     ("get", "/api/v1/audit", "admin:read"),
+    // §9: webhooks.
+    ("get", "/api/v1/webhooks", "admin:read"),
+    ("post", "/api/v1/webhooks", "admin:write"),
+    ("get", "/api/v1/webhooks/{id}", "admin:read"),
+    ("patch", "/api/v1/webhooks/{id}", "admin:write"),
+    ("delete", "/api/v1/webhooks/{id}", "admin:write"),
+    ("get", "/api/v1/webhooks/{id}/deliveries", "admin:read"),
+    ("post", "/api/v1/webhooks/{id}/ping", "admin:write"),
 ];
 
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];

@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod postgres;
+pub mod receivers;
 pub mod web;
 
 pub use api::{Api, Reply, token_request};
@@ -196,6 +197,15 @@ impl TestApp {
         let (child, addr) = start_server(&self.db, extra_env).expect("second server starts");
         self.extra_instances.push(child);
         addr
+    }
+
+    /// Stops the first instance and starts a new one on the same database.
+    pub fn restart(&mut self, extra_env: &[(&str, &str)]) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, addr) = start_server(&self.db, extra_env).expect("server restarts");
+        self.child = child;
+        self.addr = addr;
     }
 
     /// The first instance's process id (to read its memory use).

@@ -3,6 +3,7 @@
 
 mod account_and_hints;
 mod grace_choice;
+mod notices;
 mod throttle;
 
 use crate::{

@@ -1,0 +1,237 @@
+//! The sweeper: on every instance, every `TESSERA_SWEEP_EVERY` (and soon after
+//! something is queued), it sends due reminders, fans audited events out to
+//! webhooks, and sends what is due in the outbox. Each send runs in its own
+//! task under a bound, after its attempt was claimed in the database, so a
+//! hanging receiver or a slow SMTP server delays nothing else.
+
+pub mod mail;
+pub mod wake;
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::sync::Semaphore;
+
+use crate::{
+    config::{Dur, Settings},
+    domain::{
+        outbox::{self, CHANNEL_EMAIL, CHANNEL_WEBHOOK, Outcome},
+        reminders::{self, ReminderPolicy},
+        webhooks,
+    },
+    secret::MasterKey,
+    storage::{Db, entities::outbox as outbox_row},
+};
+
+/// A webhook receiver must answer within this.
+const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
+/// Sends in flight at once on one instance.
+const CONCURRENT_SENDS: usize = 16;
+
+struct Sweeper {
+    db: Db,
+    master: MasterKey,
+    every: Duration,
+    reminders: ReminderPolicy,
+    retry_schedule: Vec<Dur>,
+    http: reqwest::Client,
+    mailer: Option<mail::Mailer>,
+    permits: Arc<Semaphore>,
+    /// When this instance last pruned old messages.
+    pruned: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+/// How often old messages and delivery logs are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Starts this instance's sweeper.
+pub fn spawn(db: Db, master: MasterKey, settings: &Settings) -> anyhow::Result<()> {
+    let hello = url::Url::parse(&settings.public_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_else(|| "localhost".to_owned());
+    let mailer = settings
+        .smtp_url
+        .as_ref()
+        .map(|url| mail::Mailer::new(url, &settings.smtp_from, &hello))
+        .transpose()?;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(WEBHOOK_TIMEOUT)
+        .user_agent(concat!("tessera-webhooks/", env!("CARGO_PKG_VERSION")))
+        .build()?;
+    let sweeper = Arc::new(Sweeper {
+        db,
+        master,
+        every: Duration::from_secs(settings.sweep_every.seconds.unsigned_abs()),
+        reminders: ReminderPolicy {
+            thresholds: settings.reminders.iter().map(|d| d.seconds).collect(),
+            public_url: settings.public_url.clone(),
+            email: mailer.is_some(),
+        },
+        retry_schedule: settings.retry_schedule.clone(),
+        http,
+        mailer,
+        permits: Arc::new(Semaphore::new(CONCURRENT_SENDS)),
+        pruned: std::sync::Mutex::new(None),
+    });
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(sweeper.every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = wake::rung() => {
+                    // Let the transaction that rang commit first.
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+            sweeper.clone().round().await;
+        }
+    });
+    Ok(())
+}
+
+impl Sweeper {
+    async fn round(self: Arc<Self>) {
+        if let Err(e) = reminders::sweep(&self.db, &self.reminders).await {
+            tracing::warn!(error = %e, cause = ?std::error::Error::source(&e), "reminder sweep failed");
+        }
+        if let Err(e) = webhooks::expand(&self.db, 200).await {
+            tracing::warn!(error = %e, cause = ?std::error::Error::source(&e), "cannot fan out webhook events");
+        }
+        if let Err(e) = self.clone().send_due().await {
+            tracing::warn!(error = %e, cause = ?std::error::Error::source(&e), "cannot send from the outbox");
+        }
+        if self.prune_due()
+            && let Err(e) = outbox::prune(&self.db.write).await
+        {
+            tracing::warn!(error = %e, "cannot prune old outbox messages");
+        }
+    }
+
+    fn prune_due(&self) -> bool {
+        let mut last = self.pruned.lock().unwrap_or_else(|p| p.into_inner());
+        let due = last.is_none_or(|at| at.elapsed() >= PRUNE_EVERY);
+        if due {
+            *last = Some(std::time::Instant::now());
+        }
+        due
+    }
+
+    /// Claims due messages while a sending slot is free, each sent in its own task.
+    async fn send_due(self: Arc<Self>) -> Result<(), crate::domain::Error> {
+        let due = outbox::due(&self.db.read, &[CHANNEL_WEBHOOK, CHANNEL_EMAIL], 100).await?;
+        for row in due {
+            let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+                break;
+            };
+            let Some(claimed) = outbox::claim(&self.db.write, &row).await? else {
+                continue;
+            };
+            let me = self.clone();
+            tokio::spawn(async move {
+                let outcome = if claimed.channel == CHANNEL_EMAIL {
+                    me.send_mail(&claimed).await
+                } else {
+                    me.send_webhook(&claimed).await
+                };
+                if !outcome.delivered {
+                    tracing::info!(
+                        message = %webhooks::message_id(claimed.id),
+                        channel = %claimed.channel,
+                        attempt = claimed.attempts,
+                        error = outcome.error.as_deref().unwrap_or(""),
+                        "delivery attempt failed"
+                    );
+                }
+                if let Err(e) =
+                    outbox::finish(&me.db.write, &claimed, outcome, &me.retry_schedule).await
+                {
+                    tracing::warn!(error = %e, "cannot record a delivery attempt");
+                }
+                drop(permit);
+            });
+        }
+        Ok(())
+    }
+
+    async fn send_mail(&self, row: &outbox_row::Model) -> Outcome {
+        let result = match &self.mailer {
+            Some(mailer) => {
+                mailer
+                    .send(
+                        row.recipient.as_deref().unwrap_or_default(),
+                        row.subject.as_deref().unwrap_or_default(),
+                        &row.body,
+                    )
+                    .await
+            }
+            None => Err("e-mail is not configured (TESSERA_SMTP_URL)".to_owned()),
+        };
+        Outcome {
+            delivered: result.is_ok(),
+            status: None,
+            error: result.err(),
+        }
+    }
+
+    async fn send_webhook(&self, row: &outbox_row::Model) -> Outcome {
+        let failed = |error: &str| Outcome {
+            delivered: false,
+            status: None,
+            error: Some(error.to_owned()),
+        };
+        let hook = match row.webhook_id {
+            Some(id) => webhooks::find(&self.db.read, id).await,
+            None => return failed("no webhook"),
+        };
+        let Ok(hook) = hook else {
+            return failed("the webhook is gone");
+        };
+        let key = match webhooks::signing_key(&self.master, &hook) {
+            Ok(key) => key,
+            Err(e) => {
+                tracing::error!(error = ?e, webhook = %hook.id, "cannot open a webhook secret");
+                return failed("cannot open the webhook secret");
+            }
+        };
+        let id = webhooks::message_id(row.id);
+        let timestamp = crate::clock::now().unix_timestamp();
+        let signature = match standardwebhooks::Webhook::from_bytes(key)
+            .and_then(|signer| signer.sign(&id, timestamp, row.body.as_bytes()))
+        {
+            Ok(signature) => signature,
+            Err(_) => return failed("cannot sign the message"),
+        };
+        let sent = self
+            .http
+            .post(&hook.url)
+            .header("content-type", "application/json")
+            .header("webhook-id", &id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .body(row.body.clone())
+            .send()
+            .await;
+        match sent {
+            Ok(res) => {
+                let status = res.status();
+                Outcome {
+                    delivered: status.is_success(),
+                    status: Some(status.as_u16()),
+                    error: (!status.is_success()).then(|| {
+                        if status.is_redirection() {
+                            format!("HTTP {status}: redirects are not followed")
+                        } else {
+                            format!("HTTP {status}")
+                        }
+                    }),
+                }
+            }
+            // The transport error's text may carry the URL: say what kind.
+            Err(e) if e.is_timeout() => failed("no answer within 10 seconds"),
+            Err(e) if e.is_connect() => failed("cannot connect to the receiver"),
+            Err(_) => failed("the request failed"),
+        }
+    }
+}

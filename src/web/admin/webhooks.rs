@@ -1,0 +1,150 @@
+//! Webhooks (§9): the list with recent deliveries, subscribe (the secret is
+//! shown once), enable or disable, delete, ping.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+
+use crate::{
+    domain::{
+        webhook_events::EVENTS,
+        webhooks::{self, Delivery, Webhook, WebhookInput},
+    },
+    http::errors::WebError,
+    state::AppState,
+    web::{
+        page::{FormData, Layout, fmt_time, parse_id, query, render, see_other},
+        session::{SignedIn, check_csrf},
+        views::{SecretPage, secret_response},
+    },
+};
+
+pub struct HookRow {
+    pub hook: Webhook,
+    pub created: String,
+    pub deliveries: Vec<DeliveryRow>,
+}
+
+pub struct DeliveryRow {
+    pub d: Delivery,
+    pub at: String,
+    pub outcome: String,
+    pub ok: bool,
+}
+
+#[derive(Template)]
+#[template(path = "admin_webhooks.html")]
+struct WebhooksPage {
+    l: Layout,
+    rows: Vec<HookRow>,
+    events: &'static [&'static str],
+}
+
+fn outcome(d: &Delivery) -> (String, bool) {
+    let ok = d.status.is_some_and(|s| (200..300).contains(&s));
+    let text = match (&d.error, d.status) {
+        (None, Some(s)) => format!("HTTP {s}"),
+        (Some(e), _) => e.clone(),
+        (None, None) => "no answer".to_owned(),
+    };
+    (text, ok)
+}
+
+pub(super) async fn webhooks_page(
+    req: HttpRequest,
+    me: SignedIn,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    let rows = webhooks::overview(&state.db.read, 5)
+        .await?
+        .into_iter()
+        .map(|(hook, deliveries)| HookRow {
+            created: fmt_time(hook.created_at),
+            hook,
+            deliveries: deliveries
+                .into_iter()
+                .map(|d| {
+                    let (outcome, ok) = outcome(&d);
+                    DeliveryRow {
+                        at: fmt_time(d.at),
+                        d,
+                        outcome,
+                        ok,
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    render(&WebhooksPage {
+        l: Layout::new(&me, "webhooks").with_notice(query(&req)?.get("notice")),
+        rows,
+        events: EVENTS,
+    })
+}
+
+pub(super) async fn webhook_create(
+    me: SignedIn,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    let form = FormData::parse(&body)?;
+    check_csrf(&me, form.get("csrf"))?;
+    let input = WebhookInput {
+        url: Some(form.text("url").unwrap_or_default().to_owned()),
+        events: Some(form.all("events")),
+        description: form.text("description").map(str::to_owned),
+        enabled: None,
+    };
+    let created = webhooks::create(&state.db, &state.master, &me.actor(), input).await?;
+    secret_response(&SecretPage {
+        l: Layout::new(&me, "webhooks"),
+        title: format!("Signing secret for {}", created.webhook.url),
+        what: "signing secret",
+        secret: created.secret.into_exposed(),
+        facts: vec![
+            ("Events", created.webhook.events.join(", ")),
+            (
+                "Verify with",
+                "any Standard Webhooks library (headers webhook-id, webhook-timestamp, webhook-signature)".into(),
+            ),
+        ],
+        back_url: "/admin/webhooks".into(),
+        back_label: "Back to webhooks",
+    })
+}
+
+pub(super) async fn webhook_action(
+    me: SignedIn,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    let form = FormData::parse(&body)?;
+    check_csrf(&me, form.get("csrf"))?;
+    let (raw_id, action) = path.into_inner();
+    let id = parse_id(&raw_id)?;
+    let actor = me.actor();
+    let notice = match action.as_str() {
+        "enable" | "disable" => {
+            let input = WebhookInput {
+                enabled: Some(action == "enable"),
+                ..WebhookInput::default()
+            };
+            webhooks::update(&state.db, &actor, id, input).await?;
+            "updated"
+        }
+        "delete" => {
+            webhooks::delete(&state.db, &actor, id).await?;
+            "deleted"
+        }
+        "ping" => {
+            webhooks::ping(&state.db, &actor, id).await?;
+            crate::notify::wake::soon();
+            "pinged"
+        }
+        _ => return Err(WebError::NotFound),
+    };
+    Ok(see_other(&format!("/admin/webhooks?notice={notice}")))
+}

@@ -1,0 +1,301 @@
+//! Expiry reminders (INTERFACE §9) to a real SMTP server and a real webhook
+//! receiver: once per threshold, only the nearest for a token already inside
+//! several, a notice at expiry, the right recipients and content (never a
+//! secret), exactly once with two instances and across a restart; and bad
+//! settings stop start-up with one line naming the setting.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::{
+    both_backends,
+    common::{
+        ADMIN_PASSWORD, Api, Backend, TestApp,
+        receivers::{Receiver, SmtpSink, wait_for},
+    },
+};
+
+const WAIT: Duration = Duration::from_secs(30);
+/// Long enough for several sweeps (`TESSERA_SWEEP_EVERY=1s`) to repeat
+/// anything they would wrongly repeat.
+const SETTLE: Duration = Duration::from_secs(4);
+
+fn env<'a>(smtp: &'a str, reminders: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("TESSERA_SWEEP_EVERY", "1s"),
+        ("TESSERA_REMINDERS", reminders),
+        ("TESSERA_SMTP_URL", smtp),
+        ("TESSERA_SMTP_FROM", "Tessera <tessera@example.test>"),
+    ]
+}
+
+fn to(messages: &[String], address: &str) -> Vec<String> {
+    messages
+        .iter()
+        .filter(|m| m.starts_with(&format!("X-Envelope-To: {address}\r\n")))
+        .cloned()
+        .collect()
+}
+
+fn events(received: &[Value], event: &str) -> Vec<Value> {
+    received
+        .iter()
+        .filter(|r| r["body"]["type"] == event)
+        .cloned()
+        .collect()
+}
+
+/// Moves a token's expiry behind the server's back (the lifetime minimum is
+/// a minute; the reminder schedule is what is under test).
+async fn expire_at(app: &TestApp, name: &str, in_seconds: i64) {
+    let at = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap()
+        + time::Duration::seconds(in_seconds);
+    let at = at
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let changed = app
+        .sql(&format!(
+            "UPDATE tokens SET expires_at = '{at}' WHERE name = '{name}'"
+        ))
+        .await;
+    assert_eq!(changed, 1);
+}
+
+async fn reminders_go_once_per_threshold_and_at_expiry(backend: Backend) {
+    let smtp = SmtpSink::start();
+    let url = smtp.url();
+    let api = Api {
+        app: TestApp::spawn_with(backend, &env(&url, "3m,2m,30s")).await,
+    };
+    let admin = api.admin();
+    api.app.db.cli_ok(
+        &[
+            "users",
+            "create",
+            "--username",
+            "alice",
+            "--email",
+            "alice@example.test",
+            "--password-stdin",
+        ],
+        Some(ADMIN_PASSWORD),
+    );
+    let alice = api.app.token_for("alice", &["profile", "tokens:write"]);
+    let hook = api
+        .post(
+            "/api/v1/webhooks",
+            &admin,
+            &json!({"url": "http://127.0.0.1:9/", "events": ["token.expiring", "token.expired"]}),
+        )
+        .await;
+    hook.expect(201, "webhook");
+    let receiver = Receiver::start(hook.body["secret"].as_str().unwrap(), "ok");
+    let hook_id = hook.body["id"].as_str().unwrap();
+    api.patch(
+        &format!("/api/v1/webhooks/{hook_id}"),
+        &admin,
+        &json!({"url": receiver.url()}),
+    )
+    .await
+    .expect(200, "point the webhook");
+
+    // Inside both the 3m and 2m thresholds: only the nearest (2m) goes out.
+    let pat = api
+        .post(
+            "/api/v1/tokens",
+            &alice,
+            &json!({"name": "soon", "scopes": ["profile"], "expires_in_seconds": 90}),
+        )
+        .await;
+    pat.expect(201, "a PAT expiring in 90 s");
+    let pat_id = pat.body["id"].as_str().unwrap().to_owned();
+    let pat_secret = pat.body["token"].as_str().unwrap().to_owned();
+    let machine = api
+        .post(
+            "/api/v1/machine-users",
+            &admin,
+            &json!({"username": "ci-bot", "contact_email": "ops@example.test", "scopes": ["profile"]}),
+        )
+        .await;
+    machine.expect(201, "machine user");
+    let machine_id = machine.body["id"].as_str().unwrap().to_owned();
+    let mtoken = api
+        .post(
+            &format!("/api/v1/machine-users/{machine_id}/tokens"),
+            &admin,
+            &json!({"name": "bot-deploy", "scopes": ["profile"], "expires_in_seconds": 90}),
+        )
+        .await;
+    mtoken.expect(201, "machine token");
+    let mtoken_secret = mtoken.body["token"].as_str().unwrap().to_owned();
+    let mtoken_id = mtoken.body["id"].as_str().unwrap().to_owned();
+
+    let mail = wait_for("the first reminders", WAIT, || {
+        let m = smtp.messages();
+        (m.len() >= 2).then_some(m)
+    })
+    .await;
+    let first = &to(&mail, "alice@example.test")[0];
+    for needle in [
+        "soon",
+        "alice",
+        "profile",
+        "expires in",
+        "Last used: never",
+        &format!("/tokens/{pat_id}/regenerate"),
+    ] {
+        assert!(first.contains(needle), "{needle:?} in {first}");
+    }
+    let ops = &to(&mail, "ops@example.test");
+    assert_eq!(ops.len(), 1, "the machine user's contact: {mail:?}");
+    assert!(ops[0].contains("bot-deploy") && ops[0].contains("ci-bot"));
+    assert!(ops[0].contains(&format!("/admin/machine-users/{machine_id}")));
+    for m in &mail {
+        for secret in [&pat_secret, &mtoken_secret, &alice, &admin] {
+            assert!(!m.contains(secret.as_str()), "no secret in a reminder");
+        }
+    }
+    tokio::time::sleep(SETTLE).await;
+    assert_eq!(
+        smtp.messages().len(),
+        2,
+        "the 3m threshold, crossed already, is not sent as well"
+    );
+    // A revoked token is reminded of nothing more.
+    api.delete(&format!("/api/v1/admin/tokens/{mtoken_id}"), &admin)
+        .await
+        .expect(204, "revoke the machine token");
+
+    expire_at(&api.app, "soon", 20).await;
+    wait_for("the 30s reminder", WAIT, || {
+        (to(&smtp.messages(), "alice@example.test").len() == 2).then_some(())
+    })
+    .await;
+    expire_at(&api.app, "soon", -1).await;
+    let mail = wait_for("the notice at expiry", WAIT, || {
+        let m = to(&smtp.messages(), "alice@example.test");
+        (m.len() == 3).then_some(m)
+    })
+    .await;
+    assert!(mail[2].contains("has expired"), "{}", mail[2]);
+    tokio::time::sleep(SETTLE).await;
+    assert_eq!(smtp.messages().len(), 4, "each reminder exactly once");
+
+    let received = wait_for("the webhooks", WAIT, || {
+        let r = receiver.received();
+        (r.len() >= 4).then_some(r)
+    })
+    .await;
+    assert!(received.iter().all(|r| r["verified"] == true));
+    let expiring = events(&received, "token.expiring");
+    let expired = events(&received, "token.expired");
+    assert_eq!((expiring.len(), expired.len()), (3, 1), "{received:?}");
+    assert_eq!(expired[0]["body"]["data"]["id"], pat_id.as_str());
+    assert_eq!(expiring[0]["body"]["data"]["days_left"], 1);
+    assert!(
+        !received.iter().any(|r| r.to_string().contains(&pat_secret)),
+        "no secret in a webhook"
+    );
+}
+
+async fn each_reminder_goes_once_across_instances_and_restarts(backend: Backend) {
+    let smtp = SmtpSink::start();
+    let url = smtp.url();
+    let settings = env(&url, "2m");
+    let mut api = Api {
+        app: TestApp::spawn_with(backend, &settings).await,
+    };
+    if backend == Backend::Postgres {
+        api.app.start_another(&settings);
+    }
+    api.app.db.cli_ok(
+        &[
+            "users",
+            "create",
+            "--username",
+            "carol",
+            "--email",
+            "carol@example.test",
+            "--password-stdin",
+        ],
+        Some(ADMIN_PASSWORD),
+    );
+    let carol = api.app.token_for("carol", &["profile", "tokens:write"]);
+    for i in 0..6 {
+        api.post(
+            "/api/v1/tokens",
+            &carol,
+            &json!({"name": format!("t{i}"), "scopes": ["profile"], "expires_in_seconds": 90}),
+        )
+        .await
+        .expect(201, "token");
+    }
+    wait_for("six reminders", WAIT, || {
+        (smtp.messages().len() >= 6).then_some(())
+    })
+    .await;
+    // A restarted instance knows nothing in memory: the database does.
+    api.app.restart(&settings);
+    if backend == Backend::Postgres {
+        api.app.start_another(&settings);
+    }
+    tokio::time::sleep(SETTLE).await;
+    let mail = smtp.messages();
+    assert_eq!(mail.len(), 6, "exactly once each: {mail:#?}");
+    for i in 0..6 {
+        let name = format!("“t{i}”");
+        assert_eq!(
+            mail.iter().filter(|m| m.contains(&name)).count(),
+            1,
+            "t{i} reminded once"
+        );
+    }
+    assert_eq!(
+        api.app.scalar("SELECT COUNT(*) FROM token_reminders").await,
+        6
+    );
+}
+
+async fn bad_notification_settings_stop_start_up_with_one_line(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    for (var, value) in [
+        ("TESSERA_SMTP_URL", "ftp://user:hunter2@mail.example"),
+        ("TESSERA_SMTP_URL", "not a url at all"),
+        ("TESSERA_SMTP_URL", "smtp://user:hunter2@"),
+        ("TESSERA_SMTP_FROM", "nobody"),
+        ("TESSERA_REMINDERS", "14d,soon"),
+        ("TESSERA_SWEEP_EVERY", "0s"),
+        ("TESSERA_SWEEP_EVERY", "often"),
+    ] {
+        let out = app.db.cli_env(&["migrate"], None, &[(var, value)]);
+        assert!(!out.status.success(), "{var}={value:?} is refused");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let first = stderr.lines().next().unwrap_or_default();
+        assert!(first.contains(var), "{var}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+        assert!(!stderr.contains("hunter2"), "no password: {stderr}");
+    }
+    let out = app.db.cli_env(
+        &["migrate"],
+        None,
+        &[
+            ("TESSERA_SMTP_URL", "smtps://u:p%40ss@mail.example:465"),
+            ("TESSERA_REMINDERS", "30d,14d,7d,1d,1h"),
+            ("TESSERA_SWEEP_EVERY", "30s"),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "good settings pass: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+both_backends!(
+    reminders_go_once_per_threshold_and_at_expiry,
+    each_reminder_goes_once_across_instances_and_restarts,
+    bad_notification_settings_stop_start_up_with_one_line,
+);
