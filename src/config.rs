@@ -12,7 +12,12 @@ pub use crate::{
     duration::Dur,
     secret::{DatabaseUrl, MasterKey},
 };
-use crate::{kinds::KeyAlg, secret::Secret};
+pub use crate::oidc::settings::{OidcSettings, SignInSettings};
+use crate::{
+    kinds::KeyAlg,
+    oidc::settings::{OidcArgs, OidcFile},
+    secret::Secret,
+};
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/tessera.db?mode=rwc";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -79,6 +84,9 @@ pub struct SettingsArgs {
         value_name = "COUNT/DUR"
     )]
     pub auth_failures_per_ip: Option<String>,
+    /// Single sign-on and the password switch (INTERFACE §10).
+    #[command(flatten)]
+    pub sign_in: OidcArgs,
 }
 
 /// The optional `tessera.toml`: the same settings, snake_case keys.
@@ -96,6 +104,16 @@ struct FileSettings {
     retention: Option<String>,
     audit_retention: Option<String>,
     auth_failures_per_ip: Option<String>,
+    oidc_issuer: Option<String>,
+    oidc_client_id: Option<String>,
+    oidc_client_secret: Option<Secret<String>>,
+    oidc_scopes: Option<String>,
+    oidc_username_claim: Option<String>,
+    oidc_groups_claim: Option<String>,
+    oidc_admin_groups: Option<String>,
+    oidc_allowed_groups: Option<String>,
+    oidc_name: Option<String>,
+    password_login: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -113,6 +131,8 @@ pub struct Settings {
     /// Audit events older than this are deleted; `None` keeps them forever.
     pub audit_retention: Option<Dur>,
     pub auth_failures_per_ip: FailureLimit,
+    /// Password sign-in on or off, and single sign-on (INTERFACE §10).
+    pub sign_in: SignInSettings,
 }
 
 impl Settings {
@@ -211,6 +231,22 @@ impl Settings {
             )
         })?;
 
+        let sign_in = SignInSettings::resolve(
+            &args.sign_in,
+            OidcFile {
+                oidc_issuer: file.oidc_issuer,
+                oidc_client_id: file.oidc_client_id,
+                oidc_client_secret: file.oidc_client_secret,
+                oidc_scopes: file.oidc_scopes,
+                oidc_username_claim: file.oidc_username_claim,
+                oidc_groups_claim: file.oidc_groups_claim,
+                oidc_admin_groups: file.oidc_admin_groups,
+                oidc_allowed_groups: file.oidc_allowed_groups,
+                oidc_name: file.oidc_name,
+                password_login: file.password_login,
+            },
+        )?;
+
         Ok(Self {
             database_url,
             listen,
@@ -223,6 +259,7 @@ impl Settings {
             retention,
             audit_retention,
             auth_failures_per_ip,
+            sign_in,
         })
     }
 

@@ -15,6 +15,7 @@ pub mod jwt;
 pub mod kinds;
 pub mod metrics;
 pub mod oauth;
+pub mod oidc;
 pub mod secret;
 pub mod state;
 pub mod storage;

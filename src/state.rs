@@ -8,6 +8,7 @@ use crate::{
     domain::{Policy, issuance::Issuer},
     metrics::Metrics,
     oauth::throttle::ClientAuthThrottle,
+    oidc::Provider,
     secret::MasterKey,
     storage::Db,
     token_service::TokenService,
@@ -21,6 +22,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Failed client authentication per address (INTERFACE §8).
     pub client_auth: ClientAuthThrottle,
+    /// The identity provider, when single sign-on is on (INTERFACE §10).
+    pub oidc: Option<Arc<Provider>>,
 }
 
 impl AppState {

@@ -9,6 +9,7 @@ pub mod principals;
 pub mod retention;
 pub mod scopes;
 pub mod sessions;
+pub mod sso;
 pub mod signing_keys;
 pub mod stats;
 pub mod tokens;

@@ -4,6 +4,8 @@ pub mod audit_event;
 pub mod client_secret;
 pub mod daily_count;
 pub mod login_attempt;
+pub mod oidc_identity;
+pub mod oidc_login;
 pub mod principal;
 pub mod scope;
 pub mod session;
