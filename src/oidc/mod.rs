@@ -38,7 +38,7 @@ const METADATA_TTL: Duration = Duration::from_secs(3600);
 /// After a failed discovery, sign-in pages say so for this long before
 /// discovery is tried again (so an unreachable provider does not slow
 /// every page down).
-const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(15);
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
 
 /// Every claim of the ID token by name, so any configured claim (username,
 /// groups) can be read.
@@ -282,7 +282,12 @@ impl Provider {
         let take = |c: &openidconnect::IdTokenClaims<AnyClaims, CoreGenderClaim>| VerifiedIdentity {
             issuer: c.issuer().to_string(),
             subject: c.subject().to_string(),
-            claims: c.additional_claims().claims.clone(),
+            // Standard and additional claims alike, by name (the crate
+            // parses the standard ones into fields of their own).
+            claims: match serde_json::to_value(c) {
+                Ok(Value::Object(all)) => all,
+                _ => c.additional_claims().claims.clone(),
+            },
         };
         match id_token.claims(&client.id_token_verifier(), &nonce) {
             Ok(claims) => Ok(take(claims)),

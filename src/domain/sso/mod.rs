@@ -45,7 +45,8 @@ pub struct Rules<'a> {
 /// Why a sign-in the provider vouched for is refused here, in words.
 #[derive(Debug)]
 pub enum Refusal {
-    MissingClaim(String),
+    /// The claim, and the names of the claims the ID token did carry.
+    MissingClaim(String, Vec<String>),
     BadUsername { claim: String, value: String },
     NotAllowed,
     UsernameTaken(String),
@@ -55,7 +56,7 @@ pub enum Refusal {
 impl Refusal {
     fn reason(&self) -> &'static str {
         match self {
-            Self::MissingClaim(_) => "username claim missing",
+            Self::MissingClaim(..) => "username claim missing",
             Self::BadUsername { .. } => "invalid username claim",
             Self::NotAllowed => "not in an allowed group",
             Self::UsernameTaken(_) => "username taken",
@@ -67,9 +68,10 @@ impl Refusal {
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::MissingClaim(claim) => write!(
+            Self::MissingClaim(claim, present) => write!(
                 f,
-                "The identity provider did not send the claim {claim:?} in the ID token, and Tessera takes the username from it (TESSERA_OIDC_USERNAME_CLAIM). Ask an administrator to have the provider include it."
+                "The identity provider did not send the claim {claim:?} in the ID token, and Tessera takes the username from it (TESSERA_OIDC_USERNAME_CLAIM). Ask an administrator to have the provider include it (the ID token has: {}).",
+                present.join(", ")
             ),
             Self::BadUsername { claim, value } => write!(
                 f,
@@ -133,7 +135,12 @@ fn read_claims(identity: &Identity, rules: &Rules<'_>) -> Result<Claimed, Refusa
     }
     let raw = match identity.claims.get(rules.username_claim) {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        _ => return Err(Refusal::MissingClaim(rules.username_claim.to_owned())),
+        _ => {
+            return Err(Refusal::MissingClaim(
+                rules.username_claim.to_owned(),
+                identity.claims.keys().cloned().collect(),
+            ));
+        }
     };
     let username = Username::parse(&raw.to_lowercase()).map_err(|_| Refusal::BadUsername {
         claim: rules.username_claim.to_owned(),
@@ -426,7 +433,7 @@ mod tests {
         let open = rules(&admin, None);
         assert!(matches!(
             read_claims(&identity(json!({"groups": []})), &open),
-            Err(Refusal::MissingClaim(c)) if c == "preferred_username"
+            Err(Refusal::MissingClaim(c, _)) if c == "preferred_username"
         ));
         let e = read_claims(&identity(json!({"preferred_username": "a b@c"})), &open).unwrap_err();
         assert!(e.to_string().contains("preferred_username"), "{e}");

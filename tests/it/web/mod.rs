@@ -2,6 +2,8 @@
 //! personal tokens, the admin console, escaping and error pages.
 
 mod account_and_hints;
+mod sso;
+mod sso_refusals;
 mod throttle;
 
 use crate::{
