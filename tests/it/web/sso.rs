@@ -264,6 +264,8 @@ async fn a_claim_that_cannot_be_a_username_is_refused_naming_it(backend: Backend
     page.expect(StatusCode::FORBIDDEN, "bad claim");
     assert!(page.body.contains("preferred_username"), "{}", page.body);
     assert!(page.body.contains("Eve Example"), "{}", page.body);
+    // A new browser: the provider remembers who signed in at it.
+    let b = Browser::new(&sso.app);
     let page = sign_in(&b, "s-2").await;
     page.expect(StatusCode::FORBIDDEN, "missing claim");
     assert!(page.body.contains("did not send the claim"), "{}", page.body);
