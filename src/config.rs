@@ -8,11 +8,11 @@ use anyhow::{Context, bail};
 use clap::Args;
 use serde::Deserialize;
 
+pub use crate::oidc::settings::{OidcSettings, SignInSettings};
 pub use crate::{
     duration::Dur,
     secret::{DatabaseUrl, MasterKey},
 };
-pub use crate::oidc::settings::{OidcSettings, SignInSettings};
 use crate::{
     kinds::KeyAlg,
     oidc::settings::{OidcArgs, OidcFile},

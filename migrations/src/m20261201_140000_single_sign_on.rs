@@ -53,7 +53,11 @@ impl MigrationTrait for Migration {
                             .not_null()
                             .primary_key(),
                     )
-                    .col(ColumnDef::new(OidcLogins::Browser).string_len(64).not_null())
+                    .col(
+                        ColumnDef::new(OidcLogins::Browser)
+                            .string_len(64)
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(OidcLogins::Sealed).text().not_null())
                     .col(ColumnDef::new(OidcLogins::ReturnTo).text().not_null())
                     .col(
@@ -94,7 +98,11 @@ impl MigrationTrait for Migration {
                             .string_len(255)
                             .not_null(),
                     )
-                    .col(ColumnDef::new(OidcIdentities::PrincipalId).uuid().not_null())
+                    .col(
+                        ColumnDef::new(OidcIdentities::PrincipalId)
+                            .uuid()
+                            .not_null(),
+                    )
                     .col(
                         ColumnDef::new(OidcIdentities::CreatedAt)
                             .timestamp_with_time_zone()

@@ -15,13 +15,13 @@ use std::{
 
 use openidconnect::{
     AdditionalClaims, AuthenticationFlow, AuthorizationCode, Client, ClientId, ClientSecret,
-    CsrfToken, EmptyExtraTokenFields, EndpointMaybeSet, EndpointNotSet, EndpointSet,
-    IdTokenFields, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
-    RequestTokenError, Scope, StandardErrorResponse, StandardTokenResponse, TokenResponse,
+    CsrfToken, EmptyExtraTokenFields, EndpointMaybeSet, EndpointNotSet, EndpointSet, IdTokenFields,
+    IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope,
+    StandardErrorResponse, StandardTokenResponse, TokenResponse,
     core::{
-        CoreAuthDisplay, CoreAuthPrompt, CoreErrorResponseType, CoreGenderClaim,
-        CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm,
-        CoreProviderMetadata, CoreResponseType, CoreRevocableToken, CoreRevocationErrorResponse,
+        CoreAuthDisplay, CoreAuthPrompt, CoreErrorResponseType, CoreGenderClaim, CoreJsonWebKey,
+        CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm, CoreProviderMetadata,
+        CoreResponseType, CoreRevocableToken, CoreRevocationErrorResponse,
         CoreTokenIntrospectionResponse, CoreTokenType,
     },
     reqwest,
@@ -141,7 +141,10 @@ impl Provider {
     /// The redirect URI is `{public URL}/login/oidc/callback`.
     pub fn new(settings: OidcSettings, public_url: &str) -> anyhow::Result<Self> {
         let issuer = IssuerUrl::new(settings.issuer.clone()).map_err(|e| {
-            anyhow::anyhow!("invalid issuer (TESSERA_OIDC_ISSUER) {:?}: {e}", settings.issuer)
+            anyhow::anyhow!(
+                "invalid issuer (TESSERA_OIDC_ISSUER) {:?}: {e}",
+                settings.issuer
+            )
         })?;
         let redirect = RedirectUrl::new(format!("{public_url}/login/oidc/callback"))
             .map_err(|e| anyhow::anyhow!("invalid public URL (TESSERA_PUBLIC_URL): {e}"))?;
@@ -269,26 +272,29 @@ impl Provider {
             .request_async(&self.http)
             .await
             .map_err(|e| match e {
-                RequestTokenError::ServerResponse(r) => OidcError::Refused(match r.error_description() {
-                    Some(d) => format!("{} ({d})", r.error().as_ref()),
-                    None => r.error().as_ref().to_owned(),
-                }),
+                RequestTokenError::ServerResponse(r) => {
+                    OidcError::Refused(match r.error_description() {
+                        Some(d) => format!("{} ({d})", r.error().as_ref()),
+                        None => r.error().as_ref().to_owned(),
+                    })
+                }
                 other => OidcError::Exchange(error_chain(&other)),
             })?;
         let id_token = response
             .id_token()
             .ok_or_else(|| OidcError::IdToken("the token response has no ID token".into()))?;
         let nonce = Nonce::new(nonce.to_owned());
-        let take = |c: &openidconnect::IdTokenClaims<AnyClaims, CoreGenderClaim>| VerifiedIdentity {
-            issuer: c.issuer().to_string(),
-            subject: c.subject().to_string(),
-            // Standard and additional claims alike, by name (the crate
-            // parses the standard ones into fields of their own).
-            claims: match serde_json::to_value(c) {
-                Ok(Value::Object(all)) => all,
-                _ => c.additional_claims().claims.clone(),
-            },
-        };
+        let take =
+            |c: &openidconnect::IdTokenClaims<AnyClaims, CoreGenderClaim>| VerifiedIdentity {
+                issuer: c.issuer().to_string(),
+                subject: c.subject().to_string(),
+                // Standard and additional claims alike, by name (the crate
+                // parses the standard ones into fields of their own).
+                claims: match serde_json::to_value(c) {
+                    Ok(Value::Object(all)) => all,
+                    _ => c.additional_claims().claims.clone(),
+                },
+            };
         match id_token.claims(&client.id_token_verifier(), &nonce) {
             Ok(claims) => Ok(take(claims)),
             // A key the provider rotated in since discovery: fetch its keys

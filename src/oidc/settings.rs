@@ -26,7 +26,12 @@ pub struct OidcArgs {
     )]
     pub oidc_client_secret: Option<Secret<String>>,
     /// Scopes asked for (default `openid profile email`).
-    #[arg(long, global = true, env = "TESSERA_OIDC_SCOPES", value_name = "SCOPES")]
+    #[arg(
+        long,
+        global = true,
+        env = "TESSERA_OIDC_SCOPES",
+        value_name = "SCOPES"
+    )]
     pub oidc_scopes: Option<String>,
     /// The claim that becomes the username (default `preferred_username`).
     #[arg(
@@ -37,7 +42,12 @@ pub struct OidcArgs {
     )]
     pub oidc_username_claim: Option<String>,
     /// The claim holding group names (default `groups`).
-    #[arg(long, global = true, env = "TESSERA_OIDC_GROUPS_CLAIM", value_name = "CLAIM")]
+    #[arg(
+        long,
+        global = true,
+        env = "TESSERA_OIDC_GROUPS_CLAIM",
+        value_name = "CLAIM"
+    )]
     pub oidc_groups_claim: Option<String>,
     /// Comma-separated groups whose members are admins.
     #[arg(
@@ -59,7 +69,12 @@ pub struct OidcArgs {
     #[arg(long, global = true, env = "TESSERA_OIDC_NAME", value_name = "NAME")]
     pub oidc_name: Option<String>,
     /// `on` (default) or `off`: off removes the password form and `/setup`.
-    #[arg(long, global = true, env = "TESSERA_PASSWORD_LOGIN", value_name = "on|off")]
+    #[arg(
+        long,
+        global = true,
+        env = "TESSERA_PASSWORD_LOGIN",
+        value_name = "on|off"
+    )]
     pub password_login: Option<String>,
 }
 
@@ -130,7 +145,9 @@ impl SignInSettings {
             None | Some("on" | "true" | "yes") => true,
             Some("off" | "false" | "no") => false,
             Some(other) => {
-                bail!("invalid password sign-in switch (TESSERA_PASSWORD_LOGIN) {other:?}: expected on or off")
+                bail!(
+                    "invalid password sign-in switch (TESSERA_PASSWORD_LOGIN) {other:?}: expected on or off"
+                )
             }
         };
         let client_id = pick(&args.oidc_client_id, file.oidc_client_id);
@@ -152,9 +169,8 @@ impl SignInSettings {
             });
         };
         let issuer = issuer.trim().to_owned();
-        let parsed = url::Url::parse(&issuer).map_err(|e| {
-            anyhow::anyhow!("invalid issuer (TESSERA_OIDC_ISSUER) {issuer:?}: {e}")
-        })?;
+        let parsed = url::Url::parse(&issuer)
+            .map_err(|e| anyhow::anyhow!("invalid issuer (TESSERA_OIDC_ISSUER) {issuer:?}: {e}"))?;
         if !matches!(parsed.scheme(), "http" | "https")
             || parsed.host().is_none()
             || parsed.query().is_some()
@@ -186,8 +202,13 @@ impl SignInSettings {
             .filter(|s| !s.is_empty() && *s != "openid")
             .map(str::to_owned)
             .collect();
-        if scopes.iter().any(|s| s.chars().any(|c| c.is_control() || c == '"' || c == '\\')) {
-            bail!("invalid scopes (TESSERA_OIDC_SCOPES) {scopes_raw:?}: expected scope names separated by spaces");
+        if scopes
+            .iter()
+            .any(|s| s.chars().any(|c| c.is_control() || c == '"' || c == '\\'))
+        {
+            bail!(
+                "invalid scopes (TESSERA_OIDC_SCOPES) {scopes_raw:?}: expected scope names separated by spaces"
+            );
         }
         let username_claim = claim_name(
             pick(&args.oidc_username_claim, file.oidc_username_claim),
@@ -289,7 +310,10 @@ mod tests {
             (&[("client_id", "x")][..], "TESSERA_OIDC_ISSUER"),
             (&[("issuer", "not a url")][..], "TESSERA_OIDC_ISSUER"),
             (&[("issuer", "ftp://id.example")][..], "TESSERA_OIDC_ISSUER"),
-            (&[("issuer", "https://id.example")][..], "TESSERA_OIDC_CLIENT_ID"),
+            (
+                &[("issuer", "https://id.example")][..],
+                "TESSERA_OIDC_CLIENT_ID",
+            ),
             (
                 &[("issuer", "https://id.example"), ("client_id", "t")][..],
                 "TESSERA_OIDC_CLIENT_SECRET",

@@ -43,8 +43,10 @@ async fn sso_offer(req: &HttpRequest, state: &AppState) -> Result<Option<SsoOffe
     let href = match q.get("next") {
         Some(next) => format!(
             "/login/oidc?next={}",
-            form_urlencoded::byte_serialize(domain::sso::flows::safe_return_to(Some(next)).as_bytes())
-                .collect::<String>()
+            form_urlencoded::byte_serialize(
+                domain::sso::flows::safe_return_to(Some(next)).as_bytes()
+            )
+            .collect::<String>()
         ),
         None => "/login/oidc".to_owned(),
     };
@@ -137,14 +139,16 @@ pub async fn login(
             set_cookie(&mut res, session::session_cookie(&new.cookie, secure))?;
             Ok(res)
         }
-        Err(LoginError::BadCredentials) => login_response(
-            &req,
-            &state,
-            StatusCode::UNAUTHORIZED,
-            username,
-            Some("The username or password is wrong, or the account is disabled.".into()),
-        )
-        .await,
+        Err(LoginError::BadCredentials) => {
+            login_response(
+                &req,
+                &state,
+                StatusCode::UNAUTHORIZED,
+                username,
+                Some("The username or password is wrong, or the account is disabled.".into()),
+            )
+            .await
+        }
         Err(LoginError::Throttled) => {
             let mut res = login_response(
                 &req,

@@ -47,7 +47,10 @@ pub struct Rules<'a> {
 pub enum Refusal {
     /// The claim, and the names of the claims the ID token did carry.
     MissingClaim(String, Vec<String>),
-    BadUsername { claim: String, value: String },
+    BadUsername {
+        claim: String,
+        value: String,
+    },
     NotAllowed,
     UsernameTaken(String),
     Disabled,
@@ -182,17 +185,16 @@ pub async fn sign_in(
                 .transaction::<_, Result<(NewSession, bool), (Refusal, Option<String>)>, Error>(
                     |tx| {
                         Box::pin(async move {
-                            let user = match link_or_create(tx, &issuer, &subject, claimed, &ip)
-                                .await?
-                            {
-                                Ok(user) => user,
-                                Err(refusal) => return Ok(Err(refusal)),
-                            };
+                            let user =
+                                match link_or_create(tx, &issuer, &subject, claimed, &ip).await? {
+                                    Ok(user) => user,
+                                    Err(refusal) => return Ok(Err(refusal)),
+                                };
                             if let Some(previous) = previous {
                                 session::Entity::delete_by_id(previous).exec(tx).await?;
                             }
-                            let new =
-                                sessions::insert_session(tx, &master, user.0.id, ip.clone()).await?;
+                            let new = sessions::insert_session(tx, &master, user.0.id, ip.clone())
+                                .await?;
                             principals::record_login(tx, user.0.id).await?;
                             audit::record(
                                 tx,
@@ -226,7 +228,11 @@ pub async fn sign_in(
                 "issuer": identity.issuer,
                 "subject": identity.subject,
             });
-            if let Some(name) = identity.claims.get(rules.username_claim).and_then(Value::as_str) {
+            if let Some(name) = identity
+                .claims
+                .get(rules.username_claim)
+                .and_then(Value::as_str)
+            {
                 details["username"] = json!(name.chars().take(64).collect::<String>());
             }
             audit::record(
@@ -425,11 +431,26 @@ mod tests {
         let allowed = ["staff".to_owned()];
         let r = rules(&admin, Some(&allowed));
         assert!(matches!(
-            read_claims(&identity(json!({"preferred_username": "a1", "groups": ["x"]})), &r),
+            read_claims(
+                &identity(json!({"preferred_username": "a1", "groups": ["x"]})),
+                &r
+            ),
             Err(Refusal::NotAllowed)
         ));
-        assert!(read_claims(&identity(json!({"preferred_username": "a1", "groups": ["ops"]})), &r).is_ok());
-        assert!(read_claims(&identity(json!({"preferred_username": "a1", "groups": ["staff"]})), &r).is_ok());
+        assert!(
+            read_claims(
+                &identity(json!({"preferred_username": "a1", "groups": ["ops"]})),
+                &r
+            )
+            .is_ok()
+        );
+        assert!(
+            read_claims(
+                &identity(json!({"preferred_username": "a1", "groups": ["staff"]})),
+                &r
+            )
+            .is_ok()
+        );
         let open = rules(&admin, None);
         assert!(matches!(
             read_claims(&identity(json!({"groups": []})), &open),

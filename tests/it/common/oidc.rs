@@ -231,7 +231,11 @@ pub fn with_param(url: &str, key: &str, value: &str) -> String {
     let pairs: Vec<(String, String)> = u
         .query_pairs()
         .map(|(k, v)| {
-            let v = if k == key { value.to_owned() } else { v.into_owned() };
+            let v = if k == key {
+                value.to_owned()
+            } else {
+                v.into_owned()
+            };
             (k.into_owned(), v)
         })
         .collect();

@@ -32,7 +32,12 @@ async fn users_named(app: &TestApp, admin: &str, username: &str) -> Vec<Value> {
 }
 
 async fn audit(app: &TestApp, admin: &str, action: &str) -> Vec<Value> {
-    api(app, &format!("/api/v1/audit?action={action}&limit=500"), admin).await["items"]
+    api(
+        app,
+        &format!("/api/v1/audit?action={action}&limit=500"),
+        admin,
+    )
+    .await["items"]
         .as_array()
         .expect("items")
         .clone()
@@ -51,9 +56,16 @@ async fn first_sign_in_creates_the_user_and_later_ones_reuse_it(backend: Backend
 
     let login = b.get("/login").await;
     login.expect(StatusCode::OK, "sign-in page");
-    assert!(login.body.contains("Sign in with Test IdP"), "{}", login.body);
+    assert!(
+        login.body.contains("Sign in with Test IdP"),
+        "{}",
+        login.body
+    );
     assert!(login.body.contains(r#"href="/login/oidc""#));
-    assert!(login.body.contains(r#"name="password""#), "passwords stay on by default");
+    assert!(
+        login.body.contains(r#"name="password""#),
+        "passwords stay on by default"
+    );
 
     let done = sign_in(&b, "sub-alice").await;
     done.expect(StatusCode::SEE_OTHER, "signed in");
@@ -77,7 +89,14 @@ async fn first_sign_in_creates_the_user_and_later_ones_reuse_it(backend: Backend
     let users = users_named(app, &admin, "alice").await;
     assert_eq!(users.len(), 1);
     assert_eq!(users[0]["id"], alice["id"]);
-    assert_eq!(audit(app, &admin, "user.create").await.iter().filter(|e| e["details"]["via"] == "oidc").count(), 1);
+    assert_eq!(
+        audit(app, &admin, "user.create")
+            .await
+            .iter()
+            .filter(|e| e["details"]["via"] == "oidc")
+            .count(),
+        1
+    );
 
     let logins = audit(app, &admin, "session.login").await;
     let by_sso: Vec<&Value> = logins
@@ -146,7 +165,9 @@ async fn a_rename_at_the_provider_follows_the_same_user(backend: Backend) {
     let app = &sso.app;
     let admin = app.admin_token(&["admin:read"]);
     let b = Browser::new(app);
-    sign_in(&b, "sub-1").await.expect(StatusCode::SEE_OTHER, "signed in");
+    sign_in(&b, "sub-1")
+        .await
+        .expect(StatusCode::SEE_OTHER, "signed in");
     let before = users_named(app, &admin, "carol").await;
     sso.idp
         .set_account(
@@ -154,7 +175,9 @@ async fn a_rename_at_the_provider_follows_the_same_user(backend: Backend) {
             json!({"preferred_username": "Carol.Smith", "email": "carol.smith@example.com", "groups": []}),
         )
         .await;
-    sign_in(&b, "sub-1").await.expect(StatusCode::SEE_OTHER, "signed in");
+    sign_in(&b, "sub-1")
+        .await
+        .expect(StatusCode::SEE_OTHER, "signed in");
     let after = users_named(app, &admin, "carol.smith").await;
     assert_eq!(after.len(), 1);
     assert_eq!(after[0]["id"], before[0]["id"]);
@@ -190,7 +213,9 @@ async fn a_username_taken_by_a_user_or_machine_user_is_refused(backend: Backend)
     assert_eq!(
         failed
             .iter()
-            .filter(|e| e["details"]["method"] == "oidc" && e["details"]["reason"] == "username taken")
+            .filter(
+                |e| e["details"]["method"] == "oidc" && e["details"]["reason"] == "username taken"
+            )
             .count(),
         2
     );
@@ -219,7 +244,10 @@ async fn the_allow_list_keeps_others_out(backend: Backend) {
         assert!(signed_in(&b).await);
     }
     let admin = app.admin_token(&["admin:read"]);
-    assert!(users_named(app, &admin, "outsider").await.is_empty(), "nobody created");
+    assert!(
+        users_named(app, &admin, "outsider").await.is_empty(),
+        "nobody created"
+    );
 }
 
 async fn a_disabled_user_cannot_sign_in(backend: Backend) {
@@ -227,7 +255,9 @@ async fn a_disabled_user_cannot_sign_in(backend: Backend) {
     let app = &sso.app;
     let admin = app.admin_token(&["admin:read", "admin:write"]);
     let b = Browser::new(app);
-    sign_in(&b, "s-dave").await.expect(StatusCode::SEE_OTHER, "signed in");
+    sign_in(&b, "s-dave")
+        .await
+        .expect(StatusCode::SEE_OTHER, "signed in");
     let id = users_named(app, &admin, "dave").await[0]["id"]
         .as_str()
         .expect("id")
@@ -268,7 +298,11 @@ async fn a_claim_that_cannot_be_a_username_is_refused_naming_it(backend: Backend
     let b = Browser::new(&sso.app);
     let page = sign_in(&b, "s-2").await;
     page.expect(StatusCode::FORBIDDEN, "missing claim");
-    assert!(page.body.contains("did not send the claim"), "{}", page.body);
+    assert!(
+        page.body.contains("did not send the claim"),
+        "{}",
+        page.body
+    );
     assert!(!signed_in(&b).await);
 
     // Another claim can be chosen.
@@ -279,7 +313,9 @@ async fn a_claim_that_cannot_be_a_username_is_refused_naming_it(backend: Backend
     )
     .await;
     let b = Browser::new(&sso.app);
-    sign_in(&b, "s-2").await.expect(StatusCode::SEE_OTHER, "upn");
+    sign_in(&b, "s-2")
+        .await
+        .expect(StatusCode::SEE_OTHER, "upn");
     assert!(b.get("/").await.body.contains("frank"));
 }
 
@@ -304,17 +340,24 @@ async fn with_password_sign_in_off_only_sso_signs_people_in(backend: Backend) {
         .post("/login", &[("username", "x"), ("password", "y")])
         .await;
     assert_eq!(post.status, StatusCode::NOT_FOUND);
-    assert_eq!(b.get("/setup?code=anything").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        b.get("/setup?code=anything").await.status,
+        StatusCode::NOT_FOUND
+    );
     assert_eq!(
         b.post("/setup", &[("code", "x")]).await.status,
         StatusCode::NOT_FOUND
     );
 
     // The first person of an admin group to sign in is an administrator.
-    sign_in(&b, "s-root").await.expect(StatusCode::SEE_OTHER, "root");
+    sign_in(&b, "s-root")
+        .await
+        .expect(StatusCode::SEE_OTHER, "root");
     assert!(b.get("/admin/users").await.status == StatusCode::OK);
     let u = Browser::new(app);
-    sign_in(&u, "s-user").await.expect(StatusCode::SEE_OTHER, "user1");
+    sign_in(&u, "s-user")
+        .await
+        .expect(StatusCode::SEE_OTHER, "user1");
     assert_eq!(u.get("/admin/users").await.status, StatusCode::FORBIDDEN);
 
     // The command line still works, for recovery.

@@ -92,10 +92,20 @@ async fn an_id_token_with_another_nonce_is_refused(backend: Backend) {
     assert!(auth.contains("nonce="), "{auth}");
     assert!(auth.contains("code_challenge_method=S256"), "{auth}");
     // A code injected with the right PKCE challenge but another nonce.
-    let callback = at_provider(&b, &with_param(&auth, "nonce", "injected"), "s-alice", false).await;
+    let callback = at_provider(
+        &b,
+        &with_param(&auth, "nonce", "injected"),
+        "s-alice",
+        false,
+    )
+    .await;
     let page = get_url(&b, &callback).await;
     page.expect(StatusCode::BAD_REQUEST, "wrong nonce");
-    assert!(page.body.contains("ID token was not accepted"), "{}", page.body);
+    assert!(
+        page.body.contains("ID token was not accepted"),
+        "{}",
+        page.body
+    );
     assert!(page.body.to_lowercase().contains("nonce"), "{}", page.body);
     assert!(!signed_in(&b).await);
     let admin = sso.app.admin_token(&["admin:read"]);
@@ -174,7 +184,10 @@ async fn a_provider_that_is_down_is_explained_and_retried(backend: Backend) {
     login.expect(StatusCode::OK, "the sign-in page still works");
     assert!(login.body.contains("unavailable"), "{}", login.body);
     assert!(login.body.contains("TESSERA_OIDC_ISSUER"), "{}", login.body);
-    assert!(login.body.contains(r#"name="password""#), "passwords still work");
+    assert!(
+        login.body.contains(r#"name="password""#),
+        "passwords still work"
+    );
     let start = b.get("/login/oidc").await;
     start.expect(StatusCode::BAD_REQUEST, "no provider");
     assert!(start.body.contains("TESSERA_OIDC_ISSUER"), "{}", start.body);
