@@ -88,6 +88,16 @@ pub async fn callback(
         return Err(WebError::NotFound);
     };
     let q = page::query(&req)?;
+    // RFC 9207: a provider that names itself in the callback must be ours
+    // (a mix-up attack sends another provider's answer here).
+    if let Some(iss) = q.get("iss")
+        && iss != provider.settings().issuer
+    {
+        return Err(WebError::SignInFailed(format!(
+            "This sign-in came back from another identity provider ({}), not the one Tessera uses. Start again from the sign-in page.",
+            iss.chars().take(200).collect::<String>()
+        )));
+    }
     let ip = client_ip(&req);
     let browser = req.cookie(FLOW_COOKIE).map(|c| c.value().to_owned());
     let flow = flows::take_flow(

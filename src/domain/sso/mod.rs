@@ -432,21 +432,21 @@ mod tests {
         let r = rules(&admin, Some(&allowed));
         assert!(matches!(
             read_claims(
-                &identity(json!({"preferred_username": "a1", "groups": ["x"]})),
+                &identity(json!({"preferred_username": "abc", "groups": ["x"]})),
                 &r
             ),
             Err(Refusal::NotAllowed)
         ));
         assert!(
             read_claims(
-                &identity(json!({"preferred_username": "a1", "groups": ["ops"]})),
+                &identity(json!({"preferred_username": "abc", "groups": ["ops"]})),
                 &r
             )
             .is_ok()
         );
         assert!(
             read_claims(
-                &identity(json!({"preferred_username": "a1", "groups": ["staff"]})),
+                &identity(json!({"preferred_username": "abc", "groups": ["staff"]})),
                 &r
             )
             .is_ok()

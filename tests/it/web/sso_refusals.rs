@@ -35,6 +35,16 @@ async fn a_wrong_state_is_refused_and_the_right_one_still_works(backend: Backend
         assert!(page.body.contains("not known here"), "{}", page.body);
         assert!(!signed_in(&b).await);
     }
+    // RFC 9207: the provider names itself; another name is a mix-up.
+    assert!(callback.contains("iss="), "{callback}");
+    let page = get_url(&b, &with_param(&callback, "iss", "https://evil.example")).await;
+    page.expect(StatusCode::BAD_REQUEST, "another issuer");
+    assert!(
+        page.body.contains("another identity provider"),
+        "{}",
+        page.body
+    );
+    assert!(!signed_in(&b).await);
     get_url(&b, &callback)
         .await
         .expect(StatusCode::SEE_OTHER, "the real callback");
