@@ -93,6 +93,12 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppStat
     let tokens = TokenService::start(db.clone(), &settings, master.clone()).await?;
     let client_auth = ClientAuthThrottle::new(settings.auth_failures_per_ip);
     let leak_reports = crate::http::rate::PerAddress::new(settings.leak_reports_per_ip);
+    let oidc = settings
+        .sign_in
+        .oidc
+        .clone()
+        .map(|o| crate::oidc::Provider::new(o, &settings.public_url).map(std::sync::Arc::new))
+        .transpose()?;
     Ok(web::Data::new(AppState {
         db,
         settings,
@@ -101,6 +107,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppStat
         metrics: Metrics::default(),
         client_auth,
         leak_reports,
+        oidc,
     }))
 }
 
@@ -152,7 +159,23 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     tracing::info!(address = %bound, public_url = %state.settings.public_url, "tessera listening");
     // Scripts and tests read this line to find the port when listening on :0.
     println!("listening on http://{bound}");
-    if let Some(url) = setup_url_if_needed(&state.db, &state.settings).await? {
+    if let Some(provider) = state.oidc.clone() {
+        // Discovered lazily: a provider that is down now does not stop
+        // Tessera, and the sign-in page says why single sign-on is unavailable.
+        tokio::spawn(async move {
+            if provider.check().await.is_ok() {
+                tracing::info!(issuer = %provider.settings().issuer, "single sign-on: identity provider discovered");
+            }
+        });
+    }
+    // Without password sign-in there is no setup page: the first person of
+    // an admin group to sign in is the first administrator.
+    let setup = if state.settings.sign_in.password_login {
+        setup_url_if_needed(&state.db, &state.settings).await?
+    } else {
+        None
+    };
+    if let Some(url) = setup {
         tracing::warn!("no administrator yet: create the first one at {url} (valid for one hour)");
     }
     server.await?;

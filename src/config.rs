@@ -8,11 +8,16 @@ use anyhow::{Context, bail};
 use clap::Args;
 use serde::Deserialize;
 
+pub use crate::oidc::settings::{OidcSettings, SignInSettings};
 pub use crate::{
     duration::Dur,
     secret::{DatabaseUrl, MasterKey},
 };
-use crate::{kinds::KeyAlg, secret::Secret};
+use crate::{
+    kinds::KeyAlg,
+    oidc::settings::{OidcArgs, OidcFile},
+    secret::Secret,
+};
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/tessera.db?mode=rwc";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -134,6 +139,9 @@ pub struct SettingsArgs {
     /// Test only: the delays of delivery retries after the first attempt.
     #[arg(long, global = true, env = "TESSERA_RETRY_SCHEDULE", hide = true)]
     pub retry_schedule: Option<String>,
+    /// Single sign-on and the password switch (INTERFACE §10).
+    #[command(flatten)]
+    pub sign_in: OidcArgs,
 }
 
 /// The optional `tessera.toml`: the same settings, snake_case keys.
@@ -160,6 +168,16 @@ struct FileSettings {
     smtp_from: Option<String>,
     reminders: Option<String>,
     retry_schedule: Option<String>,
+    oidc_issuer: Option<String>,
+    oidc_client_id: Option<String>,
+    oidc_client_secret: Option<Secret<String>>,
+    oidc_scopes: Option<String>,
+    oidc_username_claim: Option<String>,
+    oidc_groups_claim: Option<String>,
+    oidc_admin_groups: Option<String>,
+    oidc_allowed_groups: Option<String>,
+    oidc_name: Option<String>,
+    password_login: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -193,6 +211,8 @@ pub struct Settings {
     pub reminders: Vec<Dur>,
     /// Delays after the first delivery attempt (e-mail and webhooks).
     pub retry_schedule: Vec<Dur>,
+    /// Password sign-in on or off, and single sign-on (INTERFACE §10).
+    pub sign_in: SignInSettings,
 }
 
 /// A duration setting: `raw`, or `default` when unset; a bad value is one
@@ -382,6 +402,21 @@ impl Settings {
         let retry_schedule = dur_list(&retry_raw).map_err(|e| {
             anyhow::anyhow!("invalid retry schedule (TESSERA_RETRY_SCHEDULE) {retry_raw:?}: {e}")
         })?;
+        let sign_in = SignInSettings::resolve(
+            &args.sign_in,
+            OidcFile {
+                oidc_issuer: file.oidc_issuer,
+                oidc_client_id: file.oidc_client_id,
+                oidc_client_secret: file.oidc_client_secret,
+                oidc_scopes: file.oidc_scopes,
+                oidc_username_claim: file.oidc_username_claim,
+                oidc_groups_claim: file.oidc_groups_claim,
+                oidc_admin_groups: file.oidc_admin_groups,
+                oidc_allowed_groups: file.oidc_allowed_groups,
+                oidc_name: file.oidc_name,
+                password_login: file.password_login,
+            },
+        )?;
 
         Ok(Self {
             sweep_every,
@@ -404,6 +439,7 @@ impl Settings {
             auth_failures_per_ip,
             leak_reports_per_ip,
             usage_flush_interval,
+            sign_in,
         })
     }
 

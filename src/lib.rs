@@ -16,6 +16,7 @@ pub mod kinds;
 pub mod metrics;
 pub mod notify;
 pub mod oauth;
+pub mod oidc;
 pub mod secret;
 pub mod state;
 pub mod storage;

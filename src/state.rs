@@ -8,6 +8,7 @@ use crate::{
     domain::{Policy, issuance::Issuer},
     metrics::Metrics,
     oauth::throttle::ClientAuthThrottle,
+    oidc::Provider,
     secret::MasterKey,
     storage::Db,
     token_service::TokenService,
@@ -23,6 +24,8 @@ pub struct AppState {
     pub client_auth: ClientAuthThrottle,
     /// Leak reports per address (INTERFACE §12).
     pub leak_reports: crate::http::rate::PerAddress,
+    /// The identity provider, when single sign-on is on (INTERFACE §10).
+    pub oidc: Option<Arc<Provider>>,
 }
 
 impl AppState {

@@ -12,6 +12,7 @@ mod m20261201_000002_login_attempts;
 mod m20261201_000003_token_indexes;
 mod m20261201_120000_notifications;
 mod m20261201_130000_rotation;
+mod m20261201_140000_single_sign_on;
 mod m20261201_160000_usage_leaks_managers;
 
 pub struct Migrator;
@@ -25,9 +26,10 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000001_email_and_hints::Migration),
             Box::new(m20261201_000002_login_attempts::Migration),
             Box::new(m20261201_000003_token_indexes::Migration),
-            Box::new(m20261201_130000_rotation::Migration),
-            Box::new(m20261201_160000_usage_leaks_managers::Migration),
             Box::new(m20261201_120000_notifications::Migration),
+            Box::new(m20261201_130000_rotation::Migration),
+            Box::new(m20261201_140000_single_sign_on::Migration),
+            Box::new(m20261201_160000_usage_leaks_managers::Migration),
         ]
     }
 }

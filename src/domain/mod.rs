@@ -15,6 +15,7 @@ pub mod rotation;
 pub mod scopes;
 pub mod sessions;
 pub mod signing_keys;
+pub mod sso;
 pub mod stats;
 pub mod tokens;
 mod types;

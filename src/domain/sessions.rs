@@ -99,7 +99,7 @@ pub struct NewSession {
     pub principal_id: Uuid,
 }
 
-async fn insert_session(
+pub(in crate::domain) async fn insert_session(
     db: &impl ConnectionTrait,
     master: &MasterKey,
     principal_id: Uuid,
@@ -321,7 +321,7 @@ pub async fn sign_in(
                 "session.login_failed",
                 "user",
                 target,
-                json!({ "reason": reason }),
+                json!({ "method": "password", "reason": reason }),
             )
             .await?;
             return Err(LoginError::BadCredentials);
@@ -355,7 +355,7 @@ pub async fn sign_in(
                     "session.login",
                     "user",
                     Some(user.id.to_string()),
-                    json!({}),
+                    json!({"method": "password"}),
                 )
                 .await?;
                 Ok(new)
@@ -497,7 +497,7 @@ pub async fn complete_setup(
                     "session.login",
                     "user",
                     Some(created.id.to_string()),
-                    json!({}),
+                    json!({"method": "password"}),
                 )
                 .await?;
                 Ok(new)

@@ -266,6 +266,12 @@ pub enum WebError {
     NotFound,
     #[error("{0}")]
     BadRequest(String),
+    /// Single sign-on did not complete (the provider, the callback), in words.
+    #[error("{0}")]
+    SignInFailed(String),
+    /// The provider vouched for the person, but Tessera refuses them.
+    #[error("{0}")]
+    SignInRefused(String),
 }
 
 impl WebError {
@@ -285,6 +291,8 @@ impl WebError {
                 (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong")
             }
             Self::SignInRequired => (StatusCode::SEE_OTHER, "Sign in"),
+            Self::SignInFailed(_) => (StatusCode::BAD_REQUEST, "Sign-in did not work"),
+            Self::SignInRefused(_) => (StatusCode::FORBIDDEN, "Sign-in refused"),
         }
     }
 

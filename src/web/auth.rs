@@ -23,9 +23,43 @@ struct LoginPage {
     csrf: String,
     username: String,
     error: Option<String>,
+    /// The password form is shown (`TESSERA_PASSWORD_LOGIN`).
+    password_login: bool,
+    sso: Option<SsoOffer>,
 }
 
-fn login_response(
+/// "Sign in with …", or why single sign-on is unavailable right now.
+struct SsoOffer {
+    name: String,
+    href: String,
+    unavailable: Option<String>,
+}
+
+async fn sso_offer(req: &HttpRequest, state: &AppState) -> Result<Option<SsoOffer>, WebError> {
+    let Some(provider) = &state.oidc else {
+        return Ok(None);
+    };
+    let q = super::page::query(req)?;
+    let href = match q.get("next") {
+        Some(next) => format!(
+            "/login/oidc?next={}",
+            form_urlencoded::byte_serialize(
+                domain::sso::flows::safe_return_to(Some(next)).as_bytes()
+            )
+            .collect::<String>()
+        ),
+        None => "/login/oidc".to_owned(),
+    };
+    Ok(Some(SsoOffer {
+        name: provider.settings().name.clone(),
+        href,
+        unavailable: provider.check().await.err().map(|e| {
+            format!("Single sign-on is unavailable right now: {e}. Try again in a minute.")
+        }),
+    }))
+}
+
+async fn login_response(
     req: &HttpRequest,
     state: &AppState,
     status: StatusCode,
@@ -40,6 +74,8 @@ fn login_response(
             csrf: csrf.clone(),
             username,
             error,
+            password_login: state.settings.sign_in.password_login,
+            sso: sso_offer(req, state).await?,
         },
     )?;
     if fresh {
@@ -54,7 +90,16 @@ pub async fn login_page(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, WebError> {
     // Shown even with a live session: signing in again replaces it.
-    login_response(&req, &state, StatusCode::OK, String::new(), None)
+    login_response(&req, &state, StatusCode::OK, String::new(), None).await
+}
+
+/// With `TESSERA_PASSWORD_LOGIN=off` the password form and `/setup` are gone.
+fn require_password_login(state: &AppState) -> Result<(), WebError> {
+    if state.settings.sign_in.password_login {
+        Ok(())
+    } else {
+        Err(WebError::NotFound)
+    }
 }
 
 pub async fn login(
@@ -62,6 +107,7 @@ pub async fn login(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
+    require_password_login(&state)?;
     let form = FormData::parse(&body)?;
     check_pre_csrf(&req, form.get("csrf"))?;
     let username = form.get("username").unwrap_or("").trim().to_owned();
@@ -73,7 +119,8 @@ pub async fn login(
             StatusCode::BAD_REQUEST,
             username,
             Some("Enter your username and your password.".into()),
-        );
+        )
+        .await;
     }
     let previous = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned());
     match ds::sign_in(
@@ -92,13 +139,16 @@ pub async fn login(
             set_cookie(&mut res, session::session_cookie(&new.cookie, secure))?;
             Ok(res)
         }
-        Err(LoginError::BadCredentials) => login_response(
-            &req,
-            &state,
-            StatusCode::UNAUTHORIZED,
-            username,
-            Some("The username or password is wrong, or the account is disabled.".into()),
-        ),
+        Err(LoginError::BadCredentials) => {
+            login_response(
+                &req,
+                &state,
+                StatusCode::UNAUTHORIZED,
+                username,
+                Some("The username or password is wrong, or the account is disabled.".into()),
+            )
+            .await
+        }
         Err(LoginError::Throttled) => {
             let mut res = login_response(
                 &req,
@@ -109,7 +159,8 @@ pub async fn login(
                     "Too many failed sign-ins for this account from this address, or from this address for any account. Wait up to {} minutes and try again; other addresses are not affected.",
                     ds::THROTTLE_WINDOW.whole_minutes()
                 )),
-            )?;
+            )
+            .await?;
             retry_after(&mut res, ds::THROTTLE_WINDOW.whole_seconds().unsigned_abs());
             Ok(res)
         }
@@ -120,7 +171,8 @@ pub async fn login(
                 StatusCode::TOO_MANY_REQUESTS,
                 username,
                 Some("The server is busy checking other sign-ins. Try again in a moment.".into()),
-            )?;
+            )
+            .await?;
             retry_after(&mut res, domain::principals::PASSWORD_BUSY_RETRY_SECS);
             Ok(res)
         }
@@ -227,6 +279,7 @@ pub async fn setup_page(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, WebError> {
+    require_password_login(&state)?;
     let q = super::page::query(&req)?;
     let code = q.get("code").unwrap_or("").to_owned();
     if !ds::setup_code_usable(&state.db.read, &code).await? {
@@ -242,6 +295,7 @@ pub async fn setup(
     state: web::Data<AppState>,
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
+    require_password_login(&state)?;
     let form = FormData::parse(&body)?;
     check_pre_csrf(&req, form.get("csrf"))?;
     let code = form.get("code").unwrap_or("").to_owned();

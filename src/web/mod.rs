@@ -10,6 +10,7 @@ mod managed;
 pub mod page;
 mod rotation;
 mod session;
+mod sso;
 mod tokens;
 mod usage_view;
 mod views;
@@ -22,6 +23,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/", web::get().to(dashboard::dashboard))
         .route("/login", web::get().to(auth::login_page))
         .route("/login", web::post().to(auth::login))
+        .route("/login/oidc", web::get().to(sso::start))
+        .route("/login/oidc/callback", web::get().to(sso::callback))
         .route("/logout", web::get().to(auth::logout_page))
         .route("/logout", web::post().to(auth::logout))
         .route("/setup", web::get().to(auth::setup_page))

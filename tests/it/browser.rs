@@ -342,3 +342,5 @@ async fn a_new_admin_does_everything_in_the_browser(backend: Backend) {
 }
 
 both_backends!(a_new_admin_does_everything_in_the_browser);
+
+mod sso;

@@ -6,6 +6,8 @@ pub mod daily_count;
 pub mod leak_report;
 pub mod login_attempt;
 pub mod machine_user_manager;
+pub mod oidc_identity;
+pub mod oidc_login;
 pub mod outbox;
 pub mod principal;
 pub mod scope;

@@ -8,6 +8,7 @@
 //! API (`api`) and `Browser`/`Page` for the HTML pages (`web`).
 
 pub mod api;
+pub mod oidc;
 pub mod postgres;
 pub mod receivers;
 pub mod web;
@@ -58,6 +59,8 @@ pub struct TestDb {
     pub url: String,
     pub dir: tempfile::TempDir,
     pub backend: Backend,
+    /// Settings every command gets besides the database (e.g. the public URL).
+    pub extra_env: Vec<(String, String)>,
 }
 
 impl TestDb {
@@ -70,7 +73,12 @@ impl TestDb {
             ),
             Backend::Postgres => postgres::fresh_database(),
         };
-        Self { url, dir, backend }
+        Self {
+            url,
+            dir,
+            backend,
+            extra_env: Vec::new(),
+        }
     }
 
     /// The environment every command gets: this database, and a master key on
@@ -83,6 +91,7 @@ impl TestDb {
         if self.backend == Backend::Postgres {
             env.push(("TESSERA_MASTER_KEY".to_owned(), TEST_MASTER_KEY.to_owned()));
         }
+        env.extend(self.extra_env.iter().cloned());
         env
     }
 

@@ -4,6 +4,8 @@
 mod account_and_hints;
 mod grace_choice;
 mod notices;
+mod sso;
+mod sso_refusals;
 mod throttle;
 
 use crate::{

@@ -1,0 +1,331 @@
+//! The OpenID Connect relying party (INTERFACE §10), built on the
+//! `openidconnect` crate: discovery (cached, retried lazily), the
+//! authorization request (code flow, PKCE S256, `state`, `nonce`), the code
+//! exchange (`client_secret_basic`, redirects not followed) and the ID token
+//! check (signature against the provider's JWKS, `iss`, `aud`, `exp`,
+//! `nonce`). It knows nothing of users or sessions: the domain decides what
+//! a verified identity may do.
+
+pub mod settings;
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use openidconnect::{
+    AdditionalClaims, AuthenticationFlow, AuthorizationCode, Client, ClientId, ClientSecret,
+    CsrfToken, EmptyExtraTokenFields, EndpointMaybeSet, EndpointNotSet, EndpointSet, IdTokenFields,
+    IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope,
+    StandardErrorResponse, StandardTokenResponse, TokenResponse,
+    core::{
+        CoreAuthDisplay, CoreAuthPrompt, CoreErrorResponseType, CoreGenderClaim, CoreJsonWebKey,
+        CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm, CoreProviderMetadata,
+        CoreResponseType, CoreRevocableToken, CoreRevocationErrorResponse,
+        CoreTokenIntrospectionResponse, CoreTokenType,
+    },
+    reqwest,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tokio::sync::Mutex;
+
+pub use settings::OidcSettings;
+
+/// Discovery (with the provider's keys) is fetched again after this long,
+/// so keys the provider rotates in are picked up.
+const METADATA_TTL: Duration = Duration::from_secs(3600);
+/// After a failed discovery, sign-in pages say so for this long before
+/// discovery is tried again (so an unreachable provider does not slow
+/// every page down).
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
+
+/// Every claim of the ID token by name, so any configured claim (username,
+/// groups) can be read.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct AnyClaims {
+    #[serde(flatten)]
+    claims: Map<String, Value>,
+}
+impl AdditionalClaims for AnyClaims {}
+
+type IdFields = IdTokenFields<
+    AnyClaims,
+    EmptyExtraTokenFields,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJwsSigningAlgorithm,
+>;
+type OidcTokenResponse = StandardTokenResponse<IdFields, CoreTokenType>;
+type OidcClient = Client<
+    AnyClaims,
+    CoreAuthDisplay,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJsonWebKey,
+    CoreAuthPrompt,
+    StandardErrorResponse<CoreErrorResponseType>,
+    OidcTokenResponse,
+    CoreTokenIntrospectionResponse,
+    CoreRevocableToken,
+    CoreRevocationErrorResponse,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+/// What went wrong with the provider, in words a person can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum OidcError {
+    /// The issuer's configuration could not be fetched or is unusable.
+    #[error(
+        "the identity provider {issuer} (TESSERA_OIDC_ISSUER) cannot be reached or did not answer with a usable configuration: {reason}"
+    )]
+    Unavailable { issuer: String, reason: String },
+    /// The token endpoint answered with an OAuth error (a used or foreign
+    /// code, a wrong client secret, …).
+    #[error("the identity provider refused the sign-in: {0}")]
+    Refused(String),
+    /// The token endpoint could not be reached or answered nonsense.
+    #[error("the identity provider could not complete the sign-in: {0}")]
+    Exchange(String),
+    /// The ID token failed verification.
+    #[error("the identity provider's ID token was not accepted: {0}")]
+    IdToken(String),
+}
+
+/// An authorization request about to be sent: the URL to send the browser
+/// to, and what the callback needs to finish (kept by the caller).
+pub struct AuthRequest {
+    pub url: String,
+    pub state: String,
+    pub nonce: String,
+    pub pkce_verifier: String,
+}
+
+/// A person the provider vouched for, from a verified ID token.
+#[derive(Debug)]
+pub struct VerifiedIdentity {
+    pub issuer: String,
+    pub subject: String,
+    /// Every claim of the ID token.
+    pub claims: Map<String, Value>,
+}
+
+struct Discovered {
+    metadata: Arc<CoreProviderMetadata>,
+    at: Instant,
+}
+
+enum Cached {
+    None,
+    Ready(Discovered),
+    Failed { reason: String, at: Instant },
+}
+
+/// The configured identity provider. Discovery happens lazily (and is
+/// started in the background at start-up), so Tessera starts even while the
+/// provider is down and sign-in pages say why single sign-on is unavailable.
+pub struct Provider {
+    settings: OidcSettings,
+    issuer: IssuerUrl,
+    redirect: RedirectUrl,
+    http: reqwest::Client,
+    cache: Mutex<Cached>,
+}
+
+impl Provider {
+    /// The redirect URI is `{public URL}/login/oidc/callback`.
+    pub fn new(settings: OidcSettings, public_url: &str) -> anyhow::Result<Self> {
+        let issuer = IssuerUrl::new(settings.issuer.clone()).map_err(|e| {
+            anyhow::anyhow!(
+                "invalid issuer (TESSERA_OIDC_ISSUER) {:?}: {e}",
+                settings.issuer
+            )
+        })?;
+        let redirect = RedirectUrl::new(format!("{public_url}/login/oidc/callback"))
+            .map_err(|e| anyhow::anyhow!("invalid public URL (TESSERA_PUBLIC_URL): {e}"))?;
+        // No redirects: the crate's advice against SSRF through a redirected
+        // token or discovery request.
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(10))
+            .build()?;
+        Ok(Self {
+            settings,
+            issuer,
+            redirect,
+            http,
+            cache: Mutex::new(Cached::None),
+        })
+    }
+
+    pub fn settings(&self) -> &OidcSettings {
+        &self.settings
+    }
+
+    /// The provider's configuration: cached, fetched when missing or old
+    /// (or when `refresh`), and after a failure not tried again for a few
+    /// seconds.
+    async fn metadata(&self, refresh: bool) -> Result<Arc<CoreProviderMetadata>, OidcError> {
+        let mut cache = self.cache.lock().await;
+        match &*cache {
+            Cached::Ready(d) if !refresh && d.at.elapsed() < METADATA_TTL => {
+                return Ok(d.metadata.clone());
+            }
+            Cached::Failed { reason, at } if !refresh && at.elapsed() < RETRY_AFTER_FAILURE => {
+                return Err(self.unavailable(reason.clone()));
+            }
+            _ => {}
+        }
+        match CoreProviderMetadata::discover_async(self.issuer.clone(), &self.http).await {
+            Ok(metadata) => {
+                let metadata = Arc::new(metadata);
+                *cache = Cached::Ready(Discovered {
+                    metadata: metadata.clone(),
+                    at: Instant::now(),
+                });
+                Ok(metadata)
+            }
+            Err(e) => {
+                let reason = error_chain(&e);
+                tracing::warn!(issuer = %self.settings.issuer, %reason, "single sign-on: discovery failed (TESSERA_OIDC_ISSUER)");
+                // A provider that answered before keeps working on what it said.
+                if let Cached::Ready(d) = &*cache {
+                    return Ok(d.metadata.clone());
+                }
+                *cache = Cached::Failed {
+                    reason: reason.clone(),
+                    at: Instant::now(),
+                };
+                Err(self.unavailable(reason))
+            }
+        }
+    }
+
+    fn unavailable(&self, reason: String) -> OidcError {
+        OidcError::Unavailable {
+            issuer: self.settings.issuer.clone(),
+            reason,
+        }
+    }
+
+    /// Discovers the provider now; `Err` says why sign-in is unavailable.
+    pub async fn check(&self) -> Result<(), OidcError> {
+        self.metadata(false).await.map(|_| ())
+    }
+
+    fn client(&self, metadata: &CoreProviderMetadata) -> OidcClient {
+        OidcClient::from_provider_metadata(
+            metadata.clone(),
+            ClientId::new(self.settings.client_id.clone()),
+            Some(ClientSecret::new(
+                self.settings.client_secret.expose().clone(),
+            )),
+        )
+        .set_redirect_uri(self.redirect.clone())
+    }
+
+    /// A new authorization request: code flow, PKCE S256, fresh `state` and
+    /// `nonce`.
+    pub async fn begin(&self) -> Result<AuthRequest, OidcError> {
+        let metadata = self.metadata(false).await?;
+        let client = self.client(&metadata);
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let mut request = client
+            .authorize_url(
+                AuthenticationFlow::<CoreResponseType>::AuthorizationCode,
+                CsrfToken::new_random,
+                Nonce::new_random,
+            )
+            .set_pkce_challenge(challenge);
+        for scope in &self.settings.scopes {
+            request = request.add_scope(Scope::new(scope.clone()));
+        }
+        let (url, state, nonce) = request.url();
+        Ok(AuthRequest {
+            url: url.to_string(),
+            state: state.into_secret(),
+            nonce: nonce.secret().clone(),
+            pkce_verifier: verifier.into_secret(),
+        })
+    }
+
+    /// Exchanges the code (with the PKCE verifier) and verifies the ID
+    /// token against the provider's keys, issuer, this client and `nonce`.
+    pub async fn finish(
+        &self,
+        code: &str,
+        pkce_verifier: &str,
+        nonce: &str,
+    ) -> Result<VerifiedIdentity, OidcError> {
+        let metadata = self.metadata(false).await?;
+        let client = self.client(&metadata);
+        let response = client
+            .exchange_code(AuthorizationCode::new(code.to_owned()))
+            .map_err(|e| OidcError::Exchange(error_chain(&e)))?
+            .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_owned()))
+            .request_async(&self.http)
+            .await
+            .map_err(|e| match e {
+                RequestTokenError::ServerResponse(r) => {
+                    OidcError::Refused(match r.error_description() {
+                        Some(d) => format!("{} ({d})", r.error().as_ref()),
+                        None => r.error().as_ref().to_owned(),
+                    })
+                }
+                other => OidcError::Exchange(error_chain(&other)),
+            })?;
+        let id_token = response
+            .id_token()
+            .ok_or_else(|| OidcError::IdToken("the token response has no ID token".into()))?;
+        let nonce = Nonce::new(nonce.to_owned());
+        let take =
+            |c: &openidconnect::IdTokenClaims<AnyClaims, CoreGenderClaim>| VerifiedIdentity {
+                issuer: c.issuer().to_string(),
+                subject: c.subject().to_string(),
+                // Standard and additional claims alike, by name (the crate
+                // parses the standard ones into fields of their own).
+                claims: match serde_json::to_value(c) {
+                    Ok(Value::Object(all)) => all,
+                    _ => c.additional_claims().claims.clone(),
+                },
+            };
+        match id_token.claims(&client.id_token_verifier(), &nonce) {
+            Ok(claims) => Ok(take(claims)),
+            // A key the provider rotated in since discovery: fetch its keys
+            // again, once.
+            Err(openidconnect::ClaimsVerificationError::SignatureVerification(_)) => {
+                let fresh = self.metadata(true).await?;
+                let client = self.client(&fresh);
+                id_token
+                    .claims(&client.id_token_verifier(), &nonce)
+                    .map(take)
+                    .map_err(|e| OidcError::IdToken(error_chain(&e)))
+            }
+            Err(e) => Err(OidcError::IdToken(error_chain(&e))),
+        }
+    }
+}
+
+/// An error and its causes on one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,246 @@
+//! Single sign-on callbacks that must not sign anyone in, against a real
+//! OpenID Provider on both backends: a wrong `state`, a replayed code, a
+//! code for another client, an ID token with another nonce, a declined
+//! consent, a provider that is down or names another issuer, and a flow
+//! started in another browser. Each gives a page in words (never a 5xx)
+//! and no session; and a flow started on one instance finishes on another.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::{
+    both_backends,
+    common::{
+        Backend, TestApp,
+        oidc::{
+            CLIENT_ID, OTHER_CLIENT_ID, OidcProvider, Sso, account, at_provider, begin, free_port,
+            get_url, sign_in, signed_in, sso_env, with_param,
+        },
+        web::Browser,
+    },
+};
+
+fn accounts() -> serde_json::Value {
+    json!({"s-alice": account("alice", &[])})
+}
+
+async fn a_wrong_state_is_refused_and_the_right_one_still_works(backend: Backend) {
+    let sso = Sso::spawn(backend, accounts(), &[]).await;
+    let b = Browser::new(&sso.app);
+    let auth = begin(&b).await;
+    let callback = at_provider(&b, &auth, "s-alice", false).await;
+    for state in ["not-the-state", ""] {
+        let page = get_url(&b, &with_param(&callback, "state", state)).await;
+        page.expect(StatusCode::BAD_REQUEST, "wrong state");
+        assert!(page.body.contains("not known here"), "{}", page.body);
+        assert!(!signed_in(&b).await);
+    }
+    // RFC 9207: the provider names itself; another name is a mix-up.
+    assert!(callback.contains("iss="), "{callback}");
+    let page = get_url(&b, &with_param(&callback, "iss", "https://evil.example")).await;
+    page.expect(StatusCode::BAD_REQUEST, "another issuer");
+    assert!(
+        page.body.contains("another identity provider"),
+        "{}",
+        page.body
+    );
+    assert!(!signed_in(&b).await);
+    get_url(&b, &callback)
+        .await
+        .expect(StatusCode::SEE_OTHER, "the real callback");
+    assert!(signed_in(&b).await);
+}
+
+async fn a_replayed_code_is_refused(backend: Backend) {
+    let sso = Sso::spawn(backend, accounts(), &[]).await;
+    let b = Browser::new(&sso.app);
+    let auth = begin(&b).await;
+    let callback = at_provider(&b, &auth, "s-alice", false).await;
+    get_url(&b, &callback)
+        .await
+        .expect(StatusCode::SEE_OTHER, "first use");
+
+    // The same callback again: its flow is spent.
+    let other = Browser::new(&sso.app);
+    let page = get_url(&other, &callback).await;
+    page.expect(StatusCode::BAD_REQUEST, "replayed callback");
+    assert!(!signed_in(&other).await);
+
+    // The used code inside a fresh flow of this browser: the provider refuses it.
+    let fresh = begin(&other).await;
+    let state = url::Url::parse(&fresh)
+        .expect("URL")
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .expect("state")
+        .1
+        .into_owned();
+    let page = get_url(&other, &with_param(&callback, "state", &state)).await;
+    page.expect(StatusCode::BAD_REQUEST, "replayed code");
+    assert!(page.body.contains("refused the sign-in"), "{}", page.body);
+    assert!(page.body.contains("invalid_grant"), "{}", page.body);
+    assert!(!signed_in(&other).await);
+}
+
+async fn a_code_for_another_client_is_refused(backend: Backend) {
+    let sso = Sso::spawn(backend, accounts(), &[]).await;
+    let b = Browser::new(&sso.app);
+    let auth = begin(&b).await;
+    assert!(auth.contains(&format!("client_id={CLIENT_ID}")));
+    let foreign = with_param(&auth, "client_id", OTHER_CLIENT_ID);
+    let callback = at_provider(&b, &foreign, "s-alice", false).await;
+    let page = get_url(&b, &callback).await;
+    page.expect(StatusCode::BAD_REQUEST, "another client's code");
+    assert!(page.body.contains("refused the sign-in"), "{}", page.body);
+    assert!(!signed_in(&b).await);
+}
+
+async fn an_id_token_with_another_nonce_is_refused(backend: Backend) {
+    let sso = Sso::spawn(backend, accounts(), &[]).await;
+    let b = Browser::new(&sso.app);
+    let auth = begin(&b).await;
+    assert!(auth.contains("nonce="), "{auth}");
+    assert!(auth.contains("code_challenge_method=S256"), "{auth}");
+    // A code injected with the right PKCE challenge but another nonce.
+    let callback = at_provider(
+        &b,
+        &with_param(&auth, "nonce", "injected"),
+        "s-alice",
+        false,
+    )
+    .await;
+    let page = get_url(&b, &callback).await;
+    page.expect(StatusCode::BAD_REQUEST, "wrong nonce");
+    assert!(
+        page.body.contains("ID token was not accepted"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.to_lowercase().contains("nonce"), "{}", page.body);
+    assert!(!signed_in(&b).await);
+    let admin = sso.app.admin_token(&["admin:read"]);
+    let res = sso
+        .app
+        .get_bearer("/api/v1/audit?action=session.login_failed", &admin)
+        .await;
+    let body: serde_json::Value = res.json().await.expect("json");
+    assert!(
+        body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .any(|e| e["details"]["method"] == "oidc"),
+        "{body}"
+    );
+}
+
+async fn a_declined_consent_gives_a_page(backend: Backend) {
+    let sso = Sso::spawn(backend, accounts(), &[]).await;
+    let b = Browser::new(&sso.app);
+    let auth = begin(&b).await;
+    let callback = at_provider(&b, &auth, "s-alice", true).await;
+    assert!(callback.contains("error=access_denied"), "{callback}");
+    let page = get_url(&b, &callback).await;
+    page.expect(StatusCode::BAD_REQUEST, "declined");
+    assert!(page.body.contains("declined"), "{}", page.body);
+    assert!(!signed_in(&b).await);
+}
+
+async fn a_flow_started_in_another_browser_is_refused(backend: Backend) {
+    let sso = Sso::spawn(backend, accounts(), &[]).await;
+    let attacker = Browser::new(&sso.app);
+    let auth = begin(&attacker).await;
+    let callback = at_provider(&attacker, &auth, "s-alice", false).await;
+    // Login CSRF: the victim's browser is sent the attacker's callback.
+    let victim = Browser::new(&sso.app);
+    let page = get_url(&victim, &callback).await;
+    page.expect(StatusCode::BAD_REQUEST, "another browser");
+    assert!(page.body.contains("another browser"), "{}", page.body);
+    assert!(!signed_in(&victim).await);
+}
+
+async fn a_flow_started_on_one_instance_finishes_on_another(backend: Backend) {
+    let mut sso = Sso::spawn(backend, accounts(), &[]).await;
+    let mut env = sso_env(&sso.idp.issuer);
+    env.push(("TESSERA_PUBLIC_URL".into(), sso.app.url("")));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let second = sso.app.start_another(&env);
+    let there = Browser::at(&format!("http://{second}"));
+    let auth = begin(&there).await;
+    // The provider sends the browser back to the public URL: the first instance.
+    let here = Browser {
+        client: there.client.clone(),
+        base: sso.app.url(""),
+    };
+    let callback = at_provider(&here, &auth, "s-alice", false).await;
+    get_url(&here, &callback)
+        .await
+        .expect(StatusCode::SEE_OTHER, "finished on the other instance");
+    assert!(signed_in(&here).await);
+}
+
+async fn a_provider_that_is_down_is_explained_and_retried(backend: Backend) {
+    let port = free_port();
+    let public_port = free_port();
+    let public = format!("http://127.0.0.1:{public_port}");
+    let issuer = format!("http://127.0.0.1:{port}");
+    let mut env = sso_env(&issuer);
+    env.push(("TESSERA_LISTEN".into(), format!("127.0.0.1:{public_port}")));
+    env.push(("TESSERA_PUBLIC_URL".into(), public.clone()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let app = TestApp::spawn_with(backend, &env).await;
+    let b = Browser::new(&app);
+    let login = b.get("/login").await;
+    login.expect(StatusCode::OK, "the sign-in page still works");
+    assert!(login.body.contains("unavailable"), "{}", login.body);
+    assert!(login.body.contains("TESSERA_OIDC_ISSUER"), "{}", login.body);
+    assert!(
+        login.body.contains(r#"name="password""#),
+        "passwords still work"
+    );
+    let start = b.get("/login/oidc").await;
+    start.expect(StatusCode::BAD_REQUEST, "no provider");
+    assert!(start.body.contains("TESSERA_OIDC_ISSUER"), "{}", start.body);
+
+    // The provider comes up: discovery is retried and sign-in works.
+    let _idp = OidcProvider::start(&public, accounts(), Some(port));
+    let mut ready = false;
+    for _ in 0..100 {
+        if !b.get("/login").await.body.contains("unavailable") {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(ready, "discovery is retried");
+    sign_in(&b, "s-alice")
+        .await
+        .expect(StatusCode::SEE_OTHER, "signed in");
+}
+
+async fn an_issuer_that_does_not_match_is_refused(backend: Backend) {
+    // The provider calls itself http://127.0.0.1:PORT; Tessera is told localhost.
+    let sso = Sso::spawn(backend, accounts(), &[]).await;
+    let wrong = sso.idp.issuer.replace("127.0.0.1", "localhost");
+    let mut env = sso_env(&wrong);
+    env.push(("TESSERA_PUBLIC_URL".into(), sso.app.url("")));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let app = TestApp::spawn_with(backend, &env).await;
+    let b = Browser::new(&app);
+    let page = b.get("/login/oidc").await;
+    page.expect(StatusCode::BAD_REQUEST, "issuer mismatch");
+    assert!(page.body.to_lowercase().contains("issuer"), "{}", page.body);
+    assert!(!signed_in(&b).await);
+}
+
+both_backends!(
+    a_wrong_state_is_refused_and_the_right_one_still_works,
+    a_replayed_code_is_refused,
+    a_code_for_another_client_is_refused,
+    an_id_token_with_another_nonce_is_refused,
+    a_declined_consent_gives_a_page,
+    a_flow_started_in_another_browser_is_refused,
+    a_flow_started_on_one_instance_finishes_on_another,
+    a_provider_that_is_down_is_explained_and_retried,
+    an_issuer_that_does_not_match_is_refused,
+);
