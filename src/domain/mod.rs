@@ -3,9 +3,11 @@
 //! business rules of its own.
 
 pub mod audit;
+pub mod client_keys;
 mod error;
 pub mod issuance;
 pub mod principals;
+pub mod resource_servers;
 pub mod retention;
 pub mod scopes;
 pub mod sessions;
@@ -19,6 +21,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 pub use crate::clock;
+pub use crate::jwt::CLOCK_LEEWAY_SECS;
 pub use error::{Error, is_unique_violation};
 pub use types::*;
 

@@ -94,6 +94,11 @@ impl FromRequest for Bearer {
             };
             let ip = client_ip(&req);
             match state.tokens.authenticate(token, ip.as_deref()).await {
+                // A token for a registered resource server is for that API only (RFC 8707).
+                Ok(info) if info.audience != state.tokens.audience() => {
+                    state.metrics.validation(false);
+                    Err(ApiError::InvalidToken)
+                }
                 Ok(info) => {
                     state.metrics.validation(true);
                     Ok(Bearer { info, ip })

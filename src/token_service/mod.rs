@@ -8,6 +8,7 @@
 //! (`usage`); client-credentials tokens are recorded by group commit
 //! (`recorder`).
 
+mod assertion;
 pub mod usage;
 
 use std::{sync::Arc, time::Duration};
@@ -44,6 +45,8 @@ pub struct AuthInfo {
     pub exp: i64,
     pub iat: i64,
     pub nbf: i64,
+    /// The token's `aud`: the default audience or a resource server's.
+    pub audience: String,
 }
 
 impl AuthInfo {
@@ -117,6 +120,8 @@ pub struct TokenService {
     reloads: std::sync::atomic::AtomicU64,
     cache: Cache<Digest, Arc<CacheEntry>>,
     clients: Cache<Digest, Arc<CachedClient>>,
+    /// Clients' parsed public keys (`private_key_jwt`), by client id.
+    client_keys: assertion::KeyCache,
     pub usage: usage::UsageTracker,
     pub recorder: crate::storage::recorder::Recorder,
 }
@@ -157,6 +162,7 @@ impl TokenService {
                 .max_capacity(10_000)
                 .time_to_live(CACHE_TTL)
                 .build(),
+            client_keys: assertion::key_cache(),
         });
         Ok(service)
     }
@@ -324,9 +330,14 @@ impl TokenService {
                 Rejection::Unavailable
             })?
             .ok_or(Rejection::Unknown)?;
-        if !digest.matches_hex(&row.digest) || row.owner_id.to_string() != claims.sub {
+        let audience = row.audience.as_deref().unwrap_or(self.audience());
+        if !digest.matches_hex(&row.digest)
+            || row.owner_id.to_string() != claims.sub
+            || claims.aud != audience
+        {
             return Err(Rejection::Invalid);
         }
+        let audience = claims.aud;
         if row.revoked_at.is_some() {
             return Err(Rejection::Revoked);
         }
@@ -352,6 +363,7 @@ impl TokenService {
             exp: claims.exp,
             iat: claims.iat,
             nbf: claims.nbf,
+            audience,
         })
     }
 

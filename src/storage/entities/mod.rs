@@ -1,10 +1,14 @@
 //! sea-orm entities, one per table. Only `storage` and `domain` use them.
 
 pub mod audit_event;
+pub mod client_assertion_jti;
+pub mod client_jwks;
 pub mod client_secret;
 pub mod daily_count;
 pub mod login_attempt;
 pub mod principal;
+pub mod resource_server;
+pub mod resource_server_scope;
 pub mod scope;
 pub mod session;
 pub mod setup_code;
