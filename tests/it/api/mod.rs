@@ -5,14 +5,17 @@
 
 mod authz;
 mod bad_input;
+mod client_assertions;
 mod client_throttle;
 mod emails_and_hints;
 mod machine_users;
 mod minting;
 mod openapi;
 mod pagination;
+mod private_key_jwt;
 mod properties;
 mod readme;
+mod resource_servers;
 mod retention;
 mod robustness;
 mod scope_resources;
