@@ -236,9 +236,11 @@ async fn resource_indicators_end_to_end(backend: Backend) {
     let r = api.post("/api/v1/tokens", &admin, &req).await;
     r.expect(400, "unknown audience");
     assert_eq!(r.body["field"], "audience");
+    // A PAT passes on only scopes its calling token holds.
+    let with_hr = app.admin_token(&["tokens:write", "hr:read"]);
     let mut pat = token_request("hr-pat", &["hr:read"]);
     pat["audience"] = json!(HR);
-    let r = api.post("/api/v1/tokens", &admin, &pat).await;
+    let r = api.post("/api/v1/tokens", &with_hr, &pat).await;
     r.expect(201, "PAT for HR");
     assert_eq!(r.body["audience"], HR);
     let plain = api
@@ -250,7 +252,7 @@ async fn resource_indicators_end_to_end(backend: Backend) {
     let r = api
         .post_empty(
             &format!("/api/v1/tokens/{}/regenerate", r.body["id"].as_str().unwrap()),
-            &admin,
+            &with_hr,
         )
         .await;
     r.expect(201, "regenerate");
