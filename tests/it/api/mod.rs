@@ -5,7 +5,7 @@
 
 mod authz;
 mod bad_input;
-mod client_assertions;
+pub(crate) mod client_assertions;
 mod client_throttle;
 mod emails_and_hints;
 mod machine_users;

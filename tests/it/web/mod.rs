@@ -2,6 +2,7 @@
 //! personal tokens, the admin console, escaping and error pages.
 
 mod account_and_hints;
+mod keys_and_resources;
 mod throttle;
 
 use crate::{
