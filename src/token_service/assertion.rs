@@ -6,22 +6,25 @@
 
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use moka::sync::Cache;
 use time::OffsetDateTime;
 
-use super::{CACHE_TTL, TokenService};
 use crate::{
     domain::{Error, client_keys},
     jwt::client_keys::{ClientKeys, verify_assertion},
-    storage::entities::principal,
+    storage::{Db, entities::principal},
 };
 
 /// The longest assertion looked at.
 const MAX_ASSERTION_LEN: usize = 16 * 1024;
+/// How long parsed keys are reused without a change notification.
+const CACHE_TTL: Duration = Duration::from_secs(60);
 
 /// A client's keys as last read, or that it has none (so unknown clients do
 /// not cost a database read each).
-pub(super) struct CachedKeys {
+struct CachedKeys {
     epoch: u64,
     found: Option<Arc<ClientKeyEntry>>,
 }
@@ -31,21 +34,30 @@ struct ClientKeyEntry {
     keys: ClientKeys,
 }
 
-pub(super) type KeyCache = Cache<String, Arc<CachedKeys>>;
-
-pub(super) fn key_cache() -> KeyCache {
-    Cache::builder()
-        .max_capacity(10_000)
-        .time_to_live(CACHE_TTL)
-        .build()
+/// Authenticates clients by assertion; `TokenService` holds one.
+pub struct AssertionAuth {
+    db: Db,
+    issuer: String,
+    cache: Cache<String, Arc<CachedKeys>>,
 }
 
-impl TokenService {
+impl AssertionAuth {
+    pub fn new(db: Db, issuer: String) -> Self {
+        Self {
+            db,
+            issuer,
+            cache: Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(CACHE_TTL)
+                .build(),
+        }
+    }
+
     /// The enabled machine user `client_id` if `assertion` is a fresh,
     /// unreplayed assertion signed by one of its keys for `endpoint` (its
     /// URL) or the issuer. `None` for every refusal, whatever the reason,
     /// which is logged at debug level without the assertion.
-    pub async fn authenticate_assertion(
+    pub async fn authenticate(
         &self,
         client_id: &str,
         assertion: &str,
@@ -60,7 +72,7 @@ impl TokenService {
             return Ok(None);
         };
         let now = OffsetDateTime::now_utc().unix_timestamp();
-        let audiences = [endpoint, self.issuer()];
+        let audiences = [endpoint, self.issuer.as_str()];
         let verified = match verify_assertion(assertion, &entry.keys, client_id, &audiences, now) {
             Ok(verified) => verified,
             Err(why) => {
@@ -86,7 +98,7 @@ impl TokenService {
     async fn keys_of(&self, client_id: &str) -> Result<Option<Arc<ClientKeyEntry>>, Error> {
         let feed = &self.db.changes;
         if feed.cache_usable()
-            && let Some(hit) = self.client_keys.get(client_id)
+            && let Some(hit) = self.cache.get(client_id)
             && hit.epoch == feed.epoch()
         {
             return Ok(hit.found.clone());
@@ -102,7 +114,7 @@ impl TokenService {
             })),
         };
         if feed.cache_usable() {
-            self.client_keys.insert(
+            self.cache.insert(
                 client_id.to_owned(),
                 Arc::new(CachedKeys {
                     epoch,

@@ -120,8 +120,8 @@ pub struct TokenService {
     reloads: std::sync::atomic::AtomicU64,
     cache: Cache<Digest, Arc<CacheEntry>>,
     clients: Cache<Digest, Arc<CachedClient>>,
-    /// Clients' parsed public keys (`private_key_jwt`), by client id.
-    client_keys: assertion::KeyCache,
+    /// `private_key_jwt`: clients' parsed public keys, cached by client id.
+    assertions: assertion::AssertionAuth,
     pub usage: usage::UsageTracker,
     pub recorder: crate::storage::recorder::Recorder,
 }
@@ -148,6 +148,7 @@ impl TokenService {
         let service = Arc::new(Self {
             recorder: crate::storage::recorder::Recorder::spawn(db.write.clone()),
             usage: usage::UsageTracker::default(),
+            assertions: assertion::AssertionAuth::new(db.clone(), settings.public_url.clone()),
             db,
             master,
             signer: Signer::new(settings.public_url.clone(), settings.audience.clone(), ring),
@@ -162,7 +163,6 @@ impl TokenService {
                 .max_capacity(10_000)
                 .time_to_live(CACHE_TTL)
                 .build(),
-            client_keys: assertion::key_cache(),
         });
         Ok(service)
     }
@@ -272,6 +272,21 @@ impl TokenService {
             );
         }
         Ok(Some(machine))
+    }
+
+    /// Client authentication with a signed assertion (`private_key_jwt`):
+    /// the enabled machine user `client_id` if `assertion` is fresh, signed
+    /// by one of its keys for `endpoint` (its URL) or the issuer, and not
+    /// seen before on any instance (see `assertion`).
+    pub async fn authenticate_assertion(
+        &self,
+        client_id: &str,
+        assertion: &str,
+        endpoint: &str,
+    ) -> Result<Option<Arc<principal::Model>>, crate::domain::Error> {
+        self.assertions
+            .authenticate(client_id, assertion, endpoint)
+            .await
     }
 
     /// Validates a presented token and records its use.
