@@ -151,7 +151,10 @@ impl MigrationTrait for Migration {
                     )
                     .foreign_key(&mut fk(
                         "fk_client_assertion_jtis_machine_user",
-                        (ClientAssertionJtis::Table, ClientAssertionJtis::MachineUserId),
+                        (
+                            ClientAssertionJtis::Table,
+                            ClientAssertionJtis::MachineUserId,
+                        ),
                         (Principals::Table, Principals::Id),
                         ForeignKeyAction::Cascade,
                     ))
@@ -197,7 +200,11 @@ impl MigrationTrait for Migration {
                             .not_null()
                             .unique_key(),
                     )
-                    .col(ColumnDef::new(ResourceServers::Name).string_len(200).not_null())
+                    .col(
+                        ColumnDef::new(ResourceServers::Name)
+                            .string_len(200)
+                            .not_null(),
+                    )
                     .col(
                         ColumnDef::new(ResourceServers::CreatedAt)
                             .timestamp_with_time_zone()

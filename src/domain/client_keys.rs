@@ -4,8 +4,8 @@
 //! keys and client secrets at once.
 
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait,
-    QuerySelect, TransactionTrait, sea_query::OnConflict,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QuerySelect,
+    TransactionTrait, sea_query::OnConflict,
 };
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -20,7 +20,11 @@ use crate::{
     },
 };
 
-async fn machine(db: &impl ConnectionTrait, id: Uuid, lock: bool) -> Result<principal::Model, Error> {
+async fn machine(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    lock: bool,
+) -> Result<principal::Model, Error> {
     let mut q = principal::Entity::find_by_id(id);
     if lock {
         q = q.lock_exclusive();
@@ -44,7 +48,12 @@ pub async fn get(db: &impl ConnectionTrait, machine_user_id: Uuid) -> Result<Val
 }
 
 /// Replaces the machine user's keys with `set`, once it is validated.
-pub async fn put(db: &Db, actor: &Actor, machine_user_id: Uuid, set: &Value) -> Result<Value, Error> {
+pub async fn put(
+    db: &Db,
+    actor: &Actor,
+    machine_user_id: Uuid,
+    set: &Value,
+) -> Result<Value, Error> {
     actor.require_admin()?;
     let public = validate_jwks(set).map_err(|e| Error::invalid("jwks", e))?;
     let stored = public.to_string();

@@ -338,7 +338,9 @@ async fn assign_scopes(
             Some(true) => {
                 return Err(Error::invalid(
                     "scopes",
-                    format!("{name} is a built-in scope of Tessera's own API; a resource server owns registered scopes only"),
+                    format!(
+                        "{name} is a built-in scope of Tessera's own API; a resource server owns registered scopes only"
+                    ),
                 ));
             }
             Some(false) => {}
@@ -359,10 +361,12 @@ async fn assign_scopes(
             taken.scope
         )));
     }
-    let rows = wanted.iter().map(|name| resource_server_scope::ActiveModel {
-        scope: Set(name.to_owned()),
-        resource_server_id: Set(server),
-    });
+    let rows = wanted
+        .iter()
+        .map(|name| resource_server_scope::ActiveModel {
+            scope: Set(name.to_owned()),
+            resource_server_id: Set(server),
+        });
     resource_server_scope::Entity::insert_many(rows)
         .exec_without_returning(tx)
         .await

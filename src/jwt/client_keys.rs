@@ -66,7 +66,11 @@ fn b64(key: &Map<String, Value>, member: &str, at: usize) -> Result<Vec<u8>, Jwk
         .map_err(|_| err(at, format!("\"{member}\" is not base64url")))
 }
 
-fn string<'a>(key: &'a Map<String, Value>, member: &str, at: usize) -> Result<Option<&'a str>, JwksError> {
+fn string<'a>(
+    key: &'a Map<String, Value>,
+    member: &str,
+    at: usize,
+) -> Result<Option<&'a str>, JwksError> {
     match key.get(member) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -104,7 +108,9 @@ pub fn validate_jwks(set: &Value) -> Result<Value, JwksError> {
         if let Some(private) = PRIVATE_MEMBERS.iter().find(|m| key.contains_key(**m)) {
             return Err(err(
                 at,
-                format!("holds the private member \"{private}\": register the public key only, and keep the private key with the client"),
+                format!(
+                    "holds the private member \"{private}\": register the public key only, and keep the private key with the client"
+                ),
             ));
         }
         let kty = string(key, "kty", at)?.ok_or_else(|| err(at, "\"kty\" is required"))?;
@@ -144,11 +150,16 @@ pub fn validate_jwks(set: &Value) -> Result<Value, JwksError> {
                 if bits < MIN_RSA_BITS {
                     return Err(err(
                         at,
-                        format!("an RSA key of {bits} bits is too small: use at least {MIN_RSA_BITS}"),
+                        format!(
+                            "an RSA key of {bits} bits is too small: use at least {MIN_RSA_BITS}"
+                        ),
                     ));
                 }
                 if bits > MAX_RSA_BITS {
-                    return Err(err(at, format!("an RSA key of {bits} bits is larger than {MAX_RSA_BITS}")));
+                    return Err(err(
+                        at,
+                        format!("an RSA key of {bits} bits is larger than {MAX_RSA_BITS}"),
+                    ));
                 }
                 let e_ok = !e.is_empty() && e.len() <= 8 && e.last().is_some_and(|b| b & 1 == 1);
                 if !e_ok || e.iter().all(|b| *b == 0) || e == [1] {
@@ -162,7 +173,10 @@ pub fn validate_jwks(set: &Value) -> Result<Value, JwksError> {
             "OKP" => {
                 let crv = string(key, "crv", at)?.unwrap_or("");
                 if crv != "Ed25519" {
-                    return Err(err(at, format!("unsupported OKP curve {crv:?}: use Ed25519")));
+                    return Err(err(
+                        at,
+                        format!("unsupported OKP curve {crv:?}: use Ed25519"),
+                    ));
                 }
                 let x = b64(key, "x", at)?;
                 if aws_lc_rs::signature::ParsedPublicKey::new(&aws_lc_rs::signature::ED25519, &x)
@@ -195,13 +209,18 @@ pub fn validate_jwks(set: &Value) -> Result<Value, JwksError> {
         }
         if let Some(usage) = string(key, "use", at)? {
             if usage != "sig" {
-                return Err(err(at, format!("\"use\" is {usage:?}: only signing keys (\"sig\")")));
+                return Err(err(
+                    at,
+                    format!("\"use\" is {usage:?}: only signing keys (\"sig\")"),
+                ));
             }
             public.insert("use".into(), json!(usage));
         }
         match string(key, "kid", at)? {
             Some("") => return Err(err(at, "\"kid\" must not be empty")),
-            Some(kid) if kid.len() > 256 => return Err(err(at, "\"kid\" is longer than 256 characters")),
+            Some(kid) if kid.len() > 256 => {
+                return Err(err(at, "\"kid\" is longer than 256 characters"));
+            }
             Some(kid) => {
                 if kids.iter().any(|k| k == kid) {
                     return Err(err(at, format!("\"kid\" {kid:?} is used twice")));
@@ -210,7 +229,10 @@ pub fn validate_jwks(set: &Value) -> Result<Value, JwksError> {
                 public.insert("kid".into(), json!(kid));
             }
             None if keys.len() > 1 => {
-                return Err(err(at, "\"kid\" is required when the set has more than one key"));
+                return Err(err(
+                    at,
+                    "\"kid\" is required when the set has more than one key",
+                ));
             }
             None => {}
         }
@@ -239,8 +261,14 @@ impl ClientKeys {
         for key in set["keys"].as_array().into_iter().flatten() {
             let s = |m: &str| key[m].as_str().unwrap_or_default();
             let (kind, decoding) = match s("kty") {
-                "EC" => (KeyType::P256, DecodingKey::from_ec_components(s("x"), s("y"))?),
-                "RSA" => (KeyType::Rsa, DecodingKey::from_rsa_components(s("n"), s("e"))?),
+                "EC" => (
+                    KeyType::P256,
+                    DecodingKey::from_ec_components(s("x"), s("y"))?,
+                ),
+                "RSA" => (
+                    KeyType::Rsa,
+                    DecodingKey::from_rsa_components(s("n"), s("e"))?,
+                ),
                 "OKP" => (KeyType::Ed25519, DecodingKey::from_ed_components(s("x"))?),
                 other => anyhow::bail!("stored key of type {other:?}"),
             };
@@ -308,7 +336,9 @@ pub fn claimed_client(assertion: &str) -> Option<String> {
         iss: String,
         sub: String,
     }
-    let who: Who = jsonwebtoken::dangerous::insecure_decode(assertion).ok()?.claims;
+    let who: Who = jsonwebtoken::dangerous::insecure_decode(assertion)
+        .ok()?
+        .claims;
     (who.iss == who.sub).then_some(who.iss)
 }
 
@@ -391,9 +421,15 @@ mod tests {
         private["d"] = json!("AAAA");
         assert!(refused(json!({"keys": [private]})).contains("private member \"d\""));
         assert!(refused(json!({"keys": [{"kty": "oct", "k": "AAAA"}]})).contains("\"k\""));
-        assert!(refused(json!({"keys": [{"kty": "EC", "crv": "P-384", "x": P256_X, "y": P256_Y}]})).contains("P-384"));
+        assert!(
+            refused(json!({"keys": [{"kty": "EC", "crv": "P-384", "x": P256_X, "y": P256_Y}]}))
+                .contains("P-384")
+        );
         let small = URL_SAFE_NO_PAD.encode([0xffu8; 128]);
-        assert!(refused(json!({"keys": [{"kty": "RSA", "n": small, "e": "AQAB"}]})).contains("1024 bits"));
+        assert!(
+            refused(json!({"keys": [{"kty": "RSA", "n": small, "e": "AQAB"}]}))
+                .contains("1024 bits")
+        );
         assert!(refused(json!({"keys": [ec.clone(), ec.clone()]})).contains("kid"));
         let with = |kid: &str| {
             let mut k = ec.clone();
@@ -401,7 +437,12 @@ mod tests {
             k
         };
         assert!(refused(json!({"keys": [with("a"), with("a")]})).contains("used twice"));
-        assert!(refused(json!({"keys": [with("1"), with("2"), with("3"), with("4"), with("5"), with("6")]})).contains("at most 5"));
+        assert!(
+            refused(
+                json!({"keys": [with("1"), with("2"), with("3"), with("4"), with("5"), with("6")]})
+            )
+            .contains("at most 5")
+        );
         let mut off = ec.clone();
         off["y"] = json!(P256_X);
         assert!(refused(json!({"keys": [off]})).contains("not a point"));

@@ -13,7 +13,11 @@ pub async fn metadata(state: web::Data<AppState>) -> Result<HttpResponse, ApiErr
         .into_iter()
         .map(|s| s.name)
         .collect();
-    let auth_methods = ["client_secret_basic", "client_secret_post", "private_key_jwt"];
+    let auth_methods = [
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+    ];
     let algs = crate::jwt::client_keys::ALGORITHMS;
     let body = json!({
         "issuer": base,

@@ -68,7 +68,10 @@ impl AssertionAuth {
             return Ok(None);
         }
         let Some(entry) = self.keys_of(client_id).await? else {
-            tracing::debug!(client_id, "client assertion refused: no such client or no keys");
+            tracing::debug!(
+                client_id,
+                "client assertion refused: no such client or no keys"
+            );
             return Ok(None);
         };
         let now = OffsetDateTime::now_utc().unix_timestamp();
@@ -89,7 +92,10 @@ impl AssertionAuth {
         if !client_keys::record_jti(&self.db.write, entry.machine.id, &verified.jti, expires_at)
             .await?
         {
-            tracing::debug!(client_id, "client assertion refused: jti seen before (replay)");
+            tracing::debug!(
+                client_id,
+                "client assertion refused: jti seen before (replay)"
+            );
             return Ok(None);
         }
         Ok(Some(entry.machine.clone()))

@@ -32,7 +32,9 @@ pub(super) async fn jwks_save(
         )),
     };
     match saved {
-        Ok(_) => Ok(see_other(&format!("/admin/machine-users/{id}?notice=updated"))),
+        Ok(_) => Ok(see_other(&format!(
+            "/admin/machine-users/{id}?notice=updated"
+        ))),
         Err(e) if is_user_error(&e) => {
             machine_user_page(&state, &me, id, None, Some(WebError::Domain(e).message())).await
         }
@@ -51,5 +53,7 @@ pub(super) async fn jwks_delete(
     check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path)?;
     client_keys::delete(&state.db, &me.actor(), id).await?;
-    Ok(see_other(&format!("/admin/machine-users/{id}?notice=deleted")))
+    Ok(see_other(&format!(
+        "/admin/machine-users/{id}?notice=deleted"
+    )))
 }

@@ -105,7 +105,9 @@ async fn done(
     notice: &str,
 ) -> Result<HttpResponse, WebError> {
     match result {
-        Ok(()) => Ok(see_other(&format!("/admin/resource-servers?notice={notice}"))),
+        Ok(()) => Ok(see_other(&format!(
+            "/admin/resource-servers?notice={notice}"
+        ))),
         Err(e) if is_user_error(&e) => {
             view(state, me, None, Some(WebError::Domain(e).message())).await
         }

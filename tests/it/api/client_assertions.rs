@@ -145,7 +145,10 @@ pub fn claims(client: &str, aud: &str) -> Value {
 
 /// A good assertion: `key` as `kid`, its natural algorithm.
 pub fn assertion(key: &Key, kid: &str, client: &str, aud: &str) -> String {
-    key.sign(&json!({"alg": key.alg(), "kid": kid, "typ": "JWT"}), &claims(client, aud))
+    key.sign(
+        &json!({"alg": key.alg(), "kid": kid, "typ": "JWT"}),
+        &claims(client, aud),
+    )
 }
 
 /// The server's metadata (issuer and endpoint URLs).

@@ -49,7 +49,13 @@ async fn assertions_of_every_key_type_work_at_every_endpoint(backend: Backend) {
     );
     let id = machine(&api, &admin, "keyed", &["profile", "introspect"]).await;
     let (ec, rsa, ed) = (Key::ec(1), Key::rsa(), Key::ed(2));
-    register(&api, &admin, &id, &[(&ec, "ec-1"), (&rsa, "rsa-1"), (&ed, "ed-1")]).await;
+    register(
+        &api,
+        &admin,
+        &id,
+        &[(&ec, "ec-1"), (&rsa, "rsa-1"), (&ed, "ed-1")],
+    )
+    .await;
     // A secret next to the keys keeps working (a client may migrate).
     let secret = api
         .post_empty(&format!("/api/v1/machine-users/{id}/secrets"), &admin)
@@ -103,7 +109,11 @@ async fn assertions_of_every_key_type_work_at_every_endpoint(backend: Backend) {
         &[("token", &tokens[0])],
     )
     .await;
-    assert_eq!((status, body["active"].clone()), (200, json!(true)), "{body}");
+    assert_eq!(
+        (status, body["active"].clone()),
+        (200, json!(true)),
+        "{body}"
+    );
     let (status, body) = post_with_assertion(
         app,
         "/oauth2/revoke",
@@ -142,6 +152,9 @@ async fn assertions_of_every_key_type_work_at_every_endpoint(backend: Backend) {
     assert_eq!(status, 401, "keys removed");
     app.access_token("keyed", &secret).await;
 }
+
+/// What a refusal case sends: its name, the assertion, extra form fields.
+type Case = (&'static str, String, Vec<(&'static str, &'static str)>);
 
 /// HS256 keyed with `secret` (what an attacker does with a public key).
 fn hs256(secret: &[u8], claims: &Value, kid: &str) -> String {
@@ -192,7 +205,11 @@ async fn every_refusal_is_the_same_invalid_client(backend: Backend) {
     let jwk_json = ec.jwk("ec-1").to_string();
     let x = b64(&{
         let Key::Ec(k) = &ec else { unreachable!() };
-        k.verifying_key().to_encoded_point(false).x().unwrap().to_vec()
+        k.verifying_key()
+            .to_encoded_point(false)
+            .x()
+            .unwrap()
+            .to_vec()
     });
     let tampered = {
         let jwt = ec.sign(&header, &good());
@@ -208,39 +225,115 @@ async fn every_refusal_is_the_same_invalid_client(backend: Backend) {
         b64(json!({"alg": "none"}).to_string().as_bytes()),
         b64(good().to_string().as_bytes())
     );
-    let cases: Vec<(&str, String, Vec<(&str, &str)>)> = vec![
+    let cases: Vec<Case> = vec![
         ("replayed", replayed, vec![]),
-        ("expired", with(&|c| {
-            c["iat"] = json!(now() - 600);
-            c["exp"] = json!(now() - 5);
-        }), vec![]),
-        ("valid over an hour after iat", with(&|c| c["exp"] = json!(now() + 3700)), vec![]),
-        ("valid over an hour, no iat", with(&|c| {
-            c.as_object_mut().unwrap().remove("iat");
-            c["exp"] = json!(now() + 3700);
-        }), vec![]),
-        ("no exp", with(&|c| { c.as_object_mut().unwrap().remove("exp"); }), vec![]),
-        ("no jti", with(&|c| { c.as_object_mut().unwrap().remove("jti"); }), vec![]),
-        ("issued in the future", with(&|c| c["iat"] = json!(now() + 600)), vec![]),
-        ("wrong aud", with(&|c| c["aud"] = json!("https://elsewhere.example/oauth2/token")), vec![]),
-        ("aud of another endpoint", with(&|c| c["aud"] = json!(revoke_url)), vec![]),
+        (
+            "expired",
+            with(&|c| {
+                c["iat"] = json!(now() - 600);
+                c["exp"] = json!(now() - 5);
+            }),
+            vec![],
+        ),
+        (
+            "valid over an hour after iat",
+            with(&|c| c["exp"] = json!(now() + 3700)),
+            vec![],
+        ),
+        (
+            "valid over an hour, no iat",
+            with(&|c| {
+                c.as_object_mut().unwrap().remove("iat");
+                c["exp"] = json!(now() + 3700);
+            }),
+            vec![],
+        ),
+        (
+            "no exp",
+            with(&|c| {
+                c.as_object_mut().unwrap().remove("exp");
+            }),
+            vec![],
+        ),
+        (
+            "no jti",
+            with(&|c| {
+                c.as_object_mut().unwrap().remove("jti");
+            }),
+            vec![],
+        ),
+        (
+            "issued in the future",
+            with(&|c| c["iat"] = json!(now() + 600)),
+            vec![],
+        ),
+        (
+            "wrong aud",
+            with(&|c| c["aud"] = json!("https://elsewhere.example/oauth2/token")),
+            vec![],
+        ),
+        (
+            "aud of another endpoint",
+            with(&|c| c["aud"] = json!(revoke_url)),
+            vec![],
+        ),
         ("wrong iss", with(&|c| c["iss"] = json!("other")), vec![]),
         ("wrong sub", with(&|c| c["sub"] = json!("other")), vec![]),
-        ("iss and sub of another client", with(&|c| {
-            c["iss"] = json!("other");
-            c["sub"] = json!("other");
-        }), vec![]),
-        ("signed with another client's key", theirs.sign(&header, &good()), vec![]),
-        ("unknown kid", ec.sign(&json!({"alg": "ES256", "kid": "nope"}), &good()), vec![]),
-        ("no kid with two keys", ec.sign(&json!({"alg": "ES256"}), &good()), vec![]),
+        (
+            "iss and sub of another client",
+            with(&|c| {
+                c["iss"] = json!("other");
+                c["sub"] = json!("other");
+            }),
+            vec![],
+        ),
+        (
+            "signed with another client's key",
+            theirs.sign(&header, &good()),
+            vec![],
+        ),
+        (
+            "unknown kid",
+            ec.sign(&json!({"alg": "ES256", "kid": "nope"}), &good()),
+            vec![],
+        ),
+        (
+            "no kid with two keys",
+            ec.sign(&json!({"alg": "ES256"}), &good()),
+            vec![],
+        ),
         ("alg none", unsigned, vec![]),
-        ("HS256 keyed with the public JWK", hs256(jwk_json.as_bytes(), &good(), "ec-1"), vec![]),
-        ("HS256 keyed with x", hs256(x.as_bytes(), &good(), "ec-1"), vec![]),
-        ("EdDSA key with alg ES256", ed.sign(&json!({"alg": "ES256", "kid": "ed-1"}), &good()), vec![]),
-        ("EC key with alg EdDSA", ed.sign(&json!({"alg": "EdDSA", "kid": "ec-1"}), &good()), vec![]),
+        (
+            "HS256 keyed with the public JWK",
+            hs256(jwk_json.as_bytes(), &good(), "ec-1"),
+            vec![],
+        ),
+        (
+            "HS256 keyed with x",
+            hs256(x.as_bytes(), &good(), "ec-1"),
+            vec![],
+        ),
+        (
+            "EdDSA key with alg ES256",
+            ed.sign(&json!({"alg": "ES256", "kid": "ed-1"}), &good()),
+            vec![],
+        ),
+        (
+            "EC key with alg EdDSA",
+            ed.sign(&json!({"alg": "EdDSA", "kid": "ec-1"}), &good()),
+            vec![],
+        ),
         ("tampered claims", tampered, vec![]),
-        ("client_id of another client", ec.sign(&header, &good()), vec![("client_id", "other")]),
-        ("a client without keys", Key::ec(3).sign(&json!({"alg": "ES256"}), &claims("keyless", &token_url)), vec![]),
+        (
+            "client_id of another client",
+            ec.sign(&header, &good()),
+            vec![("client_id", "other")],
+        ),
+        (
+            "a client without keys",
+            Key::ec(3).sign(&json!({"alg": "ES256"}), &claims("keyless", &token_url)),
+            vec![],
+        ),
         ("not a JWT", "not-a-jwt".to_owned(), vec![]),
     ];
     for (what, jwt, extra) in cases {
@@ -348,22 +441,64 @@ async fn jwks_bad_input_is_refused_naming_the_problem(backend: Backend) {
     no_kid.as_object_mut().unwrap().remove("kid");
     let small_rsa = json!({"kty": "RSA", "kid": "a", "n": b64(&[0xc5; 128]), "e": "AQAB"});
     let cases = [
-        ("private EC key", json!({"keys": [with("d", json!("AAAA"))]}), "private member \"d\""),
-        ("private RSA member", json!({"keys": [{"kty": "RSA", "n": b64(&[0xc5; 256]), "e": "AQAB", "p": "AAAA"}]}), "private member \"p\""),
-        ("symmetric key", json!({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}), "private member \"k\""),
-        ("unsupported kty", json!({"keys": [{"kty": "XYZ"}]}), "unsupported key type"),
-        ("P-384", json!({"keys": [with("crv", json!("P-384"))]}), "P-384"),
+        (
+            "private EC key",
+            json!({"keys": [with("d", json!("AAAA"))]}),
+            "private member \"d\"",
+        ),
+        (
+            "private RSA member",
+            json!({"keys": [{"kty": "RSA", "n": b64(&[0xc5; 256]), "e": "AQAB", "p": "AAAA"}]}),
+            "private member \"p\"",
+        ),
+        (
+            "symmetric key",
+            json!({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}),
+            "private member \"k\"",
+        ),
+        (
+            "unsupported kty",
+            json!({"keys": [{"kty": "XYZ"}]}),
+            "unsupported key type",
+        ),
+        (
+            "P-384",
+            json!({"keys": [with("crv", json!("P-384"))]}),
+            "P-384",
+        ),
         ("small RSA", json!({"keys": [small_rsa]}), "1024 bits"),
-        ("too many", json!({"keys": (0..6).map(|i| with("kid", json!(format!("k{i}")))).collect::<Vec<_>>()}), "at most 5"),
-        ("kid twice", json!({"keys": [ec.clone(), ec.clone()]}), "used twice"),
-        ("no kid with two keys", json!({"keys": [Key::ec(2).jwk("x"), no_kid]}), "kid"),
-        ("not a point", json!({"keys": [with("y", ec["x"].clone())]}), "not a point"),
-        ("HMAC alg", json!({"keys": [with("alg", json!("HS256"))]}), "alg"),
+        (
+            "too many",
+            json!({"keys": (0..6).map(|i| with("kid", json!(format!("k{i}")))).collect::<Vec<_>>()}),
+            "at most 5",
+        ),
+        (
+            "kid twice",
+            json!({"keys": [ec.clone(), ec.clone()]}),
+            "used twice",
+        ),
+        (
+            "no kid with two keys",
+            json!({"keys": [Key::ec(2).jwk("x"), no_kid]}),
+            "kid",
+        ),
+        (
+            "not a point",
+            json!({"keys": [with("y", ec["x"].clone())]}),
+            "not a point",
+        ),
+        (
+            "HMAC alg",
+            json!({"keys": [with("alg", json!("HS256"))]}),
+            "alg",
+        ),
         ("no keys", json!({"keys": []}), "no key"),
         ("not a set", json!([ec.clone()]), "JWK Set"),
     ];
     for (what, body, says) in cases {
-        let r = api.call(Method::PUT, &path, Some(&admin), Some(&body)).await;
+        let r = api
+            .call(Method::PUT, &path, Some(&admin), Some(&body))
+            .await;
         r.expect(400, what);
         assert_eq!(r.body["field"], "jwks", "{what}");
         assert!(
@@ -380,7 +515,12 @@ async fn jwks_bad_input_is_refused_naming_the_problem(backend: Backend) {
     good["use"] = json!("sig");
     good["x5u"] = json!("https://example.com/ignored");
     let r = api
-        .call(Method::PUT, &path, Some(&admin), Some(&json!({"keys": [good]})))
+        .call(
+            Method::PUT,
+            &path,
+            Some(&admin),
+            Some(&json!({"keys": [good]})),
+        )
         .await;
     r.expect(200, "good set");
     let stored = &api.get(&path, &admin).await.body;
@@ -390,7 +530,9 @@ async fn jwks_bad_input_is_refused_naming_the_problem(backend: Backend) {
 
     // Scopes and missing machine users.
     let reader = api.user("reader", &["profile"]);
-    api.get(&path, &reader).await.expect(403, "without admin:read");
+    api.get(&path, &reader)
+        .await
+        .expect(403, "without admin:read");
     api.get(
         "/api/v1/machine-users/00000000-0000-0000-0000-000000000000/jwks",
         &admin,
@@ -398,8 +540,15 @@ async fn jwks_bad_input_is_refused_naming_the_problem(backend: Backend) {
     .await
     .expect(404, "no such machine user");
     // The change is audited.
-    let audit = api.get("/api/v1/audit?action=client_keys.update", &admin).await;
-    assert_eq!(audit.body["items"].as_array().map(Vec::len), Some(1), "{}", audit.text);
+    let audit = api
+        .get("/api/v1/audit?action=client_keys.update", &admin)
+        .await;
+    assert_eq!(
+        audit.body["items"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        audit.text
+    );
 }
 
 both_backends!(

@@ -44,14 +44,34 @@ async fn resource_servers_are_managed_and_validated(backend: Backend) {
     assert_eq!(r.body["scopes"], json!(["billing:read", "billing:write"]));
 
     let bad = [
-        (json!({"identifier": "billing", "name": "x"}), 400, "identifier"),
-        (json!({"identifier": "/relative", "name": "x"}), 400, "identifier"),
-        (json!({"identifier": "https://x.example/#frag", "name": "x"}), 400, "identifier"),
+        (
+            json!({"identifier": "billing", "name": "x"}),
+            400,
+            "identifier",
+        ),
+        (
+            json!({"identifier": "/relative", "name": "x"}),
+            400,
+            "identifier",
+        ),
+        (
+            json!({"identifier": "https://x.example/#frag", "name": "x"}),
+            400,
+            "identifier",
+        ),
         (json!({"identifier": "", "name": "x"}), 400, "identifier"),
         (json!({"name": "x"}), 400, "identifier"),
         (json!({"identifier": HR, "name": ""}), 400, "name"),
-        (json!({"identifier": HR, "name": "HR", "scopes": ["nope"]}), 400, "scopes"),
-        (json!({"identifier": HR, "name": "HR", "scopes": ["profile"]}), 400, "scopes"),
+        (
+            json!({"identifier": HR, "name": "HR", "scopes": ["nope"]}),
+            400,
+            "scopes",
+        ),
+        (
+            json!({"identifier": HR, "name": "HR", "scopes": ["profile"]}),
+            400,
+            "scopes",
+        ),
     ];
     for (body, status, field) in bad {
         let r = api.post("/api/v1/resource-servers", &admin, &body).await;
@@ -66,7 +86,11 @@ async fn resource_servers_are_managed_and_validated(backend: Backend) {
         )
         .await;
     r.expect(409, "a scope of another server");
-    assert!(r.text.contains("billing:read") && r.text.contains(BILLING), "{}", r.text);
+    assert!(
+        r.text.contains("billing:read") && r.text.contains(BILLING),
+        "{}",
+        r.text
+    );
     api.post(
         "/api/v1/resource-servers",
         &admin,
@@ -89,7 +113,11 @@ async fn resource_servers_are_managed_and_validated(backend: Backend) {
     assert_eq!(list.body["items"].as_array().unwrap().len(), 2);
     let path = format!("/api/v1/resource-servers/{id}");
     let r = api
-        .patch(&path, &admin, &json!({"name": "Billing API", "scopes": ["billing:read"]}))
+        .patch(
+            &path,
+            &admin,
+            &json!({"name": "Billing API", "scopes": ["billing:read"]}),
+        )
         .await;
     r.expect(200, "patch");
     assert_eq!(r.body["name"], "Billing API");
@@ -103,7 +131,10 @@ async fn resource_servers_are_managed_and_validated(backend: Backend) {
     api.get(&path, &admin).await.expect(404, "gone");
     // Its scopes are free again.
     api.patch(
-        &format!("/api/v1/resource-servers/{}", hr.body["id"].as_str().unwrap()),
+        &format!(
+            "/api/v1/resource-servers/{}",
+            hr.body["id"].as_str().unwrap()
+        ),
         &admin,
         &json!({"scopes": ["hr:read", "billing:read"]}),
     )
@@ -116,7 +147,10 @@ async fn resource_servers_are_managed_and_validated(backend: Backend) {
         "/api/v1/resource-servers/{id}",
         "/api/v1/machine-users/{id}/jwks",
     ] {
-        assert!(doc.body["paths"].get(p).is_some(), "{p} in the OpenAPI document");
+        assert!(
+            doc.body["paths"].get(p).is_some(),
+            "{p} in the OpenAPI document"
+        );
     }
 }
 
@@ -131,14 +165,22 @@ async fn token(app: &TestApp, secret: &str, form: &[(&str, &str)]) -> (u16, Valu
         .send()
         .await
         .expect("token request");
-    (res.status().as_u16(), res.json().await.unwrap_or(Value::Null))
+    (
+        res.status().as_u16(),
+        res.json().await.unwrap_or(Value::Null),
+    )
 }
 
 async fn resource_indicators_end_to_end(backend: Backend) {
     let api = Api::spawn(backend).await;
     let admin = api.admin();
     let app = &api.app;
-    register_scopes(&api, &admin, &["billing:read", "billing:write", "hr:read", "misc"]).await;
+    register_scopes(
+        &api,
+        &admin,
+        &["billing:read", "billing:write", "hr:read", "misc"],
+    )
+    .await;
     for (identifier, scopes) in [
         (BILLING, json!(["billing:read", "billing:write"])),
         (HR, json!(["hr:read"])),
@@ -156,7 +198,14 @@ async fn resource_indicators_end_to_end(backend: Backend) {
         &api,
         &admin,
         "svc",
-        &["profile", "introspect", "billing:read", "billing:write", "hr:read", "misc"],
+        &[
+            "profile",
+            "introspect",
+            "billing:read",
+            "billing:write",
+            "hr:read",
+            "misc",
+        ],
     )
     .await;
     let secret = api
@@ -175,8 +224,17 @@ async fn resource_indicators_end_to_end(backend: Backend) {
     let billing_token = body["access_token"].as_str().unwrap().to_owned();
     let claims = jwt_claims(&billing_token);
     assert_eq!(claims["aud"], BILLING);
-    let (status, body) = token(app, &secret, &[("resource", BILLING), ("scope", "billing:read")]).await;
-    assert_eq!((status, body["scope"].clone()), (200, json!("billing:read")), "{body}");
+    let (status, body) = token(
+        app,
+        &secret,
+        &[("resource", BILLING), ("scope", "billing:read")],
+    )
+    .await;
+    assert_eq!(
+        (status, body["scope"].clone()),
+        (200, json!("billing:read")),
+        "{body}"
+    );
     // Introspection reports the aud.
     let res = app
         .client
@@ -187,7 +245,11 @@ async fn resource_indicators_end_to_end(backend: Backend) {
         .await
         .unwrap();
     let intro: Value = res.json().await.unwrap();
-    assert_eq!((intro["active"].clone(), intro["aud"].clone()), (json!(true), json!(BILLING)), "{intro}");
+    assert_eq!(
+        (intro["active"].clone(), intro["aud"].clone()),
+        (json!(true), json!(BILLING)),
+        "{intro}"
+    );
     // It is for the billing API, not for Tessera's own.
     assert_eq!(app.me_status(&billing_token).await, 401);
 
@@ -202,17 +264,36 @@ async fn resource_indicators_end_to_end(backend: Backend) {
     );
 
     let refusals: [(&[(&str, &str)], &str); 7] = [
-        (&[("resource", BILLING), ("scope", "hr:read")], "invalid_target"),
-        (&[("resource", BILLING), ("scope", "billing:read misc")], "invalid_target"),
-        (&[("resource", "https://unknown.example.com")], "invalid_target"),
+        (
+            &[("resource", BILLING), ("scope", "hr:read")],
+            "invalid_target",
+        ),
+        (
+            &[("resource", BILLING), ("scope", "billing:read misc")],
+            "invalid_target",
+        ),
+        (
+            &[("resource", "https://unknown.example.com")],
+            "invalid_target",
+        ),
         (&[("resource", "not a uri")], "invalid_target"),
-        (&[("resource", "https://empty.example.com")], "invalid_target"),
+        (
+            &[("resource", "https://empty.example.com")],
+            "invalid_target",
+        ),
         (&[("resource", BILLING), ("resource", HR)], "invalid_target"),
-        (&[("resource", BILLING), ("scope", "admin:write")], "invalid_scope"),
+        (
+            &[("resource", BILLING), ("scope", "admin:write")],
+            "invalid_scope",
+        ),
     ];
     for (form, error) in refusals {
         let (status, body) = token(app, &secret, form).await;
-        assert_eq!((status, body["error"].as_str()), (400, Some(error)), "{form:?}: {body}");
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some(error)),
+            "{form:?}: {body}"
+        );
     }
 
     // The API: machine tokens and PATs with an audience.
@@ -223,7 +304,10 @@ async fn resource_indicators_end_to_end(backend: Backend) {
         .await;
     r.expect(201, "machine token for billing");
     assert_eq!(r.body["audience"], BILLING);
-    assert_eq!(jwt_claims(r.body["token"].as_str().unwrap())["aud"], BILLING);
+    assert_eq!(
+        jwt_claims(r.body["token"].as_str().unwrap())["aud"],
+        BILLING
+    );
     let machine_token_id = r.body["id"].as_str().unwrap().to_owned();
     req["scopes"] = json!(["hr:read"]);
     req["name"] = json!("wrong");
@@ -244,14 +328,21 @@ async fn resource_indicators_end_to_end(backend: Backend) {
     r.expect(201, "PAT for HR");
     assert_eq!(r.body["audience"], HR);
     let plain = api
-        .post("/api/v1/tokens", &admin, &token_request("plain", &["profile"]))
+        .post(
+            "/api/v1/tokens",
+            &admin,
+            &token_request("plain", &["profile"]),
+        )
         .await;
     plain.expect(201, "plain PAT");
     assert_eq!(plain.body["audience"], Value::Null, "default audience");
     // Regenerating keeps the audience.
     let r = api
         .post_empty(
-            &format!("/api/v1/tokens/{}/regenerate", r.body["id"].as_str().unwrap()),
+            &format!(
+                "/api/v1/tokens/{}/regenerate",
+                r.body["id"].as_str().unwrap()
+            ),
             &with_hr,
         )
         .await;

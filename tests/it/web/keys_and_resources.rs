@@ -31,7 +31,11 @@ async fn admins_manage_keys_and_resource_servers_in_the_browser(backend: Backend
 
     let page = b.get(&page_path).await;
     page.expect(StatusCode::OK, "machine user page");
-    assert!(page.body.contains("No public keys registered."), "{}", page.body);
+    assert!(
+        page.body.contains("No public keys registered."),
+        "{}",
+        page.body
+    );
 
     // A private key pasted by mistake is refused with the reason.
     let mut private = Key::ec(1).jwk("k1");
@@ -46,7 +50,11 @@ async fn admins_manage_keys_and_resource_servers_in_the_browser(backend: Backend
     assert_eq!(refused.status, StatusCode::BAD_REQUEST);
     assert!(refused.body.contains("private member"), "{}", refused.body);
     let refused = b
-        .submit(&page_path, &format!("{page_path}/jwks"), &[("jwks", "{not json")])
+        .submit(
+            &page_path,
+            &format!("{page_path}/jwks"),
+            &[("jwks", "{not json")],
+        )
         .await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
 
@@ -56,7 +64,11 @@ async fn admins_manage_keys_and_resource_servers_in_the_browser(backend: Backend
         .await;
     assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
     let page = b.get(&page_path).await;
-    assert!(page.body.contains("2 public key(s) registered."), "{}", page.body);
+    assert!(
+        page.body.contains("2 public key(s) registered."),
+        "{}",
+        page.body
+    );
     assert!(page.body.contains("k2"), "the set is shown in the textarea");
     let stored = api
         .get(&format!("/api/v1/machine-users/{id}/jwks"), &admin)
@@ -70,7 +82,11 @@ async fn admins_manage_keys_and_resource_servers_in_the_browser(backend: Backend
         .submit(
             "/admin/resource-servers",
             "/admin/resource-servers",
-            &[("identifier", "https://billing.example.com/#x"), ("name", "Billing"), ("scopes", "")],
+            &[
+                ("identifier", "https://billing.example.com/#x"),
+                ("name", "Billing"),
+                ("scopes", ""),
+            ],
         )
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
@@ -88,7 +104,11 @@ async fn admins_manage_keys_and_resource_servers_in_the_browser(backend: Backend
         .await;
     assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
     let rs = b.get("/admin/resource-servers").await;
-    assert!(rs.body.contains("https://billing.example.com"), "{}", rs.body);
+    assert!(
+        rs.body.contains("https://billing.example.com"),
+        "{}",
+        rs.body
+    );
 
     // A machine token for that API from the machine user's page.
     let issued = b
@@ -114,7 +134,12 @@ async fn admins_manage_keys_and_resource_servers_in_the_browser(backend: Backend
         .submit(&page_path, &format!("{page_path}/jwks/delete"), &[])
         .await;
     assert_eq!(removed.status, StatusCode::SEE_OTHER);
-    assert!(b.get(&page_path).await.body.contains("No public keys registered."));
+    assert!(
+        b.get(&page_path)
+            .await
+            .body
+            .contains("No public keys registered.")
+    );
 }
 
 both_backends!(admins_manage_keys_and_resource_servers_in_the_browser);
