@@ -142,13 +142,15 @@ token=$(curl -fs -u "$client:$secret" -d grant_type=client_credentials "$base/oa
 admin=$("$BIN" tokens create --username bench-admin --name bench --scope admin:read --scope admin:write)
 client_uuid=$(curl -fs -H "Authorization: Bearer $admin" "$base/api/v1/machine-users?limit=500" \
   | python3 -c 'import json,sys; print([m["id"] for m in json.load(sys.stdin)["items"] if m["username"] == sys.argv[1]][0])' "$client")
+# The assertions' `aud`: the token endpoint as the server names it.
+token_url=$(curl -fs "$base/.well-known/oauth-authorization-server" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token_endpoint"])')
 echo "signing $ASSERTIONS client assertions…"
-python3 - "$client" "$base" "$ASSERTIONS" "$THREADS" "$ROUNDS" <<'PY'
+python3 - "$client" "$token_url" "$ASSERTIONS" "$THREADS" "$ROUNDS" <<'PY'
 import base64, json, sys, time, uuid
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-client, base, count, threads, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+client, token_url, count, threads, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
 key = ec.generate_private_key(ec.SECP256R1())
 pub = key.public_key().public_numbers()
@@ -158,7 +160,7 @@ head = b64(json.dumps({"alg": "ES256", "kid": "bench", "typ": "JWT"}).encode())
 now = int(time.time())
 files = [open(f"assertions.{r + 1}.{t}", "w") for r in range(rounds) for t in range(threads)]
 for i in range(count * rounds):
-    claims = {"iss": client, "sub": client, "aud": base + "/oauth2/token", "iat": now, "exp": now + 3000, "jti": str(uuid.uuid4())}
+    claims = {"iss": client, "sub": client, "aud": token_url, "iat": now, "exp": now + 3000, "jti": str(uuid.uuid4())}
     signing_input = head + "." + b64(json.dumps(claims).encode())
     r, s = decode_dss_signature(key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
     jwt = signing_input + "." + b64(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
