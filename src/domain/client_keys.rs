@@ -1,11 +1,11 @@
 //! Machine users' public keys for `private_key_jwt` (INTERFACE §11): a
-//! validated JWK Set per machine user, and the record of accepted assertion
-//! `jti`s that makes a replay fail on every instance. A machine user may hold
-//! keys and client secrets at once.
+//! validated JWK Set per machine user, who may hold keys and client secrets
+//! at once. Accepted assertion `jti`s are recorded by
+//! `storage::jti_recorder` and pruned by `retention`.
 
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QuerySelect,
-    TransactionTrait, sea_query::OnConflict,
+    TransactionTrait,
 };
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -147,34 +147,6 @@ pub async fn for_client(
     };
     let row = client_jwks::Entity::find_by_id(m.id).one(db).await?;
     Ok(row.map(|r| (m, r.jwks)))
-}
-
-/// Records an accepted assertion's `jti` until `expires_at`; false when it
-/// was recorded before (a replay), by this instance or any other.
-pub async fn record_jti(
-    db: &impl ConnectionTrait,
-    machine_user_id: Uuid,
-    jti: &str,
-    expires_at: OffsetDateTime,
-) -> Result<bool, Error> {
-    let row = client_assertion_jti::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        machine_user_id: Set(machine_user_id),
-        jti: Set(jti.to_owned()),
-        expires_at: Set(expires_at),
-    };
-    let inserted = client_assertion_jti::Entity::insert(row)
-        .on_conflict(
-            OnConflict::columns([
-                client_assertion_jti::Column::MachineUserId,
-                client_assertion_jti::Column::Jti,
-            ])
-            .do_nothing()
-            .to_owned(),
-        )
-        .exec_without_returning(db)
-        .await?;
-    Ok(inserted == 1)
 }
 
 /// Used `jti`s whose assertion expired before `cutoff`: nothing can replay them.

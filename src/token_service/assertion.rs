@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use crate::{
     domain::{Error, client_keys},
     jwt::client_keys::{ClientKeys, verify_assertion},
-    storage::{Db, entities::principal},
+    storage::{Db, entities::principal, jti_recorder::JtiRecorder},
 };
 
 /// The longest assertion looked at.
@@ -39,11 +39,14 @@ pub struct AssertionAuth {
     db: Db,
     issuer: String,
     cache: Cache<String, Arc<CachedKeys>>,
+    /// `jti`s are recorded by group commit, like token records.
+    jtis: JtiRecorder,
 }
 
 impl AssertionAuth {
     pub fn new(db: Db, issuer: String) -> Self {
         Self {
+            jtis: JtiRecorder::spawn(db.write.clone()),
             db,
             issuer,
             cache: Cache::builder()
@@ -89,8 +92,11 @@ impl AssertionAuth {
         }
         let expires_at = OffsetDateTime::from_unix_timestamp(verified.exp)
             .map_err(|e| Error::Internal(e.into()))?;
-        if !client_keys::record_jti(&self.db.write, entry.machine.id, &verified.jti, expires_at)
-            .await?
+        if !self
+            .jtis
+            .record(entry.machine.id, &verified.jti, expires_at)
+            .await
+            .map_err(Error::Internal)?
         {
             tracing::debug!(
                 client_id,
