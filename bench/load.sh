@@ -14,6 +14,8 @@
 #   DURATION=30s CONNECTIONS=64 bench/load.sh
 #   BIN=path/to/tessera bench/load.sh         # a given build (A/B runs)
 #   ROUNDS=2 bench/load.sh                    # repeat the sequence
+#   ASSERTIONS=300000 bench/load.sh           # private_key_jwt assertions to
+#                                             # pre-sign per round (one per request)
 #
 # SEED=N inserts N client-credentials token records straight into the
 # database before the server starts (one bulk SQL insert per million rows,
@@ -21,7 +23,14 @@
 # the server writes, all expiring in the future), so throughput can be shown
 # against table size.
 #
-# Needs wrk (apt-get install wrk), curl, python3, and sqlite3 or psql.
+# The token endpoint is measured twice: with a client secret (HTTP Basic)
+# and with private_key_jwt (an ES256 client assertion). Every assertion is
+# single-use, so ASSERTIONS of them are signed before the run (python3 with
+# the `cryptography` package) and each wrk thread walks through its own file;
+# should a run outlast them, the replays show up as errors.
+#
+# Needs wrk (apt-get install wrk), curl, python3 (with `cryptography`), and
+# sqlite3 or psql.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "wrk is not installed: apt-get install wrk" >&2; exit 1; }
@@ -32,6 +41,7 @@ CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
 SEED=${SEED:-0}
 ROUNDS=${ROUNDS:-1}
+ASSERTIONS=${ASSERTIONS:-150000}
 if [ -z "${BIN:-}" ]; then
   cargo build --release --quiet
   target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
@@ -126,6 +136,38 @@ for _ in $(seq 100); do curl -fs "$base/healthz" >/dev/null && break; sleep 0.1;
 
 basic=$(printf '%s:%s' "$client" "$secret" | base64 -w0)
 token=$(curl -fs -u "$client:$secret" -d grant_type=client_credentials "$base/oauth2/token" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+
+# private_key_jwt: the same client gets a P-256 key; assertions are signed now.
+"$BIN" users create --username bench-admin --admin --password-stdin <<<"bench-admin-password-$RANDOM" >/dev/null
+admin=$("$BIN" tokens create --username bench-admin --name bench --scope admin:read --scope admin:write)
+client_uuid=$(curl -fs -H "Authorization: Bearer $admin" "$base/api/v1/machine-users?limit=500" \
+  | python3 -c 'import json,sys; print([m["id"] for m in json.load(sys.stdin)["items"] if m["username"] == sys.argv[1]][0])' "$client")
+# The assertions' `aud`: the token endpoint as the server names it.
+token_url=$(curl -fs "$base/.well-known/oauth-authorization-server" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token_endpoint"])')
+echo "signing $ASSERTIONS client assertions…"
+python3 - "$client" "$token_url" "$ASSERTIONS" "$THREADS" "$ROUNDS" <<'PY'
+import base64, json, sys, time, uuid
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+client, token_url, count, threads, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+key = ec.generate_private_key(ec.SECP256R1())
+pub = key.public_key().public_numbers()
+jwk = {"kty": "EC", "crv": "P-256", "kid": "bench", "x": b64(pub.x.to_bytes(32, "big")), "y": b64(pub.y.to_bytes(32, "big"))}
+json.dump({"keys": [jwk]}, open("jwks.json", "w"))
+head = b64(json.dumps({"alg": "ES256", "kid": "bench", "typ": "JWT"}).encode())
+now = int(time.time())
+files = [open(f"assertions.{r + 1}.{t}", "w") for r in range(rounds) for t in range(threads)]
+for i in range(count * rounds):
+    claims = {"iss": client, "sub": client, "aud": token_url, "iat": now, "exp": now + 3000, "jti": str(uuid.uuid4())}
+    signing_input = head + "." + b64(json.dumps(claims).encode())
+    r, s = decode_dss_signature(key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
+    jwt = signing_input + "." + b64(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+    files[i % len(files)].write("grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=" + jwt + "\n")
+PY
+curl -fs -X PUT -H "Authorization: Bearer $admin" -H "Content-Type: application/json" \
+  --data-binary @jwks.json "$base/api/v1/machine-users/$client_uuid/jwks" >/dev/null
 # Warm the validation and client-authentication caches.
 curl -fs -H "Authorization: Bearer $token" "$base/api/v1/me" >/dev/null
 curl -fs -u "$client:$secret" -d "token=$token" "$base/oauth2/introspect" >/dev/null
@@ -137,6 +179,24 @@ wrk.method = "POST"
 wrk.body = "grant_type=client_credentials"
 wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 wrk.headers["Authorization"] = "Basic $basic"
+LUA
+cat > token_pkjwt.lua <<'LUA'
+-- One pre-signed assertion per request, each thread (and round) from its
+-- own file: assertions.ROUND.THREAD, ROUND given after `--`.
+local threads = 0
+setup = function(thread)
+  thread:set("index", threads)
+  threads = threads + 1
+end
+init = function(args)
+  bodies = {}
+  for line in io.lines("assertions." .. args[1] .. "." .. index) do bodies[#bodies + 1] = line end
+  n = 0
+end
+request = function()
+  n = n % #bodies + 1
+  return wrk.format("POST", nil, {["Content-Type"] = "application/x-www-form-urlencoded"}, bodies[n])
+end
 LUA
 cat > me.lua <<LUA
 wrk.headers["Authorization"] = "Bearer $token"
@@ -152,10 +212,10 @@ summary_lua='done = function(summary, latency, requests)
   local bad = summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout
   io.write(string.format("RESULT %.0f %.2f %d\n", summary.requests / (summary.duration / 1e6), latency:percentile(99) / 1000, bad))
 end'
-for f in healthz token me introspect; do printf '%s\n' "$summary_lua" >> $f.lua; done
+for f in healthz token token_pkjwt me introspect; do printf '%s\n' "$summary_lua" >> $f.lua; done
 
-measure() { # script path → "req/s p99 errors"
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" -s "$1.lua" "$base$2" | awk '/^RESULT/ {print $2, $3, $4}'
+measure() { # script path [round] → "req/s p99 errors"
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" -s "$1.lua" "$base$2" -- "${3:-1}" | awk '/^RESULT/ {print $2, $3, $4}'
 }
 rows() { sql "select count(*) from tokens" 2>/dev/null | tail -1; }
 
@@ -164,10 +224,10 @@ printf '%-46s %10s %9s %11s\n' endpoint "req/s" "p99 ms" "of /healthz"
 for round in $(seq "$ROUNDS"); do
   read -r floor p99 bad < <(measure healthz /healthz)
   printf '%-46s %10s %9s %11s\n' "GET /healthz (floor)" "$floor" "$p99" "100%"
-  for e in "token POST /oauth2/token (every token recorded)" "me GET /api/v1/me (Bearer)" "introspect POST /oauth2/introspect"; do
+  for e in "token POST /oauth2/token (every token recorded)" "token_pkjwt POST /oauth2/token (private_key_jwt, ES256)" "me GET /api/v1/me (Bearer)" "introspect POST /oauth2/introspect"; do
     read -r script name <<<"$e"
     path=${name#* }; path=${path%% *}
-    read -r rate p99 bad < <(measure "$script" "$path")
+    read -r rate p99 bad < <(measure "$script" "$path" "$round")
     share=$(awk -v a="$rate" -v b="$floor" 'BEGIN {printf "%.0f%%", 100 * a / b}')
     printf '%-46s %10s %9s %11s%s\n' "$name" "$rate" "$p99" "$share" "$([ "$bad" != 0 ] && echo "  ($bad errors)")"
   done

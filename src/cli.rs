@@ -210,6 +210,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             // The CLI signs with the keys in the database, like a server.
             let signing = signing_keys::load_signer(&db, &master, &settings).await?;
             let new = NewToken {
+                audience: None,
                 name,
                 description: None,
                 scopes: (!scopes.is_empty()).then_some(scopes),

@@ -163,7 +163,14 @@ fn basic_credentials_decode_exactly() {
         let header = format!("Basic {}", STANDARD.encode(raw));
         let req = request(Some(header.as_bytes()), "application/x-www-form-urlencoded");
         let form = Form::parse(&req, b"grant_type=client_credentials").unwrap();
-        client_credentials(&req, &form).map(|c| c.map(|c| (c.client_id, c.secret)))
+        client_credentials(&req, &form).map(|c| {
+            c.map(|c| {
+                (
+                    c.client_id.clone(),
+                    c.secret().unwrap_or_default().to_owned(),
+                )
+            })
+        })
     };
     assert_eq!(
         creds("svc:tsc_a&b+c%2Bd").unwrap(),

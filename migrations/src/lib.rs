@@ -13,6 +13,7 @@ mod m20261201_000003_token_indexes;
 mod m20261201_120000_notifications;
 mod m20261201_130000_rotation;
 mod m20261201_140000_single_sign_on;
+mod m20261201_150000_client_keys_and_resources;
 mod m20261201_160000_usage_leaks_managers;
 
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_120000_notifications::Migration),
             Box::new(m20261201_130000_rotation::Migration),
             Box::new(m20261201_140000_single_sign_on::Migration),
+            Box::new(m20261201_150000_client_keys_and_resources::Migration),
             Box::new(m20261201_160000_usage_leaks_managers::Migration),
         ]
     }

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{
-    support::{JsonBody, OptionalJsonBody, PageQuery, Problem, created, created_secret},
+    support::{JsonBody, OptionalJsonBody, PageQuery, Problem, created, created_secret, or_scope},
     tokens::{RegenerateBody, TokenRequest},
 };
 use crate::{
@@ -70,21 +70,6 @@ impl From<MachineUserBody> for MachineUserInput {
             cc_ttl_minutes: cc.access_token_ttl_minutes,
             managers: b.managers,
         }
-    }
-}
-
-/// A caller who is neither an admin nor one of the machine user's managers
-/// is refused as before managers existed: for lack of the admin scope.
-fn or_scope<'a>(
-    auth: &'a Bearer,
-    scope: &'static str,
-) -> impl FnOnce(crate::domain::Error) -> ApiError + 'a {
-    move |e| match e {
-        crate::domain::Error::Forbidden(_) if !auth.info.has_scope(scope) => auth
-            .require(scope)
-            .err()
-            .unwrap_or(ApiError::InsufficientScope(scope)),
-        e => e.into(),
     }
 }
 

@@ -7,9 +7,11 @@
 //! document at `/api/openapi.json` and the routes cannot drift apart.
 
 mod audit;
+mod client_keys;
 mod leaks;
 mod machine_users;
 mod me;
+mod resource_servers;
 mod scopes;
 mod support;
 mod tokens;
@@ -106,6 +108,14 @@ fn routes() -> utoipa_actix_web::scope::Scope<
         .service(webhooks::delete)
         .service(webhooks::deliveries)
         .service(webhooks::ping)
+        .service(client_keys::get_jwks)
+        .service(client_keys::put_jwks)
+        .service(client_keys::delete_jwks)
+        .service(resource_servers::list)
+        .service(resource_servers::create)
+        .service(resource_servers::get)
+        .service(resource_servers::update)
+        .service(resource_servers::delete)
 }
 
 /// The OpenAPI 3.1 document of [`routes`].

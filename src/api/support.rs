@@ -246,3 +246,18 @@ mod tests {
         assert_eq!(nul_at(&text, String::new()), None);
     }
 }
+
+/// A caller who is neither an admin nor one of the machine user's managers
+/// is refused as before managers existed: for lack of the admin scope.
+pub fn or_scope<'a>(
+    auth: &'a crate::http::auth::Bearer,
+    scope: &'static str,
+) -> impl FnOnce(crate::domain::Error) -> ApiError + 'a {
+    move |e| match e {
+        crate::domain::Error::Forbidden(_) if !auth.info.has_scope(scope) => auth
+            .require(scope)
+            .err()
+            .unwrap_or(ApiError::InsufficientScope(scope)),
+        e => e.into(),
+    }
+}

@@ -29,6 +29,9 @@ pub struct TokenRequest {
     /// RFC 3339 expiry time.
     #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<String>,
+    /// A registered resource server's identifier (RFC 8707): the token's
+    /// `aud`; its scopes must all belong to that server.
+    pub audience: Option<String>,
 }
 
 impl TokenRequest {
@@ -46,6 +49,7 @@ impl TokenRequest {
             name: self.name,
             description: self.description,
             scopes: Some(self.scopes),
+            audience: self.audience,
         })
     }
 }

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::{
     Context, Error, PrincipalKind, ScopeSet, TokenKind, audit,
     grace::check_grace,
-    principals, scopes,
+    principals, resource_servers, scopes,
     tokens::{
         self, Access, NewToken, TokenView, duplicate_name, find_row, mark_revoked, record_row,
         release_expired_name,
@@ -56,10 +56,13 @@ pub enum Request {
         grace_seconds: i64,
     },
     /// RFC 6749 §4.4 for an authenticated machine user: `scope` must be a
-    /// subset of its allowed scopes (absent: all of them).
+    /// subset of its allowed scopes (absent: all of them). With `resource`
+    /// (RFC 8707) the token is for that resource server: its `aud`, and
+    /// only that server's scopes (absent `scope`: the allowed ones it owns).
     ClientCredentials {
         machine: Arc<principal::Model>,
         scope: Option<String>,
+        resource: Option<String>,
     },
 }
 
@@ -112,9 +115,13 @@ pub async fn issue(issuer: &Issuer<'_>, ctx: &Context, request: Request) -> Resu
             let issued = regenerate(issuer, ctx, token_id, access, grace).await?;
             (issued.view.as_ref().map(|v| v.kind), issued)
         }
-        Request::ClientCredentials { machine, scope } => (
+        Request::ClientCredentials {
+            machine,
+            scope,
+            resource,
+        } => (
             Some(TokenKind::ClientCredentials),
-            client_credentials(issuer, &machine, scope.as_deref()).await?,
+            client_credentials(issuer, &machine, scope.as_deref(), resource.as_deref()).await?,
         ),
     };
     if let (Some(metrics), Some(kind)) = (issuer.metrics, kind) {
@@ -173,10 +180,39 @@ async fn named(
     let name = super::parse_token_name(&new.name)?;
     let description = super::parse_description(new.description.as_deref(), "description")?;
     let lifetime = new.lifetime.seconds(max_lifetime)?;
-    let requested = match new.scopes {
-        Some(names) => ScopeSet::from_names(names.iter().map(|s| s.trim().to_owned())),
-        None => default_scopes(&owner),
+    let target = match new.audience.as_deref() {
+        Some(raw) => Some(find_target(&db.read, raw, "audience").await?),
+        None => None,
     };
+    let requested = match (new.scopes, &target) {
+        (Some(names), _) => ScopeSet::from_names(names.iter().map(|s| s.trim().to_owned())),
+        (None, None) => default_scopes(&owner),
+        (None, Some(target)) => {
+            let mut owned = default_scopes(&owner);
+            owned.retain(|s| target.scopes.contains(s));
+            if owned.is_empty() {
+                return Err(Error::invalid(
+                    "audience",
+                    format!(
+                        "none of the scopes {} may hold belongs to the resource server {}: name the scopes",
+                        owner.username, target.identifier
+                    ),
+                ));
+            }
+            owned
+        }
+    };
+    if let Some(target) = &target
+        && let Some(foreign) = requested.iter().find(|s| !target.scopes.contains(s))
+    {
+        return Err(Error::invalid(
+            "scopes",
+            format!(
+                "{foreign} does not belong to the resource server {}",
+                target.identifier
+            ),
+        ));
+    }
     if requested.is_empty() {
         return Err(Error::invalid("scopes", "choose at least one scope"));
     }
@@ -196,7 +232,8 @@ async fn named(
     }
     let kind = owner_kind(&owner);
     let minted = signer
-        .mint(
+        .mint_for(
+            target.as_ref().map(|t| t.identifier.as_str()),
             owner.id,
             &owner.username,
             kind,
@@ -300,6 +337,18 @@ async fn regenerate(
     let held = ScopeSet::from_stored(&old.scopes);
     let mut granted = scopes::existing(&db.read, &held, false).await?;
     granted.retain(|s| principals::permits(&owner, s));
+    // A token for a resource server stays for it, with only the scopes it
+    // still owns; a server removed since leaves nothing to renew it for.
+    if let Some(audience) = old.audience.as_deref() {
+        let target = resource_servers::target(&db.read, audience)
+            .await?
+            .ok_or_else(|| {
+                Error::conflict(format!(
+                    "the resource server {audience} this token is for was removed, so it cannot be regenerated; create a new token instead"
+                ))
+            })?;
+        granted.retain(|s| target.scopes.contains(s));
+    }
     if granted.is_empty() {
         return Err(Error::conflict(format!(
             "{} may no longer hold any of this token's scopes ({held}), so it cannot be regenerated; create a new token instead",
@@ -319,7 +368,8 @@ async fn regenerate(
         .whole_seconds()
         .clamp(60, max_lifetime.max(60));
     let minted = signer
-        .mint(
+        .mint_for(
+            old.audience.as_deref(),
             owner.id,
             &owner.username,
             old.kind,
@@ -397,14 +447,31 @@ async fn client_credentials(
     issuer: &Issuer<'_>,
     machine: &principal::Model,
     scope: Option<&str>,
+    resource: Option<&str>,
 ) -> Result<Issued, Error> {
     if !machine.cc_enabled {
         return Err(Error::Forbidden(
             "client credentials are turned off for this client".into(),
         ));
     }
+    let target = match resource {
+        Some(raw) => Some(find_target(&issuer.db.read, raw, "resource").await?),
+        None => None,
+    };
     let scopes = match scope {
-        None => default_scopes(machine),
+        None => {
+            let mut allowed = default_scopes(machine);
+            if let Some(target) = &target {
+                allowed.retain(|s| target.scopes.contains(s));
+                if allowed.is_empty() {
+                    return Err(Error::invalid(
+                        "resource",
+                        "none of the client's allowed scopes belongs to this resource server",
+                    ));
+                }
+            }
+            allowed
+        }
         Some(raw) => {
             let requested = ScopeSet::from_stored(raw);
             if requested.is_empty() || !requested.iter().all(|s| principals::permits(machine, s)) {
@@ -413,13 +480,22 @@ async fn client_credentials(
                     "the requested scope is not among the client's allowed scopes",
                 ));
             }
+            if let Some(target) = &target
+                && let Some(foreign) = requested.iter().find(|s| !target.scopes.contains(s))
+            {
+                return Err(Error::invalid(
+                    "resource",
+                    format!("the scope {foreign} does not belong to this resource server"),
+                ));
+            }
             requested
         }
     };
     let ttl = i64::from(machine.cc_ttl_minutes) * 60;
     let minted = issuer
         .signer
-        .mint(
+        .mint_for(
+            target.as_ref().map(|t| t.identifier.as_str()),
             machine.id,
             &machine.username,
             TokenKind::ClientCredentials,
@@ -460,4 +536,21 @@ fn owner_kind(owner: &principal::Model) -> TokenKind {
         PrincipalKind::User => TokenKind::Personal,
         PrincipalKind::Machine => TokenKind::Machine,
     }
+}
+
+/// The resource server a request names, or a refusal naming `field`.
+async fn find_target(
+    db: &impl sea_orm::ConnectionTrait,
+    raw: &str,
+    field: &'static str,
+) -> Result<resource_servers::Target, Error> {
+    let identifier = resource_servers::parse_identifier(raw, field)?;
+    resource_servers::target(db, &identifier)
+        .await?
+        .ok_or_else(|| {
+            Error::invalid(
+                field,
+                format!("no resource server is registered as {identifier}"),
+            )
+        })
 }

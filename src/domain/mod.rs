@@ -3,6 +3,7 @@
 //! business rules of its own.
 
 pub mod audit;
+pub mod client_keys;
 mod error;
 pub mod grace;
 pub mod issuance;
@@ -10,6 +11,7 @@ pub mod leaks;
 pub mod outbox;
 pub mod principals;
 pub mod reminders;
+pub mod resource_servers;
 pub mod retention;
 pub mod rotation;
 pub mod scopes;
@@ -28,6 +30,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 pub use crate::clock;
+pub use crate::jwt::CLOCK_LEEWAY_SECS;
 pub use error::{Error, is_unique_violation};
 pub use types::*;
 

@@ -14,7 +14,7 @@ use crate::{
     duration::Dur,
     storage::{
         Db,
-        entities::{audit_event, session, setup_code, token},
+        entities::{audit_event, client_assertion_jti, session, setup_code, token},
     },
 };
 
@@ -39,6 +39,8 @@ pub struct Pruned {
     pub audit_events: u64,
     pub sessions: u64,
     pub setup_codes: u64,
+    /// Used client-assertion `jti`s whose assertion has expired.
+    pub assertion_jtis: u64,
 }
 
 impl Pruned {
@@ -123,6 +125,24 @@ pub async fn prune(db: &Db, policy: Policy) -> Result<Pruned, Error> {
         .exec(&db.write)
         .await?
         .rows_affected;
+
+    // An expired assertion is refused on its `exp` alone; the margin covers
+    // instances whose clocks run a little behind.
+    let spent = now - time::Duration::seconds(super::CLOCK_LEEWAY_SECS);
+    pruned.assertion_jtis = in_batches(|| async {
+        let ids = Query::select()
+            .column(client_assertion_jti::Column::Id)
+            .from(client_assertion_jti::Entity)
+            .cond_where(super::client_keys::expired_jtis(spent))
+            .limit(BATCH)
+            .to_owned();
+        client_assertion_jti::Entity::delete_many()
+            .filter(client_assertion_jti::Column::Id.in_subquery(ids))
+            .exec(&db.write)
+            .await
+            .map(|r| r.rows_affected)
+    })
+    .await?;
     Ok(pruned)
 }
 
@@ -159,6 +179,7 @@ pub fn spawn(db: Db, policy: Policy) {
                     audit_events = p.audit_events,
                     sessions = p.sessions,
                     setup_codes = p.setup_codes,
+                    assertion_jtis = p.assertion_jtis,
                     "pruned records past their retention"
                 ),
                 Err(super::Error::Internal(cause)) => {

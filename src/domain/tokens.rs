@@ -57,6 +57,9 @@ pub struct TokenView {
     pub revoked_at: Option<OffsetDateTime>,
     pub revoked_by: Option<PrincipalRef>,
     pub replaced_by: Option<Uuid>,
+    /// The resource server the token is for (its `aud`, RFC 8707); null
+    /// for the default audience.
+    pub audience: Option<String>,
     /// `…xQgw`, the token's last four characters: enough to tell tokens
     /// apart, never to use one. Null for tokens issued before hints existed.
     pub hint: Option<String>,
@@ -174,6 +177,7 @@ pub async fn views(
                 last_used_ip: r.last_used_ip,
                 revoked_at: r.revoked_at,
                 replaced_by: r.replaced_by,
+                audience: r.audience,
                 hint: r.hint,
                 token: None,
             }
@@ -233,6 +237,9 @@ pub struct NewToken {
     /// `None`: the owner's default scopes (`issuance::default_scopes`).
     pub scopes: Option<Vec<String>>,
     pub lifetime: Lifetime,
+    /// A resource server's identifier (RFC 8707): the token's `aud`, and
+    /// its scopes must be that server's. `None`: the default audience.
+    pub audience: Option<String>,
 }
 
 /// What the actor may touch.
@@ -277,6 +284,7 @@ pub fn record_row(
         revoked_by: Set(None),
         replaced_by: Set(None),
         hint: Set(Some(secret::token_hint(&minted.token))),
+        audience: Set(minted.audience.clone()),
     }
 }
 

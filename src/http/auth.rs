@@ -133,6 +133,11 @@ impl FromRequest for Bearer {
                 BearerHeader::Malformed => return Err(ApiError::InvalidToken),
             };
             match state.tokens.check(token).await {
+                // A token for a registered resource server is for that API only (RFC 8707).
+                Ok(info) if info.audience != state.tokens.audience() => {
+                    state.metrics.validation(false);
+                    Err(ApiError::InvalidToken)
+                }
                 Ok(info) => {
                     state.metrics.validation(true);
                     Ok(Bearer {

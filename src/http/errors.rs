@@ -213,6 +213,11 @@ impl From<domain::Error> for OAuthError {
                 field: "scope",
                 message,
             } => Self::new(StatusCode::BAD_REQUEST, "invalid_scope", message),
+            // RFC 8707 §2: an unknown resource, or a scope it does not own.
+            domain::Error::Invalid {
+                field: "resource",
+                message,
+            } => Self::new(StatusCode::BAD_REQUEST, "invalid_target", message),
             domain::Error::Forbidden(message) => {
                 Self::new(StatusCode::BAD_REQUEST, "unauthorized_client", message)
             }

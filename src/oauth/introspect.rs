@@ -101,7 +101,7 @@ pub async fn introspect(
             "iat": info.iat,
             "nbf": info.nbf,
             "sub": info.owner_id.to_string(),
-            "aud": state.tokens.audience(),
+            "aud": info.audience,
             "iss": state.tokens.issuer(),
             "jti": info.jti,
             })

@@ -13,7 +13,12 @@ pub async fn metadata(state: web::Data<AppState>) -> Result<HttpResponse, ApiErr
         .into_iter()
         .map(|s| s.name)
         .collect();
-    let auth_methods = ["client_secret_basic", "client_secret_post"];
+    let auth_methods = [
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+    ];
+    let algs = crate::jwt::client_keys::ALGORITHMS;
     let body = json!({
         "issuer": base,
         "token_endpoint": format!("{base}/oauth2/token"),
@@ -25,6 +30,9 @@ pub async fn metadata(state: web::Data<AppState>) -> Result<HttpResponse, ApiErr
         "token_endpoint_auth_methods_supported": auth_methods,
         "introspection_endpoint_auth_methods_supported": auth_methods,
         "revocation_endpoint_auth_methods_supported": auth_methods,
+        "token_endpoint_auth_signing_alg_values_supported": algs,
+        "introspection_endpoint_auth_signing_alg_values_supported": algs,
+        "revocation_endpoint_auth_signing_alg_values_supported": algs,
         "scopes_supported": scopes,
     });
     Ok(HttpResponse::Ok()

@@ -1,6 +1,7 @@
 //! What every OAuth endpoint reads and answers: a strict form body, the
-//! client's credentials (HTTP Basic or form fields) and their check, throttled
-//! per address, and the no-store headers of token responses.
+//! client's credentials (HTTP Basic, form fields, or a signed assertion:
+//! `private_key_jwt`) and their check, throttled per address, and the
+//! no-store headers of token responses.
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -10,6 +11,7 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use super::throttle::{ClientAuthThrottle, Verdict};
 use crate::{
     http::{client_ip, errors::OAuthError},
+    jwt::client_keys::{ASSERTION_TYPE, claimed_client},
     secret::Digest,
     state::AppState,
     storage::entities::principal,
@@ -41,6 +43,14 @@ impl Form {
                 return Err(OAuthError::invalid_request("parameters must be UTF-8"));
             }
             if params.insert(key.to_string(), value.into_owned()).is_some() {
+                if key == "resource" {
+                    // RFC 8707 §2: Tessera issues a token for one resource.
+                    return Err(OAuthError::new(
+                        actix_web::http::StatusCode::BAD_REQUEST,
+                        "invalid_target",
+                        "name one resource per token request",
+                    ));
+                }
                 return Err(OAuthError::invalid_request(format!(
                     "parameter {key} is repeated"
                 )));
@@ -58,25 +68,51 @@ impl Form {
     }
 }
 
+/// How a client proves who it is.
+pub enum Proof {
+    /// `client_secret_basic` or `client_secret_post`.
+    Secret(String),
+    /// `private_key_jwt`: a JWT signed with one of the client's keys.
+    Assertion(String),
+}
+
 /// Credentials as presented, before they are checked.
 pub struct ClientCredentials {
     pub client_id: String,
-    pub secret: String,
+    pub proof: Proof,
     pub basic: bool,
 }
 
-/// Reads client credentials from HTTP Basic or the form, refusing both at
-/// once. `Ok(None)` when none were sent.
+impl ClientCredentials {
+    pub fn secret(&self) -> Option<&str> {
+        match &self.proof {
+            Proof::Secret(s) => Some(s),
+            Proof::Assertion(_) => None,
+        }
+    }
+}
+
+/// Reads client credentials from HTTP Basic, the form or a client assertion,
+/// refusing more than one method at once. `Ok(None)` when none were sent.
 pub fn client_credentials(
     req: &HttpRequest,
     form: &Form,
 ) -> Result<Option<ClientCredentials>, OAuthError> {
+    if form.get("client_assertion").is_some() || form.get("client_assertion_type").is_some() {
+        if req.headers().contains_key(header::AUTHORIZATION) || form.get("client_secret").is_some()
+        {
+            return Err(OAuthError::invalid_request(
+                "use one client authentication method",
+            ));
+        }
+        return assertion_credentials(form).map(Some);
+    }
     let in_form = form.get("client_id").is_some() || form.get("client_secret").is_some();
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return match (form.get("client_id"), form.get("client_secret")) {
             (Some(id), Some(secret)) => Ok(Some(ClientCredentials {
                 client_id: id.to_owned(),
-                secret: secret.to_owned(),
+                proof: Proof::Secret(secret.to_owned()),
                 basic: false,
             })),
             (None, None) => Ok(None),
@@ -131,9 +167,29 @@ pub fn client_credentials(
     }
     Ok(Some(ClientCredentials {
         client_id,
-        secret,
+        proof: Proof::Secret(secret),
         basic: true,
     }))
+}
+
+/// RFC 7523 §2.2: `client_assertion_type` and `client_assertion`; the client
+/// is the assertion's `iss` (= `sub`), and a `client_id` sent too must match.
+/// Anything wrong is `invalid_client`, without saying what.
+fn assertion_credentials(form: &Form) -> Result<ClientCredentials, OAuthError> {
+    let refused = || OAuthError::invalid_client(false);
+    if form.get("client_assertion_type") != Some(ASSERTION_TYPE) {
+        return Err(refused());
+    }
+    let assertion = form.get("client_assertion").ok_or_else(refused)?;
+    let client_id = claimed_client(assertion).ok_or_else(refused)?;
+    if form.get("client_id").is_some_and(|id| id != client_id) {
+        return Err(refused());
+    }
+    Ok(ClientCredentials {
+        client_id,
+        proof: Proof::Assertion(assertion.to_owned()),
+        basic: false,
+    })
 }
 
 /// Checks presented credentials: the enabled machine user, or `invalid_client`
@@ -145,17 +201,35 @@ pub async fn authenticate_client(
 ) -> Result<Arc<principal::Model>, OAuthError> {
     let throttle = &state.client_auth;
     let address = ClientAuthThrottle::key(client_ip(req).as_deref());
-    let digest = Digest::of(&creds.secret);
+    // An assertion is new each time, so a client that authenticated with
+    // keys is remembered by its id: past a blocked address, a guess still
+    // needs a signature by its private key.
+    let digest = match &creds.proof {
+        Proof::Secret(secret) => Digest::of(secret),
+        Proof::Assertion(_) => Digest::of(&format!("private_key_jwt\0{}", creds.client_id)),
+    };
     // A blocked address still has its credentials checked, so a working
     // client behind the same NAT keeps working on every instance and after a
     // restart (INTERFACE §8); a failure from it is only ever told 429. The
     // check is one cached read and a digest comparison: no password hashing.
     let blocked = throttle.before_check(&address, &digest);
-    match state
-        .tokens
-        .authenticate_client(&creds.client_id, &creds.secret)
-        .await
-    {
+    let checked = match &creds.proof {
+        Proof::Secret(secret) => {
+            state
+                .tokens
+                .authenticate_client(&creds.client_id, secret)
+                .await
+        }
+        Proof::Assertion(assertion) => {
+            // `aud` may be this endpoint's URL (or the issuer).
+            let endpoint = format!("{}{}", state.tokens.issuer(), req.path());
+            state
+                .tokens
+                .authenticate_assertion(&creds.client_id, assertion, &endpoint)
+                .await
+        }
+    };
+    match checked {
         Ok(Some(machine)) => {
             throttle.succeeded(digest);
             Ok(machine)

@@ -36,6 +36,7 @@ pub async fn token(
     let request = Request::ClientCredentials {
         machine,
         scope: form.get("scope").map(str::to_owned),
+        resource: form.get("resource").map(str::to_owned),
     };
     let issued = issue(
         &state.issuer(),

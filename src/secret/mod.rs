@@ -209,6 +209,7 @@ mod tests {
             revoked_at: None,
             revoked_by: None,
             replaced_by: None,
+            audience: None,
             hint: Some("ture".into()),
             token: Some(Secret::new(token.to_owned())),
         };

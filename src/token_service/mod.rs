@@ -8,6 +8,7 @@
 //! (`usage`); client-credentials tokens are recorded by group commit
 //! (`recorder`).
 
+mod assertion;
 pub mod history;
 pub mod usage;
 
@@ -48,6 +49,8 @@ pub struct AuthInfo {
     /// The end of the grace period of a regenerated token: refused from then
     /// on, also when served from a cache.
     pub revokes_at: Option<OffsetDateTime>,
+    /// The token's `aud`: the default audience or a resource server's.
+    pub audience: String,
 }
 
 impl AuthInfo {
@@ -176,6 +179,8 @@ pub struct TokenService {
     reloads: std::sync::atomic::AtomicU64,
     cache: Cache<Digest, Arc<CacheEntry>>,
     clients: Cache<Digest, Arc<CachedClient>>,
+    /// `private_key_jwt`: clients' parsed public keys, cached by client id.
+    assertions: assertion::AssertionAuth,
     pub usage: usage::UsageTracker,
     /// Seconds between writes of buffered uses.
     flush_every: u64,
@@ -205,6 +210,7 @@ impl TokenService {
             recorder: crate::storage::recorder::Recorder::spawn(db.write.clone()),
             usage: usage::UsageTracker::default(),
             flush_every: settings.usage_flush_interval.seconds.max(1) as u64,
+            assertions: assertion::AssertionAuth::new(db.clone(), settings.public_url.clone()),
             db,
             master,
             signer: Signer::new(settings.public_url.clone(), settings.audience.clone(), ring),
@@ -333,6 +339,21 @@ impl TokenService {
         Ok(Some(machine))
     }
 
+    /// Client authentication with a signed assertion (`private_key_jwt`):
+    /// the enabled machine user `client_id` if `assertion` is fresh, signed
+    /// by one of its keys for `endpoint` (its URL) or the issuer, and not
+    /// seen before on any instance (see `assertion`).
+    pub async fn authenticate_assertion(
+        &self,
+        client_id: &str,
+        assertion: &str,
+        endpoint: &str,
+    ) -> Result<Option<Arc<principal::Model>>, crate::domain::Error> {
+        self.assertions
+            .authenticate(client_id, assertion, endpoint)
+            .await
+    }
+
     /// Validates a presented token and records an accepted API call.
     pub async fn authenticate(
         &self,
@@ -410,9 +431,14 @@ impl TokenService {
                 Refusal::anonymous(Rejection::Unavailable)
             })?
             .ok_or(Refusal::anonymous(Rejection::Unknown))?;
-        if !digest.matches_hex(&row.digest) || row.owner_id.to_string() != claims.sub {
+        let audience = row.audience.as_deref().unwrap_or(self.audience());
+        if !digest.matches_hex(&row.digest)
+            || row.owner_id.to_string() != claims.sub
+            || claims.aud != audience
+        {
             return Err(Refusal::anonymous(Rejection::Invalid));
         }
+        let audience = claims.aud;
         let seen = |rejection| Refusal {
             rejection,
             token: Some(usage::Seen::Id(row.id)),
@@ -447,6 +473,7 @@ impl TokenService {
             iat: claims.iat,
             nbf: claims.nbf,
             revokes_at: row.revoked_at,
+            audience,
         })
     }
 

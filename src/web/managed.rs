@@ -182,6 +182,7 @@ async fn token_create(
             description: form.get("description").map(str::to_owned),
             scopes: Some(form.all("scopes")),
             lifetime: lifetime_from(&form)?,
+            audience: None,
         },
     };
     let view = issue(&state.issuer(), &ctx, request)

@@ -124,6 +124,7 @@ async fn create(
             let request = Request::Named {
                 owner_id: me.session.principal.id,
                 new: NewToken {
+                    audience: form.text("audience").map(str::to_owned),
                     name: form.get("name").unwrap_or("").to_owned(),
                     description: form.get("description").map(str::to_owned),
                     scopes: Some(chosen.clone()),

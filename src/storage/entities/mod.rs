@@ -1,6 +1,8 @@
 //! sea-orm entities, one per table. Only `storage` and `domain` use them.
 
 pub mod audit_event;
+pub mod client_assertion_jti;
+pub mod client_jwks;
 pub mod client_secret;
 pub mod daily_count;
 pub mod leak_report;
@@ -10,6 +12,8 @@ pub mod oidc_identity;
 pub mod oidc_login;
 pub mod outbox;
 pub mod principal;
+pub mod resource_server;
+pub mod resource_server_scope;
 pub mod scope;
 pub mod session;
 pub mod setup_code;

@@ -33,6 +33,9 @@ pub struct Model {
     /// A few characters of the token that identify it (never enough to use
     /// it); null for tokens recorded before hints existed.
     pub hint: Option<String>,
+    /// The resource server the token was issued for (its `aud`); null for
+    /// the default audience.
+    pub audience: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

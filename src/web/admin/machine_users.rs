@@ -196,9 +196,12 @@ struct MachineUserPage {
     tokens: Vec<TokenRow>,
     presets: Vec<u32>,
     max_days: i64,
+    /// The registered JWK Set, pretty-printed ("" when there is none).
+    jwks: String,
+    key_count: usize,
 }
 
-async fn machine_user_page(
+pub(super) async fn machine_user_page(
     state: &AppState,
     me: &SignedIn,
     id: uuid::Uuid,
@@ -219,7 +222,16 @@ async fn machine_user_page(
     let toks = tokens::list(&state.db.read, &filter, PageRequest::default()).await?;
     // The same maximum issuance applies (`domain::issuance`): the policy's.
     let max = state.policy().max_token_lifetime;
+    let jwks =
+        crate::domain::client_keys::get(&state.db.read, &me.context(state.policy()), id).await?;
+    let key_count = jwks["keys"].as_array().map_or(0, Vec::len);
     let page = MachineUserPage {
+        jwks: if key_count == 0 {
+            String::new()
+        } else {
+            serde_json::to_string_pretty(&jwks).unwrap_or_default()
+        },
+        key_count,
         l: Layout::new(me, "machine-users").with_notice(notice),
         error: error.clone(),
         id: m.id.to_string(),
@@ -494,6 +506,7 @@ pub(super) async fn machine_token_create(
             let request = Request::Named {
                 owner_id: id,
                 new: NewToken {
+                    audience: form.text("audience").map(str::to_owned),
                     name: form.get("name").unwrap_or("").to_owned(),
                     description: form.get("description").map(str::to_owned),
                     scopes: Some(form.all("scopes")),

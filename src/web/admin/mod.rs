@@ -7,8 +7,10 @@ use super::{page::see_other, session::SignedIn};
 use crate::http::errors::WebError;
 
 mod audit;
+mod client_keys;
 mod keys;
 mod machine_users;
+mod resource_servers;
 mod scopes;
 mod shared;
 mod tokens;
@@ -16,11 +18,15 @@ mod users;
 mod webhooks;
 
 use audit::audit_page;
+use client_keys::{jwks_delete, jwks_save};
 use keys::{keys_page, keys_rotate};
 use machine_users::{
     machine_token_create, machine_user, machine_user_cc, machine_user_create, machine_user_delete,
     machine_user_delete_page, machine_user_enabled, machine_user_new_page, machine_user_update,
     machine_users, secret_create, secret_delete,
+};
+use resource_servers::{
+    resource_server_create, resource_server_delete, resource_server_update, resource_servers_page,
 };
 use scopes::{scope_create, scope_delete, scope_delete_page, scope_update, scopes_page};
 use tokens::{admin_revoke, admin_revoke_page, admin_token, all_tokens};
@@ -74,6 +80,27 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/admin/machine-users/{id}/tokens",
             web::post().to(machine_token_create),
+        )
+        .route("/admin/machine-users/{id}/jwks", web::post().to(jwks_save))
+        .route(
+            "/admin/machine-users/{id}/jwks/delete",
+            web::post().to(jwks_delete),
+        )
+        .route(
+            "/admin/resource-servers",
+            web::get().to(resource_servers_page),
+        )
+        .route(
+            "/admin/resource-servers",
+            web::post().to(resource_server_create),
+        )
+        .route(
+            "/admin/resource-servers/{id}",
+            web::post().to(resource_server_update),
+        )
+        .route(
+            "/admin/resource-servers/{id}/delete",
+            web::post().to(resource_server_delete),
         )
         .route("/admin/users", web::get().to(users))
         .route("/admin/users", web::post().to(user_create))

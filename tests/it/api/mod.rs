@@ -5,6 +5,7 @@
 
 mod authz;
 mod bad_input;
+pub(crate) mod client_assertions;
 mod client_throttle;
 mod emails_and_hints;
 mod grace_rotation;
@@ -14,9 +15,11 @@ mod managers;
 mod minting;
 mod openapi;
 mod pagination;
+mod private_key_jwt;
 mod properties;
 mod readme;
 mod reminders;
+mod resource_servers;
 mod retention;
 mod robustness;
 mod scope_resources;

@@ -869,7 +869,11 @@ async fn discovery_metadata_lists_endpoints_and_scopes() {
     assert_eq!(meta["grant_types_supported"], json!(["client_credentials"]));
     assert_eq!(
         meta["token_endpoint_auth_methods_supported"],
-        json!(["client_secret_basic", "client_secret_post"])
+        json!([
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt"
+        ])
     );
     assert!(meta["response_types_supported"].is_array());
     let scopes = meta["scopes_supported"].as_array().unwrap();

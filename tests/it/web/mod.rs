@@ -3,6 +3,7 @@
 
 mod account_and_hints;
 mod grace_choice;
+mod keys_and_resources;
 mod notices;
 mod sso;
 mod sso_refusals;

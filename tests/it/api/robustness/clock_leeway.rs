@@ -56,6 +56,7 @@ async fn forge(api: &Api, username: &str, ahead: i64, lasts: i64) -> String {
         issued_at,
         expires_at,
         digest: Digest::of(&jwt),
+        audience: None,
     };
     let row = record_row(
         &minted,

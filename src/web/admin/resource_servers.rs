@@ -1,0 +1,160 @@
+//! Resource servers (RFC 8707): the APIs that consume tokens, with the
+//! scopes each owns. List, register, change and delete.
+
+use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
+use askama::Template;
+
+use super::shared::is_user_error;
+use crate::{
+    domain::{
+        resource_servers::{self, ResourceServerInput},
+        scopes,
+    },
+    http::errors::WebError,
+    state::AppState,
+    web::{
+        page::{FormData, Layout, parse_id, query, render_status, see_other},
+        session::{SignedIn, check_csrf},
+    },
+};
+
+pub struct ServerRow {
+    pub id: String,
+    pub identifier: String,
+    pub name: String,
+    pub scopes: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin_resource_servers.html")]
+struct ResourceServersPage {
+    l: Layout,
+    error: Option<String>,
+    rows: Vec<ServerRow>,
+    /// Registered scopes an admin may give a resource server.
+    registered: Vec<String>,
+}
+
+async fn view(
+    state: &AppState,
+    me: &SignedIn,
+    notice: Option<&str>,
+    error: Option<String>,
+) -> Result<HttpResponse, WebError> {
+    let rows = resource_servers::list(&state.db.read)
+        .await?
+        .into_iter()
+        .map(|s| ServerRow {
+            id: s.id.to_string(),
+            identifier: s.identifier,
+            name: s.name,
+            scopes: s.scopes.join(" "),
+        })
+        .collect();
+    let registered = scopes::list(&state.db.read)
+        .await?
+        .into_iter()
+        .filter(|s| !s.builtin)
+        .map(|s| s.name)
+        .collect();
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    render_status(
+        status,
+        &ResourceServersPage {
+            l: Layout::new(me, "resource-servers").with_notice(notice),
+            error,
+            rows,
+            registered,
+        },
+    )
+}
+
+pub(super) async fn resource_servers_page(
+    req: HttpRequest,
+    me: SignedIn,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    view(&state, &me, query(&req)?.get("notice"), None).await
+}
+
+/// The form's fields; scopes are space or comma separated.
+fn input(form: &FormData) -> ResourceServerInput {
+    ResourceServerInput {
+        identifier: Some(form.get("identifier").unwrap_or("").to_owned()),
+        name: Some(form.get("name").unwrap_or("").to_owned()),
+        scopes: Some(
+            form.get("scopes")
+                .unwrap_or("")
+                .split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        ),
+    }
+}
+
+async fn done(
+    state: &AppState,
+    me: &SignedIn,
+    result: Result<(), crate::domain::Error>,
+    notice: &str,
+) -> Result<HttpResponse, WebError> {
+    match result {
+        Ok(()) => Ok(see_other(&format!(
+            "/admin/resource-servers?notice={notice}"
+        ))),
+        Err(e) if is_user_error(&e) => {
+            view(state, me, None, Some(WebError::Domain(e).message())).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(super) async fn resource_server_create(
+    me: SignedIn,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    let form = FormData::parse(&body)?;
+    check_csrf(&me, form.get("csrf"))?;
+    let result = resource_servers::create(&state.db, &me.actor(), input(&form))
+        .await
+        .map(|_| ());
+    done(&state, &me, result, "created").await
+}
+
+pub(super) async fn resource_server_update(
+    me: SignedIn,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    let form = FormData::parse(&body)?;
+    check_csrf(&me, form.get("csrf"))?;
+    let id = parse_id(&path)?;
+    let result = resource_servers::update(&state.db, &me.actor(), id, input(&form))
+        .await
+        .map(|_| ());
+    done(&state, &me, result, "updated").await
+}
+
+pub(super) async fn resource_server_delete(
+    me: SignedIn,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    let form = FormData::parse(&body)?;
+    check_csrf(&me, form.get("csrf"))?;
+    let id = parse_id(&path)?;
+    let result = resource_servers::delete(&state.db, &me.actor(), id).await;
+    done(&state, &me, result, "deleted").await
+}
