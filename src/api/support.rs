@@ -217,6 +217,21 @@ pub struct Problem {
     pub field: Option<String>,
 }
 
+/// A caller who is neither an admin nor one of the machine user's managers
+/// is refused as before managers existed: for lack of the admin scope.
+pub fn or_scope<'a>(
+    auth: &'a crate::http::auth::Bearer,
+    scope: &'static str,
+) -> impl FnOnce(crate::domain::Error) -> ApiError + 'a {
+    move |e| match e {
+        crate::domain::Error::Forbidden(_) if !auth.info.has_scope(scope) => auth
+            .require(scope)
+            .err()
+            .unwrap_or(ApiError::InsufficientScope(scope)),
+        e => e.into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -244,20 +259,5 @@ mod tests {
         // An escaped backslash followed by "u0000" is ordinary text.
         let text: serde_json::Value = serde_json::from_str(r#"{"d": "\\u0000"}"#).unwrap();
         assert_eq!(nul_at(&text, String::new()), None);
-    }
-}
-
-/// A caller who is neither an admin nor one of the machine user's managers
-/// is refused as before managers existed: for lack of the admin scope.
-pub fn or_scope<'a>(
-    auth: &'a crate::http::auth::Bearer,
-    scope: &'static str,
-) -> impl FnOnce(crate::domain::Error) -> ApiError + 'a {
-    move |e| match e {
-        crate::domain::Error::Forbidden(_) if !auth.info.has_scope(scope) => auth
-            .require(scope)
-            .err()
-            .unwrap_or(ApiError::InsufficientScope(scope)),
-        e => e.into(),
     }
 }
