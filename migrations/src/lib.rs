@@ -10,6 +10,7 @@ mod m20261122_000002_daily_counts;
 mod m20261201_000001_email_and_hints;
 mod m20261201_000002_login_attempts;
 mod m20261201_000003_token_indexes;
+mod m20261201_110000_form_nonces;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000001_email_and_hints::Migration),
             Box::new(m20261201_000002_login_attempts::Migration),
             Box::new(m20261201_000003_token_indexes::Migration),
+            Box::new(m20261201_110000_form_nonces::Migration),
         ]
     }
 }

@@ -7,6 +7,7 @@ mod error;
 pub mod issuance;
 pub mod principals;
 pub mod retention;
+pub mod reveals;
 pub mod scopes;
 pub mod sessions;
 pub mod signing_keys;

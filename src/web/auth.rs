@@ -164,6 +164,8 @@ pub async fn logout_page(
         button: "Sign out",
         cancel: "/".into(),
         danger: false,
+        nonce: None,
+        fields: vec![],
     })
 }
 

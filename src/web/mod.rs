@@ -7,6 +7,7 @@ mod admin;
 mod auth;
 mod dashboard;
 pub mod page;
+mod reveal;
 mod session;
 mod tokens;
 mod views;
@@ -23,6 +24,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/logout", web::post().to(auth::logout))
         .route("/setup", web::get().to(auth::setup_page))
         .route("/setup", web::post().to(auth::setup))
+        .configure(reveal::configure)
         .configure(tokens::configure)
         .configure(account::configure)
         .configure(admin::configure);

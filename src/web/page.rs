@@ -40,6 +40,9 @@ fn notice_text(code: &str) -> Option<&'static str> {
     Some(match code {
         "revoked" => "The token was revoked. It stops working at once.",
         "created" => "Created.",
+        "already-sent" => {
+            "That form was already sent, so nothing new was made. This is what it made."
+        }
         "updated" => "Saved.",
         "deleted" => "Deleted.",
         "secret-removed" => "The client secret was removed. It stops working at once.",

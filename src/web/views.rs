@@ -1,16 +1,19 @@
 //! Page pieces several rooms show: token rows, scope choices and lifetimes on
 //! the token forms, the shown-once secret page and the confirmation page.
 
-use actix_web::HttpResponse;
 use askama::Template;
 
-use super::page::{FormData, Layout, fmt_opt, fmt_time, relative, render};
+use super::{
+    page::{FormData, Layout, fmt_opt, fmt_time, relative},
+    reveal::Reveal,
+};
 use crate::{
     domain::{
         self, TokenStatus, principals, scopes,
         tokens::{Lifetime, TokenView},
     },
     http::errors::WebError,
+    secret::Secret,
     state::AppState,
     storage::entities::principal,
 };
@@ -140,21 +143,34 @@ pub fn lifetime_from(form: &FormData) -> Result<Lifetime, WebError> {
     }
 }
 
-#[derive(Template)]
-#[template(path = "secret.html")]
-pub struct SecretPage {
-    pub l: Layout,
-    pub title: String,
-    pub what: &'static str,
-    pub secret: String,
-    pub facts: Vec<(&'static str, String)>,
-    pub back_url: String,
-    pub back_label: &'static str,
-}
-
-/// The one response that shows a secret: never cached, never stored.
-pub fn secret_response(page: &SecretPage) -> Result<HttpResponse, WebError> {
-    render(page)
+/// The shown-once page for a token just made (or regenerated): what it is,
+/// and the secret to keep sealed until that page opens it.
+pub fn token_reveal(
+    view: &TokenView,
+    title: String,
+    done_url: String,
+    done_label: &str,
+    section: &str,
+) -> (Reveal, Secret<String>) {
+    let page = Reveal {
+        title,
+        what: match view.kind {
+            domain::TokenKind::Machine => "machine token".into(),
+            _ => "personal access token".into(),
+        },
+        facts: vec![
+            ("Name".into(), view.name.clone()),
+            ("Scopes".into(), view.scopes.join(" ")),
+            ("Expires".into(), fmt_time(view.expires_at)),
+            ("Listed as".into(), view.hint.clone().unwrap_or_default()),
+        ],
+        done_url,
+        done_label: done_label.into(),
+        section: section.into(),
+        item_url: None,
+        example: None,
+    };
+    (page, Secret::new(view.exposed_token().to_owned()))
 }
 
 #[derive(Template)]
@@ -167,4 +183,8 @@ pub struct ConfirmPage {
     pub button: &'static str,
     pub cancel: String,
     pub danger: bool,
+    /// The one-time nonce, when confirming makes something (regenerate).
+    pub nonce: Option<String>,
+    /// Hidden fields the confirmed form sends (e.g. `enabled=false`).
+    pub fields: Vec<(String, String)>,
 }

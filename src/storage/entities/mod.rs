@@ -3,6 +3,7 @@
 pub mod audit_event;
 pub mod client_secret;
 pub mod daily_count;
+pub mod form_nonce;
 pub mod login_attempt;
 pub mod principal;
 pub mod scope;

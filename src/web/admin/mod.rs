@@ -18,8 +18,9 @@ use audit::audit_page;
 use keys::{keys_page, keys_rotate};
 use machine_users::{
     machine_token_create, machine_user, machine_user_cc, machine_user_create, machine_user_delete,
-    machine_user_delete_page, machine_user_enabled, machine_user_new_page, machine_user_update,
-    machine_users, secret_create, secret_delete,
+    machine_user_delete_page, machine_user_disable_page, machine_user_enabled,
+    machine_user_new_page, machine_user_update, machine_users, secret_create, secret_delete,
+    secret_delete_page,
 };
 use scopes::{scope_create, scope_delete, scope_delete_page, scope_update, scopes_page};
 use tokens::{admin_revoke, admin_revoke_page, admin_token, all_tokens};
@@ -63,7 +64,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route(
             "/admin/machine-users/{id}/secrets/{secret}/delete",
+            web::get().to(secret_delete_page),
+        )
+        .route(
+            "/admin/machine-users/{id}/secrets/{secret}/delete",
             web::post().to(secret_delete),
+        )
+        .route(
+            "/admin/machine-users/{id}/disable",
+            web::get().to(machine_user_disable_page),
         )
         .route(
             "/admin/machine-users/{id}/tokens",

@@ -109,6 +109,8 @@ pub(super) async fn admin_revoke_page(
         button: "Revoke token",
         cancel: format!("/admin/tokens/{id}"),
         danger: true,
+        nonce: None,
+        fields: vec![],
     })
 }
 

@@ -123,6 +123,7 @@ async fn pages_show_token_and_secret_hints(backend: Backend) {
     let made = b
         .submit(&page_path, &format!("{page_path}/secrets"), &[])
         .await;
+    let made = b.follow(&made).await;
     assert_eq!(made.status, StatusCode::OK, "{}", made.body);
     let second = made.secret();
     let hint_of = |s: &str| format!("{}…{}", &s[..8], &s[s.len() - 4..]);

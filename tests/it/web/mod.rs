@@ -2,6 +2,7 @@
 //! personal tokens, the admin console, escaping and error pages.
 
 mod account_and_hints;
+mod reveal;
 mod throttle;
 
 use crate::{
@@ -358,11 +359,13 @@ async fn a_personal_token_is_shown_once_and_works(backend: Backend) {
     }
 
     let csrf = form.csrf();
+    let nonce = form.nonce("/tokens/new").expect("the form's nonce");
     let created = b
         .post(
             "/tokens/new",
             &[
                 ("csrf", &csrf),
+                ("nonce", &nonce),
                 ("name", "laptop"),
                 ("description", "for scripts"),
                 ("scopes", "profile"),
@@ -371,7 +374,8 @@ async fn a_personal_token_is_shown_once_and_works(backend: Backend) {
             ],
         )
         .await;
-    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
+    let created = b.follow(&created).await;
     assert_eq!(
         created.headers.get(header::CACHE_CONTROL).expect("cache"),
         "no-store"
@@ -439,9 +443,18 @@ async fn regenerated_and_revoked_personal_tokens_stop_working_at_once(backend: B
     let regen = b
         .post(
             &format!("/tokens/{id}/regenerate"),
-            &[("csrf", &confirm.csrf())],
+            &[
+                ("csrf", &confirm.csrf()),
+                (
+                    "nonce",
+                    &confirm
+                        .nonce(&format!("/tokens/{id}/regenerate"))
+                        .expect("nonce"),
+                ),
+            ],
         )
         .await;
+    let regen = b.follow(&regen).await;
     assert_eq!(regen.status, StatusCode::OK, "{}", regen.body);
     let secret2 = regen.secret();
     let id2 = between(&regen.body, r#"href="/tokens/"#, "\"").expect("link");
@@ -472,7 +485,7 @@ async fn regenerated_and_revoked_personal_tokens_stop_working_at_once(backend: B
     // A revoked token cannot be regenerated: a 409 page in words.
     let refused = b
         .submit(
-            &format!("/tokens/{id2}"),
+            &format!("/tokens/{id2}/regenerate"),
             &format!("/tokens/{id2}/regenerate"),
             &[],
         )
@@ -494,6 +507,7 @@ async fn someone_elses_personal_token_is_not_found(backend: Backend) {
             &[],
         )
         .await;
+    let regen = b.follow(&regen).await;
     assert_eq!(regen.status, StatusCode::OK, "{}", regen.body);
     let id2 = between(&regen.body, r#"href="/tokens/"#, "\"").expect("link");
     let revoked = b
@@ -509,8 +523,14 @@ async fn someone_elses_personal_token_is_not_found(backend: Backend) {
     app.create_user("mallory", false);
     let m = Browser::signed_in(&app, "mallory").await;
     assert_eq!(m.get(&format!("/tokens/{id}")).await.status, 404);
+    // With a nonce of her own: the token is still not hers.
+    let own = m.get("/tokens/new").await;
+    let nonce = own.nonce("/tokens/new").expect("nonce");
     let steal = m
-        .submit("/tokens", &format!("/tokens/{id2}/regenerate"), &[])
+        .post(
+            &format!("/tokens/{id2}/regenerate"),
+            &[("csrf", &own.csrf()), ("nonce", &nonce)],
+        )
         .await;
     assert_eq!(steal.status, StatusCode::NOT_FOUND);
 }
@@ -814,6 +834,7 @@ async fn admins_manage_machine_users_secrets_and_machine_tokens(backend: Backend
     let s = b
         .submit(&page_path, &format!("{page_path}/secrets"), &[])
         .await;
+    let s = b.follow(&s).await;
     assert_eq!(s.status, StatusCode::OK, "{}", s.body);
     assert_eq!(
         s.headers.get(header::CACHE_CONTROL).expect("cc"),
@@ -859,21 +880,30 @@ async fn admins_manage_machine_users_secrets_and_machine_tokens(backend: Backend
     let s2 = b
         .submit(&page_path, &format!("{page_path}/secrets"), &[])
         .await;
+    let s2 = b.follow(&s2).await;
     let secret2 = s2.secret();
     let mu = b.get(&page_path).await;
     assert!(mu.body.contains("holds two secrets"));
+    // (The secret form is gone; a fresh nonce from the token form.)
+    let nonce = mu.nonce(&format!("{page_path}/tokens")).expect("nonce");
     let third = b
-        .post(&format!("{page_path}/secrets"), &[("csrf", &mu.csrf())])
+        .post(
+            &format!("{page_path}/secrets"),
+            &[("csrf", &mu.csrf()), ("nonce", &nonce)],
+        )
         .await;
     assert_eq!(third.status, StatusCode::CONFLICT);
     let first_secret_delete = mu
         .body
-        .split("action=\"")
+        .split("href=\"")
         .skip(1)
         .map(|s| s.split('"').next().unwrap_or(""))
         .find(|a| a.contains("/secrets/") && a.ends_with("/delete"))
-        .expect("remove form")
+        .expect("remove link")
         .to_owned();
+    let confirm = b.get(&first_secret_delete).await;
+    confirm.expect(StatusCode::OK, "the removal is confirmed first");
+    assert!(confirm.body.contains("stops getting tokens at once"));
     let removed = b.post(&first_secret_delete, &[("csrf", &mu.csrf())]).await;
     assert_eq!(removed.status, StatusCode::SEE_OTHER);
     let remaining_ok = [
@@ -902,6 +932,7 @@ async fn admins_manage_machine_users_secrets_and_machine_tokens(backend: Backend
             ],
         )
         .await;
+    let mt = b.follow(&mt).await;
     assert_eq!(mt.status, StatusCode::OK, "{}", mt.body);
     let machine_token = mt.secret();
     let me = app.get_bearer("/api/v1/me", &machine_token).await;
