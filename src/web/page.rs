@@ -50,6 +50,13 @@ fn notice_text(code: &str) -> Option<&'static str> {
             "A new signing key is active. Older keys keep verifying until their tokens expire."
         }
         "password" => "The password was changed; the user's browser sessions were ended.",
+        "role-admin" => "They are now an administrator.",
+        "role-user" => "They are no longer an administrator.",
+        "enabled" => "The account is enabled: they can sign in again.",
+        "disabled" => {
+            "The account is disabled: they were signed out and their tokens stopped working."
+        }
+        "signed-out" => "You have signed out.",
         "email-saved" => "Your e-mail address was saved.",
         "email-removed" => "Your e-mail address was removed.",
         _ => return None,
@@ -151,6 +158,13 @@ pub fn fmt_opt(t: Option<OffsetDateTime>) -> String {
 
 pub fn relative(t: OffsetDateTime) -> String {
     crate::domain::sessions::relative(t, clock::now())
+}
+
+/// How long ago a past moment was. A moment stored a hair later than this
+/// request's clock reads "just now", never "in less than a minute".
+pub fn ago(t: OffsetDateTime) -> String {
+    let now = clock::now();
+    crate::domain::sessions::relative(t.min(now), now)
 }
 
 /// A link to the next page of a list, keeping the other query parameters.

@@ -4,12 +4,12 @@
 use askama::Template;
 
 use super::{
-    page::{FormData, Layout, fmt_opt, fmt_time, relative},
+    page::{FormData, Layout, ago, fmt_opt, fmt_time, relative},
     reveal::Reveal,
 };
 use crate::{
     domain::{
-        self, TokenStatus, principals, scopes,
+        self, TokenKind, TokenStatus, principals, scopes,
         tokens::{Lifetime, TokenView},
     },
     http::errors::WebError,
@@ -24,11 +24,16 @@ pub struct TokenRow {
     pub name: String,
     pub description: String,
     pub kind: &'static str,
+    /// "personal", "machine", "client credentials".
+    pub kind_label: &'static str,
     pub owner: String,
     pub owner_is_machine: bool,
     pub owner_id: String,
     pub scopes: String,
     pub status: &'static str,
+    /// Like `status`, but a regenerated token reads "replaced".
+    pub status_label: &'static str,
+    pub status_class: &'static str,
     pub created: String,
     pub created_by: String,
     pub expires: String,
@@ -41,6 +46,8 @@ pub struct TokenRow {
     pub revoked_by: String,
     pub replaced_by: String,
     pub revoked_flag: bool,
+    /// Active: it can be revoked or regenerated.
+    pub active: bool,
     /// `…xQgw`, or empty for a token issued before hints were recorded.
     pub hint: String,
 }
@@ -52,27 +59,47 @@ impl From<&TokenView> for TokenRow {
             name: t.name.clone(),
             description: t.description.clone(),
             kind: t.kind.as_str(),
+            kind_label: match t.kind {
+                TokenKind::Personal => "personal",
+                TokenKind::Machine => "machine",
+                TokenKind::ClientCredentials => "client credentials",
+            },
             owner: t.owner.username.clone(),
             owner_is_machine: t.owner.kind == domain::PrincipalKind::Machine,
             owner_id: t.owner.id.to_string(),
             scopes: t.scopes.join(" "),
             status: t.status.as_str(),
+            status_label: if t.replaced_by.is_some() {
+                "replaced"
+            } else {
+                t.status.as_str()
+            },
+            status_class: if t.replaced_by.is_some() {
+                "replaced"
+            } else {
+                t.status.as_str()
+            },
+            active: t.status == TokenStatus::Active,
             created: fmt_time(t.created_at),
-            created_by: t
-                .created_by
-                .as_ref()
-                .map(|p| p.username.clone())
-                .unwrap_or_else(|| "command line".into()),
+            created_by: if t.kind == TokenKind::ClientCredentials {
+                format!("the client credentials grant, {}", t.owner.username)
+            } else {
+                t.created_by
+                    .as_ref()
+                    .map(|p| p.username.clone())
+                    .unwrap_or_else(|| "command line".into())
+            },
             expires: fmt_time(t.expires_at),
             expires_rel: match t.status {
                 TokenStatus::Active => format!("expires {}", relative(t.expires_at)),
                 TokenStatus::Expired => format!("expired {}", relative(t.expires_at)),
                 TokenStatus::Revoked => String::new(),
             },
-            warn: t.expires_within(14 * 86400),
+            // Client-credentials tokens live minutes by design: no warning.
+            warn: t.kind != TokenKind::ClientCredentials && t.expires_within(14 * 86400),
             last_used: t
                 .last_used_at
-                .map(|u| format!("{} ({})", fmt_time(u), relative(u)))
+                .map(|u| format!("{} ({})", fmt_time(u), ago(u)))
                 .unwrap_or_else(|| "never".into()),
             last_used_ip: t.last_used_ip.clone().unwrap_or_default(),
             revoked: fmt_opt(t.revoked_at),

@@ -17,7 +17,7 @@ use crate::{
     state::AppState,
     web::{
         page::{
-            FormData, Layout, fmt_opt, fmt_time, next_link, parse_id, query, relative, render,
+            FormData, Layout, ago, fmt_opt, fmt_time, next_link, parse_id, query, render,
             render_status, see_other,
         },
         reveal::{self, Reveal},
@@ -254,7 +254,7 @@ async fn machine_user_page(
             .map(|s| SecretRow {
                 id: s.id.to_string(),
                 hint: s.hint.clone().unwrap_or_default(),
-                created: format!("{} ({})", fmt_time(s.created_at), relative(s.created_at)),
+                created: format!("{} ({})", fmt_time(s.created_at), ago(s.created_at)),
                 last_used: fmt_opt(s.last_used_at),
             })
             .collect(),

@@ -24,7 +24,7 @@ use machine_users::{
 };
 use scopes::{scope_create, scope_delete, scope_delete_page, scope_update, scopes_page};
 use tokens::{admin_revoke, admin_revoke_page, admin_token, all_tokens};
-use users::{user_create, user_update, users};
+use users::{user, user_change_page, user_create, user_update, users};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin", web::get().to(admin_home))
@@ -80,7 +80,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route("/admin/users", web::get().to(users))
         .route("/admin/users", web::post().to(user_create))
+        .route("/admin/users/{id}", web::get().to(user))
         .route("/admin/users/{id}", web::post().to(user_update))
+        .route("/admin/users/{id}/change", web::get().to(user_change_page))
         .route("/admin/tokens", web::get().to(all_tokens))
         .route("/admin/tokens/{id}", web::get().to(admin_token))
         .route(

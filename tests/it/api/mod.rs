@@ -7,6 +7,7 @@ mod authz;
 mod bad_input;
 mod client_throttle;
 mod emails_and_hints;
+mod introspect_grant;
 mod machine_users;
 mod minting;
 mod openapi;
