@@ -98,6 +98,13 @@ impl Chrome {
         let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|s| (*s).to_owned()).collect();
         args.push(format!("--user-data-dir={}", profile.path().display()));
         // Without JavaScript: the content setting a policy would set.
+        // A phone-sized viewport needs mobile emulation: a window is never
+        // narrower than about 500 px.
+        let mobile = if width < 500 {
+            json!({ "deviceMetrics": { "width": width, "height": height, "pixelRatio": 1.0 } })
+        } else {
+            Value::Null
+        };
         let prefs = if javascript {
             json!({})
         } else {
@@ -107,6 +114,10 @@ impl Chrome {
             "browserName": "chrome",
             "goog:chromeOptions": { "binary": browser, "args": args, "prefs": prefs },
         });
+        let mut caps = caps;
+        if !mobile.is_null() {
+            caps["goog:chromeOptions"]["mobileEmulation"] = mobile;
+        }
         let Value::Object(caps) = caps else {
             unreachable!("a JSON object")
         };
@@ -126,7 +137,9 @@ impl Chrome {
             {
                 Ok(client) => {
                     chrome.client = Some(client);
-                    chrome.resize(width, height).await;
+                    if width >= 500 {
+                        chrome.resize(width, height).await;
+                    }
                     return Some(chrome);
                 }
                 Err(e) => {
