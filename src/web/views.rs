@@ -165,6 +165,15 @@ pub fn lifetime_from(form: &FormData) -> Result<Lifetime, WebError> {
             let days: i64 = days.parse().map_err(|_| {
                 domain::Error::invalid("lifetime", "choose one of the lifetimes offered")
             })?;
+            // A date typed while a preset stays chosen must not silently
+            // give the preset's lifetime.
+            if form.text("expires_on").is_some() {
+                return Err(domain::Error::invalid(
+                    "expiry date",
+                    format!("you typed a date but chose {days} days: choose “Custom date” to use the date, or clear it"),
+                )
+                .into());
+            }
             Ok(Lifetime::Seconds(days.saturating_mul(86400)))
         }
     }

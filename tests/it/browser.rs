@@ -275,6 +275,7 @@ async fn a_new_admin_does_everything_in_the_browser(backend: Backend) {
     // Sign out, then sign in.
     chrome.click_nav("form.logout button").await;
     assert_eq!(chrome.path().await, "/login");
+    assert!(chrome.source().await.contains("You have signed out."));
     chrome.fill("#username", "root").await;
     chrome.fill("#password", "wrong password").await;
     chrome.click_nav("main button[type=submit]").await;

@@ -41,6 +41,7 @@ pub(super) async fn all_tokens(
         kind: q.text("kind").map(TokenKind::parse).transpose()?,
         status: q.text("status").map(TokenStatus::parse).transpose()?,
         q: q.text("q").map(str::to_owned),
+        hide_client_credentials: true,
         ..Default::default()
     };
     let page = PageRequest::parse(Some("50"), q.text("cursor"))?;

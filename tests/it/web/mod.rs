@@ -2,6 +2,7 @@
 //! personal tokens, the admin console, escaping and error pages.
 
 mod account_and_hints;
+mod polish;
 mod reveal;
 mod throttle;
 
@@ -209,7 +210,13 @@ async fn sign_in_sets_a_safe_cookie_and_sign_out_ends_the_session(backend: Backe
     assert!(confirm.body.contains("Sign out?"));
     let out = b.submit("/logout", "/logout", &[]).await;
     assert_eq!(out.status, StatusCode::SEE_OTHER);
-    assert_eq!(out.location(), "/login");
+    assert_eq!(out.location(), "/login?notice=signed-out");
+    assert!(
+        b.get(out.location())
+            .await
+            .body
+            .contains("You have signed out.")
+    );
     assert_eq!(replay(second_value).await, StatusCode::SEE_OTHER);
     assert_eq!(b.get("/tokens").await.status, StatusCode::SEE_OTHER);
 
