@@ -57,3 +57,15 @@ document.addEventListener("DOMContentLoaded", function () {
     show();
   });
 });
+
+// Times in lists: the reader's local time next to UTC.
+document.addEventListener("DOMContentLoaded", function () {
+  document.querySelectorAll("time.date[datetime]").forEach(function (t) {
+    var d = new Date(t.getAttribute("datetime"));
+    if (isNaN(d.getTime())) return;
+    var local = document.createElement("span");
+    local.className = "muted local-time";
+    local.textContent = " (" + d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" }) + " local)";
+    t.insertAdjacentElement("afterend", local);
+  });
+});

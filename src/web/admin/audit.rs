@@ -98,7 +98,7 @@ fn describe_details(details: &serde_json::Value) -> String {
 /// What the event was about, in words, and where it lives.
 fn target_of(e: &audit::AuditEvent) -> (String, String) {
     let id = e.target_id.clone().unwrap_or_default();
-    let name = ["name", "username", "hint"]
+    let name = ["name", "username"]
         .iter()
         .find_map(|k| e.details.get(*k).and_then(|v| v.as_str()))
         .map(str::to_owned);
@@ -192,7 +192,14 @@ pub(super) async fn audit_page(
                         .actor
                         .as_ref()
                         .map(|a| a.username.clone())
-                        .unwrap_or_else(|| "command line".into()),
+                        // No one signed in: a failed sign-in, or the command line.
+                        .unwrap_or_else(|| {
+                            if e.action.starts_with("session.") {
+                                "not signed in".into()
+                            } else {
+                                "command line".into()
+                            }
+                        }),
                     actor_link: e
                         .actor
                         .as_ref()
