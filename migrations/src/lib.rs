@@ -10,6 +10,7 @@ mod m20261122_000002_daily_counts;
 mod m20261201_000001_email_and_hints;
 mod m20261201_000002_login_attempts;
 mod m20261201_000003_token_indexes;
+mod m20261201_110000_form_nonces;
 mod m20261201_120000_notifications;
 mod m20261201_130000_rotation;
 mod m20261201_140000_single_sign_on;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000001_email_and_hints::Migration),
             Box::new(m20261201_000002_login_attempts::Migration),
             Box::new(m20261201_000003_token_indexes::Migration),
+            Box::new(m20261201_110000_form_nonces::Migration),
             Box::new(m20261201_120000_notifications::Migration),
             Box::new(m20261201_130000_rotation::Migration),
             Box::new(m20261201_140000_single_sign_on::Migration),

@@ -279,6 +279,7 @@ pub async fn list_all(
         kind: q.kind.as_deref().map(TokenKind::parse).transpose()?,
         status: q.status.as_deref().map(TokenStatus::parse).transpose()?,
         q: q.q,
+        hide_client_credentials: false,
     };
     let page = tokens::list(&state.db.read, &filter, q.page.page()?).await?;
     Ok(HttpResponse::Ok().json(page))

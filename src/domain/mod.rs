@@ -13,6 +13,7 @@ pub mod principals;
 pub mod reminders;
 pub mod resource_servers;
 pub mod retention;
+pub mod reveals;
 pub mod rotation;
 pub mod scopes;
 pub mod sessions;

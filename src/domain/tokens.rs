@@ -347,6 +347,9 @@ pub struct TokenFilter {
     pub kind: Option<TokenKind>,
     pub status: Option<TokenStatus>,
     pub q: Option<String>,
+    /// Leave out client-credentials tokens (many and short-lived, they would
+    /// bury the named tokens) when no kind is chosen.
+    pub hide_client_credentials: bool,
 }
 
 /// Newest first.
@@ -360,7 +363,8 @@ pub async fn list(
         q = q.filter(token::Column::OwnerId.eq(owner_id));
     }
     if let Some(owner) = &filter.owner {
-        match principals::find_by_username(db, owner).await? {
+        // Usernames are lowercase: "Alice " finds alice.
+        match principals::find_by_username(db, &owner.trim().to_lowercase()).await? {
             Some(p) => q = q.filter(token::Column::OwnerId.eq(p.id)),
             None => {
                 return Ok(Page {
@@ -372,6 +376,8 @@ pub async fn list(
     }
     if let Some(kind) = filter.kind {
         q = q.filter(token::Column::Kind.eq(kind));
+    } else if filter.hide_client_credentials {
+        q = q.filter(token::Column::Kind.ne(TokenKind::ClientCredentials));
     }
     let now = clock::now();
     q = match filter.status {

@@ -67,10 +67,12 @@ async fn login_response(
     error: Option<String>,
 ) -> Result<HttpResponse, WebError> {
     let (csrf, fresh) = pre_csrf_value(req);
+    // Only the fixed notices (`signed-out`) are shown, never the URL's text.
+    let notice = super::page::query(req)?;
     let mut res = render_status(
         status,
         &LoginPage {
-            l: Layout::default(),
+            l: Layout::default().with_notice(notice.get("notice").filter(|_| error.is_none())),
             csrf: csrf.clone(),
             username,
             error,
@@ -216,6 +218,8 @@ pub async fn logout_page(
         button: "Sign out",
         cancel: "/".into(),
         danger: false,
+        nonce: None,
+        fields: vec![],
     })
 }
 
@@ -226,7 +230,7 @@ pub async fn logout(
 ) -> Result<HttpResponse, WebError> {
     let form = FormData::parse(&body)?;
     let secure = state.settings.secure_cookies();
-    let mut res = see_other("/login");
+    let mut res = see_other("/login?notice=signed-out");
     if let Some(me) = session::current(&req, &state).await? {
         session::check_csrf(&me, form.get("csrf"))?;
         ds::sign_out(&state.db, &me.session, me.ip.clone()).await?;

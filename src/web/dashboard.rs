@@ -7,7 +7,7 @@ use askama::Template;
 use time::{Date, Duration};
 
 use super::{
-    page::{Layout, fmt_time, relative, render, see_other},
+    page::{Layout, ago, fmt_time, render, see_other},
     session,
     views::TokenRow,
 };
@@ -62,7 +62,7 @@ pub async fn dashboard(
                 (
                     s.machine_user_id.to_string(),
                     s.username,
-                    format!("{} ({})", fmt_time(s.created_at), relative(s.created_at)),
+                    format!("{} ({})", fmt_time(s.created_at), ago(s.created_at)),
                 )
             })
             .collect();

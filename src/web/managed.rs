@@ -7,15 +7,14 @@ use askama::Template;
 
 use super::{
     page::{FormData, Layout, fmt_opt, fmt_time, parse_id, query, render, see_other},
+    reveal::{self, Reveal},
     session::{SignedIn, check_csrf},
-    views::{
-        ScopeChoice, SecretPage, TokenRow, lifetime_from, presets, scope_choices, secret_response,
-    },
+    views::{ScopeChoice, TokenRow, lifetime_from, presets, scope_choices, token_reveal},
 };
 use crate::{
     domain::{
         PageRequest, TokenKind,
-        issuance::{Issued, Request, issue},
+        issuance::{Request, issue},
         principals,
         tokens::{self, NewToken},
     },
@@ -73,6 +72,8 @@ struct DetailPage {
     tokens: Vec<TokenRow>,
     presets: Vec<u32>,
     max_days: i64,
+    secret_nonce: String,
+    token_nonce: String,
 }
 
 async fn detail(
@@ -120,6 +121,8 @@ async fn detail(
             .collect(),
         presets: presets(max),
         max_days: max / 86400,
+        secret_nonce: reveal::nonce(&state, &me).await?,
+        token_nonce: reveal::nonce(&state, &me).await?,
     })
 }
 
@@ -136,17 +139,29 @@ async fn secret_create(
     let form = FormData::parse(&body)?;
     check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path)?;
-    let secret =
-        principals::create_secret(&state.db, &me.context(state.policy()), id, None).await?;
-    secret_response(&SecretPage {
-        l: Layout::new(&me, "machine-users"),
+    if let Some(replay) = reveal::claim(&state, &me, &form).await? {
+        return Ok(replay);
+    }
+    let created = principals::create_secret(&state.db, &me.context(state.policy()), id, None).await;
+    let secret = reveal::unless_refused(&state, &me, &form, created).await?;
+    let page = Reveal {
         title: "New client secret".into(),
-        what: "client secret",
-        secret: secret.client_secret.into_exposed(),
-        facts: vec![("Listed as", secret.hint.clone())],
-        back_url: back(id),
-        back_label: "Back to the machine user",
-    })
+        what: "client secret".into(),
+        facts: vec![("Listed as".into(), secret.hint.clone())],
+        done_url: back(id),
+        done_label: "Back to the machine user".into(),
+        section: "machine-users".into(),
+        item_url: None,
+        example: None,
+    };
+    reveal::reveal(
+        &state,
+        &me,
+        &form,
+        page,
+        crate::secret::Secret::new(secret.client_secret.into_exposed()),
+    )
+    .await
 }
 
 async fn secret_delete(
@@ -175,6 +190,9 @@ async fn token_create(
     let ctx = me.context(state.policy());
     // Only machine users this person may manage: never a person's token.
     principals::authorize(&state.db.read, &ctx, id, principals::Need::Manage).await?;
+    if let Some(replay) = reveal::claim(&state, &me, &form).await? {
+        return Ok(replay);
+    }
     let request = Request::Named {
         owner_id: id,
         new: NewToken {
@@ -185,21 +203,18 @@ async fn token_create(
             audience: None,
         },
     };
-    let view = issue(&state.issuer(), &ctx, request)
-        .await
-        .and_then(Issued::into_view)?;
-    secret_response(&SecretPage {
-        l: Layout::new(&me, "machine-users"),
-        title: format!("Machine token “{}”", view.name),
-        what: "machine token",
-        secret: view.exposed_token().to_owned(),
-        facts: vec![
-            ("Scopes", view.scopes.join(" ")),
-            ("Expires", fmt_time(view.expires_at)),
-        ],
-        back_url: back(id),
-        back_label: "Back to the machine user",
-    })
+    let issued = issue(&state.issuer(), &ctx, request).await;
+    let view = reveal::unless_refused(&state, &me, &form, issued)
+        .await?
+        .into_view()?;
+    let (page, secret) = token_reveal(
+        &view,
+        format!("Machine token “{}”", view.name),
+        back(id),
+        "Back to the machine user",
+        "machine-users",
+    );
+    reveal::reveal(&state, &me, &form, page, secret).await
 }
 
 async fn token_revoke(

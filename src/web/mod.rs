@@ -8,6 +8,7 @@ mod auth;
 mod dashboard;
 mod managed;
 pub mod page;
+mod reveal;
 mod rotation;
 mod session;
 mod sso;
@@ -29,6 +30,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/logout", web::post().to(auth::logout))
         .route("/setup", web::get().to(auth::setup_page))
         .route("/setup", web::post().to(auth::setup))
+        .configure(reveal::configure)
         .configure(tokens::configure)
         .configure(account::configure)
         .configure(managed::configure)

@@ -43,6 +43,9 @@ fn notice_text(code: &str) -> Option<&'static str> {
     Some(match code {
         "revoked" => "The token was revoked. It stops working at once.",
         "created" => "Created.",
+        "already-sent" => {
+            "That form was already sent, so nothing new was made. This is what it made."
+        }
         "updated" => "Saved.",
         "deleted" => "Deleted.",
         "secret-removed" => "The client secret was removed. It stops working at once.",
@@ -53,6 +56,13 @@ fn notice_text(code: &str) -> Option<&'static str> {
             "A new signing key is published in the JWKS; it starts signing at the time shown."
         }
         "password" => "The password was changed; the user's browser sessions were ended.",
+        "role-admin" => "They are now an administrator.",
+        "role-user" => "They are no longer an administrator.",
+        "enabled" => "The account is enabled: they can sign in again.",
+        "disabled" => {
+            "The account is disabled: they were signed out and their tokens stopped working."
+        }
+        "signed-out" => "You have signed out.",
         "email-saved" => "Your e-mail address was saved.",
         "email-removed" => "Your e-mail address was removed.",
         "pinged" => "A ping is on its way; its delivery shows below in a moment.",
@@ -155,6 +165,13 @@ pub fn fmt_opt(t: Option<OffsetDateTime>) -> String {
 
 pub fn relative(t: OffsetDateTime) -> String {
     crate::domain::sessions::relative(t, clock::now())
+}
+
+/// How long ago a past moment was. A moment stored a hair later than this
+/// request's clock reads "just now", never "in less than a minute".
+pub fn ago(t: OffsetDateTime) -> String {
+    let now = clock::now();
+    crate::domain::sessions::relative(t.min(now), now)
 }
 
 /// A link to the next page of a list, keeping the other query parameters.

@@ -7,15 +7,16 @@ use askama::Template;
 
 use super::{
     page::{FormData, Layout, fmt_time, parse_id, render},
+    reveal::{self, Reveal},
     session::{SignedIn, check_csrf},
-    views::{SecretPage, secret_response},
+    views::token_reveal,
 };
 use crate::{
     domain::{
         self, TokenKind,
         issuance::{Request, issue},
         principals,
-        tokens::{self, Access, TokenView},
+        tokens::{self, Access},
     },
     http::errors::WebError,
     state::AppState,
@@ -50,6 +51,8 @@ pub struct RotatePage {
     pub action: String,
     pub button: &'static str,
     pub cancel: String,
+    /// One-time nonce: sending the form twice makes one new value.
+    pub nonce: String,
 }
 
 /// The grace period chosen on a [`RotatePage`], in seconds (absent: none).
@@ -64,7 +67,7 @@ pub fn grace_from(form: &FormData) -> Result<i64, WebError> {
 }
 
 /// What the page of a regenerated token says about the old one.
-pub fn regenerated_facts(view: &TokenView, grace: i64) -> Vec<(&'static str, String)> {
+pub fn old_token_fact(grace: i64) -> (String, String) {
     let old = if grace == 0 {
         "stopped working now".to_owned()
     } else {
@@ -73,13 +76,7 @@ pub fn regenerated_facts(view: &TokenView, grace: i64) -> Vec<(&'static str, Str
             fmt_time(domain::clock::now() + time::Duration::seconds(grace))
         )
     };
-    vec![
-        ("Name", view.name.clone()),
-        ("Scopes", view.scopes.join(" ")),
-        ("Expires", fmt_time(view.expires_at)),
-        ("Listed as", view.hint.clone().unwrap_or_default()),
-        ("The old token", old),
-    ]
+    ("The old token".into(), old)
 }
 
 async fn admin_regenerate_page(
@@ -103,6 +100,7 @@ async fn admin_regenerate_page(
         action: format!("/admin/tokens/{id}/regenerate"),
         button: "Regenerate token",
         cancel: format!("/admin/tokens/{id}"),
+        nonce: reveal::nonce(&state, &me).await?,
     })
 }
 
@@ -117,26 +115,34 @@ async fn admin_regenerate(
     check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path)?;
     let grace = grace_from(&form)?;
+    if let Some(replay) = reveal::claim(&state, &me, &form).await? {
+        return Ok(replay);
+    }
     let request = Request::Regenerate {
         token_id: id,
         access: Access::Any,
         grace_seconds: grace,
     };
-    let view = issue(&state.issuer(), &me.context(state.policy()), request)
-        .await?
-        .into_view()?;
-    secret_response(&SecretPage {
-        l: Layout::new(&me, "all-tokens"),
-        title: format!(
+    let view = reveal::unless_refused(
+        &state,
+        &me,
+        &form,
+        issue(&state.issuer(), &me.context(state.policy()), request).await,
+    )
+    .await?
+    .into_view()?;
+    let (mut page, secret) = token_reveal(
+        &view,
+        format!(
             "Machine token “{}” of “{}” regenerated",
             view.name, view.owner.username
         ),
-        what: "machine token",
-        secret: view.exposed_token().to_owned(),
-        facts: regenerated_facts(&view, grace),
-        back_url: format!("/admin/tokens/{}", view.id),
-        back_label: "Go to the new token's page",
-    })
+        format!("/admin/tokens/{}", view.id),
+        "The new token's page",
+        "machine-users",
+    );
+    page.facts.push(old_token_fact(grace));
+    reveal::reveal(&state, &me, &form, page, secret).await
 }
 
 async fn secret_rotate_page(
@@ -164,6 +170,7 @@ async fn secret_rotate_page(
         action: format!("/admin/machine-users/{id}/secrets/{secret}/rotate"),
         button: "Rotate client secret",
         cancel: format!("/admin/machine-users/{id}"),
+        nonce: reveal::nonce(&state, &me).await?,
     })
 }
 
@@ -179,18 +186,22 @@ async fn secret_rotate(
     let id = parse_id(&path.0)?;
     let replaces = parse_id(&path.1)?;
     let grace_seconds = grace_from(&form)?;
+    if let Some(replay) = reveal::claim(&state, &me, &form).await? {
+        return Ok(replay);
+    }
     let m = principals::get_machine_user(&state.db.read, id).await?;
     let replacement = principals::Replacement {
         replaces,
         grace_seconds,
     };
-    let secret = principals::create_secret(
+    let created = principals::create_secret(
         &state.db,
         &me.context(state.policy()),
         id,
         Some(replacement),
     )
-    .await?;
+    .await;
+    let secret = reveal::unless_refused(&state, &me, &form, created).await?;
     let old = if grace_seconds == 0 {
         "removed now".to_owned()
     } else {
@@ -199,18 +210,27 @@ async fn secret_rotate(
             fmt_time(domain::clock::now() + time::Duration::seconds(grace_seconds))
         )
     };
-    secret_response(&SecretPage {
-        l: Layout::new(&me, "machine-users"),
+    let page = Reveal {
         title: format!("New client secret for “{}”", m.username),
-        what: "client secret",
-        secret: secret.client_secret.into_exposed(),
+        what: "client secret".into(),
         facts: vec![
-            ("Client ID", m.username.clone()),
-            ("Created", fmt_time(secret.created_at)),
-            ("Listed as", secret.hint.clone()),
-            ("The old secret", old),
+            ("Client ID".into(), m.username.clone()),
+            ("Created".into(), fmt_time(secret.created_at)),
+            ("Listed as".into(), secret.hint.clone()),
+            ("The old secret".into(), old),
         ],
-        back_url: format!("/admin/machine-users/{id}"),
-        back_label: "Back to the machine user",
-    })
+        done_url: format!("/admin/machine-users/{id}"),
+        done_label: "Back to the machine user".into(),
+        section: "machine-users".into(),
+        item_url: None,
+        example: None,
+    };
+    reveal::reveal(
+        &state,
+        &me,
+        &form,
+        page,
+        crate::secret::Secret::new(secret.client_secret.into_exposed()),
+    )
+    .await
 }

@@ -4,14 +4,12 @@ use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use askama::Template;
 
 use super::{
-    page::{
-        FormData, Layout, fmt_time, next_link, parse_id, query, render, render_status, see_other,
-    },
-    rotation::{RotatePage, grace_from, regenerated_facts},
+    page::{FormData, Layout, next_link, parse_id, query, render, render_status, see_other},
+    reveal,
+    rotation::{RotatePage, grace_from, old_token_fact},
     session::{SignedIn, check_csrf},
     views::{
-        ConfirmPage, ScopeChoice, SecretPage, TokenRow, lifetime_from, presets, scope_choices,
-        secret_response,
+        ConfirmPage, ScopeChoice, TokenRow, lifetime_from, presets, scope_choices, token_reveal,
     },
 };
 use crate::{
@@ -89,6 +87,7 @@ struct NewTokenPage {
     lifetime: String,
     expires_on: String,
     max_days: i64,
+    nonce: String,
 }
 
 async fn new_page(me: SignedIn, state: web::Data<AppState>) -> Result<HttpResponse, WebError> {
@@ -107,6 +106,7 @@ async fn new_page(me: SignedIn, state: web::Data<AppState>) -> Result<HttpRespon
         presets: presets(max),
         expires_on: String::new(),
         max_days: max / 86400,
+        nonce: reveal::nonce(&state, &me).await?,
     })
 }
 
@@ -117,6 +117,9 @@ async fn create(
 ) -> Result<HttpResponse, WebError> {
     let form = FormData::parse(&body)?;
     check_csrf(&me, form.get("csrf"))?;
+    if let Some(replay) = reveal::claim(&state, &me, &form).await? {
+        return Ok(replay);
+    }
     let chosen = form.all("scopes");
     let max = state.policy().max_token_lifetime;
     let result = match lifetime_from(&form) {
@@ -139,21 +142,19 @@ async fn create(
         Err(e) => Err(e),
     };
     match result {
-        Ok(view) => secret_response(&SecretPage {
-            l: Layout::new(&me, "tokens"),
-            title: format!("Token “{}” created", view.name),
-            what: "personal access token",
-            secret: view.exposed_token().to_owned(),
-            facts: vec![
-                ("Name", view.name.clone()),
-                ("Scopes", view.scopes.join(" ")),
-                ("Expires", fmt_time(view.expires_at)),
-                ("Listed as", view.hint.clone().unwrap_or_default()),
-            ],
-            back_url: format!("/tokens/{}", view.id),
-            back_label: "Go to the token's page",
-        }),
+        Ok(view) => {
+            let (mut page, secret) = token_reveal(
+                &view,
+                format!("Token “{}” created", view.name),
+                "/tokens".into(),
+                "Back to your tokens",
+                "tokens",
+            );
+            page.item_url = Some(format!("/tokens/{}", view.id));
+            reveal::reveal(&state, &me, &form, page, secret).await
+        }
         Err(e @ WebError::Domain(domain::Error::Invalid { .. } | domain::Error::Conflict(_))) => {
+            reveal::release(&state, &me, &form).await?;
             render_status(
                 StatusCode::BAD_REQUEST,
                 &NewTokenPage {
@@ -166,6 +167,7 @@ async fn create(
                     lifetime: form.get("lifetime").unwrap_or("").to_owned(),
                     expires_on: form.get("expires_on").unwrap_or("").to_owned(),
                     max_days: max / 86400,
+                    nonce: form.get("nonce").unwrap_or("").to_owned(),
                 },
             )
         }
@@ -217,6 +219,8 @@ async fn revoke_page(
         button: "Revoke token",
         cancel: format!("/tokens/{id}"),
         danger: true,
+        nonce: None,
+        fields: vec![],
     })
 }
 
@@ -253,6 +257,7 @@ async fn regenerate_page(
         action: format!("/tokens/{id}/regenerate"),
         button: "Regenerate token",
         cancel: format!("/tokens/{id}"),
+        nonce: reveal::nonce(&state, &me).await?,
     })
 }
 
@@ -266,21 +271,29 @@ async fn regenerate(
     check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path)?;
     let grace = grace_from(&form)?;
+    if let Some(replay) = reveal::claim(&state, &me, &form).await? {
+        return Ok(replay);
+    }
     let request = Request::Regenerate {
         token_id: id,
         access: Access::Own(me.session.principal.id),
         grace_seconds: grace,
     };
-    let view = issue(&state.issuer(), &me.context(state.policy()), request)
-        .await?
-        .into_view()?;
-    secret_response(&SecretPage {
-        l: Layout::new(&me, "tokens"),
-        title: format!("Token “{}” regenerated", view.name),
-        what: "personal access token",
-        secret: view.exposed_token().to_owned(),
-        facts: regenerated_facts(&view, grace),
-        back_url: format!("/tokens/{}", view.id),
-        back_label: "Go to the new token's page",
-    })
+    let view = reveal::unless_refused(
+        &state,
+        &me,
+        &form,
+        issue(&state.issuer(), &me.context(state.policy()), request).await,
+    )
+    .await?
+    .into_view()?;
+    let (mut page, secret) = token_reveal(
+        &view,
+        format!("Token “{}” regenerated", view.name),
+        format!("/tokens/{}", view.id),
+        "The new token's page",
+        "tokens",
+    );
+    page.facts.push(old_token_fact(grace));
+    reveal::reveal(&state, &me, &form, page, secret).await
 }

@@ -1,16 +1,19 @@
 //! Page pieces several rooms show: token rows, scope choices and lifetimes on
 //! the token forms, the shown-once secret page and the confirmation page.
 
-use actix_web::HttpResponse;
 use askama::Template;
 
-use super::page::{FormData, Layout, fmt_opt, fmt_time, relative, render};
+use super::{
+    page::{FormData, Layout, ago, fmt_opt, fmt_time, relative},
+    reveal::Reveal,
+};
 use crate::{
     domain::{
-        self, TokenStatus, principals, scopes,
+        self, TokenKind, TokenStatus, principals, scopes,
         tokens::{Lifetime, TokenView},
     },
     http::errors::WebError,
+    secret::Secret,
     state::AppState,
     storage::entities::principal,
 };
@@ -21,11 +24,16 @@ pub struct TokenRow {
     pub name: String,
     pub description: String,
     pub kind: &'static str,
+    /// "personal", "machine", "client credentials".
+    pub kind_label: &'static str,
     pub owner: String,
     pub owner_is_machine: bool,
     pub owner_id: String,
     pub scopes: String,
     pub status: &'static str,
+    /// Like `status`, but a regenerated token reads "replaced".
+    pub status_label: &'static str,
+    pub status_class: &'static str,
     pub created: String,
     pub created_by: String,
     pub expires: String,
@@ -40,6 +48,8 @@ pub struct TokenRow {
     pub revoked_flag: bool,
     /// When a regenerated token in its grace period stops working ("" otherwise).
     pub rotating: String,
+    /// Active: it can be revoked or regenerated.
+    pub active: bool,
     /// `…xQgw`, or empty for a token issued before hints were recorded.
     pub hint: String,
 }
@@ -51,27 +61,47 @@ impl From<&TokenView> for TokenRow {
             name: t.name.clone(),
             description: t.description.clone(),
             kind: t.kind.as_str(),
+            kind_label: match t.kind {
+                TokenKind::Personal => "personal",
+                TokenKind::Machine => "machine",
+                TokenKind::ClientCredentials => "client credentials",
+            },
             owner: t.owner.username.clone(),
             owner_is_machine: t.owner.kind == domain::PrincipalKind::Machine,
             owner_id: t.owner.id.to_string(),
             scopes: t.scopes.join(" "),
             status: t.status.as_str(),
+            status_label: if t.replaced_by.is_some() {
+                "replaced"
+            } else {
+                t.status.as_str()
+            },
+            status_class: if t.replaced_by.is_some() {
+                "replaced"
+            } else {
+                t.status.as_str()
+            },
+            active: t.status == TokenStatus::Active,
             created: fmt_time(t.created_at),
-            created_by: t
-                .created_by
-                .as_ref()
-                .map(|p| p.username.clone())
-                .unwrap_or_else(|| "command line".into()),
+            created_by: if t.kind == TokenKind::ClientCredentials {
+                format!("the client credentials grant, {}", t.owner.username)
+            } else {
+                t.created_by
+                    .as_ref()
+                    .map(|p| p.username.clone())
+                    .unwrap_or_else(|| "command line".into())
+            },
             expires: fmt_time(t.expires_at),
             expires_rel: match t.status {
                 TokenStatus::Active => format!("expires {}", relative(t.expires_at)),
                 TokenStatus::Expired => format!("expired {}", relative(t.expires_at)),
                 TokenStatus::Revoked => String::new(),
             },
-            warn: t.expires_within(14 * 86400),
+            // Client-credentials tokens live minutes by design: no warning.
+            warn: t.kind != TokenKind::ClientCredentials && t.expires_within(14 * 86400),
             last_used: t
                 .last_used_at
-                .map(|u| format!("{} ({})", fmt_time(u), relative(u)))
+                .map(|u| format!("{} ({})", fmt_time(u), ago(u)))
                 .unwrap_or_else(|| "never".into()),
             last_used_ip: t.last_used_ip.clone().unwrap_or_default(),
             revoked: fmt_opt(t.revoked_at),
@@ -138,26 +168,48 @@ pub fn lifetime_from(form: &FormData) -> Result<Lifetime, WebError> {
             let days: i64 = days.parse().map_err(|_| {
                 domain::Error::invalid("lifetime", "choose one of the lifetimes offered")
             })?;
+            // A date typed while a preset stays chosen must not silently
+            // give the preset's lifetime.
+            if form.text("expires_on").is_some() {
+                return Err(domain::Error::invalid(
+                    "expiry date",
+                    format!("you typed a date but chose {days} days: choose “Custom date” to use the date, or clear it"),
+                )
+                .into());
+            }
             Ok(Lifetime::Seconds(days.saturating_mul(86400)))
         }
     }
 }
 
-#[derive(Template)]
-#[template(path = "secret.html")]
-pub struct SecretPage {
-    pub l: Layout,
-    pub title: String,
-    pub what: &'static str,
-    pub secret: String,
-    pub facts: Vec<(&'static str, String)>,
-    pub back_url: String,
-    pub back_label: &'static str,
-}
-
-/// The one response that shows a secret: never cached, never stored.
-pub fn secret_response(page: &SecretPage) -> Result<HttpResponse, WebError> {
-    render(page)
+/// The shown-once page for a token just made (or regenerated): what it is,
+/// and the secret to keep sealed until that page opens it.
+pub fn token_reveal(
+    view: &TokenView,
+    title: String,
+    done_url: String,
+    done_label: &str,
+    section: &str,
+) -> (Reveal, Secret<String>) {
+    let page = Reveal {
+        title,
+        what: match view.kind {
+            domain::TokenKind::Machine => "machine token".into(),
+            _ => "personal access token".into(),
+        },
+        facts: vec![
+            ("Name".into(), view.name.clone()),
+            ("Scopes".into(), view.scopes.join(" ")),
+            ("Expires".into(), fmt_time(view.expires_at)),
+            ("Listed as".into(), view.hint.clone().unwrap_or_default()),
+        ],
+        done_url,
+        done_label: done_label.into(),
+        section: section.into(),
+        item_url: None,
+        example: None,
+    };
+    (page, Secret::new(view.exposed_token().to_owned()))
 }
 
 #[derive(Template)]
@@ -170,4 +222,8 @@ pub struct ConfirmPage {
     pub button: &'static str,
     pub cancel: String,
     pub danger: bool,
+    /// The one-time nonce, when confirming makes something (regenerate).
+    pub nonce: Option<String>,
+    /// Hidden fields the confirmed form sends (e.g. `enabled=false`).
+    pub fields: Vec<(String, String)>,
 }

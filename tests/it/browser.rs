@@ -6,6 +6,8 @@
 //! With `TESSERA_SCREENSHOTS=1` they save screenshots of the main pages to
 //! `docs/screenshots/` (1280×800) for the README.
 
+mod layout;
+
 use std::{
     net::TcpListener,
     process::{Child, Command, Stdio},
@@ -64,6 +66,11 @@ impl Drop for Chrome {
 impl Chrome {
     /// `None` (after saying why) when Chromium is not installed and not required.
     async fn start() -> Option<Self> {
+        Self::start_with(1280, 800, true).await
+    }
+
+    /// A session with a `width`×`height` viewport, with or without JavaScript.
+    async fn start_with(width: u32, height: u32, javascript: bool) -> Option<Self> {
         let required = std::env::var("TESSERA_REQUIRE_CHROMIUM").is_ok_and(|v| v == "1");
         let browser = on_path(&["chromium", "chromium-browser", "google-chrome"]);
         let driver = on_path(&["chromedriver"]);
@@ -90,10 +97,27 @@ impl Chrome {
         let profile = tempfile::tempdir().expect("profile dir");
         let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|s| (*s).to_owned()).collect();
         args.push(format!("--user-data-dir={}", profile.path().display()));
+        // Without JavaScript: the content setting a policy would set.
+        // A phone-sized viewport needs mobile emulation: a window is never
+        // narrower than about 500 px.
+        let mobile = if width < 500 {
+            json!({ "deviceMetrics": { "width": width, "height": height, "pixelRatio": 1.0 } })
+        } else {
+            Value::Null
+        };
+        let prefs = if javascript {
+            json!({})
+        } else {
+            json!({ "profile.managed_default_content_settings.javascript": 2 })
+        };
         let caps = json!({
             "browserName": "chrome",
-            "goog:chromeOptions": { "binary": browser, "args": args },
+            "goog:chromeOptions": { "binary": browser, "args": args, "prefs": prefs },
         });
+        let mut caps = caps;
+        if !mobile.is_null() {
+            caps["goog:chromeOptions"]["mobileEmulation"] = mobile;
+        }
         let Value::Object(caps) = caps else {
             unreachable!("a JSON object")
         };
@@ -112,23 +136,10 @@ impl Chrome {
                 .await
             {
                 Ok(client) => {
-                    // A 1280×800 viewport, whatever the window decorations take.
-                    let extra = client
-                        .execute(
-                            "return [window.outerWidth - window.innerWidth, window.outerHeight - window.innerHeight];",
-                            vec![],
-                        )
-                        .await
-                        .ok()
-                        .and_then(|v| {
-                            let a = v.as_array()?;
-                            Some((a.first()?.as_u64()?, a.get(1)?.as_u64()?))
-                        })
-                        .unwrap_or((0, 0));
-                    let _ = client
-                        .set_window_size(1280 + extra.0 as u32, 800 + extra.1 as u32)
-                        .await;
                     chrome.client = Some(client);
+                    if width >= 500 {
+                        chrome.resize(width, height).await;
+                    }
                     return Some(chrome);
                 }
                 Err(e) => {
@@ -138,6 +149,27 @@ impl Chrome {
             }
         }
         panic!("cannot start a Chromium session: {last_error}");
+    }
+
+    /// A `width`×`height` viewport, whatever the window decorations take.
+    async fn resize(&self, width: u32, height: u32) {
+        let client = self.c();
+        let _ = client.set_window_size(width, height).await;
+        let extra = client
+            .execute(
+                "return [window.outerWidth - window.innerWidth, window.outerHeight - window.innerHeight];",
+                vec![],
+            )
+            .await
+            .ok()
+            .and_then(|v| {
+                let a = v.as_array()?;
+                Some((a.first()?.as_u64()?, a.get(1)?.as_u64()?))
+            })
+            .unwrap_or((0, 0));
+        let _ = client
+            .set_window_size(width + extra.0 as u32, height + extra.1 as u32)
+            .await;
     }
 
     fn c(&self) -> &Client {
@@ -243,6 +275,7 @@ async fn a_new_admin_does_everything_in_the_browser(backend: Backend) {
     // Sign out, then sign in.
     chrome.click_nav("form.logout button").await;
     assert_eq!(chrome.path().await, "/login");
+    assert!(chrome.source().await.contains("You have signed out."));
     chrome.fill("#username", "root").await;
     chrome.fill("#password", "wrong password").await;
     chrome.click_nav("main button[type=submit]").await;

@@ -27,7 +27,11 @@ pub fn permits(p: &principal::Model, scope: &str) -> bool {
         return false;
     }
     match p.kind {
-        PrincipalKind::User => p.role == Some(Role::Admin) || !is_admin_scope(scope),
+        // `introspect` is for resource servers: like `admin:*`, only an admin
+        // holds it (or grants it, to a machine user).
+        PrincipalKind::User => {
+            p.role == Some(Role::Admin) || !(is_admin_scope(scope) || scope == "introspect")
+        }
         PrincipalKind::Machine => {
             !is_admin_scope(scope) && p.scopes.split_ascii_whitespace().any(|s| s == scope)
         }

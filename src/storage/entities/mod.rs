@@ -5,6 +5,7 @@ pub mod client_assertion_jti;
 pub mod client_jwks;
 pub mod client_secret;
 pub mod daily_count;
+pub mod form_nonce;
 pub mod leak_report;
 pub mod login_attempt;
 pub mod machine_user_manager;

@@ -9,18 +9,118 @@ use crate::{
     http::errors::WebError,
     state::AppState,
     web::{
-        page::{Layout, fmt_time, next_link, query, render},
+        page::{Layout, next_link, query, render},
         session::SignedIn,
     },
 };
 
 pub struct AuditRow {
     pub at: String,
+    /// RFC 3339, for the local-time enhancement.
+    pub at_iso: String,
     pub actor: String,
+    /// A link to the actor's other events, when there is an actor.
+    pub actor_link: String,
     pub action: String,
+    pub action_text: &'static str,
     pub target: String,
+    pub target_link: String,
     pub ip: String,
     pub details: String,
+}
+
+/// `2026-11-22 17:05:03 UTC`.
+pub fn fmt_seconds(t: time::OffsetDateTime) -> String {
+    let t = t.checked_to_offset(time::UtcOffset::UTC).unwrap_or(t);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+        t.year(),
+        t.month() as u8,
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// An action in words.
+pub fn describe_action(action: &str) -> &'static str {
+    match action {
+        "session.login" => "signed in",
+        "session.login_failed" => "failed to sign in",
+        "session.logout" => "signed out",
+        "user.create" => "created a user",
+        "user.update" => "changed a user",
+        "token.create" => "created a token",
+        "token.regenerate" => "regenerated a token",
+        "token.revoke" => "revoked a token",
+        "machine_user.create" => "created a machine user",
+        "machine_user.update" => "changed a machine user",
+        "machine_user.delete" => "deleted a machine user",
+        "client_secret.create" => "made a client secret",
+        "client_secret.delete" => "removed a client secret",
+        "scope.create" => "registered a scope",
+        "scope.update" => "changed a scope",
+        "scope.delete" => "deleted a scope",
+        "key.rotate" => "rotated the signing key",
+        _ => "",
+    }
+}
+
+/// The details object as `name: laptop · kind: personal`, never raw JSON.
+fn describe_details(details: &serde_json::Value) -> String {
+    use serde_json::Value;
+    let Value::Object(map) = details else {
+        return match details {
+            Value::Null => String::new(),
+            other => other.to_string(),
+        };
+    };
+    map.iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| {
+            let v = match v {
+                Value::String(s) => s.clone(),
+                Value::Array(a) => a
+                    .iter()
+                    .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                Value::Object(_) => describe_details(v),
+                other => other.to_string(),
+            };
+            format!("{}: {v}", k.replace('_', " "))
+        })
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
+/// What the event was about, in words, and where it lives.
+fn target_of(e: &audit::AuditEvent) -> (String, String) {
+    let id = e.target_id.clone().unwrap_or_default();
+    let name = ["name", "username"]
+        .iter()
+        .find_map(|k| e.details.get(*k).and_then(|v| v.as_str()))
+        .map(str::to_owned);
+    let (what, link) = match e.target_type.as_str() {
+        "token" => ("token", format!("/admin/tokens/{id}")),
+        "user" => ("user", format!("/admin/users/{id}")),
+        "machine_user" => ("machine user", format!("/admin/machine-users/{id}")),
+        "scope" => ("scope", "/admin/scopes".to_owned()),
+        "signing_key" => ("signing key", "/admin/keys".to_owned()),
+        other => (other, String::new()),
+    };
+    let label = match name {
+        Some(n) => format!("{what} “{n}”"),
+        None if id.is_empty() => what.to_owned(),
+        None => format!("{what} {}", id.get(..8).unwrap_or(&id)),
+    };
+    let link = if id.is_empty() && link.contains("/admin/tokens/") {
+        String::new()
+    } else {
+        link
+    };
+    (label, link)
 }
 
 #[derive(Template)]
@@ -80,25 +180,42 @@ pub(super) async fn audit_page(
         rows: found
             .items
             .iter()
-            .map(|e| AuditRow {
-                at: fmt_time(e.at),
-                actor: e
-                    .actor
-                    .as_ref()
-                    .map(|a| a.username.clone())
-                    .unwrap_or_else(|| "system".into()),
-                action: e.action.clone(),
-                target: format!(
-                    "{} {}",
-                    e.target_type,
-                    e.target_id.clone().unwrap_or_default()
-                ),
-                ip: e.ip.clone().unwrap_or_default(),
-                details: if e.details.as_object().is_some_and(|m| m.is_empty()) {
-                    String::new()
-                } else {
-                    e.details.to_string()
-                },
+            .map(|e| {
+                let (target, target_link) = target_of(e);
+                AuditRow {
+                    at: fmt_seconds(e.at),
+                    at_iso: e
+                        .at
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_default(),
+                    actor: e
+                        .actor
+                        .as_ref()
+                        .map(|a| a.username.clone())
+                        // No one signed in: a failed sign-in, or the command line.
+                        .unwrap_or_else(|| {
+                            if e.action.starts_with("session.") {
+                                "not signed in".into()
+                            } else {
+                                "command line".into()
+                            }
+                        }),
+                    actor_link: e
+                        .actor
+                        .as_ref()
+                        .map(|a| {
+                            form_urlencoded::Serializer::new(String::from("/admin/audit?"))
+                                .append_pair("actor", &a.username)
+                                .finish()
+                        })
+                        .unwrap_or_default(),
+                    action: e.action.clone(),
+                    action_text: describe_action(&e.action),
+                    target,
+                    target_link,
+                    ip: e.ip.clone().unwrap_or_default(),
+                    details: describe_details(&e.details),
+                }
             })
             .collect(),
         next: next_link(

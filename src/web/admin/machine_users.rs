@@ -1,6 +1,7 @@
 //! Machine users: the list, creation, the detail page (edit, enable,
 //! client credentials, delete), client secrets and tokens issued for them.
 
+use crate::secret::Secret;
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use askama::Template;
 
@@ -16,13 +17,13 @@ use crate::{
     state::AppState,
     web::{
         page::{
-            FormData, Layout, fmt_opt, fmt_time, next_link, parse_id, query, relative, render,
+            FormData, Layout, ago, fmt_opt, fmt_time, next_link, parse_id, query, render,
             render_status, see_other,
         },
+        reveal::{self, Reveal},
         session::{SignedIn, check_csrf},
         views::{
-            ConfirmPage, ScopeChoice, SecretPage, TokenRow, lifetime_from, presets, scope_choices,
-            secret_response,
+            ConfirmPage, ScopeChoice, TokenRow, lifetime_from, presets, scope_choices, token_reveal,
         },
     },
 };
@@ -102,6 +103,7 @@ struct MachineUserNewPage {
     description: String,
     contact_email: String,
     scopes: Vec<ScopeChoice>,
+    nonce: String,
 }
 
 pub(super) async fn machine_user_new_page(
@@ -117,6 +119,7 @@ pub(super) async fn machine_user_new_page(
         description: String::new(),
         contact_email: String::new(),
         scopes: machine_scope_choices(&state, &[]).await?,
+        nonce: reveal::nonce(&state, &me).await?,
     })
 }
 
@@ -139,25 +142,32 @@ pub(super) async fn machine_user_create(
     me.require_admin()?;
     let form = FormData::parse(&body)?;
     check_csrf(&me, form.get("csrf"))?;
+    if let Some(replay) = reveal::claim(&state, &me, &form).await? {
+        return Ok(replay);
+    }
     let mut input = machine_input(&form);
     input.username = Some(form.get("username").unwrap_or("").trim().to_owned());
     match principals::create_machine_user(&state.db, &me.actor(), input).await {
-        Ok(m) => Ok(see_other(&format!(
-            "/admin/machine-users/{}?notice=created",
-            m.id
-        ))),
-        Err(e) if is_user_error(&e) => render_status(
-            StatusCode::BAD_REQUEST,
-            &MachineUserNewPage {
-                l: Layout::new(&me, "machine-users"),
-                error: Some(WebError::Domain(e).message()),
-                username: form.get("username").unwrap_or("").to_owned(),
-                display_name: form.get("display_name").unwrap_or("").to_owned(),
-                description: form.get("description").unwrap_or("").to_owned(),
-                contact_email: form.get("contact_email").unwrap_or("").to_owned(),
-                scopes: machine_scope_choices(&state, &form.all("scopes")).await?,
-            },
-        ),
+        Ok(m) => {
+            let url = format!("/admin/machine-users/{}", m.id);
+            reveal::done(&state, &me, &form, &url, "created").await
+        }
+        Err(e) if is_user_error(&e) => {
+            reveal::release(&state, &me, &form).await?;
+            render_status(
+                StatusCode::BAD_REQUEST,
+                &MachineUserNewPage {
+                    l: Layout::new(&me, "machine-users"),
+                    error: Some(WebError::Domain(e).message()),
+                    username: form.get("username").unwrap_or("").to_owned(),
+                    display_name: form.get("display_name").unwrap_or("").to_owned(),
+                    description: form.get("description").unwrap_or("").to_owned(),
+                    contact_email: form.get("contact_email").unwrap_or("").to_owned(),
+                    scopes: machine_scope_choices(&state, &form.all("scopes")).await?,
+                    nonce: form.get("nonce").unwrap_or("").to_owned(),
+                },
+            )
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -199,6 +209,9 @@ struct MachineUserPage {
     /// The registered JWK Set, pretty-printed ("" when there is none).
     jwks: String,
     key_count: usize,
+    secret_nonce: String,
+    token_nonce: String,
+    token_url: String,
 }
 
 pub(super) async fn machine_user_page(
@@ -264,7 +277,7 @@ pub(super) async fn machine_user_page(
             .map(|s| SecretRow {
                 id: s.id.to_string(),
                 hint: s.hint.clone().unwrap_or_default(),
-                created: format!("{} ({})", fmt_time(s.created_at), relative(s.created_at)),
+                created: format!("{} ({})", fmt_time(s.created_at), ago(s.created_at)),
                 last_used: fmt_opt(s.last_used_at),
                 expires: s.expires_at.map(fmt_time).unwrap_or_default(),
             })
@@ -277,6 +290,9 @@ pub(super) async fn machine_user_page(
             .collect(),
         presets: presets(max),
         max_days: max / 86400,
+        secret_nonce: reveal::nonce(state, me).await?,
+        token_nonce: reveal::nonce(state, me).await?,
+        token_url: token_endpoint(state),
     };
     let status = if error.is_some() {
         StatusCode::BAD_REQUEST
@@ -420,6 +436,8 @@ pub(super) async fn machine_user_delete_page(
         button: "Delete machine user",
         cancel: format!("/admin/machine-users/{id}"),
         danger: true,
+        nonce: None,
+        fields: vec![],
     })
 }
 
@@ -447,28 +465,110 @@ pub(super) async fn secret_create(
     let form = FormData::parse(&body)?;
     check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path)?;
+    if let Some(replay) = reveal::claim(&state, &me, &form).await? {
+        return Ok(replay);
+    }
     let m = principals::get_machine_user(&state.db.read, id).await?;
-    let secret =
-        principals::create_secret(&state.db, &me.context(state.policy()), id, None).await?;
+    let secret = reveal::unless_refused(
+        &state,
+        &me,
+        &form,
+        principals::create_secret(&state.db, &me.context(state.policy()), id, None).await,
+    )
+    .await?;
     let mut facts = vec![
-        ("Client ID", m.username.clone()),
-        ("Created", fmt_time(secret.created_at)),
-        ("Listed as", secret.hint.clone()),
+        ("Client ID".to_owned(), m.username.clone()),
+        ("Token endpoint".to_owned(), token_endpoint(&state)),
+        ("Created".to_owned(), fmt_time(secret.created_at)),
+        ("Listed as".to_owned(), secret.hint.clone()),
     ];
     if !m.client_credentials.enabled {
         facts.push((
-            "Note",
-            "Client credentials are off for this machine user: turn them on before using the secret at /oauth2/token.".into(),
+            "Note".to_owned(),
+            "Client credentials are off for this machine user: turn them on before using the secret at the token endpoint.".into(),
         ));
     }
-    secret_response(&SecretPage {
-        l: Layout::new(&me, "machine-users"),
+    let page = Reveal {
         title: format!("Client secret for “{}”", m.username),
-        what: "client secret",
-        secret: secret.client_secret.into_exposed(),
+        what: "client secret".into(),
         facts,
-        back_url: format!("/admin/machine-users/{id}"),
-        back_label: "Back to the machine user",
+        done_url: format!("/admin/machine-users/{id}"),
+        done_label: "Back to the machine user".into(),
+        section: "machine-users".into(),
+        item_url: None,
+        example: Some(format!(
+            "curl -u '{}:THE_SECRET' -d grant_type=client_credentials {}",
+            m.username,
+            token_endpoint(&state)
+        )),
+    };
+    reveal::reveal(
+        &state,
+        &me,
+        &form,
+        page,
+        Secret::new(secret.client_secret.into_exposed()),
+    )
+    .await
+}
+
+/// The token endpoint's full URL, for the examples on the pages.
+fn token_endpoint(state: &AppState) -> String {
+    format!(
+        "{}/oauth2/token",
+        state.settings.public_url.trim_end_matches('/')
+    )
+}
+
+pub(super) async fn secret_delete_page(
+    me: SignedIn,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    let id = parse_id(&path.0)?;
+    let secret_id = parse_id(&path.1)?;
+    let m = principals::get_machine_user(&state.db.read, id).await?;
+    let secret = m
+        .secrets
+        .iter()
+        .find(|s| s.id == secret_id)
+        .ok_or(WebError::NotFound)?;
+    let name = secret.hint.clone().unwrap_or_else(|| "this secret".into());
+    render(&ConfirmPage {
+        l: Layout::new(&me, "machine-users"),
+        title: format!("Remove client secret {name} of “{}”?", m.username),
+        message: format!(
+            "Anything that authenticates with it (created {}) stops getting tokens at once. Tokens already issued keep working until they expire. This cannot be undone.",
+            fmt_time(secret.created_at)
+        ),
+        action: format!("/admin/machine-users/{id}/secrets/{secret_id}/delete"),
+        button: "Remove secret",
+        cancel: format!("/admin/machine-users/{id}"),
+        danger: true,
+        nonce: None,
+        fields: vec![],
+    })
+}
+
+pub(super) async fn machine_user_disable_page(
+    me: SignedIn,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    let id = parse_id(&path)?;
+    let m = principals::get_machine_user(&state.db.read, id).await?;
+    render(&ConfirmPage {
+        l: Layout::new(&me, "machine-users"),
+        title: format!("Disable machine user “{}”?", m.username),
+        message: "It can no longer get tokens, and its existing tokens stop working at their next use. You can enable it again later.".into(),
+        action: format!("/admin/machine-users/{id}/enabled"),
+        button: "Disable machine user",
+        cancel: format!("/admin/machine-users/{id}"),
+        danger: true,
+        nonce: None,
+        fields: vec![("enabled".into(), "false".into())],
     })
 }
 
@@ -501,6 +601,9 @@ pub(super) async fn machine_token_create(
     let id = parse_id(&path)?;
     // Only machine users: this form must not issue a person's token.
     principals::get_machine_user(&state.db.read, id).await?;
+    if let Some(replay) = reveal::claim(&state, &me, &form).await? {
+        return Ok(replay);
+    }
     let result = match lifetime_from(&form) {
         Ok(lifetime) => {
             let request = Request::Named {
@@ -521,24 +624,22 @@ pub(super) async fn machine_token_create(
         Err(e) => Err(e),
     };
     match result {
-        Ok(view) => secret_response(&SecretPage {
-            l: Layout::new(&me, "machine-users"),
-            title: format!(
-                "Machine token “{}” for “{}”",
-                view.name, view.owner.username
-            ),
-            what: "machine token",
-            secret: view.exposed_token().to_owned(),
-            facts: vec![
-                ("Name", view.name.clone()),
-                ("Scopes", view.scopes.join(" ")),
-                ("Expires", fmt_time(view.expires_at)),
-                ("Listed as", view.hint.clone().unwrap_or_default()),
-            ],
-            back_url: format!("/admin/machine-users/{id}"),
-            back_label: "Back to the machine user",
-        }),
+        Ok(view) => {
+            let (mut page, secret) = token_reveal(
+                &view,
+                format!(
+                    "Machine token “{}” for “{}”",
+                    view.name, view.owner.username
+                ),
+                format!("/admin/machine-users/{id}"),
+                "Back to the machine user",
+                "machine-users",
+            );
+            page.item_url = Some(format!("/admin/tokens/{}", view.id));
+            reveal::reveal(&state, &me, &form, page, secret).await
+        }
         Err(WebError::Domain(e)) if is_user_error(&e) => {
+            reveal::release(&state, &me, &form).await?;
             machine_user_page(&state, &me, id, None, Some(WebError::Domain(e).message())).await
         }
         Err(e) => Err(e),

@@ -22,15 +22,16 @@ use client_keys::{jwks_delete, jwks_save};
 use keys::{keys_page, keys_rotate};
 use machine_users::{
     machine_token_create, machine_user, machine_user_cc, machine_user_create, machine_user_delete,
-    machine_user_delete_page, machine_user_enabled, machine_user_new_page, machine_user_update,
-    machine_users, secret_create, secret_delete,
+    machine_user_delete_page, machine_user_disable_page, machine_user_enabled,
+    machine_user_new_page, machine_user_update, machine_users, secret_create, secret_delete,
+    secret_delete_page,
 };
 use resource_servers::{
     resource_server_create, resource_server_delete, resource_server_update, resource_servers_page,
 };
 use scopes::{scope_create, scope_delete, scope_delete_page, scope_update, scopes_page};
 use tokens::{admin_revoke, admin_revoke_page, admin_token, all_tokens};
-use users::{user_create, user_update, users};
+use users::{user, user_change_page, user_create, user_update, users};
 use webhooks::{webhook_action, webhook_create, webhooks_page};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -75,7 +76,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route(
             "/admin/machine-users/{id}/secrets/{secret}/delete",
+            web::get().to(secret_delete_page),
+        )
+        .route(
+            "/admin/machine-users/{id}/secrets/{secret}/delete",
             web::post().to(secret_delete),
+        )
+        .route(
+            "/admin/machine-users/{id}/disable",
+            web::get().to(machine_user_disable_page),
         )
         .route(
             "/admin/machine-users/{id}/tokens",
@@ -104,7 +113,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route("/admin/users", web::get().to(users))
         .route("/admin/users", web::post().to(user_create))
+        .route("/admin/users/{id}", web::get().to(user))
         .route("/admin/users/{id}", web::post().to(user_update))
+        .route("/admin/users/{id}/change", web::get().to(user_change_page))
         .route("/admin/tokens", web::get().to(all_tokens))
         .route("/admin/tokens/{id}", web::get().to(admin_token))
         .route(

@@ -140,6 +140,8 @@ pub(super) async fn scope_delete_page(
         button: "Delete scope",
         cancel: "/admin/scopes".into(),
         danger: true,
+        nonce: None,
+        fields: vec![],
     })
 }
 

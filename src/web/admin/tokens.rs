@@ -41,6 +41,7 @@ pub(super) async fn all_tokens(
         kind: q.text("kind").map(TokenKind::parse).transpose()?,
         status: q.text("status").map(TokenStatus::parse).transpose()?,
         q: q.text("q").map(str::to_owned),
+        hide_client_credentials: true,
         ..Default::default()
     };
     let page = PageRequest::parse(Some("50"), q.text("cursor"))?;
@@ -112,6 +113,8 @@ pub(super) async fn admin_revoke_page(
         button: "Revoke token",
         cancel: format!("/admin/tokens/{id}"),
         danger: true,
+        nonce: None,
+        fields: vec![],
     })
 }
 

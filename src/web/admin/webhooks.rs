@@ -13,8 +13,8 @@ use crate::{
     state::AppState,
     web::{
         page::{FormData, Layout, fmt_time, parse_id, query, render, see_other},
+        reveal::{self, Reveal},
         session::{SignedIn, check_csrf},
-        views::{SecretPage, secret_response},
     },
 };
 
@@ -37,6 +37,7 @@ struct WebhooksPage {
     l: Layout,
     rows: Vec<HookRow>,
     events: &'static [&'static str],
+    nonce: String,
 }
 
 fn outcome(d: &Delivery) -> (String, bool) {
@@ -79,6 +80,7 @@ pub(super) async fn webhooks_page(
         l: Layout::new(&me, "webhooks").with_notice(query(&req)?.get("notice")),
         rows,
         events: EVENTS,
+        nonce: reveal::nonce(&state, &me).await?,
     })
 }
 
@@ -90,28 +92,41 @@ pub(super) async fn webhook_create(
     me.require_admin()?;
     let form = FormData::parse(&body)?;
     check_csrf(&me, form.get("csrf"))?;
+    if let Some(replay) = reveal::claim(&state, &me, &form).await? {
+        return Ok(replay);
+    }
     let input = WebhookInput {
         url: Some(form.text("url").unwrap_or_default().to_owned()),
         events: Some(form.all("events")),
         description: form.text("description").map(str::to_owned),
         enabled: None,
     };
-    let created = webhooks::create(&state.db, &state.master, &me.actor(), input).await?;
-    secret_response(&SecretPage {
-        l: Layout::new(&me, "webhooks"),
+    let made = webhooks::create(&state.db, &state.master, &me.actor(), input).await;
+    let created = reveal::unless_refused(&state, &me, &form, made).await?;
+    let page = Reveal {
         title: format!("Signing secret for {}", created.webhook.url),
-        what: "signing secret",
-        secret: created.secret.into_exposed(),
+        what: "signing secret".into(),
         facts: vec![
-            ("Events", created.webhook.events.join(", ")),
+            ("Events".into(), created.webhook.events.join(", ")),
             (
-                "Verify with",
+                "Verify with".into(),
                 "any Standard Webhooks library (headers webhook-id, webhook-timestamp, webhook-signature)".into(),
             ),
         ],
-        back_url: "/admin/webhooks".into(),
-        back_label: "Back to webhooks",
-    })
+        done_url: "/admin/webhooks".into(),
+        done_label: "Back to webhooks".into(),
+        section: "webhooks".into(),
+        item_url: None,
+        example: None,
+    };
+    reveal::reveal(
+        &state,
+        &me,
+        &form,
+        page,
+        crate::secret::Secret::new(created.secret.into_exposed()),
+    )
+    .await
 }
 
 pub(super) async fn webhook_action(

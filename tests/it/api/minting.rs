@@ -189,6 +189,7 @@ async fn regenerating_drops_scopes_a_demoted_admin_no_longer_holds(backend: Back
             &[],
         )
         .await;
+    let page = browser.follow(&page).await;
     assert_eq!(page.status, 200, "{}", page.body);
     let secret = between(
         &page.body,

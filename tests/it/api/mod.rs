@@ -9,6 +9,7 @@ pub(crate) mod client_assertions;
 mod client_throttle;
 mod emails_and_hints;
 mod grace_rotation;
+mod introspect_grant;
 mod leaks;
 mod machine_users;
 mod managers;

@@ -219,9 +219,9 @@ async fn token_requests_are_validated(backend: Backend) {
         ),
         (
             json!({"name": "x", "scopes": ["introspect"], "expires_in_seconds": 3600}),
-            403,
-            None,
-            "a scope the calling token lacks",
+            400,
+            Some("scopes"),
+            "introspect for a non-admin (only admins hold it)",
         ),
         (
             json!({"name": "taken", "scopes": ["profile"], "expires_in_seconds": 3600}),

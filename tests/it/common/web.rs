@@ -50,6 +50,16 @@ impl Page {
     }
 }
 
+impl Page {
+    /// The one-time nonce of the form posting to `action`, if it has one.
+    pub fn nonce(&self, action: &str) -> Option<String> {
+        let at = self.body.find(&format!(r#"action="{action}""#))?;
+        let form = &self.body[at..];
+        let form = &form[..form.find("</form>").unwrap_or(form.len())];
+        between(form, r#"name="nonce" value=""#, "\"")
+    }
+}
+
 pub fn between(text: &str, start: &str, end: &str) -> Option<String> {
     let i = text.find(start)? + start.len();
     let j = text[i..].find(end)? + i;
@@ -107,12 +117,24 @@ impl Browser {
         .await
     }
 
-    /// GETs `form_page`, then POSTs `form` (plus its CSRF token) to `action`.
+    /// GETs `form_page`, then POSTs `form` (plus its CSRF token and, when the
+    /// form has one, its one-time nonce) to `action`.
     pub async fn submit(&self, form_page: &str, action: &str, form: &[(&str, &str)]) -> Page {
-        let csrf = self.get(form_page).await.csrf();
+        let page = self.get(form_page).await;
+        let csrf = page.csrf();
+        let nonce = page.nonce(action);
         let mut fields = vec![("csrf", csrf.as_str())];
+        if let Some(n) = &nonce {
+            fields.push(("nonce", n.as_str()));
+        }
         fields.extend_from_slice(form);
         self.post(action, &fields).await
+    }
+
+    /// Follows a 303 (as a browser does after a POST) and returns the page.
+    pub async fn follow(&self, res: &Page) -> Page {
+        assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+        self.get(res.location()).await
     }
 
     pub async fn login(&self, username: &str, password: &str) -> Page {
@@ -138,7 +160,8 @@ impl Browser {
         for s in scopes {
             form.push(("scopes", s));
         }
-        let page = self.submit("/tokens/new", "/tokens/new", &form).await;
+        let res = self.submit("/tokens/new", "/tokens/new", &form).await;
+        let page = self.follow(&res).await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.body);
         let id = between(&page.body, r#"href="/tokens/"#, "\"").expect("token link");
         (page.secret(), id)

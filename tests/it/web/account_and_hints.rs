@@ -118,11 +118,17 @@ async fn pages_show_token_and_secret_hints(backend: Backend) {
     // Client secrets: one from the command line, one from the page.
     let first = app.create_machine("billing", &["profile"]);
     let list = b.get("/admin/machine-users").await;
-    let mid = between(&list.body, r#"<td><a href="/admin/machine-users/"#, "\"").expect("row");
+    let mid = between(
+        &list.body,
+        r#"<td data-label="Client ID"><a href="/admin/machine-users/"#,
+        "\"",
+    )
+    .expect("row");
     let page_path = format!("/admin/machine-users/{mid}");
     let made = b
         .submit(&page_path, &format!("{page_path}/secrets"), &[])
         .await;
+    let made = b.follow(&made).await;
     assert_eq!(made.status, StatusCode::OK, "{}", made.body);
     let second = made.secret();
     let hint_of = |s: &str| format!("{}…{}", &s[..8], &s[s.len() - 4..]);

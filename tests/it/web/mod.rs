@@ -5,6 +5,8 @@ mod account_and_hints;
 mod grace_choice;
 mod keys_and_resources;
 mod notices;
+mod polish;
+mod reveal;
 mod sso;
 mod sso_refusals;
 mod throttle;
@@ -18,13 +20,13 @@ use crate::{
 };
 use reqwest::{StatusCode, header};
 
-/// A user's id, read from the password-reset field of their row on /admin/users.
+/// A user's id, read from the link of their row on /admin/users.
 fn user_id(users: &Page, username: &str) -> String {
-    let marker = format!("New password for {username}<");
+    let marker = format!("\">{username}</a>");
     let at = users.body.find(&marker).expect("user row");
     let before = &users.body[..at];
-    let start = before.rfind("for=\"pw-").expect("id") + "for=\"pw-".len();
-    before[start..].split('"').next().expect("id").to_owned()
+    let start = before.rfind("href=\"/admin/users/").expect("id") + "href=\"/admin/users/".len();
+    before[start..].to_owned()
 }
 
 fn session_cookie(page: &Page) -> String {
@@ -213,7 +215,13 @@ async fn sign_in_sets_a_safe_cookie_and_sign_out_ends_the_session(backend: Backe
     assert!(confirm.body.contains("Sign out?"));
     let out = b.submit("/logout", "/logout", &[]).await;
     assert_eq!(out.status, StatusCode::SEE_OTHER);
-    assert_eq!(out.location(), "/login");
+    assert_eq!(out.location(), "/login?notice=signed-out");
+    assert!(
+        b.get(out.location())
+            .await
+            .body
+            .contains("You have signed out.")
+    );
     assert_eq!(replay(second_value).await, StatusCode::SEE_OTHER);
     assert_eq!(b.get("/tokens").await.status, StatusCode::SEE_OTHER);
 
@@ -363,11 +371,13 @@ async fn a_personal_token_is_shown_once_and_works(backend: Backend) {
     }
 
     let csrf = form.csrf();
+    let nonce = form.nonce("/tokens/new").expect("the form's nonce");
     let created = b
         .post(
             "/tokens/new",
             &[
                 ("csrf", &csrf),
+                ("nonce", &nonce),
                 ("name", "laptop"),
                 ("description", "for scripts"),
                 ("scopes", "profile"),
@@ -376,7 +386,8 @@ async fn a_personal_token_is_shown_once_and_works(backend: Backend) {
             ],
         )
         .await;
-    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.body);
+    let created = b.follow(&created).await;
     assert_eq!(
         created.headers.get(header::CACHE_CONTROL).expect("cache"),
         "no-store"
@@ -444,9 +455,18 @@ async fn regenerated_and_revoked_personal_tokens_stop_working_at_once(backend: B
     let regen = b
         .post(
             &format!("/tokens/{id}/regenerate"),
-            &[("csrf", &confirm.csrf())],
+            &[
+                ("csrf", &confirm.csrf()),
+                (
+                    "nonce",
+                    &confirm
+                        .nonce(&format!("/tokens/{id}/regenerate"))
+                        .expect("nonce"),
+                ),
+            ],
         )
         .await;
+    let regen = b.follow(&regen).await;
     assert_eq!(regen.status, StatusCode::OK, "{}", regen.body);
     let secret2 = regen.secret();
     let id2 = between(&regen.body, r#"href="/tokens/"#, "\"").expect("link");
@@ -468,7 +488,9 @@ async fn regenerated_and_revoked_personal_tokens_stop_working_at_once(backend: B
     let after = b.get(&format!("/tokens/{id2}")).await;
     assert!(after.body.contains("revoked"));
     let filtered = b.get("/tokens?status=revoked").await;
-    assert_eq!(filtered.body.matches("status revoked").count(), 2);
+    // The regenerated one reads "replaced", the other "revoked".
+    assert_eq!(filtered.body.matches("status revoked").count(), 1);
+    assert_eq!(filtered.body.matches("status replaced").count(), 1);
     let active = b.get("/tokens?status=active").await;
     active.expect(StatusCode::OK, "active tokens");
     assert!(!active.body.contains("status revoked"));
@@ -477,7 +499,7 @@ async fn regenerated_and_revoked_personal_tokens_stop_working_at_once(backend: B
     // A revoked token cannot be regenerated: a 409 page in words.
     let refused = b
         .submit(
-            &format!("/tokens/{id2}"),
+            &format!("/tokens/{id2}/regenerate"),
             &format!("/tokens/{id2}/regenerate"),
             &[],
         )
@@ -499,6 +521,7 @@ async fn someone_elses_personal_token_is_not_found(backend: Backend) {
             &[],
         )
         .await;
+    let regen = b.follow(&regen).await;
     assert_eq!(regen.status, StatusCode::OK, "{}", regen.body);
     let id2 = between(&regen.body, r#"href="/tokens/"#, "\"").expect("link");
     let revoked = b
@@ -514,8 +537,14 @@ async fn someone_elses_personal_token_is_not_found(backend: Backend) {
     app.create_user("mallory", false);
     let m = Browser::signed_in(&app, "mallory").await;
     assert_eq!(m.get(&format!("/tokens/{id}")).await.status, 404);
+    // With a nonce of her own: the token is still not hers.
+    let own = m.get("/tokens/new").await;
+    let nonce = own.nonce("/tokens/new").expect("nonce");
     let steal = m
-        .submit("/tokens", &format!("/tokens/{id2}/regenerate"), &[])
+        .post(
+            &format!("/tokens/{id2}/regenerate"),
+            &[("csrf", &own.csrf()), ("nonce", &nonce)],
+        )
         .await;
     assert_eq!(steal.status, StatusCode::NOT_FOUND);
 }
@@ -819,6 +848,7 @@ async fn admins_manage_machine_users_secrets_and_machine_tokens(backend: Backend
     let s = b
         .submit(&page_path, &format!("{page_path}/secrets"), &[])
         .await;
+    let s = b.follow(&s).await;
     assert_eq!(s.status, StatusCode::OK, "{}", s.body);
     assert_eq!(
         s.headers.get(header::CACHE_CONTROL).expect("cc"),
@@ -864,21 +894,30 @@ async fn admins_manage_machine_users_secrets_and_machine_tokens(backend: Backend
     let s2 = b
         .submit(&page_path, &format!("{page_path}/secrets"), &[])
         .await;
+    let s2 = b.follow(&s2).await;
     let secret2 = s2.secret();
     let mu = b.get(&page_path).await;
     assert!(mu.body.contains("holds two secrets"));
+    // (The secret form is gone; a fresh nonce from the token form.)
+    let nonce = mu.nonce(&format!("{page_path}/tokens")).expect("nonce");
     let third = b
-        .post(&format!("{page_path}/secrets"), &[("csrf", &mu.csrf())])
+        .post(
+            &format!("{page_path}/secrets"),
+            &[("csrf", &mu.csrf()), ("nonce", &nonce)],
+        )
         .await;
     assert_eq!(third.status, StatusCode::CONFLICT);
     let first_secret_delete = mu
         .body
-        .split("action=\"")
+        .split("href=\"")
         .skip(1)
         .map(|s| s.split('"').next().unwrap_or(""))
         .find(|a| a.contains("/secrets/") && a.ends_with("/delete"))
-        .expect("remove form")
+        .expect("remove link")
         .to_owned();
+    let confirm = b.get(&first_secret_delete).await;
+    confirm.expect(StatusCode::OK, "the removal is confirmed first");
+    assert!(confirm.body.contains("stops getting tokens at once"));
     let removed = b.post(&first_secret_delete, &[("csrf", &mu.csrf())]).await;
     assert_eq!(removed.status, StatusCode::SEE_OTHER);
     let remaining_ok = [
@@ -907,6 +946,7 @@ async fn admins_manage_machine_users_secrets_and_machine_tokens(backend: Backend
             ],
         )
         .await;
+    let mt = b.follow(&mt).await;
     assert_eq!(mt.status, StatusCode::OK, "{}", mt.body);
     let machine_token = mt.secret();
     let me = app.get_bearer("/api/v1/me", &machine_token).await;
@@ -1086,7 +1126,11 @@ async fn admins_manage_users_keys_and_see_the_dashboard(backend: Backend) {
         )
         .await;
     assert_eq!(demote_me.status, StatusCode::BAD_REQUEST);
-    assert!(demote_me.body.contains("last enabled administrator"));
+    assert!(
+        demote_me
+            .body
+            .contains("cannot remove your own administrator role")
+    );
 
     // Keys: rotate, and the new key signs tokens that verify.
     let keys = b.get("/admin/keys").await;
@@ -1332,7 +1376,7 @@ async fn the_machine_token_form_offers_the_policy_maximum(backend: Backend) {
     let list = b.get("/admin/machine-users").await;
     let row = list
         .body
-        .split("<td>")
+        .split("<td")
         .find(|c| c.contains(">long-lived<"))
         .expect("row");
     let id = between(row, "href=\"/admin/machine-users/", "\"").expect("machine user link");

@@ -1,0 +1,212 @@
+//! One-time form nonces and shown-once reveals (for the web pages, but kept
+//! in the database so every instance behind a load balancer agrees).
+//!
+//! A form that creates something carries a nonce bound to the session.
+//! Posting claims it: a second post of the same form (Reload, Back and
+//! resubmit, a double click) finds it used and creates nothing. When the
+//! creation made a secret, the secret is sealed under the master key in the
+//! nonce's row for `REVEAL_LIFETIME`; the page the 303 leads to opens it
+//! once and clears it, so reloading that page cannot show it again.
+
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr,
+};
+use time::Duration;
+
+use super::{Error, clock, sessions};
+use crate::{
+    jwt::keys::{open, seal},
+    secret::{MasterKey, Secret},
+    storage::{Db, entities::form_nonce},
+};
+
+/// A form stays postable as long as its session can live.
+pub const NONCE_LIFETIME: Duration = sessions::ABSOLUTE_TIMEOUT;
+/// A secret waits this long for the page that shows it.
+pub const REVEAL_LIFETIME: Duration = Duration::minutes(5);
+
+/// The associated data a sealed secret is bound to: its nonce, so a sealed
+/// value cannot be moved to another row.
+fn aad(nonce: &str) -> String {
+    format!("reveal:{nonce}")
+}
+
+/// A new nonce for a form shown to `session_key`. Expired rows (and secrets
+/// past their reveal time) are cleared on the way, so the table stays small.
+pub async fn issue(db: &Db, session_key: &str) -> Result<String, Error> {
+    let now = clock::now();
+    form_nonce::Entity::delete_many()
+        .filter(form_nonce::Column::ExpiresAt.lte(now))
+        .exec(&db.write)
+        .await?;
+    form_nonce::Entity::update_many()
+        .col_expr(
+            form_nonce::Column::Sealed,
+            Expr::value(Option::<Vec<u8>>::None),
+        )
+        .filter(form_nonce::Column::Sealed.is_not_null())
+        .filter(form_nonce::Column::RevealUntil.lte(now))
+        .exec(&db.write)
+        .await?;
+    let nonce = crate::secret::random_token();
+    form_nonce::ActiveModel {
+        id: Set(nonce.clone()),
+        session_id: Set(session_key.to_owned()),
+        created_at: Set(now),
+        expires_at: Set(now + NONCE_LIFETIME),
+        used_at: Set(None),
+        done_url: Set(None),
+        page: Set(None),
+        sealed: Set(None),
+        reveal_until: Set(None),
+    }
+    .insert(&db.write)
+    .await?;
+    Ok(nonce)
+}
+
+/// What posting a nonce found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// First use: go ahead.
+    Fresh,
+    /// Already posted; what it made lives at the URL, if it got that far.
+    Used(Option<String>),
+    /// Not a nonce of this session, or expired.
+    Unknown,
+}
+
+/// Claims `nonce` for `session_key`, atomically: of two posts at once, one
+/// gets `Fresh`.
+pub async fn claim(db: &Db, session_key: &str, nonce: &str) -> Result<Claim, Error> {
+    let now = clock::now();
+    let claimed = form_nonce::Entity::update_many()
+        .col_expr(form_nonce::Column::UsedAt, Expr::value(Some(now)))
+        .filter(form_nonce::Column::Id.eq(nonce))
+        .filter(form_nonce::Column::SessionId.eq(session_key))
+        .filter(form_nonce::Column::UsedAt.is_null())
+        .filter(form_nonce::Column::ExpiresAt.gt(now))
+        .exec(&db.write)
+        .await?;
+    if claimed.rows_affected == 1 {
+        return Ok(Claim::Fresh);
+    }
+    Ok(match find(db, session_key, nonce).await? {
+        Some(row) if row.used_at.is_some() => Claim::Used(row.done_url),
+        _ => Claim::Unknown,
+    })
+}
+
+/// Makes a claimed nonce postable again: the form was refused (bad input)
+/// and nothing was made, so the corrected form may be sent with it.
+pub async fn release(db: &Db, session_key: &str, nonce: &str) -> Result<(), Error> {
+    form_nonce::Entity::update_many()
+        .col_expr(
+            form_nonce::Column::UsedAt,
+            Expr::value(Option::<time::OffsetDateTime>::None),
+        )
+        .filter(form_nonce::Column::Id.eq(nonce))
+        .filter(form_nonce::Column::SessionId.eq(session_key))
+        .filter(form_nonce::Column::DoneUrl.is_null())
+        .exec(&db.write)
+        .await?;
+    Ok(())
+}
+
+/// Records where what the form made lives and, when it made a secret, keeps
+/// the secret sealed for the one page that shows it.
+pub async fn finish(
+    db: &Db,
+    master: &MasterKey,
+    session_key: &str,
+    nonce: &str,
+    done_url: &str,
+    reveal: Option<(String, &Secret<String>)>,
+) -> Result<(), Error> {
+    let now = clock::now();
+    let (page, sealed, until) = match reveal {
+        Some((page, secret)) => (
+            Some(page),
+            Some(seal(master, &aad(nonce), secret.expose().as_bytes())),
+            Some(now + REVEAL_LIFETIME),
+        ),
+        None => (None, None, None),
+    };
+    form_nonce::Entity::update_many()
+        .col_expr(form_nonce::Column::DoneUrl, Expr::value(Some(done_url)))
+        .col_expr(form_nonce::Column::Page, Expr::value(page))
+        .col_expr(form_nonce::Column::Sealed, Expr::value(sealed))
+        .col_expr(form_nonce::Column::RevealUntil, Expr::value(until))
+        .filter(form_nonce::Column::Id.eq(nonce))
+        .filter(form_nonce::Column::SessionId.eq(session_key))
+        .exec(&db.write)
+        .await?;
+    Ok(())
+}
+
+/// What the reveal page finds.
+pub enum Shown {
+    /// The secret, now cleared from the database: this is its one showing.
+    Now {
+        page: String,
+        secret: Secret<String>,
+    },
+    /// Shown before (or expired unseen); what was made lives at the URL.
+    Gone {
+        page: Option<String>,
+        done_url: Option<String>,
+    },
+    Unknown,
+}
+
+/// Opens the secret kept for `nonce`, clearing it in the same step: of two
+/// requests at once, only one shows it.
+pub async fn take(
+    db: &Db,
+    master: &MasterKey,
+    session_key: &str,
+    nonce: &str,
+) -> Result<Shown, Error> {
+    let Some(row) = find(db, session_key, nonce).await? else {
+        return Ok(Shown::Unknown);
+    };
+    let now = clock::now();
+    let live = row.reveal_until.is_some_and(|u| u > now);
+    if let (Some(sealed), true) = (row.sealed.as_ref(), live) {
+        let cleared = form_nonce::Entity::update_many()
+            .col_expr(
+                form_nonce::Column::Sealed,
+                Expr::value(Option::<Vec<u8>>::None),
+            )
+            .filter(form_nonce::Column::Id.eq(nonce))
+            .filter(form_nonce::Column::SessionId.eq(session_key))
+            .filter(form_nonce::Column::Sealed.is_not_null())
+            .exec(&db.write)
+            .await?;
+        if cleared.rows_affected == 1 {
+            let plain = open(master, &aad(nonce), sealed).map_err(Error::Internal)?;
+            let secret =
+                String::from_utf8(plain).map_err(|e| Error::Internal(anyhow::Error::new(e)))?;
+            return Ok(Shown::Now {
+                page: row.page.unwrap_or_default(),
+                secret: Secret::new(secret),
+            });
+        }
+    }
+    Ok(Shown::Gone {
+        page: row.page,
+        done_url: row.done_url,
+    })
+}
+
+async fn find(db: &Db, session_key: &str, nonce: &str) -> Result<Option<form_nonce::Model>, Error> {
+    if nonce.is_empty() || nonce.len() > 64 {
+        return Ok(None);
+    }
+    // The primary store: a row just written must be seen (no replica lag).
+    Ok(form_nonce::Entity::find_by_id(nonce.to_owned())
+        .filter(form_nonce::Column::SessionId.eq(session_key))
+        .one(&db.write)
+        .await?
+        .filter(|r| r.expires_at > clock::now()))
+}
