@@ -49,16 +49,33 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Installs the provider from its lockfile on first use (`npm ci`), so a
+/// plain `cargo test` needs nothing set up by hand.
+fn install(dir: &std::path::Path) {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        if dir.join("node_modules/oidc-provider").is_dir() {
+            return;
+        }
+        let ok = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error", "--prefix"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "could not install the test OpenID Provider: run `npm ci --prefix tests/oidc-provider` (node 20+)"
+        );
+    });
+}
+
 impl OidcProvider {
     /// The provider with Tessera's client (redirect URI `{tessera}/login/oidc/callback`),
     /// a second client with the same redirect URI, and `accounts`
     /// (`{"<sub>": {claims}}`); on `port`, or any free one.
     pub fn start(tessera: &str, accounts: Value, port: Option<u16>) -> Self {
         let dir = provider_dir();
-        assert!(
-            dir.join("node_modules/oidc-provider").is_dir(),
-            "the test OpenID Provider is not installed: run `npm ci --prefix tests/oidc-provider` (node 20+)"
-        );
+        install(&dir);
         let redirect = format!("{tessera}/login/oidc/callback");
         let clients = json!([
             {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "redirect_uris": [redirect]},

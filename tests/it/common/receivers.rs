@@ -19,9 +19,43 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Where the fixtures' Python packages are: already importable (`None`), or
+/// installed on first use under the build's temporary directory, so a plain
+/// `cargo test` needs nothing set up by hand.
+fn python_path() -> &'static Option<PathBuf> {
+    static PATH: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let importable = Command::new("python3")
+            .args(["-c", "import aiosmtpd, standardwebhooks"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if importable {
+            return None;
+        }
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("python-fixtures");
+        let installed = Command::new("python3")
+            .args(["-m", "pip", "install", "-q", "--disable-pip-version-check", "--target"])
+            .arg(&dir)
+            .arg("-r")
+            .arg(fixture("requirements.txt"))
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            installed,
+            "could not install tests/fixtures/requirements.txt (python3 with pip is needed)"
+        );
+        Some(dir)
+    })
+}
+
 /// Starts a fixture script and reads the port from its `listening PORT` line.
 fn start(args: &[&str]) -> (Child, u16) {
-    let mut child = Command::new("python3")
+    let mut command = Command::new("python3");
+    if let Some(dir) = python_path() {
+        command.env("PYTHONPATH", dir);
+    }
+    let mut child = command
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
