@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::support::{JsonBody, Problem, or_scope};
 use crate::{
-    domain::client_keys,
+    domain::{client_keys, principals},
     http::{auth::Bearer, errors::ApiError},
     state::AppState,
 };
@@ -69,6 +69,11 @@ pub async fn put_jwks(
     body: JsonBody<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require_any(&["admin:write", "tokens:write"])?;
+    let ctx = auth.context(state.policy());
+    // Who may act is decided before the body is read.
+    principals::authorize(&state.db.read, &ctx, *id, principals::Need::Manage)
+        .await
+        .map_err(or_scope(&auth, "admin:write"))?;
     let set = body.parse()?;
     let stored = client_keys::put(&state.db, &auth.context(state.policy()), *id, &set)
         .await

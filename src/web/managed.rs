@@ -139,6 +139,14 @@ async fn secret_create(
     let form = FormData::parse(&body)?;
     check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path)?;
+    // Who may act is decided before the form's nonce is used.
+    principals::authorize(
+        &state.db.read,
+        &me.context(state.policy()),
+        id,
+        principals::Need::Manage,
+    )
+    .await?;
     if let Some(replay) = reveal::claim(&state, &me, &form).await? {
         return Ok(replay);
     }

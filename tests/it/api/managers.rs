@@ -169,6 +169,33 @@ async fn a_manager_may_do_what_is_listed_and_nothing_more(backend: Backend) {
         401
     );
 
+    // Public keys for private_key_jwt (§11), like secrets: hers, not another's.
+    let jwks = json!({"keys": [super::client_assertions::Key::ec(7).jwk("k1")]});
+    let put = |id: String| {
+        let (api, carol, jwks) = (&api, &carol, &jwks);
+        async move {
+            api.call(
+                reqwest::Method::PUT,
+                &format!("/api/v1/machine-users/{id}/jwks"),
+                Some(carol),
+                Some(jwks),
+            )
+            .await
+        }
+    };
+    put(ci.clone())
+        .await
+        .expect(200, "carol registers its keys");
+    api.get(&format!("/api/v1/machine-users/{ci}/jwks"), &carol)
+        .await
+        .expect(200, "carol reads its keys");
+    put(other.clone())
+        .await
+        .expect(403, "no keys for another machine user");
+    api.delete(&format!("/api/v1/machine-users/{ci}/jwks"), &carol)
+        .await
+        .expect(204, "carol removes its keys");
+
     // Refused: settings, scopes, managers, deletion, other machine users,
     // writing without tokens:write, people who manage nothing.
     for body in [
@@ -269,7 +296,8 @@ async fn a_manager_uses_the_pages(backend: Backend) {
     assert!(!list.body.contains(&other));
     let at = format!("/machine-users/{ci}");
     carol.get(&at).await.expect(StatusCode::OK, "detail");
-    let shown = carol.submit(&at, &format!("{at}/secrets"), &[]).await;
+    let sent = carol.submit(&at, &format!("{at}/secrets"), &[]).await;
+    let shown = carol.follow(&sent).await;
     shown.expect(StatusCode::OK, "secret shown once");
     assert!(shown.secret().starts_with("tsc_"));
     let issued = carol
@@ -279,6 +307,7 @@ async fn a_manager_uses_the_pages(backend: Backend) {
             &[("name", "web"), ("scopes", "profile"), ("lifetime", "30")],
         )
         .await;
+    let issued = carol.follow(&issued).await;
     issued.expect(StatusCode::OK, "token shown once");
     assert_eq!(api.app.me_status(&issued.secret()).await, 200);
     let page = carol.get(&at).await;

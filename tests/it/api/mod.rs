@@ -14,6 +14,7 @@ mod leaks;
 mod machine_users;
 mod managers;
 mod minting;
+mod notify_people;
 mod openapi;
 mod pagination;
 mod private_key_jwt;

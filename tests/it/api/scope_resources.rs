@@ -285,12 +285,21 @@ async fn admins_describe_and_delete_scopes_on_the_scopes_page(backend: Backend) 
     assert_eq!(res.location(), "/admin/scopes?notice=deleted");
     let page = browser.get(res.location()).await;
     assert!(page.body.contains("Deleted."));
-    assert!(!page.body.contains("<td><code>orders:read</code>"));
+    assert!(
+        !page
+            .body
+            .contains(r#"<td data-label="Name"><code>orders:read</code>"#)
+    );
     api.get("/api/v1/scopes/orders:read", &admin)
         .await
         .expect(404, "gone");
     assert!(
-        between(&page.body, "<td><code>orders:write</code>", "</tr>").is_some(),
+        between(
+            &page.body,
+            r#"<td data-label="Name"><code>orders:write</code>"#,
+            "</tr>"
+        )
+        .is_some(),
         "the scope in use is still listed"
     );
     let unknown = browser.get("/admin/scopes/nope/delete").await;
