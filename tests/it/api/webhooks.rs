@@ -212,8 +212,12 @@ async fn deliveries_are_signed_and_verified_by_an_independent_library(backend: B
 
     let received = wait_for("three token events", WAIT, || {
         let r = receiver.received();
-        (of_type(&r, "token.revoked").len() == 1 && of_type(&r, "token.regenerated").len() == 1)
-            .then_some(r)
+        (of_type(&r, "token.revoked").len() == 1
+            && of_type(&r, "token.regenerated").len() == 1
+            && of_type(&r, "token.created")
+                .iter()
+                .any(|c| c["body"]["data"]["id"] == token_id.as_str()))
+        .then_some(r)
     })
     .await;
     for r in &received {
