@@ -35,7 +35,14 @@ fn python_path() -> &'static Option<PathBuf> {
         }
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("python-fixtures");
         let installed = Command::new("python3")
-            .args(["-m", "pip", "install", "-q", "--disable-pip-version-check", "--target"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                "--target",
+            ])
             .arg(&dir)
             .arg("-r")
             .arg(fixture("requirements.txt"))

@@ -45,6 +45,8 @@ async fn the_pages_offer_the_grace_period_and_show_its_end(backend: Backend) {
             &[("grace", "3600")],
         )
         .await;
+    // POST → 303 → GET: the secret is shown on the page redirected to.
+    let shown = alice.follow(&shown).await;
     shown.expect(StatusCode::OK, "regenerated");
     assert!(shown.body.contains("keeps working until"), "{}", shown.body);
     let new = shown.secret();

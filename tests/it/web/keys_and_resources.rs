@@ -123,6 +123,7 @@ async fn admins_manage_keys_and_resource_servers_in_the_browser(backend: Backend
             ],
         )
         .await;
+    let issued = b.follow(&issued).await;
     assert_eq!(issued.status, StatusCode::OK, "{}", issued.body);
     assert_eq!(
         jwt_claims(&issued.secret())["aud"],

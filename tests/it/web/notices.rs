@@ -81,6 +81,7 @@ async fn admins_manage_webhooks_in_the_console(backend: Backend) {
             ],
         )
         .await;
+    let shown = b.follow(&shown).await;
     assert_eq!(shown.status, StatusCode::OK, "{}", shown.body);
     let secret = shown.secret();
     assert!(secret.starts_with("whsec_"), "{secret}");
