@@ -106,7 +106,7 @@ async fn the_pages_offer_the_grace_period_and_show_its_end(backend: Backend) {
             &[("grace", "86400")],
         )
         .await
-        .expect(StatusCode::OK, "admin regenerates a machine token");
+        .expect(StatusCode::SEE_OTHER, "admin regenerates a machine token");
     assert_eq!(app.me_status(&machine_token).await, 200);
     assert!(
         admin
@@ -121,18 +121,23 @@ async fn the_pages_offer_the_grace_period_and_show_its_end(backend: Backend) {
         .expect(StatusCode::FORBIDDEN, "a person's token");
 
     let machines = admin.get("/admin/machine-users").await;
-    let mid = between(&machines.body, "<td><a href=\"/admin/machine-users/", "\"")
-        .expect("the machine user's link");
+    let mid = between(
+        &machines.body,
+        "<td data-label=\"Client ID\"><a href=\"/admin/machine-users/",
+        "\"",
+    )
+    .expect("the machine user's link");
     let machine_page = admin.get(&format!("/admin/machine-users/{mid}")).await;
     let rotate = between(
         &machine_page.body,
         "href=\"/admin/machine-users/",
-        "\">Rotate<",
+        "\">Rotate…<",
     )
     .unwrap_or_else(|| panic!("a Rotate link: {}", machine_page.body));
     let rotate = format!("/admin/machine-users/{rotate}");
     offers_the_grace_choices(&admin.get(&rotate).await.body);
     let shown = admin.submit(&rotate, &rotate, &[("grace", "259200")]).await;
+    let shown = admin.follow(&shown).await;
     shown.expect(StatusCode::OK, "rotated secret");
     let new_secret = shown.secret();
     for s in [&client_secret, &new_secret] {
