@@ -150,6 +150,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
+            .wrap(from_fn(crate::web::error_frame))
             .wrap(from_fn(crate::http::observe))
             .configure(configure)
     })

@@ -20,6 +20,7 @@ pub mod sessions;
 pub mod signing_keys;
 pub mod sso;
 pub mod stats;
+pub mod token_browse;
 pub mod tokens;
 mod types;
 pub mod usage;

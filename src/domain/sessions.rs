@@ -169,6 +169,9 @@ pub async fn lookup(db: &Db, master: &MasterKey, cookie: &str) -> Result<Option<
 #[derive(Debug)]
 pub enum LoginError {
     BadCredentials,
+    /// The password was right but the account is disabled: said only to
+    /// someone who knows the password, so it reveals nothing to a guesser.
+    Disabled,
     Throttled,
     /// Every password check is busy: try again in a moment.
     Busy,
@@ -324,7 +327,11 @@ pub async fn sign_in(
                 json!({ "method": "password", "reason": reason }),
             )
             .await?;
-            return Err(LoginError::BadCredentials);
+            return Err(if reason == "disabled" {
+                LoginError::Disabled
+            } else {
+                LoginError::BadCredentials
+            });
         }
     };
     let master = master.clone();

@@ -358,6 +358,34 @@ pub async fn list(
     filter: &TokenFilter,
     page: PageRequest,
 ) -> Result<Page<TokenView>, Error> {
+    let Some(mut q) = filtered(db, filter).await? else {
+        return Ok(Page {
+            items: Vec::new(),
+            next_cursor: None,
+        });
+    };
+    if let Some(cursor) = page.cursor {
+        q = q.filter(token::Column::Id.lt(cursor));
+    }
+    let rows = q
+        .order_by_desc(token::Column::Id)
+        .limit(page.limit + 1)
+        .all(db)
+        .await?;
+    let page = Page::from_rows(rows, page.limit, |r| r.id);
+    let items = views(db, page.items).await?;
+    Ok(Page {
+        items,
+        next_cursor: page.next_cursor,
+    })
+}
+
+/// The tokens `filter` selects, unordered; `None` when it names an owner
+/// that does not exist (nothing can match).
+pub(super) async fn filtered(
+    db: &impl ConnectionTrait,
+    filter: &TokenFilter,
+) -> Result<Option<sea_orm::Select<token::Entity>>, Error> {
     let mut q = token::Entity::find();
     if let Some(owner_id) = filter.owner_id {
         q = q.filter(token::Column::OwnerId.eq(owner_id));
@@ -366,12 +394,7 @@ pub async fn list(
         // Usernames are lowercase: "Alice " finds alice.
         match principals::find_by_username(db, &owner.trim().to_lowercase()).await? {
             Some(p) => q = q.filter(token::Column::OwnerId.eq(p.id)),
-            None => {
-                return Ok(Page {
-                    items: Vec::new(),
-                    next_cursor: None,
-                });
-            }
+            None => return Ok(None),
         }
     }
     if let Some(kind) = filter.kind {
@@ -403,20 +426,7 @@ pub async fn list(
             ),
         );
     }
-    if let Some(cursor) = page.cursor {
-        q = q.filter(token::Column::Id.lt(cursor));
-    }
-    let rows = q
-        .order_by_desc(token::Column::Id)
-        .limit(page.limit + 1)
-        .all(db)
-        .await?;
-    let page = Page::from_rows(rows, page.limit, |r| r.id);
-    let items = views(db, page.items).await?;
-    Ok(Page {
-        items,
-        next_cursor: page.next_cursor,
-    })
+    Ok(Some(q))
 }
 
 /// Revokes a token (idempotent: revoking a revoked token changes nothing, so

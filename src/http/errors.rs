@@ -259,8 +259,10 @@ impl ResponseError for OAuthError {
 pub enum WebError {
     #[error(transparent)]
     Domain(#[from] domain::Error),
+    /// No session: to the sign-in page, which returns to this page (a
+    /// same-site path) after signing in.
     #[error("sign in to continue")]
-    SignInRequired,
+    SignInRequired(Option<String>),
     #[error(
         "This form has expired or did not come from this site (its security token is missing or wrong). Go back, reload the page and try again."
     )]
@@ -295,7 +297,7 @@ impl WebError {
             Self::Domain(E::Internal(_)) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong")
             }
-            Self::SignInRequired => (StatusCode::SEE_OTHER, "Sign in"),
+            Self::SignInRequired(_) => (StatusCode::SEE_OTHER, "Sign in"),
             Self::SignInFailed(_) => (StatusCode::BAD_REQUEST, "Sign-in did not work"),
             Self::SignInRefused(_) => (StatusCode::FORBIDDEN, "Sign-in refused"),
         }
@@ -324,12 +326,27 @@ impl ResponseError for WebError {
 
     fn error_response(&self) -> HttpResponse {
         let (status, title) = self.kind();
-        if let Self::SignInRequired = self {
+        if let Self::SignInRequired(next) = self {
+            let to = match next {
+                Some(path) => format!(
+                    "/login?next={}",
+                    form_urlencoded::byte_serialize(path.as_bytes()).collect::<String>()
+                ),
+                None => "/login".to_owned(),
+            };
             return HttpResponse::SeeOther()
-                .insert_header((header::LOCATION, "/login"))
+                .insert_header((header::LOCATION, to))
                 .insert_header((header::CACHE_CONTROL, "no-store"))
                 .finish();
         }
-        super::page::error_page(status, title, &self.message())
+        let message = self.message();
+        let mut res = super::page::error_page(status, title, &message);
+        // The web layer re-renders this with the navigation when signed in.
+        res.extensions_mut().insert(super::page::ErrorShown {
+            status,
+            title,
+            message,
+        });
+        res
     }
 }

@@ -35,13 +35,29 @@ struct ErrorPage<'a> {
     message: &'a str,
 }
 
-/// The HTML error page (used by `WebError`).
+/// What an error page said, kept on the response so that the web layer
+/// (which knows the session) can draw it again inside the signed-in frame.
+#[derive(Clone)]
+pub struct ErrorShown {
+    pub status: StatusCode,
+    pub title: &'static str,
+    pub message: String,
+}
+
+/// The HTML error page (used by `WebError`), without navigation.
 pub fn error_page(status: StatusCode, title: &str, message: &str) -> HttpResponse {
-    let page = ErrorPage {
-        l: Layout::default(),
-        title,
-        message,
-    };
+    framed_error_page(Layout::default(), status, title, message)
+}
+
+/// The error page inside a frame: the navigation and sign-out button when
+/// `l` has a user.
+pub fn framed_error_page(
+    l: Layout,
+    status: StatusCode,
+    title: &str,
+    message: &str,
+) -> HttpResponse {
+    let page = ErrorPage { l, title, message };
     let body = page
         .render()
         .unwrap_or_else(|_| format!("{title}: the error page could not be rendered"));

@@ -23,6 +23,8 @@ struct LoginPage {
     csrf: String,
     username: String,
     error: Option<String>,
+    /// Where to go after signing in (a same-site path; "" for the start page).
+    next: String,
     /// The password form is shown (`TESSERA_PASSWORD_LOGIN`).
     password_login: bool,
     sso: Option<SsoOffer>,
@@ -59,12 +61,20 @@ async fn sso_offer(req: &HttpRequest, state: &AppState) -> Result<Option<SsoOffe
     }))
 }
 
+/// A page to return to after signing in: only a path on this site (one
+/// leading `/`, never `//`, `/\` or a scheme); `None` for the start page.
+fn next_page(raw: Option<&str>) -> Option<String> {
+    let safe = domain::sso::flows::safe_return_to(raw);
+    (safe != "/").then_some(safe)
+}
+
 async fn login_response(
     req: &HttpRequest,
     state: &AppState,
     status: StatusCode,
     username: String,
     error: Option<String>,
+    form_next: Option<&str>,
 ) -> Result<HttpResponse, WebError> {
     let (csrf, fresh) = pre_csrf_value(req);
     // Only the fixed notices (`signed-out`) are shown, never the URL's text.
@@ -76,6 +86,9 @@ async fn login_response(
             csrf: csrf.clone(),
             username,
             error,
+            next: next_page(notice.get("next"))
+                .or_else(|| next_page(form_next))
+                .unwrap_or_default(),
             password_login: state.settings.sign_in.password_login,
             sso: sso_offer(req, state).await?,
         },
@@ -92,7 +105,7 @@ pub async fn login_page(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, WebError> {
     // Shown even with a live session: signing in again replaces it.
-    login_response(&req, &state, StatusCode::OK, String::new(), None).await
+    login_response(&req, &state, StatusCode::OK, String::new(), None, None).await
 }
 
 /// With `TESSERA_PASSWORD_LOGIN=off` the password form and `/setup` are gone.
@@ -121,6 +134,7 @@ pub async fn login(
             StatusCode::BAD_REQUEST,
             username,
             Some("Enter your username and your password.".into()),
+            form.get("next"),
         )
         .await;
     }
@@ -136,7 +150,8 @@ pub async fn login(
     .await
     {
         Ok(new) => {
-            let mut res = see_other("/");
+            let to = next_page(form.get("next")).unwrap_or_else(|| "/".to_owned());
+            let mut res = see_other(&to);
             let secure = state.settings.secure_cookies();
             set_cookie(&mut res, session::session_cookie(&new.cookie, secure))?;
             Ok(res)
@@ -147,7 +162,19 @@ pub async fn login(
                 &state,
                 StatusCode::UNAUTHORIZED,
                 username,
-                Some("The username or password is wrong, or the account is disabled.".into()),
+                Some("The username or password is wrong.".into()),
+                form.get("next"),
+            )
+            .await
+        }
+        Err(LoginError::Disabled) => {
+            login_response(
+                &req,
+                &state,
+                StatusCode::UNAUTHORIZED,
+                username,
+                Some("Your account is disabled, so you cannot sign in. Ask an administrator to enable it.".into()),
+                form.get("next"),
             )
             .await
         }
@@ -161,6 +188,7 @@ pub async fn login(
                     "Too many failed sign-ins for this account from this address, or from this address for any account. Wait up to {} minutes and try again; other addresses are not affected.",
                     ds::THROTTLE_WINDOW.whole_minutes()
                 )),
+                form.get("next"),
             )
             .await?;
             retry_after(&mut res, ds::THROTTLE_WINDOW.whole_seconds().unsigned_abs());
@@ -173,6 +201,7 @@ pub async fn login(
                 StatusCode::TOO_MANY_REQUESTS,
                 username,
                 Some("The server is busy checking other sign-ins. Try again in a moment.".into()),
+                form.get("next"),
             )
             .await?;
             retry_after(&mut res, domain::principals::PASSWORD_BUSY_RETRY_SECS);
@@ -331,7 +360,8 @@ pub async fn setup(
     .await
     {
         Ok(new) => {
-            let mut res = see_other("/");
+            let to = next_page(form.get("next")).unwrap_or_else(|| "/".to_owned());
+            let mut res = see_other(&to);
             set_cookie(
                 &mut res,
                 session::session_cookie(&new.cookie, state.settings.secure_cookies()),

@@ -101,6 +101,8 @@ pub struct Chart {
 }
 
 pub const CHART_HEIGHT: u32 = 80;
+/// Room left of the bars for the y axis and its numbers.
+pub const CHART_LEFT: u32 = 30;
 
 impl Chart {
     pub fn new(issued: &[(Date, u64)], validations: &[(Date, u64)]) -> Self {
@@ -125,7 +127,7 @@ impl Chart {
                     ((n * u64::from(CHART_HEIGHT)).div_ceil(max)) as u32
                 };
                 Bar {
-                    x: i as u32 * 10,
+                    x: CHART_LEFT + i as u32 * 10,
                     y: CHART_HEIGHT - h,
                     h,
                     title: format!("{}: {n}", daily_count::day_key(*day)),

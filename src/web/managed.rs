@@ -74,6 +74,8 @@ struct DetailPage {
     max_days: i64,
     secret_nonce: String,
     token_nonce: String,
+    /// The lifetime fieldset marks its refusal (none on this page yet).
+    errors: super::fields::FieldErrors,
 }
 
 async fn detail(
@@ -123,6 +125,7 @@ async fn detail(
         max_days: max / 86400,
         secret_nonce: reveal::nonce(&state, &me).await?,
         token_nonce: reveal::nonce(&state, &me).await?,
+        errors: Default::default(),
     })
 }
 

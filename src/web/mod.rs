@@ -6,15 +6,20 @@ mod account;
 mod admin;
 mod auth;
 mod dashboard;
+mod fields;
+mod frame;
 mod managed;
 pub mod page;
 mod reveal;
 mod rotation;
 mod session;
 mod sso;
+mod token_list;
 mod tokens;
 mod usage_view;
 mod views;
+
+pub use frame::error_frame;
 
 use actix_web::{HttpResponse, http::header, web};
 

@@ -172,9 +172,25 @@ impl FromRequest for SignedIn {
                         "application state missing"
                     )))
                 })?;
-            current(&req, &state).await?.ok_or(WebError::SignInRequired)
+            current(&req, &state)
+                .await?
+                .ok_or_else(|| WebError::SignInRequired(return_to(&req)))
         })
     }
+}
+
+/// The page to come back to after signing in: a GET of a page other than
+/// the start page (a form's POST cannot be repeated from a redirect).
+fn return_to(req: &HttpRequest) -> Option<String> {
+    if req.method() != actix_web::http::Method::GET {
+        return None;
+    }
+    let path = match req.query_string() {
+        "" => req.path().to_owned(),
+        q => format!("{}?{q}", req.path()),
+    };
+    let safe = crate::domain::sso::flows::safe_return_to(Some(&path));
+    (safe != "/").then_some(safe)
 }
 
 /// The per-session CSRF token of a state-changing form, compared in constant time.

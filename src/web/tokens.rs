@@ -4,18 +4,21 @@ use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use askama::Template;
 
 use super::{
-    page::{FormData, Layout, next_link, parse_id, query, render, render_status, see_other},
+    fields::FieldErrors,
+    page::{FormData, Layout, parse_id, query, render, render_status, see_other},
     reveal,
     rotation::{RotatePage, grace_from, old_token_fact},
     session::{SignedIn, check_csrf},
+    token_list::{Pager, SortChoice, page_number, page_size, sort_choices},
     views::{
         ConfirmPage, ScopeChoice, TokenRow, lifetime_from, presets, scope_choices, token_reveal,
     },
 };
 use crate::{
     domain::{
-        self, PageRequest, TokenStatus,
+        self, TokenStatus,
         issuance::{Issued, Request, issue},
+        token_browse::{TokenSort, browse},
         tokens::{self, Access, NewToken, TokenFilter},
     },
     http::errors::WebError,
@@ -43,7 +46,11 @@ struct TokensPage {
     l: Layout,
     rows: Vec<TokenRow>,
     status: String,
-    next: Option<String>,
+    q: String,
+    sorts: Vec<SortChoice>,
+    pager: Pager,
+    /// Any filter or search is in force (the empty list says so).
+    filtered: bool,
 }
 
 async fn list(
@@ -53,23 +60,39 @@ async fn list(
 ) -> Result<HttpResponse, WebError> {
     let q = query(&req)?;
     let status = q.text("status").map(TokenStatus::parse).transpose()?;
-    let page = PageRequest::parse(Some("50"), q.text("cursor"))?;
+    let text = q.text("q").unwrap_or("").to_owned();
     let filter = TokenFilter {
         owner_id: Some(me.session.principal.id),
         status,
+        q: (!text.is_empty()).then(|| text.clone()),
         ..Default::default()
     };
-    let found = tokens::list(&state.db.read, &filter, page).await?;
+    let sort = TokenSort::parse(q.text("sort"))?;
+    let (per_page, limit) = page_size(&q)?;
+    let found = browse(&state.db.read, &filter, sort, page_number(&q)?, per_page).await?;
     let status_str = status.map(|s| s.as_str()).unwrap_or("").to_owned();
+    let sort_param = if sort == TokenSort::default() {
+        ""
+    } else {
+        sort.as_str()
+    };
     render(&TokensPage {
         l: Layout::new(&me, "tokens").with_notice(q.get("notice")),
         rows: found.items.iter().map(TokenRow::from).collect(),
-        next: next_link(
+        pager: Pager::new(
             "/tokens",
-            &[("status", &status_str)],
-            found.next_cursor.as_ref(),
+            &[
+                ("status", &status_str),
+                ("q", &text),
+                ("sort", sort_param),
+                ("limit", &limit),
+            ],
+            &found,
         ),
+        filtered: status.is_some() || !text.is_empty(),
+        sorts: sort_choices(sort),
         status: status_str,
+        q: text,
     })
 }
 
@@ -79,9 +102,10 @@ async fn list(
 #[template(path = "token_new.html")]
 struct NewTokenPage {
     l: Layout,
-    error: Option<String>,
+    errors: FieldErrors,
     name: String,
     description: String,
+    audience: String,
     scopes: Vec<ScopeChoice>,
     presets: Vec<u32>,
     lifetime: String,
@@ -94,9 +118,10 @@ async fn new_page(me: SignedIn, state: web::Data<AppState>) -> Result<HttpRespon
     let max = state.policy().max_token_lifetime;
     render(&NewTokenPage {
         l: Layout::new(&me, "tokens"),
-        error: None,
+        errors: FieldErrors::default(),
         name: String::new(),
         description: String::new(),
+        audience: String::new(),
         scopes: scope_choices(&state, &me.session.principal, &["profile".to_owned()]).await?,
         lifetime: presets(max)
             .into_iter()
@@ -153,15 +178,16 @@ async fn create(
             page.item_url = Some(format!("/tokens/{}", view.id));
             reveal::reveal(&state, &me, &form, page, secret).await
         }
-        Err(e @ WebError::Domain(domain::Error::Invalid { .. } | domain::Error::Conflict(_))) => {
+        Err(WebError::Domain(e @ (domain::Error::Invalid { .. } | domain::Error::Conflict(_)))) => {
             reveal::release(&state, &me, &form).await?;
             render_status(
                 StatusCode::BAD_REQUEST,
                 &NewTokenPage {
                     l: Layout::new(&me, "tokens"),
-                    error: Some(e.message()),
+                    errors: FieldErrors::from_domain(&e, "name"),
                     name: form.get("name").unwrap_or("").to_owned(),
                     description: form.get("description").unwrap_or("").to_owned(),
+                    audience: form.get("audience").unwrap_or("").to_owned(),
                     scopes: scope_choices(&state, &me.session.principal, &chosen).await?,
                     presets: presets(max),
                     lifetime: form.get("lifetime").unwrap_or("").to_owned(),

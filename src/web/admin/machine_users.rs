@@ -1,30 +1,26 @@
 //! Machine users: the list, creation, the detail page (edit, enable,
 //! client credentials, delete), client secrets and tokens issued for them.
 
-use crate::secret::Secret;
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use askama::Template;
 
-use super::shared::is_user_error;
+use super::shared::{TokenForm, is_user_error};
 use crate::{
     domain::{
-        PageRequest, TokenKind, is_admin_scope,
-        issuance::{Issued, Request, issue},
-        principals, scopes,
-        tokens::{self, NewToken, TokenFilter},
+        PageRequest, TokenKind, is_admin_scope, principals, scopes,
+        tokens::{self, TokenFilter},
     },
     http::errors::WebError,
     state::AppState,
     web::{
+        fields::FieldErrors,
         page::{
             FormData, Layout, ago, fmt_opt, fmt_time, next_link, parse_id, query, render,
             render_status, see_other,
         },
-        reveal::{self, Reveal},
+        reveal,
         session::{SignedIn, check_csrf},
-        views::{
-            ConfirmPage, ScopeChoice, TokenRow, lifetime_from, presets, scope_choices, token_reveal,
-        },
+        views::{ConfirmPage, ScopeChoice, TokenRow, presets, scope_choices},
     },
 };
 
@@ -87,8 +83,8 @@ async fn machine_scope_choices(
         .filter(|s| !is_admin_scope(&s.name))
         .map(|s| ScopeChoice {
             checked: chosen.contains(&s.name),
+            description: for_machine(&s.description),
             name: s.name,
-            description: s.description,
         })
         .collect())
 }
@@ -97,7 +93,9 @@ async fn machine_scope_choices(
 #[template(path = "admin_machine_user_new.html")]
 struct MachineUserNewPage {
     l: Layout,
-    error: Option<String>,
+    errors: FieldErrors,
+    /// The same refusals, for the fields the edit form shares.
+    detail_errors: FieldErrors,
     username: String,
     display_name: String,
     description: String,
@@ -113,7 +111,8 @@ pub(super) async fn machine_user_new_page(
     me.require_admin()?;
     render(&MachineUserNewPage {
         l: Layout::new(&me, "machine-users"),
-        error: None,
+        errors: FieldErrors::default(),
+        detail_errors: FieldErrors::default(),
         username: String::new(),
         display_name: String::new(),
         description: String::new(),
@@ -158,7 +157,8 @@ pub(super) async fn machine_user_create(
                 StatusCode::BAD_REQUEST,
                 &MachineUserNewPage {
                     l: Layout::new(&me, "machine-users"),
-                    error: Some(WebError::Domain(e).message()),
+                    errors: FieldErrors::from_domain(&e, "username"),
+                    detail_errors: FieldErrors::from_domain(&e, "username"),
                     username: form.get("username").unwrap_or("").to_owned(),
                     display_name: form.get("display_name").unwrap_or("").to_owned(),
                     description: form.get("description").unwrap_or("").to_owned(),
@@ -212,6 +212,11 @@ struct MachineUserPage {
     secret_nonce: String,
     token_nonce: String,
     token_url: String,
+    /// The machine-token form: what was typed and its refusals.
+    t: TokenForm,
+    errors: FieldErrors,
+    /// The details form shows its refusal at the top (`error`).
+    detail_errors: FieldErrors,
 }
 
 pub(super) async fn machine_user_page(
@@ -220,6 +225,19 @@ pub(super) async fn machine_user_page(
     id: uuid::Uuid,
     notice: Option<&str>,
     error: Option<String>,
+) -> Result<HttpResponse, WebError> {
+    machine_user_page_with(state, me, id, notice, error, None).await
+}
+
+/// The page; `token_form` is a refused machine-token form to show again
+/// with what was typed and its errors.
+pub(super) async fn machine_user_page_with(
+    state: &AppState,
+    me: &SignedIn,
+    id: uuid::Uuid,
+    notice: Option<&str>,
+    error: Option<String>,
+    mut token_form: Option<TokenForm>,
 ) -> Result<HttpResponse, WebError> {
     let m = principals::get_machine_user(&state.db.read, id).await?;
     let owner = principals::find(&state.db.read, id)
@@ -262,7 +280,21 @@ pub(super) async fn machine_user_page(
             .map(|p| p.username.clone())
             .unwrap_or_else(|| "command line".into()),
         scopes: machine_scope_choices(state, &m.scopes).await?,
-        token_scopes: scope_choices(state, &owner, &[]).await?,
+        token_scopes: {
+            let offered = scope_choices(state, &owner, &[]).await?;
+            let chosen = match token_form.as_ref().and_then(|t| t.scopes.clone()) {
+                Some(chosen) => chosen,
+                None => offered.iter().map(|s| s.name.clone()).collect(),
+            };
+            offered
+                .into_iter()
+                .map(|s| ScopeChoice {
+                    checked: chosen.contains(&s.name),
+                    description: for_machine(&s.description),
+                    name: s.name,
+                })
+                .collect()
+        },
         managers: m
             .managers
             .iter()
@@ -291,10 +323,19 @@ pub(super) async fn machine_user_page(
         presets: presets(max),
         max_days: max / 86400,
         secret_nonce: reveal::nonce(state, me).await?,
-        token_nonce: reveal::nonce(state, me).await?,
+        token_nonce: match &token_form {
+            Some(t) => t.nonce.clone(),
+            None => reveal::nonce(state, me).await?,
+        },
         token_url: token_endpoint(state),
+        errors: token_form
+            .as_mut()
+            .map(|t| std::mem::take(&mut t.errors))
+            .unwrap_or_default(),
+        t: token_form.take().unwrap_or_default(),
+        detail_errors: FieldErrors::default(),
     };
-    let status = if error.is_some() {
+    let status = if error.is_some() || !page.errors.is_empty() {
         StatusCode::BAD_REQUEST
     } else {
         StatusCode::OK
@@ -455,100 +496,21 @@ pub(super) async fn machine_user_delete(
     Ok(see_other("/admin/machine-users?notice=deleted"))
 }
 
-pub(super) async fn secret_create(
-    me: SignedIn,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-    body: web::Bytes,
-) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
-    let form = FormData::parse(&body)?;
-    check_csrf(&me, form.get("csrf"))?;
-    let id = parse_id(&path)?;
-    if let Some(replay) = reveal::claim(&state, &me, &form).await? {
-        return Ok(replay);
-    }
-    let m = principals::get_machine_user(&state.db.read, id).await?;
-    let secret = reveal::unless_refused(
-        &state,
-        &me,
-        &form,
-        principals::create_secret(&state.db, &me.context(state.policy()), id, None).await,
-    )
-    .await?;
-    let mut facts = vec![
-        ("Client ID".to_owned(), m.username.clone()),
-        ("Token endpoint".to_owned(), token_endpoint(&state)),
-        ("Created".to_owned(), fmt_time(secret.created_at)),
-        ("Listed as".to_owned(), secret.hint.clone()),
-    ];
-    if !m.client_credentials.enabled {
-        facts.push((
-            "Note".to_owned(),
-            "Client credentials are off for this machine user: turn them on before using the secret at the token endpoint.".into(),
-        ));
-    }
-    let page = Reveal {
-        title: format!("Client secret for “{}”", m.username),
-        what: "client secret".into(),
-        facts,
-        done_url: format!("/admin/machine-users/{id}"),
-        done_label: "Back to the machine user".into(),
-        section: "machine-users".into(),
-        item_url: None,
-        example: Some(format!(
-            "curl -u '{}:THE_SECRET' -d grant_type=client_credentials {}",
-            m.username,
-            token_endpoint(&state)
-        )),
-    };
-    reveal::reveal(
-        &state,
-        &me,
-        &form,
-        page,
-        Secret::new(secret.client_secret.into_exposed()),
-    )
-    .await
+/// A scope's description worded for a machine user: "Read your own
+/// profile" is its own profile here, not the admin's.
+fn for_machine(description: &str) -> String {
+    description
+        .replace("your own", "its own")
+        .replace("Your own", "Its own")
+        .replace("your ", "its ")
 }
 
 /// The token endpoint's full URL, for the examples on the pages.
-fn token_endpoint(state: &AppState) -> String {
+pub(super) fn token_endpoint(state: &AppState) -> String {
     format!(
         "{}/oauth2/token",
         state.settings.public_url.trim_end_matches('/')
     )
-}
-
-pub(super) async fn secret_delete_page(
-    me: SignedIn,
-    state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
-) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
-    let id = parse_id(&path.0)?;
-    let secret_id = parse_id(&path.1)?;
-    let m = principals::get_machine_user(&state.db.read, id).await?;
-    let secret = m
-        .secrets
-        .iter()
-        .find(|s| s.id == secret_id)
-        .ok_or(WebError::NotFound)?;
-    let name = secret.hint.clone().unwrap_or_else(|| "this secret".into());
-    render(&ConfirmPage {
-        l: Layout::new(&me, "machine-users"),
-        title: format!("Remove client secret {name} of “{}”?", m.username),
-        message: format!(
-            "Anything that authenticates with it (created {}) stops getting tokens at once. Tokens already issued keep working until they expire. This cannot be undone.",
-            fmt_time(secret.created_at)
-        ),
-        action: format!("/admin/machine-users/{id}/secrets/{secret_id}/delete"),
-        button: "Remove secret",
-        cancel: format!("/admin/machine-users/{id}"),
-        danger: true,
-        nonce: None,
-        fields: vec![],
-    })
 }
 
 pub(super) async fn machine_user_disable_page(
@@ -570,78 +532,4 @@ pub(super) async fn machine_user_disable_page(
         nonce: None,
         fields: vec![("enabled".into(), "false".into())],
     })
-}
-
-pub(super) async fn secret_delete(
-    me: SignedIn,
-    state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
-    body: web::Bytes,
-) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
-    let form = FormData::parse(&body)?;
-    check_csrf(&me, form.get("csrf"))?;
-    let id = parse_id(&path.0)?;
-    let secret = parse_id(&path.1)?;
-    principals::delete_secret(&state.db, &me.context(state.policy()), id, secret).await?;
-    Ok(see_other(&format!(
-        "/admin/machine-users/{id}?notice=secret-removed"
-    )))
-}
-
-pub(super) async fn machine_token_create(
-    me: SignedIn,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-    body: web::Bytes,
-) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
-    let form = FormData::parse(&body)?;
-    check_csrf(&me, form.get("csrf"))?;
-    let id = parse_id(&path)?;
-    // Only machine users: this form must not issue a person's token.
-    principals::get_machine_user(&state.db.read, id).await?;
-    if let Some(replay) = reveal::claim(&state, &me, &form).await? {
-        return Ok(replay);
-    }
-    let result = match lifetime_from(&form) {
-        Ok(lifetime) => {
-            let request = Request::Named {
-                owner_id: id,
-                new: NewToken {
-                    audience: form.text("audience").map(str::to_owned),
-                    name: form.get("name").unwrap_or("").to_owned(),
-                    description: form.get("description").map(str::to_owned),
-                    scopes: Some(form.all("scopes")),
-                    lifetime,
-                },
-            };
-            issue(&state.issuer(), &me.context(state.policy()), request)
-                .await
-                .and_then(Issued::into_view)
-                .map_err(WebError::from)
-        }
-        Err(e) => Err(e),
-    };
-    match result {
-        Ok(view) => {
-            let (mut page, secret) = token_reveal(
-                &view,
-                format!(
-                    "Machine token “{}” for “{}”",
-                    view.name, view.owner.username
-                ),
-                format!("/admin/machine-users/{id}"),
-                "Back to the machine user",
-                "machine-users",
-            );
-            page.item_url = Some(format!("/admin/tokens/{}", view.id));
-            reveal::reveal(&state, &me, &form, page, secret).await
-        }
-        Err(WebError::Domain(e)) if is_user_error(&e) => {
-            reveal::release(&state, &me, &form).await?;
-            machine_user_page(&state, &me, id, None, Some(WebError::Domain(e).message())).await
-        }
-        Err(e) => Err(e),
-    }
 }

@@ -9,6 +9,8 @@ use crate::http::errors::WebError;
 mod audit;
 mod client_keys;
 mod keys;
+mod machine_secrets;
+mod machine_tokens;
 mod machine_users;
 mod resource_servers;
 mod scopes;
@@ -20,11 +22,12 @@ mod webhooks;
 use audit::audit_page;
 use client_keys::{jwks_delete, jwks_save};
 use keys::{keys_page, keys_rotate};
+use machine_secrets::{secret_create, secret_delete, secret_delete_page};
+use machine_tokens::machine_token_create;
 use machine_users::{
-    machine_token_create, machine_user, machine_user_cc, machine_user_create, machine_user_delete,
+    machine_user, machine_user_cc, machine_user_create, machine_user_delete,
     machine_user_delete_page, machine_user_disable_page, machine_user_enabled,
-    machine_user_new_page, machine_user_update, machine_users, secret_create, secret_delete,
-    secret_delete_page,
+    machine_user_new_page, machine_user_update, machine_users,
 };
 use resource_servers::{
     resource_server_create, resource_server_delete, resource_server_update, resource_servers_page,

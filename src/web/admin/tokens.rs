@@ -5,14 +5,16 @@ use askama::Template;
 
 use crate::{
     domain::{
-        PageRequest, TokenKind, TokenStatus,
+        TokenKind, TokenStatus,
+        token_browse::{TokenSort, browse},
         tokens::{self, Access, TokenFilter},
     },
     http::errors::WebError,
     state::AppState,
     web::{
-        page::{FormData, Layout, next_link, parse_id, query, render, see_other},
+        page::{FormData, Layout, parse_id, query, render, see_other},
         session::{SignedIn, check_csrf},
+        token_list::{Pager, SortChoice, page_number, page_size, sort_choices},
         views::{ConfirmPage, TokenRow},
     },
 };
@@ -26,7 +28,8 @@ struct AllTokensPage {
     kind: String,
     status: String,
     q: String,
-    next: Option<String>,
+    sorts: Vec<SortChoice>,
+    pager: Pager,
 }
 
 pub(super) async fn all_tokens(
@@ -44,25 +47,35 @@ pub(super) async fn all_tokens(
         hide_client_credentials: true,
         ..Default::default()
     };
-    let page = PageRequest::parse(Some("50"), q.text("cursor"))?;
-    let found = tokens::list(&state.db.read, &filter, page).await?;
+    let sort = TokenSort::parse(q.text("sort"))?;
+    let (per_page, limit) = page_size(&q)?;
+    let found = browse(&state.db.read, &filter, sort, page_number(&q)?, per_page).await?;
     let owner = q.text("owner").unwrap_or("").to_owned();
     let kind = filter.kind.map(|k| k.as_str()).unwrap_or("").to_owned();
     let status = filter.status.map(|s| s.as_str()).unwrap_or("").to_owned();
     let text = q.text("q").unwrap_or("").to_owned();
+    // The default order is left out of the links.
+    let sort_param = if sort == TokenSort::default() {
+        ""
+    } else {
+        sort.as_str()
+    };
     render(&AllTokensPage {
         l: Layout::new(&me, "all-tokens").with_notice(q.get("notice")),
         rows: found.items.iter().map(TokenRow::from).collect(),
-        next: next_link(
+        pager: Pager::new(
             "/admin/tokens",
             &[
                 ("owner", &owner),
                 ("kind", &kind),
                 ("status", &status),
                 ("q", &text),
+                ("sort", sort_param),
+                ("limit", &limit),
             ],
-            found.next_cursor.as_ref(),
+            &found,
         ),
+        sorts: sort_choices(sort),
         owner,
         kind,
         status,

@@ -15,6 +15,7 @@ use crate::{
     http::errors::WebError,
     state::AppState,
     web::{
+        fields::FieldErrors,
         page::{
             FormData, Layout, fmt_opt, fmt_time, next_link, parse_id, query, render, render_status,
         },
@@ -59,11 +60,12 @@ impl UserRow {
 #[template(path = "admin_users.html")]
 struct UsersPage {
     l: Layout,
-    error: Option<String>,
+    errors: FieldErrors,
     rows: Vec<UserRow>,
     next: Option<String>,
     username: String,
     email: String,
+    role: String,
     nonce: String,
 }
 
@@ -72,23 +74,25 @@ async fn users_page(
     me: &SignedIn,
     cursor: Option<&str>,
     notice: Option<&str>,
-    refused: Option<(String, &FormData)>,
+    refused: Option<(FieldErrors, &FormData)>,
 ) -> Result<HttpResponse, WebError> {
     let page = PageRequest::parse(Some("100"), cursor)?;
     let found = principals::list_users(&state.db.read, page).await?;
-    let (status, error, username, email, nonce) = match refused {
-        Some((message, form)) => (
+    let (status, errors, username, email, role, nonce) = match refused {
+        Some((errors, form)) => (
             StatusCode::BAD_REQUEST,
-            Some(message),
+            errors,
             form.get("username").unwrap_or("").to_owned(),
             form.get("email").unwrap_or("").to_owned(),
+            form.get("role").unwrap_or("user").to_owned(),
             form.get("nonce").unwrap_or("").to_owned(),
         ),
         None => (
             StatusCode::OK,
-            None,
+            FieldErrors::default(),
             String::new(),
             String::new(),
+            "user".to_owned(),
             reveal::nonce(state, me).await?,
         ),
     };
@@ -96,11 +100,12 @@ async fn users_page(
         status,
         &UsersPage {
             l: Layout::new(me, "users").with_notice(notice),
-            error,
+            errors,
             rows: found.items.iter().map(|u| UserRow::new(u, me)).collect(),
             next: next_link("/admin/users", &[], found.next_cursor.as_ref()),
             username,
             email,
+            role,
             nonce,
         },
     )
@@ -151,8 +156,8 @@ pub(super) async fn user_create(
         }
         Err(e) if is_user_error(&e) => {
             reveal::release(&state, &me, &form).await?;
-            let message = WebError::Domain(e).message();
-            users_page(&state, &me, None, None, Some((message, &form))).await
+            let errors = FieldErrors::from_domain(&e, "username");
+            users_page(&state, &me, None, None, Some((errors, &form))).await
         }
         Err(e) => Err(e.into()),
     }

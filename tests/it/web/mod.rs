@@ -6,6 +6,7 @@ mod grace_choice;
 mod keys_and_resources;
 mod notices;
 mod polish;
+mod polish2;
 mod reveal;
 mod sso;
 mod sso_refusals;
@@ -152,7 +153,7 @@ async fn sign_in_sets_a_safe_cookie_and_sign_out_ends_the_session(backend: Backe
 
     let anon = b.get("/tokens").await;
     assert_eq!(anon.status, StatusCode::SEE_OTHER);
-    assert_eq!(anon.location(), "/login");
+    assert_eq!(anon.location(), "/login?next=%2Ftokens");
     assert_eq!(b.get("/").await.location(), "/login");
 
     let wrong = b.login("alice", "not the password").await;
@@ -438,7 +439,10 @@ async fn a_duplicate_token_name_is_refused_with_the_form_kept(backend: Backend) 
         )
         .await;
     assert_eq!(dup.status, StatusCode::BAD_REQUEST);
-    assert!(dup.body.contains("an active token with this name exists"));
+    assert!(
+        dup.body
+            .contains("You already have an active token with this name")
+    );
     assert!(!dup.body.contains("id=\"secret\""));
 }
 
@@ -582,7 +586,9 @@ async fn bad_input_gets_a_page_in_words_never_a_500(backend: Backend) {
         ("/tokens/not-a-uuid", 404),
         ("/tokens/00000000-0000-0000-0000-000000000000", 404),
         ("/tokens?status=bogus", 400),
-        ("/tokens?cursor=%%%", 400),
+        ("/tokens?page=%%%", 400),
+        ("/tokens?page=0", 400),
+        ("/admin/tokens?sort=bogus", 400),
         ("/admin/tokens?kind=bogus", 400),
         ("/admin/audit?since=yesterday", 400),
         // A signed year parses as a date, but PostgreSQL cannot go that far back.
@@ -599,11 +605,11 @@ async fn bad_input_gets_a_page_in_words_never_a_500(backend: Backend) {
     let cases: &[(&[(&str, &str)], &str)] = &[
         (
             &[("name", "t"), ("scopes", "profile"), ("lifetime", "400")],
-            "lifetime must be from 1 minute",
+            "must live at least 1 minute and at most 365 days",
         ),
         (
             &[("name", "t"), ("scopes", "profile"), ("lifetime", "soon")],
-            "choose one of the lifetimes",
+            "Choose one of the lifetimes",
         ),
         (
             &[
@@ -612,19 +618,19 @@ async fn bad_input_gets_a_page_in_words_never_a_500(backend: Backend) {
                 ("lifetime", "custom"),
                 ("expires_on", "2001-01-01"),
             ],
-            "lifetime must be from 1 minute",
+            "must live at least 1 minute and at most 365 days",
         ),
         (
             &[("name", "t"), ("scopes", "profile"), ("lifetime", "custom")],
-            "choose a date",
+            "Choose a date",
         ),
         (
             &[("name", "t"), ("lifetime", "30")],
-            "choose at least one scope",
+            "Choose at least one scope",
         ),
         (
             &[("name", "t"), ("scopes", "nope:nope"), ("lifetime", "30")],
-            "unknown scope",
+            "Unknown scope",
         ),
         (
             &[("name", ""), ("scopes", "profile"), ("lifetime", "30")],
@@ -650,7 +656,7 @@ async fn nul_characters_in_pages_and_forms_get_a_400_never_a_500(backend: Backen
         "/admin/tokens?owner=a%00b",
         "/admin/audit?actor=a%00b",
         "/admin/audit?action=a%00b",
-        "/tokens?cursor=%00",
+        "/tokens?q=a%00b",
         "/setup?code=a%00b",
     ] {
         let page = b.get(path).await;
@@ -842,7 +848,7 @@ async fn admins_manage_machine_users_secrets_and_machine_tokens(backend: Backend
         )
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
-    assert!(bad.body.contains("username is already taken"));
+    assert!(bad.body.contains("This username is taken"), "{}", bad.body);
 
     // A client secret, shown once; client credentials are off until turned on.
     let s = b

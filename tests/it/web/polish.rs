@@ -27,7 +27,7 @@ async fn a_typed_date_never_silently_gives_a_preset_lifetime(backend: Backend) {
         )
         .await;
     assert_eq!(res.status, StatusCode::BAD_REQUEST, "{}", res.body);
-    assert!(res.body.contains("you typed a date but chose 30 days"));
+    assert!(res.body.contains("You typed a date but chose 30 days"));
     assert!(
         res.body.contains(r#"value="2030-01-01""#),
         "what was typed is kept"

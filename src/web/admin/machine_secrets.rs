@@ -1,0 +1,123 @@
+//! A machine user's client secrets on the admin console: generate (shown
+//! once), confirm removal, remove.
+
+use actix_web::{HttpResponse, web};
+
+use super::machine_users::token_endpoint;
+use crate::{
+    domain::principals,
+    http::errors::WebError,
+    secret::Secret,
+    state::AppState,
+    web::{
+        page::{FormData, Layout, fmt_time, parse_id, render, see_other},
+        reveal::{self, Reveal},
+        session::{SignedIn, check_csrf},
+        views::ConfirmPage,
+    },
+};
+
+pub(super) async fn secret_create(
+    me: SignedIn,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    let form = FormData::parse(&body)?;
+    check_csrf(&me, form.get("csrf"))?;
+    let id = parse_id(&path)?;
+    if let Some(replay) = reveal::claim(&state, &me, &form).await? {
+        return Ok(replay);
+    }
+    let m = principals::get_machine_user(&state.db.read, id).await?;
+    let secret = reveal::unless_refused(
+        &state,
+        &me,
+        &form,
+        principals::create_secret(&state.db, &me.context(state.policy()), id, None).await,
+    )
+    .await?;
+    let mut facts = vec![
+        ("Client ID".to_owned(), m.username.clone()),
+        ("Token endpoint".to_owned(), token_endpoint(&state)),
+        ("Created".to_owned(), fmt_time(secret.created_at)),
+        ("Listed as".to_owned(), secret.hint.clone()),
+    ];
+    if !m.client_credentials.enabled {
+        facts.push((
+            "Note".to_owned(),
+            "Client credentials are off for this machine user: turn them on before using the secret at the token endpoint.".into(),
+        ));
+    }
+    let page = Reveal {
+        title: format!("Client secret for “{}”", m.username),
+        what: "client secret".into(),
+        facts,
+        done_url: format!("/admin/machine-users/{id}"),
+        done_label: "Back to the machine user".into(),
+        section: "machine-users".into(),
+        item_url: None,
+        example: Some(format!(
+            "curl -u '{}:THE_SECRET' -d grant_type=client_credentials {}",
+            m.username,
+            token_endpoint(&state)
+        )),
+    };
+    reveal::reveal(
+        &state,
+        &me,
+        &form,
+        page,
+        Secret::new(secret.client_secret.into_exposed()),
+    )
+    .await
+}
+
+pub(super) async fn secret_delete_page(
+    me: SignedIn,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    let id = parse_id(&path.0)?;
+    let secret_id = parse_id(&path.1)?;
+    let m = principals::get_machine_user(&state.db.read, id).await?;
+    let secret = m
+        .secrets
+        .iter()
+        .find(|s| s.id == secret_id)
+        .ok_or(WebError::NotFound)?;
+    let name = secret.hint.clone().unwrap_or_else(|| "this secret".into());
+    render(&ConfirmPage {
+        l: Layout::new(&me, "machine-users"),
+        title: format!("Remove client secret {name} of “{}”?", m.username),
+        message: format!(
+            "Anything that authenticates with it (created {}) stops getting tokens at once. Tokens already issued keep working until they expire. This cannot be undone.",
+            fmt_time(secret.created_at)
+        ),
+        action: format!("/admin/machine-users/{id}/secrets/{secret_id}/delete"),
+        button: "Remove secret",
+        cancel: format!("/admin/machine-users/{id}"),
+        danger: true,
+        nonce: None,
+        fields: vec![],
+    })
+}
+
+pub(super) async fn secret_delete(
+    me: SignedIn,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    me.require_admin()?;
+    let form = FormData::parse(&body)?;
+    check_csrf(&me, form.get("csrf"))?;
+    let id = parse_id(&path.0)?;
+    let secret = parse_id(&path.1)?;
+    principals::delete_secret(&state.db, &me.context(state.policy()), id, secret).await?;
+    Ok(see_other(&format!(
+        "/admin/machine-users/{id}?notice=secret-removed"
+    )))
+}
