@@ -42,7 +42,9 @@ async fn a_person_signs_in_with_the_identity_provider(backend: Backend) {
     );
     chrome.fill("#account", "sub-grace").await;
     chrome.click_nav("#sign-in").await;
-    assert_eq!(chrome.path().await, "/");
+    // Back at the page asked for before signing in.
+    assert_eq!(chrome.path().await, "/tokens");
+    chrome.goto(&sso.app.url("/")).await;
     assert_eq!(chrome.text("main h1").await, "Dashboard");
     assert!(chrome.source().await.contains("grace (admin)"));
     chrome.close().await;
