@@ -2,11 +2,13 @@
 //! optional `tessera.toml`, then built-in defaults. Every setting has a working
 //! default, and every bad value is reported as one line naming the setting.
 
-use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr};
+use std::{net::SocketAddr, path::PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Args;
 use serde::Deserialize;
+
+mod values;
 
 pub use crate::oidc::settings::{OidcSettings, SignInSettings};
 pub use crate::{
@@ -18,6 +20,8 @@ use crate::{
     oidc::settings::{OidcArgs, OidcFile},
     secret::Secret,
 };
+pub use values::FailureLimit;
+use values::{check_smtp_url, dur_list, dur_setting};
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/tessera.db?mode=rwc";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -213,14 +217,6 @@ pub struct Settings {
     pub retry_schedule: Vec<Dur>,
     /// Password sign-in on or off, and single sign-on (INTERFACE §10).
     pub sign_in: SignInSettings,
-}
-
-/// A duration setting: `raw`, or `default` when unset; a bad value is one
-/// line naming the setting.
-fn dur_setting(raw: Option<String>, default: &str, what: &str, var: &str) -> anyhow::Result<Dur> {
-    let raw = raw.unwrap_or_else(|| default.to_owned());
-    raw.parse::<Dur>()
-        .map_err(|e| anyhow::anyhow!("invalid {what} ({var}) {raw:?}: {e}"))
 }
 
 impl Settings {
@@ -470,55 +466,6 @@ fn read_file(explicit: Option<&std::path::Path>) -> anyhow::Result<FileSettings>
         let msg = e.message().to_owned();
         anyhow::anyhow!("invalid configuration file {}: {msg}", path.display())
     })
-}
-
-/// `DUR,DUR,…` (at least one).
-fn dur_list(raw: &str) -> Result<Vec<Dur>, String> {
-    raw.split(',')
-        .map(|part| part.parse::<Dur>())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{e} (a comma-separated list such as 14d,7d,1d)"))
-}
-
-/// An SMTP URL Tessera can use; the message never repeats it (it may hold a
-/// password).
-fn check_smtp_url(raw: &str) -> anyhow::Result<()> {
-    const SHAPE: &str =
-        "expected smtp://[user:pass@]host[:port] or smtps://[user:pass@]host[:port]";
-    let url = url::Url::parse(raw)
-        .map_err(|e| anyhow::anyhow!("invalid SMTP URL (TESSERA_SMTP_URL): {e}; {SHAPE}"))?;
-    if !matches!(url.scheme(), "smtp" | "smtps") || url.host_str().is_none_or(str::is_empty) {
-        bail!("invalid SMTP URL (TESSERA_SMTP_URL): {SHAPE}");
-    }
-    Ok(())
-}
-
-/// A number of events per duration, written `COUNT/DUR` (`30/5m`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FailureLimit {
-    pub count: std::num::NonZeroU32,
-    pub per: Dur,
-}
-
-impl FromStr for FailureLimit {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        const SHAPE: &str = "expected COUNT/DUR, e.g. 30/5m";
-        let (count, per) = s.trim().split_once('/').ok_or(SHAPE)?;
-        let count: u32 = count.trim().parse().map_err(|_| SHAPE)?;
-        let count = std::num::NonZeroU32::new(count)
-            .filter(|c| c.get() <= 1_000_000)
-            .ok_or("COUNT must be between 1 and 1000000")?;
-        let per: Dur = per.parse()?;
-        Ok(Self { count, per })
-    }
-}
-
-impl fmt::Display for FailureLimit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.count, self.per)
-    }
 }
 
 #[cfg(test)]
