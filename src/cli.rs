@@ -16,6 +16,7 @@ use crate::{
         signing_keys,
         tokens::{Lifetime, NewToken},
     },
+    storage::recorder::Recorder,
 };
 
 #[derive(Parser, Debug)]
@@ -216,10 +217,11 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 scopes: (!scopes.is_empty()).then_some(scopes),
                 lifetime: Lifetime::Seconds(expires_in.seconds),
             };
+            let recorder = Recorder::new(db.write.clone());
             let issuer = Issuer {
                 db: &db,
                 signer: &signing,
-                recorder: None,
+                recorder: &recorder,
                 metrics: None,
             };
             let policy = Policy {

@@ -34,7 +34,7 @@ impl AppState {
         Issuer {
             db: &self.db,
             signer: &self.tokens.signer,
-            recorder: Some(&self.tokens.recorder),
+            recorder: &self.tokens.recorder,
             metrics: Some(&self.metrics),
         }
     }

@@ -1,7 +1,7 @@
 //! Machine users' public keys for `private_key_jwt` (INTERFACE §11): a
 //! validated JWK Set per machine user, who may hold keys and client secrets
 //! at once. Accepted assertion `jti`s are recorded by
-//! `storage::jti_recorder` and pruned by `retention`.
+//! `storage::recorder` and pruned by `retention`.
 
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QuerySelect,

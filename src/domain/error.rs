@@ -19,6 +19,10 @@ pub enum Error {
     /// The caller may not do this (e.g. a non-admin asking for `admin:*`).
     #[error("{0}")]
     Forbidden(String),
+    /// The client's credentials turned out not to hold when the request was
+    /// recorded (a client assertion replayed meanwhile); says nothing more.
+    #[error("client authentication failed")]
+    ClientRefused,
     /// Anything unexpected: logged in full, shown to nobody.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),

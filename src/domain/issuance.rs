@@ -24,21 +24,20 @@ use super::{
 use crate::{
     jwt::Signer,
     metrics::Metrics,
-    secret::Secret,
+    secret::{self, Secret},
     storage::{
         Change, Db, announce,
         entities::{principal, token},
-        recorder::Recorder,
+        recorder::{Entry, JtiClaim, Outcome, Recorder, TokenRecord},
     },
 };
 
 /// What issuing needs besides the request: where tokens are stored, the
-/// signer, the group commit for client-credentials tokens (without one they
-/// are inserted one by one, as the CLI does) and the metrics.
+/// signer, the group commit for client-credentials tokens and the metrics.
 pub struct Issuer<'a> {
     pub db: &'a Db,
     pub signer: &'a Signer,
-    pub recorder: Option<&'a Recorder>,
+    pub recorder: &'a Recorder,
     pub metrics: Option<&'a Metrics>,
 }
 
@@ -59,8 +58,12 @@ pub enum Request {
     /// subset of its allowed scopes (absent: all of them). With `resource`
     /// (RFC 8707) the token is for that resource server: its `aud`, and
     /// only that server's scopes (absent `scope`: the allowed ones it owns).
+    /// A client that authenticated with an assertion brings its `jti`: it
+    /// is recorded with the token, and a replay ends in
+    /// [`Error::ClientRefused`] with nothing written.
     ClientCredentials {
         machine: Arc<principal::Model>,
+        jti: Option<JtiClaim>,
         scope: Option<String>,
         resource: Option<String>,
     },
@@ -117,11 +120,13 @@ pub async fn issue(issuer: &Issuer<'_>, ctx: &Context, request: Request) -> Resu
         }
         Request::ClientCredentials {
             machine,
+            jti,
             scope,
             resource,
         } => (
             Some(TokenKind::ClientCredentials),
-            client_credentials(issuer, &machine, scope.as_deref(), resource.as_deref()).await?,
+            client_credentials(issuer, &machine, jti, scope.as_deref(), resource.as_deref())
+                .await?,
         ),
     };
     if let (Some(metrics), Some(kind)) = (issuer.metrics, kind) {
@@ -450,6 +455,7 @@ async fn regenerate(
 async fn client_credentials(
     issuer: &Issuer<'_>,
     machine: &principal::Model,
+    jti: Option<JtiClaim>,
     scope: Option<&str>,
     resource: Option<&str>,
 ) -> Result<Issued, Error> {
@@ -507,25 +513,30 @@ async fn client_credentials(
             ttl,
         )
         .map_err(Error::Internal)?;
-    let row = record_row(
-        &minted,
-        TokenKind::ClientCredentials,
-        machine.id,
-        "client_credentials",
-        String::new(),
-        &scopes,
-        None,
-    );
-    match issuer.recorder {
-        Some(recorder) => recorder.record(row).await.map_err(Error::Internal)?,
-        None => {
-            let tx = issuer.db.write.begin().await?;
-            token::Entity::insert(row)
-                .exec_without_returning(&tx)
-                .await?;
-            crate::storage::counters::add_to_today(&tx, 0, 1).await?;
-            tx.commit().await?;
-        }
+    let record = TokenRecord {
+        id: minted.id,
+        jti: minted.jti,
+        owner_id: machine.id,
+        scopes: scopes.to_string(),
+        digest: minted.digest.to_hex(),
+        kid: minted.kid,
+        created_at: minted.issued_at,
+        expires_at: minted.expires_at,
+        hint: secret::token_hint(&minted.token),
+        audience: minted.audience,
+    };
+    let entry = match jti {
+        Some(jti) => Entry::JtiAndToken(jti, record),
+        None => Entry::Token(record),
+    };
+    if issuer
+        .recorder
+        .record(entry)
+        .await
+        .map_err(Error::Internal)?
+        == Outcome::Replayed
+    {
+        return Err(Error::ClientRefused);
     }
     Ok(Issued {
         token: Secret::new(minted.token),

@@ -50,6 +50,9 @@ impl ApiError {
             Self::Domain(E::Conflict(_)) => (StatusCode::CONFLICT, "conflict", "Conflict"),
             Self::Domain(E::NotFound(_)) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             Self::Domain(E::Forbidden(_)) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            Self::Domain(E::ClientRefused) => {
+                (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized")
+            }
             Self::Domain(E::Internal(_)) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -221,6 +224,7 @@ impl From<domain::Error> for OAuthError {
             domain::Error::Forbidden(message) => {
                 Self::new(StatusCode::BAD_REQUEST, "unauthorized_client", message)
             }
+            domain::Error::ClientRefused => Self::invalid_client(false),
             domain::Error::Internal(cause) => Self::server_error(format!("{cause:#}")),
             other => Self::invalid_request(other.to_string()),
         }
@@ -290,7 +294,7 @@ impl WebError {
             }
             Self::Domain(E::Conflict(_)) => (StatusCode::CONFLICT, "That did not work"),
             Self::Domain(E::NotFound(_)) | Self::NotFound => (StatusCode::NOT_FOUND, "Not found"),
-            Self::Domain(E::Forbidden(_)) | Self::AdminOnly => {
+            Self::Domain(E::Forbidden(_) | E::ClientRefused) | Self::AdminOnly => {
                 (StatusCode::FORBIDDEN, "Not allowed")
             }
             Self::Csrf => (StatusCode::FORBIDDEN, "Form refused"),

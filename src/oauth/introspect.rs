@@ -4,7 +4,7 @@
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use serde_json::json;
 
-use super::request::{Form, authenticate_client, client_credentials, no_store};
+use super::request::{Form, authenticate_client_now, client_credentials, no_store};
 use crate::{
     domain::principals,
     http::auth::{BearerHeader, bearer_token, user_agent},
@@ -40,7 +40,7 @@ pub async fn introspect(
     // introspected token's use.
     let (allowed, caller) = match client_credentials(&req, &form)? {
         Some(creds) => {
-            let client = authenticate_client(&state, &req, &creds).await?;
+            let client = authenticate_client_now(&state, &req, &creds).await?;
             (
                 principals::permits(&client, "introspect"),
                 Caller::Client(client),

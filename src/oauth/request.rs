@@ -3,7 +3,7 @@
 //! `private_key_jwt`) and their check, throttled per address, and the
 //! no-store headers of token responses.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{collections::HashMap, net::IpAddr, sync::Arc};
 
 use actix_web::{HttpRequest, http::header};
 use base64::{Engine, engine::general_purpose::STANDARD};
@@ -14,7 +14,10 @@ use crate::{
     jwt::client_keys::{ASSERTION_TYPE, claimed_client},
     secret::Digest,
     state::AppState,
-    storage::entities::principal,
+    storage::{
+        entities::principal,
+        recorder::{Entry, JtiClaim, Outcome},
+    },
 };
 
 /// A form-encoded body with each parameter at most once (RFC 6749 §3.2).
@@ -192,34 +195,35 @@ fn assertion_credentials(form: &Form) -> Result<ClientCredentials, OAuthError> {
     })
 }
 
+/// A client whose credentials hold; `jti` (a client assertion's) must be
+/// recorded before the request is done: with the token it buys, or alone by
+/// [`authenticate_client_now`].
+pub struct Client {
+    pub machine: Arc<principal::Model>,
+    pub jti: Option<JtiClaim>,
+}
+
 /// Checks presented credentials: the enabled machine user, or `invalid_client`
 /// (401, or 429 once the address has failed too often: see `throttle`).
 pub async fn authenticate_client(
     state: &AppState,
     req: &HttpRequest,
     creds: &ClientCredentials,
-) -> Result<Arc<principal::Model>, OAuthError> {
+) -> Result<Client, OAuthError> {
     let throttle = &state.client_auth;
     let address = ClientAuthThrottle::key(client_ip(req).as_deref());
-    // An assertion is new each time, so a client that authenticated with
-    // keys is remembered by its id: past a blocked address, a guess still
-    // needs a signature by its private key.
-    let digest = match &creds.proof {
-        Proof::Secret(secret) => Digest::of(secret),
-        Proof::Assertion(_) => Digest::of(&format!("private_key_jwt\0{}", creds.client_id)),
-    };
+    let digest = throttle_digest(creds);
     // A blocked address still has its credentials checked, so a working
     // client behind the same NAT keeps working on every instance and after a
     // restart (INTERFACE §8); a failure from it is only ever told 429. The
     // check is one cached read and a digest comparison: no password hashing.
     let blocked = throttle.before_check(&address, &digest);
     let checked = match &creds.proof {
-        Proof::Secret(secret) => {
-            state
-                .tokens
-                .authenticate_client(&creds.client_id, secret)
-                .await
-        }
+        Proof::Secret(secret) => state
+            .tokens
+            .authenticate_client(&creds.client_id, secret)
+            .await
+            .map(|found| found.map(|machine| Client { machine, jti: None })),
         Proof::Assertion(assertion) => {
             // `aud` may be this endpoint's URL (or the issuer).
             let endpoint = format!("{}{}", state.tokens.issuer(), req.path());
@@ -227,20 +231,79 @@ pub async fn authenticate_client(
                 .tokens
                 .authenticate_assertion(&creds.client_id, assertion, &endpoint)
                 .await
+                .map(|found| {
+                    found.map(|(machine, jti)| Client {
+                        machine,
+                        jti: Some(jti),
+                    })
+                })
         }
     };
     match checked {
-        Ok(Some(machine)) => {
+        Ok(Some(client)) => {
             throttle.succeeded(digest);
-            Ok(machine)
+            Ok(client)
         }
-        Ok(None) => match (blocked, throttle.failed(&address)) {
-            (Verdict::Throttled(wait), _) | (_, Verdict::Throttled(wait)) => {
-                Err(OAuthError::throttled(wait))
-            }
-            _ => Err(OAuthError::invalid_client(creds.basic)),
-        },
+        Ok(None) => Err(failed(throttle, &address, Some(blocked), creds.basic)),
         Err(e) => Err(OAuthError::server_error(e)),
+    }
+}
+
+/// [`authenticate_client`] for endpoints that issue nothing: an assertion's
+/// `jti` is recorded at once, and a replay refused like any bad credential.
+pub async fn authenticate_client_now(
+    state: &AppState,
+    req: &HttpRequest,
+    creds: &ClientCredentials,
+) -> Result<Arc<principal::Model>, OAuthError> {
+    let client = authenticate_client(state, req, creds).await?;
+    if let Some(jti) = client.jti {
+        let outcome = state
+            .tokens
+            .recorder
+            .record(Entry::Jti(jti))
+            .await
+            .map_err(OAuthError::server_error)?;
+        if outcome == Outcome::Replayed {
+            return Err(replayed(state, req, creds));
+        }
+    }
+    Ok(client.machine)
+}
+
+/// The refusal of credentials that held until their assertion's `jti` was
+/// found recorded before (a replay): a failure like any other for the
+/// address's throttle.
+pub fn replayed(state: &AppState, req: &HttpRequest, creds: &ClientCredentials) -> OAuthError {
+    tracing::debug!(
+        client_id = creds.client_id,
+        "client assertion refused: jti seen before (replay)"
+    );
+    let address = ClientAuthThrottle::key(client_ip(req).as_deref());
+    failed(&state.client_auth, &address, None, creds.basic)
+}
+
+/// An assertion is new each time, so a client that authenticated with keys
+/// is remembered by its id: past a blocked address, a guess still needs a
+/// signature by its private key.
+fn throttle_digest(creds: &ClientCredentials) -> Digest {
+    match &creds.proof {
+        Proof::Secret(secret) => Digest::of(secret),
+        Proof::Assertion(_) => Digest::of(&format!("private_key_jwt\0{}", creds.client_id)),
+    }
+}
+
+fn failed(
+    throttle: &ClientAuthThrottle,
+    address: &IpAddr,
+    blocked: Option<Verdict>,
+    basic: bool,
+) -> OAuthError {
+    match (blocked, throttle.failed(address)) {
+        (Some(Verdict::Throttled(wait)), _) | (_, Verdict::Throttled(wait)) => {
+            OAuthError::throttled(wait)
+        }
+        _ => OAuthError::invalid_client(basic),
     }
 }
 

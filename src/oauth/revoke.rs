@@ -3,7 +3,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::request::{Form, authenticate_client, client_credentials, no_store};
+use super::request::{Form, authenticate_client_now, client_credentials, no_store};
 use crate::{
     domain::{Actor, PrincipalRef, tokens},
     http::{client_ip, errors::OAuthError},
@@ -19,7 +19,7 @@ pub async fn revoke(
     let form = Form::parse(&req, &body)?;
     let creds =
         client_credentials(&req, &form)?.ok_or_else(|| OAuthError::invalid_client(false))?;
-    let client = authenticate_client(&state, &req, &creds).await?;
+    let client = authenticate_client_now(&state, &req, &creds).await?;
     let token = form
         .get("token")
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;

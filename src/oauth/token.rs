@@ -3,10 +3,10 @@
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use serde_json::json;
 
-use super::request::{Form, authenticate_client, client_credentials, no_store};
+use super::request::{Form, authenticate_client, client_credentials, no_store, replayed};
 use crate::{
     domain::{
-        Actor, Context,
+        Actor, Context, Error,
         issuance::{Request, issue},
     },
     http::errors::OAuthError,
@@ -32,18 +32,23 @@ pub async fn token(
         }
     }
     let creds = creds.ok_or_else(|| OAuthError::invalid_client(false))?;
-    let machine = authenticate_client(&state, &req, &creds).await?;
+    let client = authenticate_client(&state, &req, &creds).await?;
     let request = Request::ClientCredentials {
-        machine,
+        machine: client.machine,
+        jti: client.jti,
         scope: form.get("scope").map(str::to_owned),
         resource: form.get("resource").map(str::to_owned),
     };
-    let issued = issue(
+    let issued = match issue(
         &state.issuer(),
         &Context::new(Actor::system(), state.policy()),
         request,
     )
-    .await?;
+    .await
+    {
+        Err(Error::ClientRefused) => return Err(replayed(&state, &req, &creds)),
+        other => other?,
+    };
     let body = json!({
         "access_token": issued.token.expose(),
         "token_type": "Bearer",

@@ -6,7 +6,6 @@
 
 pub mod counters;
 pub mod entities;
-pub mod jti_recorder;
 pub mod recorder;
 
 use std::{

@@ -1,8 +1,9 @@
 //! Client authentication with a signed assertion (`private_key_jwt`, RFC 7523
 //! §2.2): the client's registered keys are parsed once and cached per client
 //! (invalidated through the change feed, like the secret cache), the
-//! assertion is checked by `jwt::client_keys`, and its `jti` is recorded in
-//! the database so that it is accepted once, on every instance.
+//! assertion is checked by `jwt::client_keys`, and its `jti` is handed back
+//! to be recorded — with the token it buys, or alone — so that it is accepted
+//! once, on every instance.
 
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ use time::OffsetDateTime;
 use crate::{
     domain::{Error, client_keys},
     jwt::client_keys::{ClientKeys, verify_assertion},
-    storage::{Db, entities::principal, jti_recorder::JtiRecorder},
+    storage::{Db, entities::principal, recorder::JtiClaim},
 };
 
 /// The longest assertion looked at.
@@ -39,14 +40,11 @@ pub struct AssertionAuth {
     db: Db,
     issuer: String,
     cache: Cache<String, Arc<CachedKeys>>,
-    /// `jti`s are recorded by group commit, like token records.
-    jtis: JtiRecorder,
 }
 
 impl AssertionAuth {
     pub fn new(db: Db, issuer: String) -> Self {
         Self {
-            jtis: JtiRecorder::spawn(db.write.clone()),
             db,
             issuer,
             cache: Cache::builder()
@@ -56,16 +54,17 @@ impl AssertionAuth {
         }
     }
 
-    /// The enabled machine user `client_id` if `assertion` is a fresh,
-    /// unreplayed assertion signed by one of its keys for `endpoint` (its
-    /// URL) or the issuer. `None` for every refusal, whatever the reason,
-    /// which is logged at debug level without the assertion.
+    /// The enabled machine user `client_id` if `assertion` is a fresh
+    /// assertion signed by one of its keys for `endpoint` (its URL) or the
+    /// issuer, with its `jti`, which is not accepted until recorded. `None`
+    /// for every refusal, whatever the reason, which is logged at debug
+    /// level without the assertion.
     pub async fn authenticate(
         &self,
         client_id: &str,
         assertion: &str,
         endpoint: &str,
-    ) -> Result<Option<Arc<principal::Model>>, Error> {
+    ) -> Result<Option<(Arc<principal::Model>, JtiClaim)>, Error> {
         if assertion.len() > MAX_ASSERTION_LEN {
             tracing::debug!(client_id, "client assertion refused: too long");
             return Ok(None);
@@ -92,19 +91,8 @@ impl AssertionAuth {
         }
         let expires_at = OffsetDateTime::from_unix_timestamp(verified.exp)
             .map_err(|e| Error::Internal(e.into()))?;
-        if !self
-            .jtis
-            .record(entry.machine.id, &verified.jti, expires_at)
-            .await
-            .map_err(Error::Internal)?
-        {
-            tracing::debug!(
-                client_id,
-                "client assertion refused: jti seen before (replay)"
-            );
-            return Ok(None);
-        }
-        Ok(Some(entry.machine.clone()))
+        let claim = JtiClaim::new(entry.machine.id, verified.jti, expires_at);
+        Ok(Some((entry.machine.clone(), claim)))
     }
 
     async fn keys_of(&self, client_id: &str) -> Result<Option<Arc<ClientKeyEntry>>, Error> {

@@ -28,6 +28,7 @@ use crate::{
     storage::{
         Db,
         entities::{principal, token},
+        recorder::JtiClaim,
     },
 };
 
@@ -207,7 +208,7 @@ impl TokenService {
         signing_keys::ensure_active(&db, &master, settings.signing_alg).await?;
         let ring = signing_keys::load_ring(&db.read, &master, None).await?;
         let service = Arc::new(Self {
-            recorder: crate::storage::recorder::Recorder::spawn(db.write.clone()),
+            recorder: crate::storage::recorder::Recorder::new(db.write.clone()),
             usage: usage::UsageTracker::default(),
             flush_every: settings.usage_flush_interval.seconds.max(1) as u64,
             assertions: assertion::AssertionAuth::new(db.clone(), settings.public_url.clone()),
@@ -340,15 +341,16 @@ impl TokenService {
     }
 
     /// Client authentication with a signed assertion (`private_key_jwt`):
-    /// the enabled machine user `client_id` if `assertion` is fresh, signed
-    /// by one of its keys for `endpoint` (its URL) or the issuer, and not
-    /// seen before on any instance (see `assertion`).
+    /// the enabled machine user `client_id` if `assertion` is fresh and
+    /// signed by one of its keys for `endpoint` (its URL) or the issuer, with
+    /// the assertion's `jti`, to be recorded before the request is done: a
+    /// replay is refused then, on any instance (see `assertion`).
     pub async fn authenticate_assertion(
         &self,
         client_id: &str,
         assertion: &str,
         endpoint: &str,
-    ) -> Result<Option<Arc<principal::Model>>, crate::domain::Error> {
+    ) -> Result<Option<(Arc<principal::Model>, JtiClaim)>, crate::domain::Error> {
         self.assertions
             .authenticate(client_id, assertion, endpoint)
             .await

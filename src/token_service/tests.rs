@@ -10,6 +10,7 @@ use crate::{
         tokens::record_row,
     },
 };
+use sea_orm::ActiveModelTrait;
 
 async fn service() -> (tempfile::TempDir, Arc<TokenService>, principal::Model) {
     let dir = tempfile::tempdir().unwrap();
@@ -46,7 +47,7 @@ async fn record(svc: &TokenService, owner: &principal::Model, minted: &Minted) {
         &ScopeSet::from_stored("profile"),
         None,
     );
-    svc.recorder.record(row).await.unwrap();
+    row.insert(&svc.db.write).await.unwrap();
 }
 
 #[tokio::test]

@@ -551,7 +551,66 @@ async fn jwks_bad_input_is_refused_naming_the_problem(backend: Backend) {
     );
 }
 
+const GRANT: &[(&str, &str)] = &[("grant_type", "client_credentials")];
+
+/// The same assertion sent many times at once, so that the copies meet in
+/// one group-commit batch: one token, the rest `invalid_client`; another
+/// assertion in flight alongside is not affected.
+async fn one_assertion_sent_at_once_buys_one_token(backend: Backend) {
+    let (api, admin) = spawn(backend).await;
+    let app = &api.app;
+    let token_url = url(&metadata(app).await, "token_endpoint");
+    let id = machine(&api, &admin, "racer", &["profile"]).await;
+    let ec = Key::ec(7);
+    register(&api, &admin, &id, &[(&ec, "ec-7")]).await;
+    let jwt = assertion(&ec, "ec-7", "racer", &token_url);
+    let other = assertion(&ec, "ec-7", "racer", &token_url);
+    let mut sends: Vec<_> = (0..16)
+        .map(|_| post_with_assertion(app, "/oauth2/token", &jwt, GRANT))
+        .collect();
+    sends.push(post_with_assertion(app, "/oauth2/token", &other, GRANT));
+    let answers = futures_util::future::join_all(sends).await;
+    let (other_status, _) = answers.last().expect("answers");
+    assert_eq!(
+        *other_status, 200,
+        "a different assertion in the same batch"
+    );
+    let same = &answers[..16];
+    let ok: Vec<_> = same.iter().filter(|(s, _)| *s == 200).collect();
+    assert_eq!(ok.len(), 1, "exactly one use of one assertion: {same:?}");
+    for (status, body) in same.iter().filter(|(s, _)| *s != 200) {
+        assert_eq!(*status, 401, "{body}");
+        assert_eq!(body["error"], "invalid_client", "{body}");
+    }
+    // The token bought is recorded: it is accepted (validation reads its
+    // record), and revoked by the next assertion.
+    let token = ok[0].1["access_token"].as_str().expect("token");
+    let me = |token: String| {
+        let client = app.client.clone();
+        let url = app.url("/api/v1/me");
+        async move {
+            let res = client.get(url).bearer_auth(token).send().await.expect("me");
+            res.status().as_u16()
+        }
+    };
+    assert_eq!(me(token.to_owned()).await, 200);
+    let revoke_url = url(&metadata(app).await, "revocation_endpoint");
+    let third = assertion(&ec, "ec-7", "racer", &revoke_url);
+    let form = [("token", token)];
+    let (status, body) = post_with_assertion(app, "/oauth2/revoke", &third, &form).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(me(token.to_owned()).await, 401);
+    // A replay at an endpoint that issues nothing is refused just the same.
+    let (status, body) = post_with_assertion(app, "/oauth2/revoke", &third, &form).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client")),
+        "{body}"
+    );
+}
+
 both_backends!(
+    one_assertion_sent_at_once_buys_one_token,
     assertions_of_every_key_type_work_at_every_endpoint,
     every_refusal_is_the_same_invalid_client,
     failed_assertions_are_throttled,
