@@ -106,7 +106,12 @@ pub fn bearer_token(req: &HttpRequest) -> BearerHeader<'_> {
     if values.next().is_some() {
         return BearerHeader::Malformed;
     }
-    let Some((scheme, token)) = value.to_str().ok().and_then(|v| v.split_once(' ')) else {
+    // `from_utf8` rather than `to_str`, which checks a long JWT byte by byte:
+    // the token's characters are checked where it is parsed.
+    let Some((scheme, token)) = std::str::from_utf8(value.as_bytes())
+        .ok()
+        .and_then(|v| v.split_once(' '))
+    else {
         return BearerHeader::Malformed;
     };
     let token = token.trim();

@@ -116,7 +116,11 @@ impl ClientAuthThrottle {
 
     /// A check that succeeded: this secret keeps working from a blocked address.
     pub fn succeeded(&self, secret: Digest) {
-        self.known_good.insert(secret, ());
+        // A read refreshes the idle timer; a write (far dearer) only the
+        // first time.
+        if self.known_good.get(&secret).is_none() {
+            self.known_good.insert(secret, ());
+        }
     }
 
     /// A check that failed: consumes one cell. `Throttled` when there was none left.

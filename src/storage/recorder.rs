@@ -15,16 +15,14 @@ use std::{
     sync::{Arc, Mutex, PoisonError},
 };
 
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, Statement,
-    TransactionTrait,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement};
 use serde::{Serialize, Serializer};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use super::counters;
+use super::entities::daily_count;
+use crate::clock;
 
 /// Entries written per transaction at most; more wait for the next one.
 const MAX_BATCH: usize = 1024;
@@ -227,83 +225,111 @@ impl Inner {
     }
 }
 
-/// Writes `entries` in one transaction: the `jti`s first, then the tokens
-/// whose `jti` (if any) was new, then today's issued counter.
+/// A token row as the statement reads it: with the id of the claim it
+/// depends on, so the database itself skips tokens of replayed `jti`s.
+#[derive(Serialize)]
+struct TokenRow<'a> {
+    #[serde(flatten)]
+    token: &'a TokenRecord,
+    #[serde(rename = "q", serialize_with = "simple_opt")]
+    claim: Option<Uuid>,
+}
+
+fn simple_opt<S: Serializer>(id: &Option<Uuid>, s: S) -> Result<S::Ok, S::Error> {
+    match id {
+        Some(id) => simple(id, s),
+        None => s.serialize_none(),
+    }
+}
+
+/// Writes `entries` atomically in one round trip to the database: the
+/// `jti`s, the tokens whose `jti` (if any) was new, and today's issued count.
 async fn write(db: &DatabaseConnection, entries: &[Entry]) -> Result<Vec<Outcome>, DbErr> {
     let backend = db.get_database_backend();
-    let tx = db.begin().await?;
     let claims: Vec<&JtiClaim> = entries.iter().filter_map(|e| e.parts().0).collect();
-    let fresh: HashSet<Uuid> = if claims.is_empty() {
-        HashSet::new()
-    } else {
-        insert_jtis(&tx, backend, &claims).await?
+    let tokens: Vec<TokenRow<'_>> = entries
+        .iter()
+        .filter_map(|e| match e.parts() {
+            (claim, Some(token)) => Some(TokenRow {
+                token,
+                claim: claim.map(|c| c.id),
+            }),
+            (_, None) => None,
+        })
+        .collect();
+    let values = [
+        to_json(&claims)?.into(),
+        to_json(&tokens)?.into(),
+        daily_count::day_key(clock::now().date()).into(),
+    ];
+    let statement = match backend {
+        DbBackend::Postgres => Statement::from_sql_and_values(backend, POSTGRES, values),
+        _ => Statement::from_sql_and_values(backend, SQLITE, values),
     };
-    let outcomes: Vec<Outcome> = entries
+    let fresh: HashSet<Uuid> = match db.query_all(statement).await {
+        Ok(rows) => rows
+            .iter()
+            .map(|row| row.try_get::<Uuid>("", "id"))
+            .collect::<Result<_, _>>()?,
+        Err(e) => {
+            if backend == DbBackend::Sqlite {
+                // The script stops at the failing statement, inside its
+                // transaction: end it (an error means none was open).
+                let _ = db.execute_unprepared("ROLLBACK").await;
+            }
+            return Err(e);
+        }
+    };
+    Ok(entries
         .iter()
         .map(|e| match e.parts().0 {
             Some(claim) if !fresh.contains(&claim.id) => Outcome::Replayed,
             _ => Outcome::Committed,
         })
-        .collect();
-    let tokens: Vec<&TokenRecord> = entries
-        .iter()
-        .zip(&outcomes)
-        .filter(|(_, o)| **o == Outcome::Committed)
-        .filter_map(|(e, _)| e.parts().1)
-        .collect();
-    if !tokens.is_empty() {
-        tx.execute(statement(backend, &INSERT_TOKENS, &tokens)?)
-            .await?;
-        counters::add_to_today(&tx, 0, tokens.len() as u64).await?;
-    }
-    tx.commit().await?;
-    Ok(outcomes)
+        .collect())
 }
 
-/// Inserts the claims, returning the ids of those that were new.
-async fn insert_jtis(
-    tx: &DatabaseTransaction,
-    backend: DbBackend,
-    claims: &[&JtiClaim],
-) -> Result<HashSet<Uuid>, DbErr> {
-    let rows = tx
-        .query_all(statement(backend, &INSERT_JTIS, claims)?)
-        .await?;
-    rows.iter()
-        .map(|row| row.try_get::<Uuid>("", "id"))
-        .collect()
+fn to_json<T: Serialize>(rows: &[T]) -> Result<String, DbErr> {
+    serde_json::to_string(rows).map_err(|e| DbErr::Custom(e.to_string()))
 }
 
-/// One statement per table whatever the batch size, so each stays prepared.
-struct Sql {
-    sqlite: &'static str,
-    postgres: &'static str,
-}
+// One fixed statement whatever the batch size, so it stays prepared; the rows
+// are JSON arrays: ?1/$1 the claims, ?2/$2 the tokens; ?3/$3 is today.
+// Claims conflicting with one recorded before (or earlier in the same
+// batch) are skipped, and so are the tokens that depend on them; the ids of
+// the claims recorded now come back.
 
-const INSERT_TOKENS: Sql = Sql {
-    sqlite: "INSERT INTO tokens (id, jti, kind, owner_id, name, description, scopes, digest, kid, created_at, expires_at, hint, audience) \
-        SELECT unhex(value->>'i'), value->>'j', 'client_credentials', unhex(value->>'o'), 'client_credentials', '', \
-        value->>'s', value->>'d', value->>'k', value->>'c', value->>'e', value->>'h', value->>'a' FROM json_each(?)",
-    postgres: "INSERT INTO tokens (id, jti, kind, owner_id, name, description, scopes, digest, kid, created_at, expires_at, hint, audience) \
-        SELECT i, j, 'client_credentials', o, 'client_credentials', '', s, d, k, c, e, h, a \
-        FROM json_to_recordset($1::json) AS x(i uuid, j text, o uuid, s text, d text, k text, c timestamptz, e timestamptz, h text, a text)",
-};
+/// SQLite runs a script in one call; `WHERE true` keeps `ON CONFLICT` from
+/// being read as a join constraint, and `changes()` is the tokens inserted.
+const SQLITE: &str = "BEGIN IMMEDIATE;
+INSERT INTO client_assertion_jtis (id, machine_user_id, jti, expires_at)
+    SELECT unhex(value->>'i'), unhex(value->>'m'), value->>'j', value->>'e' FROM json_each(?1) WHERE true
+    ON CONFLICT DO NOTHING RETURNING id;
+INSERT INTO tokens (id, jti, kind, owner_id, name, description, scopes, digest, kid, created_at, expires_at, hint, audience)
+    SELECT unhex(value->>'i'), value->>'j', 'client_credentials', unhex(value->>'o'), 'client_credentials', '',
+        value->>'s', value->>'d', value->>'k', value->>'c', value->>'e', value->>'h', value->>'a'
+    FROM json_each(?2)
+    WHERE value->>'q' IS NULL
+        OR EXISTS (SELECT 1 FROM client_assertion_jtis WHERE id = unhex(value->>'q'));
+INSERT INTO daily_counts (day, validations, issued) SELECT ?3, 0, changes() WHERE changes() > 0
+    ON CONFLICT (day) DO UPDATE SET issued = issued + excluded.issued;
+COMMIT;";
 
-// `WHERE true` keeps SQLite from reading `ON CONFLICT` as a join constraint.
-const INSERT_JTIS: Sql = Sql {
-    sqlite: "INSERT INTO client_assertion_jtis (id, machine_user_id, jti, expires_at) \
-        SELECT unhex(value->>'i'), unhex(value->>'m'), value->>'j', value->>'e' FROM json_each(?) WHERE true \
-        ON CONFLICT DO NOTHING RETURNING id",
-    postgres: "INSERT INTO client_assertion_jtis (id, machine_user_id, jti, expires_at) \
-        SELECT i, m, j, e FROM json_to_recordset($1::json) AS x(i uuid, m uuid, j text, e timestamptz) \
-        ON CONFLICT DO NOTHING RETURNING id",
-};
-
-fn statement<T: Serialize>(backend: DbBackend, sql: &Sql, rows: &[T]) -> Result<Statement, DbErr> {
-    let json = serde_json::to_string(rows).map_err(|e| DbErr::Custom(e.to_string()))?;
-    let sql = match backend {
-        DbBackend::Postgres => sql.postgres,
-        _ => sql.sqlite,
-    };
-    Ok(Statement::from_sql_and_values(backend, sql, [json.into()]))
-}
+/// PostgreSQL runs one statement, atomic by itself.
+const POSTGRES: &str = "WITH claims AS (
+    INSERT INTO client_assertion_jtis (id, machine_user_id, jti, expires_at)
+    SELECT i, m, j, e FROM json_to_recordset($1::json) AS x(i uuid, m uuid, j text, e timestamptz)
+    ON CONFLICT DO NOTHING RETURNING id
+), inserted AS (
+    INSERT INTO tokens (id, jti, kind, owner_id, name, description, scopes, digest, kid, created_at, expires_at, hint, audience)
+    SELECT i, j, 'client_credentials', o, 'client_credentials', '', s, d, k, c, e, h, a
+    FROM json_to_recordset($2::json)
+        AS x(i uuid, j text, o uuid, s text, d text, k text, c timestamptz, e timestamptz, h text, a text, q uuid)
+    WHERE q IS NULL OR q IN (SELECT id FROM claims)
+    RETURNING 1
+), counted AS (
+    INSERT INTO daily_counts (day, validations, issued)
+    SELECT $3, 0, count(*) FROM inserted HAVING count(*) > 0
+    ON CONFLICT (day) DO UPDATE SET issued = daily_counts.issued + excluded.issued
+)
+SELECT id FROM claims";
