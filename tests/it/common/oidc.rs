@@ -100,8 +100,10 @@ impl OidcProvider {
             }
             for _ in lines {}
         });
+        // Generous: node starts in about a second, but many test binaries
+        // and builds may share two cores.
         let line = rx
-            .recv_timeout(Duration::from_secs(30))
+            .recv_timeout(Duration::from_secs(120))
             .expect("the test OpenID Provider starts");
         let issuer = line
             .strip_prefix("listening on ")
