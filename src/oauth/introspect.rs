@@ -2,7 +2,6 @@
 //! scopes include `introspect`, or presents a Bearer token holding it.
 
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
-use serde_json::json;
 
 use super::request::{Form, authenticate_client_now, client_credentials, no_store};
 use crate::{
@@ -90,31 +89,51 @@ pub async fn introspect(
     let body = match state.tokens.check(token).await {
         Ok(info) => {
             state.tokens.usage.record(&Seen::Id(info.token_id), how);
-            json!({
-            "active": true,
-            "scope": info.scopes.to_string(),
-            "client_id": info.username,
-            "username": info.username,
-            "token_type": "Bearer",
-            "token_kind": info.kind,
-            "exp": info.exp,
-            "iat": info.iat,
-            "nbf": info.nbf,
-            "sub": info.owner_id.to_string(),
-            "aud": info.audience,
-            "iss": state.tokens.issuer(),
-            "jti": info.jti,
+            serde_json::to_string(&Active {
+                active: true,
+                scope: info.scopes.to_string(),
+                client_id: &info.username,
+                username: &info.username,
+                token_type: "Bearer",
+                token_kind: info.kind,
+                exp: info.exp,
+                iat: info.iat,
+                nbf: info.nbf,
+                sub: info.owner_id,
+                aud: &info.audience,
+                iss: state.tokens.issuer(),
+                jti: &info.jti,
             })
+            .map_err(OAuthError::server_error)?
         }
         Err(r) if r.rejection == crate::token_service::Rejection::Unavailable => {
             return Err(OAuthError::server_error("token store unavailable"));
         }
         Err(refusal) => {
             refusal.record(&state.tokens.usage, how);
-            json!({"active": false})
+            r#"{"active":false}"#.to_owned()
         }
     };
     Ok(no_store(&mut HttpResponse::Ok())
         .content_type("application/json")
-        .body(body.to_string()))
+        .body(body))
+}
+
+/// RFC 7662 §2.2, for an active token (a struct, not `json!`: this answers
+/// at load).
+#[derive(serde::Serialize)]
+struct Active<'a> {
+    active: bool,
+    scope: String,
+    client_id: &'a str,
+    username: &'a str,
+    token_type: &'static str,
+    token_kind: crate::domain::TokenKind,
+    exp: i64,
+    iat: i64,
+    nbf: i64,
+    sub: uuid::Uuid,
+    aud: &'a str,
+    iss: &'a str,
+    jti: &'a str,
 }
