@@ -2,9 +2,9 @@
 //! records and the `jti`s of accepted client assertions (`private_key_jwt`).
 //! Concurrent requests queue their entries; whichever finds no write under
 //! way starts one on its own worker thread, which writes everything queued by
-//! then in one transaction — one fixed-shape statement per table, the rows
-//! passed as one JSON parameter — and answers each request once it is
-//! committed. A token is never returned before its record is durable, and a
+//! then in one transaction and one round trip — one fixed-shape statement
+//! (PostgreSQL) or script (SQLite), the rows passed as JSON parameters — and
+//! answers each request once it is committed. A token is never returned before its record is durable, and a
 //! `jti` and the token it bought are committed together or not at all.
 //!
 //! There is no recorder thread or task of its own: handing every request to
