@@ -185,6 +185,7 @@ pub struct TokenService {
     pub usage: usage::UsageTracker,
     /// Seconds between writes of buffered uses.
     flush_every: u64,
+    flushing: tokio::sync::Mutex<()>,
     pub recorder: crate::storage::recorder::Recorder,
 }
 
@@ -211,6 +212,7 @@ impl TokenService {
             recorder: crate::storage::recorder::Recorder::new(db.write.clone()),
             usage: usage::UsageTracker::default(),
             flush_every: settings.usage_flush_interval.seconds.max(1) as u64,
+            flushing: tokio::sync::Mutex::new(()),
             assertions: assertion::AssertionAuth::new(db.clone(), settings.public_url.clone()),
             db,
             master,
@@ -257,6 +259,11 @@ impl TokenService {
     }
 
     pub async fn flush_usage(&self) {
+        // One flush at a time: the last one at shutdown must wait for a
+        // periodic one under way, whose uses it would otherwise not see
+        // (taken from the buffer, not yet written) and which ends with the
+        // process.
+        let _one = self.flushing.lock().await;
         if let Err(e) = self.usage.flush(&self.db.write).await {
             tracing::error!(error = %e, "cannot record token usage");
         }
