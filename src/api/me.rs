@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::support::Problem;
 use crate::{
-    domain::{PrincipalKind, Role, TokenKind, clock},
+    domain::{PrincipalKind, Role, ScopeSet, TokenKind, clock},
     http::{auth::Bearer, errors::ApiError},
     state::AppState,
 };
@@ -20,16 +20,18 @@ pub struct MeToken {
     pub expires_at: Option<time::OffsetDateTime>,
 }
 
+/// Borrowed from the caller's cached token info: `/me` answers at load.
 #[derive(Serialize, ToSchema)]
-pub struct Me {
+pub struct Me<'a> {
     pub id: Uuid,
-    pub username: String,
+    pub username: &'a str,
     #[serde(rename = "type")]
     pub kind: PrincipalKind,
     /// Null for a machine user.
     pub role: Option<Role>,
     /// The calling token's effective scopes.
-    pub scopes: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    pub scopes: &'a ScopeSet,
     pub token: MeToken,
 }
 
@@ -49,14 +51,14 @@ pub async fn me(_state: web::Data<AppState>, auth: Bearer) -> Result<HttpRespons
     let info = &auth.info;
     Ok(HttpResponse::Ok().json(Me {
         id: info.owner_id,
-        username: info.username.clone(),
+        username: &info.username,
         kind: info.owner_kind,
         role: if info.owner_kind == PrincipalKind::User {
             info.role
         } else {
             None
         },
-        scopes: info.scopes.to_vec(),
+        scopes: &info.scopes,
         token: MeToken {
             id: info.token_id,
             kind: info.kind,

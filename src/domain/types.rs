@@ -155,6 +155,12 @@ impl ScopeSet {
     pub fn to_vec(&self) -> Vec<String> {
         self.0.iter().cloned().collect()
     }
+
+    /// As one space-separated string, the `scope` of RFC 6749 §3.3, written
+    /// straight into the output: `#[serde(serialize_with = "ScopeSet::spaced")]`.
+    pub fn spaced<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 impl fmt::Display for ScopeSet {
@@ -168,6 +174,13 @@ impl fmt::Display for ScopeSet {
             first = false;
         }
         Ok(())
+    }
+}
+
+/// A list of names, as `/me` shows them.
+impl serde::Serialize for ScopeSet {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(&self.0)
     }
 }
 

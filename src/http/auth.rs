@@ -20,7 +20,6 @@ use crate::{
 /// accepted, or refused for a missing scope.
 pub struct Bearer {
     pub info: Arc<AuthInfo>,
-    pub ip: Option<String>,
     refused: Cell<Option<Refused>>,
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -76,7 +75,7 @@ impl Bearer {
                 self.info.owner_id,
                 &self.info.username,
                 is_admin,
-                self.ip.clone(),
+                client_ip(&self.req),
             )
         }
     }
@@ -147,7 +146,6 @@ impl FromRequest for Bearer {
                     state.metrics.validation(true);
                     Ok(Bearer {
                         info,
-                        ip: client_ip(&req),
                         refused: Cell::new(None),
                         req: req.clone(),
                         state: state.clone(),

@@ -91,7 +91,7 @@ pub async fn introspect(
             state.tokens.usage.record(&Seen::Id(info.token_id), how);
             serde_json::to_string(&Active {
                 active: true,
-                scope: info.scopes.to_string(),
+                scope: &info.scopes,
                 client_id: &info.username,
                 username: &info.username,
                 token_type: "Bearer",
@@ -124,7 +124,8 @@ pub async fn introspect(
 #[derive(serde::Serialize)]
 struct Active<'a> {
     active: bool,
-    scope: String,
+    #[serde(serialize_with = "crate::domain::ScopeSet::spaced")]
+    scope: &'a crate::domain::ScopeSet,
     client_id: &'a str,
     username: &'a str,
     token_type: &'static str,

@@ -115,6 +115,20 @@ impl ClientCredentials {
     }
 }
 
+/// One `application/x-www-form-urlencoded` value (`+` is a space), or `None`
+/// when its bytes are not UTF-8. A raw `&` stays part of the value. Most
+/// values have nothing to decode and are taken as they are.
+fn form_decoded(s: &str) -> Option<String> {
+    if !s.contains(['%', '+']) {
+        return Some(s.to_owned());
+    }
+    let spaced = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .ok()
+        .map(std::borrow::Cow::into_owned)
+}
+
 /// Reads client credentials from HTTP Basic, the form or a client assertion,
 /// refusing more than one method at once. `Ok(None)` when none were sent.
 pub fn client_credentials(
@@ -170,20 +184,9 @@ pub fn client_credentials(
     let (id, secret) = decoded
         .split_once(':')
         .ok_or_else(|| OAuthError::invalid_client(true))?;
-    // RFC 6749 §2.3.1: both parts are form-urlencoded before Basic encoding.
-    // A raw `&` stays part of the value (the form parser would cut there),
-    // and bytes that are not UTF-8 once decoded are refused, not replaced.
-    let unescape = |s: &str| -> Result<String, OAuthError> {
-        let escaped = s.replace('+', "%20").replace('&', "%26");
-        let value = form_urlencoded::parse(format!("x={escaped}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default();
-        if value.contains('\u{FFFD}') {
-            return Err(OAuthError::invalid_client(true));
-        }
-        Ok(value)
-    };
+    // RFC 6749 §2.3.1: both parts are form-urlencoded before Basic encoding;
+    // bytes that are not UTF-8 once decoded are refused, not replaced.
+    let unescape = |s: &str| form_decoded(s).ok_or_else(|| OAuthError::invalid_client(true));
     let (client_id, secret) = (unescape(id)?, unescape(secret)?);
     if client_id.is_empty() {
         return Err(OAuthError::invalid_client(true));
@@ -241,7 +244,7 @@ pub async fn authenticate_client(
     let checked = match &creds.proof {
         Proof::Secret(secret) => state
             .tokens
-            .authenticate_client(&creds.client_id, secret)
+            .authenticate_client(&creds.client_id, secret, digest)
             .await
             .map(|found| found.map(|machine| Client { machine, jti: None })),
         Proof::Assertion(assertion) => {
@@ -334,7 +337,23 @@ pub fn no_store(res: &mut actix_web::HttpResponseBuilder) -> &mut actix_web::Htt
 
 #[cfg(test)]
 mod tests {
-    use super::pairs;
+    use super::{form_decoded, pairs};
+
+    #[test]
+    fn basic_parts_decode_as_form_values() {
+        for (raw, want) in [
+            ("plain-Secret_0.9~", Some("plain-Secret_0.9~")),
+            ("a+b%20c", Some("a b c")),
+            ("%2B%26%3A", Some("+&:")),
+            ("a&b=c", Some("a&b=c")),
+            ("%E2%82%AC", Some("€")),
+            ("100%", Some("100%")),
+            ("%zz", Some("%zz")),
+            ("%FF", None),
+        ] {
+            assert_eq!(form_decoded(raw).as_deref(), want, "{raw}");
+        }
+    }
 
     #[test]
     fn pairs_decode_as_form_urlencoded_does() {

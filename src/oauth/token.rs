@@ -1,12 +1,11 @@
 //! `POST /oauth2/token`: the client-credentials grant (RFC 6749 §4.4).
 
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
-use serde_json::json;
 
 use super::request::{Form, authenticate_client, client_credentials, no_store, replayed};
 use crate::{
     domain::{
-        Actor, Context, Error,
+        Actor, Context, Error, ScopeSet,
         issuance::{Request, issue},
     },
     http::errors::OAuthError,
@@ -49,13 +48,24 @@ pub async fn token(
         Err(Error::ClientRefused) => return Err(replayed(&state, &req, &creds)),
         other => other?,
     };
-    let body = json!({
-        "access_token": issued.token.expose(),
-        "token_type": "Bearer",
-        "expires_in": issued.lifetime_secs,
-        "scope": issued.scopes.to_string(),
-    });
+    let body = serde_json::to_string(&Answer {
+        access_token: issued.token.expose(),
+        token_type: "Bearer",
+        expires_in: issued.lifetime_secs,
+        scope: &issued.scopes,
+    })
+    .map_err(OAuthError::server_error)?;
     Ok(no_store(&mut HttpResponse::Ok())
         .content_type("application/json")
-        .body(body.to_string()))
+        .body(body))
+}
+
+/// RFC 6749 §5.1 (a struct, not `json!`: this answers at load).
+#[derive(serde::Serialize)]
+struct Answer<'a> {
+    access_token: &'a str,
+    token_type: &'static str,
+    expires_in: i64,
+    #[serde(serialize_with = "ScopeSet::spaced")]
+    scope: &'a ScopeSet,
 }

@@ -308,12 +308,14 @@ impl TokenService {
     /// whose secret this is. Successful checks are cached by the secret's
     /// digest until anything about machine users or secrets changes, so the
     /// token endpoint reads nothing from the database on its hot path.
+    /// `digest` is `Digest::of(secret)`, which the caller has taken already.
     pub async fn authenticate_client(
         &self,
         client_id: &str,
         secret: &str,
+        digest: Digest,
     ) -> Result<Option<Arc<principal::Model>>, crate::domain::Error> {
-        let digest = Digest::of(secret);
+        debug_assert!(digest == Digest::of(secret));
         let feed = &self.db.changes;
         if feed.cache_usable()
             && let Some(hit) = self.clients.get(&digest)
