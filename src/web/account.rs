@@ -4,9 +4,10 @@
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use askama::Template;
 
+use super::guard::Posted;
 use super::{
-    page::{FormData, Layout, fmt_opt, fmt_time, query, render_status, see_other},
-    session::{SignedIn, check_csrf},
+    page::{Layout, fmt_opt, fmt_time, query, render_status, see_other},
+    session::SignedIn,
 };
 use crate::{
     domain::{self, AuthMethod, Role, principals},
@@ -76,12 +77,9 @@ async fn page(
 }
 
 async fn set_email(
-    me: SignedIn,
+    Posted { me, form }: Posted,
     state: web::Data<AppState>,
-    body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    let form = FormData::parse(&body)?;
-    check_csrf(&me, form.get("csrf"))?;
     // "Remove" sends a blank address, like clearing the field.
     let typed = if form.checked("remove") {
         ""

@@ -5,10 +5,11 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
+use super::guard::Posted;
 use super::{
-    page::{FormData, Layout, fmt_opt, fmt_time, parse_id, query, render, see_other},
+    page::{Layout, fmt_opt, fmt_time, parse_id, query, render, see_other},
     reveal::{self, Reveal},
-    session::{SignedIn, check_csrf},
+    session::SignedIn,
     views::{ScopeChoice, TokenRow, lifetime_from, presets, scope_choices, token_reveal},
 };
 use crate::{
@@ -134,13 +135,10 @@ fn back(id: uuid::Uuid) -> String {
 }
 
 async fn secret_create(
-    me: SignedIn,
+    Posted { me, form }: Posted,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    let form = FormData::parse(&body)?;
-    check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path)?;
     // Who may act is decided before the form's nonce is used.
     principals::authorize(
@@ -176,13 +174,10 @@ async fn secret_create(
 }
 
 async fn secret_delete(
-    me: SignedIn,
+    Posted { me, form: _ }: Posted,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
-    body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    let form = FormData::parse(&body)?;
-    check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path.0)?;
     let secret = parse_id(&path.1)?;
     principals::delete_secret(&state.db, &me.context(state.policy()), id, secret).await?;
@@ -190,13 +185,10 @@ async fn secret_delete(
 }
 
 async fn token_create(
-    me: SignedIn,
+    Posted { me, form }: Posted,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    let form = FormData::parse(&body)?;
-    check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path)?;
     let ctx = me.context(state.policy());
     // Only machine users this person may manage: never a person's token.
@@ -229,13 +221,10 @@ async fn token_create(
 }
 
 async fn token_revoke(
-    me: SignedIn,
+    Posted { me, form: _ }: Posted,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
-    body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    let form = FormData::parse(&body)?;
-    check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path.0)?;
     let token = parse_id(&path.1)?;
     tokens::revoke_machine_token(&state.db, &me.context(state.policy()), id, token).await?;

@@ -8,6 +8,7 @@ mod auth;
 mod dashboard;
 mod fields;
 mod frame;
+mod guard;
 mod managed;
 pub mod page;
 mod reveal;

@@ -5,10 +5,10 @@
 use actix_web::{HttpResponse, web};
 use askama::Template;
 
+use super::guard::{Admin, AdminPosted};
 use super::{
     page::{FormData, Layout, fmt_time, parse_id, render},
     reveal::{self, Reveal},
-    session::{SignedIn, check_csrf},
     views::token_reveal,
 };
 use crate::{
@@ -80,11 +80,10 @@ pub fn old_token_fact(grace: i64) -> (String, String) {
 }
 
 async fn admin_regenerate_page(
-    me: SignedIn,
+    Admin(me): Admin,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
     let id = parse_id(&path)?;
     let view = tokens::get(&state.db.read, id, Access::Any).await?;
     if view.kind != TokenKind::Machine {
@@ -105,14 +104,10 @@ async fn admin_regenerate_page(
 }
 
 async fn admin_regenerate(
-    me: SignedIn,
+    AdminPosted { me, form }: AdminPosted,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
-    let form = FormData::parse(&body)?;
-    check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path)?;
     let grace = grace_from(&form)?;
     if let Some(replay) = reveal::claim(&state, &me, &form).await? {
@@ -146,11 +141,10 @@ async fn admin_regenerate(
 }
 
 async fn secret_rotate_page(
-    me: SignedIn,
+    Admin(me): Admin,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
     let id = parse_id(&path.0)?;
     let secret = parse_id(&path.1)?;
     let m = principals::get_machine_user(&state.db.read, id).await?;
@@ -175,14 +169,10 @@ async fn secret_rotate_page(
 }
 
 async fn secret_rotate(
-    me: SignedIn,
+    AdminPosted { me, form }: AdminPosted,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
-    body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
-    let form = FormData::parse(&body)?;
-    check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path.0)?;
     let replaces = parse_id(&path.1)?;
     let grace_seconds = grace_from(&form)?;

@@ -3,12 +3,13 @@
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use askama::Template;
 
+use super::guard::Posted;
 use super::{
     fields::FieldErrors,
-    page::{FormData, Layout, parse_id, query, render, render_status, see_other},
+    page::{Layout, parse_id, query, render, render_status, see_other},
     reveal,
     rotation::{RotatePage, grace_from, old_token_fact},
-    session::{SignedIn, check_csrf},
+    session::SignedIn,
     token_list::{Pager, SortChoice, page_number, page_size, sort_choices},
     views::{
         ConfirmPage, ScopeChoice, TokenRow, lifetime_from, presets, scope_choices, token_reveal,
@@ -136,12 +137,9 @@ async fn new_page(me: SignedIn, state: web::Data<AppState>) -> Result<HttpRespon
 }
 
 async fn create(
-    me: SignedIn,
+    Posted { me, form }: Posted,
     state: web::Data<AppState>,
-    body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    let form = FormData::parse(&body)?;
-    check_csrf(&me, form.get("csrf"))?;
     if let Some(replay) = reveal::claim(&state, &me, &form).await? {
         return Ok(replay);
     }
@@ -251,13 +249,10 @@ async fn revoke_page(
 }
 
 async fn revoke(
-    me: SignedIn,
+    Posted { me, form: _ }: Posted,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    let form = FormData::parse(&body)?;
-    check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path)?;
     tokens::revoke(
         &state.db,
@@ -288,13 +283,10 @@ async fn regenerate_page(
 }
 
 async fn regenerate(
-    me: SignedIn,
+    Posted { me, form }: Posted,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    let form = FormData::parse(&body)?;
-    check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path)?;
     let grace = grace_from(&form)?;
     if let Some(replay) = reveal::claim(&state, &me, &form).await? {

@@ -4,14 +4,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use time::Date;
 
+use crate::web::guard::Admin;
 use crate::{
     domain::{self, PageRequest, audit},
     http::errors::WebError,
     state::AppState,
-    web::{
-        page::{Layout, next_link, query, render},
-        session::SignedIn,
-    },
+    web::page::{Layout, next_link, query, render},
 };
 
 pub struct AuditRow {
@@ -155,10 +153,9 @@ fn parse_day(raw: Option<&str>, field: &'static str) -> Result<Option<Date>, Web
 
 pub(super) async fn audit_page(
     req: HttpRequest,
-    me: SignedIn,
+    Admin(me): Admin,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
     let q = query(&req)?;
     let since = parse_day(q.text("since"), "since")?;
     let until = parse_day(q.text("until"), "until")?;

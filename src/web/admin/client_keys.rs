@@ -4,25 +4,19 @@
 use actix_web::{HttpResponse, web};
 
 use super::{machine_users::machine_user_page, shared::is_user_error};
+use crate::web::guard::AdminPosted;
 use crate::{
     domain::{self, client_keys},
     http::errors::WebError,
     state::AppState,
-    web::{
-        page::{FormData, parse_id, see_other},
-        session::{SignedIn, check_csrf},
-    },
+    web::page::{parse_id, see_other},
 };
 
 pub(super) async fn jwks_save(
-    me: SignedIn,
+    AdminPosted { me, form }: AdminPosted,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
-    let form = FormData::parse(&body)?;
-    check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path)?;
     let saved = match serde_json::from_str::<serde_json::Value>(form.get("jwks").unwrap_or("")) {
         Ok(set) => client_keys::put(&state.db, &me.context(state.policy()), id, &set).await,
@@ -43,14 +37,10 @@ pub(super) async fn jwks_save(
 }
 
 pub(super) async fn jwks_delete(
-    me: SignedIn,
+    AdminPosted { me, form: _ }: AdminPosted,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
-    let form = FormData::parse(&body)?;
-    check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path)?;
     client_keys::delete(&state.db, &me.context(state.policy()), id).await?;
     Ok(see_other(&format!(

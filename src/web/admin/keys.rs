@@ -3,14 +3,12 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
+use crate::web::guard::{Admin, AdminPosted};
 use crate::{
     domain::{self, signing_keys},
     http::errors::WebError,
     state::AppState,
-    web::{
-        page::{FormData, Layout, fmt_opt, fmt_time, query, render, see_other},
-        session::{SignedIn, check_csrf},
-    },
+    web::page::{Layout, fmt_opt, fmt_time, query, render, see_other},
 };
 
 pub struct KeyRow {
@@ -36,10 +34,9 @@ struct KeysPage {
 
 pub(super) async fn keys_page(
     req: HttpRequest,
-    me: SignedIn,
+    Admin(me): Admin,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
     signing_keys::promote_due(&state.db).await?;
     let rows = signing_keys::list(&state.db.read)
         .await
@@ -64,13 +61,9 @@ pub(super) async fn keys_page(
 }
 
 pub(super) async fn keys_rotate(
-    me: SignedIn,
+    AdminPosted { me, form }: AdminPosted,
     state: web::Data<AppState>,
-    body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
-    let form = FormData::parse(&body)?;
-    check_csrf(&me, form.get("csrf"))?;
     // "" signs at once; otherwise how long the new key is published first.
     let publish_for = match form.text("publish_for") {
         None => None,

@@ -4,28 +4,24 @@
 use actix_web::{HttpResponse, web};
 
 use super::machine_users::token_endpoint;
+use crate::web::guard::{Admin, AdminPosted};
 use crate::{
     domain::principals,
     http::errors::WebError,
     secret::Secret,
     state::AppState,
     web::{
-        page::{FormData, Layout, fmt_time, parse_id, render, see_other},
+        page::{Layout, fmt_time, parse_id, render, see_other},
         reveal::{self, Reveal},
-        session::{SignedIn, check_csrf},
         views::ConfirmPage,
     },
 };
 
 pub(super) async fn secret_create(
-    me: SignedIn,
+    AdminPosted { me, form }: AdminPosted,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
-    let form = FormData::parse(&body)?;
-    check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path)?;
     if let Some(replay) = reveal::claim(&state, &me, &form).await? {
         return Ok(replay);
@@ -75,11 +71,10 @@ pub(super) async fn secret_create(
 }
 
 pub(super) async fn secret_delete_page(
-    me: SignedIn,
+    Admin(me): Admin,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
     let id = parse_id(&path.0)?;
     let secret_id = parse_id(&path.1)?;
     let m = principals::get_machine_user(&state.db.read, id).await?;
@@ -106,14 +101,10 @@ pub(super) async fn secret_delete_page(
 }
 
 pub(super) async fn secret_delete(
-    me: SignedIn,
+    AdminPosted { me, form: _ }: AdminPosted,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
-    body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
-    let form = FormData::parse(&body)?;
-    check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path.0)?;
     let secret = parse_id(&path.1)?;
     principals::delete_secret(&state.db, &me.context(state.policy()), id, secret).await?;

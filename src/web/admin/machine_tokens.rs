@@ -5,6 +5,7 @@
 use actix_web::{HttpResponse, web};
 
 use super::{machine_users::machine_user_page_with, shared::TokenForm};
+use crate::web::guard::AdminPosted;
 use crate::{
     domain::{
         issuance::{Issued, Request, issue},
@@ -14,22 +15,17 @@ use crate::{
     http::errors::WebError,
     state::AppState,
     web::{
-        page::{FormData, parse_id},
+        page::parse_id,
         reveal,
-        session::{SignedIn, check_csrf},
         views::{lifetime_from, token_reveal},
     },
 };
 
 pub(super) async fn machine_token_create(
-    me: SignedIn,
+    AdminPosted { me, form }: AdminPosted,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
-    let form = FormData::parse(&body)?;
-    check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path)?;
     // Only machine users: this form must not issue a person's token.
     principals::get_machine_user(&state.db.read, id).await?;

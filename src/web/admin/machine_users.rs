@@ -5,6 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use askama::Template;
 
 use super::shared::{TokenForm, is_user_error};
+use crate::web::guard::{Admin, AdminPosted};
 use crate::{
     domain::{
         PageRequest, TokenKind, is_admin_scope, principals, scopes,
@@ -19,7 +20,7 @@ use crate::{
             render_status, see_other,
         },
         reveal,
-        session::{SignedIn, check_csrf},
+        session::SignedIn,
         views::{ConfirmPage, ScopeChoice, TokenRow, presets, scope_choices},
     },
 };
@@ -45,10 +46,9 @@ struct MachineUsersPage {
 
 pub(super) async fn machine_users(
     req: HttpRequest,
-    me: SignedIn,
+    Admin(me): Admin,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
     let q = query(&req)?;
     let page = PageRequest::parse(Some("50"), q.text("cursor"))?;
     let found = principals::list_machine_users(&state.db.read, page).await?;
@@ -105,10 +105,9 @@ struct MachineUserNewPage {
 }
 
 pub(super) async fn machine_user_new_page(
-    me: SignedIn,
+    Admin(me): Admin,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
     render(&MachineUserNewPage {
         l: Layout::new(&me, "machine-users"),
         errors: FieldErrors::default(),
@@ -134,13 +133,9 @@ fn machine_input(form: &FormData) -> principals::MachineUserInput {
 }
 
 pub(super) async fn machine_user_create(
-    me: SignedIn,
+    AdminPosted { me, form }: AdminPosted,
     state: web::Data<AppState>,
-    body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
-    let form = FormData::parse(&body)?;
-    check_csrf(&me, form.get("csrf"))?;
     if let Some(replay) = reveal::claim(&state, &me, &form).await? {
         return Ok(replay);
     }
@@ -345,11 +340,10 @@ pub(super) async fn machine_user_page_with(
 
 pub(super) async fn machine_user(
     req: HttpRequest,
-    me: SignedIn,
+    Admin(me): Admin,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
     let id = parse_id(&path)?;
     machine_user_page(&state, &me, id, query(&req)?.get("notice"), None).await
 }
@@ -373,28 +367,20 @@ async fn apply_machine_update(
 }
 
 pub(super) async fn machine_user_update(
-    me: SignedIn,
+    AdminPosted { me, form }: AdminPosted,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
-    let form = FormData::parse(&body)?;
-    check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path)?;
     apply_machine_update(&state, &me, id, machine_input(&form)).await
 }
 
 /// Replaces the managers with the usernames typed (comma or space separated).
 pub(super) async fn machine_user_managers(
-    me: SignedIn,
+    AdminPosted { me, form }: AdminPosted,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
-    let form = FormData::parse(&body)?;
-    check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path)?;
     let names = form
         .get("managers")
@@ -411,14 +397,10 @@ pub(super) async fn machine_user_managers(
 }
 
 pub(super) async fn machine_user_enabled(
-    me: SignedIn,
+    AdminPosted { me, form }: AdminPosted,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
-    let form = FormData::parse(&body)?;
-    check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path)?;
     let enabled = match form.get("enabled") {
         Some("true") => true,
@@ -433,14 +415,10 @@ pub(super) async fn machine_user_enabled(
 }
 
 pub(super) async fn machine_user_cc(
-    me: SignedIn,
+    AdminPosted { me, form }: AdminPosted,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
-    let form = FormData::parse(&body)?;
-    check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path)?;
     let ttl = form.text("ttl").unwrap_or("");
     let Ok(ttl) = ttl.parse::<i64>() else {
@@ -462,11 +440,10 @@ pub(super) async fn machine_user_cc(
 }
 
 pub(super) async fn machine_user_delete_page(
-    me: SignedIn,
+    Admin(me): Admin,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
     let id = parse_id(&path)?;
     let m = principals::get_machine_user(&state.db.read, id).await?;
     render(&ConfirmPage {
@@ -483,14 +460,10 @@ pub(super) async fn machine_user_delete_page(
 }
 
 pub(super) async fn machine_user_delete(
-    me: SignedIn,
+    AdminPosted { me, form: _ }: AdminPosted,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
-    let form = FormData::parse(&body)?;
-    check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path)?;
     principals::delete_machine_user(&state.db, &me.actor(), id).await?;
     Ok(see_other("/admin/machine-users?notice=deleted"))
@@ -514,11 +487,10 @@ pub(super) fn token_endpoint(state: &AppState) -> String {
 }
 
 pub(super) async fn machine_user_disable_page(
-    me: SignedIn,
+    Admin(me): Admin,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
     let id = parse_id(&path)?;
     let m = principals::get_machine_user(&state.db.read, id).await?;
     render(&ConfirmPage {

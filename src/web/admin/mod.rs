@@ -3,7 +3,7 @@
 
 use actix_web::{HttpResponse, web};
 
-use super::{page::see_other, session::SignedIn};
+use super::{guard::Admin, page::see_other};
 use crate::http::errors::WebError;
 
 mod audit;
@@ -145,7 +145,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         );
 }
 
-async fn admin_home(me: SignedIn) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
+async fn admin_home(_: Admin) -> Result<HttpResponse, WebError> {
     Ok(see_other("/admin/machine-users"))
 }

@@ -5,6 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use askama::Template;
 
 use super::shared::is_user_error;
+use crate::web::guard::{Admin, AdminPosted};
 use crate::{
     domain::{
         resource_servers::{self, ResourceServerInput},
@@ -14,7 +15,7 @@ use crate::{
     state::AppState,
     web::{
         page::{FormData, Layout, parse_id, query, render_status, see_other},
-        session::{SignedIn, check_csrf},
+        session::SignedIn,
     },
 };
 
@@ -75,10 +76,9 @@ async fn view(
 
 pub(super) async fn resource_servers_page(
     req: HttpRequest,
-    me: SignedIn,
+    Admin(me): Admin,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
     view(&state, &me, query(&req)?.get("notice"), None).await
 }
 
@@ -116,13 +116,9 @@ async fn done(
 }
 
 pub(super) async fn resource_server_create(
-    me: SignedIn,
+    AdminPosted { me, form }: AdminPosted,
     state: web::Data<AppState>,
-    body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
-    let form = FormData::parse(&body)?;
-    check_csrf(&me, form.get("csrf"))?;
     let result = resource_servers::create(&state.db, &me.actor(), input(&form))
         .await
         .map(|_| ());
@@ -130,14 +126,10 @@ pub(super) async fn resource_server_create(
 }
 
 pub(super) async fn resource_server_update(
-    me: SignedIn,
+    AdminPosted { me, form }: AdminPosted,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
-    let form = FormData::parse(&body)?;
-    check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path)?;
     let result = resource_servers::update(&state.db, &me.actor(), id, input(&form))
         .await
@@ -146,14 +138,10 @@ pub(super) async fn resource_server_update(
 }
 
 pub(super) async fn resource_server_delete(
-    me: SignedIn,
+    AdminPosted { me, form: _ }: AdminPosted,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
-    let form = FormData::parse(&body)?;
-    check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path)?;
     let result = resource_servers::delete(&state.db, &me.actor(), id).await;
     done(&state, &me, result, "deleted").await

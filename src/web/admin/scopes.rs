@@ -4,13 +4,14 @@ use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use askama::Template;
 
 use super::shared::is_user_error;
+use crate::web::guard::{Admin, AdminPosted};
 use crate::{
     domain::scopes,
     http::errors::WebError,
     state::AppState,
     web::{
-        page::{FormData, Layout, query, render, render_status, see_other},
-        session::{SignedIn, check_csrf},
+        page::{Layout, query, render, render_status, see_other},
+        session::SignedIn,
         views::ConfirmPage,
     },
 };
@@ -69,10 +70,9 @@ async fn scopes_view(
 
 pub(super) async fn scopes_page(
     req: HttpRequest,
-    me: SignedIn,
+    Admin(me): Admin,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
     scopes_view(
         &state,
         &me,
@@ -85,13 +85,9 @@ pub(super) async fn scopes_page(
 }
 
 pub(super) async fn scope_create(
-    me: SignedIn,
+    AdminPosted { me, form }: AdminPosted,
     state: web::Data<AppState>,
-    body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
-    let form = FormData::parse(&body)?;
-    check_csrf(&me, form.get("csrf"))?;
     let name = form.get("name").unwrap_or("").to_owned();
     let description = form.get("description").unwrap_or("").to_owned();
     match scopes::create(&state.db, &me.actor(), &name, Some(&description)).await {
@@ -105,14 +101,10 @@ pub(super) async fn scope_create(
 }
 
 pub(super) async fn scope_update(
-    me: SignedIn,
+    AdminPosted { me, form }: AdminPosted,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
-    let form = FormData::parse(&body)?;
-    check_csrf(&me, form.get("csrf"))?;
     let description = form.get("description").unwrap_or("");
     match scopes::update(&state.db, &me.actor(), &path, description).await {
         Ok(_) => Ok(see_other("/admin/scopes?notice=updated")),
@@ -126,11 +118,10 @@ pub(super) async fn scope_update(
 }
 
 pub(super) async fn scope_delete_page(
-    me: SignedIn,
+    Admin(me): Admin,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
     let scope = scopes::get(&state.db.read, &path).await?;
     render(&ConfirmPage {
         l: Layout::new(&me, "scopes"),
@@ -146,14 +137,10 @@ pub(super) async fn scope_delete_page(
 }
 
 pub(super) async fn scope_delete(
-    me: SignedIn,
+    AdminPosted { me, form: _ }: AdminPosted,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
-    let form = FormData::parse(&body)?;
-    check_csrf(&me, form.get("csrf"))?;
     match scopes::delete(&state.db, &me.actor(), &path).await {
         Ok(()) => Ok(see_other("/admin/scopes?notice=deleted")),
         Err(e) if is_user_error(&e) => {

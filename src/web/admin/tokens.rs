@@ -3,6 +3,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
+use crate::web::guard::{Admin, AdminPosted};
 use crate::{
     domain::{
         TokenKind, TokenStatus,
@@ -12,8 +13,7 @@ use crate::{
     http::errors::WebError,
     state::AppState,
     web::{
-        page::{FormData, Layout, parse_id, query, render, see_other},
-        session::{SignedIn, check_csrf},
+        page::{Layout, parse_id, query, render, see_other},
         token_list::{Pager, SortChoice, page_number, page_size, sort_choices},
         views::{ConfirmPage, TokenRow},
     },
@@ -34,10 +34,9 @@ struct AllTokensPage {
 
 pub(super) async fn all_tokens(
     req: HttpRequest,
-    me: SignedIn,
+    Admin(me): Admin,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
     let q = query(&req)?;
     let filter = TokenFilter {
         owner: q.text("owner").map(str::to_owned),
@@ -94,11 +93,10 @@ struct AdminTokenPage {
 
 pub(super) async fn admin_token(
     req: HttpRequest,
-    me: SignedIn,
+    Admin(me): Admin,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
     let id = parse_id(&path)?;
     let view = tokens::get(&state.db.read, id, Access::Any).await?;
     let usage = crate::domain::usage::history(&state.db.read, id, Access::Any).await?;
@@ -111,11 +109,10 @@ pub(super) async fn admin_token(
 }
 
 pub(super) async fn admin_revoke_page(
-    me: SignedIn,
+    Admin(me): Admin,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
     let id = parse_id(&path)?;
     let view = tokens::get(&state.db.read, id, Access::Any).await?;
     render(&ConfirmPage {
@@ -132,14 +129,10 @@ pub(super) async fn admin_revoke_page(
 }
 
 pub(super) async fn admin_revoke(
-    me: SignedIn,
+    AdminPosted { me, form: _ }: AdminPosted,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
-    let form = FormData::parse(&body)?;
-    check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path)?;
     tokens::revoke(&state.db, &me.actor(), id, Access::Any).await?;
     Ok(see_other(&format!("/admin/tokens/{id}?notice=revoked")))

@@ -7,6 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use askama::Template;
 
 use super::shared::is_user_error;
+use crate::web::guard::{Admin, AdminPosted};
 use crate::{
     domain::{
         self, PageRequest, Role, TokenKind, audit, principals,
@@ -20,7 +21,7 @@ use crate::{
             FormData, Layout, fmt_opt, fmt_time, next_link, parse_id, query, render, render_status,
         },
         reveal,
-        session::{SignedIn, check_csrf},
+        session::SignedIn,
         views::{ConfirmPage, TokenRow},
     },
 };
@@ -113,22 +114,17 @@ async fn users_page(
 
 pub(super) async fn users(
     req: HttpRequest,
-    me: SignedIn,
+    Admin(me): Admin,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
     let q = query(&req)?;
     users_page(&state, &me, q.text("cursor"), q.get("notice"), None).await
 }
 
 pub(super) async fn user_create(
-    me: SignedIn,
+    AdminPosted { me, form }: AdminPosted,
     state: web::Data<AppState>,
-    body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
-    let form = FormData::parse(&body)?;
-    check_csrf(&me, form.get("csrf"))?;
     if let Some(replay) = reveal::claim(&state, &me, &form).await? {
         return Ok(replay);
     }
@@ -227,11 +223,10 @@ async fn user_page(
 
 pub(super) async fn user(
     req: HttpRequest,
-    me: SignedIn,
+    Admin(me): Admin,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
     let id = parse_id(&path)?;
     user_page(&state, &me, id, query(&req)?.get("notice"), None).await
 }
@@ -248,11 +243,10 @@ fn refuse_self(me: &SignedIn, id: uuid::Uuid, op: &str, value: &str) -> Option<S
 /// The confirmation page of a role change or a disable (a GET form leads here).
 pub(super) async fn user_change_page(
     req: HttpRequest,
-    me: SignedIn,
+    Admin(me): Admin,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
     let id = parse_id(&path)?;
     let q = query(&req)?;
     let user = principals::get_user(&state.db.read, id).await?;
@@ -304,14 +298,10 @@ pub(super) async fn user_change_page(
 }
 
 pub(super) async fn user_update(
-    me: SignedIn,
+    AdminPosted { me, form }: AdminPosted,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
-    let form = FormData::parse(&body)?;
-    check_csrf(&me, form.get("csrf"))?;
     let id = parse_id(&path)?;
     let op = form.get("op").unwrap_or("");
     if let Some(message) = refuse_self(&me, id, op, form.get(op).unwrap_or("")) {

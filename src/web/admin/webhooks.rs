@@ -4,6 +4,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
+use crate::web::guard::{Admin, AdminPosted};
 use crate::{
     domain::{
         webhook_events::EVENTS,
@@ -12,9 +13,8 @@ use crate::{
     http::errors::WebError,
     state::AppState,
     web::{
-        page::{FormData, Layout, fmt_time, parse_id, query, render, see_other},
+        page::{Layout, fmt_time, parse_id, query, render, see_other},
         reveal::{self, Reveal},
-        session::{SignedIn, check_csrf},
     },
 };
 
@@ -52,10 +52,9 @@ fn outcome(d: &Delivery) -> (String, bool) {
 
 pub(super) async fn webhooks_page(
     req: HttpRequest,
-    me: SignedIn,
+    Admin(me): Admin,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
     let rows = webhooks::overview(&state.db.read, 5)
         .await?
         .into_iter()
@@ -85,13 +84,9 @@ pub(super) async fn webhooks_page(
 }
 
 pub(super) async fn webhook_create(
-    me: SignedIn,
+    AdminPosted { me, form }: AdminPosted,
     state: web::Data<AppState>,
-    body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
-    let form = FormData::parse(&body)?;
-    check_csrf(&me, form.get("csrf"))?;
     if let Some(replay) = reveal::claim(&state, &me, &form).await? {
         return Ok(replay);
     }
@@ -130,14 +125,10 @@ pub(super) async fn webhook_create(
 }
 
 pub(super) async fn webhook_action(
-    me: SignedIn,
+    AdminPosted { me, form: _ }: AdminPosted,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
-    body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    me.require_admin()?;
-    let form = FormData::parse(&body)?;
-    check_csrf(&me, form.get("csrf"))?;
     let (raw_id, action) = path.into_inner();
     let id = parse_id(&raw_id)?;
     let actor = me.actor();
