@@ -4,8 +4,10 @@
 # so absolute rates depend on the machine and its other load). Every endpoint
 # is therefore also reported as a share of `GET /healthz` on the same server
 # in the same run: /healthz is HTTP and the kernel alone, the floor. The last
-# column is the server's own CPU time per request (user + system, from
-# /proc), which moves less with the machine's other load than rates do.
+# columns are the CPU time per request (user + system, from /proc) of the
+# server, which moves less with the machine's other load than rates do, and
+# of wrk, which shares the cores: a share of /healthz cannot pass
+# (server + wrk for /healthz) / (server + wrk for the endpoint).
 #
 #   bench/load.sh                             # SQLite, ES256
 #   ALG=RS256 bench/load.sh                   # another signing algorithm
@@ -218,30 +220,32 @@ for f in healthz token token_pkjwt me introspect; do printf '%s\n' "$summary_lua
 
 # The server's CPU time so far (user + system), in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
-measure() { # script path [round] → "req/s p99 errors µs-of-server-CPU-per-request"
-  local before after
-  before=$(cpu_ticks)
+# The CPU time of a shell's finished children (wrk among them), in clock ticks.
+child_ticks() { awk '{print $16 + $17}' "/proc/$1/stat"; }
+measure() { # script path [round] → "req/s p99 errors µs-of-server-CPU µs-of-wrk-CPU" per request
+  local before after wrk_before wrk_after shell=$BASHPID
+  before=$(cpu_ticks) wrk_before=$(child_ticks "$shell")
   wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" -s "$1.lua" "$base$2" -- "${3:-1}" > wrk.out
-  after=$(cpu_ticks)
+  after=$(cpu_ticks) wrk_after=$(child_ticks "$shell")
   # $5 is the run's length in seconds, so $2 * $5 is the requests served.
-  awk -v ticks=$((after - before)) -v hz="$(getconf CLK_TCK)" '/^RESULT/ {
+  awk -v ticks=$((after - before)) -v wrk=$((wrk_after - wrk_before)) -v hz="$(getconf CLK_TCK)" '/^RESULT/ {
     n = $2 * $5
-    printf "%s %s %s %.0f\n", $2, $3, $4, (n > 0 ? ticks / hz * 1e6 / n : 0)
+    printf "%s %s %s %.0f %.0f\n", $2, $3, $4, (n > 0 ? ticks / hz * 1e6 / n : 0), (n > 0 ? wrk / hz * 1e6 / n : 0)
   }' wrk.out
 }
 rows() { sql "select count(*) from tokens" 2>/dev/null | tail -1; }
 
 echo "== $ALG, $backend, $(rows) token records, $CONNECTIONS connections, $DURATION per endpoint, $(nproc) cores"
-printf '%-46s %10s %9s %11s %9s\n' endpoint "req/s" "p99 ms" "of /healthz" "CPU µs"
+printf '%-46s %10s %9s %11s %9s %9s\n' endpoint "req/s" "p99 ms" "of /healthz" "CPU µs" "wrk µs"
 for round in $(seq "$ROUNDS"); do
-  read -r floor p99 bad cpu < <(measure healthz /healthz)
-  printf '%-46s %10s %9s %11s %9s\n' "GET /healthz (floor)" "$floor" "$p99" "100%" "$cpu"
+  read -r floor p99 bad cpu wrk < <(measure healthz /healthz)
+  printf '%-46s %10s %9s %11s %9s %9s\n' "GET /healthz (floor)" "$floor" "$p99" "100%" "$cpu" "$wrk"
   for e in "token POST /oauth2/token (every token recorded)" "token_pkjwt POST /oauth2/token (private_key_jwt, ES256)" "me GET /api/v1/me (Bearer)" "introspect POST /oauth2/introspect"; do
     read -r script name <<<"$e"
     path=${name#* }; path=${path%% *}
-    read -r rate p99 bad cpu < <(measure "$script" "$path" "$round")
+    read -r rate p99 bad cpu wrk < <(measure "$script" "$path" "$round")
     share=$(awk -v a="$rate" -v b="$floor" 'BEGIN {printf "%.0f%%", 100 * a / b}')
-    printf '%-46s %10s %9s %11s %9s%s\n' "$name" "$rate" "$p99" "$share" "$cpu" "$([ "$bad" != 0 ] && echo "  ($bad errors)")"
+    printf '%-46s %10s %9s %11s %9s %9s%s\n' "$name" "$rate" "$p99" "$share" "$cpu" "$wrk" "$([ "$bad" != 0 ] && echo "  ($bad errors)")"
   done
 done
 echo "server memory: peak $(awk '/VmHWM/ {printf "%.1f MiB", $2/1024}' /proc/$server/status), now $(awk '/VmRSS/ {printf "%.1f MiB", $2/1024}' /proc/$server/status)"

@@ -109,7 +109,11 @@ impl Db {
                 options.get_filename().display()
             )
         };
+        // No ping before each use: a SQLite connection is a file and a thread
+        // in this process, never stale, and the ping was a second round trip
+        // to that thread for every write batch and every read.
         let writer = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(1)
             // The writer keeps the hot index pages of the tokens table cached.
             .connect_with(options.clone().pragma("cache_size", "-16384"))
@@ -121,6 +125,7 @@ impl Db {
             .await
             .map_err(open_err)?;
         let readers = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(8)
             .connect_with(options.clone().read_only(true))
             .await
