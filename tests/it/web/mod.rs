@@ -793,6 +793,101 @@ async fn admin_pages_are_for_admins_only(backend: Backend) {
     }
 }
 
+/// Every admin route, with ids that exist nowhere: the caller is checked
+/// (signed in, admin, then the form's CSRF token) before anything is read.
+const ADMIN_GETS: &[&str] = &[
+    "/admin",
+    "/admin/machine-users",
+    "/admin/machine-users/new",
+    "/admin/machine-users/0190a0f4-0000-7000-8000-000000000000",
+    "/admin/machine-users/0190a0f4-0000-7000-8000-000000000000/delete",
+    "/admin/machine-users/0190a0f4-0000-7000-8000-000000000000/secrets/x/delete",
+    "/admin/machine-users/0190a0f4-0000-7000-8000-000000000000/disable",
+    "/admin/resource-servers",
+    "/admin/users",
+    "/admin/users/0190a0f4-0000-7000-8000-000000000000",
+    "/admin/users/0190a0f4-0000-7000-8000-000000000000/change",
+    "/admin/tokens",
+    "/admin/tokens/0190a0f4-0000-7000-8000-000000000000",
+    "/admin/tokens/0190a0f4-0000-7000-8000-000000000000/revoke",
+    "/admin/scopes",
+    "/admin/scopes/orders:read/delete",
+    "/admin/keys",
+    "/admin/audit",
+    "/admin/webhooks",
+];
+
+const ADMIN_POSTS: &[&str] = &[
+    "/admin/machine-users/new",
+    "/admin/machine-users/0190a0f4-0000-7000-8000-000000000000",
+    "/admin/machine-users/0190a0f4-0000-7000-8000-000000000000/managers",
+    "/admin/machine-users/0190a0f4-0000-7000-8000-000000000000/enabled",
+    "/admin/machine-users/0190a0f4-0000-7000-8000-000000000000/client-credentials",
+    "/admin/machine-users/0190a0f4-0000-7000-8000-000000000000/delete",
+    "/admin/machine-users/0190a0f4-0000-7000-8000-000000000000/secrets",
+    "/admin/machine-users/0190a0f4-0000-7000-8000-000000000000/secrets/x/delete",
+    "/admin/machine-users/0190a0f4-0000-7000-8000-000000000000/tokens",
+    "/admin/machine-users/0190a0f4-0000-7000-8000-000000000000/jwks",
+    "/admin/machine-users/0190a0f4-0000-7000-8000-000000000000/jwks/delete",
+    "/admin/resource-servers",
+    "/admin/resource-servers/0190a0f4-0000-7000-8000-000000000000",
+    "/admin/resource-servers/0190a0f4-0000-7000-8000-000000000000/delete",
+    "/admin/users",
+    "/admin/users/0190a0f4-0000-7000-8000-000000000000",
+    "/admin/tokens/0190a0f4-0000-7000-8000-000000000000/revoke",
+    "/admin/scopes",
+    "/admin/scopes/orders:read",
+    "/admin/scopes/orders:read/delete",
+    "/admin/keys/rotate",
+    "/admin/webhooks",
+    "/admin/webhooks/0190a0f4-0000-7000-8000-000000000000/delete",
+];
+
+async fn every_admin_route_checks_the_caller_first(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_user("alice", false);
+    app.create_user("boss", true);
+    let alice = Browser::signed_in(&app, "alice").await;
+    let csrf = alice.get("/tokens").await.csrf();
+    for path in ADMIN_GETS {
+        let page = alice.get(path).await;
+        assert_eq!(page.status, StatusCode::FORBIDDEN, "GET {path} by a person");
+        assert!(page.body.contains("administrators only"), "GET {path}");
+    }
+    for path in ADMIN_POSTS {
+        let page = alice.post(path, &[("csrf", csrf.as_str())]).await;
+        assert_eq!(
+            page.status,
+            StatusCode::FORBIDDEN,
+            "POST {path} by a person"
+        );
+        assert!(page.body.contains("administrators only"), "POST {path}");
+    }
+    let boss = Browser::signed_in(&app, "boss").await;
+    for path in ADMIN_POSTS {
+        let page = boss.post(path, &[("name", "x")]).await;
+        assert_eq!(
+            page.status,
+            StatusCode::FORBIDDEN,
+            "POST {path} without CSRF"
+        );
+        assert!(page.body.contains("security token"), "POST {path}");
+    }
+    // Signed out, a page sends to the sign-in form; a form post is refused.
+    let nobody = Browser::new(&app);
+    for path in ["/admin/users", "/admin/keys"] {
+        let page = nobody.get(path).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "GET {path} signed out");
+    }
+    let page = nobody.post("/admin/keys/rotate", &[]).await;
+    assert_ne!(page.status, StatusCode::OK, "POST signed out");
+    assert!(!page.status.is_server_error(), "POST signed out");
+    // Nothing was made by any of it.
+    let scopes = boss.get("/admin/scopes").await;
+    scopes.expect(StatusCode::OK, "scopes");
+    assert!(!scopes.body.contains("<td><code>x</code>"));
+}
+
 async fn admins_manage_machine_users_secrets_and_machine_tokens(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.create_user("boss", true);
@@ -1408,6 +1503,7 @@ both_backends!(
     nul_characters_in_pages_and_forms_get_a_400_never_a_500,
     the_machine_token_form_refuses_a_persons_id,
     admin_pages_are_for_admins_only,
+    every_admin_route_checks_the_caller_first,
     admins_manage_machine_users_secrets_and_machine_tokens,
     admins_manage_users_keys_and_see_the_dashboard,
     static_assets_are_served_and_pages_are_not_cached,
