@@ -410,15 +410,7 @@ pub fn start_server(db: &TestDb, extra_env: &[(&str, &str)]) -> Result<(Child, S
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| e.to_string())?;
     let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        if let Some(Ok(line)) = lines.next() {
-            let _ = tx.send(line);
-        }
-        for _ in lines {}
-    });
-    match rx.recv_timeout(Duration::from_secs(60)) {
+    match first_line(stdout, Duration::from_secs(60)) {
         Ok(line) if line.starts_with("listening on http://") => Ok((
             child,
             line.trim_start_matches("listening on http://").to_owned(),
@@ -432,6 +424,23 @@ pub fn start_server(db: &TestDb, extra_env: &[(&str, &str)]) -> Result<(Child, S
             ))
         }
     }
+}
+
+/// The first line a child prints, waiting at most `wait`; the rest of its
+/// output is read and dropped, so the child never blocks on a full pipe.
+pub fn first_line(
+    stdout: std::process::ChildStdout,
+    wait: Duration,
+) -> Result<String, std::sync::mpsc::RecvTimeoutError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        if let Some(Ok(line)) = lines.next() {
+            let _ = tx.send(line);
+        }
+        for _ in lines {}
+    });
+    rx.recv_timeout(wait)
 }
 
 /// An HTTP client that follows no redirect and drops idle connections before

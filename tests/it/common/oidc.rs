@@ -4,7 +4,6 @@
 //! client through its sign-in pages.
 
 use std::{
-    io::{BufRead, BufReader},
     net::TcpListener,
     path::PathBuf,
     process::{Child, Command, Stdio},
@@ -15,7 +14,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use super::{
-    Backend, TestApp,
+    Backend, TestApp, first_line,
     web::{Browser, Page, between},
 };
 
@@ -97,15 +96,7 @@ impl OidcProvider {
                 .spawn()
                 .expect("node runs the test OpenID Provider (is node installed?)");
             let stdout = child.stdout.take().expect("stdout");
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
-                let mut lines = BufReader::new(stdout).lines();
-                if let Some(Ok(line)) = lines.next() {
-                    let _ = tx.send(line);
-                }
-                for _ in lines {}
-            });
-            match rx.recv_timeout(Duration::from_secs(40)) {
+            match first_line(stdout, Duration::from_secs(40)) {
                 Ok(line) => {
                     let issuer = line
                         .strip_prefix("listening on ")
