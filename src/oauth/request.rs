@@ -126,7 +126,7 @@ fn form_decoded(s: &str) -> Option<String> {
     percent_encoding::percent_decode_str(&spaced)
         .decode_utf8()
         .ok()
-        .map(std::borrow::Cow::into_owned)
+        .map(Cow::into_owned)
 }
 
 /// Reads client credentials from HTTP Basic, the form or a client assertion,

@@ -873,15 +873,22 @@ async fn every_admin_route_checks_the_caller_first(backend: Backend) {
         );
         assert!(page.body.contains("security token"), "POST {path}");
     }
-    // Signed out, a page sends to the sign-in form; a form post is refused.
+    // Signed out, a page or a form post is sent to the sign-in form.
     let nobody = Browser::new(&app);
     for path in ["/admin/users", "/admin/keys"] {
         let page = nobody.get(path).await;
         assert_eq!(page.status, StatusCode::SEE_OTHER, "GET {path} signed out");
+        let back = path.replace('/', "%2F");
+        assert_eq!(
+            page.headers[header::LOCATION],
+            format!("/login?next={back}")
+        );
     }
-    let page = nobody.post("/admin/keys/rotate", &[]).await;
-    assert_ne!(page.status, StatusCode::OK, "POST signed out");
-    assert!(!page.status.is_server_error(), "POST signed out");
+    for path in ADMIN_POSTS {
+        let page = nobody.post(path, &[]).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "POST {path} signed out");
+        assert_eq!(page.headers[header::LOCATION], "/login", "POST {path}");
+    }
     // Nothing was made by any of it.
     let scopes = boss.get("/admin/scopes").await;
     scopes.expect(StatusCode::OK, "scopes");
