@@ -153,6 +153,8 @@ impl Db {
             .map_err(|e| anyhow::anyhow!("invalid database URL (TESSERA_DATABASE_URL): {e}"))?;
         let pool = PgPoolOptions::new()
             .max_connections(32)
+            .test_before_acquire(false)
+            .before_acquire(ping_if_idle)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options.clone().application_name("tessera"))
             .await
@@ -216,6 +218,26 @@ impl Db {
     pub async fn ping(&self) -> bool {
         self.read.execute_unprepared("SELECT 1").await.is_ok()
     }
+}
+
+/// PostgreSQL connections idle for longer than this are pinged before use.
+const STALE_AFTER: Duration = Duration::from_secs(1);
+
+/// Pings a PostgreSQL connection before use only when it has been idle for
+/// a while, so that one left dead by a failover or a dropped TCP connection
+/// is replaced before a query fails on it. One that answered within the last
+/// second is taken as up: pinging it too (sqlx's default) was a second round
+/// trip for every query and every batch of tokens.
+pub fn ping_if_idle(
+    conn: &mut sqlx::PgConnection,
+    meta: sqlx::pool::PoolConnectionMetadata,
+) -> futures_util::future::BoxFuture<'_, Result<bool, sqlx::Error>> {
+    Box::pin(async move {
+        if meta.idle_for >= STALE_AFTER {
+            sqlx::Connection::ping(conn).await?;
+        }
+        Ok(true)
+    })
 }
 
 /// What changed, as announced on [`CHANGE_CHANNEL`].

@@ -9,8 +9,8 @@
 //! not at all.
 //!
 //! The request that queues an entry hands nothing over: a writer takes the
-//! queue when it gets to it. On SQLite the writer runs on a thread of its own
-//! (see `WriterThread`); on PostgreSQL on the HTTP worker that started it.
+//! queue when it gets to it. The writer runs on a thread of its own (see
+//! `WriterThread`), on PostgreSQL with a connection of its own.
 
 use std::{
     collections::HashSet,
@@ -135,17 +135,15 @@ pub struct Recorder {
 struct Inner {
     db: DatabaseConnection,
     queue: Mutex<Queue>,
-    /// SQLite's writer thread; `None` on PostgreSQL.
-    thread: Option<WriterThread>,
+    thread: WriterThread,
 }
 
-/// Where SQLite's writer runs. SQLite's connection thread wakes the writer
-/// when a batch is committed; on an HTTP worker the writer then waited its
-/// turn behind the requests ready there (a worker takes wake-ups from other
-/// threads only now and then), while SQLite sat idle: the token endpoint
-/// kept 1.4 of the 2 cores busy. On a thread of its own the next batch goes
-/// at once. (PostgreSQL's connections belong to the workers' I/O drivers, so
-/// its writer stays where it started.)
+/// Where the writer runs. The database wakes the writer when a batch is
+/// committed; on an HTTP worker the writer then waited its turn behind the
+/// requests ready there (a worker takes wake-ups from other threads only now
+/// and then), while the database sat idle: on SQLite the token endpoint kept
+/// 1.4 of the 2 cores busy. On a thread of its own the next batch goes at
+/// once.
 struct WriterThread {
     runtime: tokio::runtime::Handle,
     /// Dropped with the recorder: the thread then ends.
@@ -175,9 +173,10 @@ impl WriterThread {
 
 impl Recorder {
     pub fn new(db: DatabaseConnection) -> std::io::Result<Self> {
-        let thread = match db.get_database_backend() {
-            DbBackend::Sqlite => Some(WriterThread::start()?),
-            _ => None,
+        let thread = WriterThread::start()?;
+        let db = match db.get_database_backend() {
+            DbBackend::Postgres => own_postgres_connection(&db),
+            _ => db,
         };
         Ok(Self {
             inner: Arc::new(Inner {
@@ -201,15 +200,26 @@ impl Recorder {
             // gone) does not take its neighbours' batch with it.
             let inner = self.inner.clone();
             let write = async move { inner.write_queued().await };
-            match &self.inner.thread {
-                Some(thread) => drop(thread.runtime.spawn(write)),
-                None => drop(tokio::spawn(write)),
-            }
+            drop(self.inner.thread.runtime.spawn(write));
         }
         done.await
             .map_err(|_| anyhow::anyhow!("token recording stopped"))?
             .map_err(|e| anyhow::anyhow!("cannot record: {e}"))
     }
+}
+
+/// A PostgreSQL connection for the writer alone, opened on first use, on
+/// the writer's thread: a connection's I/O is driven by the runtime that
+/// opened it, and one opened by an HTTP worker would wake that worker for
+/// every batch. (A SQLite connection runs on a thread of its own anyway.)
+fn own_postgres_connection(db: &DatabaseConnection) -> DatabaseConnection {
+    let options = db.get_postgres_connection_pool().connect_options();
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .test_before_acquire(false)
+        .before_acquire(crate::storage::ping_if_idle)
+        .connect_lazy_with((*options).clone());
+    sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(pool)
 }
 
 /// Lets the next entry start a write should a writer end abnormally (a
