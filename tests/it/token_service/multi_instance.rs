@@ -596,3 +596,39 @@ async fn futures_join_all<F: Future<Output = StatusCode> + Send + 'static>(
 }
 
 crate::both_backends!(a_freshly_rotated_key_is_accepted_by_concurrent_requests);
+
+/// This database's request and token-writer connections (not the listener).
+const POOLED: &str = "FROM pg_stat_activity \
+     WHERE datname = current_database() AND application_name = 'tessera'";
+
+/// Connections the database cuts (a failover, a firewall, here
+/// `pg_terminate_backend`) are replaced before they fail a request: a pooled
+/// connection idle for more than a second is pinged first, the token
+/// writer's own connection included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_cut_by_the_database_are_replaced_once_idle_for_a_second() {
+    if !common::postgres::available() {
+        return;
+    }
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let secret = app.create_machine("cut-off", &["profile"]);
+    // Opens the token writer's connection and request connections.
+    let token = app.access_token("cut-off", &secret).await;
+    assert_eq!(app.me_status(&token).await, 200);
+
+    let cut = app
+        .scalar(&format!(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) {POOLED}) AS t"
+        ))
+        .await;
+    assert!(cut >= 2, "the writer's and a request connection: {cut} cut");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // Each fresh token is recorded by the writer, and its first use reads the
+    // database on a request connection.
+    for _ in 0..4 {
+        let fresh = app.access_token("cut-off", &secret).await;
+        assert_eq!(app.me_status(&fresh).await, 200);
+    }
+    assert!(app.scalar(&format!("SELECT count(*) {POOLED}")).await >= 2);
+}
