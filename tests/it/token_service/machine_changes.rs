@@ -1,0 +1,199 @@
+//! Changes to a machine user take effect on its next request: two client
+//! secrets rotating without downtime, narrowed scopes, a disabled or
+//! demoted owner.
+
+use super::post_form;
+use crate::{
+    both_backends,
+    common::{Api, Backend, Reply},
+};
+use serde_json::{Value, json};
+
+/// A machine user with client credentials on (tokens for 10 minutes), made
+/// through the management API; returns its id.
+async fn api_machine(api: &Api, admin: &str, username: &str, scopes: &[&str]) -> String {
+    let body = json!({"username": username, "scopes": scopes, "client_credentials": {"enabled": true, "access_token_ttl_minutes": 10}});
+    let created = api.post("/api/v1/machine-users", admin, &body).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    created.body["id"].as_str().unwrap().to_owned()
+}
+
+async fn new_secret(api: &Api, admin: &str, id: &str) -> Reply {
+    api.post_empty(&format!("/api/v1/machine-users/{id}/secrets"), admin)
+        .await
+}
+
+async fn patch_machine(api: &Api, admin: &str, id: &str, body: Value) {
+    let res = api
+        .patch(&format!("/api/v1/machine-users/{id}"), admin, &body)
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text);
+}
+
+async fn two_client_secrets_rotate_without_downtime(backend: Backend) {
+    let api = Api::spawn(backend).await;
+    let app = &api.app;
+    let admin = app.admin_token(&["admin:read", "admin:write"]);
+    let id = api_machine(&api, &admin, "rotating", &["profile"]).await;
+    let first = new_secret(&api, &admin, &id).await;
+    assert_eq!(first.status, 201);
+    let second = new_secret(&api, &admin, &id).await;
+    assert_eq!(second.status, 201);
+    let third = new_secret(&api, &admin, &id).await;
+    assert_eq!(third.status, 409, "a third secret is refused");
+    let first_secret = first.body["client_secret"].as_str().unwrap();
+    let second_secret = second.body["client_secret"].as_str().unwrap();
+    // Both work at once; the TTL is the machine user's.
+    let res: Value = app
+        .client_credentials("rotating", first_secret, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(res["expires_in"], 600);
+    app.access_token("rotating", second_secret).await;
+    // Removing the old one stops it at once (it was cached), the new one goes on.
+    let removed = api
+        .delete(
+            &format!(
+                "/api/v1/machine-users/{id}/secrets/{}",
+                first.body["id"].as_str().unwrap()
+            ),
+            &admin,
+        )
+        .await;
+    assert_eq!(removed.status, 204);
+    assert_eq!(
+        app.client_credentials("rotating", first_secret, None)
+            .await
+            .status(),
+        401
+    );
+    app.access_token("rotating", second_secret).await;
+    // A slot is free again.
+    assert_eq!(new_secret(&api, &admin, &id).await.status, 201);
+}
+
+async fn machine_user_changes_take_effect_on_the_next_request(backend: Backend) {
+    let api = Api::spawn(backend).await;
+    let app = &api.app;
+    let admin = app.admin_token(&["admin:read", "admin:write"]);
+    let id = api_machine(&api, &admin, "changing", &["profile", "introspect"]).await;
+    let secret = new_secret(&api, &admin, &id).await.body["client_secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token = app.access_token("changing", &secret).await;
+    let me: Value = app
+        .get_bearer("/api/v1/me", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["scopes"], json!(["introspect", "profile"]));
+
+    // Narrowing the allowed scopes narrows the live token.
+    patch_machine(&api, &admin, &id, json!({"scopes": ["profile"]})).await;
+    let me: Value = app
+        .get_bearer("/api/v1/me", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["scopes"], json!(["profile"]));
+    // Client credentials off: the grant is refused, existing tokens live on.
+    patch_machine(
+        &api,
+        &admin,
+        &id,
+        json!({"client_credentials": {"enabled": false}}),
+    )
+    .await;
+    let res = app.client_credentials("changing", &secret, None).await;
+    assert_eq!(res.status(), 400);
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["error"],
+        "unauthorized_client"
+    );
+    // Disabled: its token is refused and introspects inactive; it cannot authenticate.
+    patch_machine(
+        &api,
+        &admin,
+        &id,
+        json!({"enabled": false, "client_credentials": {"enabled": true}}),
+    )
+    .await;
+    assert_eq!(app.me_status(&token).await, 401);
+    let rs = app.create_machine("resource-server", &["introspect"]);
+    let body: Value = post_form(
+        app,
+        "/oauth2/introspect",
+        &[("token", &token)],
+        Some(("resource-server", &rs)),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(body, json!({"active": false}));
+    assert_eq!(
+        app.client_credentials("changing", &secret, None)
+            .await
+            .status(),
+        401
+    );
+    // Enabled again: the token works again (it was never revoked).
+    patch_machine(&api, &admin, &id, json!({"enabled": true})).await;
+    assert_eq!(app.me_status(&token).await, 200);
+    // Deleted: its tokens die with it.
+    let deleted = api
+        .delete(&format!("/api/v1/machine-users/{id}"), &admin)
+        .await;
+    assert_eq!(deleted.status, 204);
+    assert_eq!(app.me_status(&token).await, 401);
+    assert_eq!(
+        app.client_credentials("changing", &secret, None)
+            .await
+            .status(),
+        401
+    );
+}
+
+async fn a_disabled_or_demoted_owner_loses_power_at_once(backend: Backend) {
+    let api = Api::spawn(backend).await;
+    let app = &api.app;
+    let admin = app.admin_token(&["admin:read", "admin:write", "profile"]);
+    app.create_user("carol", true);
+    let carol = app.token_for("carol", &["profile", "admin:read"]);
+    let me = api.get("/api/v1/me", &carol).await;
+    assert_eq!(me.body["scopes"], json!(["admin:read", "profile"]));
+    let carol_id = me.body["id"].as_str().unwrap().to_owned();
+    // Demoted: admin:read is gone from the live token.
+    let demoted = api
+        .patch(
+            &format!("/api/v1/users/{carol_id}"),
+            &admin,
+            &json!({"role": "user"}),
+        )
+        .await;
+    assert_eq!(demoted.status, 200);
+    let me = api.get("/api/v1/me", &carol).await;
+    assert_eq!(me.body["scopes"], json!(["profile"]));
+    assert_eq!(api.get("/api/v1/users", &carol).await.status, 403);
+    // Disabled: the token is refused.
+    let disabled = api
+        .patch(
+            &format!("/api/v1/users/{carol_id}"),
+            &admin,
+            &json!({"enabled": false}),
+        )
+        .await;
+    assert_eq!(disabled.status, 200);
+    assert_eq!(app.me_status(&carol).await, 401);
+}
+
+both_backends!(
+    two_client_secrets_rotate_without_downtime,
+    machine_user_changes_take_effect_on_the_next_request,
+    a_disabled_or_demoted_owner_loses_power_at_once,
+);

@@ -1,0 +1,377 @@
+//! Setting up the first admin, signing in and out, lock-outs and throttles,
+//! session cookies, and the CSRF token on every state-changing form.
+
+use super::{session_cookie, user_id};
+use crate::{
+    both_backends,
+    common::{ADMIN_PASSWORD, Backend, TestApp, web::Browser},
+};
+use reqwest::{StatusCode, header};
+
+async fn first_admin_is_created_once_with_the_setup_code(backend: Backend) {
+    let (app, code) = TestApp::spawn_with_setup_code(backend).await;
+    let b = Browser::new(&app);
+
+    let bad = b.get("/setup?code=not-the-code").await;
+    assert_eq!(bad.status, StatusCode::FORBIDDEN);
+    assert!(bad.body.contains("setup link is invalid"), "{}", bad.body);
+
+    let path = format!("/setup?code={code}");
+    let form = b.get(&path).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    let csrf = form.csrf();
+
+    // Without the CSRF token: refused, nothing created, the code still usable.
+    let no_csrf = b
+        .post(
+            "/setup",
+            &[
+                ("code", &code),
+                ("username", "root"),
+                ("password", "a long password"),
+                ("password_again", "a long password"),
+            ],
+        )
+        .await;
+    assert_eq!(no_csrf.status, StatusCode::FORBIDDEN);
+    assert!(no_csrf.body.contains("security token"));
+
+    let differ = b
+        .post(
+            "/setup",
+            &[
+                ("csrf", &csrf),
+                ("code", &code),
+                ("username", "root"),
+                ("password", "a long password"),
+                ("password_again", "another password"),
+            ],
+        )
+        .await;
+    assert_eq!(differ.status, StatusCode::BAD_REQUEST);
+    assert!(differ.body.contains("passwords differ"));
+
+    let bad_name = b
+        .post(
+            "/setup",
+            &[
+                ("csrf", &csrf),
+                ("code", &code),
+                ("username", "No Spaces"),
+                ("password", "a long password"),
+                ("password_again", "a long password"),
+            ],
+        )
+        .await;
+    assert_eq!(bad_name.status, StatusCode::BAD_REQUEST);
+    assert!(bad_name.body.contains("username"), "{}", bad_name.body);
+
+    let ok = b
+        .post(
+            "/setup",
+            &[
+                ("csrf", &csrf),
+                ("code", &code),
+                ("username", "root"),
+                ("password", "a long password"),
+                ("password_again", "a long password"),
+            ],
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.body);
+    let home = b.get("/").await;
+    assert_eq!(home.status, StatusCode::OK);
+    assert!(home.body.contains("root (admin)"));
+    assert!(home.body.contains("Tokens issued per day"));
+
+    // The code is used up, for this browser and any other.
+    assert_eq!(b.get(&path).await.status, StatusCode::FORBIDDEN);
+    let other = Browser::new(&app);
+    let csrf2 = other.get("/login").await.csrf();
+    let again = other
+        .post(
+            "/setup",
+            &[
+                ("csrf", &csrf2),
+                ("code", &code),
+                ("username", "second"),
+                ("password", "a long password"),
+                ("password_again", "a long password"),
+            ],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::FORBIDDEN);
+    assert_eq!(other.login("second", "a long password").await.status, 401);
+    // The new admin can sign in with the password chosen.
+    let fresh = Browser::new(&app);
+    assert_eq!(
+        fresh.login("root", "a long password").await.status,
+        StatusCode::SEE_OTHER
+    );
+}
+
+async fn sign_in_sets_a_safe_cookie_and_sign_out_ends_the_session(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_user("alice", false);
+    let b = Browser::new(&app);
+
+    let anon = b.get("/tokens").await;
+    assert_eq!(anon.status, StatusCode::SEE_OTHER);
+    assert_eq!(anon.location(), "/login?next=%2Ftokens");
+    assert_eq!(b.get("/").await.location(), "/login");
+
+    let wrong = b.login("alice", "not the password").await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(wrong.body.contains("username or password is wrong"));
+    assert!(wrong.body.contains(r#"value="alice""#));
+
+    let first = b.login("alice", ADMIN_PASSWORD).await;
+    assert_eq!(first.status, StatusCode::SEE_OTHER);
+    let cookie = session_cookie(&first);
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(cookie.contains("Path=/"), "{cookie}");
+    assert!(
+        !cookie.contains("Secure"),
+        "http public URL: no Secure flag"
+    );
+    let first_value = cookie
+        .split(';')
+        .next()
+        .expect("value")
+        .trim_start_matches("tessera_session=")
+        .to_owned();
+    assert_eq!(b.get("/tokens").await.status, StatusCode::OK);
+
+    // Signing in again rotates the session id; the old one stops working.
+    let second = b.login("alice", ADMIN_PASSWORD).await;
+    assert_eq!(second.status, StatusCode::SEE_OTHER);
+    let second_value = session_cookie(&second)
+        .split(';')
+        .next()
+        .expect("value")
+        .trim_start_matches("tessera_session=")
+        .to_owned();
+    assert_ne!(first_value, second_value);
+    let replay = |value: String| {
+        let app_url = app.url("/tokens");
+        async move {
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client")
+                .get(app_url)
+                .header(header::COOKIE, format!("tessera_session={value}"))
+                .send()
+                .await
+                .expect("GET")
+                .status()
+        }
+    };
+    assert_eq!(replay(first_value).await, StatusCode::SEE_OTHER);
+    assert_eq!(replay(second_value.clone()).await, StatusCode::OK);
+
+    // Sign-out needs the CSRF token, then ends the session on the server.
+    let refused = b.post("/logout", &[]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(replay(second_value.clone()).await, StatusCode::OK);
+    let confirm = b.get("/logout").await;
+    assert_eq!(confirm.status, StatusCode::OK);
+    assert!(confirm.body.contains("Sign out?"));
+    let out = b.submit("/logout", "/logout", &[]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert_eq!(out.location(), "/login?notice=signed-out");
+    assert!(
+        b.get(out.location())
+            .await
+            .body
+            .contains("You have signed out.")
+    );
+    assert_eq!(replay(second_value).await, StatusCode::SEE_OTHER);
+    assert_eq!(b.get("/tokens").await.status, StatusCode::SEE_OTHER);
+
+    // The audit log has all of it.
+    let admin = {
+        app.create_user("boss", true);
+        Browser::signed_in(&app, "boss").await
+    };
+    let audit = admin.get("/admin/audit?actor=alice").await;
+    for action in ["session.login", "session.logout"] {
+        assert!(
+            audit.body.contains(&format!("<code>{action}</code>")),
+            "{action} missing"
+        );
+    }
+    let failed = admin.get("/admin/audit?action=session.login_failed").await;
+    assert!(failed.body.contains("wrong password"), "{}", failed.body);
+}
+
+async fn failed_sign_ins_lock_that_account_only(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_user("carol", false);
+    app.create_user("boss", true);
+    let b = Browser::new(&app);
+    for _ in 0..5 {
+        assert_eq!(b.login("carol", "wrong password!").await.status, 401);
+    }
+    let throttled = b.login("carol", ADMIN_PASSWORD).await;
+    assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(throttled.body.contains("Too many failed sign-ins"));
+    // Another account is not affected by carol's failures.
+    assert_eq!(b.login("boss", ADMIN_PASSWORD).await.status, 303);
+}
+
+/// A machine user has no password and cannot sign in.
+async fn a_machine_user_cannot_sign_in(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_machine("robot", &["profile"]);
+    let robot = Browser::new(&app);
+    assert_eq!(robot.login("robot", "").await.status, 400);
+    assert_eq!(robot.login("robot", "anything at all").await.status, 401);
+}
+
+async fn a_disabled_user_cannot_sign_in_and_their_sessions_end(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_user("boss", true);
+    app.create_user("dave", false);
+    let dave = Browser::signed_in(&app, "dave").await;
+    let admin = Browser::signed_in(&app, "boss").await;
+    let users = admin.get("/admin/users").await;
+    let dave_id = user_id(&users, "dave");
+    let res = admin
+        .submit(
+            "/admin/users",
+            &format!("/admin/users/{dave_id}"),
+            &[("op", "enabled"), ("enabled", "false")],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    assert_eq!(dave.get("/tokens").await.status, StatusCode::SEE_OTHER);
+    let again = Browser::new(&app).login("dave", ADMIN_PASSWORD).await;
+    assert_eq!(again.status, StatusCode::UNAUTHORIZED);
+}
+
+async fn state_changing_forms_without_the_csrf_token_are_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_user("boss", true);
+    let b = Browser::signed_in(&app, "boss").await;
+    let cases: &[(&str, &[(&str, &str)])] = &[
+        (
+            "/tokens/new",
+            &[("name", "x"), ("scopes", "profile"), ("lifetime", "30")],
+        ),
+        ("/admin/scopes", &[("name", "orders:read")]),
+        ("/admin/machine-users/new", &[("username", "robot")]),
+        (
+            "/admin/users",
+            &[
+                ("username", "eve"),
+                ("password", "long enough"),
+                ("role", "admin"),
+            ],
+        ),
+        ("/admin/keys/rotate", &[]),
+    ];
+    for (path, form) in cases {
+        let missing = b.post(path, form).await;
+        assert_eq!(missing.status, StatusCode::FORBIDDEN, "{path} without CSRF");
+        assert!(missing.body.contains("security token"), "{path}");
+        let mut wrong = vec![("csrf", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")];
+        wrong.extend_from_slice(form);
+        let res = b.post(path, &wrong).await;
+        assert_eq!(
+            res.status,
+            StatusCode::FORBIDDEN,
+            "{path} with a wrong CSRF"
+        );
+    }
+    // Nothing was created.
+    let scopes = b.get("/admin/scopes").await;
+    scopes.expect(StatusCode::OK, "scopes");
+    assert!(!scopes.body.contains("<td><code>orders:read</code>"));
+    let users = b.get("/admin/users").await;
+    users.expect(StatusCode::OK, "users");
+    assert!(!users.body.contains("eve"));
+    assert!(b.get("/tokens").await.body.contains("No tokens here yet"));
+
+    // The sign-in form needs its double-submit cookie.
+    let fresh = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let res = fresh
+        .post(app.url("/login"))
+        .form(&[
+            ("csrf", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+            ("username", "boss"),
+            ("password", ADMIN_PASSWORD),
+        ])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+}
+
+async fn failed_sign_ins_from_one_address_are_throttled_across_accounts(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_user("frank", false);
+    let b = Browser::new(&app);
+    // 20 failures from this address, spread over accounts that mostly do not exist.
+    for i in 0..20 {
+        let name = format!("nobody{}", i % 4);
+        assert_eq!(b.login(&name, "guess guess").await.status, 401);
+    }
+    let res = b.login("frank", ADMIN_PASSWORD).await;
+    assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.body.contains("from this address"));
+}
+
+async fn cookies_are_secure_when_the_public_url_is_https(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        &[("TESSERA_PUBLIC_URL", "https://tessera.example")],
+    )
+    .await;
+    app.create_user("alice", false);
+    // A plain client: a cookie store would (rightly) not send Secure cookies over http.
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let login = Browser::page(client.get(app.url("/login")).send().await.expect("GET")).await;
+    let pre = login.headers[header::SET_COOKIE]
+        .to_str()
+        .expect("cookie")
+        .to_owned();
+    assert!(pre.contains("Secure"), "{pre}");
+    let pre_value = pre.split(';').next().expect("value").to_owned();
+    let res = Browser::page(
+        client
+            .post(app.url("/login"))
+            .header(header::COOKIE, pre_value)
+            .form(&[
+                ("csrf", login.csrf().as_str()),
+                ("username", "alice"),
+                ("password", ADMIN_PASSWORD),
+            ])
+            .send()
+            .await
+            .expect("POST"),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+    let cookie = session_cookie(&res);
+    assert!(cookie.contains("Secure"), "{cookie}");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+}
+
+both_backends!(
+    first_admin_is_created_once_with_the_setup_code,
+    sign_in_sets_a_safe_cookie_and_sign_out_ends_the_session,
+    failed_sign_ins_lock_that_account_only,
+    a_machine_user_cannot_sign_in,
+    a_disabled_user_cannot_sign_in_and_their_sessions_end,
+    state_changing_forms_without_the_csrf_token_are_refused,
+    failed_sign_ins_from_one_address_are_throttled_across_accounts,
+    cookies_are_secure_when_the_public_url_is_https,
+);
