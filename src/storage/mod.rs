@@ -155,7 +155,7 @@ impl Db {
             .max_connections(32)
             .test_before_acquire(false)
             .before_acquire(ping_if_idle)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options.clone().application_name("tessera"))
             .await
             .map_err(|e| {
@@ -219,6 +219,9 @@ impl Db {
         self.read.execute_unprepared("SELECT 1").await.is_ok()
     }
 }
+
+/// How long a query waits for a PostgreSQL connection before it fails.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// PostgreSQL connections idle for longer than this are pinged before use.
 const STALE_AFTER: Duration = Duration::from_secs(1);

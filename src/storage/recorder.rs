@@ -218,6 +218,7 @@ fn own_postgres_connection(db: &DatabaseConnection) -> DatabaseConnection {
         .max_connections(1)
         .test_before_acquire(false)
         .before_acquire(crate::storage::ping_if_idle)
+        .acquire_timeout(crate::storage::ACQUIRE_TIMEOUT)
         .connect_lazy_with((*options).clone());
     sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(pool)
 }
