@@ -3,7 +3,12 @@
 //! `private_key_jwt`) and their check, throttled per address, and the
 //! no-store headers of token responses.
 
-use std::{borrow::Cow, collections::HashMap, net::IpAddr, sync::Arc};
+use std::{
+    borrow::Cow,
+    collections::{HashMap, hash_map},
+    net::IpAddr,
+    sync::Arc,
+};
 
 use actix_web::{HttpRequest, http::header};
 use base64::{Engine, engine::general_purpose::STANDARD};
@@ -20,11 +25,13 @@ use crate::{
     },
 };
 
-/// A form-encoded body with each parameter at most once (RFC 6749 §3.2).
-pub struct Form(HashMap<String, String>);
+/// A form-encoded body with each parameter at most once (RFC 6749 §3.2),
+/// borrowed from the body where nothing needed decoding (a token or an
+/// assertion, usually: no copy of a long value per request).
+pub struct Form<'a>(HashMap<Cow<'a, str>, Cow<'a, str>>);
 
-impl Form {
-    pub fn parse(req: &HttpRequest, body: &[u8]) -> Result<Self, OAuthError> {
+impl<'a> Form<'a> {
+    pub fn parse(req: &HttpRequest, body: &'a [u8]) -> Result<Self, OAuthError> {
         let content_type = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -36,17 +43,20 @@ impl Form {
                 "expected Content-Type: application/x-www-form-urlencoded",
             ));
         }
-        if std::str::from_utf8(body).is_err() {
+        let Ok(body) = std::str::from_utf8(body) else {
             return Err(OAuthError::invalid_request("the request body is not UTF-8"));
-        }
+        };
         let mut params = HashMap::new();
         for (key, value) in pairs(body) {
             // Percent-encoded bytes that are not UTF-8 decode to U+FFFD.
             if key.contains('\u{FFFD}') || value.contains('\u{FFFD}') {
                 return Err(OAuthError::invalid_request("parameters must be UTF-8"));
             }
-            if params.insert(key.to_string(), value.into_owned()).is_some() {
-                if key == "resource" {
+            match params.entry(key) {
+                hash_map::Entry::Vacant(slot) => {
+                    slot.insert(value);
+                }
+                hash_map::Entry::Occupied(taken) if taken.key() == "resource" => {
                     // RFC 8707 §2: Tessera issues a token for one resource.
                     return Err(OAuthError::new(
                         actix_web::http::StatusCode::BAD_REQUEST,
@@ -54,9 +64,12 @@ impl Form {
                         "name one resource per token request",
                     ));
                 }
-                return Err(OAuthError::invalid_request(format!(
-                    "parameter {key} is repeated"
-                )));
+                hash_map::Entry::Occupied(taken) => {
+                    return Err(OAuthError::invalid_request(format!(
+                        "parameter {} is repeated",
+                        taken.key()
+                    )));
+                }
             }
         }
         Ok(Self(params))
@@ -66,29 +79,25 @@ impl Form {
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0
             .get(key)
-            .map(String::as_str)
+            .map(|v| v.as_ref())
             .filter(|v| !v.is_empty())
     }
 }
 
 /// The body's `name=value` pairs, decoded as `form_urlencoded::parse` does;
-/// a pair with nothing to decode (a token or an assertion, usually) is taken
-/// as it is, sparing three passes over a long value.
-fn pairs(body: &[u8]) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
-    body.split(|&b| b == b'&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let plain = !pair.iter().any(|&b| b == b'%' || b == b'+');
-            match std::str::from_utf8(pair) {
-                Ok(text) if plain => {
-                    let (key, value) = text.split_once('=').unwrap_or((text, ""));
-                    (Cow::Borrowed(key), Cow::Borrowed(value))
-                }
-                _ => form_urlencoded::parse(pair)
-                    .next()
-                    .unwrap_or((Cow::Borrowed(""), Cow::Borrowed(""))),
-            }
-        })
+/// a pair with nothing to decode is borrowed as it is, sparing three passes
+/// over a long value.
+fn pairs(body: &str) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
+    body.split('&').filter(|pair| !pair.is_empty()).map(|pair| {
+        if pair.contains(['%', '+']) {
+            form_urlencoded::parse(pair.as_bytes())
+                .next()
+                .unwrap_or((Cow::Borrowed(""), Cow::Borrowed("")))
+        } else {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (Cow::Borrowed(key), Cow::Borrowed(value))
+        }
+    })
 }
 
 /// How a client proves who it is.
@@ -366,7 +375,7 @@ mod tests {
             "bad=%FF&c=%E2%82%AC",
             "k=v&",
         ] {
-            let ours: Vec<(String, String)> = pairs(body.as_bytes())
+            let ours: Vec<(String, String)> = pairs(body)
                 .map(|(k, v)| (k.into_owned(), v.into_owned()))
                 .collect();
             let theirs: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes())
