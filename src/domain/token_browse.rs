@@ -6,7 +6,7 @@
 use sea_orm::{ConnectionTrait, Order, PaginatorTrait, QueryOrder, QuerySelect, sea_query::Expr};
 
 use super::{
-    Error,
+    Error, TokenKind,
     tokens::{TokenFilter, TokenView, filtered, views},
 };
 use crate::storage::entities::token;
@@ -111,7 +111,13 @@ pub async fn browse(
     };
     let total = q.clone().count(db).await?;
     let never_used = Expr::col(token::Column::LastUsedAt).is_null();
+    // A client-credentials record's id is minted with it (UUIDv7: time
+    // first), so its id order is its creation order, and `(kind, id)` holds
+    // them in that order. Sorting by `created_at` instead sorted every one of
+    // them: 1.2 s for the first page at a million records.
+    let by_id = filter.kind == Some(TokenKind::ClientCredentials);
     let q = match sort {
+        TokenSort::Created | TokenSort::CreatedOldest if by_id => q,
         TokenSort::Created => q.order_by(token::Column::CreatedAt, Order::Desc),
         TokenSort::CreatedOldest => q.order_by(token::Column::CreatedAt, Order::Asc),
         TokenSort::Expires => q.order_by(token::Column::ExpiresAt, Order::Asc),

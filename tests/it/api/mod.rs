@@ -13,7 +13,7 @@ mod introspect_grant;
 mod leaks;
 mod machine_users;
 mod managers;
-mod minting;
+pub mod minting;
 mod notify_people;
 mod openapi;
 mod pagination;

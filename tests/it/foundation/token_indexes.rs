@@ -176,3 +176,28 @@ async fn the_admin_listing_reads_named_tokens_alone_once_statistics_are_fresh() 
         assert!(!plan.contains("TEMP B-TREE"), "{sql}: {plan}");
     }
 }
+
+/// The same page for the client-credentials records, which are listed by
+/// id (their creation order): `(kind, id)` holds them in that order.
+#[tokio::test]
+async fn client_credentials_records_are_listed_in_index_order() {
+    let db = TestDb::new(Backend::Sqlite);
+    db.cli_ok(&["migrate"], None);
+    let conn = Database::connect(&db.url).await.unwrap();
+    for sql in [
+        "SELECT id, name FROM tokens WHERE kind = 'client_credentials' \
+         ORDER BY id DESC LIMIT 25 OFFSET 0",
+        "SELECT id, name FROM tokens WHERE kind = 'client_credentials' \
+         AND owner_id = x'00' ORDER BY id ASC LIMIT 25 OFFSET 25",
+    ] {
+        let plan = plan(&conn, sql).await;
+        assert!(!plan.contains("TEMP B-TREE"), "{sql}: {plan}");
+    }
+    let by_created = plan(
+        &conn,
+        "SELECT id FROM tokens WHERE kind = 'client_credentials' \
+         ORDER BY created_at DESC, id DESC LIMIT 25",
+    )
+    .await;
+    assert!(by_created.contains("TEMP B-TREE"), "{by_created}");
+}

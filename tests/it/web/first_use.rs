@@ -2,6 +2,7 @@
 //! tokens burying the list, admins changing themselves, a user's own page.
 
 use crate::{
+    api::minting::token_id,
     both_backends,
     common::{
         Backend, TestApp,
@@ -122,8 +123,49 @@ async fn each_user_has_a_page_and_admins_cannot_demote_or_disable_themselves(bac
     );
 }
 
+/// The token ids a list page links to, top to bottom.
+fn listed_ids(page: &str) -> Vec<String> {
+    page.split(r#"href="/admin/tokens/"#)
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .map(str::to_owned)
+        .collect()
+}
+
+async fn client_credentials_tokens_are_listed_newest_first_or_oldest_first(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_user("boss", true);
+    let secret = app.create_machine("billing-sync", &["profile"]);
+    let mut issued = Vec::new();
+    for _ in 0..3 {
+        issued.push(token_id(&app.access_token("billing-sync", &secret).await));
+    }
+    let b = Browser::signed_in(&app, "boss").await;
+    let newest = b.get("/admin/tokens?kind=client_credentials").await;
+    newest.expect(StatusCode::OK, "client-credentials tokens");
+    let mut expected: Vec<String> = issued.iter().rev().cloned().collect();
+    assert_eq!(listed_ids(&newest.body), expected, "newest first");
+    let oldest = b
+        .get("/admin/tokens?kind=client_credentials&sort=created_asc")
+        .await;
+    oldest.expect(StatusCode::OK, "oldest first");
+    expected.reverse();
+    assert_eq!(listed_ids(&oldest.body), expected, "oldest first");
+    let query = "/admin/tokens?owner=billing-sync&kind=client_credentials&limit=2";
+    let first = b.get(query).await;
+    first.expect(StatusCode::OK, "one owner's, two a page");
+    assert_eq!(
+        listed_ids(&first.body),
+        [issued[2].clone(), issued[1].clone()]
+    );
+    let second = b.get(&format!("{query}&page=2")).await;
+    second.expect(StatusCode::OK, "the second page");
+    assert_eq!(listed_ids(&second.body), [issued[0].clone()]);
+}
+
 both_backends!(
     a_typed_date_never_silently_gives_a_preset_lifetime,
     all_tokens_hides_client_credentials_tokens_unless_chosen,
+    client_credentials_tokens_are_listed_newest_first_or_oldest_first,
     each_user_has_a_page_and_admins_cannot_demote_or_disable_themselves,
 );
