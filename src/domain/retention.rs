@@ -2,9 +2,7 @@
 //! expired client-credentials tokens after `TESSERA_RETENTION`, audit events
 //! after `TESSERA_AUDIT_RETENTION` (if set), expired sessions and spent setup
 //! codes. Deletes run in small batches, each its own short statement, so the
-//! single SQLite writer is never held long enough to stall issuance. Each
-//! pass ends by refreshing SQLite's planner statistics, which go stale as
-//! the tables grow and shrink.
+//! single SQLite writer is never held long enough to stall issuance.
 
 use std::time::Duration;
 
@@ -188,9 +186,6 @@ pub fn spawn(db: Db, policy: Policy) {
                     tracing::error!(error = %format!("{cause:#}"), "cannot prune old records")
                 }
                 Err(e) => tracing::error!(error = %e, "cannot prune old records"),
-            }
-            if let Err(e) = db.refresh_statistics().await {
-                tracing::warn!(error = %e, "cannot refresh the query planner's statistics");
             }
         }
     });

@@ -186,21 +186,6 @@ impl Db {
     /// Applies pending migrations. On PostgreSQL a session advisory lock
     /// makes instances that start together take turns, so each migration runs
     /// once and the others find nothing left to do.
-    /// Refreshes SQLite's planner statistics where they are missing or stale,
-    /// as SQLite recommends for long-lived connections: `PRAGMA optimize`
-    /// analyses only the tables whose size changed a lot, each from a sample.
-    /// Without statistics SQLite cannot tell that a partial index is small,
-    /// and counted the named tokens by reading every client-credentials
-    /// record. PostgreSQL's autovacuum keeps its own.
-    pub async fn refresh_statistics(&self) -> Result<(), sea_orm::DbErr> {
-        if self.write.get_database_backend() == DbBackend::Sqlite {
-            self.write
-                .execute_unprepared("PRAGMA optimize=0x10002")
-                .await?;
-        }
-        Ok(())
-    }
-
     pub async fn migrate(&self) -> anyhow::Result<()> {
         let Some(pg) = &self.changes.pg else {
             return Migrator::up(&self.write, None)
