@@ -217,7 +217,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 scopes: (!scopes.is_empty()).then_some(scopes),
                 lifetime: Lifetime::Seconds(expires_in.seconds),
             };
-            let recorder = Recorder::new(db.write.clone())?;
+            let recorder = Recorder::new(&db.write)?;
             let issuer = Issuer {
                 db: &db,
                 signer: &signing,

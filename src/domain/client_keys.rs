@@ -5,7 +5,6 @@
 
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QuerySelect,
-    TransactionTrait,
 };
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -15,6 +14,7 @@ use super::{
     Context, Error, PrincipalKind, audit, clock,
     principals::{self, Need},
 };
+use crate::storage::WriteTransactions;
 use crate::{
     jwt::client_keys::validate_jwks,
     storage::{
@@ -73,7 +73,7 @@ pub async fn put(
         .collect();
     let actor = ctx.actor.clone();
     db.write
-        .transaction::<_, (), Error>(|tx| {
+        .write_transaction::<_, (), Error>(|tx| {
             Box::pin(async move {
                 machine(tx, machine_user_id, true).await?;
                 client_jwks::Entity::delete_by_id(machine_user_id)
@@ -112,7 +112,7 @@ pub async fn delete(db: &Db, ctx: &Context, machine_user_id: Uuid) -> Result<(),
     let actor = ctx.actor.clone();
     let removed = db
         .write
-        .transaction::<_, bool, Error>(|tx| {
+        .write_transaction::<_, bool, Error>(|tx| {
             Box::pin(async move {
                 machine(tx, machine_user_id, true).await?;
                 let res = client_jwks::Entity::delete_by_id(machine_user_id)

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -21,6 +21,7 @@ use super::{
         release_expired_name,
     },
 };
+use crate::storage::WriteTransactions;
 use crate::{
     jwt::Signer,
     metrics::Metrics,
@@ -260,7 +261,7 @@ async fn named(
     let scopes = requested.clone();
     let created = db
         .write
-        .transaction::<_, token::Model, Error>(|tx| {
+        .write_transaction::<_, token::Model, Error>(|tx| {
             Box::pin(async move {
                 scopes::require_known_locked(tx, &requested).await?;
                 release_expired_name(tx, owner_id, &name).await?;
@@ -404,7 +405,7 @@ async fn regenerate(
     let scopes = granted.clone();
     let created = db
         .write
-        .transaction::<_, token::Model, Error>(|tx| {
+        .write_transaction::<_, token::Model, Error>(|tx| {
             Box::pin(async move {
                 scopes::require_known_locked(tx, &granted)
                     .await

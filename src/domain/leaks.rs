@@ -5,13 +5,13 @@
 
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
-    TransactionTrait,
 };
 use serde_json::json;
 use time::Duration;
 use uuid::Uuid;
 
 use super::{Actor, Error, PrincipalKind, audit, clock, tokens::mark_revoked};
+use crate::storage::WriteTransactions;
 use crate::{
     secret::Digest,
     storage::{
@@ -52,7 +52,7 @@ pub async fn report(
     let actor = Actor::anonymous(reporter_ip.clone());
     let outcome = db
         .write
-        .transaction::<_, Outcome, Error>(|tx| {
+        .write_transaction::<_, Outcome, Error>(|tx| {
             Box::pin(async move {
                 let now = clock::now();
                 let mut outcome = Outcome::default();

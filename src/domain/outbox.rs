@@ -6,12 +6,13 @@
 
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait, sea_query::Expr,
+    QueryOrder, QuerySelect, sea_query::Expr,
 };
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use super::{Error, clock};
+use crate::storage::WriteTransactions;
 use crate::storage::entities::{outbox, webhook_delivery};
 
 pub const CHANNEL_WEBHOOK: &str = "webhook";
@@ -151,7 +152,7 @@ pub async fn finish(
         .error
         .map(|e| e.chars().take(1000).collect::<String>());
     let claimed = claimed.clone();
-    db.transaction::<_, (), Error>(|tx| {
+    db.write_transaction::<_, (), Error>(|tx| {
         Box::pin(async move {
             outbox::Entity::update_many()
                 .col_expr(outbox::Column::State, Expr::value(state))

@@ -9,13 +9,14 @@ use std::collections::HashMap;
 
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait, sea_query::OnConflict,
+    QuerySelect, sea_query::OnConflict,
 };
 use serde_json::Value;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use super::{Error, PrincipalKind, Role, TokenKind, clock, outbox, principals, tokens, webhooks};
+use crate::storage::WriteTransactions;
 use crate::storage::{
     Db,
     entities::{machine_user_manager, principal, token, token_reminder},
@@ -112,7 +113,7 @@ async fn remind(
     let policy = policy.clone();
     let claimed = db
         .write
-        .transaction::<_, bool, Error>(|tx| {
+        .write_transaction::<_, bool, Error>(|tx| {
             Box::pin(async move {
                 let inserted = token_reminder::Entity::insert(token_reminder::ActiveModel {
                     token_id: Set(row.id),

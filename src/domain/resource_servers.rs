@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, TransactionTrait,
+    QueryOrder,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{Actor, Error, ScopeSet, audit, clock, is_unique_violation};
+use crate::storage::WriteTransactions;
 use crate::storage::{
     Db,
     entities::{resource_server, resource_server_scope, scope},
@@ -190,7 +191,7 @@ pub async fn create(
     let actor = actor.clone();
     let id = db
         .write
-        .transaction::<_, Uuid, Error>(|tx| {
+        .write_transaction::<_, Uuid, Error>(|tx| {
             Box::pin(async move {
                 let now = clock::now();
                 let id = Uuid::now_v7();
@@ -238,7 +239,7 @@ pub async fn update(
     let scopes = input.scopes;
     let actor = actor.clone();
     db.write
-        .transaction::<_, (), Error>(|tx| {
+        .write_transaction::<_, (), Error>(|tx| {
             Box::pin(async move {
                 let current = resource_server::Entity::find_by_id(id)
                     .one(tx)
@@ -285,7 +286,7 @@ pub async fn delete(db: &Db, actor: &Actor, id: Uuid) -> Result<(), Error> {
     actor.require_admin()?;
     let actor = actor.clone();
     db.write
-        .transaction::<_, (), Error>(|tx| {
+        .write_transaction::<_, (), Error>(|tx| {
             Box::pin(async move {
                 let current = resource_server::Entity::find_by_id(id)
                     .one(tx)

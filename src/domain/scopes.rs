@@ -4,7 +4,7 @@ use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect,
     sea_query::{Expr, LikeExpr},
 };
 use serde::Serialize;
@@ -14,6 +14,7 @@ use super::{
     Actor, BUILTIN_SCOPES, Error, PrincipalKind, ScopeSet, audit, clock, is_unique_violation,
     valid_scope_name,
 };
+use crate::storage::WriteTransactions;
 use crate::storage::{
     Db,
     entities::{principal, scope, token},
@@ -122,7 +123,7 @@ pub async fn create(
     let actor = actor.clone();
     let created = db
         .write
-        .transaction::<_, scope::Model, Error>(|tx| {
+        .write_transaction::<_, scope::Model, Error>(|tx| {
             Box::pin(async move {
                 let created = model.insert(tx).await.map_err(|e| {
                     if is_unique_violation(&e) {
@@ -192,7 +193,7 @@ pub async fn update(db: &Db, actor: &Actor, name: &str, description: &str) -> Re
     let actor = actor.clone();
     let updated = db
         .write
-        .transaction::<_, scope::Model, Error>(|tx| {
+        .write_transaction::<_, scope::Model, Error>(|tx| {
             Box::pin(async move {
                 let current = find_registered(tx, &name).await?;
                 let before = current.description.clone();
@@ -223,7 +224,7 @@ pub async fn delete(db: &Db, actor: &Actor, name: &str) -> Result<(), Error> {
     let name = name.to_owned();
     let actor = actor.clone();
     db.write
-        .transaction::<_, (), Error>(|tx| {
+        .write_transaction::<_, (), Error>(|tx| {
             Box::pin(async move {
                 // The exclusive lock makes token creation (which locks the
                 // scopes it grants, shared) wait, so the counts stay true.

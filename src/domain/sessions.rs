@@ -6,13 +6,14 @@
 use aws_lc_rs::{constant_time, hmac};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
-    TransactionTrait, sea_query::Expr,
+    sea_query::Expr,
 };
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use super::{Actor, Error, PrincipalKind, PrincipalRef, Role, Username, audit, clock, principals};
+use crate::storage::WriteTransactions;
 use crate::{
     secret::{MasterKey, Secret},
     storage::{
@@ -348,7 +349,7 @@ pub async fn sign_in(
     let attempt_id = attempt.id;
     let new = db
         .write
-        .transaction::<_, NewSession, Error>(|tx| {
+        .write_transaction::<_, NewSession, Error>(|tx| {
             Box::pin(async move {
                 if let Some(previous) = previous {
                     session::Entity::delete_by_id(previous).exec(tx).await?;
@@ -379,7 +380,7 @@ pub async fn sign_out(db: &Db, session: &Session, ip: Option<String>) -> Result<
     let actor = session.actor(ip);
     let user_id = session.principal.id;
     db.write
-        .transaction::<_, (), Error>(|tx| {
+        .write_transaction::<_, (), Error>(|tx| {
             Box::pin(async move {
                 session::Entity::delete_by_id(key).exec(tx).await?;
                 audit::record(
@@ -448,7 +449,7 @@ pub async fn complete_setup(
     let master = master.clone();
     let new = db
         .write
-        .transaction::<_, NewSession, Error>(|tx| {
+        .write_transaction::<_, NewSession, Error>(|tx| {
             Box::pin(async move {
                 let now = clock::now();
                 let used = setup_code::Entity::update_many()

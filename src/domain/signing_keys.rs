@@ -8,13 +8,14 @@ use std::{collections::HashMap, sync::Arc};
 use anyhow::Context;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait, sea_query::Expr,
+    QuerySelect, sea_query::Expr,
 };
 use serde_json::json;
 use time::OffsetDateTime;
 
 use super::{Actor, Error, audit, clock};
 pub use crate::kinds::{KeyAlg, KeyState};
+use crate::storage::WriteTransactions;
 use crate::{
     duration::Dur,
     jwt::keys::{KeyRing, LoadedKey, generate_pkcs8, load, new_kid, open, seal},
@@ -88,7 +89,7 @@ pub async fn ensure_active(db: &Db, master: &MasterKey, alg: KeyAlg) -> anyhow::
     if active.is_some() {
         return Ok(());
     }
-    let tx = db.write.begin().await?;
+    let tx = db.write.begin_write().await?;
     advisory_xact_lock(&tx, FIRST_KEY_LOCK).await?;
     let active = signing_key::Entity::find()
         .filter(signing_key::Column::State.eq(KeyState::Active))
@@ -127,7 +128,7 @@ pub async fn rotate(
     let actor = actor.clone();
     let rotated = db
         .write
-        .transaction::<_, Rotated, Error>(|tx| {
+        .write_transaction::<_, Rotated, Error>(|tx| {
             Box::pin(async move {
                 advisory_xact_lock(tx, ROTATION_LOCK).await?;
                 let now = clock::now();
@@ -227,7 +228,7 @@ async fn promote_due_in(
 pub async fn promote_due(db: &Db) -> Result<Option<String>, Error> {
     let promoted = db
         .write
-        .transaction::<_, Option<String>, Error>(|tx| {
+        .write_transaction::<_, Option<String>, Error>(|tx| {
             Box::pin(async move {
                 advisory_xact_lock(tx, ROTATION_LOCK).await?;
                 let promoted = promote_due_in(tx, clock::now()).await?;
@@ -259,7 +260,7 @@ pub async fn rotate_if_due(
     let master = master.clone();
     let rotated = db
         .write
-        .transaction::<_, Option<Rotated>, Error>(|tx| {
+        .write_transaction::<_, Option<Rotated>, Error>(|tx| {
             Box::pin(async move {
                 advisory_xact_lock(tx, ROTATION_LOCK).await?;
                 let now = clock::now();

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, Iterable, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    QuerySelect,
     sea_query::{Expr, Func, LikeExpr},
 };
 use serde::Serialize;
@@ -18,6 +18,7 @@ use super::{
     Actor, Error, Page, PageRequest, PrincipalKind, PrincipalRef, ScopeSet, TokenKind, TokenStatus,
     audit, clock, is_unique_violation, principals,
 };
+use crate::storage::WriteTransactions;
 use crate::{
     jwt::Minted,
     secret::{self, Digest, Secret},
@@ -441,7 +442,7 @@ pub async fn revoke(db: &Db, actor: &Actor, id: Uuid, access: Access) -> Result<
     let actor2 = actor.clone();
     let (row, changed) = db
         .write
-        .transaction::<_, (token::Model, bool), Error>(|tx| {
+        .write_transaction::<_, (token::Model, bool), Error>(|tx| {
             Box::pin(async move {
                 let row = find_row(tx, id, access).await?;
                 // `mark_revoked` also settles a race with a concurrent revoke.

@@ -5,7 +5,7 @@
 use base64::{Engine, engine::general_purpose::STANDARD};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -16,6 +16,7 @@ use super::{
     Actor, Error, Page, PageRequest, audit, clock, outbox, principals, tokens,
     webhook_events::{CHANNEL_EVENT, EVENTS},
 };
+use crate::storage::WriteTransactions;
 use crate::{
     jwt::keys as sealing,
     secret::{MasterKey, Secret, random_bytes},
@@ -181,7 +182,7 @@ pub async fn create(
     let actor = actor.clone();
     let created = db
         .write
-        .transaction::<_, webhook::Model, Error>(|tx| {
+        .write_transaction::<_, webhook::Model, Error>(|tx| {
             Box::pin(async move {
                 let created = row.insert(tx).await?;
                 audit::record(
@@ -241,7 +242,7 @@ pub async fn update(
     let actor = actor.clone();
     let updated = db
         .write
-        .transaction::<_, webhook::Model, Error>(|tx| {
+        .write_transaction::<_, webhook::Model, Error>(|tx| {
             Box::pin(async move {
                 let mut row = find(tx, id).await?.into_active_model();
                 let mut changed = serde_json::Map::new();
@@ -282,7 +283,7 @@ pub async fn delete(db: &Db, actor: &Actor, id: Uuid) -> Result<(), Error> {
     actor.require_admin()?;
     let actor = actor.clone();
     db.write
-        .transaction::<_, (), Error>(|tx| {
+        .write_transaction::<_, (), Error>(|tx| {
             Box::pin(async move {
                 let found = find(tx, id).await?;
                 outbox_row::Entity::delete_many()
@@ -447,7 +448,7 @@ pub async fn expand(db: &Db, limit: u64) -> Result<usize, Error> {
     for row in rows {
         let expanded = db
             .write
-            .transaction::<_, bool, Error>(|tx| {
+            .write_transaction::<_, bool, Error>(|tx| {
                 Box::pin(async move {
                     let res = outbox_row::Entity::delete_by_id(row.id).exec(tx).await?;
                     if res.rows_affected != 1 {

@@ -1,8 +1,10 @@
 //! The storage seam: connections to SQLite or PostgreSQL, migrations, and the
 //! change feed that tells every instance when cached authorisation is stale.
 //!
-//! SQLite runs in WAL mode with one writer connection and a pool of readers;
-//! on PostgreSQL both handles are the same pool.
+//! SQLite runs in WAL mode with a pool of readers and two writer connections:
+//! sea-orm's, and the token recorder's own (`recorder`), which take turns
+//! through SQLite's write lock ([`WriteTransactions`]). On PostgreSQL both
+//! handles are the same pool.
 
 pub mod counters;
 pub mod entities;
@@ -10,6 +12,7 @@ pub mod recorder;
 
 use std::{
     path::Path,
+    pin::Pin,
     str::FromStr,
     sync::{
         Arc,
@@ -21,8 +24,8 @@ use std::{
 use anyhow::Context;
 use migrations::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, SqlxPostgresConnector, SqlxSqliteConnector,
-    Statement,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    SqlxPostgresConnector, SqlxSqliteConnector, Statement, TransactionError, TransactionTrait,
 };
 use sqlx::{
     postgres::{PgConnectOptions, PgListener, PgPoolOptions},
@@ -115,7 +118,8 @@ impl Db {
         let writer = SqlitePoolOptions::new()
             .test_before_acquire(false)
             .max_connections(1)
-            // The writer keeps the hot index pages of the tokens table cached.
+            // The writer keeps the hot index pages of the tokens table cached
+            // (so does the recorder's connection, with the same settings).
             // A commit that crosses the WAL threshold checkpoints before it
             // returns, holding up its batch and the next: at SQLite's default
             // of 1,000 pages that took about 7 ms and set the token endpoint's
@@ -284,8 +288,9 @@ pub async fn announce(tx: &impl ConnectionTrait, change: Change) -> Result<(), s
 }
 
 /// Makes transactions that take the same `key` run one after another
-/// (`pg_advisory_xact_lock`, released at commit or rollback). SQLite's single
-/// writer already serialises every write transaction.
+/// (`pg_advisory_xact_lock`, released at commit or rollback). On SQLite every
+/// write transaction takes the write lock first ([`WriteTransactions`]), which
+/// serialises them already.
 pub async fn advisory_xact_lock(tx: &impl ConnectionTrait, key: i64) -> Result<(), sea_orm::DbErr> {
     if tx.get_database_backend() != DbBackend::Postgres {
         return Ok(());
@@ -297,6 +302,72 @@ pub async fn advisory_xact_lock(tx: &impl ConnectionTrait, key: i64) -> Result<(
     ))
     .await?;
     Ok(())
+}
+
+/// Transactions that may write: use these instead of sea-orm's `begin` and
+/// `transaction` (clippy refuses those).
+///
+/// SQLite has two writer connections, sea-orm's and the token recorder's.
+/// sea-orm begins with a plain `BEGIN`, which takes no lock until the first
+/// write; a transaction that reads before it writes then fails at once
+/// (`SQLITE_BUSY_SNAPSHOT`, no busy timeout) if the other writer committed
+/// in between. Taking the write lock first, as `BEGIN IMMEDIATE` would,
+/// makes it wait its turn instead. PostgreSQL needs nothing more.
+pub trait WriteTransactions {
+    fn begin_write(&self) -> impl Future<Output = Result<DatabaseTransaction, DbErr>> + Send;
+
+    /// Runs `callback` in a write transaction, committed if it returns `Ok`
+    /// and rolled back otherwise (as sea-orm's `transaction`).
+    fn write_transaction<F, T, E>(
+        &self,
+        callback: F,
+    ) -> impl Future<Output = Result<T, TransactionError<E>>> + Send
+    where
+        F: for<'c> FnOnce(
+                &'c DatabaseTransaction,
+            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+            + Send,
+        T: Send,
+        E: std::fmt::Display + std::fmt::Debug + Send;
+}
+
+/// A statement that writes nothing but takes SQLite's write lock.
+const TAKE_WRITE_LOCK: &str = "UPDATE daily_counts SET day = day WHERE false";
+
+impl WriteTransactions for DatabaseConnection {
+    #[allow(clippy::disallowed_methods)] // the one place that may
+    async fn begin_write(&self) -> Result<DatabaseTransaction, DbErr> {
+        let tx = self.begin().await?;
+        if tx.get_database_backend() == DbBackend::Sqlite {
+            tx.execute_unprepared(TAKE_WRITE_LOCK).await?;
+        }
+        Ok(tx)
+    }
+
+    async fn write_transaction<F, T, E>(&self, callback: F) -> Result<T, TransactionError<E>>
+    where
+        F: for<'c> FnOnce(
+                &'c DatabaseTransaction,
+            ) -> Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>
+            + Send,
+        T: Send,
+        E: std::fmt::Display + std::fmt::Debug + Send,
+    {
+        let tx = self
+            .begin_write()
+            .await
+            .map_err(TransactionError::Connection)?;
+        match callback(&tx).await {
+            Ok(value) => {
+                tx.commit().await.map_err(TransactionError::Connection)?;
+                Ok(value)
+            }
+            Err(e) => {
+                tx.rollback().await.map_err(TransactionError::Connection)?;
+                Err(TransactionError::Transaction(e))
+            }
+        }
+    }
 }
 
 /// How often each instance sends itself a heartbeat through the channel.
@@ -518,5 +589,53 @@ mod tests {
         assert_eq!(pragma(&db.write, "temp_store").await, "2"); // MEMORY
         assert_eq!(pragma(&db.write, "wal_autocheckpoint").await, "250");
         assert_eq!(pragma(&db.write, "foreign_keys").await, "1");
+    }
+
+    /// A write transaction that reads before it writes, while another
+    /// connection (as the token recorder's) wants to write: the other waits
+    /// for the commit instead of committing in between, which would make
+    /// the transaction's write fail (`SQLITE_BUSY_SNAPSHOT`).
+    #[tokio::test]
+    async fn a_write_transaction_holds_off_the_other_sqlite_writer_from_its_first_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t.db");
+        let db = Db::connect(&format!("sqlite://{}?mode=rwc", file.display()))
+            .await
+            .unwrap();
+        db.migrate().await.unwrap();
+        let insert = |day: &str| {
+            format!("INSERT INTO daily_counts (day, validations, issued) VALUES ('{day}', 0, 1)")
+        };
+
+        let tx = db.write.begin_write().await.unwrap();
+        tx.execute_unprepared("SELECT count(*) FROM daily_counts")
+            .await
+            .unwrap();
+        let done = Arc::new(AtomicBool::new(false));
+        let other = std::thread::spawn({
+            let (done, sql) = (done.clone(), insert("2026-01-02"));
+            move || {
+                let conn = rusqlite::Connection::open(&file).unwrap();
+                conn.busy_timeout(Duration::from_secs(10)).unwrap();
+                conn.execute(&sql, []).unwrap();
+                done.store(true, Ordering::SeqCst);
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!done.load(Ordering::SeqCst), "the other writer went first");
+        tx.execute_unprepared(&insert("2026-01-01")).await.unwrap();
+        tx.commit().await.unwrap();
+        other.join().unwrap();
+
+        let count = db
+            .read
+            .query_one(Statement::from_string(
+                DbBackend::Sqlite,
+                "SELECT count(*) FROM daily_counts",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(count.try_get_by_index::<i64>(0).unwrap(), 2);
     }
 }

@@ -4,7 +4,7 @@
 
 use std::{net::IpAddr, sync::Arc};
 
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, TransactionTrait, Value};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -99,10 +99,7 @@ fn placeholders(backend: DbBackend, from: usize, count: usize) -> Vec<String> {
 /// newest [`PER_TOKEN`] uses: one insert per [`ROWS`] rows and one delete per
 /// [`PRUNE_TOKENS`] tokens, each statement atomic on its own. Uses of tokens
 /// deleted meanwhile are skipped.
-pub async fn store<C: ConnectionTrait + TransactionTrait>(
-    db: &C,
-    uses: &[(Uuid, Vec<Use>)],
-) -> Result<(), DbErr> {
+pub async fn store<C: ConnectionTrait>(db: &C, uses: &[(Uuid, Vec<Use>)]) -> Result<(), DbErr> {
     let backend = db.get_database_backend();
     let mut rows: Vec<[Value; 9]> = Vec::new();
     for (token_id, list) in uses {

@@ -209,7 +209,7 @@ impl TokenService {
         signing_keys::ensure_active(&db, &master, settings.signing_alg).await?;
         let ring = signing_keys::load_ring(&db.read, &master, None).await?;
         let service = Arc::new(Self {
-            recorder: crate::storage::recorder::Recorder::new(db.write.clone())?,
+            recorder: crate::storage::recorder::Recorder::new(&db.write)?,
             usage: usage::UsageTracker::default(),
             flush_every: settings.usage_flush_interval.seconds.max(1) as u64,
             flushing: tokio::sync::Mutex::new(()),

@@ -23,14 +23,17 @@ use std::{
 };
 
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QuerySelect,
-    Statement, TransactionTrait, Value,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
+    QuerySelect, Statement, Value,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::history::{self, PER_TOKEN, Refused, Use, Via};
-use crate::{domain::clock, storage::entities::token};
+use crate::{
+    domain::clock,
+    storage::{WriteTransactions, entities::token},
+};
 
 /// Rows per statement: three parameters each stays far below the limits of
 /// both backends.
@@ -190,7 +193,7 @@ impl UsageTracker {
     /// that was not written is kept for the next flush and the first error is
     /// returned; history that could not be written is dropped (it is a
     /// best-effort record, and retrying it forever could pile up).
-    pub async fn flush<C: ConnectionTrait + TransactionTrait>(&self, db: &C) -> Result<(), DbErr> {
+    pub async fn flush(&self, db: &DatabaseConnection) -> Result<(), DbErr> {
         let mut taken: Vec<(Uuid, TokenEntry)> = Vec::new();
         for shard in &self.shards {
             let map = std::mem::take(&mut *shard.lock().expect("usage lock"));
@@ -347,8 +350,8 @@ enum Table {
 /// PostgreSQL the rows are locked in that order first, then all are updated
 /// by one statement. A use older than the one stored (written by another
 /// instance) does not overwrite it.
-async fn write_uses<C: ConnectionTrait + TransactionTrait, const N: usize>(
-    db: &C,
+async fn write_uses<const N: usize>(
+    db: &DatabaseConnection,
     table: Table,
     rows: Vec<[Value; N]>,
 ) -> Result<(), DbErr> {
@@ -370,7 +373,7 @@ async fn write_uses<C: ConnectionTrait + TransactionTrait, const N: usize>(
         ),
         Table::Secrets => ("client_secrets", "id, at", "last_used_at = v.at"),
     };
-    let tx = db.begin().await?;
+    let tx = db.begin_write().await?;
     if backend == DbBackend::Postgres {
         let ids = params(rows.len());
         tx.execute(Statement::from_sql_and_values(

@@ -2,13 +2,14 @@
 
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
-    QuerySelect, TransactionTrait, sea_query::Expr,
+    QuerySelect, sea_query::Expr,
 };
 use serde::Serialize;
 use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::storage::WriteTransactions;
 use crate::{
     domain::{Actor, Context, Error, PrincipalKind, audit, clock},
     secret::{PlainSecret, Secret},
@@ -88,7 +89,7 @@ pub async fn create_secret(
     let actor = actor.clone();
     let row = db
         .write
-        .transaction::<_, client_secret::Model, Error>(|tx| {
+        .write_transaction::<_, client_secret::Model, Error>(|tx| {
             Box::pin(async move {
                 let row =
                     insert_secret_replacing(tx, &actor, machine_user_id, digest, hint, replacement)
@@ -254,7 +255,7 @@ pub async fn remove_expired(db: &Db) -> Result<u64, Error> {
     for found in due {
         let gone = db
             .write
-            .transaction::<_, bool, Error>(|tx| {
+            .write_transaction::<_, bool, Error>(|tx| {
                 Box::pin(async move {
                     match remove(tx, &Actor::system(), &found).await {
                         // Another instance's sweep took it first.
@@ -292,7 +293,7 @@ pub async fn delete_secret(
     let actor = &ctx.actor;
     let actor = actor.clone();
     db.write
-        .transaction::<_, (), Error>(|tx| {
+        .write_transaction::<_, (), Error>(|tx| {
             Box::pin(async move {
                 // Read first, for the hint the audit record names it by.
                 let found = client_secret::Entity::find_by_id(secret_id)

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -16,6 +16,7 @@ use super::{
     common::{blank, duplicate_username, find, parse_email, refs},
     managers::{Keepers, MachineUserFilter, Need, authorize, list_rows, managed_by, replace},
 };
+use crate::storage::WriteTransactions;
 use crate::{
     domain::{
         Actor, Context, Error, Page, PageRequest, PrincipalKind, PrincipalRef, ScopeSet, Username,
@@ -120,7 +121,7 @@ pub async fn create_machine_user(
     let actor = actor.clone();
     let created = db
         .write
-        .transaction::<_, principal::Model, Error>(|tx| {
+        .write_transaction::<_, principal::Model, Error>(|tx| {
             Box::pin(async move {
                 let created = insert_machine_user(tx, &actor, model).await?;
                 if let Some(names) = &managers {
@@ -148,7 +149,7 @@ pub async fn create_machine_user_with_secret(
     let actor = actor.clone();
     let (created, row) = db
         .write
-        .transaction::<_, (principal::Model, client_secret::Model), Error>(|tx| {
+        .write_transaction::<_, (principal::Model, client_secret::Model), Error>(|tx| {
             Box::pin(async move {
                 let created = insert_machine_user(tx, &actor, model).await?;
                 let row = insert_secret(tx, &actor, created.id, digest, hint).await?;
@@ -396,7 +397,7 @@ pub async fn update_machine_user(
     let actor = actor.clone();
     let (updated, changed) = db
         .write
-        .transaction::<_, (principal::Model, bool), Error>(|tx| {
+        .write_transaction::<_, (principal::Model, bool), Error>(|tx| {
             Box::pin(async move {
                 let current = principal::Entity::find_by_id(id)
                     .lock_exclusive()
@@ -482,7 +483,7 @@ pub async fn delete_machine_user(db: &Db, actor: &Actor, id: Uuid) -> Result<(),
     actor.require_admin()?;
     let actor = actor.clone();
     db.write
-        .transaction::<_, (), Error>(|tx| {
+        .write_transaction::<_, (), Error>(|tx| {
             Box::pin(async move {
                 let m = find_machine(tx, id).await?;
                 principal::Entity::delete_by_id(id).exec(tx).await?;

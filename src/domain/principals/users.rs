@@ -2,7 +2,7 @@
 
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
-    QueryFilter, QuerySelect, TransactionTrait,
+    QueryFilter, QuerySelect,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -13,6 +13,7 @@ use super::{
     common::{any_admin, blank, duplicate_username, find, is_admin, list_kind, parse_email},
     passwords::{check_password_rules, hash_password},
 };
+use crate::storage::WriteTransactions;
 use crate::{
     domain::{
         Actor, AuthMethod, Error, Page, PageRequest, PrincipalKind, Role, Username, audit, clock,
@@ -76,7 +77,7 @@ pub async fn create_user(db: &Db, actor: &Actor, new: NewUser) -> Result<User, E
     let actor = actor.clone();
     let created = db
         .write
-        .transaction::<_, principal::Model, Error>(|tx| {
+        .write_transaction::<_, principal::Model, Error>(|tx| {
             Box::pin(async move {
                 let created = model.insert(tx).await.map_err(duplicate_username)?;
                 audit::record(
@@ -155,7 +156,7 @@ async fn patch_user(db: &Db, actor: &Actor, id: Uuid, patch: UserPatch) -> Resul
     let actor = actor.clone();
     let (updated, changed) = db
         .write
-        .transaction::<_, (principal::Model, bool), Error>(|tx| {
+        .write_transaction::<_, (principal::Model, bool), Error>(|tx| {
             Box::pin(async move {
                 if patch.role.is_some() || patch.enabled.is_some() {
                     // Changes that may remove an administrator take turns, so

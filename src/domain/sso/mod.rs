@@ -7,10 +7,7 @@
 
 pub mod flows;
 
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ConnectionTrait, EntityTrait, IntoActiveModel,
-    TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, EntityTrait, IntoActiveModel};
 use serde_json::{Map, Value, json};
 
 use super::{
@@ -18,6 +15,7 @@ use super::{
     principals,
     sessions::{self, NewSession},
 };
+use crate::storage::WriteTransactions;
 use crate::{
     secret::MasterKey,
     storage::{
@@ -182,7 +180,7 @@ pub async fn sign_in(
             let issuer = identity.issuer.clone();
             let subject = identity.subject.clone();
             db.write
-                .transaction::<_, Result<(NewSession, bool), (Refusal, Option<String>)>, Error>(
+                .write_transaction::<_, Result<(NewSession, bool), (Refusal, Option<String>)>, Error>(
                     |tx| {
                         Box::pin(async move {
                             let user =

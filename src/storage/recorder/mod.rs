@@ -1,0 +1,239 @@
+//! Group commit for what the token endpoint writes: client-credentials token
+//! records and the `jti`s of accepted client assertions (`private_key_jwt`).
+//! Concurrent requests queue their entries; a writer thread takes everything
+//! queued by then, writes it in one transaction and answers each request once
+//! it is committed. A token is never returned before its record is durable,
+//! and a `jti` and the token it bought are committed together or not at all.
+//!
+//! The request that queues an entry hands nothing over: it wakes the writer
+//! only if the writer is idle, and the writer takes the queue when it gets to
+//! it. The writer has a connection of its own: on SQLite one it calls
+//! directly on its thread ([`sqlite`]), on PostgreSQL one it drives with a
+//! runtime of its own ([`postgres`]).
+
+mod postgres;
+mod sqlite;
+
+use std::{
+    panic::AssertUnwindSafe,
+    sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError},
+};
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend};
+use serde::Serialize;
+use time::OffsetDateTime;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+/// Entries written per transaction at most; more wait for the next one.
+const MAX_BATCH: usize = 1024;
+
+/// A client-credentials token's record (its kind, name and empty
+/// description are implied).
+#[derive(Serialize)]
+pub struct TokenRecord {
+    #[serde(rename = "i", serialize_with = "postgres::simple")]
+    pub id: Uuid,
+    #[serde(rename = "j")]
+    pub jti: String,
+    #[serde(rename = "o", serialize_with = "postgres::simple")]
+    pub owner_id: Uuid,
+    #[serde(rename = "s")]
+    pub scopes: String,
+    #[serde(rename = "d")]
+    pub digest: String,
+    #[serde(rename = "k")]
+    pub kid: String,
+    #[serde(rename = "c", serialize_with = "postgres::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(rename = "e", serialize_with = "postgres::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    #[serde(rename = "h")]
+    pub hint: String,
+    #[serde(rename = "a")]
+    pub audience: Option<String>,
+}
+
+/// A client assertion's `jti`, accepted once per client until it expires
+/// (the unique index on both refuses it on every instance).
+#[must_use = "an assertion's jti must be recorded before what it authenticated is done"]
+#[derive(Serialize)]
+pub struct JtiClaim {
+    #[serde(rename = "i", serialize_with = "postgres::simple")]
+    id: Uuid,
+    #[serde(rename = "m", serialize_with = "postgres::simple")]
+    pub machine_user_id: Uuid,
+    #[serde(rename = "j")]
+    pub jti: String,
+    #[serde(rename = "e", serialize_with = "postgres::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+impl JtiClaim {
+    pub fn new(machine_user_id: Uuid, jti: String, expires_at: OffsetDateTime) -> Self {
+        Self {
+            id: Uuid::now_v7(),
+            machine_user_id,
+            jti,
+            expires_at,
+        }
+    }
+}
+
+/// What one request has written.
+pub enum Entry {
+    Token(TokenRecord),
+    Jti(JtiClaim),
+    /// The token is recorded only if the `jti` is new.
+    JtiAndToken(JtiClaim, TokenRecord),
+}
+
+impl Entry {
+    fn parts(&self) -> (Option<&JtiClaim>, Option<&TokenRecord>) {
+        match self {
+            Self::Token(t) => (None, Some(t)),
+            Self::Jti(j) => (Some(j), None),
+            Self::JtiAndToken(j, t) => (Some(j), Some(t)),
+        }
+    }
+}
+
+/// How an entry ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Committed,
+    /// Its `jti` was recorded before (a replay, on any instance, or earlier
+    /// in the same batch): nothing of it was written.
+    Replayed,
+}
+
+type Reply = oneshot::Sender<Result<Outcome, String>>;
+
+/// Where the writer thread writes a batch: every entry committed (or refused
+/// as a replay) together, or none of them.
+trait Store: Send + 'static {
+    fn write(&mut self, entries: &[Entry]) -> Result<Vec<Outcome>, String>;
+}
+
+#[derive(Clone)]
+pub struct Recorder {
+    inner: Arc<Handle>,
+}
+
+/// Held by the recorder's clones; the last one dropped stops the thread
+/// once the queue is written.
+struct Handle {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    wake: Condvar,
+}
+
+#[derive(Default)]
+struct Queue {
+    entries: Vec<(Entry, Reply)>,
+    /// The writer waits for entries: whoever queues one wakes it.
+    idle: bool,
+    stopped: bool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.shared.lock().stopped = true;
+        self.shared.wake.notify_one();
+    }
+}
+
+impl Recorder {
+    /// A recorder writing to the database behind `db` (the writer's own
+    /// connection is opened now on SQLite, on first use on PostgreSQL).
+    pub fn new(db: &DatabaseConnection) -> anyhow::Result<Self> {
+        match db.get_database_backend() {
+            DbBackend::Postgres => Self::start(postgres::Postgres::new(db)?),
+            _ => Self::start(sqlite::Sqlite::new(db)?),
+        }
+    }
+
+    fn start(store: impl Store) -> anyhow::Result<Self> {
+        let shared = Arc::new(Shared {
+            queue: Mutex::default(),
+            wake: Condvar::new(),
+        });
+        let writer = shared.clone();
+        std::thread::Builder::new()
+            .name("tessera-recorder".into())
+            .spawn(move || run(&writer, store))?;
+        Ok(Self {
+            inner: Arc::new(Handle { shared }),
+        })
+    }
+
+    /// Writes `entry`, returning once it is committed (or refused).
+    pub async fn record(&self, entry: Entry) -> anyhow::Result<Outcome> {
+        let (reply, done) = oneshot::channel();
+        let shared = &self.inner.shared;
+        let wake = {
+            let mut queue = shared.lock();
+            queue.entries.push((entry, reply));
+            std::mem::replace(&mut queue.idle, false)
+        };
+        if wake {
+            shared.wake.notify_one();
+        }
+        done.await
+            .map_err(|_| anyhow::anyhow!("token recording stopped"))?
+            .map_err(|e| anyhow::anyhow!("cannot record: {e}"))
+    }
+}
+
+/// The writer thread: waits for entries, writes up to [`MAX_BATCH`] of them
+/// at a time, answers, and ends when the recorder is dropped.
+fn run(shared: &Shared, mut store: impl Store) {
+    loop {
+        let batch: Vec<_> = {
+            let mut queue = shared.lock();
+            while queue.entries.is_empty() {
+                if queue.stopped {
+                    return;
+                }
+                queue.idle = true;
+                queue = shared
+                    .wake
+                    .wait(queue)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+            queue.idle = false;
+            let n = queue.entries.len().min(MAX_BATCH);
+            queue.entries.drain(..n).collect()
+        };
+        // A panic fails this batch's requests (their replies are dropped),
+        // not every later one.
+        let _ = std::panic::catch_unwind(AssertUnwindSafe(|| write_batch(&mut store, batch)));
+    }
+}
+
+fn write_batch(store: &mut impl Store, batch: Vec<(Entry, Reply)>) {
+    let (entries, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+    match store.write(&entries) {
+        Ok(outcomes) => {
+            for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                let _ = reply.send(Ok(outcome));
+            }
+        }
+        // One bad entry must not fail its neighbours: retry singly.
+        Err(_) => {
+            for (entry, reply) in entries.iter().zip(replies) {
+                let one = store.write(std::slice::from_ref(entry));
+                let _ = reply.send(one.map(|mut o| o.pop().unwrap_or(Outcome::Replayed)));
+            }
+        }
+    }
+}
