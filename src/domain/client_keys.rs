@@ -14,11 +14,10 @@ use super::{
     Context, Error, PrincipalKind, audit, clock,
     principals::{self, Need},
 };
-use crate::storage::WriteTransactions;
 use crate::{
     jwt::client_keys::validate_jwks,
     storage::{
-        Change, Db, announce,
+        Change, Db, WriteTransactions, announce,
         entities::{client_assertion_jti, client_jwks, principal},
     },
 };

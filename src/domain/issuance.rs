@@ -21,13 +21,12 @@ use super::{
         release_expired_name,
     },
 };
-use crate::storage::WriteTransactions;
 use crate::{
     jwt::Signer,
     metrics::Metrics,
     secret::{self, Secret},
     storage::{
-        Change, Db, announce,
+        Change, Db, WriteTransactions, announce,
         entities::{principal, token},
         recorder::{Entry, JtiClaim, Outcome, Recorder, TokenRecord},
     },

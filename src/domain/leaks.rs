@@ -11,11 +11,10 @@ use time::Duration;
 use uuid::Uuid;
 
 use super::{Actor, Error, PrincipalKind, audit, clock, tokens::mark_revoked};
-use crate::storage::WriteTransactions;
 use crate::{
     secret::Digest,
     storage::{
-        Change, Db, announce,
+        Change, Db, WriteTransactions, announce,
         entities::{client_secret, leak_report, principal, token},
     },
 };

@@ -12,8 +12,10 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use super::{Error, clock};
-use crate::storage::WriteTransactions;
-use crate::storage::entities::{outbox, webhook_delivery};
+use crate::storage::{
+    WriteTransactions,
+    entities::{outbox, webhook_delivery},
+};
 
 pub const CHANNEL_WEBHOOK: &str = "webhook";
 pub const CHANNEL_EMAIL: &str = "email";

@@ -16,9 +16,8 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use super::{Error, PrincipalKind, Role, TokenKind, clock, outbox, principals, tokens, webhooks};
-use crate::storage::WriteTransactions;
 use crate::storage::{
-    Db,
+    Db, WriteTransactions,
     entities::{machine_user_manager, principal, token, token_reminder},
 };
 

@@ -15,9 +15,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{Actor, Error, ScopeSet, audit, clock, is_unique_violation};
-use crate::storage::WriteTransactions;
 use crate::storage::{
-    Db,
+    Db, WriteTransactions,
     entities::{resource_server, resource_server_scope, scope},
 };
 

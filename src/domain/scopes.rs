@@ -14,9 +14,8 @@ use super::{
     Actor, BUILTIN_SCOPES, Error, PrincipalKind, ScopeSet, audit, clock, is_unique_violation,
     valid_scope_name,
 };
-use crate::storage::WriteTransactions;
 use crate::storage::{
-    Db,
+    Db, WriteTransactions,
     entities::{principal, scope, token},
 };
 

@@ -13,11 +13,10 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use super::{Actor, Error, PrincipalKind, PrincipalRef, Role, Username, audit, clock, principals};
-use crate::storage::WriteTransactions;
 use crate::{
     secret::{MasterKey, Secret},
     storage::{
-        Db,
+        Db, WriteTransactions,
         entities::{login_attempt, principal, session, setup_code},
     },
 };

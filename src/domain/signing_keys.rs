@@ -15,13 +15,12 @@ use time::OffsetDateTime;
 
 use super::{Actor, Error, audit, clock};
 pub use crate::kinds::{KeyAlg, KeyState};
-use crate::storage::WriteTransactions;
 use crate::{
     duration::Dur,
     jwt::keys::{KeyRing, LoadedKey, generate_pkcs8, load, new_kid, open, seal},
     secret::MasterKey,
     storage::{
-        Change, Db, advisory_xact_lock, announce,
+        Change, Db, WriteTransactions, advisory_xact_lock, announce,
         entities::{signing_key, token},
     },
 };

@@ -18,12 +18,11 @@ use super::{
     Actor, Error, Page, PageRequest, PrincipalKind, PrincipalRef, ScopeSet, TokenKind, TokenStatus,
     audit, clock, is_unique_violation, principals,
 };
-use crate::storage::WriteTransactions;
 use crate::{
     jwt::Minted,
     secret::{self, Digest, Secret},
     storage::{
-        Change, Db, announce,
+        Change, Db, WriteTransactions, announce,
         entities::{principal, token},
     },
 };

@@ -16,12 +16,11 @@ use super::{
     Actor, Error, Page, PageRequest, audit, clock, outbox, principals, tokens,
     webhook_events::{CHANNEL_EVENT, EVENTS},
 };
-use crate::storage::WriteTransactions;
 use crate::{
     jwt::keys as sealing,
     secret::{MasterKey, Secret, random_bytes},
     storage::{
-        Db,
+        Db, WriteTransactions,
         entities::{outbox as outbox_row, token, webhook, webhook_delivery},
     },
 };

@@ -9,12 +9,11 @@ use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::storage::WriteTransactions;
 use crate::{
     domain::{Actor, Context, Error, PrincipalKind, audit, clock},
     secret::{PlainSecret, Secret},
     storage::{
-        Change, Db, announce,
+        Change, Db, WriteTransactions, announce,
         entities::{client_secret, principal},
     },
 };

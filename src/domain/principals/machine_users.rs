@@ -16,7 +16,6 @@ use super::{
     common::{blank, duplicate_username, find, parse_email, refs},
     managers::{Keepers, MachineUserFilter, Need, authorize, list_rows, managed_by, replace},
 };
-use crate::storage::WriteTransactions;
 use crate::{
     domain::{
         Actor, Context, Error, Page, PageRequest, PrincipalKind, PrincipalRef, ScopeSet, Username,
@@ -24,7 +23,7 @@ use crate::{
     },
     secret::{PlainSecret, Secret},
     storage::{
-        Change, Db, announce,
+        Change, Db, WriteTransactions, announce,
         entities::{client_secret, principal},
     },
 };

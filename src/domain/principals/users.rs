@@ -13,12 +13,11 @@ use super::{
     common::{any_admin, blank, duplicate_username, find, is_admin, list_kind, parse_email},
     passwords::{check_password_rules, hash_password},
 };
-use crate::storage::WriteTransactions;
 use crate::{
     domain::{
         Actor, AuthMethod, Error, Page, PageRequest, PrincipalKind, Role, Username, audit, clock,
     },
-    storage::{Change, Db, advisory_xact_lock, announce, entities::principal},
+    storage::{Change, Db, WriteTransactions, advisory_xact_lock, announce, entities::principal},
 };
 
 /// Advisory lock key taken by every change that may demote or disable an

@@ -15,11 +15,10 @@ use super::{
     principals,
     sessions::{self, NewSession},
 };
-use crate::storage::WriteTransactions;
 use crate::{
     secret::MasterKey,
     storage::{
-        Change, Db, announce,
+        Change, Db, WriteTransactions, announce,
         entities::{oidc_identity, principal, session},
     },
 };
