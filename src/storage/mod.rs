@@ -86,7 +86,19 @@ impl Db {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         let file = options.get_filename();
-        if url.contains("mode=rwc") && !url.contains(":memory:") {
+        // The token recorder writes through a connection of its own, which
+        // needs a file to share with sea-orm's (and a token service that
+        // forgets its keys and tokens at every restart is no use anyway).
+        if url.contains(":memory:")
+            || url.contains("mode=memory")
+            || file.to_string_lossy().starts_with("file:sqlx-in-memory")
+        {
+            anyhow::bail!(
+                "an in-memory SQLite database is not supported (TESSERA_DATABASE_URL): \
+                 give a file, e.g. sqlite://data/tessera.db?mode=rwc"
+            );
+        }
+        if url.contains("mode=rwc") {
             if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty())
                 && !dir.exists()
             {

@@ -112,7 +112,16 @@ type Reply = oneshot::Sender<Result<Outcome, String>>;
 /// Where the writer thread writes a batch: every entry committed (or refused
 /// as a replay) together, or none of them.
 trait Store: Send + 'static {
-    fn write(&mut self, entries: &[Entry]) -> Result<Vec<Outcome>, String>;
+    fn write(&mut self, entries: &[Entry]) -> Result<Vec<Outcome>, Failure>;
+}
+
+/// Why a batch was not written.
+struct Failure {
+    message: String,
+    /// A row was refused (a constraint: its machine user deleted meanwhile,
+    /// say), so the others may be fine. Otherwise (the database busy past its
+    /// timeout, unreachable, out of space) every entry would fail the same way.
+    by_row: bool,
 }
 
 #[derive(Clone)]
@@ -229,10 +238,19 @@ fn write_batch(store: &mut impl Store, batch: Vec<(Entry, Reply)>) {
             }
         }
         // One bad entry must not fail its neighbours: retry singly.
-        Err(_) => {
+        Err(Failure { by_row: true, .. }) => {
             for (entry, reply) in entries.iter().zip(replies) {
                 let one = store.write(std::slice::from_ref(entry));
-                let _ = reply.send(one.map(|mut o| o.pop().unwrap_or(Outcome::Replayed)));
+                let _ = reply.send(
+                    one.map(|mut o| o.pop().unwrap_or(Outcome::Replayed))
+                        .map_err(|f| f.message),
+                );
+            }
+        }
+        // Retrying each entry would only wait that long once more per entry.
+        Err(Failure { message, .. }) => {
+            for reply in replies {
+                let _ = reply.send(Err(message.clone()));
             }
         }
     }

@@ -6,12 +6,12 @@
 
 use std::collections::HashSet;
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, RuntimeErr, Statement};
 use serde::{Serialize, Serializer};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use uuid::Uuid;
 
-use super::{Entry, JtiClaim, Outcome, Store, TokenRecord};
+use super::{Entry, Failure, JtiClaim, Outcome, Store, TokenRecord};
 use crate::{clock, storage::entities::daily_count};
 
 pub(super) struct Postgres {
@@ -41,10 +41,18 @@ impl Postgres {
 }
 
 impl Store for Postgres {
-    fn write(&mut self, entries: &[Entry]) -> Result<Vec<Outcome>, String> {
+    fn write(&mut self, entries: &[Entry]) -> Result<Vec<Outcome>, Failure> {
         self.runtime
             .block_on(write(&self.db, entries))
-            .map_err(|e| e.to_string())
+            .map_err(|e| Failure {
+                // What the server refused; not a connection that failed.
+                by_row: matches!(
+                    e,
+                    DbErr::Query(RuntimeErr::SqlxError(sqlx::Error::Database(_)))
+                        | DbErr::Custom(_)
+                ),
+                message: e.to_string(),
+            })
     }
 }
 

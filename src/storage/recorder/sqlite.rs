@@ -17,7 +17,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
 use sea_orm::DatabaseConnection;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
-use super::{Entry, Outcome, Store};
+use super::{Entry, Failure, Outcome, Store};
 use crate::{clock, storage::entities::daily_count};
 
 pub(super) struct Sqlite {
@@ -55,8 +55,14 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
 }
 
 impl Store for Sqlite {
-    fn write(&mut self, entries: &[Entry]) -> Result<Vec<Outcome>, String> {
-        write(&mut self.conn, entries).map_err(|e| e.to_string())
+    fn write(&mut self, entries: &[Entry]) -> Result<Vec<Outcome>, Failure> {
+        write(&mut self.conn, entries).map_err(|e| Failure {
+            by_row: matches!(
+                &e,
+                rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation
+            ) || matches!(e, rusqlite::Error::ToSqlConversionFailure(_)),
+            message: e.to_string(),
+        })
     }
 }
 
