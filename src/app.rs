@@ -180,7 +180,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         tracing::warn!("no administrator yet: create the first one at {url} (valid for one hour)");
     }
     server.await?;
-    state.tokens.flush_usage().await;
+    state.tokens.flush_usage_at_exit().await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -199,6 +199,25 @@ impl Db {
         self.changes.pg.is_some()
     }
 
+    /// A writer for the last writes, once the HTTP server has stopped. On
+    /// PostgreSQL a connection of its own, opened now: the pool's were opened
+    /// on whichever runtime first needed them, the HTTP workers' among them,
+    /// and those are shut down by now, which fails any I/O on their
+    /// connections ("a Tokio 1.x context was found, but it is being
+    /// shutdown"). A SQLite connection runs on a thread of its own.
+    pub async fn writer_after_server(&self) -> anyhow::Result<DatabaseConnection> {
+        let Some(pg) = &self.changes.pg else {
+            return Ok(self.write.clone());
+        };
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with((*pg.pool.connect_options()).clone())
+            .await
+            .context("cannot connect to the database")?;
+        Ok(SqlxPostgresConnector::from_sqlx_postgres_pool(pool))
+    }
+
     /// Applies pending migrations. On PostgreSQL a session advisory lock
     /// makes instances that start together take turns, so each migration runs
     /// once and the others find nothing left to do.

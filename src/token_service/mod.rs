@@ -259,12 +259,24 @@ impl TokenService {
     }
 
     pub async fn flush_usage(&self) {
+        self.flush_usage_to(&self.db.write).await;
+    }
+
+    /// The last flush, once the HTTP server has stopped.
+    pub async fn flush_usage_at_exit(&self) {
+        match self.db.writer_after_server().await {
+            Ok(db) => self.flush_usage_to(&db).await,
+            Err(e) => tracing::error!(error = %e, "cannot record token usage"),
+        }
+    }
+
+    async fn flush_usage_to(&self, db: &sea_orm::DatabaseConnection) {
         // One flush at a time: the last one at shutdown must wait for a
         // periodic one under way, whose uses it would otherwise not see
         // (taken from the buffer, not yet written) and which ends with the
         // process.
         let _one = self.flushing.lock().await;
-        if let Err(e) = self.usage.flush(&self.db.write).await {
+        if let Err(e) = self.usage.flush(db).await {
             tracing::error!(error = %e, "cannot record token usage");
         }
     }

@@ -11,6 +11,7 @@
 //! directly on its thread ([`sqlite`]), on PostgreSQL one it drives with a
 //! runtime of its own ([`postgres`]).
 
+mod batch;
 mod postgres;
 mod sqlite;
 
@@ -20,109 +21,15 @@ use std::{
 };
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend};
-use serde::Serialize;
-use time::OffsetDateTime;
 use tokio::sync::oneshot;
-use uuid::Uuid;
+
+pub use batch::{Entry, JtiClaim, Outcome, TokenRecord};
+use batch::{Failure, Store};
 
 /// Entries written per transaction at most; more wait for the next one.
 const MAX_BATCH: usize = 1024;
 
-/// A client-credentials token's record (its kind, name and empty
-/// description are implied).
-#[derive(Serialize)]
-pub struct TokenRecord {
-    #[serde(rename = "i", serialize_with = "postgres::simple")]
-    pub id: Uuid,
-    #[serde(rename = "j")]
-    pub jti: String,
-    #[serde(rename = "o", serialize_with = "postgres::simple")]
-    pub owner_id: Uuid,
-    #[serde(rename = "s")]
-    pub scopes: String,
-    #[serde(rename = "d")]
-    pub digest: String,
-    #[serde(rename = "k")]
-    pub kid: String,
-    #[serde(rename = "c", serialize_with = "postgres::rfc3339")]
-    pub created_at: OffsetDateTime,
-    #[serde(rename = "e", serialize_with = "postgres::rfc3339")]
-    pub expires_at: OffsetDateTime,
-    #[serde(rename = "h")]
-    pub hint: String,
-    #[serde(rename = "a")]
-    pub audience: Option<String>,
-}
-
-/// A client assertion's `jti`, accepted once per client until it expires
-/// (the unique index on both refuses it on every instance).
-#[must_use = "an assertion's jti must be recorded before what it authenticated is done"]
-#[derive(Serialize)]
-pub struct JtiClaim {
-    #[serde(rename = "i", serialize_with = "postgres::simple")]
-    id: Uuid,
-    #[serde(rename = "m", serialize_with = "postgres::simple")]
-    pub machine_user_id: Uuid,
-    #[serde(rename = "j")]
-    pub jti: String,
-    #[serde(rename = "e", serialize_with = "postgres::rfc3339")]
-    pub expires_at: OffsetDateTime,
-}
-
-impl JtiClaim {
-    pub fn new(machine_user_id: Uuid, jti: String, expires_at: OffsetDateTime) -> Self {
-        Self {
-            id: Uuid::now_v7(),
-            machine_user_id,
-            jti,
-            expires_at,
-        }
-    }
-}
-
-/// What one request has written.
-pub enum Entry {
-    Token(TokenRecord),
-    Jti(JtiClaim),
-    /// The token is recorded only if the `jti` is new.
-    JtiAndToken(JtiClaim, TokenRecord),
-}
-
-impl Entry {
-    fn parts(&self) -> (Option<&JtiClaim>, Option<&TokenRecord>) {
-        match self {
-            Self::Token(t) => (None, Some(t)),
-            Self::Jti(j) => (Some(j), None),
-            Self::JtiAndToken(j, t) => (Some(j), Some(t)),
-        }
-    }
-}
-
-/// How an entry ended.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Outcome {
-    Committed,
-    /// Its `jti` was recorded before (a replay, on any instance, or earlier
-    /// in the same batch): nothing of it was written.
-    Replayed,
-}
-
 type Reply = oneshot::Sender<Result<Outcome, String>>;
-
-/// Where the writer thread writes a batch: every entry committed (or refused
-/// as a replay) together, or none of them.
-trait Store: Send + 'static {
-    fn write(&mut self, entries: &[Entry]) -> Result<Vec<Outcome>, Failure>;
-}
-
-/// Why a batch was not written.
-struct Failure {
-    message: String,
-    /// A row was refused (a constraint: its machine user deleted meanwhile,
-    /// say), so the others may be fine. Otherwise (the database busy past its
-    /// timeout, unreachable, out of space) every entry would fail the same way.
-    by_row: bool,
-}
 
 #[derive(Clone)]
 pub struct Recorder {

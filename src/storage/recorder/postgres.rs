@@ -8,24 +8,24 @@ use std::collections::HashSet;
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, RuntimeErr, Statement};
 use serde::{Serialize, Serializer};
-use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use uuid::Uuid;
 
-use super::{Entry, Failure, JtiClaim, Outcome, Store, TokenRecord};
+use super::batch::{Entry, Failure, JtiClaim, Outcome, Store, TokenRecord, simple};
 use crate::{clock, storage::entities::daily_count};
 
 pub(super) struct Postgres {
-    runtime: tokio::runtime::Runtime,
+    /// Dropped before the runtime that drives its connection.
     db: DatabaseConnection,
+    /// Built on the writer's thread, at its first batch: a runtime must not
+    /// be dropped where blocking is not allowed, as it would be on the
+    /// thread creating the recorder if the writer's thread failed to start.
+    runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl Postgres {
     /// A pool of one connection to the database behind `db`, opened on
     /// first use, on the writer's thread.
     pub(super) fn new(db: &DatabaseConnection) -> anyhow::Result<Self> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
         let options = db.get_postgres_connection_pool().connect_options();
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(1)
@@ -34,15 +34,27 @@ impl Postgres {
             .acquire_timeout(crate::storage::ACQUIRE_TIMEOUT)
             .connect_lazy_with((*options).clone());
         Ok(Self {
-            runtime,
             db: sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(pool),
+            runtime: None,
         })
     }
 }
 
 impl Store for Postgres {
     fn write(&mut self, entries: &[Entry]) -> Result<Vec<Outcome>, Failure> {
-        self.runtime
+        let runtime = match &mut self.runtime {
+            Some(runtime) => runtime,
+            empty => empty.insert(
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| Failure {
+                        message: e.to_string(),
+                        by_row: false,
+                    })?,
+            ),
+        };
+        runtime
             .block_on(write(&self.db, entries))
             .map_err(|e| Failure {
                 // What the server refused; not a connection that failed.
@@ -54,16 +66,6 @@ impl Store for Postgres {
                 message: e.to_string(),
             })
     }
-}
-
-// The text forms the statement casts: UUIDs as hex digits, times as RFC 3339.
-pub(super) fn simple<S: Serializer>(id: &Uuid, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(id.simple().encode_lower(&mut Uuid::encode_buffer()))
-}
-
-pub(super) fn rfc3339<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
-    let text = t.format(&Rfc3339).map_err(serde::ser::Error::custom)?;
-    s.serialize_str(&text)
 }
 
 /// A token row as the statement reads it: with the id of the claim it

@@ -17,7 +17,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
 use sea_orm::DatabaseConnection;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
-use super::{Entry, Failure, Outcome, Store};
+use super::batch::{Entry, Failure, Outcome, Store};
 use crate::{clock, storage::entities::daily_count};
 
 pub(super) struct Sqlite {

@@ -221,6 +221,17 @@ async fn sigterm_shuts_down_gracefully_and_keeps_last_use(backend: Backend) {
     );
     let (mut child, addr) = common::start_server(&db, &[]).expect("starts");
     let client = reqwest::Client::new();
+    // Concurrent requests that read the database, so that the pool opens
+    // connections on the HTTP workers' runtimes, which are gone by the time
+    // of the last flush.
+    let reads = (0..48).map(|_| {
+        let client = reqwest::Client::new();
+        let url = format!("http://{addr}/readyz");
+        async move { client.get(url).send().await.unwrap().status() }
+    });
+    for status in futures_util::future::join_all(reads).await {
+        assert_eq!(status, 200);
+    }
     let res: serde_json::Value = client
         .post(format!("http://{addr}/oauth2/token"))
         .basic_auth("svc-a", Some(&secret))
