@@ -1,9 +1,9 @@
 //! The SQLite store: a connection of the writer thread's own, called
 //! directly on that thread. Through sqlx's connection, whose calls run on a
 //! thread of sqlx's, every batch crossed threads twice more (there and back),
-//! each crossing a wake-up of a sleeping thread: on tmpfs, where the disk
-//! does not set the pace, the token endpoint spent 77-96 µs of server CPU a
-//! token this way against 94-104 µs before, and issued 14-36% more.
+//! each crossing a wake-up of a sleeping thread. On tmpfs, where the disk
+//! does not set the pace, the token endpoint now spends 76-81 µs of server
+//! CPU a token against 93-101 µs before (alternating runs; see the README).
 //!
 //! SQLite then has two writers, this one and sea-orm's. Each takes the write
 //! lock before it reads (this one with `BEGIN IMMEDIATE`, sea-orm's through
