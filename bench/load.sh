@@ -24,8 +24,12 @@
 # SEED=N inserts N client-credentials token records straight into the
 # database before the server starts (one bulk SQL insert per million rows,
 # the same columns, values of the same size and the same indexes as records
-# the server writes, all expiring in the future), so throughput can be shown
-# against table size.
+# the server writes), so throughput can be shown against table size. The
+# rows are those of a day's traffic: created over the last 24 hours, each
+# expiring an hour after it was created (so retention keeps them all), with
+# ids below today's UUIDv7s. New records then go to the end of every index,
+# as they do in a table filled by the server; keys sorting after the new
+# ones would make each insert split pages in the middle of the indexes.
 #
 # The token endpoint is measured twice: with a client secret (HTTP Basic)
 # and with private_key_jwt (an ES256 client assertion). Every assertion is
@@ -107,8 +111,8 @@ if [ "$SEED" -gt 0 ]; then
       sql "insert into tokens (id, jti, kind, owner_id, name, active_name, description, scopes, digest, kid, created_at, expires_at, hint)
         select u, u::text, 'client_credentials', '$owner', 'client_credentials', null, '', 'introspect profile',
                encode(sha256(int8send(i)), 'hex'), (select kid from signing_keys where state = 'active' limit 1),
-               date_trunc('second', now() - interval '1 hour' + i * interval '1 hour' / $SEED),
-               date_trunc('second', now() + interval '1 day' + i * interval '1 hour' / $SEED),
+               date_trunc('second', now() - interval '1 day' + i * interval '1 day' / $SEED),
+               date_trunc('second', now() + interval '1 hour' - interval '1 day' + i * interval '1 day' / $SEED),
                '…' || substr(md5(i::text), 1, 4)
         from (select i, lpad(to_hex(i), 32, '0')::uuid as u from generate_series($done_rows + 1, $done_rows + $n) as i) s"
     else
@@ -117,13 +121,13 @@ if [ "$SEED" -gt 0 ]; then
       sql "pragma cache_size = -65536; begin;
         with recursive s(i) as (select $done_rows + 1 union all select i + 1 from s where i < $done_rows + $n)
         insert into tokens (id, jti, kind, owner_id, name, active_name, description, scopes, digest, kid, created_at, expires_at, hint)
-        select cast(printf('%016d', i) as blob), -- 16 bytes, like a UUID
+        select cast(char(1) || printf('%015d', i) as blob), -- 16 bytes, below today's UUIDv7s
                printf('00000000-0000-0000-0000-%012x', i),
                'client_credentials', (select id from principals where username = '$client'),
                'client_credentials', null, '', 'introspect profile',
                lower(hex(randomblob(32))), (select kid from signing_keys where state = 'active' limit 1),
-               strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-3600 seconds', printf('+%d seconds', i * 3600 / $SEED)),
-               strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '+86400 seconds', printf('+%d seconds', i * 3600 / $SEED)),
+               strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-86400 seconds', printf('+%d seconds', i * 86400 / $SEED)),
+               strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-82800 seconds', printf('+%d seconds', i * 86400 / $SEED)),
                '…' || substr(hex(randomblob(2)), 1, 4)
         from s;
         commit;" >/dev/null
