@@ -133,18 +133,17 @@ impl Db {
             // The writer keeps the hot index pages of the tokens table cached
             // (so does the recorder's connection, with the same settings).
             // A commit that crosses the WAL threshold checkpoints before it
-            // returns, holding up its batch and the next: at SQLite's default
-            // of 1,000 pages that took about 7 ms and set the token endpoint's
-            // p99. In eight alternating runs at 64 connections, 250 pages took
-            // the p99 from 10.3-35 ms (median 12.9) to 8.2-16 ms (median 9.7),
-            // with tokens a second within the noise (14.4k against 14.6k).
+            // returns, syncing both files while its caller waits. The
+            // recorder's checkpointer thread copies the WAL instead
+            // (`recorder/checkpoint.rs`); the threshold is a ceiling, should
+            // that thread fall behind.
             // Temporary tables and statement journals stay in memory: on disk
             // every batch created, wrote and deleted a file of its own.
             .connect_with(
                 options
                     .clone()
                     .pragma("cache_size", "-16384")
-                    .pragma("wal_autocheckpoint", "250")
+                    .pragma("wal_autocheckpoint", recorder::WAL_CEILING.to_string())
                     .pragma("temp_store", "memory"),
             )
             .await
@@ -618,7 +617,10 @@ mod tests {
         assert_eq!(pragma(&db.write, "journal_mode").await, "wal");
         assert_eq!(pragma(&db.write, "synchronous").await, "1"); // NORMAL
         assert_eq!(pragma(&db.write, "temp_store").await, "2"); // MEMORY
-        assert_eq!(pragma(&db.write, "wal_autocheckpoint").await, "250");
+        assert_eq!(
+            pragma(&db.write, "wal_autocheckpoint").await,
+            recorder::WAL_CEILING.to_string()
+        );
         assert_eq!(pragma(&db.write, "foreign_keys").await, "1");
     }
 

@@ -88,6 +88,9 @@ pub enum Outcome {
 /// as a replay) together, or none of them.
 pub(super) trait Store: Send + 'static {
     fn write(&mut self, entries: &[Entry]) -> Result<Vec<Outcome>, Failure>;
+
+    /// Called before each batch, outside any transaction.
+    fn between_batches(&mut self) {}
 }
 
 /// Why a batch was not written.

@@ -12,6 +12,7 @@
 //! runtime of its own ([`postgres`]).
 
 mod batch;
+mod checkpoint;
 mod postgres;
 mod sqlite;
 
@@ -25,6 +26,7 @@ use tokio::sync::oneshot;
 
 pub use batch::{Entry, JtiClaim, Outcome, TokenRecord};
 use batch::{Failure, Store};
+pub(crate) use checkpoint::CEILING as WAL_CEILING;
 
 /// Entries written per transaction at most; more wait for the next one.
 const MAX_BATCH: usize = 1024;
@@ -132,7 +134,10 @@ fn run(shared: &Shared, mut store: impl Store) {
         };
         // A panic fails this batch's requests (their replies are dropped),
         // not every later one.
-        let _ = std::panic::catch_unwind(AssertUnwindSafe(|| write_batch(&mut store, batch)));
+        let _ = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            store.between_batches();
+            write_batch(&mut store, batch);
+        }));
     }
 }
 

@@ -11,17 +11,28 @@
 //! stale when it comes to write; each waits its turn through the busy
 //! timeout instead.
 
-use std::{path::Path, time::Duration};
+use std::{path::Path, sync::Arc, time::Duration};
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
 use sea_orm::DatabaseConnection;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
-use super::batch::{Entry, Failure, Outcome, Store};
+use super::{
+    batch::{Entry, Failure, Outcome, Store},
+    checkpoint::{self, Pause},
+};
 use crate::{clock, storage::entities::daily_count};
 
 pub(super) struct Sqlite {
     conn: Connection,
+    /// The checkpointer's: the writer pauses when it asks.
+    pause: Arc<Pause>,
+}
+
+impl Drop for Sqlite {
+    fn drop(&mut self) {
+        self.pause.stop();
+    }
 }
 
 impl Sqlite {
@@ -35,7 +46,8 @@ impl Sqlite {
                 path.display()
             )
         })?;
-        Ok(Self { conn })
+        let pause = checkpoint::spawn(path, checkpoint::RESTART_AT)?;
+        Ok(Self { conn, pause })
     }
 }
 
@@ -49,12 +61,16 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "cache_size", -16384)?;
-    conn.pragma_update(None, "wal_autocheckpoint", 250)?;
+    conn.pragma_update(None, "wal_autocheckpoint", checkpoint::CEILING)?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(conn)
 }
 
 impl Store for Sqlite {
+    fn between_batches(&mut self) {
+        self.pause.between_batches();
+    }
+
     fn write(&mut self, entries: &[Entry]) -> Result<Vec<Outcome>, Failure> {
         write(&mut self.conn, entries).map_err(|e| Failure {
             by_row: matches!(
@@ -156,7 +172,10 @@ mod tests {
         assert_eq!(pragma("synchronous"), "1"); // NORMAL
         assert_eq!(pragma("foreign_keys"), "1");
         assert_eq!(pragma("temp_store"), "2"); // MEMORY
-        assert_eq!(pragma("wal_autocheckpoint"), "250");
+        assert_eq!(
+            pragma("wal_autocheckpoint"),
+            checkpoint::CEILING.to_string()
+        );
         assert_eq!(pragma("busy_timeout"), "10000");
     }
 }
