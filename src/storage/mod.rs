@@ -62,6 +62,11 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// The WAL size, in frames, at which a SQLite writer copies the WAL into the
+/// database itself: a ceiling, eight times the size at which the recorder's
+/// checkpointer thread (`recorder/checkpoint.rs`) has it start over.
+pub(crate) const WAL_CEILING: i64 = 32_768;
+
 #[derive(Clone)]
 pub struct Db {
     pub read: DatabaseConnection,
@@ -143,7 +148,7 @@ impl Db {
                 options
                     .clone()
                     .pragma("cache_size", "-16384")
-                    .pragma("wal_autocheckpoint", recorder::WAL_CEILING.to_string())
+                    .pragma("wal_autocheckpoint", WAL_CEILING.to_string())
                     .pragma("temp_store", "memory"),
             )
             .await
@@ -619,7 +624,7 @@ mod tests {
         assert_eq!(pragma(&db.write, "temp_store").await, "2"); // MEMORY
         assert_eq!(
             pragma(&db.write, "wal_autocheckpoint").await,
-            recorder::WAL_CEILING.to_string()
+            WAL_CEILING.to_string()
         );
         assert_eq!(pragma(&db.write, "foreign_keys").await, "1");
     }

@@ -23,9 +23,6 @@ use rusqlite::Connection;
 /// Frames in the WAL past which the checkpointer pauses the writer so that
 /// the WAL starts over (16 MiB at SQLite's 4 KiB pages).
 pub(super) const RESTART_AT: i64 = 4096;
-/// The writer's own ceiling (`wal_autocheckpoint`), should this thread fall
-/// behind or fail: eight times the usual size of the WAL.
-pub(crate) const CEILING: i64 = 8 * RESTART_AT;
 /// How often the WAL is copied.
 const EVERY: Duration = Duration::from_millis(20);
 /// How long the checkpointer waits for the writer to pause. An idle writer

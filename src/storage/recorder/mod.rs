@@ -26,7 +26,6 @@ use tokio::sync::oneshot;
 
 pub use batch::{Entry, JtiClaim, Outcome, TokenRecord};
 use batch::{Failure, Store};
-pub(crate) use checkpoint::CEILING as WAL_CEILING;
 
 /// Entries written per transaction at most; more wait for the next one.
 const MAX_BATCH: usize = 1024;

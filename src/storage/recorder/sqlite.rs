@@ -21,7 +21,10 @@ use super::{
     batch::{Entry, Failure, Outcome, Store},
     checkpoint::{self, Pause},
 };
-use crate::{clock, storage::entities::daily_count};
+use crate::{
+    clock,
+    storage::{WAL_CEILING, entities::daily_count},
+};
 
 pub(super) struct Sqlite {
     conn: Connection,
@@ -61,7 +64,7 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "cache_size", -16384)?;
-    conn.pragma_update(None, "wal_autocheckpoint", checkpoint::CEILING)?;
+    conn.pragma_update(None, "wal_autocheckpoint", WAL_CEILING)?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(conn)
 }
@@ -172,10 +175,7 @@ mod tests {
         assert_eq!(pragma("synchronous"), "1"); // NORMAL
         assert_eq!(pragma("foreign_keys"), "1");
         assert_eq!(pragma("temp_store"), "2"); // MEMORY
-        assert_eq!(
-            pragma("wal_autocheckpoint"),
-            checkpoint::CEILING.to_string()
-        );
+        assert_eq!(pragma("wal_autocheckpoint"), WAL_CEILING.to_string());
         assert_eq!(pragma("busy_timeout"), "10000");
     }
 }
