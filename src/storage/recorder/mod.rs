@@ -2,8 +2,10 @@
 //! records and the `jti`s of accepted client assertions (`private_key_jwt`).
 //! Concurrent requests queue their entries; a writer thread takes everything
 //! queued by then, writes it in one transaction and answers each request once
-//! it is committed. A token is never returned before its record is durable,
-//! and a `jti` and the token it bought are committed together or not at all.
+//! it is committed. A token is never returned before its record is
+//! committed (on SQLite, safe from a crash of the process at once and from a
+//! power loss once the next checkpoint has synced the WAL), and a `jti` and
+//! the token it bought are committed together or not at all.
 //!
 //! The request that queues an entry hands nothing over: it wakes the writer
 //! only if the writer is idle, and the writer takes the queue when it gets to
