@@ -16,6 +16,7 @@ mod m20261201_130000_rotation;
 mod m20261201_140000_single_sign_on;
 mod m20261201_150000_client_keys_and_resources;
 mod m20261201_160000_usage_leaks_managers;
+mod m20261202_000001_foreign_key_indexes;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_140000_single_sign_on::Migration),
             Box::new(m20261201_150000_client_keys_and_resources::Migration),
             Box::new(m20261201_160000_usage_leaks_managers::Migration),
+            Box::new(m20261202_000001_foreign_key_indexes::Migration),
         ]
     }
 }

@@ -1,6 +1,7 @@
 //! Foundation: start-up on both backends, migrations, the CLI and its bad
 //! input, configuration errors.
 
+mod foreign_keys;
 mod sso_settings;
 mod token_indexes;
 mod upgrade;

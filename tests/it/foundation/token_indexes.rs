@@ -65,11 +65,14 @@ async fn client_credentials_rows_skip_the_indexes_of_named_and_revoked_tokens() 
     assert_eq!(
         names,
         [
+            "idx_tokens_created_by",
             "idx_tokens_kid_expires_at",
             "idx_tokens_kind",
             "idx_tokens_kind_expires_at",
             "idx_tokens_owner",
+            "idx_tokens_replaced_by",
             "idx_tokens_revoked_at",
+            "idx_tokens_revoked_by",
             "uq_tokens_owner_active_name",
         ]
     );
@@ -79,6 +82,9 @@ async fn client_credentials_rows_skip_the_indexes_of_named_and_revoked_tokens() 
             "WHERE active_name IS NOT NULL",
         ),
         ("idx_tokens_revoked_at", "WHERE revoked_at IS NOT NULL"),
+        ("idx_tokens_created_by", "WHERE created_by IS NOT NULL"),
+        ("idx_tokens_replaced_by", "WHERE replaced_by IS NOT NULL"),
+        ("idx_tokens_revoked_by", "WHERE revoked_by IS NOT NULL"),
     ] {
         let sql = &indexes.iter().find(|(n, _)| n == name).unwrap().1;
         assert!(sql.ends_with(partial), "{sql}");
