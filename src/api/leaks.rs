@@ -22,7 +22,8 @@ pub const MAX_STRING: usize = 16 * 1024;
 /// The body: every string at its longest, with room for JSON around them.
 const BODY_LIMIT: usize = MAX_STRINGS * (MAX_STRING + 16) + 1024;
 
-#[derive(Debug, Deserialize, ToSchema)]
+/// No `Debug`: the strings are live secrets until they are revoked.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LeakReport {
     /// Up to 100 strings, each at most 16 KiB: tokens or client secrets found in the wild.

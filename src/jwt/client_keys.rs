@@ -66,6 +66,12 @@ fn b64(key: &Map<String, Value>, member: &str, at: usize) -> Result<Vec<u8>, Jwk
         .map_err(|_| err(at, format!("\"{member}\" is not base64url")))
 }
 
+/// A member as stored: base64url without padding (RFC 7515 §2), which is how
+/// the verifier decodes it; `b64` accepted it padded.
+fn unpadded(value: &Value) -> Value {
+    json!(value.as_str().unwrap_or_default().trim_end_matches('='))
+}
+
 fn string<'a>(
     key: &'a Map<String, Value>,
     member: &str,
@@ -136,7 +142,7 @@ pub fn validate_jwks(set: &Value) -> Result<Value, JwksError> {
                     return Err(err(at, "\"x\" and \"y\" are not a point on P-256"));
                 }
                 for m in ["crv", "x", "y"] {
-                    public.insert(m.into(), key[m].clone());
+                    public.insert(m.into(), unpadded(&key[m]));
                 }
                 KeyType::P256
             }
@@ -166,7 +172,7 @@ pub fn validate_jwks(set: &Value) -> Result<Value, JwksError> {
                     return Err(err(at, "\"e\" is not a usable RSA public exponent"));
                 }
                 for m in ["n", "e"] {
-                    public.insert(m.into(), key[m].clone());
+                    public.insert(m.into(), unpadded(&key[m]));
                 }
                 KeyType::Rsa
             }
@@ -185,7 +191,7 @@ pub fn validate_jwks(set: &Value) -> Result<Value, JwksError> {
                     return Err(err(at, "\"x\" is not an Ed25519 public key"));
                 }
                 for m in ["crv", "x"] {
-                    public.insert(m.into(), key[m].clone());
+                    public.insert(m.into(), unpadded(&key[m]));
                 }
                 KeyType::Ed25519
             }
@@ -259,7 +265,8 @@ impl ClientKeys {
         let set: Value = serde_json::from_str(stored)?;
         let mut keys = Vec::new();
         for key in set["keys"].as_array().into_iter().flatten() {
-            let s = |m: &str| key[m].as_str().unwrap_or_default();
+            // Sets stored before keys were kept unpadded may hold padding.
+            let s = |m: &str| key[m].as_str().unwrap_or_default().trim_end_matches('=');
             let (kind, decoding) = match s("kty") {
                 "EC" => (
                     KeyType::P256,
@@ -384,8 +391,13 @@ pub fn verify_assertion(
     if claims.exp <= now {
         return Err(Refusal::Expired);
     }
+    // `iat` is the client's to choose: a far past one must not overflow.
     let start = claims.iat.unwrap_or(now);
-    if claims.exp - start > MAX_ASSERTION_LIFETIME_SECS {
+    if claims
+        .exp
+        .checked_sub(start)
+        .is_none_or(|lifetime| lifetime > MAX_ASSERTION_LIFETIME_SECS)
+    {
         return Err(Refusal::TooLongLived);
     }
     let latest_start = now + CLOCK_LEEWAY_SECS;
@@ -393,7 +405,11 @@ pub fn verify_assertion(
     {
         return Err(Refusal::NotYetValid);
     }
-    if claims.jti.is_empty() || claims.jti.len() > MAX_JTI_LEN {
+    // A control character (NUL above all) cannot be stored in PostgreSQL text.
+    if claims.jti.is_empty()
+        || claims.jti.len() > MAX_JTI_LEN
+        || claims.jti.chars().any(char::is_control)
+    {
         return Err(Refusal::BadJti);
     }
     Ok(Assertion {
@@ -449,5 +465,40 @@ mod tests {
         let mut hs = ec;
         hs["alg"] = json!("HS256");
         assert!(refused(json!({"keys": [hs]})).contains("alg"));
+    }
+
+    #[test]
+    fn padded_members_are_stored_unpadded_and_parse() {
+        let key = crate::jwt::keys::generate(crate::kinds::KeyAlg::EdDsa).unwrap();
+        let x = key.jwk["x"].as_str().unwrap();
+        let padded = json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": format!("{x}=")}]});
+        let stored = validate_jwks(&padded).unwrap();
+        assert_eq!(stored["keys"][0]["x"], json!(x));
+        assert_eq!(ClientKeys::parse(&stored.to_string()).unwrap().0.len(), 1);
+        // A set stored with its padding, before it was dropped, parses too.
+        assert_eq!(ClientKeys::parse(&padded.to_string()).unwrap().0.len(), 1);
+    }
+
+    #[test]
+    fn assertion_times_and_jti_are_checked_without_overflow() {
+        let key = crate::jwt::keys::generate(crate::kinds::KeyAlg::EdDsa).unwrap();
+        let stored = validate_jwks(&json!({"keys": [key.jwk.clone()]})).unwrap();
+        let keys = ClientKeys::parse(&stored.to_string()).unwrap();
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let verify = |exp: i64, iat: i64, jti: &str| {
+            let claims = json!({"iss": "cli-one", "sub": "cli-one", "aud": "https://t/token",
+                "exp": exp, "iat": iat, "jti": jti});
+            let assertion = key.sign_jwt(claims.to_string().as_bytes()).unwrap();
+            verify_assertion(&assertion, &keys, "cli-one", &["https://t/token"], now)
+        };
+        assert!(verify(now + 60, now, "one").is_ok());
+        assert!(matches!(
+            verify(i64::MAX, i64::MIN, "two"),
+            Err(Refusal::TooLongLived)
+        ));
+        assert!(matches!(
+            verify(now + 60, now, "th\u{0}ree"),
+            Err(Refusal::BadJti)
+        ));
     }
 }
