@@ -67,6 +67,9 @@ impl Pause {
             .wait_timeout_while(state, MAX_PAUSE, |s| s.wanted)
             .unwrap_or_else(PoisonError::into_inner);
         state.paused = false;
+        // One request holds the writer once: a copy that outlasts the pause
+        // (a slow disk) does not hold the batches after this one too.
+        state.wanted = false;
     }
 
     /// Ends the checkpointer thread.
@@ -170,6 +173,17 @@ fn checkpoint(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A request the checkpointer does not withdraw within the pause (a copy
+    /// slower than that) holds the writer once, not every batch after it.
+    #[test]
+    fn a_request_holds_the_writer_once() {
+        let pause = Pause::default();
+        pause.lock().wanted = true;
+        pause.between_batches();
+        let state = pause.lock();
+        assert!(!state.wanted && !state.paused);
+    }
 
     /// A writer that never stops, pausing only when asked: the WAL still
     /// starts over, so its file stays near the restart size instead of

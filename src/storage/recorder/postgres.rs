@@ -4,18 +4,26 @@
 //! worker for every batch). A batch is one statement with data-modifying
 //! CTEs, atomic by itself, its rows passed as JSON parameters: one round trip.
 
-use std::collections::HashSet;
+use std::{collections::HashSet, time::Duration};
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, RuntimeErr, Statement};
 use serde::{Serialize, Serializer};
+use sqlx::postgres::PgConnectOptions;
 use uuid::Uuid;
 
 use super::batch::{Entry, Failure, JtiClaim, Outcome, Store, TokenRecord, simple};
 use crate::{clock, storage::entities::daily_count};
 
+/// The longest a batch may take: a statement stuck behind a lock, or a
+/// connection whose server vanished without a reset, fails its batch then
+/// instead of holding every token request queued behind it.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
 pub(super) struct Postgres {
     /// Dropped before the runtime that drives its connection.
     db: DatabaseConnection,
+    /// To open a fresh connection after one timed out mid-statement.
+    options: PgConnectOptions,
     /// Built on the writer's thread, at its first batch: a runtime must not
     /// be dropped where blocking is not allowed, as it would be on the
     /// thread creating the recorder if the writer's thread failed to start.
@@ -26,18 +34,23 @@ impl Postgres {
     /// A pool of one connection to the database behind `db`, opened on
     /// first use, on the writer's thread.
     pub(super) fn new(db: &DatabaseConnection) -> anyhow::Result<Self> {
-        let options = db.get_postgres_connection_pool().connect_options();
-        let pool = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(1)
-            .test_before_acquire(false)
-            .before_acquire(crate::storage::ping_if_idle)
-            .acquire_timeout(crate::storage::ACQUIRE_TIMEOUT)
-            .connect_lazy_with((*options).clone());
+        let options = (*db.get_postgres_connection_pool().connect_options()).clone();
         Ok(Self {
-            db: sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(pool),
+            db: connect(&options),
+            options,
             runtime: None,
         })
     }
+}
+
+fn connect(options: &PgConnectOptions) -> DatabaseConnection {
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .test_before_acquire(false)
+        .before_acquire(crate::storage::ping_if_idle)
+        .acquire_timeout(crate::storage::ACQUIRE_TIMEOUT)
+        .connect_lazy_with(options.clone());
+    sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(pool)
 }
 
 impl Store for Postgres {
@@ -54,17 +67,31 @@ impl Store for Postgres {
                     })?,
             ),
         };
-        runtime
-            .block_on(write(&self.db, entries))
-            .map_err(|e| Failure {
-                // What the server refused; not a connection that failed.
-                by_row: matches!(
-                    e,
-                    DbErr::Query(RuntimeErr::SqlxError(sqlx::Error::Database(_)))
-                        | DbErr::Custom(_)
+        // The timer is made inside the runtime, whose clock it needs.
+        let written = runtime.block_on(async {
+            tokio::time::timeout(WRITE_TIMEOUT, write(&self.db, entries)).await
+        });
+        let Ok(written) = written else {
+            // The connection may be mid-statement: it is dropped (inside
+            // the runtime that drives it) and the next batch opens another.
+            let _driving = runtime.enter();
+            self.db = connect(&self.options);
+            return Err(Failure {
+                message: format!(
+                    "the database did not answer within {} s",
+                    WRITE_TIMEOUT.as_secs()
                 ),
-                message: e.to_string(),
-            })
+                by_row: false,
+            });
+        };
+        written.map_err(|e| Failure {
+            // What the server refused; not a connection that failed.
+            by_row: matches!(
+                e,
+                DbErr::Query(RuntimeErr::SqlxError(sqlx::Error::Database(_))) | DbErr::Custom(_)
+            ),
+            message: e.to_string(),
+        })
     }
 }
 

@@ -8,6 +8,7 @@ mod issuing;
 mod machine_changes;
 mod multi_instance;
 mod phased_keys;
+mod recording;
 mod validating;
 
 use crate::common::{Backend, TestApp};
