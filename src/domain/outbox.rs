@@ -22,7 +22,7 @@ pub const CHANNEL_EMAIL: &str = "email";
 pub const PENDING: &str = "pending";
 pub const DELIVERED: &str = "delivered";
 pub const FAILED: &str = "failed";
-/// Longer than any one attempt may take (a webhook times out after 10 s).
+/// Longer than any one attempt may take (the sweeper ends one after 30 s).
 const CLAIM_FOR: Duration = Duration::seconds(120);
 
 /// A new message, due now.
@@ -115,6 +115,21 @@ pub struct Outcome {
     pub status: Option<u16>,
     /// Why it failed (never a secret: a status line or a transport error).
     pub error: Option<String>,
+}
+
+/// A failed attempt that got no answer at all.
+pub fn unanswered(why: &str) -> Outcome {
+    Outcome {
+        delivered: false,
+        status: None,
+        error: Some(why.to_owned()),
+    }
+}
+
+/// Whether `claimed` is past its last attempt: a first one and one per
+/// retry in `schedule`. Only attempts that never finished get it there.
+pub fn gave_up_on(claimed: &outbox::Model, schedule: &[crate::duration::Dur]) -> bool {
+    usize::try_from(claimed.attempts).map_or(true, |n| n > schedule.len() + 1)
 }
 
 /// When the attempt after `attempts` is due, or `None` to give up: the

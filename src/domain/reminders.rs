@@ -8,8 +8,8 @@
 use std::collections::HashMap;
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, sea_query::OnConflict,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, sea_query::OnConflict,
 };
 use serde_json::Value;
 use time::{Duration, OffsetDateTime};
@@ -50,30 +50,51 @@ pub fn nearest_threshold(thresholds: &[i64], remaining: i64) -> Option<i64> {
 pub async fn sweep(db: &Db, policy: &ReminderPolicy) -> Result<usize, Error> {
     let now = clock::now();
     let horizon = policy.thresholds.first().copied().unwrap_or(0);
-    let rows = token::Entity::find()
-        .filter(token::Column::Kind.is_in([TokenKind::Personal, TokenKind::Machine]))
-        .filter(token::Column::RevokedAt.is_null())
-        .filter(token::Column::ExpiresAt.lte(now + Duration::seconds(horizon)))
-        .filter(token::Column::ExpiresAt.gt(now - NOTICE_WINDOW))
-        .order_by_asc(token::Column::ExpiresAt)
-        .limit(BATCH)
-        .all(&db.read)
-        .await?;
-    if rows.is_empty() {
-        return Ok(0);
-    }
-    let sent = sent_thresholds(&db.read, rows.iter().map(|r| r.id).collect()).await?;
     let mut count = 0;
-    for row in rows {
-        let remaining = (row.expires_at - now).whole_seconds();
-        let Some(nearest) = nearest_threshold(&policy.thresholds, remaining) else {
-            continue;
-        };
-        if sent.get(&row.id).is_some_and(|done| *done <= nearest) {
-            continue;
+    // Every token in the window, a page at a time in (expiry, id) order: the
+    // tokens nearest their end, reminded already, must not hide the others.
+    let mut after: Option<(OffsetDateTime, Uuid)> = None;
+    loop {
+        let mut page = token::Entity::find()
+            .filter(token::Column::Kind.is_in([TokenKind::Personal, TokenKind::Machine]))
+            .filter(token::Column::RevokedAt.is_null())
+            .filter(token::Column::ExpiresAt.lte(now + Duration::seconds(horizon)))
+            .filter(token::Column::ExpiresAt.gt(now - NOTICE_WINDOW));
+        if let Some((expires_at, id)) = after {
+            page = page.filter(
+                Condition::any()
+                    .add(token::Column::ExpiresAt.gt(expires_at))
+                    .add(
+                        Condition::all()
+                            .add(token::Column::ExpiresAt.eq(expires_at))
+                            .add(token::Column::Id.gt(id)),
+                    ),
+            );
         }
-        if remind(db, policy, row, nearest, remaining).await? {
-            count += 1;
+        let rows = page
+            .order_by_asc(token::Column::ExpiresAt)
+            .order_by_asc(token::Column::Id)
+            .limit(BATCH)
+            .all(&db.read)
+            .await?;
+        let Some(last) = rows.last() else { break };
+        after = Some((last.expires_at, last.id));
+        let full = rows.len() as u64 == BATCH;
+        let sent = sent_thresholds(&db.read, rows.iter().map(|r| r.id).collect()).await?;
+        for row in rows {
+            let remaining = (row.expires_at - now).whole_seconds();
+            let Some(nearest) = nearest_threshold(&policy.thresholds, remaining) else {
+                continue;
+            };
+            if sent.get(&row.id).is_some_and(|done| *done <= nearest) {
+                continue;
+            }
+            if remind(db, policy, row, nearest, remaining).await? {
+                count += 1;
+            }
+        }
+        if !full {
+            break;
         }
     }
     Ok(count)

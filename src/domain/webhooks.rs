@@ -110,10 +110,12 @@ fn parse_url(raw: &str) -> Result<String, Error> {
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
         return Err(Error::invalid("url", "must be an http:// or https:// URL"));
     }
-    if raw.len() > 2048 {
+    // Measured as stored: percent-encoding and punycode can make it longer.
+    let url = url.to_string();
+    if url.len() > 2048 {
         return Err(Error::invalid("url", "must be at most 2048 characters"));
     }
-    Ok(url.to_string())
+    Ok(url)
 }
 
 fn parse_events(names: &[String]) -> Result<String, Error> {

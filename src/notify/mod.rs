@@ -7,7 +7,13 @@
 pub mod mail;
 pub mod wake;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use tokio::sync::Semaphore;
 
@@ -24,6 +30,11 @@ use crate::{
 
 /// A webhook receiver must answer within this.
 const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
+/// Any one attempt, e-mail included, ends within this: lettre's own timeout
+/// covers only the connection, and an SMTP server that accepts it and then
+/// says nothing would hold a sending slot forever, its claim lapsing and the
+/// message sent again. Well inside the claim (`outbox::CLAIM_FOR`).
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Sends in flight at once on one instance.
 const CONCURRENT_SENDS: usize = 16;
 
@@ -36,6 +47,8 @@ struct Sweeper {
     http: reqwest::Client,
     mailer: Option<mail::Mailer>,
     permits: Arc<Semaphore>,
+    /// A round stopped with messages due and no free slot.
+    left_over: AtomicBool,
     /// When this instance last pruned old messages.
     pruned: std::sync::Mutex<Option<std::time::Instant>>,
 }
@@ -72,6 +85,7 @@ pub fn spawn(db: Db, master: MasterKey, settings: &Settings) -> anyhow::Result<(
         http,
         mailer,
         permits: Arc::new(Semaphore::new(CONCURRENT_SENDS)),
+        left_over: AtomicBool::new(false),
         pruned: std::sync::Mutex::new(None),
     });
     tokio::spawn(async move {
@@ -118,11 +132,14 @@ impl Sweeper {
         due
     }
 
-    /// Claims due messages while a sending slot is free, each sent in its own task.
+    /// Claims due messages while a sending slot is free, each sent in its own
+    /// task. When the slots run out, the first send to finish starts the next
+    /// round rather than leaving the rest for the next tick.
     async fn send_due(self: Arc<Self>) -> Result<(), crate::domain::Error> {
         let due = outbox::due(&self.db.read, &[CHANNEL_WEBHOOK, CHANNEL_EMAIL], 100).await?;
         for row in due {
             let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+                self.left_over.store(true, Ordering::Relaxed);
                 break;
             };
             let Some(claimed) = outbox::claim(&self.db.write, &row).await? else {
@@ -130,10 +147,26 @@ impl Sweeper {
             };
             let me = self.clone();
             tokio::spawn(async move {
-                let outcome = if claimed.channel == CHANNEL_EMAIL {
-                    me.send_mail(&claimed).await
+                let outcome = if outbox::gave_up_on(&claimed, &me.retry_schedule) {
+                    // Earlier attempts never finished (the process ended
+                    // mid-send): the schedule is spent all the same.
+                    outbox::unanswered("earlier attempts never finished")
                 } else {
-                    me.send_webhook(&claimed).await
+                    let send = async {
+                        if claimed.channel == CHANNEL_EMAIL {
+                            me.send_mail(&claimed).await
+                        } else {
+                            me.send_webhook(&claimed).await
+                        }
+                    };
+                    tokio::time::timeout(ATTEMPT_TIMEOUT, send)
+                        .await
+                        .unwrap_or_else(|_| {
+                            outbox::unanswered(&format!(
+                                "no answer within {} s",
+                                ATTEMPT_TIMEOUT.as_secs()
+                            ))
+                        })
                 };
                 if !outcome.delivered {
                     tracing::info!(
@@ -150,6 +183,9 @@ impl Sweeper {
                     tracing::warn!(error = %e, "cannot record a delivery attempt");
                 }
                 drop(permit);
+                if me.left_over.swap(false, Ordering::Relaxed) {
+                    wake::soon();
+                }
             });
         }
         Ok(())
@@ -176,11 +212,7 @@ impl Sweeper {
     }
 
     async fn send_webhook(&self, row: &outbox_row::Model) -> Outcome {
-        let failed = |error: &str| Outcome {
-            delivered: false,
-            status: None,
-            error: Some(error.to_owned()),
-        };
+        let failed = outbox::unanswered;
         let hook = match row.webhook_id {
             Some(id) => webhooks::find(&self.db.read, id).await,
             None => return failed("no webhook"),
@@ -188,6 +220,10 @@ impl Sweeper {
         let Ok(hook) = hook else {
             return failed("the webhook is gone");
         };
+        // Kept for its retries, in case it is enabled again meanwhile.
+        if !hook.enabled {
+            return failed("the webhook is disabled");
+        }
         let key = match webhooks::signing_key(&self.master, &hook) {
             Ok(key) => key,
             Err(e) => {

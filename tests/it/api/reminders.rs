@@ -12,7 +12,7 @@ use crate::{
     both_backends,
     common::{
         ADMIN_PASSWORD, Api, Backend, TestApp,
-        receivers::{Receiver, SmtpSink, wait_for},
+        receivers::{Receiver, SmtpSink, eventually, wait_for},
     },
 };
 
@@ -294,7 +294,93 @@ async fn bad_notification_settings_stop_start_up_with_one_line(backend: Backend)
     );
 }
 
+/// More tokens inside a threshold than the sweep reads at once (500): each
+/// gets its reminder, not only the 500 nearest their end, which are then
+/// reminded already and would fill every sweep.
+async fn every_token_in_the_window_is_reminded_past_one_page(backend: Backend) {
+    let api = Api {
+        app: TestApp::spawn_with(
+            backend,
+            &[("TESSERA_SWEEP_EVERY", "1s"), ("TESSERA_REMINDERS", "1d")],
+        )
+        .await,
+    };
+    let admin = api.admin();
+    for n in 0..520 {
+        api.post(
+            "/api/v1/tokens",
+            &admin,
+            &crate::common::token_request(&format!("batch-{n}"), &["profile"]),
+        )
+        .await
+        .expect(201, "create");
+    }
+    let app = &api.app;
+    eventually("a reminder for each of the 520", WAIT, || async move {
+        let n = app
+            .scalar(
+                "SELECT count(*) FROM token_reminders r JOIN tokens t ON t.id = r.token_id \
+                 WHERE t.name LIKE 'batch-%'",
+            )
+            .await;
+        (n == 520).then_some(())
+    })
+    .await;
+}
+
+/// An SMTP server that takes the connection and never says a word: the
+/// attempt ends (30 s) as a failure due again later, instead of holding a
+/// sending slot forever and its message being claimed and sent again.
+async fn an_smtp_server_that_never_answers_fails_the_attempt(backend: Backend) {
+    // The kernel completes the handshake; nothing ever reads or writes.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("smtp://127.0.0.1:{}", silent.local_addr().unwrap().port());
+    let mut settings = env(&url, "1d");
+    settings.push(("TESSERA_RETRY_SCHEDULE", "1h"));
+    let api = Api {
+        app: TestApp::spawn_with(backend, &settings).await,
+    };
+    api.app.db.cli_ok(
+        &[
+            "users",
+            "create",
+            "--username",
+            "alice",
+            "--email",
+            "alice@example.test",
+            "--password-stdin",
+        ],
+        Some(ADMIN_PASSWORD),
+    );
+    let alice = api.app.token_for("alice", &["profile", "tokens:write"]);
+    api.post(
+        "/api/v1/tokens",
+        &alice,
+        &crate::common::token_request("soon", &["profile"]),
+    )
+    .await
+    .expect(201, "a PAT inside the 1d threshold");
+    let app = &api.app;
+    eventually(
+        "the attempt to end",
+        Duration::from_secs(90),
+        || async move {
+            let n = app
+                .scalar(
+                    "SELECT count(*) FROM outbox WHERE channel = 'email' AND state = 'pending' \
+                 AND attempts = 1 AND last_error LIKE '%no answer within 30 s%'",
+                )
+                .await;
+            (n == 1).then_some(())
+        },
+    )
+    .await;
+    drop(silent);
+}
+
 both_backends!(
+    an_smtp_server_that_never_answers_fails_the_attempt,
+    every_token_in_the_window_is_reminded_past_one_page,
     reminders_go_once_per_threshold_and_at_expiry,
     each_reminder_goes_once_across_instances_and_restarts,
     bad_notification_settings_stop_start_up_with_one_line,

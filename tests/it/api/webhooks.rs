@@ -131,6 +131,11 @@ async fn webhooks_are_managed_by_admins_and_bad_input_names_the_field(backend: B
         ),
         (json!({"url": "https://h.example/", "events": []}), "events"),
         (json!({"url": "https://h.example/"}), "events"),
+        // 1,018 characters as sent, three times that once percent-encoded.
+        (
+            json!({"url": format!("https://h.example/{}", "é".repeat(1000)), "events": ["ping"]}),
+            "url",
+        ),
     ] {
         let res = api.post("/api/v1/webhooks", &admin, &body).await;
         res.expect(400, &body.to_string());
@@ -360,7 +365,50 @@ async fn a_hanging_or_redirecting_receiver_delays_no_other(backend: Backend) {
     assert_eq!(good.received().len(), 1, "the redirect was not followed");
 }
 
+/// A message queued before its webhook was disabled is not sent: each retry
+/// is logged as refused until the schedule is spent (or the webhook is
+/// enabled again).
+async fn a_disabled_webhook_is_sent_nothing_more(backend: Backend) {
+    let api = spawn(backend, "2s").await;
+    let admin = api.admin();
+    let (id, rx) = hook(&api, &admin, &["ping"], "fail:1").await;
+    api.post_empty(&format!("/api/v1/webhooks/{id}/ping"), &admin)
+        .await
+        .expect(202, "ping");
+    wait_for("the first attempt", WAIT, || {
+        (rx.received().len() == 1).then_some(())
+    })
+    .await;
+    api.patch(
+        &format!("/api/v1/webhooks/{id}"),
+        &admin,
+        &json!({"enabled": false}),
+    )
+    .await
+    .expect(200, "disable");
+    let (api_ref, path) = (&api, format!("/api/v1/webhooks/{id}/deliveries"));
+    let log = eventually("the retry's log line", WAIT, || {
+        let (path, admin) = (path.clone(), admin.clone());
+        async move {
+            let reply = api_ref.get(&path, &admin).await;
+            let items = reply.body["items"].as_array()?;
+            (items.len() >= 2).then(|| reply.body["items"].clone())
+        }
+    })
+    .await;
+    assert_eq!(log[0]["attempt"], 2, "{log}");
+    assert!(
+        log[0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("disabled")),
+        "{log}"
+    );
+    assert!(log[0]["next_attempt_at"].is_null(), "schedule spent: {log}");
+    assert_eq!(rx.received().len(), 1, "nothing sent once disabled");
+}
+
 both_backends!(
+    a_disabled_webhook_is_sent_nothing_more,
     webhooks_are_managed_by_admins_and_bad_input_names_the_field,
     deliveries_are_signed_and_verified_by_an_independent_library,
     retries_keep_the_message_id_then_give_up,
