@@ -117,7 +117,8 @@ pub struct VerifiedIdentity {
 
 struct Discovered {
     metadata: Arc<CoreProviderMetadata>,
-    at: Instant,
+    /// When to ask the provider again.
+    until: Instant,
 }
 
 enum Cached {
@@ -174,7 +175,7 @@ impl Provider {
     async fn metadata(&self, refresh: bool) -> Result<Arc<CoreProviderMetadata>, OidcError> {
         let mut cache = self.cache.lock().await;
         match &*cache {
-            Cached::Ready(d) if !refresh && d.at.elapsed() < METADATA_TTL => {
+            Cached::Ready(d) if !refresh && Instant::now() < d.until => {
                 return Ok(d.metadata.clone());
             }
             Cached::Failed { reason, at } if !refresh && at.elapsed() < RETRY_AFTER_FAILURE => {
@@ -187,15 +188,18 @@ impl Provider {
                 let metadata = Arc::new(metadata);
                 *cache = Cached::Ready(Discovered {
                     metadata: metadata.clone(),
-                    at: Instant::now(),
+                    until: Instant::now() + METADATA_TTL,
                 });
                 Ok(metadata)
             }
             Err(e) => {
                 let reason = error_chain(&e);
                 tracing::warn!(issuer = %self.settings.issuer, %reason, "single sign-on: discovery failed (TESSERA_OIDC_ISSUER)");
-                // A provider that answered before keeps working on what it said.
-                if let Cached::Ready(d) = &*cache {
+                // A provider that answered before keeps working on what it
+                // said, and is asked again only after the usual pause: each
+                // sign-in page would otherwise wait on another discovery.
+                if let Cached::Ready(d) = &mut *cache {
+                    d.until = Instant::now() + RETRY_AFTER_FAILURE;
                     return Ok(d.metadata.clone());
                 }
                 *cache = Cached::Failed {

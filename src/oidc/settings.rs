@@ -223,9 +223,15 @@ impl SignInSettings {
         let admin_groups = pick(&args.oidc_admin_groups, file.oidc_admin_groups)
             .map(|g| list(&g))
             .unwrap_or_default();
-        let allowed_groups = pick(&args.oidc_allowed_groups, file.oidc_allowed_groups)
-            .map(|g| list(&g))
-            .filter(|g| !g.is_empty());
+        let allowed_groups =
+            pick(&args.oidc_allowed_groups, file.oidc_allowed_groups).map(|g| list(&g));
+        // Set but naming no group (an empty variable in a template, say)
+        // must not mean "everyone".
+        if allowed_groups.as_ref().is_some_and(Vec::is_empty) {
+            bail!(
+                "invalid allowed groups (TESSERA_OIDC_ALLOWED_GROUPS): name at least one group, or leave it unset to let everyone the provider signs in"
+            );
+        }
         let name = pick(&args.oidc_name, file.oidc_name)
             .map(|n| n.trim().to_owned())
             .filter(|n| !n.is_empty())
@@ -317,6 +323,15 @@ mod tests {
             (
                 &[("issuer", "https://id.example"), ("client_id", "t")][..],
                 "TESSERA_OIDC_CLIENT_SECRET",
+            ),
+            (
+                &[
+                    ("issuer", "https://id.example"),
+                    ("client_id", "t"),
+                    ("client_secret", "s"),
+                    ("allowed", " , "),
+                ][..],
+                "TESSERA_OIDC_ALLOWED_GROUPS",
             ),
         ] {
             let e = SignInSettings::resolve(&args(pairs), OidcFile::default())

@@ -142,10 +142,13 @@ fn read_claims(identity: &Identity, rules: &Rules<'_>) -> Result<Claimed, Refusa
             ));
         }
     };
-    let username = Username::parse(&raw.to_lowercase()).map_err(|_| Refusal::BadUsername {
-        claim: rules.username_claim.to_owned(),
-        value: raw.chars().take(80).collect(),
-    })?;
+    // ASCII lower-casing only: Unicode's would turn a KELVIN SIGN into a "k"
+    // and let one name pass for another's.
+    let username =
+        Username::parse(&raw.to_ascii_lowercase()).map_err(|_| Refusal::BadUsername {
+            claim: rules.username_claim.to_owned(),
+            value: raw.chars().take(80).collect(),
+        })?;
     // An unusable address is ignored: notices are optional.
     let email = identity
         .claims
@@ -420,6 +423,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!((c.role, c.email), (Role::User, None));
+        // U+212A KELVIN SIGN lower-cases to "k" in Unicode: refused, not "kate".
+        let kelvin = read_claims(
+            &identity(json!({"preferred_username": "\u{212A}ate"})),
+            &rules(&admin, None),
+        );
+        assert!(matches!(kelvin, Err(Refusal::BadUsername { .. })));
     }
 
     #[test]
