@@ -328,8 +328,8 @@ pub fn message(public_url: &str, view: &tokens::TokenView, expired: bool) -> (St
 }
 
 /// What the in-app notice says: how many of the signed-in person's tokens
-/// (for admins, also every machine token) expire within `within`, and the
-/// soonest of them.
+/// (for admins, also every machine token; for managers, those of the
+/// machine users they manage) expire within `within`, and the soonest.
 #[derive(Debug, Clone)]
 pub struct Expiring {
     pub count: u64,
@@ -340,6 +340,7 @@ pub async fn expiring_for(
     db: &impl ConnectionTrait,
     principal_id: Uuid,
     is_admin: bool,
+    managed: &[Uuid],
     within: Duration,
 ) -> Result<Option<Expiring>, Error> {
     let now = clock::now();
@@ -350,6 +351,13 @@ pub async fn expiring_for(
     );
     if is_admin {
         whose = whose.add(token::Column::Kind.eq(TokenKind::Machine));
+    } else if !managed.is_empty() {
+        // A manager looks after the machine users of their delegation.
+        whose = whose.add(
+            sea_orm::Condition::all()
+                .add(token::Column::OwnerId.is_in(managed.iter().copied()))
+                .add(token::Column::Kind.eq(TokenKind::Machine)),
+        );
     }
     let times: Vec<OffsetDateTime> = token::Entity::find()
         .select_only()

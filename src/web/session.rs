@@ -115,7 +115,7 @@ pub async fn current(req: &HttpRequest, state: &AppState) -> Result<Option<Signe
     let me = session.principal.id;
     let managed = crate::domain::principals::managed_by(&state.db.read, me).await?;
     let leak_alert = crate::domain::leaks::recent_for(&state.db.read, me, &managed).await?;
-    let expiring = expiry_notice(state, &session).await;
+    let expiring = expiry_notice(state, &session, &managed).await;
     Ok(Some(SignedIn {
         session,
         ip: client_ip(req),
@@ -128,12 +128,17 @@ pub async fn current(req: &HttpRequest, state: &AppState) -> Result<Option<Signe
 /// Days a token's coming expiry is shown on every page.
 const NOTICE_DAYS: i64 = 7;
 
-async fn expiry_notice(state: &AppState, session: &Session) -> Option<String> {
+async fn expiry_notice(
+    state: &AppState,
+    session: &Session,
+    managed: &[uuid::Uuid],
+) -> Option<String> {
     let admin = session.is_admin();
     let found = reminders::expiring_for(
         &state.db.read,
         session.principal.id,
         admin,
+        managed,
         time::Duration::days(NOTICE_DAYS),
     )
     .await;
@@ -145,7 +150,11 @@ async fn expiry_notice(state: &AppState, session: &Session) -> Option<String> {
             return None;
         }
     };
-    let whose = if admin { "" } else { "of yours " };
+    let whose = if admin || !managed.is_empty() {
+        ""
+    } else {
+        "of yours "
+    };
     let count = if soon.count == 1 {
         format!("A token {whose}expires")
     } else {

@@ -1,5 +1,6 @@
 //! The in-app side of §9: every page shows a signed-in person a notice while
-//! a token of theirs (for admins, any machine token) expires within 7 days,
+//! a token of theirs (for admins any machine token, for managers those of
+//! the machine users they manage) expires within 7 days,
 //! and the admin console manages webhooks (the secret shown once).
 
 use reqwest::StatusCode;
@@ -62,6 +63,30 @@ async fn pages_warn_of_tokens_expiring_within_a_week(backend: Backend) {
     let page = boss.get("/admin/users").await;
     assert!(page.body.contains(NOTICE), "{}", page.body);
     assert!(!bob.get("/").await.body.contains(NOTICE), "bob is no admin");
+
+    // So do the managers of a machine user, for its tokens (§12).
+    api.patch(
+        &format!("/api/v1/machine-users/{id}"),
+        &admin,
+        &json!({"managers": ["bob"]}),
+    )
+    .await
+    .expect(200, "bob manages svc");
+    let page = bob.get("/").await;
+    assert!(page.body.contains(NOTICE), "{}", page.body);
+    assert!(
+        page.body.contains("A token expires within 7 days"),
+        "{}",
+        page.body
+    );
+    let carol = {
+        api.app.create_user("carol", false);
+        Browser::signed_in(&api.app, "carol").await
+    };
+    assert!(
+        !carol.get("/").await.body.contains(NOTICE),
+        "carol manages nothing"
+    );
 }
 
 async fn admins_manage_webhooks_in_the_console(backend: Backend) {
