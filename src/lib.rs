@@ -1,6 +1,7 @@
 //! Tessera: a self-hosted token service. See README.md for what it does and
 //! `../shared/INTERFACE.md` for its contract.
 
+pub mod address;
 pub mod api;
 pub mod app;
 pub mod cli;

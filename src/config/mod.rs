@@ -74,6 +74,15 @@ pub struct SettingsArgs {
     /// How long records of expired client-credentials tokens are kept (e.g. `30d`).
     #[arg(long, global = true, env = "TESSERA_RETENTION", value_name = "DUR")]
     pub retention: Option<String>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client: IP
+    /// addresses or CIDR ranges, comma-separated (default: none).
+    #[arg(
+        long,
+        global = true,
+        env = "TESSERA_TRUSTED_PROXIES",
+        value_name = "CIDR,…"
+    )]
+    pub trusted_proxies: Option<String>,
     /// How long audit events are kept (default: forever).
     #[arg(
         long,
@@ -162,6 +171,7 @@ struct FileSettings {
     log: Option<String>,
     retention: Option<String>,
     audit_retention: Option<String>,
+    trusted_proxies: Option<String>,
     auth_failures_per_ip: Option<String>,
     sweep_every: Option<String>,
     key_rotate_every: Option<String>,
@@ -198,6 +208,8 @@ pub struct Settings {
     pub retention: Dur,
     /// Audit events older than this are deleted; `None` keeps them forever.
     pub audit_retention: Option<Dur>,
+    /// Peers whose `X-Forwarded-For` is believed (`http::client_addr`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub auth_failures_per_ip: FailureLimit,
     /// How often periodic work looks for what is due.
     pub sweep_every: Dur,
@@ -217,6 +229,24 @@ pub struct Settings {
     pub retry_schedule: Vec<Dur>,
     /// Password sign-in on or off, and single sign-on (INTERFACE §10).
     pub sign_in: SignInSettings,
+}
+
+/// `TESSERA_TRUSTED_PROXIES`: addresses (a host each) or CIDR ranges.
+fn parse_proxies(raw: &str) -> anyhow::Result<Vec<ipnet::IpNet>> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            item.parse::<ipnet::IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map(|net| net.trunc())
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "invalid trusted proxies (TESSERA_TRUSTED_PROXIES): {item:?} is not an IP address or CIDR range"
+                    )
+                })
+        })
+        .collect()
 }
 
 impl Settings {
@@ -307,6 +337,10 @@ impl Settings {
                 })
             })
             .transpose()?;
+        let trusted_proxies = pick(&args.trusted_proxies, file.trusted_proxies)
+            .map(|raw| parse_proxies(&raw))
+            .transpose()?
+            .unwrap_or_default();
         let limit_raw = pick(&args.auth_failures_per_ip, file.auth_failures_per_ip)
             .unwrap_or_else(|| DEFAULT_AUTH_FAILURES_PER_IP.to_owned());
         let auth_failures_per_ip = limit_raw.parse::<FailureLimit>().map_err(|e| {
@@ -432,6 +466,7 @@ impl Settings {
             log,
             retention,
             audit_retention,
+            trusted_proxies,
             auth_failures_per_ip,
             leak_reports_per_ip,
             usage_flush_interval,

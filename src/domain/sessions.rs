@@ -281,10 +281,15 @@ pub async fn sign_in(
     if principals::password_checks_saturated() {
         return Err(LoginError::Busy);
     }
+    // Counted by /64 for IPv6, as client authentication is: one host holds
+    // the whole block.
+    let from = ip
+        .as_deref()
+        .map(|ip| crate::address::limit_key(Some(ip)).to_string());
     let Some(attempt) = reserve_attempt(
         &db.write,
         &attempt_username(&typed),
-        ip.as_deref().unwrap_or(""),
+        from.as_deref().unwrap_or(""),
     )
     .await?
     else {

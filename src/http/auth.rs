@@ -37,7 +37,7 @@ impl Drop for Bearer {
         self.state.tokens.usage.record(
             &Seen::Id(self.info.token_id),
             UseOf {
-                ip: self.req.peer_addr().map(|a| a.ip()),
+                ip: super::client_addr(&self.req),
                 user_agent: user_agent(&self.req),
                 via: Via::Api,
                 client_id: None,
@@ -161,7 +161,7 @@ impl FromRequest for Bearer {
                     refusal.record(
                         &state.tokens.usage,
                         UseOf {
-                            ip: req.peer_addr().map(|a| a.ip()),
+                            ip: super::client_addr(&req),
                             user_agent: user_agent(&req),
                             via: Via::Api,
                             client_id: None,

@@ -8,7 +8,7 @@ pub mod errors;
 pub mod page;
 pub mod rate;
 
-use std::time::Instant;
+use std::{net::IpAddr, time::Instant};
 
 use actix_web::{
     HttpRequest,
@@ -44,9 +44,62 @@ pub fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Err
     ApiError::BadRequest(format!("invalid query string: {err}")).into()
 }
 
-/// The peer address. Tessera does not trust `X-Forwarded-For` by default.
+/// The client's address, as text (see [`client_addr`]).
 pub fn client_ip(req: &HttpRequest) -> Option<String> {
-    req.peer_addr().map(|a| a.ip().to_string())
+    client_addr(req).map(|a| a.to_string())
+}
+
+/// The client's address: the peer's, unless the peer is a trusted proxy
+/// (`TESSERA_TRUSTED_PROXIES`; none by default), whose `X-Forwarded-For`
+/// then names it.
+pub fn client_addr(req: &HttpRequest) -> Option<IpAddr> {
+    let peer = req.peer_addr()?.ip().to_canonical();
+    let trusted = match req.app_data::<web::Data<AppState>>() {
+        Some(state) if !state.settings.trusted_proxies.is_empty() => {
+            &state.settings.trusted_proxies
+        }
+        _ => return Some(peer),
+    };
+    let hops = req
+        .headers()
+        .get_all(X_FORWARDED_FOR)
+        .filter_map(|v| v.to_str().ok());
+    Some(forwarded_client(peer, trusted, hops))
+}
+
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
+
+/// Walks `X-Forwarded-For` from its end, where the nearest proxy wrote, for
+/// the first address that is not a trusted proxy: everything left of it was
+/// written by the client and may be anything. Stops at an entry that is not
+/// an address, keeping the last one that was.
+fn forwarded_client<'a>(
+    peer: IpAddr,
+    trusted: &[ipnet::IpNet],
+    headers: impl Iterator<Item = &'a str>,
+) -> IpAddr {
+    let is_trusted = |a: &IpAddr| trusted.iter().any(|net| net.contains(a));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let hops: Vec<&str> = headers.flat_map(|h| h.split(',')).collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        let hop = hop.trim();
+        // Some proxies add the port: `192.0.2.1:5678`, `[2001:db8::1]:443`.
+        let Some(addr) = hop
+            .parse::<IpAddr>()
+            .ok()
+            .or_else(|| hop.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))
+        else {
+            break;
+        };
+        client = addr.to_canonical();
+        if !is_trusted(&client) {
+            break;
+        }
+    }
+    client
 }
 
 /// Counts and times every request by its route pattern (not its path, which
@@ -82,4 +135,59 @@ pub async fn observe(
         );
     }
     Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(peer: &str, trusted: &[&str], headers: &[&str]) -> String {
+        let trusted: Vec<ipnet::IpNet> = trusted.iter().map(|t| t.parse().unwrap()).collect();
+        forwarded_client(peer.parse().unwrap(), &trusted, headers.iter().copied()).to_string()
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let proxies = ["10.0.0.0/8"];
+        // Not a proxy: the header is the client's own word, ignored.
+        assert_eq!(client("192.0.2.1", &proxies, &["203.0.113.7"]), "192.0.2.1");
+        assert_eq!(
+            client("10.0.0.5", &proxies, &["203.0.113.7"]),
+            "203.0.113.7"
+        );
+        // The client's own entries left of the first untrusted hop are ignored.
+        assert_eq!(
+            client("10.0.0.5", &proxies, &["1.1.1.1, 203.0.113.7, 10.0.0.9"]),
+            "203.0.113.7"
+        );
+        // Several header lines are one list, in order.
+        assert_eq!(
+            client("10.0.0.5", &proxies, &["1.1.1.1", "203.0.113.7"]),
+            "203.0.113.7"
+        );
+        // Nothing but proxies: the farthest.
+        assert_eq!(
+            client("10.0.0.5", &proxies, &["10.1.1.1, 10.2.2.2"]),
+            "10.1.1.1"
+        );
+        // No header, or garbage: the last address known.
+        assert_eq!(client("10.0.0.5", &proxies, &[]), "10.0.0.5");
+        assert_eq!(
+            client("10.0.0.5", &proxies, &["203.0.113.7, unknown"]),
+            "10.0.0.5"
+        );
+        // Ports and IPv4 mapped into IPv6.
+        assert_eq!(
+            client("10.0.0.5", &proxies, &["203.0.113.7:5678"]),
+            "203.0.113.7"
+        );
+        assert_eq!(
+            client("10.0.0.5", &proxies, &["[2001:db8::1]:443"]),
+            "2001:db8::1"
+        );
+        assert_eq!(
+            client("10.0.0.5", &proxies, &["::ffff:203.0.113.7"]),
+            "203.0.113.7"
+        );
+    }
 }

@@ -10,7 +10,7 @@ use governor::{
     state::keyed::DefaultKeyedStateStore,
 };
 
-use crate::{config::FailureLimit, oauth::throttle::ClientAuthThrottle};
+use crate::config::FailureLimit;
 
 /// Addresses tracked at once before stale ones are trimmed.
 const MAX_TRACKED: usize = 100_000;
@@ -40,7 +40,7 @@ impl PerAddress {
         if self.limiter.len() >= MAX_TRACKED {
             self.limiter.retain_recent();
         }
-        let key = ClientAuthThrottle::key(ip);
+        let key = crate::address::limit_key(ip);
         self.limiter.check_key(&key).map_err(|not_until| {
             let wait: Duration = not_until.wait_time_from(self.clock.now());
             (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)

@@ -80,7 +80,7 @@ pub async fn introspect(
         .get("token")
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
     let how = UseOf {
-        ip: req.peer_addr().map(|a| a.ip()),
+        ip: crate::http::client_addr(&req),
         user_agent: user_agent(&req),
         via: Via::Introspection,
         client_id: Some(caller.name()),

@@ -243,7 +243,7 @@ pub async fn authenticate_client(
     creds: &ClientCredentials,
 ) -> Result<Client, OAuthError> {
     let throttle = &state.client_auth;
-    let address = ClientAuthThrottle::key(client_ip(req).as_deref());
+    let address = crate::address::limit_key(client_ip(req).as_deref());
     let digest = throttle_digest(creds);
     // A blocked address still has its credentials checked, so a working
     // client behind the same NAT keeps working on every instance and after a
@@ -311,7 +311,7 @@ pub fn replayed(state: &AppState, req: &HttpRequest, creds: &ClientCredentials) 
         client_id = creds.client_id,
         "client assertion refused: jti seen before (replay)"
     );
-    let address = ClientAuthThrottle::key(client_ip(req).as_deref());
+    let address = crate::address::limit_key(client_ip(req).as_deref());
     failed(&state.client_auth, &address, None, creds.basic)
 }
 

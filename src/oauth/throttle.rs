@@ -80,24 +80,6 @@ impl ClientAuthThrottle {
         }
     }
 
-    /// The key for an address: IPv4 as is (also when mapped into IPv6),
-    /// IPv6 by its /64.
-    pub fn key(ip: Option<&str>) -> IpAddr {
-        let Some(ip) = ip.and_then(|s| s.parse::<IpAddr>().ok()) else {
-            return IpAddr::from([0u8; 16]);
-        };
-        match ip {
-            IpAddr::V4(v4) => IpAddr::V4(v4),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => IpAddr::V4(v4),
-                None => {
-                    let bits = u128::from(v6) & !((1u128 << 64) - 1);
-                    IpAddr::from(bits.to_be_bytes())
-                }
-            },
-        }
-    }
-
     /// Before checking: `Throttled` when the address is over its limit and
     /// the secret is not one that worked recently. Consumes nothing.
     pub fn before_check(&self, key: &IpAddr, secret: &Digest) -> Verdict {
@@ -199,8 +181,8 @@ mod tests {
     #[test]
     fn only_failures_count_and_known_secrets_pass_a_blocked_address() {
         let t = ClientAuthThrottle::new(limit(3, 60));
-        let ip = ClientAuthThrottle::key(Some("192.0.2.1"));
-        let other = ClientAuthThrottle::key(Some("192.0.2.2"));
+        let ip = crate::address::limit_key(Some("192.0.2.1"));
+        let other = crate::address::limit_key(Some("192.0.2.2"));
         let good = Digest::of("good");
         let bad = Digest::of("bad");
         t.succeeded(good);
@@ -212,21 +194,5 @@ mod tests {
         assert!(matches!(t.before_check(&ip, &good), Verdict::Allowed));
         assert!(matches!(t.before_check(&other, &bad), Verdict::Allowed));
         assert!(matches!(t.failed(&ip), Verdict::Throttled(_)));
-    }
-
-    #[test]
-    fn ipv6_addresses_share_their_64() {
-        assert_eq!(
-            ClientAuthThrottle::key(Some("2001:db8:1:2:aaaa::1")),
-            ClientAuthThrottle::key(Some("2001:db8:1:2:bbbb::9"))
-        );
-        assert_ne!(
-            ClientAuthThrottle::key(Some("2001:db8:1:2::1")),
-            ClientAuthThrottle::key(Some("2001:db8:1:3::1"))
-        );
-        assert_eq!(
-            ClientAuthThrottle::key(Some("::ffff:192.0.2.1")),
-            ClientAuthThrottle::key(Some("192.0.2.1"))
-        );
     }
 }

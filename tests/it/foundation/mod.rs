@@ -138,6 +138,11 @@ fn bad_configuration_stops_start_up_with_one_line_naming_the_setting() {
             "TESSERA_MAX_TOKEN_LIFETIME",
         ),
         ("TESSERA_LOG", "[[[", "TESSERA_LOG"),
+        (
+            "TESSERA_TRUSTED_PROXIES",
+            "10.0.0.0/8, proxy.internal",
+            "TESSERA_TRUSTED_PROXIES",
+        ),
     ];
     for (var, value, named) in cases {
         let out = db.cli_env(&["serve"], None, &[(var, value)]);

@@ -29,6 +29,22 @@ fn browser_from(app: &TestApp, ip: &str) -> Browser {
     }
 }
 
+/// A browser whose connections come from `proxy`, saying they are for `client`.
+fn browser_via(app: &TestApp, proxy: &str, client: &str) -> Browser {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("x-forwarded-for", client.parse().expect("header"));
+    Browser {
+        client: reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .local_address(proxy.parse::<IpAddr>().expect("address"))
+            .default_headers(headers)
+            .build()
+            .expect("client"),
+        base: app.url(""),
+    }
+}
+
 /// Browsers that have each loaded the sign-in form, ready to post it at once.
 async fn ready(app: &TestApp, ips: &[String]) -> Vec<(Browser, String)> {
     let mut out = Vec::new();
@@ -211,7 +227,54 @@ async fn what_was_typed_for_an_unknown_account_is_not_audited(backend: Backend) 
     assert!(!text.contains("hunter2"), "{text}");
 }
 
+/// Behind a trusted reverse proxy (`TESSERA_TRUSTED_PROXIES`) the limits
+/// count the client it names in `X-Forwarded-For`, not the proxy every
+/// request comes from; from a peer that is not trusted the header is ignored.
+async fn behind_a_trusted_proxy_the_forwarded_client_is_counted(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("TESSERA_TRUSTED_PROXIES", "127.0.0.2")]).await;
+    app.create_user("boss", true);
+    let attacker = browser_via(&app, "127.0.0.2", "203.0.113.7");
+    for i in 0..6 {
+        let p = attacker.login("boss", "guess guess").await;
+        let expected = if i < 5 {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::TOO_MANY_REQUESTS
+        };
+        assert_eq!(p.status, expected, "attempt {i}: {}", p.body);
+    }
+    // The admin, through the same proxy, from an address of their own.
+    let res = browser_via(&app, "127.0.0.2", "198.51.100.9")
+        .login("boss", ADMIN_PASSWORD)
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+
+    // Not a proxy: what it says of itself changes nothing.
+    let spoofer = browser_via(&app, "127.0.0.3", "198.51.100.10");
+    for _ in 0..5 {
+        assert_eq!(
+            spoofer.login("boss", "guess guess").await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let p = spoofer.login("boss", ADMIN_PASSWORD).await;
+    assert_eq!(
+        p.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "counted at 127.0.0.3"
+    );
+    let res = browser_via(&app, "127.0.0.2", "198.51.100.10")
+        .login("boss", ADMIN_PASSWORD)
+        .await;
+    assert_eq!(
+        res.status,
+        StatusCode::SEE_OTHER,
+        "198.51.100.10 never failed"
+    );
+}
+
 both_backends!(
+    behind_a_trusted_proxy_the_forwarded_client_is_counted,
     what_was_typed_for_an_unknown_account_is_not_audited,
     parallel_wrong_passwords_never_exceed_the_limit,
     an_attacker_elsewhere_cannot_lock_the_admin_out,
