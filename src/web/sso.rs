@@ -93,10 +93,10 @@ pub async fn callback(
     if let Some(iss) = q.get("iss")
         && iss != provider.settings().issuer
     {
-        return Err(WebError::SignInFailed(format!(
-            "This sign-in came back from another identity provider ({}), not the one Tessera uses. Start again from the sign-in page.",
-            iss.chars().take(200).collect::<String>()
-        )));
+        // Not named: anyone can send a link saying anything.
+        return Err(WebError::SignInFailed(
+            "This sign-in came back from another identity provider, not the one Tessera uses. Start again from the sign-in page.".into(),
+        ));
     }
     let ip = client_ip(&req);
     let browser = req.cookie(FLOW_COOKIE).map(|c| c.value().to_owned());
@@ -107,8 +107,13 @@ pub async fn callback(
         q.get("state").unwrap_or(""),
     )
     .await?;
-    // The provider's own refusal (RFC 6749 §4.1.2.1), such as a declined consent.
+    // The provider's own refusal (RFC 6749 §4.1.2.1), such as a declined
+    // consent; its words are shown only for this browser's own flow, as a
+    // crafted link could put any text there.
     if let Some(error) = q.get("error") {
+        if let Err(refusal) = &flow {
+            return Err(WebError::SignInFailed(refusal.to_string()));
+        }
         let said = match q.get("error_description") {
             Some(d) => format!("{error}: {}", d.chars().take(300).collect::<String>()),
             None => error.chars().take(100).collect(),

@@ -40,7 +40,7 @@ async fn a_wrong_state_is_refused_and_the_right_one_still_works(backend: Backend
     let page = get_url(&b, &with_param(&callback, "iss", "https://evil.example")).await;
     page.expect(StatusCode::BAD_REQUEST, "another issuer");
     assert!(
-        page.body.contains("another identity provider"),
+        page.body.contains("another identity provider") && !page.body.contains("evil.example"),
         "{}",
         page.body
     );
@@ -144,6 +144,16 @@ async fn a_declined_consent_gives_a_page(backend: Backend) {
     page.expect(StatusCode::BAD_REQUEST, "declined");
     assert!(page.body.contains("declined"), "{}", page.body);
     assert!(!signed_in(&b).await);
+    // A crafted link, of no flow of this browser's: its words are not shown.
+    let crafted = get_url(
+        &b,
+        &sso.app.url(
+            "/login/oidc/callback?state=x&error=access_denied&error_description=Call+0800-SCAM",
+        ),
+    )
+    .await;
+    crafted.expect(StatusCode::BAD_REQUEST, "a crafted refusal");
+    assert!(!crafted.body.contains("0800-SCAM"), "{}", crafted.body);
 }
 
 async fn a_flow_started_in_another_browser_is_refused(backend: Backend) {
