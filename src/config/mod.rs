@@ -37,7 +37,14 @@ pub struct SettingsArgs {
     #[arg(long, global = true, env = "TESSERA_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
     /// `sqlite://…` or `postgres://…`
-    #[arg(long, global = true, env = "TESSERA_DATABASE_URL", value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        env = "TESSERA_DATABASE_URL",
+        value_name = "URL",
+        // A PostgreSQL URL holds a password: `--help` must not print it.
+        hide_env_values = true
+    )]
     pub database_url: Option<DatabaseUrl>,
     /// Address to bind.
     #[arg(long, global = true, env = "TESSERA_LISTEN", value_name = "ADDR")]

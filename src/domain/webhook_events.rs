@@ -41,6 +41,13 @@ pub fn event_for(action: &str, details: &Value) -> Option<&'static str> {
         "token.revoke" => "token.revoked",
         "token.regenerate" => "token.regenerated",
         "client_secret.create" => "client_secret.created",
+        // A leaked secret is announced as a leaked token is (§12): its
+        // owners are told, not only that it is gone.
+        "client_secret.delete"
+            if details.get("reason").and_then(Value::as_str) == Some("leaked") =>
+        {
+            "token.leaked"
+        }
         "client_secret.delete" => "client_secret.deleted",
         "key.rotate" => "key.rotated",
         _ => return None,
@@ -102,4 +109,27 @@ pub async fn on_audit(
     .await?;
     crate::notify::wake::soon();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn leaks_are_announced_as_leaks_whatever_leaked() {
+        let leaked = json!({"reason": "leaked"});
+        assert_eq!(event_for("token.revoke", &leaked), Some("token.leaked"));
+        assert_eq!(
+            event_for("client_secret.delete", &leaked),
+            Some("token.leaked")
+        );
+        let asked = json!({});
+        assert_eq!(event_for("token.revoke", &asked), Some("token.revoked"));
+        assert_eq!(
+            event_for("client_secret.delete", &asked),
+            Some("client_secret.deleted")
+        );
+        assert_eq!(event_for("leak.notify", &leaked), None);
+    }
 }

@@ -96,7 +96,11 @@ pub async fn introspect(
                 username: &info.username,
                 token_type: "Bearer",
                 token_kind: info.kind,
-                exp: info.exp,
+                // A replaced token in its grace period stops working before
+                // its `exp`: a resource server may cache the answer until then.
+                exp: info
+                    .revokes_at
+                    .map_or(info.exp, |at| info.exp.min(at.unix_timestamp())),
                 iat: info.iat,
                 nbf: info.nbf,
                 sub: info.owner_id,

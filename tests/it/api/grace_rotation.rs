@@ -44,6 +44,8 @@ async fn the_old_token_works_until_its_grace_period_ends_then_nowhere(backend: B
     let api = Api::spawn(backend).await;
     let pat = api.user("alice", &["profile", "tokens:read", "tokens:write"]);
     let (id, old) = alice_token(&api, &pat, "ci").await;
+    // A resource server that introspects (made now: the grace period is short).
+    let rs = api.app.create_machine("api-gw", &["introspect"]);
     // Validated once, so the cache holds it when the grace period begins.
     assert_eq!(api.app.me_status(&old).await, 200);
 
@@ -65,6 +67,22 @@ async fn the_old_token_works_until_its_grace_period_ends_then_nowhere(backend: B
     assert_eq!(got.body["replaced_by"], new_id);
     let ends = at(&got.body["revoked_at"]);
     assert!(ends > OffsetDateTime::now_utc(), "revoked_at lies ahead");
+    // Introspection says it stops then, not at the JWT's `exp` (an hour on):
+    // a resource server may cache an active answer until `exp`.
+    let said: Value = api
+        .app
+        .client
+        .post(api.app.url("/oauth2/introspect"))
+        .basic_auth("api-gw", Some(&rs))
+        .form(&[("token", old.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(said["active"], true, "{said}");
+    assert_eq!(said["exp"], ends.unix_timestamp(), "{said}");
     let active = api.get("/api/v1/tokens?limit=500", &pat).await;
     assert!(
         active.body["items"]

@@ -2,12 +2,19 @@
 //! strings is revoked or removed and its owner told; the answer never says
 //! what was found; bad input revokes nothing; reports are limited per address.
 
+use std::time::Duration;
+
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::{
     both_backends,
-    common::{Api, Backend, Reply, TestApp, token_request, web::Browser},
+    common::{
+        Api, Backend, Reply, TestApp,
+        receivers::{Receiver, wait_for},
+        token_request,
+        web::Browser,
+    },
 };
 
 async fn report(api: &Api, body: &Value) -> Reply {
@@ -115,6 +122,53 @@ async fn leaked_credentials_of_every_kind_are_revoked(backend: Backend) {
     assert!(!page.body.contains(r#"id="leak-notice""#));
 }
 
+/// Subscribers of `token.leaked` hear of every leaked credential, a client
+/// secret as well as a token (§12), each once.
+async fn leaked_tokens_and_secrets_are_announced_to_webhooks(backend: Backend) {
+    let api = Api {
+        app: TestApp::spawn_with(backend, &[("TESSERA_SWEEP_EVERY", "1s")]).await,
+    };
+    let admin = api.admin();
+    let created = api
+        .post(
+            "/api/v1/webhooks",
+            &admin,
+            &json!({"url": "http://127.0.0.1:9/unused", "events": ["token.leaked"]}),
+        )
+        .await;
+    created.expect(201, "webhook");
+    let id = created.body["id"].as_str().unwrap();
+    let receiver = Receiver::start(created.body["secret"].as_str().unwrap(), "ok");
+    api.patch(
+        &format!("/api/v1/webhooks/{id}"),
+        &admin,
+        &json!({"url": receiver.url()}),
+    )
+    .await
+    .expect(200, "point the webhook");
+    let pat = api.user("alice", &["profile"]);
+    let secret = api.app.create_machine("svc", &["profile"]);
+    report(&api, &json!({"tokens": [pat, secret]}))
+        .await
+        .expect(202, "report");
+    let got = wait_for("two announcements", Duration::from_secs(30), || {
+        let r = receiver.received();
+        (r.len() >= 2).then_some(r)
+    })
+    .await;
+    for r in &got {
+        assert_eq!(r["body"]["type"], "token.leaked", "{r}");
+        assert_eq!(r["verified"], true, "{r}");
+    }
+    assert!(
+        got.iter()
+            .any(|r| r["body"]["data"]["machine_user"]["username"] == "svc"),
+        "the secret's: {got:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(receiver.received().len(), 2, "each once");
+}
+
 /// Garbage, a revoked token and nothing at all get the same answer as a
 /// live token: status, body and content type.
 async fn the_answer_is_the_same_whatever_was_found(backend: Backend) {
@@ -188,6 +242,7 @@ async fn reports_are_limited_per_address(backend: Backend) {
 }
 
 both_backends!(
+    leaked_tokens_and_secrets_are_announced_to_webhooks,
     leaked_credentials_of_every_kind_are_revoked,
     the_answer_is_the_same_whatever_was_found,
     bad_reports_revoke_nothing,

@@ -160,6 +160,30 @@ fn bad_configuration_stops_start_up_with_one_line_naming_the_setting() {
     }
 }
 
+/// `--help` names the variables but never prints their secret values.
+#[test]
+fn help_shows_no_secret_from_the_environment() {
+    let db = TestDb::new(Backend::Sqlite);
+    let secrets = [
+        (
+            "TESSERA_DATABASE_URL",
+            "postgres://tessera:db-S3cret@db.internal/tessera",
+        ),
+        ("TESSERA_MASTER_KEY", "bWFzdGVyLWtleS1zM2NyZXQ="),
+        ("TESSERA_SMTP_URL", "smtp://mail:smtp-S3cret@mail.internal"),
+        ("TESSERA_OIDC_CLIENT_SECRET", "oidc-S3cret"),
+    ];
+    for args in [&["--help"][..], &["tokens", "create", "--help"][..]] {
+        let out = db.cli_env(args, None, &secrets);
+        let shown = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{args:?}");
+        assert!(shown.contains("TESSERA_DATABASE_URL"), "{shown}");
+        for needle in ["S3cret", "bWFzdGVy"] {
+            assert!(!shown.contains(needle), "{args:?} shows {needle}: {shown}");
+        }
+    }
+}
+
 #[test]
 fn a_port_in_use_stops_start_up_with_a_clear_line() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
