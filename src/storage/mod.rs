@@ -508,7 +508,14 @@ impl ChangeFeed {
     /// heartbeat, until the process ends.
     pub fn spawn_listener(self: &Arc<Self>) {
         let Some(pg) = &self.pg else { return };
-        let pool = pg.pool.clone();
+        // A connection of its own: through the request pool, a heartbeat
+        // waits behind a saturated pool, and load alone would turn the
+        // caches off (and flush them at every reconnect) just when they
+        // matter most.
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(HEARTBEAT_EVERY)
+            .connect_lazy_with(pg.listen_options.clone());
         let feed = self.clone();
         tokio::spawn(async move {
             let beat = feed.heartbeat_payload();
