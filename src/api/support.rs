@@ -31,8 +31,15 @@ pub struct JsonBody<T> {
 impl<T: DeserializeOwned> JsonBody<T> {
     pub fn parse(self) -> Result<T, ApiError> {
         let bytes = self.raw?;
-        let value = serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+        let mut reader = serde_json::Deserializer::from_slice(&bytes);
+        let value = serde_path_to_error::deserialize(&mut reader)
+            .map_err(refusal)
+            .and_then(|value| {
+                reader
+                    .end()
+                    .map(|()| value)
+                    .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+            })?;
         // Parsed again untyped only to look for NUL, which no text field may
         // hold (PostgreSQL cannot store it); the typed parse above keeps
         // serde's checks for unknown and repeated fields.
@@ -45,6 +52,24 @@ impl<T: DeserializeOwned> JsonBody<T> {
             });
         }
         Ok(value)
+    }
+}
+
+/// A body that is JSON but does not fit: a value of the wrong type is a 400
+/// naming its field (`expires_in_seconds`, `scopes[0]`); anything else
+/// (syntax, an unknown or missing field) says what serde said.
+fn refusal(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let field = e.path().to_string();
+    let inner = e.into_inner();
+    if inner.classify() != serde_json::error::Category::Data || field == "." {
+        return ApiError::BadRequest(format!("invalid JSON body: {inner}"));
+    }
+    // serde's message ends with where it was found, which the field says better.
+    let message = inner.to_string();
+    let message = message.split(" at line ").next().unwrap_or(&message);
+    ApiError::InvalidField {
+        field,
+        message: message.to_owned(),
     }
 }
 

@@ -103,6 +103,35 @@ async fn malformed_bodies_get_a_4xx_problem(backend: Backend) {
     assert_eq!(machines, vec![machine.clone()]);
 }
 
+/// A value of the wrong type is a 400 naming its field (INTERFACE §6).
+async fn a_value_of_the_wrong_type_names_its_field(backend: Backend) {
+    let api = Api::spawn(backend).await;
+    let admin = api.admin();
+    for (body, field) in [
+        (
+            json!({"name": "a", "scopes": ["profile"], "expires_in_seconds": "3600"}),
+            "expires_in_seconds",
+        ),
+        (
+            json!({"name": "a", "scopes": "profile", "expires_in_seconds": 3600}),
+            "scopes",
+        ),
+        (
+            json!({"name": "a", "scopes": ["profile", 7], "expires_in_seconds": 3600}),
+            "scopes[1]",
+        ),
+    ] {
+        let res = api.post("/api/v1/tokens", &admin, &body).await;
+        res.expect(400, &body.to_string());
+        assert_eq!(res.body["field"], field, "{body}: {}", res.text);
+        assert!(
+            !res.body["detail"].as_str().unwrap_or("").contains("line"),
+            "{}",
+            res.text
+        );
+    }
+}
+
 async fn bad_paths_and_queries_are_4xx(backend: Backend) {
     let api = Api::spawn(backend).await;
     let admin = api.admin();
@@ -147,6 +176,7 @@ async fn bad_paths_and_queries_are_4xx(backend: Backend) {
 }
 
 both_backends!(
+    a_value_of_the_wrong_type_names_its_field,
     malformed_bodies_get_a_4xx_problem,
     bad_paths_and_queries_are_4xx
 );
