@@ -46,6 +46,22 @@ fn events(received: &[Value], event: &str) -> Vec<Value> {
         .collect()
 }
 
+/// alice, a person with an e-mail address for her reminders.
+fn create_alice(app: &TestApp) {
+    app.db.cli_ok(
+        &[
+            "users",
+            "create",
+            "--username",
+            "alice",
+            "--email",
+            "alice@example.test",
+            "--password-stdin",
+        ],
+        Some(ADMIN_PASSWORD),
+    );
+}
+
 /// Moves a token's expiry behind the server's back (the lifetime minimum is
 /// a minute; the reminder schedule is what is under test).
 async fn expire_at(app: &TestApp, name: &str, in_seconds: i64) {
@@ -71,18 +87,7 @@ async fn reminders_go_once_per_threshold_and_at_expiry(backend: Backend) {
         app: TestApp::spawn_with(backend, &env(&url, "3m,2m,30s")).await,
     };
     let admin = api.admin();
-    api.app.db.cli_ok(
-        &[
-            "users",
-            "create",
-            "--username",
-            "alice",
-            "--email",
-            "alice@example.test",
-            "--password-stdin",
-        ],
-        Some(ADMIN_PASSWORD),
-    );
+    create_alice(&api.app);
     let alice = api.app.token_for("alice", &["profile", "tokens:write"]);
     let hook = api
         .post(
@@ -340,18 +345,7 @@ async fn an_smtp_server_that_never_answers_fails_the_attempt(backend: Backend) {
     let api = Api {
         app: TestApp::spawn_with(backend, &settings).await,
     };
-    api.app.db.cli_ok(
-        &[
-            "users",
-            "create",
-            "--username",
-            "alice",
-            "--email",
-            "alice@example.test",
-            "--password-stdin",
-        ],
-        Some(ADMIN_PASSWORD),
-    );
+    create_alice(&api.app);
     let alice = api.app.token_for("alice", &["profile", "tokens:write"]);
     api.post(
         "/api/v1/tokens",

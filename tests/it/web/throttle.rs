@@ -16,33 +16,30 @@ use crate::{
     common::{ADMIN_PASSWORD, Backend, TestApp},
 };
 
-/// A browser whose connections come from `ip`.
-fn browser_from(app: &TestApp, ip: &str) -> Browser {
+/// A browser whose connections come from `ip`, sending `headers` with each request.
+fn browser_with(app: &TestApp, ip: &str, headers: reqwest::header::HeaderMap) -> Browser {
     Browser {
         client: reqwest::Client::builder()
             .cookie_store(true)
             .redirect(reqwest::redirect::Policy::none())
             .local_address(ip.parse::<IpAddr>().expect("address"))
+            .default_headers(headers)
             .build()
             .expect("client"),
         base: app.url(""),
     }
 }
 
+/// A browser whose connections come from `ip`.
+fn browser_from(app: &TestApp, ip: &str) -> Browser {
+    browser_with(app, ip, reqwest::header::HeaderMap::new())
+}
+
 /// A browser whose connections come from `proxy`, saying they are for `client`.
 fn browser_via(app: &TestApp, proxy: &str, client: &str) -> Browser {
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert("x-forwarded-for", client.parse().expect("header"));
-    Browser {
-        client: reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .local_address(proxy.parse::<IpAddr>().expect("address"))
-            .default_headers(headers)
-            .build()
-            .expect("client"),
-        base: app.url(""),
-    }
+    browser_with(app, proxy, headers)
 }
 
 /// Browsers that have each loaded the sign-in form, ready to post it at once.
