@@ -393,7 +393,7 @@ pub async fn list_tokens(
 ) -> Result<HttpResponse, ApiError> {
     auth.require_any(&["admin:read", "tokens:read"])?;
     let ctx = auth.context(state.policy());
-    let page = tokens::list_machine_tokens(&state.db.read, &ctx, *id, query.page()?)
+    let page = tokens::list_machine_tokens(&state.db.read, &ctx, *id, None, query.page()?)
         .await
         .map_err(or_scope(&auth, "admin:read"))?;
     Ok(HttpResponse::Ok().json(page))

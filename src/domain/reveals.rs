@@ -200,7 +200,14 @@ pub async fn take(
 }
 
 async fn find(db: &Db, session_key: &str, nonce: &str) -> Result<Option<form_nonce::Model>, Error> {
-    if nonce.is_empty() || nonce.len() > 64 {
+    // Nonces are base64url: anything else (a NUL from `%00` above all, which
+    // PostgreSQL cannot compare) is simply unknown.
+    if nonce.is_empty()
+        || nonce.len() > 64
+        || !nonce
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
         return Ok(None);
     }
     // The primary store: a row just written must be seen (no replica lag).

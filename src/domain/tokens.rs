@@ -494,11 +494,13 @@ pub async fn list_machine_tokens(
     db: &impl ConnectionTrait,
     ctx: &super::Context,
     machine_id: Uuid,
+    kind: Option<TokenKind>,
     page: PageRequest,
 ) -> Result<Page<TokenView>, Error> {
     principals::authorize(db, ctx, machine_id, principals::Need::See).await?;
     let filter = TokenFilter {
         owner_id: Some(machine_id),
+        kind,
         ..TokenFilter::default()
     };
     list(db, &filter, page).await

@@ -91,8 +91,16 @@ async fn detail(
     let owner = principals::find(&state.db.read, id)
         .await?
         .ok_or(WebError::NotFound)?;
-    let toks =
-        tokens::list_machine_tokens(&state.db.read, &ctx, id, PageRequest::default()).await?;
+    // Asked by kind: the client-credentials records (one an hour from a
+    // typical client, kept a month) would fill the page otherwise.
+    let toks = tokens::list_machine_tokens(
+        &state.db.read,
+        &ctx,
+        id,
+        Some(TokenKind::Machine),
+        PageRequest::default(),
+    )
+    .await?;
     let max = state.policy().max_token_lifetime;
     render(&DetailPage {
         l: Layout::new(&me, "machine-users").with_notice(query(&req)?.get("notice")),
@@ -116,12 +124,7 @@ async fn detail(
             })
             .collect(),
         token_scopes: scope_choices(&state, &owner, &[]).await?,
-        tokens: toks
-            .items
-            .iter()
-            .filter(|t| t.kind == TokenKind::Machine)
-            .map(TokenRow::from)
-            .collect(),
+        tokens: toks.items.iter().map(TokenRow::from).collect(),
         presets: presets(max),
         max_days: max / 86400,
         secret_nonce: reveal::nonce(&state, &me).await?,
@@ -193,6 +196,8 @@ async fn token_create(
     let ctx = me.context(state.policy());
     // Only machine users this person may manage: never a person's token.
     principals::authorize(&state.db.read, &ctx, id, principals::Need::Manage).await?;
+    // Read before the form is claimed: a bad lifetime must leave it usable.
+    let lifetime = lifetime_from(&form)?;
     if let Some(replay) = reveal::claim(&state, &me, &form).await? {
         return Ok(replay);
     }
@@ -202,7 +207,7 @@ async fn token_create(
             name: form.get("name").unwrap_or("").to_owned(),
             description: form.get("description").map(str::to_owned),
             scopes: Some(form.all("scopes")),
-            lifetime: lifetime_from(&form)?,
+            lifetime,
             audience: None,
         },
     };

@@ -312,6 +312,43 @@ async fn a_manager_uses_the_pages(backend: Backend) {
     assert_eq!(api.app.me_status(&issued.secret()).await, 200);
     let page = carol.get(&at).await;
     assert!(page.body.contains("web"), "{}", page.body);
+    // A bad lifetime is refused and the same form can then be sent fixed.
+    let action = format!("{at}/tokens");
+    let form = carol.get(&at).await;
+    let (csrf, nonce) = (form.csrf(), form.nonce(&action).expect("a nonce"));
+    for (lifetime, status) in [
+        ("custom", StatusCode::BAD_REQUEST),
+        ("30", StatusCode::SEE_OTHER),
+    ] {
+        let sent = carol
+            .post(
+                &action,
+                &[
+                    ("csrf", csrf.as_str()),
+                    ("nonce", nonce.as_str()),
+                    ("name", "nightly-deploy-7"),
+                    ("scopes", "profile"),
+                    ("lifetime", lifetime),
+                ],
+            )
+            .await;
+        sent.expect(status, &format!("lifetime {lifetime}"));
+    }
+    // Client-credentials records (an hourly client makes 720 a month) do not
+    // push the machine tokens off the page.
+    api.patch(
+        &format!("/api/v1/machine-users/{ci}"),
+        &admin,
+        &json!({"client_credentials": {"enabled": true}}),
+    )
+    .await
+    .expect(200, "client credentials on");
+    let secret = shown.secret();
+    for _ in 0..55 {
+        api.app.access_token("ci-bot", &secret).await;
+    }
+    let page = carol.get(&at).await;
+    assert!(page.body.contains("nightly-deploy-7"), "{}", page.body);
     carol
         .get(&format!("/machine-users/{other}"))
         .await

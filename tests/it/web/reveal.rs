@@ -318,7 +318,24 @@ async fn a_secret_not_opened_in_time_is_gone(backend: Backend) {
     );
 }
 
+/// A path that cannot be a nonce (a NUL, which PostgreSQL cannot compare,
+/// above all) is unknown like any other, not an error.
+async fn what_is_no_nonce_is_not_found(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_user("alice", false);
+    let b = Browser::signed_in(&app, "alice").await;
+    for path in [
+        "/shown/%00".to_owned(),
+        "/shown/a%20b".to_owned(),
+        format!("/shown/{}", "x".repeat(65)),
+        format!("/shown/{}", "x".repeat(43)),
+    ] {
+        b.get(&path).await.expect(StatusCode::NOT_FOUND, &path);
+    }
+}
+
 both_backends!(
+    what_is_no_nonce_is_not_found,
     a_new_token_is_shown_once_and_a_resubmission_makes_nothing,
     a_refused_form_can_be_corrected_and_sent_with_the_same_nonce,
     two_posts_of_one_form_at_once_make_one_token,
