@@ -17,6 +17,7 @@ mod m20261201_140000_single_sign_on;
 mod m20261201_150000_client_keys_and_resources;
 mod m20261201_160000_usage_leaks_managers;
 mod m20261202_000001_foreign_key_indexes;
+mod m20261202_000002_form_nonce_indexes;
 
 pub struct Migrator;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_150000_client_keys_and_resources::Migration),
             Box::new(m20261201_160000_usage_leaks_managers::Migration),
             Box::new(m20261202_000001_foreign_key_indexes::Migration),
+            Box::new(m20261202_000002_form_nonce_indexes::Migration),
         ]
     }
 }

@@ -9,7 +9,8 @@
 //! once and clears it, so reloading that page cannot show it again.
 
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, sea_query::Expr,
 };
 use time::Duration;
 
@@ -22,6 +23,10 @@ use crate::{
 
 /// A form stays postable as long as its session can live.
 pub const NONCE_LIFETIME: Duration = sessions::ABSOLUTE_TIMEOUT;
+/// Nonces of one session not yet posted, at most: the oldest go first (a
+/// form left open that long is sent again from a fresh page).
+const PER_SESSION: u64 = 50;
+
 /// A secret waits this long for the page that shows it.
 pub const REVEAL_LIFETIME: Duration = Duration::minutes(5);
 
@@ -48,6 +53,25 @@ pub async fn issue(db: &Db, session_key: &str) -> Result<String, Error> {
         .filter(form_nonce::Column::RevealUntil.lte(now))
         .exec(&db.write)
         .await?;
+    // A session holds at most `PER_SESSION` nonces not yet posted: showing
+    // forms in a loop must not grow the table (or the work above) without end.
+    let surplus: Vec<String> = form_nonce::Entity::find()
+        .select_only()
+        .column(form_nonce::Column::Id)
+        .filter(form_nonce::Column::SessionId.eq(session_key))
+        .filter(form_nonce::Column::UsedAt.is_null())
+        .order_by_desc(form_nonce::Column::CreatedAt)
+        .offset(PER_SESSION - 1)
+        .limit(PER_SESSION)
+        .into_tuple()
+        .all(&db.write)
+        .await?;
+    if !surplus.is_empty() {
+        form_nonce::Entity::delete_many()
+            .filter(form_nonce::Column::Id.is_in(surplus))
+            .exec(&db.write)
+            .await?;
+    }
     let nonce = crate::secret::random_token();
     form_nonce::ActiveModel {
         id: Set(nonce.clone()),

@@ -334,7 +334,34 @@ async fn what_is_no_nonce_is_not_found(backend: Backend) {
     }
 }
 
+/// Showing forms in a loop keeps at most 50 unposted nonces for the session;
+/// the newest still works.
+async fn a_session_holds_at_most_fifty_unposted_nonces(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_user("alice", false);
+    let b = Browser::signed_in(&app, "alice").await;
+    for _ in 0..60 {
+        b.get("/tokens/new")
+            .await
+            .expect(StatusCode::OK, "the form");
+    }
+    assert_eq!(
+        app.scalar("SELECT COUNT(*) FROM form_nonces WHERE used_at IS NULL")
+            .await,
+        50
+    );
+    let sent = b
+        .submit(
+            "/tokens/new",
+            "/tokens/new",
+            &[("name", "after"), ("scopes", "profile"), ("lifetime", "30")],
+        )
+        .await;
+    reveal_location(&sent);
+}
+
 both_backends!(
+    a_session_holds_at_most_fifty_unposted_nonces,
     what_is_no_nonce_is_not_found,
     a_new_token_is_shown_once_and_a_resubmission_makes_nothing,
     a_refused_form_can_be_corrected_and_sent_with_the_same_nonce,
