@@ -8,6 +8,7 @@
 //! API (`api`) and `Browser`/`Page` for the HTML pages (`web`).
 
 pub mod api;
+pub mod forge;
 pub mod oidc;
 pub mod postgres;
 pub mod receivers;
