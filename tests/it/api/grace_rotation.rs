@@ -53,7 +53,7 @@ async fn the_old_token_works_until_its_grace_period_ends_then_nowhere(backend: B
         .post(
             &format!("/api/v1/tokens/{id}/regenerate"),
             &pat,
-            &json!({"grace_seconds": 3}),
+            &json!({"grace_seconds": 10}),
         )
         .await;
     regenerated.expect(201, "regenerate with a grace period");
@@ -96,7 +96,6 @@ async fn the_old_token_works_until_its_grace_period_ends_then_nowhere(backend: B
     // holds the old one when its grace period ends).
     for _ in 0..5 {
         assert_eq!(api.app.me_status(&old).await, 200, "old during grace");
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(api.app.me_status(new).await, 200, "new");
     // Regenerating the old one again is refused: its successor exists.
@@ -308,7 +307,7 @@ async fn a_client_secret_is_replaced_in_one_call_and_removed_when_its_grace_ends
         .post(
             &path,
             &admin,
-            &json!({"replaces": first_id, "grace_seconds": 2}),
+            &json!({"replaces": first_id, "grace_seconds": 6}),
         )
         .await;
     third.expect(201, "replace the first secret");
@@ -489,7 +488,7 @@ async fn two_instances_refuse_the_old_token_from_the_end_of_its_grace_period() {
         .post(
             &format!("/api/v1/tokens/{id}/regenerate"),
             &pat,
-            &json!({"grace_seconds": 3}),
+            &json!({"grace_seconds": 5}),
         )
         .await;
     regenerated.expect(201, "regenerate");

@@ -227,9 +227,9 @@ async fn uses_are_written_only_by_the_flush(backend: Backend) {
             200
         );
     }
-    // Longer than the default interval and the shortest setting: a flush
-    // that ignored the setting would have written by now.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Longer than the default interval (5 s): a flush that ignored the
+    // setting would have written by now.
+    tokio::time::sleep(Duration::from_millis(6500)).await;
     assert_eq!(
         api.app.scalar("SELECT COUNT(*) FROM token_uses").await,
         0,

@@ -369,7 +369,8 @@ async fn a_hanging_or_redirecting_receiver_delays_no_other(backend: Backend) {
 /// is logged as refused until the schedule is spent (or the webhook is
 /// enabled again).
 async fn a_disabled_webhook_is_sent_nothing_more(backend: Backend) {
-    let api = spawn(backend, "2s").await;
+    // Room to disable it between the first attempt and the retry.
+    let api = spawn(backend, "6s").await;
     let admin = api.admin();
     let (id, rx) = hook(&api, &admin, &["ping"], "fail:1").await;
     api.post_empty(&format!("/api/v1/webhooks/{id}/ping"), &admin)

@@ -409,7 +409,8 @@ async fn admins_manage_machine_users_secrets_and_machine_tokens(backend: Backend
 }
 
 async fn admins_manage_users_keys_and_see_the_dashboard(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    // Uses are written every second, for the dashboard's count below.
+    let app = TestApp::spawn_with(backend, &[("TESSERA_USAGE_FLUSH_INTERVAL", "1s")]).await;
     app.create_user("boss", true);
     let b = Browser::signed_in(&app, "boss").await;
 
@@ -508,9 +509,18 @@ async fn admins_manage_users_keys_and_see_the_dashboard(backend: Backend) {
     let (tok, _) = b.create_token("after rotation", &["profile"]).await;
     assert_eq!(app.me_status(&tok).await, 200);
 
-    // The dashboard counts today's issued tokens and validations.
-    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
-    let home = b.get("/").await;
+    // The dashboard counts today's issued tokens and validations, the latter
+    // once the uses are written.
+    let started = std::time::Instant::now();
+    let home = loop {
+        let home = b.get("/").await;
+        if home.body.contains("Token validations per day: 1 in total")
+            || started.elapsed() > std::time::Duration::from_secs(20)
+        {
+            break home;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    };
     assert!(home.body.contains("<svg"));
     assert!(
         home.body
