@@ -101,7 +101,7 @@ async fn a_published_key_is_in_the_jwks_before_any_token_carries_it(backend: Bac
         .submit(
             "/admin/keys",
             "/admin/keys/rotate",
-            &[("publish_for", "3s")],
+            &[("publish_for", "8s")],
         )
         .await;
     assert_eq!(
