@@ -130,14 +130,11 @@ async fn parallel_wrong_passwords_never_exceed_the_limit(backend: Backend) {
     );
 }
 
-async fn an_attacker_elsewhere_cannot_lock_the_admin_out(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
-    app.create_user("boss", true);
-    // One attacker hammers the account from one address: locked out there
-    // after five failures, even with the right password.
-    let attacker = browser_from(&app, "127.0.0.2");
-    for i in 0..8 {
-        let p = attacker.login("boss", "guess guess").await;
+/// `attempts` wrong passwords for `username`: the first five are checked
+/// (401), the rest refused unchecked (429).
+async fn guess_until_locked(b: &Browser, username: &str, attempts: usize) {
+    for i in 0..attempts {
+        let p = b.login(username, "guess guess").await;
         let expected = if i < 5 {
             StatusCode::UNAUTHORIZED
         } else {
@@ -145,6 +142,15 @@ async fn an_attacker_elsewhere_cannot_lock_the_admin_out(backend: Backend) {
         };
         assert_eq!(p.status, expected, "attempt {i}: {}", p.body);
     }
+}
+
+async fn an_attacker_elsewhere_cannot_lock_the_admin_out(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_user("boss", true);
+    // One attacker hammers the account from one address: locked out there
+    // after five failures, even with the right password.
+    let attacker = browser_from(&app, "127.0.0.2");
+    guess_until_locked(&attacker, "boss", 8).await;
     let p = attacker.login("boss", ADMIN_PASSWORD).await;
     assert_eq!(p.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(p.headers.contains_key("retry-after"));
@@ -231,15 +237,7 @@ async fn behind_a_trusted_proxy_the_forwarded_client_is_counted(backend: Backend
     let app = TestApp::spawn_with(backend, &[("TESSERA_TRUSTED_PROXIES", "127.0.0.2")]).await;
     app.create_user("boss", true);
     let attacker = browser_via(&app, "127.0.0.2", "203.0.113.7");
-    for i in 0..6 {
-        let p = attacker.login("boss", "guess guess").await;
-        let expected = if i < 5 {
-            StatusCode::UNAUTHORIZED
-        } else {
-            StatusCode::TOO_MANY_REQUESTS
-        };
-        assert_eq!(p.status, expected, "attempt {i}: {}", p.body);
-    }
+    guess_until_locked(&attacker, "boss", 6).await;
     // The admin, through the same proxy, from an address of their own.
     let res = browser_via(&app, "127.0.0.2", "198.51.100.9")
         .login("boss", ADMIN_PASSWORD)
