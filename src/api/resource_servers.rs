@@ -6,7 +6,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::support::{JsonBody, Problem, created};
+use super::support::{JsonBody, PageQuery, Problem, created, page_by_key};
 use crate::{
     domain::{
         Page,
@@ -43,24 +43,27 @@ fn location(id: Uuid) -> String {
     format!("/api/v1/resource-servers/{id}")
 }
 
-/// Every resource server, by identifier (not paginated: a deployment has few).
+/// The resource servers by identifier, a page at a time.
 #[utoipa::path(
     operation_id = "list_resource_servers",
     tag = "resource servers",
     security(("bearer" = ["admin:read"])),
+    params(PageQuery),
     responses(
         (status = 200, body = Page<ResourceServer>),
-        (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
     )
 )]
 #[get("/resource-servers")]
-pub async fn list(state: web::Data<AppState>, auth: Bearer) -> Result<HttpResponse, ApiError> {
+pub async fn list(
+    state: web::Data<AppState>,
+    auth: Bearer,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
     auth.require("admin:read")?;
     let items = resource_servers::list(&state.db.read).await?;
-    Ok(HttpResponse::Ok().json(Page {
-        items,
-        next_cursor: None,
-    }))
+    let page = page_by_key(items, |r| r.identifier.clone(), &query)?;
+    Ok(HttpResponse::Ok().json(page))
 }
 
 /// Registers a resource server.

@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, delete, get, patch, post, web};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::support::{JsonBody, Problem, created};
+use super::support::{JsonBody, PageQuery, Problem, created, page_by_key};
 use crate::{
     domain::{
         Page,
@@ -23,25 +23,32 @@ pub struct NewScopeBody {
     pub description: Option<String>,
 }
 
-/// Built-in scopes first, then registered ones by name (not paginated: a
-/// deployment has few).
+/// Built-in scopes first, then registered ones by name, a page at a time.
 #[utoipa::path(
     operation_id = "list_scopes",
     tag = "scopes",
     security(("bearer" = ["profile"])),
+    params(PageQuery),
     responses(
         (status = 200, body = Page<Scope>),
-        (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
     )
 )]
 #[get("/scopes")]
-pub async fn list(state: web::Data<AppState>, auth: Bearer) -> Result<HttpResponse, ApiError> {
+pub async fn list(
+    state: web::Data<AppState>,
+    auth: Bearer,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
     auth.require("profile")?;
     let items = scopes::list(&state.db.read).await?;
-    Ok(HttpResponse::Ok().json(Page {
+    // Built-in first: "0" sorts before "1".
+    let page = page_by_key(
         items,
-        next_cursor: None,
-    }))
+        |s| format!("{}{}", if s.builtin { 0 } else { 1 }, s.name),
+        &query,
+    )?;
+    Ok(HttpResponse::Ok().json(page))
 }
 
 #[utoipa::path(

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::{
-    domain::PageRequest,
+    domain::{Page, PageRequest},
     http::{BODY_LIMIT, errors::ApiError},
 };
 
@@ -210,6 +210,47 @@ impl PageQuery {
             self.cursor.as_deref(),
         )?)
     }
+}
+
+/// `?limit=&cursor=` over a short list read whole (scopes, resource
+/// servers): sorted by `key` here, so the order and the cursor (the last key
+/// shown) agree on every backend, whatever its collation.
+pub fn page_by_key<T>(
+    mut items: Vec<T>,
+    key: impl Fn(&T) -> String,
+    query: &PageQuery,
+) -> Result<Page<T>, ApiError> {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    let limit = PageRequest::parse(query.limit.as_deref(), None)?.limit as usize;
+    let after = match query.cursor.as_deref().filter(|c| !c.is_empty()) {
+        None => None,
+        Some(raw) => Some(
+            URL_SAFE_NO_PAD
+                .decode(raw)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| ApiError::InvalidField {
+                    field: "cursor".into(),
+                    message: "is not a cursor this server returned".into(),
+                })?,
+        ),
+    };
+    items.sort_by_cached_key(|item| key(item));
+    let mut rest: Vec<T> = items
+        .into_iter()
+        .filter(|item| after.as_ref().is_none_or(|a| key(item) > *a))
+        .collect();
+    let more = rest.len() > limit;
+    rest.truncate(limit);
+    let next_cursor = if more {
+        rest.last().map(|item| URL_SAFE_NO_PAD.encode(key(item)))
+    } else {
+        None
+    };
+    Ok(Page {
+        items: rest,
+        next_cursor,
+    })
 }
 
 /// 201 with `Location`.

@@ -161,7 +161,90 @@ async fn limits_and_cursors_are_checked(backend: Backend) {
     }
 }
 
+/// Every page of `path` at `limit` a page: the values of `field`, in order.
+async fn walk(api: &Api, path: &str, token: &str, limit: u32, field: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let url = match &cursor {
+            Some(c) => format!("{path}?limit={limit}&cursor={c}"),
+            None => format!("{path}?limit={limit}"),
+        };
+        let page = api.get(&url, token).await;
+        page.expect(200, &url);
+        let items = page.body["items"].as_array().expect("items");
+        assert!(
+            items.len() <= limit as usize,
+            "{url}: page larger than limit"
+        );
+        seen.extend(items.iter().map(|i| i[field].as_str().unwrap().to_owned()));
+        match page.body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return seen,
+        }
+    }
+}
+
+/// The short lists read whole (scopes, resource servers) page like the others.
+async fn scopes_and_resource_servers_page_too(backend: Backend) {
+    let api = Api::spawn(backend).await;
+    let admin = api.admin();
+    for name in ["reports.read", "billing-write", "audit:x"] {
+        api.post("/api/v1/scopes", &admin, &json!({"name": name}))
+            .await
+            .expect(201, name);
+    }
+    for (identifier, scope) in [
+        ("https://c.example", "reports.read"),
+        ("https://a.example", "billing-write"),
+        ("https://b.example", "audit:x"),
+    ] {
+        api.post(
+            "/api/v1/resource-servers",
+            &admin,
+            &json!({"identifier": identifier, "name": identifier, "scopes": [scope]}),
+        )
+        .await
+        .expect(201, identifier);
+    }
+    let whole = api.get("/api/v1/scopes", &admin).await;
+    let whole: Vec<String> = whole.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(walk(&api, "/api/v1/scopes", &admin, 2, "name").await, whole);
+    assert!(whole.ends_with(&[
+        "audit:x".into(),
+        "billing-write".into(),
+        "reports.read".into()
+    ]));
+    assert_eq!(whole[0], "admin:read", "built-in first: {whole:?}");
+    assert_eq!(
+        walk(&api, "/api/v1/resource-servers", &admin, 2, "identifier").await,
+        [
+            "https://a.example",
+            "https://b.example",
+            "https://c.example"
+        ]
+    );
+    for path in ["/api/v1/scopes", "/api/v1/resource-servers"] {
+        for (query, field) in [
+            ("limit=0", "limit"),
+            ("limit=abc", "limit"),
+            ("limit=501", "limit"),
+            ("cursor=%25%25", "cursor"),
+        ] {
+            let res = api.get(&format!("{path}?{query}"), &admin).await;
+            res.expect(400, &format!("{path}?{query}"));
+            assert_eq!(res.body["field"], field, "{path}?{query}");
+        }
+    }
+}
+
 both_backends!(
+    scopes_and_resource_servers_page_too,
     pages_stay_stable_while_rows_are_inserted,
     limits_and_cursors_are_checked
 );
