@@ -161,30 +161,6 @@ async fn limits_and_cursors_are_checked(backend: Backend) {
     }
 }
 
-/// Every page of `path` at `limit` a page: the values of `field`, in order.
-async fn walk(api: &Api, path: &str, token: &str, limit: u32, field: &str) -> Vec<String> {
-    let mut seen = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let url = match &cursor {
-            Some(c) => format!("{path}?limit={limit}&cursor={c}"),
-            None => format!("{path}?limit={limit}"),
-        };
-        let page = api.get(&url, token).await;
-        page.expect(200, &url);
-        let items = page.body["items"].as_array().expect("items");
-        assert!(
-            items.len() <= limit as usize,
-            "{url}: page larger than limit"
-        );
-        seen.extend(items.iter().map(|i| i[field].as_str().unwrap().to_owned()));
-        match page.body["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => return seen,
-        }
-    }
-}
-
 /// The short lists read whole (scopes, resource servers) page like the others.
 async fn scopes_and_resource_servers_page_too(backend: Backend) {
     let api = Api::spawn(backend).await;
@@ -214,7 +190,7 @@ async fn scopes_and_resource_servers_page_too(backend: Backend) {
         .iter()
         .map(|s| s["name"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(walk(&api, "/api/v1/scopes", &admin, 2, "name").await, whole);
+    assert_eq!(api.all_of("/api/v1/scopes", &admin, 2, "name").await, whole);
     assert!(whole.ends_with(&[
         "audit:x".into(),
         "billing-write".into(),
@@ -222,7 +198,8 @@ async fn scopes_and_resource_servers_page_too(backend: Backend) {
     ]));
     assert_eq!(whole[0], "admin:read", "built-in first: {whole:?}");
     assert_eq!(
-        walk(&api, "/api/v1/resource-servers", &admin, 2, "identifier").await,
+        api.all_of("/api/v1/resource-servers", &admin, 2, "identifier")
+            .await,
         [
             "https://a.example",
             "https://b.example",

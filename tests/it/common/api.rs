@@ -144,6 +144,11 @@ impl Api {
 
     /// Every id in every page of `path` (which must not carry a query), at `limit`.
     pub async fn all_ids(&self, path: &str, token: &str, limit: u32) -> Vec<String> {
+        self.all_of(path, token, limit, "id").await
+    }
+
+    /// Every page of `path` at `limit` a page: each item's `field`, in order.
+    pub async fn all_of(&self, path: &str, token: &str, limit: u32, field: &str) -> Vec<String> {
         let mut ids = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
@@ -155,7 +160,7 @@ impl Api {
             page.expect(200, &url);
             let items = page.body["items"].as_array().expect("items");
             assert!(items.len() <= limit as usize, "page larger than limit");
-            ids.extend(items.iter().map(|i| i["id"].as_str().unwrap().to_owned()));
+            ids.extend(items.iter().map(|i| i[field].as_str().unwrap().to_owned()));
             match page.body["next_cursor"].as_str() {
                 Some(c) => cursor = Some(c.to_owned()),
                 None => break,
