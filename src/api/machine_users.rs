@@ -14,7 +14,7 @@ use crate::{
     domain::{
         self, Page,
         issuance::{Request, issue},
-        principals::{self, MachineUser, MachineUserInput, NewSecret},
+        principals::{self, MachineUser, MachineUserInput, Need, NewSecret, SecretInfo},
         tokens::{self, Access, TokenView},
     },
     http::{auth::Bearer, errors::ApiError},
@@ -293,6 +293,37 @@ pub async fn create_secret(
     Ok(created_secret(at, &secret))
 }
 
+/// One of the machine user's client secrets, as its `secrets` list shows it
+/// (never the secret itself). Admins and its managers.
+#[utoipa::path(
+    operation_id = "get_client_secret",
+    tag = "machine users",
+    params(("id" = Uuid, Path), ("secret_id" = Uuid, Path)),
+    security(("bearer" = ["admin:read"]), ("bearer" = ["tokens:read"])),
+    responses(
+        (status = 200, body = SecretInfo),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+    )
+)]
+#[get("/machine-users/{id}/secrets/{secret_id}")]
+pub async fn get_secret(
+    state: web::Data<AppState>,
+    auth: Bearer,
+    path: web::Path<(Uuid, String)>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require_any(&["admin:read", "tokens:read"])?;
+    let (id, secret) = path.into_inner();
+    let ctx = auth.context(state.policy());
+    let m = principals::view_machine_user(&state.db.read, &ctx, id)
+        .await
+        .map_err(or_scope(&auth, "admin:read"))?;
+    let info = Uuid::parse_str(&secret)
+        .ok()
+        .and_then(|secret_id| m.secrets.into_iter().find(|s| s.id == secret_id))
+        .ok_or(domain::Error::NotFound("client secret"))?;
+    Ok(HttpResponse::Ok().json(info))
+}
+
 #[utoipa::path(
     operation_id = "delete_client_secret",
     tag = "machine users",
@@ -351,7 +382,7 @@ pub async fn create_token(
     let request = Request::Named { owner_id: *id, new };
     let view = issue(&state.issuer(), &ctx, request).await?.into_view()?;
     Ok(created_secret(
-        format!("/api/v1/admin/tokens/{}", view.id),
+        token_location(view.owner.id, view.id),
         &view,
     ))
 }
@@ -363,14 +394,48 @@ async fn token_path(
     state: &AppState,
     auth: &Bearer,
     (id, token): (Uuid, String),
+    need: Need,
 ) -> Result<(Uuid, Uuid), ApiError> {
     let ctx = auth.context(state.policy());
-    principals::authorize(&state.db.read, &ctx, id, principals::Need::Manage)
+    let admin_scope = match need {
+        Need::See => "admin:read",
+        Need::Manage => "admin:write",
+    };
+    principals::authorize(&state.db.read, &ctx, id, need)
         .await
-        .map_err(or_scope(auth, "admin:write"))?;
+        .map_err(or_scope(auth, admin_scope))?;
     let token_id = Uuid::parse_str(&token)
         .map_err(|_| ApiError::Domain(crate::domain::Error::NotFound("token")))?;
     Ok((id, token_id))
+}
+
+/// Where one of a machine user's tokens is read: a URL its managers may
+/// GET too, unlike `/api/v1/admin/tokens/{id}`.
+fn token_location(machine: Uuid, token: Uuid) -> String {
+    format!("{}/tokens/{token}", location(machine))
+}
+
+/// One of the machine user's tokens (admins and its managers).
+#[utoipa::path(
+    operation_id = "get_machine_token",
+    tag = "machine users",
+    params(("id" = Uuid, Path), ("token_id" = Uuid, Path)),
+    security(("bearer" = ["admin:read"]), ("bearer" = ["tokens:read"])),
+    responses(
+        (status = 200, body = TokenView),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+    )
+)]
+#[get("/machine-users/{id}/tokens/{token_id}")]
+pub async fn get_token(
+    state: web::Data<AppState>,
+    auth: Bearer,
+    path: web::Path<(Uuid, String)>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require_any(&["admin:read", "tokens:read"])?;
+    let (id, token_id) = token_path(&state, &auth, path.into_inner(), Need::See).await?;
+    let view = tokens::get(&state.db.read, token_id, Access::Machine(id)).await?;
+    Ok(HttpResponse::Ok().json(view))
 }
 
 /// A machine user's tokens, newest first (admins and its managers).
@@ -417,7 +482,7 @@ pub async fn revoke_token(
     path: web::Path<(Uuid, String)>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require_any(&["admin:write", "tokens:write"])?;
-    let (id, token_id) = token_path(&state, &auth, path.into_inner()).await?;
+    let (id, token_id) = token_path(&state, &auth, path.into_inner(), Need::Manage).await?;
     let ctx = auth.context(state.policy());
     tokens::revoke_machine_token(&state.db, &ctx, id, token_id)
         .await
@@ -447,14 +512,14 @@ pub async fn regenerate_token(
     body: OptionalJsonBody<RegenerateBody>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require_any(&["admin:write", "tokens:write"])?;
-    let (id, token_id) = token_path(&state, &auth, path.into_inner()).await?;
+    let (id, token_id) = token_path(&state, &auth, path.into_inner(), Need::Manage).await?;
     let request = super::tokens::regenerate_request(token_id, Access::Machine(id), body)?;
     let view = issue(&state.issuer(), &auth.context(state.policy()), request)
         .await
         .map_err(or_scope(&auth, "admin:write"))?
         .into_view()?;
     Ok(created_secret(
-        format!("/api/v1/admin/tokens/{}", view.id),
+        token_location(view.owner.id, view.id),
         &view,
     ))
 }

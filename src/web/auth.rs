@@ -5,7 +5,7 @@ use askama::Template;
 
 use super::{
     page::{FormData, Layout, render_status, see_other},
-    session::{self, SESSION_COOKIE, check_pre_csrf, pre_csrf_cookie, pre_csrf_value},
+    session::{self, Cookies},
 };
 use crate::{
     domain::{
@@ -76,7 +76,7 @@ async fn login_response(
     error: Option<String>,
     form_next: Option<&str>,
 ) -> Result<HttpResponse, WebError> {
-    let (csrf, fresh) = pre_csrf_value(req);
+    let (csrf, fresh) = Cookies::of(state).pre_csrf_value(req);
     // Only the fixed notices (`signed-out`) are shown, never the URL's text.
     let notice = super::page::query(req)?;
     let mut res = render_status(
@@ -94,7 +94,7 @@ async fn login_response(
         },
     )?;
     if fresh {
-        res.add_cookie(&pre_csrf_cookie(&csrf, state.settings.secure_cookies()))
+        res.add_cookie(&Cookies::of(state).pre_csrf(&csrf))
             .map_err(|e| WebError::Domain(domain::Error::Internal(e.into())))?;
     }
     Ok(res)
@@ -124,7 +124,7 @@ pub async fn login(
 ) -> Result<HttpResponse, WebError> {
     require_password_login(&state)?;
     let form = FormData::parse(&body)?;
-    check_pre_csrf(&req, form.get("csrf"))?;
+    Cookies::of(&state).check_pre_csrf(&req, form.get("csrf"))?;
     let username = form.get("username").unwrap_or("").trim().to_owned();
     let password = form.get("password").unwrap_or("");
     if username.is_empty() || password.is_empty() {
@@ -138,7 +138,7 @@ pub async fn login(
         )
         .await;
     }
-    let previous = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned());
+    let previous = Cookies::of(&state).session_value(&req);
     match ds::sign_in(
         &state.db,
         &state.master,
@@ -152,8 +152,7 @@ pub async fn login(
         Ok(new) => {
             let to = next_page(form.get("next")).unwrap_or_else(|| "/".to_owned());
             let mut res = see_other(&to);
-            let secure = state.settings.secure_cookies();
-            set_cookie(&mut res, session::session_cookie(&new.cookie, secure))?;
+            set_cookie(&mut res, Cookies::of(&state).session(&new.cookie))?;
             Ok(res)
         }
         Err(LoginError::BadCredentials) => {
@@ -258,13 +257,12 @@ pub async fn logout(
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     let form = FormData::parse(&body)?;
-    let secure = state.settings.secure_cookies();
     let mut res = see_other("/login?notice=signed-out");
     if let Some(me) = session::current(&req, &state).await? {
         session::check_csrf(&me, form.get("csrf"))?;
         ds::sign_out(&state.db, &me.session, me.ip.clone()).await?;
     }
-    set_cookie(&mut res, session::removal(SESSION_COOKIE, secure))?;
+    set_cookie(&mut res, Cookies::of(&state).session_removal())?;
     Ok(res)
 }
 
@@ -286,7 +284,7 @@ fn setup_response(
     username: String,
     error: Option<String>,
 ) -> Result<HttpResponse, WebError> {
-    let (csrf, fresh) = pre_csrf_value(req);
+    let (csrf, fresh) = Cookies::of(state).pre_csrf_value(req);
     let mut res = render_status(
         status,
         &SetupPage {
@@ -298,10 +296,7 @@ fn setup_response(
         },
     )?;
     if fresh {
-        set_cookie(
-            &mut res,
-            pre_csrf_cookie(&csrf, state.settings.secure_cookies()),
-        )?;
+        set_cookie(&mut res, Cookies::of(state).pre_csrf(&csrf))?;
     }
     Ok(res)
 }
@@ -330,7 +325,7 @@ pub async fn setup(
 ) -> Result<HttpResponse, WebError> {
     require_password_login(&state)?;
     let form = FormData::parse(&body)?;
-    check_pre_csrf(&req, form.get("csrf"))?;
+    Cookies::of(&state).check_pre_csrf(&req, form.get("csrf"))?;
     let code = form.get("code").unwrap_or("").to_owned();
     let username = form.get("username").unwrap_or("").trim().to_owned();
     let password = form.get("password").unwrap_or("");
@@ -362,10 +357,7 @@ pub async fn setup(
         Ok(new) => {
             let to = next_page(form.get("next")).unwrap_or_else(|| "/".to_owned());
             let mut res = see_other(&to);
-            set_cookie(
-                &mut res,
-                session::session_cookie(&new.cookie, state.settings.secure_cookies()),
-            )?;
+            set_cookie(&mut res, Cookies::of(&state).session(&new.cookie))?;
             Ok(res)
         }
         Err(e @ (domain::Error::Invalid { .. } | domain::Error::Conflict(_))) => {

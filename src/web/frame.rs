@@ -26,12 +26,15 @@ pub async fn error_frame(
     let Some(shown) = shown else {
         return Ok(res.map_into_boxed_body());
     };
-    if res.request().cookie(session::SESSION_COOKIE).is_none() {
-        return Ok(res.map_into_boxed_body());
-    }
     let Some(state) = res.request().app_data::<web::Data<AppState>>().cloned() else {
         return Ok(res.map_into_boxed_body());
     };
+    if session::Cookies::of(&state)
+        .session_value(res.request())
+        .is_none()
+    {
+        return Ok(res.map_into_boxed_body());
+    }
     // A failed look-up keeps the plain page: the error is what matters here.
     let me = match session::current(res.request(), &state).await {
         Ok(Some(me)) => me,

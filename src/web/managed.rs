@@ -9,15 +9,16 @@ use super::guard::Posted;
 use super::{
     page::{Layout, fmt_opt, fmt_time, parse_id, query, render, see_other},
     reveal::{self, Reveal},
+    rotation::{REGENERATE_MESSAGE, RotatePage, grace_from, old_token_fact},
     session::SignedIn,
     views::{ScopeChoice, TokenRow, lifetime_from, presets, scope_choices, token_reveal},
 };
 use crate::{
     domain::{
-        PageRequest, TokenKind,
+        PageRequest, TokenKind, TokenStatus,
         issuance::{Request, issue},
         principals,
-        tokens::{self, NewToken},
+        tokens::{self, Access, NewToken},
     },
     http::errors::WebError,
     state::AppState,
@@ -35,6 +36,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/machine-users/{id}/tokens/{token}/revoke",
             web::post().to(token_revoke),
+        )
+        .route(
+            "/machine-users/{id}/tokens/{token}/regenerate",
+            web::get().to(token_regenerate_page),
+        )
+        .route(
+            "/machine-users/{id}/tokens/{token}/regenerate",
+            web::post().to(token_regenerate),
         );
 }
 
@@ -234,4 +243,81 @@ async fn token_revoke(
     let token = parse_id(&path.1)?;
     tokens::revoke_machine_token(&state.db, &me.context(state.policy()), id, token).await?;
     Ok(see_other(&format!("{}?notice=revoked", back(id))))
+}
+
+/// `{id}/tokens/{token}`: the person may manage this machine user, and the
+/// token is one of its machine tokens (a client-credentials token is renewed
+/// at the token endpoint, not here).
+async fn managed_token(
+    state: &AppState,
+    me: &SignedIn,
+    path: &(String, String),
+) -> Result<(uuid::Uuid, tokens::TokenView), WebError> {
+    let id = parse_id(&path.0)?;
+    let token = parse_id(&path.1)?;
+    let ctx = me.context(state.policy());
+    principals::authorize(&state.db.read, &ctx, id, principals::Need::Manage).await?;
+    let view = tokens::get(&state.db.read, token, Access::Machine(id)).await?;
+    if view.kind != TokenKind::Machine {
+        return Err(WebError::NotFound);
+    }
+    Ok((id, view))
+}
+
+async fn token_regenerate_page(
+    me: SignedIn,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, WebError> {
+    let (id, view) = managed_token(&state, &me, &path).await?;
+    // What regenerating would refuse is said before the choice is offered.
+    if view.status != TokenStatus::Active || view.replaced_by.is_some() {
+        return Err(crate::domain::Error::conflict(
+            "only an active token that was not regenerated already can be regenerated",
+        )
+        .into());
+    }
+    render(&RotatePage {
+        l: Layout::new(&me, "machine-users"),
+        title: format!("Regenerate “{}” of {}?", view.name, view.owner.username),
+        message: REGENERATE_MESSAGE.into(),
+        action: format!("{}/tokens/{}/regenerate", back(id), view.id),
+        button: "Regenerate token",
+        cancel: back(id),
+        nonce: reveal::nonce(&state, &me).await?,
+    })
+}
+
+async fn token_regenerate(
+    Posted { me, form }: Posted,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, WebError> {
+    // Who may act, and on what, is decided before the form's nonce is used.
+    let (id, view) = managed_token(&state, &me, &path).await?;
+    let grace = grace_from(&form)?;
+    if let Some(replay) = reveal::claim(&state, &me, &form).await? {
+        return Ok(replay);
+    }
+    let request = Request::Regenerate {
+        token_id: view.id,
+        access: Access::Machine(id),
+        grace_seconds: grace,
+    };
+    let issued = issue(&state.issuer(), &me.context(state.policy()), request).await;
+    let view = reveal::unless_refused(&state, &me, &form, issued)
+        .await?
+        .into_view()?;
+    let (mut page, secret) = token_reveal(
+        &view,
+        format!(
+            "Machine token “{}” of “{}” regenerated",
+            view.name, view.owner.username
+        ),
+        back(id),
+        "Back to the machine user",
+        "machine-users",
+    );
+    page.facts.push(old_token_fact(grace));
+    reveal::reveal(&state, &me, &form, page, secret).await
 }

@@ -55,6 +55,9 @@ pub struct RotatePage {
     pub nonce: String,
 }
 
+/// What every page that regenerates a token says before it does.
+pub const REGENERATE_MESSAGE: &str = "A new token with the same name, scopes and lifetime length replaces this one. Update everything that uses it before the old value stops working.";
+
 /// The grace period chosen on a [`RotatePage`], in seconds (absent: none).
 pub fn grace_from(form: &FormData) -> Result<i64, WebError> {
     let seconds = match form.text("grace") {
@@ -95,7 +98,7 @@ async fn admin_regenerate_page(
     render(&RotatePage {
         l: Layout::new(&me, "all-tokens"),
         title: format!("Regenerate “{}” of {}?", view.name, view.owner.username),
-        message: "A new token with the same name, scopes and lifetime length replaces this one. Update everything that uses it before the old value stops working.".into(),
+        message: REGENERATE_MESSAGE.into(),
         action: format!("/admin/tokens/{id}/regenerate"),
         button: "Regenerate token",
         cancel: format!("/admin/tokens/{id}"),

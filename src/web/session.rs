@@ -17,58 +17,104 @@ use crate::{
     state::AppState,
 };
 
-pub const SESSION_COOKIE: &str = "tessera_session";
-/// The double-submit cookie that protects the sign-in and setup forms, which
-/// are posted before any session exists.
-pub const PRE_CSRF_COOKIE: &str = "tessera_csrf";
-
-pub fn session_cookie(value: &str, secure: bool) -> Cookie<'static> {
-    Cookie::build(SESSION_COOKIE, value.to_owned())
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .secure(secure)
-        .max_age(CookieDuration::seconds(
-            sessions::ABSOLUTE_TIMEOUT.whole_seconds(),
-        ))
-        .finish()
+/// The app's cookies, named and flagged by whether the public URL is https.
+/// Over https the names carry the `__Host-` prefix (RFC 6265bis §4.1.3.2): a
+/// browser keeps such a cookie only if it is `Secure`, for `Path=/` and
+/// without `Domain`, so a sibling subdomain or a plain-http page cannot plant
+/// a session (fixation) or a sign-in form's CSRF value.
+#[derive(Clone, Copy)]
+pub struct Cookies {
+    secure: bool,
 }
 
-pub fn removal(name: &'static str, secure: bool) -> Cookie<'static> {
-    let mut c = Cookie::build(name, "")
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .secure(secure)
-        .finish();
-    c.make_removal();
-    c
-}
-
-pub fn pre_csrf_cookie(value: &str, secure: bool) -> Cookie<'static> {
-    Cookie::build(PRE_CSRF_COOKIE, value.to_owned())
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Strict)
-        .secure(secure)
-        .finish()
-}
-
-/// The pre-session CSRF value: the one in the cookie when it looks like ours,
-/// or a new one (which the response must then set).
-pub fn pre_csrf_value(req: &HttpRequest) -> (String, bool) {
-    match req.cookie(PRE_CSRF_COOKIE) {
-        Some(c) if c.value().len() == 43 => (c.value().to_owned(), false),
-        _ => (crate::secret::random_token(), true),
+impl Cookies {
+    pub fn of(state: &AppState) -> Self {
+        Self {
+            secure: state.settings.secure_cookies(),
+        }
     }
-}
 
-/// Double-submit check for forms posted without a session.
-pub fn check_pre_csrf(req: &HttpRequest, presented: Option<&str>) -> Result<(), WebError> {
-    let cookie = req.cookie(PRE_CSRF_COOKIE);
-    match (cookie, presented) {
-        (Some(c), Some(p)) if sessions::tokens_match(c.value(), p) => Ok(()),
-        _ => Err(WebError::Csrf),
+    pub fn secure(self) -> bool {
+        self.secure
+    }
+
+    pub fn session_name(self) -> &'static str {
+        if self.secure {
+            "__Host-tessera_session"
+        } else {
+            "tessera_session"
+        }
+    }
+
+    /// The double-submit cookie that protects the sign-in and setup forms,
+    /// which are posted before any session exists.
+    fn pre_csrf_name(self) -> &'static str {
+        if self.secure {
+            "__Host-tessera_csrf"
+        } else {
+            "tessera_csrf"
+        }
+    }
+
+    /// The session cookie's value, if the request has one.
+    pub fn session_value(self, req: &HttpRequest) -> Option<String> {
+        req.cookie(self.session_name())
+            .map(|c| c.value().to_owned())
+    }
+
+    pub fn session(self, value: &str) -> Cookie<'static> {
+        Cookie::build(self.session_name(), value.to_owned())
+            .path("/")
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .secure(self.secure)
+            .max_age(CookieDuration::seconds(
+                sessions::ABSOLUTE_TIMEOUT.whole_seconds(),
+            ))
+            .finish()
+    }
+
+    /// Tells the browser to drop the session cookie.
+    pub fn session_removal(self) -> Cookie<'static> {
+        let mut c = Cookie::build(self.session_name(), "")
+            .path("/")
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .secure(self.secure)
+            .finish();
+        c.make_removal();
+        c
+    }
+
+    pub fn pre_csrf(self, value: &str) -> Cookie<'static> {
+        Cookie::build(self.pre_csrf_name(), value.to_owned())
+            .path("/")
+            .http_only(true)
+            .same_site(SameSite::Strict)
+            .secure(self.secure)
+            .finish()
+    }
+
+    /// The pre-session CSRF value: the one in the cookie when it looks like
+    /// ours, or a new one (which the response must then set).
+    pub fn pre_csrf_value(self, req: &HttpRequest) -> (String, bool) {
+        match req.cookie(self.pre_csrf_name()) {
+            Some(c) if c.value().len() == 43 => (c.value().to_owned(), false),
+            _ => (crate::secret::random_token(), true),
+        }
+    }
+
+    /// Double-submit check for forms posted without a session.
+    pub fn check_pre_csrf(
+        self,
+        req: &HttpRequest,
+        presented: Option<&str>,
+    ) -> Result<(), WebError> {
+        let cookie = req.cookie(self.pre_csrf_name());
+        match (cookie, presented) {
+            (Some(c), Some(p)) if sessions::tokens_match(c.value(), p) => Ok(()),
+            _ => Err(WebError::Csrf),
+        }
     }
 }
 
@@ -106,10 +152,10 @@ impl SignedIn {
 
 /// The session behind the request's cookie, if any.
 pub async fn current(req: &HttpRequest, state: &AppState) -> Result<Option<SignedIn>, WebError> {
-    let Some(cookie) = req.cookie(SESSION_COOKIE) else {
+    let Some(cookie) = Cookies::of(state).session_value(req) else {
         return Ok(None);
     };
-    let Some(session) = sessions::lookup(&state.db, &state.master, cookie.value()).await? else {
+    let Some(session) = sessions::lookup(&state.db, &state.master, &cookie).await? else {
         return Ok(None);
     };
     let me = session.principal.id;

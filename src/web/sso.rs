@@ -11,7 +11,7 @@ use actix_web::{
 
 use super::{
     page::{self, see_other},
-    session::{self, SESSION_COOKIE},
+    session::Cookies,
 };
 use crate::{
     domain::{
@@ -24,16 +24,24 @@ use crate::{
 };
 
 /// Binds a flow to the browser that started it; only sent to `/login/oidc…`.
-pub const FLOW_COOKIE: &str = "tessera_oidc";
+/// Over https it is `__Secure-` (not `__Host-`, which needs `Path=/`): a
+/// plain-http page cannot set it.
+fn flow_cookie_name(cookies: Cookies) -> &'static str {
+    if cookies.secure() {
+        "__Secure-tessera_oidc"
+    } else {
+        "tessera_oidc"
+    }
+}
 const FLOW_COOKIE_PATH: &str = "/login/oidc";
 
-fn flow_cookie(value: &str, secure: bool) -> Cookie<'static> {
+fn flow_cookie(value: &str, cookies: Cookies) -> Cookie<'static> {
     // Lax: it must come along on the provider's top-level redirect back.
-    Cookie::build(FLOW_COOKIE, value.to_owned())
+    Cookie::build(flow_cookie_name(cookies), value.to_owned())
         .path(FLOW_COOKIE_PATH)
         .http_only(true)
         .same_site(SameSite::Lax)
-        .secure(secure)
+        .secure(cookies.secure())
         .max_age(CookieDuration::seconds(
             flows::FLOW_LIFETIME.whole_seconds(),
         ))
@@ -52,7 +60,8 @@ pub async fn start(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
     let q = page::query(&req)?;
     let auth = provider.begin().await.map_err(|e| failed(&e))?;
     // One cookie per browser, reused by flows started in other tabs.
-    let browser = match req.cookie(FLOW_COOKIE) {
+    let cookies = Cookies::of(&state);
+    let browser = match req.cookie(flow_cookie_name(cookies)) {
         Some(c) if c.value().len() == 43 => c.value().to_owned(),
         _ => crate::secret::random_token(),
     };
@@ -70,7 +79,7 @@ pub async fn start(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
     )
     .await?;
     let mut res = see_other(&auth.url);
-    res.add_cookie(&flow_cookie(&browser, state.settings.secure_cookies()))
+    res.add_cookie(&flow_cookie(&browser, cookies))
         .map_err(internal)?;
     Ok(res)
 }
@@ -99,7 +108,10 @@ pub async fn callback(
         ));
     }
     let ip = client_ip(&req);
-    let browser = req.cookie(FLOW_COOKIE).map(|c| c.value().to_owned());
+    let cookies = Cookies::of(&state);
+    let browser = req
+        .cookie(flow_cookie_name(cookies))
+        .map(|c| c.value().to_owned());
     let flow = flows::take_flow(
         &state.db,
         &state.master,
@@ -152,7 +164,7 @@ pub async fn callback(
         admin_groups: &o.admin_groups,
         allowed_groups: o.allowed_groups.as_deref(),
     };
-    let previous = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned());
+    let previous = cookies.session_value(&req);
     let identity = sso::Identity {
         issuer: verified.issuer,
         subject: verified.subject,
@@ -170,11 +182,8 @@ pub async fn callback(
     {
         Ok(new) => {
             let mut res = see_other(&flow.return_to);
-            res.add_cookie(&session::session_cookie(
-                &new.cookie,
-                state.settings.secure_cookies(),
-            ))
-            .map_err(internal)?;
+            res.add_cookie(&cookies.session(&new.cookie))
+                .map_err(internal)?;
             Ok(res)
         }
         Err(SignInError::Refused(r)) => Err(WebError::SignInRefused(r.to_string())),

@@ -8,7 +8,7 @@ use super::{
     fields::FieldErrors,
     page::{Layout, parse_id, query, render, render_status, see_other},
     reveal,
-    rotation::{RotatePage, grace_from, old_token_fact},
+    rotation::{REGENERATE_MESSAGE, RotatePage, grace_from, old_token_fact},
     session::SignedIn,
     token_list::{Pager, SortChoice, page_number, page_size, sort_choices},
     views::{
@@ -274,7 +274,7 @@ async fn regenerate_page(
     render(&RotatePage {
         l: Layout::new(&me, "tokens"),
         title: format!("Regenerate “{}”?", view.name),
-        message: "A new token with the same name, scopes and lifetime length replaces this one. Update everything that uses it before the old value stops working.".into(),
+        message: REGENERATE_MESSAGE.into(),
         action: format!("/tokens/{id}/regenerate"),
         button: "Regenerate token",
         cancel: format!("/tokens/{id}"),

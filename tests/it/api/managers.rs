@@ -35,6 +35,19 @@ async fn machine(api: &Api, token: &str, username: &str, scopes: &[&str]) -> Str
     made.body["id"].as_str().unwrap().to_owned()
 }
 
+/// A machine token issued by `token` for the machine user `id`: its id.
+async fn machine_token(api: &Api, token: &str, id: &str, name: &str) -> String {
+    let made = api
+        .post(
+            &format!("/api/v1/machine-users/{id}/tokens"),
+            token,
+            &token_request(name, &["profile"]),
+        )
+        .await;
+    made.expect(201, "machine token");
+    made.body["id"].as_str().unwrap().to_owned()
+}
+
 fn names(list: &Value) -> Vec<String> {
     list["items"]
         .as_array()
@@ -312,6 +325,62 @@ async fn a_manager_uses_the_pages(backend: Backend) {
     assert_eq!(api.app.me_status(&issued.secret()).await, 200);
     let page = carol.get(&at).await;
     assert!(page.body.contains("web"), "{}", page.body);
+
+    // Regenerating, with the old value kept for an hour.
+    let web_id = api
+        .get(&format!("/api/v1/machine-users/{ci}/tokens"), &admin)
+        .await
+        .body["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let regen = format!("{at}/tokens/{web_id}/regenerate");
+    assert!(
+        page.body.contains(&format!(r#"href="{regen}""#)),
+        "{}",
+        page.body
+    );
+    let confirm = carol.get(&regen).await;
+    confirm.expect(StatusCode::OK, "the regenerate page");
+    assert!(confirm.body.contains(r#"name="grace""#), "{}", confirm.body);
+    let sent = carol.submit(&regen, &regen, &[("grace", "3600")]).await;
+    let renewed = carol.follow(&sent).await;
+    renewed.expect(StatusCode::OK, "the new token shown once");
+    assert!(
+        renewed.body.contains("keeps working until"),
+        "{}",
+        renewed.body
+    );
+    let new_secret = renewed.secret();
+    assert_ne!(new_secret, issued.secret());
+    assert_eq!(api.app.me_status(&new_secret).await, 200);
+    assert_eq!(
+        api.app.me_status(&issued.secret()).await,
+        200,
+        "the old value works through its grace period"
+    );
+    let page = carol.get(&at).await;
+    assert!(
+        !page.body.contains(&format!(r#"href="{regen}""#)),
+        "a token being replaced is not offered for regeneration again: {}",
+        page.body
+    );
+    carol.get(&regen).await.expect(
+        StatusCode::CONFLICT,
+        "a replaced token is not regenerated twice",
+    );
+    let theirs_id = &machine_token(&api, &admin, &other, "theirs").await;
+    carol
+        .get(&format!(
+            "/machine-users/{other}/tokens/{theirs_id}/regenerate"
+        ))
+        .await
+        .expect(StatusCode::FORBIDDEN, "not her machine user");
+    carol
+        .get(&format!("{at}/tokens/{theirs_id}/regenerate"))
+        .await
+        .expect(StatusCode::NOT_FOUND, "not a token of ci-bot");
+
     // A bad lifetime is refused and the same form can then be sent fixed.
     let action = format!("{at}/tokens");
     let form = carol.get(&at).await;
@@ -468,8 +537,121 @@ async fn orphans_are_flagged_until_someone_is_named(backend: Backend) {
     assert_eq!(orphans(&api, &admin).await, ["from-cli", "legacy"]);
 }
 
+/// Every `Location` a manager is given is a URL that manager may read: the
+/// new secret (without its value) and each new or regenerated token, under
+/// the machine user rather than the admins' `/api/v1/admin/tokens/{id}`.
+async fn a_manager_may_read_every_location_it_is_given(backend: Backend) {
+    let api = Api::spawn(backend).await;
+    let admin = api.admin();
+    let ci = machine(&api, &admin, "ci-bot", &["profile"]).await;
+    let other = machine(&api, &admin, "other", &["profile"]).await;
+    let carol = api.user("carol", &["profile", "tokens:read", "tokens:write"]);
+    let carol_reads = api.app.token_for("carol", &["tokens:read"]);
+    api.patch(
+        &format!("/api/v1/machine-users/{ci}"),
+        &admin,
+        &json!({"managers": ["carol"]}),
+    )
+    .await
+    .expect(200, "name carol");
+    let location = |made: &crate::common::Reply| {
+        made.header("location")
+            .unwrap_or_else(|| panic!("no Location: {}", made.text))
+            .to_owned()
+    };
+
+    let secret = api
+        .post_empty(&format!("/api/v1/machine-users/{ci}/secrets"), &carol)
+        .await;
+    secret.expect(201, "carol adds a secret");
+    let at = location(&secret);
+    assert_eq!(
+        at,
+        format!(
+            "/api/v1/machine-users/{ci}/secrets/{}",
+            secret.body["id"].as_str().unwrap()
+        )
+    );
+    let read = api.get(&at, &carol_reads).await;
+    read.expect(200, "carol reads the secret's Location");
+    assert_eq!(read.body["id"], secret.body["id"]);
+    assert_eq!(read.body["created_at"], secret.body["created_at"]);
+    assert!(read.body.get("client_secret").is_none(), "{}", read.text);
+    let value = secret.body["client_secret"].as_str().unwrap();
+    assert!(!read.text.contains(value), "the secret is shown once only");
+
+    let tok = api
+        .post(
+            &format!("/api/v1/machine-users/{ci}/tokens"),
+            &carol,
+            &token_request("deploy", &["profile"]),
+        )
+        .await;
+    tok.expect(201, "carol issues a machine token");
+    let tok_id = tok.body["id"].as_str().unwrap().to_owned();
+    let at = location(&tok);
+    assert_eq!(at, format!("/api/v1/machine-users/{ci}/tokens/{tok_id}"));
+    let read = api.get(&at, &carol_reads).await;
+    read.expect(200, "carol reads the token's Location");
+    assert_eq!(read.body["id"], tok_id.as_str());
+    assert_eq!(read.body["name"], "deploy");
+    assert!(
+        read.body.get("token").is_none_or(Value::is_null),
+        "{}",
+        read.text
+    );
+
+    let renewed = api.post_empty(&format!("{at}/regenerate"), &carol).await;
+    renewed.expect(201, "carol regenerates");
+    let new_id = renewed.body["id"].as_str().unwrap().to_owned();
+    let at = location(&renewed);
+    assert_eq!(at, format!("/api/v1/machine-users/{ci}/tokens/{new_id}"));
+    api.get(&at, &carol_reads)
+        .await
+        .expect(200, "carol reads the new token's Location");
+    let old = api
+        .get(
+            &format!("/api/v1/machine-users/{ci}/tokens/{tok_id}"),
+            &carol_reads,
+        )
+        .await;
+    old.expect(200, "the old token is still shown");
+    assert_eq!(old.body["status"], "revoked");
+    api.get(&at, &admin).await.expect(200, "admins read it too");
+
+    // Someone else's: refused before the ids are looked at, or not found.
+    let theirs_id = &machine_token(&api, &admin, &other, "theirs").await;
+    for (path, status, why) in [
+        (
+            format!("{other}/tokens/{theirs_id}"),
+            403,
+            "not her machine user",
+        ),
+        (
+            format!("{ci}/tokens/{theirs_id}"),
+            404,
+            "not a token of ci-bot",
+        ),
+        (format!("{ci}/tokens/not-a-uuid"), 404, "no such token"),
+        (
+            format!("{ci}/secrets/{new_id}"),
+            404,
+            "not a secret of ci-bot",
+        ),
+    ] {
+        api.get(&format!("/api/v1/machine-users/{path}"), &carol_reads)
+            .await
+            .expect(status, why);
+    }
+    let dave = api.user("dave", &["profile", "tokens:read"]);
+    api.get(&at, &dave)
+        .await
+        .expect(403, "dave manages nothing");
+}
+
 both_backends!(
     a_manager_may_do_what_is_listed_and_nothing_more,
+    a_manager_may_read_every_location_it_is_given,
     a_manager_uses_the_pages,
     orphans_are_flagged_until_someone_is_named,
 );

@@ -126,7 +126,14 @@ async fn limits_and_cursors_are_checked(backend: Backend) {
     let ids = api.all_ids("/api/v1/tokens", &admin, 1).await;
     assert_eq!(ids.len(), 4);
 
-    // Admin token filters.
+    // Admin token filters. A name without a "t" shows what `q` leaves out.
+    api.post(
+        "/api/v1/tokens",
+        &admin,
+        &token_request("backup", &["profile"]),
+    )
+    .await
+    .expect(201, "token");
     let all = api
         .get(
             "/api/v1/admin/tokens?owner=admin&kind=personal&status=active&q=T",
@@ -141,7 +148,16 @@ async fn limits_and_cursors_are_checked(backend: Backend) {
         .map(|t| t["name"].as_str().unwrap())
         .collect();
     assert!(names.contains(&"t0") && names.contains(&"t2"), "{names:?}");
+    assert!(!names.contains(&"backup"), "{names:?}");
     assert!(names.iter().all(|n| n.to_lowercase().contains('t')));
+    let back = api.get("/api/v1/admin/tokens?q=BACK", &admin).await;
+    let names: Vec<&str> = back.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["backup"], "q ignores case");
     let none = api.get("/api/v1/admin/tokens?owner=nobody", &admin).await;
     assert_eq!(none.body["items"], json!([]));
     let revoked = api.get("/api/v1/admin/tokens?status=revoked", &admin).await;

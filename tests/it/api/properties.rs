@@ -156,6 +156,20 @@ fn request(shapes: &Shapes) -> impl Strategy<Value = Case> + use<> {
     )
 }
 
+/// The route with every path parameter (`{id}`, `{token_id}`, `{name}`, …)
+/// replaced by the generated segment.
+fn fill(template: &str, seg: &str) -> String {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let close = open + rest[open..].find('}').expect("a closed path parameter");
+        out.push_str(&rest[..open]);
+        out.push_str(seg);
+        rest = &rest[close + 1..];
+    }
+    out + rest
+}
+
 async fn send(
     api: &Api,
     routes: &[(String, String)],
@@ -164,9 +178,7 @@ async fn send(
 ) -> Result<(), String> {
     let (route, seg, query, body, as_admin) = case;
     let (method, template) = &routes[*route];
-    let mut url = api
-        .app
-        .url(&template.replace("{id}", seg).replace("{secret_id}", seg));
+    let mut url = api.app.url(&fill(template, seg));
     if !query.is_empty() {
         url = format!("{url}?{query}");
     }

@@ -360,9 +360,82 @@ async fn cookies_are_secure_when_the_public_url_is_https(backend: Backend) {
     )
     .await;
     assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
-    let cookie = session_cookie(&res);
-    assert!(cookie.contains("Secure"), "{cookie}");
-    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    // `__Host-` names: a browser keeps them only from https, for Path=/ and
+    // without Domain, so no sibling subdomain can plant one.
+    assert!(pre.starts_with("__Host-tessera_csrf="), "{pre}");
+    let cookie = res
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("__Host-tessera_session="))
+        .unwrap_or_else(|| panic!("no __Host- session cookie: {:?}", res.headers))
+        .to_owned();
+    for flag in ["Secure", "HttpOnly", "Path=/", "SameSite=Lax"] {
+        assert!(cookie.contains(flag), "{flag}: {cookie}");
+    }
+    assert!(!cookie.contains("Domain"), "{cookie}");
+    let value = cookie.split(';').next().expect("value").to_owned();
+    let tokens_with = |cookie: String| {
+        let (client, url) = (&client, app.url("/tokens"));
+        async move {
+            client
+                .get(url)
+                .header(header::COOKIE, cookie)
+                .send()
+                .await
+                .expect("GET")
+                .status()
+        }
+    };
+    assert_eq!(tokens_with(value.clone()).await, StatusCode::OK);
+    // The same session under the unprefixed name, as a plain-http page or a
+    // sibling domain could set it, is not taken.
+    let unprefixed = value.trim_start_matches("__Host-").to_owned();
+    assert_eq!(tokens_with(unprefixed).await, StatusCode::SEE_OTHER);
+    // Nor is the sign-in form's CSRF value under the unprefixed name.
+    let login = Browser::page(client.get(app.url("/login")).send().await.expect("GET")).await;
+    let refused = client
+        .post(app.url("/login"))
+        .header(header::COOKIE, format!("tessera_csrf={}", login.csrf()))
+        .form(&[
+            ("csrf", login.csrf().as_str()),
+            ("username", "alice"),
+            ("password", ADMIN_PASSWORD),
+        ])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    // Signing out removes the prefixed cookie.
+    let signed_in = Browser::page(
+        client
+            .get(app.url("/logout"))
+            .header(header::COOKIE, value.clone())
+            .send()
+            .await
+            .expect("GET"),
+    )
+    .await;
+    let out = Browser::page(
+        client
+            .post(app.url("/logout"))
+            .header(header::COOKIE, value)
+            .form(&[("csrf", signed_in.csrf().as_str())])
+            .send()
+            .await
+            .expect("POST"),
+    )
+    .await;
+    assert!(
+        out.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.starts_with("__Host-tessera_session=;")),
+        "{:?}",
+        out.headers
+    );
 }
 
 both_backends!(
