@@ -59,15 +59,34 @@ pub async fn due(
     channels: &[&str],
     limit: u64,
 ) -> Result<Vec<outbox::Model>, Error> {
+    due_except(db, channels, &[], limit).await
+}
+
+/// [`due`], leaving out messages for the webhooks in `busy`, so that a slow
+/// receiver's backlog cannot fill the page and hide everything behind it.
+pub async fn due_except(
+    db: &impl ConnectionTrait,
+    channels: &[&str],
+    busy: &[Uuid],
+    limit: u64,
+) -> Result<Vec<outbox::Model>, Error> {
     let now = clock::now();
-    Ok(outbox::Entity::find()
+    let mut query = outbox::Entity::find()
         .filter(outbox::Column::NextAttemptAt.lte(now))
         .filter(outbox::Column::Channel.is_in(channels.iter().copied()))
         .filter(
             Condition::any()
                 .add(outbox::Column::ClaimedUntil.is_null())
                 .add(outbox::Column::ClaimedUntil.lt(now)),
-        )
+        );
+    if !busy.is_empty() {
+        query = query.filter(
+            Condition::any()
+                .add(outbox::Column::WebhookId.is_null())
+                .add(outbox::Column::WebhookId.is_not_in(busy.iter().copied())),
+        );
+    }
+    Ok(query
         .order_by_asc(outbox::Column::NextAttemptAt)
         .limit(limit)
         .all(db)

@@ -8,6 +8,7 @@ pub mod mail;
 pub mod wake;
 
 use std::{
+    collections::HashMap,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -16,6 +17,7 @@ use std::{
 };
 
 use tokio::sync::Semaphore;
+use uuid::Uuid;
 
 use crate::{
     config::{Dur, Settings},
@@ -37,6 +39,10 @@ const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Sends in flight at once on one instance.
 const CONCURRENT_SENDS: usize = 16;
+/// Sends to any one webhook in flight at once on one instance: a receiver
+/// that answers slowly (or not at all) holds at most these of the slots, so
+/// e-mail and the other receivers keep moving.
+const PER_RECEIVER: usize = 4;
 
 struct Sweeper {
     db: Db,
@@ -47,6 +53,7 @@ struct Sweeper {
     http: reqwest::Client,
     mailer: Option<mail::Mailer>,
     permits: Arc<Semaphore>,
+    receivers: Arc<Receivers>,
     /// A round stopped with messages due and no free slot.
     left_over: AtomicBool,
     /// When this instance last pruned old messages.
@@ -55,6 +62,57 @@ struct Sweeper {
 
 /// How often old messages and delivery logs are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Sends in flight per webhook on this instance (see [`PER_RECEIVER`]).
+#[derive(Default)]
+struct Receivers(std::sync::Mutex<HashMap<Uuid, usize>>);
+
+/// One send to a webhook, counted until it is dropped.
+struct ReceiverSlot {
+    receivers: Arc<Receivers>,
+    hook: Uuid,
+}
+
+impl Receivers {
+    fn counts(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, usize>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The webhooks with no send to spare.
+    fn busy(&self) -> Vec<Uuid> {
+        let counts = self.counts();
+        counts
+            .iter()
+            .filter(|(_, n)| **n >= PER_RECEIVER)
+            .map(|(hook, _)| *hook)
+            .collect()
+    }
+
+    fn enter(self: &Arc<Self>, hook: Uuid) -> Option<ReceiverSlot> {
+        let mut counts = self.counts();
+        let n = counts.entry(hook).or_default();
+        if *n >= PER_RECEIVER {
+            return None;
+        }
+        *n += 1;
+        Some(ReceiverSlot {
+            receivers: self.clone(),
+            hook,
+        })
+    }
+}
+
+impl Drop for ReceiverSlot {
+    fn drop(&mut self) {
+        let mut counts = self.receivers.counts();
+        if let Some(n) = counts.get_mut(&self.hook) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.hook);
+            }
+        }
+    }
+}
 
 /// Starts this instance's sweeper.
 pub fn spawn(db: Db, master: MasterKey, settings: &Settings) -> anyhow::Result<()> {
@@ -85,6 +143,7 @@ pub fn spawn(db: Db, master: MasterKey, settings: &Settings) -> anyhow::Result<(
         http,
         mailer,
         permits: Arc::new(Semaphore::new(CONCURRENT_SENDS)),
+        receivers: Arc::default(),
         left_over: AtomicBool::new(false),
         pruned: std::sync::Mutex::new(None),
     });
@@ -136,11 +195,24 @@ impl Sweeper {
     /// task. When the slots run out, the first send to finish starts the next
     /// round rather than leaving the rest for the next tick.
     async fn send_due(self: Arc<Self>) -> Result<(), crate::domain::Error> {
-        let due = outbox::due(&self.db.read, &[CHANNEL_WEBHOOK, CHANNEL_EMAIL], 100).await?;
+        let busy = self.receivers.busy();
+        let due = outbox::due_except(&self.db.read, &[CHANNEL_WEBHOOK, CHANNEL_EMAIL], &busy, 100)
+            .await?;
         for row in due {
             let Ok(permit) = self.permits.clone().try_acquire_owned() else {
                 self.left_over.store(true, Ordering::Relaxed);
                 break;
+            };
+            let receiver = match row.webhook_id {
+                Some(hook) => match self.receivers.enter(hook) {
+                    Some(slot) => Some(slot),
+                    None => {
+                        // Its turn comes when one of its sends ends.
+                        self.left_over.store(true, Ordering::Relaxed);
+                        continue;
+                    }
+                },
+                None => None,
             };
             let Some(claimed) = outbox::claim(&self.db.write, &row).await? else {
                 continue;
@@ -182,7 +254,7 @@ impl Sweeper {
                 {
                     tracing::warn!(error = %e, "cannot record a delivery attempt");
                 }
-                drop(permit);
+                drop((permit, receiver));
                 if me.left_over.swap(false, Ordering::Relaxed) {
                     wake::soon();
                 }

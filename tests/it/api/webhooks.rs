@@ -408,10 +408,50 @@ async fn a_disabled_webhook_is_sent_nothing_more(backend: Backend) {
     assert_eq!(rx.received().len(), 1, "nothing sent once disabled");
 }
 
+/// A receiver that never answers holds at most four of an instance's sixteen
+/// sending slots: with twenty messages queued for it, a message for another
+/// receiver goes out while the hanging sends (given up after 10 s) still wait.
+async fn a_hanging_receiver_holds_only_its_share_of_the_slots(backend: Backend) {
+    let api = spawn(backend, "1h").await;
+    let admin = api.admin();
+    let (hanging_id, hanging) = hook(&api, &admin, &["token.created"], "hang").await;
+    for i in 0..20 {
+        api.post(
+            "/api/v1/tokens",
+            &admin,
+            &token_request(&format!("t{i}"), &["profile"]),
+        )
+        .await
+        .expect(201, "token");
+    }
+    wait_for("the hanging receiver's first requests", WAIT, || {
+        (hanging.received().len() >= 4).then_some(())
+    })
+    .await;
+    let (good_id, good) = hook(&api, &admin, &["ping"], "ok").await;
+    api.post_empty(&format!("/api/v1/webhooks/{good_id}/ping"), &admin)
+        .await
+        .expect(202, "ping");
+    wait_for("the ping", WAIT, || {
+        (!good.received().is_empty()).then_some(())
+    })
+    .await;
+    assert_eq!(
+        hanging.received().len(),
+        4,
+        "four sends to the hanging receiver at a time"
+    );
+    let held = api
+        .get(&format!("/api/v1/webhooks/{hanging_id}/deliveries"), &admin)
+        .await;
+    assert_eq!(held.body["items"], json!([]), "none of the four has ended");
+}
+
 both_backends!(
     a_disabled_webhook_is_sent_nothing_more,
     webhooks_are_managed_by_admins_and_bad_input_names_the_field,
     deliveries_are_signed_and_verified_by_an_independent_library,
     retries_keep_the_message_id_then_give_up,
     a_hanging_or_redirecting_receiver_delays_no_other,
+    a_hanging_receiver_holds_only_its_share_of_the_slots,
 );
