@@ -317,11 +317,9 @@ pub async fn get_secret(
     let m = principals::view_machine_user(&state.db.read, &ctx, id)
         .await
         .map_err(or_scope(&auth, "admin:read"))?;
-    let info = Uuid::parse_str(&secret)
-        .ok()
-        .and_then(|secret_id| m.secrets.into_iter().find(|s| s.id == secret_id))
-        .ok_or(domain::Error::NotFound("client secret"))?;
-    Ok(HttpResponse::Ok().json(info))
+    let secret_id =
+        Uuid::parse_str(&secret).map_err(|_| domain::Error::NotFound("client secret"))?;
+    Ok(HttpResponse::Ok().json(m.secret(secret_id)?))
 }
 
 #[utoipa::path(

@@ -54,6 +54,22 @@ pub async fn get(
     })
 }
 
+/// [`put`] for a JWK Set typed or pasted as text (the pages' form).
+pub async fn put_text(
+    db: &Db,
+    ctx: &Context,
+    machine_user_id: Uuid,
+    text: &str,
+) -> Result<Value, Error> {
+    let set = serde_json::from_str::<Value>(text).map_err(|e| {
+        Error::invalid(
+            "jwks",
+            format!("is not JSON ({e}): paste a JWK Set such as {{\"keys\": [...]}}"),
+        )
+    })?;
+    put(db, ctx, machine_user_id, &set).await
+}
+
 /// Replaces the machine user's keys with `set`, once it is validated.
 pub async fn put(
     db: &Db,

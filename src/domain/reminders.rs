@@ -276,7 +276,8 @@ pub fn message(public_url: &str, view: &tokens::TokenView, expired: bool) -> (St
     let (kind, renew) = match view.kind {
         TokenKind::Machine => (
             "machine token",
-            format!("{public_url}/admin/machine-users/{}", view.owner.id),
+            // The page its managers can open; admins are sent on to theirs.
+            format!("{public_url}/machine-users/{}", view.owner.id),
         ),
         _ => (
             "personal access token",

@@ -35,6 +35,9 @@ pub struct TokenUse {
 pub struct UsageHistory {
     /// Newest first, at most 100.
     pub items: Vec<TokenUse>,
+    /// Always null: the whole history is one page. There for the list shape
+    /// every list has (INTERFACE §4).
+    pub next_cursor: Option<String>,
     /// The distinct addresses among them, most recent first.
     pub addresses: Vec<String>,
 }
@@ -71,5 +74,9 @@ pub async fn history(
             addresses.push(ip.clone());
         }
     }
-    Ok(UsageHistory { items, addresses })
+    Ok(UsageHistory {
+        items,
+        next_cursor: None,
+        addresses,
+    })
 }

@@ -3,7 +3,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 
-use super::request::{Form, authenticate_client_now, client_credentials, no_store};
+use super::request::{Form, authenticate_client_now, client_credentials, no_store, read_body};
 use crate::{
     domain::principals,
     http::auth::{BearerHeader, bearer_token, user_agent},
@@ -32,8 +32,9 @@ impl Caller {
 pub async fn introspect(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Bytes,
+    body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, OAuthError> {
+    let body = read_body(body)?;
     let form = Form::parse(&req, &body)?;
     // The introspecting client (shared, not copied), recorded with the
     // introspected token's use.
@@ -88,6 +89,7 @@ pub async fn introspect(
     };
     let body = match state.tokens.check(token).await {
         Ok(info) => {
+            state.metrics.validation(true);
             state.tokens.usage.record(&Seen::Id(info.token_id), how);
             serde_json::to_string(&Active {
                 active: true,
@@ -114,6 +116,7 @@ pub async fn introspect(
             return Err(OAuthError::server_error("token store unavailable"));
         }
         Err(refusal) => {
+            state.metrics.validation(false);
             refusal.record(&state.tokens.usage, how);
             r#"{"active":false}"#.to_owned()
         }

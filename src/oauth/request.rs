@@ -10,7 +10,11 @@ use std::{
     sync::Arc,
 };
 
-use actix_web::{HttpRequest, http::header};
+use actix_web::{
+    HttpRequest,
+    http::{StatusCode, header},
+    web,
+};
 use base64::{Engine, engine::general_purpose::STANDARD};
 
 use super::throttle::{ClientAuthThrottle, Verdict};
@@ -29,6 +33,25 @@ use crate::{
 /// borrowed from the body where nothing needed decoding (a token or an
 /// assertion, usually: no copy of a long value per request).
 pub struct Form<'a>(HashMap<Cow<'a, str>, Cow<'a, str>>);
+
+/// The body as read by actix, or the refusal in the OAuth shape (RFC 6749
+/// §5.2), a body over the limit included, which actix would answer in text.
+pub fn read_body(read: Result<web::Bytes, actix_web::Error>) -> Result<web::Bytes, OAuthError> {
+    read.map_err(|e| {
+        if e.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
+            OAuthError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request",
+                format!(
+                    "request bodies are limited to {} bytes",
+                    crate::http::BODY_LIMIT
+                ),
+            )
+        } else {
+            OAuthError::invalid_request("cannot read the request body")
+        }
+    })
+}
 
 impl<'a> Form<'a> {
     pub fn parse(req: &HttpRequest, body: &'a [u8]) -> Result<Self, OAuthError> {
@@ -153,7 +176,9 @@ pub fn client_credentials(
         }
         return assertion_credentials(form).map(Some);
     }
-    let in_form = form.get("client_id").is_some() || form.get("client_secret").is_some();
+    // RFC 6749 §3.2.1 lets a client name itself with `client_id` beside
+    // Basic (many libraries do); only a second credential is two methods.
+    let in_form = form.get("client_secret").is_some();
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
         return match (form.get("client_id"), form.get("client_secret")) {
             (Some(id), Some(secret)) => Ok(Some(ClientCredentials {
@@ -199,6 +224,14 @@ pub fn client_credentials(
     let (client_id, secret) = (unescape(id)?, unescape(secret)?);
     if client_id.is_empty() {
         return Err(OAuthError::invalid_client(true));
+    }
+    if form
+        .get("client_id")
+        .is_some_and(|named| named != client_id)
+    {
+        return Err(OAuthError::invalid_request(
+            "client_id differs from the client in the Basic credentials",
+        ));
     }
     Ok(Some(ClientCredentials {
         client_id,

@@ -3,7 +3,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::request::{Form, authenticate_client_now, client_credentials, no_store};
+use super::request::{Form, authenticate_client_now, client_credentials, no_store, read_body};
 use crate::{
     domain::{Actor, PrincipalRef, tokens},
     http::{client_ip, errors::OAuthError},
@@ -14,8 +14,9 @@ use crate::{
 pub async fn revoke(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Bytes,
+    body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, OAuthError> {
+    let body = read_body(body)?;
     let form = Form::parse(&req, &body)?;
     let creds =
         client_credentials(&req, &form)?.ok_or_else(|| OAuthError::invalid_client(false))?;

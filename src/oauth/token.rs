@@ -2,7 +2,9 @@
 
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 
-use super::request::{Form, authenticate_client, client_credentials, no_store, replayed};
+use super::request::{
+    Form, authenticate_client, client_credentials, no_store, read_body, replayed,
+};
 use crate::{
     domain::{
         Actor, Context, Error, ScopeSet,
@@ -15,8 +17,9 @@ use crate::{
 pub async fn token(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Bytes,
+    body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, OAuthError> {
+    let body = read_body(body)?;
     let form = Form::parse(&req, &body)?;
     let creds = client_credentials(&req, &form)?;
     match form.get("grant_type") {

@@ -4,18 +4,22 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
+use uuid::Uuid;
 
 use super::guard::Posted;
 use super::{
-    page::{Layout, fmt_opt, fmt_time, parse_id, query, render, see_other},
+    page::{Layout, parse_id, query, render, see_other},
     reveal::{self, Reveal},
-    rotation::{REGENERATE_MESSAGE, RotatePage, grace_from, old_token_fact},
+    rotation::{self, REGENERATE_MESSAGE, RotatePage, grace_from, old_token_fact},
     session::SignedIn,
-    views::{ScopeChoice, TokenRow, lifetime_from, presets, scope_choices, token_reveal},
+    views::{
+        ConfirmPage, ScopeChoice, SecretRow, TokenRow, lifetime_from, presets, scope_choices,
+        token_reveal,
+    },
 };
 use crate::{
     domain::{
-        PageRequest, TokenKind, TokenStatus,
+        PageRequest, TokenKind, TokenStatus, client_keys,
         issuance::{Request, issue},
         principals,
         tokens::{self, Access, NewToken},
@@ -30,9 +34,30 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/machine-users/{id}/secrets", web::post().to(secret_create))
         .route(
             "/machine-users/{id}/secrets/{secret}/delete",
+            web::get().to(secret_delete_page),
+        )
+        .route(
+            "/machine-users/{id}/secrets/{secret}/delete",
             web::post().to(secret_delete),
         )
+        .route(
+            "/machine-users/{id}/secrets/{secret}/rotate",
+            web::get().to(secret_rotate_page),
+        )
+        .route(
+            "/machine-users/{id}/secrets/{secret}/rotate",
+            web::post().to(secret_rotate),
+        )
+        .route("/machine-users/{id}/jwks", web::post().to(jwks_save))
+        .route(
+            "/machine-users/{id}/jwks/delete",
+            web::post().to(jwks_delete),
+        )
         .route("/machine-users/{id}/tokens", web::post().to(token_create))
+        .route(
+            "/machine-users/{id}/tokens/{token}/revoke",
+            web::get().to(token_revoke_page),
+        )
         .route(
             "/machine-users/{id}/tokens/{token}/revoke",
             web::post().to(token_revoke),
@@ -76,8 +101,13 @@ struct DetailPage {
     id: String,
     username: String,
     scopes: String,
-    secrets: Vec<(String, String, String)>,
+    secrets: Vec<SecretRow>,
     can_add_secret: bool,
+    /// The registered JWK Set, pretty-printed ("" when there is none).
+    jwks: String,
+    key_count: usize,
+    /// A refused JWK Set, said at the top.
+    error: Option<String>,
     token_scopes: Vec<ScopeChoice>,
     tokens: Vec<TokenRow>,
     presets: Vec<u32>,
@@ -95,6 +125,21 @@ async fn detail(
     path: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
     let id = parse_id(&path)?;
+    // Reminders link here for everyone who looks after a machine user; an
+    // admin has the fuller page.
+    if me.session.is_admin() {
+        return Ok(see_other(&format!("/admin/machine-users/{id}")));
+    }
+    detail_page(&state, &me, id, query(&req)?.get("notice"), None).await
+}
+
+async fn detail_page(
+    state: &AppState,
+    me: &SignedIn,
+    id: Uuid,
+    notice: Option<&str>,
+    error: Option<String>,
+) -> Result<HttpResponse, WebError> {
     let ctx = me.context(state.policy());
     let m = principals::view_machine_user(&state.db.read, &ctx, id).await?;
     let owner = principals::find(&state.db.read, id)
@@ -110,39 +155,45 @@ async fn detail(
         PageRequest::default(),
     )
     .await?;
+    let jwks = client_keys::get(&state.db.read, &ctx, id).await?;
+    let key_count = jwks["keys"].as_array().map_or(0, Vec::len);
     let max = state.policy().max_token_lifetime;
     render(&DetailPage {
-        l: Layout::new(&me, "machine-users").with_notice(query(&req)?.get("notice")),
+        l: Layout::new(me, "machine-users").with_notice(notice),
         id: m.id.to_string(),
         username: m.username.clone(),
         scopes: m.scopes.join(" "),
         can_add_secret: m.secrets.len() < principals::MAX_ACTIVE_SECRETS,
-        secrets: m
-            .secrets
-            .iter()
-            .map(|s| {
-                (
-                    s.id.to_string(),
-                    s.hint.clone().unwrap_or_default(),
-                    format!(
-                        "created {}; last used {}",
-                        fmt_time(s.created_at),
-                        fmt_opt(s.last_used_at)
-                    ),
-                )
-            })
-            .collect(),
-        token_scopes: scope_choices(&state, &owner, &[]).await?,
+        secrets: m.secrets.iter().map(SecretRow::from).collect(),
+        jwks: if key_count == 0 {
+            String::new()
+        } else {
+            serde_json::to_string_pretty(&jwks).unwrap_or_default()
+        },
+        key_count,
+        error,
+        token_scopes: scope_choices(state, &owner, &[]).await?,
         tokens: toks.items.iter().map(TokenRow::from).collect(),
         presets: presets(max),
         max_days: max / 86400,
-        secret_nonce: reveal::nonce(&state, &me).await?,
-        token_nonce: reveal::nonce(&state, &me).await?,
+        secret_nonce: reveal::nonce(state, me).await?,
+        token_nonce: reveal::nonce(state, me).await?,
         errors: Default::default(),
     })
 }
 
-fn back(id: uuid::Uuid) -> String {
+/// The machine user, when this person may manage it (or a refusal).
+async fn managed(
+    state: &AppState,
+    me: &SignedIn,
+    id: Uuid,
+) -> Result<principals::MachineUser, WebError> {
+    let ctx = me.context(state.policy());
+    principals::authorize(&state.db.read, &ctx, id, principals::Need::Manage).await?;
+    Ok(principals::view_machine_user(&state.db.read, &ctx, id).await?)
+}
+
+fn back(id: Uuid) -> String {
     format!("/machine-users/{id}")
 }
 
@@ -183,6 +234,73 @@ async fn secret_create(
         crate::secret::Secret::new(secret.client_secret.into_exposed()),
     )
     .await
+}
+
+async fn secret_delete_page(
+    me: SignedIn,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, WebError> {
+    let id = parse_id(&path.0)?;
+    let secret_id = parse_id(&path.1)?;
+    let m = managed(&state, &me, id).await?;
+    let secret = m.secret(secret_id)?;
+    render(&ConfirmPage::remove_secret(
+        Layout::new(&me, "machine-users"),
+        &m.username,
+        secret,
+        format!("{}/secrets/{secret_id}/delete", back(id)),
+        back(id),
+    ))
+}
+
+async fn secret_rotate_page(
+    me: SignedIn,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, WebError> {
+    let id = parse_id(&path.0)?;
+    let secret = parse_id(&path.1)?;
+    let m = managed(&state, &me, id).await?;
+    rotation::secret_rotate_page_for(&state, &me, &m, secret, &back(id)).await
+}
+
+async fn secret_rotate(
+    Posted { me, form }: Posted,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, WebError> {
+    let id = parse_id(&path.0)?;
+    let replaces = parse_id(&path.1)?;
+    // Who may act is decided before the form's nonce is used.
+    let m = managed(&state, &me, id).await?;
+    rotation::secret_rotate_for(&state, &me, &form, &m, replaces, &back(id)).await
+}
+
+async fn jwks_save(
+    Posted { me, form }: Posted,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    let id = parse_id(&path)?;
+    let text = form.get("jwks").unwrap_or("");
+    match client_keys::put_text(&state.db, &me.context(state.policy()), id, text).await {
+        Ok(_) => Ok(see_other(&format!("{}?notice=updated", back(id)))),
+        Err(e @ (crate::domain::Error::Invalid { .. } | crate::domain::Error::Conflict(_))) => {
+            detail_page(&state, &me, id, None, Some(WebError::Domain(e).message())).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn jwks_delete(
+    Posted { me, form: _ }: Posted,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    let id = parse_id(&path)?;
+    client_keys::delete(&state.db, &me.context(state.policy()), id).await?;
+    Ok(see_other(&format!("{}?notice=deleted", back(id))))
 }
 
 async fn secret_delete(
@@ -232,6 +350,20 @@ async fn token_create(
         "machine-users",
     );
     reveal::reveal(&state, &me, &form, page, secret).await
+}
+
+async fn token_revoke_page(
+    me: SignedIn,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, WebError> {
+    let (id, view) = managed_token(&state, &me, &path).await?;
+    render(&ConfirmPage::revoke(
+        Layout::new(&me, "machine-users"),
+        format!("Revoke “{}” of {}?", view.name, view.owner.username),
+        format!("{}/tokens/{}/revoke", back(id), view.id),
+        back(id),
+    ))
 }
 
 async fn token_revoke(

@@ -235,17 +235,12 @@ async fn revoke_page(
 ) -> Result<HttpResponse, WebError> {
     let id = parse_id(&path)?;
     let view = tokens::get(&state.db.read, id, Access::Own(me.session.principal.id)).await?;
-    render(&ConfirmPage {
-        l: Layout::new(&me, "tokens"),
-        title: format!("Revoke “{}”?", view.name),
-        message: "Anything using this token loses access at once. This cannot be undone; the token stays listed as revoked.".into(),
-        action: format!("/tokens/{id}/revoke"),
-        button: "Revoke token",
-        cancel: format!("/tokens/{id}"),
-        danger: true,
-        nonce: None,
-        fields: vec![],
-    })
+    render(&ConfirmPage::revoke(
+        Layout::new(&me, "tokens"),
+        format!("Revoke “{}”?", view.name),
+        format!("/tokens/{id}/revoke"),
+        format!("/tokens/{id}"),
+    ))
 }
 
 async fn revoke(

@@ -227,3 +227,68 @@ pub struct ConfirmPage {
     /// Hidden fields the confirmed form sends (e.g. `enabled=false`).
     pub fields: Vec<(String, String)>,
 }
+
+/// A client secret as a machine user's pages list it.
+pub struct SecretRow {
+    pub id: String,
+    /// `tsc_DEBK…xQgw`, or empty for a secret made before hints were recorded.
+    pub hint: String,
+    pub created: String,
+    pub last_used: String,
+    /// When a replaced secret stops working ("" for a current one).
+    pub expires: String,
+}
+
+impl From<&principals::SecretInfo> for SecretRow {
+    fn from(s: &principals::SecretInfo) -> Self {
+        Self {
+            id: s.id.to_string(),
+            hint: s.hint.clone().unwrap_or_default(),
+            created: format!("{} ({})", fmt_time(s.created_at), ago(s.created_at)),
+            last_used: fmt_opt(s.last_used_at),
+            expires: s.expires_at.map(fmt_time).unwrap_or_default(),
+        }
+    }
+}
+
+impl ConfirmPage {
+    /// Revoking a token is asked first, in the same words wherever it is offered.
+    pub fn revoke(l: Layout, title: String, action: String, cancel: String) -> Self {
+        Self {
+            l,
+            title,
+            message: "Anything using this token loses access at once. This cannot be undone; the token stays listed as revoked.".into(),
+            action,
+            button: "Revoke token",
+            cancel,
+            danger: true,
+            nonce: None,
+            fields: vec![],
+        }
+    }
+
+    /// Removing one of `machine`'s client secrets.
+    pub fn remove_secret(
+        l: Layout,
+        machine: &str,
+        secret: &principals::SecretInfo,
+        action: String,
+        cancel: String,
+    ) -> Self {
+        let name = secret.hint.clone().unwrap_or_else(|| "this secret".into());
+        Self {
+            l,
+            title: format!("Remove client secret {name} of “{machine}”?"),
+            message: format!(
+                "Anything that authenticates with it (created {}) stops getting tokens at once. Tokens already issued keep working until they expire. This cannot be undone.",
+                fmt_time(secret.created_at)
+            ),
+            action,
+            button: "Remove secret",
+            cancel,
+            danger: true,
+            nonce: None,
+            fields: vec![],
+        }
+    }
+}

@@ -27,11 +27,9 @@ pub fn permits(p: &principal::Model, scope: &str) -> bool {
         return false;
     }
     match p.kind {
-        // `introspect` is for resource servers: like `admin:*`, only an admin
-        // holds it (or grants it, to a machine user).
-        PrincipalKind::User => {
-            p.role == Some(Role::Admin) || !(is_admin_scope(scope) || scope == "introspect")
-        }
+        // INTERFACE §3: only `admin:*` is kept for admins. `introspect` tells
+        // no more of a token than `/api/v1/me` tells its holder.
+        PrincipalKind::User => p.role == Some(Role::Admin) || !is_admin_scope(scope),
         PrincipalKind::Machine => {
             !is_admin_scope(scope) && p.scopes.split_ascii_whitespace().any(|s| s == scope)
         }

@@ -54,6 +54,16 @@ pub struct MachineUser {
     pub orphaned: bool,
 }
 
+impl MachineUser {
+    /// One of its client secrets, by id.
+    pub fn secret(&self, id: Uuid) -> Result<&SecretInfo, Error> {
+        self.secrets
+            .iter()
+            .find(|s| s.id == id)
+            .ok_or(Error::NotFound("client secret"))
+    }
+}
+
 #[derive(Default, Debug, Clone)]
 pub struct MachineUserInput {
     pub username: Option<String>,
@@ -367,12 +377,9 @@ pub async fn update_machine_user(
     input: MachineUserInput,
 ) -> Result<MachineUser, Error> {
     actor.require_admin()?;
-    if input.username.is_some() {
-        return Err(Error::invalid(
-            "username",
-            "cannot be changed: it is the OAuth client_id",
-        ));
-    }
+    // The username is the OAuth client_id: it is taken back unchanged (a
+    // client sending what it read), never changed.
+    let username = input.username.clone();
     let scopes = match &input.scopes {
         Some(s) => Some(check_machine_scopes(&db.read, s).await?),
         None => None,
@@ -404,6 +411,12 @@ pub async fn update_machine_user(
                     .await?
                     .filter(|m| m.kind == PrincipalKind::Machine)
                     .ok_or(Error::NotFound("machine user"))?;
+                if username.is_some_and(|u| u != current.username) {
+                    return Err(Error::invalid(
+                        "username",
+                        "cannot be changed: it is the OAuth client_id",
+                    ));
+                }
                 if let Some(v) = &scopes {
                     // As on create: no scope it is allowed can vanish meanwhile.
                     crate::domain::scopes::require_known_locked(tx, v).await?;

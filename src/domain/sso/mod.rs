@@ -120,18 +120,21 @@ fn groups(claims: &Map<String, Value>, claim: &str) -> Vec<String> {
 struct Claimed {
     username: Username,
     email: Option<String>,
-    role: Role,
+    /// From the groups when `TESSERA_OIDC_ADMIN_GROUPS` is set; otherwise
+    /// roles are Tessera's own (set by admins) and sign-in leaves them be.
+    role: Option<Role>,
 }
 
 fn read_claims(identity: &Identity, rules: &Rules<'_>) -> Result<Claimed, Refusal> {
     let member = groups(&identity.claims, rules.groups_claim);
     let in_any = |list: &[String]| member.iter().any(|g| list.contains(g));
     let is_admin = in_any(rules.admin_groups);
-    if let Some(allowed) = rules.allowed_groups {
-        // Admin groups are allowed too: an admin is never locked out by the list.
-        if !in_any(allowed) && !is_admin {
-            return Err(Refusal::NotAllowed);
-        }
+    // The allow-list is the only way in (INTERFACE §10: "others are
+    // refused"), admin groups included: list them there too.
+    if let Some(allowed) = rules.allowed_groups
+        && !in_any(allowed)
+    {
+        return Err(Refusal::NotAllowed);
     }
     let raw = match identity.claims.get(rules.username_claim) {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
@@ -158,7 +161,11 @@ fn read_claims(identity: &Identity, rules: &Rules<'_>) -> Result<Claimed, Refusa
     Ok(Claimed {
         username,
         email,
-        role: if is_admin { Role::Admin } else { Role::User },
+        role: (!rules.admin_groups.is_empty()).then_some(if is_admin {
+            Role::Admin
+        } else {
+            Role::User
+        }),
     })
 }
 
@@ -313,9 +320,11 @@ async fn link_or_create(
             changed.insert("username".into(), json!(name));
             m.username = Set(name.to_owned());
         }
-        if user.role != Some(claimed.role) {
-            changed.insert("role".into(), json!(claimed.role.as_str()));
-            m.role = Set(Some(claimed.role));
+        if let Some(role) = claimed.role
+            && user.role != Some(role)
+        {
+            changed.insert("role".into(), json!(role.as_str()));
+            m.role = Set(Some(role));
         }
         if claimed.email.is_some() && user.email != claimed.email {
             changed.insert("email".into(), json!(claimed.email));
@@ -346,7 +355,8 @@ async fn link_or_create(
         return Ok(Err((Refusal::UsernameTaken(name.to_owned()), None)));
     }
     let mut model = principals::blank(PrincipalKind::User, claimed.username, &Actor::system());
-    model.role = Set(Some(claimed.role));
+    let role = claimed.role.unwrap_or(Role::User);
+    model.role = Set(Some(role));
     model.auth = Set(Some(AuthMethod::Oidc));
     model.email = Set(claimed.email);
     let created = model
@@ -376,7 +386,7 @@ async fn link_or_create(
         Some(created.id.to_string()),
         json!({
             "username": created.username,
-            "role": claimed.role.as_str(),
+            "role": role.as_str(),
             "email": created.email,
             "via": "oidc",
         }),
@@ -415,14 +425,21 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.username.as_str(), "alice");
-        assert_eq!(c.role, Role::Admin);
+        assert_eq!(c.role, Some(Role::Admin));
         assert_eq!(c.email.as_deref(), Some("a@example.com"));
         let c = read_claims(
             &identity(json!({"preferred_username": "bob", "groups": "x", "email": "nope"})),
             &rules(&admin, None),
         )
         .unwrap();
-        assert_eq!((c.role, c.email), (Role::User, None));
+        assert_eq!((c.role, c.email), (Some(Role::User), None));
+        // No admin groups set: the role is left to Tessera's admins.
+        let c = read_claims(
+            &identity(json!({"preferred_username": "carol", "groups": ["ops"]})),
+            &rules(&[], None),
+        )
+        .unwrap();
+        assert_eq!(c.role, None);
         // U+212A KELVIN SIGN lower-cases to "k" in Unicode: refused, not "kate".
         let kelvin = read_claims(
             &identity(json!({"preferred_username": "\u{212A}ate"})),
@@ -443,13 +460,20 @@ mod tests {
             ),
             Err(Refusal::NotAllowed)
         ));
-        assert!(
+        // An admin group alone does not pass the allow-list.
+        assert!(matches!(
             read_claims(
                 &identity(json!({"preferred_username": "abc", "groups": ["ops"]})),
                 &r
-            )
-            .is_ok()
-        );
+            ),
+            Err(Refusal::NotAllowed)
+        ));
+        let both = read_claims(
+            &identity(json!({"preferred_username": "abc", "groups": ["ops", "staff"]})),
+            &r,
+        )
+        .unwrap();
+        assert_eq!(both.role, Some(Role::Admin));
         assert!(
             read_claims(
                 &identity(json!({"preferred_username": "abc", "groups": ["staff"]})),

@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, web};
 use super::{machine_users::machine_user_page, shared::is_user_error};
 use crate::web::guard::AdminPosted;
 use crate::{
-    domain::{self, client_keys},
+    domain::client_keys,
     http::errors::WebError,
     state::AppState,
     web::page::{parse_id, see_other},
@@ -18,14 +18,8 @@ pub(super) async fn jwks_save(
     path: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
     let id = parse_id(&path)?;
-    let saved = match serde_json::from_str::<serde_json::Value>(form.get("jwks").unwrap_or("")) {
-        Ok(set) => client_keys::put(&state.db, &me.context(state.policy()), id, &set).await,
-        Err(e) => Err(domain::Error::invalid(
-            "jwks",
-            format!("is not JSON ({e}): paste a JWK Set such as {{\"keys\": [...]}}"),
-        )),
-    };
-    match saved {
+    let text = form.get("jwks").unwrap_or("");
+    match client_keys::put_text(&state.db, &me.context(state.policy()), id, text).await {
         Ok(_) => Ok(see_other(&format!(
             "/admin/machine-users/{id}?notice=updated"
         ))),

@@ -78,26 +78,14 @@ pub(super) async fn secret_delete_page(
     let id = parse_id(&path.0)?;
     let secret_id = parse_id(&path.1)?;
     let m = principals::get_machine_user(&state.db.read, id).await?;
-    let secret = m
-        .secrets
-        .iter()
-        .find(|s| s.id == secret_id)
-        .ok_or(WebError::NotFound)?;
-    let name = secret.hint.clone().unwrap_or_else(|| "this secret".into());
-    render(&ConfirmPage {
-        l: Layout::new(&me, "machine-users"),
-        title: format!("Remove client secret {name} of “{}”?", m.username),
-        message: format!(
-            "Anything that authenticates with it (created {}) stops getting tokens at once. Tokens already issued keep working until they expire. This cannot be undone.",
-            fmt_time(secret.created_at)
-        ),
-        action: format!("/admin/machine-users/{id}/secrets/{secret_id}/delete"),
-        button: "Remove secret",
-        cancel: format!("/admin/machine-users/{id}"),
-        danger: true,
-        nonce: None,
-        fields: vec![],
-    })
+    let secret = m.secret(secret_id)?;
+    render(&ConfirmPage::remove_secret(
+        Layout::new(&me, "machine-users"),
+        &m.username,
+        secret,
+        format!("/admin/machine-users/{id}/secrets/{secret_id}/delete"),
+        format!("/admin/machine-users/{id}"),
+    ))
 }
 
 pub(super) async fn secret_delete(

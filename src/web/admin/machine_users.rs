@@ -16,12 +16,12 @@ use crate::{
     web::{
         fields::FieldErrors,
         page::{
-            FormData, Layout, ago, fmt_opt, fmt_time, next_link, parse_id, query, render,
-            render_status, see_other,
+            FormData, Layout, fmt_time, next_link, parse_id, query, render, render_status,
+            see_other,
         },
         reveal,
         session::SignedIn,
-        views::{ConfirmPage, ScopeChoice, TokenRow, presets, scope_choices},
+        views::{ConfirmPage, ScopeChoice, SecretRow, TokenRow, presets, scope_choices},
     },
 };
 
@@ -167,16 +167,6 @@ pub(super) async fn machine_user_create(
     }
 }
 
-pub struct SecretRow {
-    pub id: String,
-    /// `tsc_DEBK…xQgw`, or empty for a secret made before hints were recorded.
-    pub hint: String,
-    pub created: String,
-    pub last_used: String,
-    /// When a replaced secret stops working ("" for a current one).
-    pub expires: String,
-}
-
 #[derive(Template)]
 #[template(path = "admin_machine_user.html")]
 struct MachineUserPage {
@@ -298,17 +288,7 @@ pub(super) async fn machine_user_page_with(
             .join(", "),
         orphaned: m.orphaned,
         can_add_secret: m.secrets.len() < principals::MAX_ACTIVE_SECRETS,
-        secrets: m
-            .secrets
-            .iter()
-            .map(|s| SecretRow {
-                id: s.id.to_string(),
-                hint: s.hint.clone().unwrap_or_default(),
-                created: format!("{} ({})", fmt_time(s.created_at), ago(s.created_at)),
-                last_used: fmt_opt(s.last_used_at),
-                expires: s.expires_at.map(fmt_time).unwrap_or_default(),
-            })
-            .collect(),
+        secrets: m.secrets.iter().map(SecretRow::from).collect(),
         tokens: toks
             .items
             .iter()

@@ -115,17 +115,12 @@ pub(super) async fn admin_revoke_page(
 ) -> Result<HttpResponse, WebError> {
     let id = parse_id(&path)?;
     let view = tokens::get(&state.db.read, id, Access::Any).await?;
-    render(&ConfirmPage {
-        l: Layout::new(&me, "all-tokens"),
-        title: format!("Revoke “{}” of {}?", view.name, view.owner.username),
-        message: "Anything using this token loses access at once. This cannot be undone; the token stays listed as revoked.".into(),
-        action: format!("/admin/tokens/{id}/revoke"),
-        button: "Revoke token",
-        cancel: format!("/admin/tokens/{id}"),
-        danger: true,
-        nonce: None,
-        fields: vec![],
-    })
+    render(&ConfirmPage::revoke(
+        Layout::new(&me, "all-tokens"),
+        format!("Revoke “{}” of {}?", view.name, view.owner.username),
+        format!("/admin/tokens/{id}/revoke"),
+        format!("/admin/tokens/{id}"),
+    ))
 }
 
 pub(super) async fn admin_revoke(

@@ -241,18 +241,27 @@ async fn admins_regenerate_machine_tokens_but_never_personal_ones(backend: Backe
         .await;
     assert!(audit.text.contains(&mid), "audited: {}", audit.text);
 
-    // A person's token: 403, also the admin's own through the admin route.
+    // Someone else's personal token: 403 (admins never mint PATs for
+    // others); the admin's own may be regenerated through the admin route too.
     let (pid, _) = alice_token(&api, &alice_pat, "laptop").await;
-    let own = api.get("/api/v1/me", &admin).await.body["token"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    for id in [&pid, &own] {
-        let res = api
-            .post_empty(&format!("/api/v1/admin/tokens/{id}/regenerate"), &admin)
-            .await;
-        res.expect(403, "admin regenerates a personal token");
-    }
+    api.post_empty(&format!("/api/v1/admin/tokens/{pid}/regenerate"), &admin)
+        .await
+        .expect(403, "admin regenerates alice's personal token");
+    let spare = api
+        .post(
+            "/api/v1/tokens",
+            &admin,
+            &token_request("spare", &["profile"]),
+        )
+        .await;
+    spare.expect(201, "the admin's own spare token");
+    let own = spare.body["id"].as_str().unwrap();
+    let renewed = api
+        .post_empty(&format!("/api/v1/admin/tokens/{own}/regenerate"), &admin)
+        .await;
+    renewed.expect(201, "the admin's own personal token");
+    assert_eq!(renewed.body["kind"], "personal");
+    assert_eq!(renewed.body["owner"]["username"], "admin");
     let got = api.get(&format!("/api/v1/tokens/{pid}"), &alice_pat).await;
     assert_eq!(got.body["status"], "active");
     assert_eq!(got.body["replaced_by"], Value::Null);

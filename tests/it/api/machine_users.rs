@@ -132,7 +132,7 @@ async fn an_admin_manages_a_machine_user_end_to_end(backend: Backend) {
     let token_id = token.body["id"].as_str().unwrap();
     assert_eq!(
         token.header("location"),
-        Some(format!("/api/v1/admin/tokens/{token_id}").as_str())
+        Some(format!("{at}/tokens/{token_id}").as_str())
     );
     let machine_secret = token.body["token"].as_str().unwrap().to_owned();
     let me = api.get("/api/v1/me", &machine_secret).await;
@@ -259,6 +259,24 @@ async fn machine_user_input_is_validated_and_nothing_half_written(backend: Backe
     let res = api.patch(&at, &admin, &json!({"username": "mu2"})).await;
     res.expect(400, "rename");
     assert_eq!(res.body["field"], "username");
+    // What a client read, sent back whole, is a PATCH like any other.
+    let mut read = api.get(&at, &admin).await.body;
+    read["display_name"] = json!("Mu One");
+    let body = json!({
+        "username": read["username"],
+        "display_name": read["display_name"],
+        "description": read["description"],
+        "contact_email": read["contact_email"],
+        "scopes": read["scopes"],
+        "enabled": read["enabled"],
+        "client_credentials": read["client_credentials"],
+    });
+    let round_trip = api.patch(&at, &admin, &body).await;
+    round_trip.expect(200, "the same username sent back");
+    assert_eq!(round_trip.body["display_name"], "Mu One");
+    api.patch(&at, &admin, &json!({"display_name": ""}))
+        .await
+        .expect(200, "back as it was");
     api.patch(
         &at,
         &admin,

@@ -649,9 +649,173 @@ async fn a_manager_may_read_every_location_it_is_given(backend: Backend) {
         .expect(403, "dave manages nothing");
 }
 
+/// The manager's page asks before removing a secret or revoking a token,
+/// rotates a secret with a grace period, and keeps the public keys, as the
+/// admin's page does (INTERFACE §9, §12).
+async fn a_manager_confirms_rotates_and_keeps_keys_on_the_pages(backend: Backend) {
+    let api = Api::spawn(backend).await;
+    let admin = api.admin();
+    let ci = machine(&api, &admin, "ci-bot", &["profile"]).await;
+    let other = machine(&api, &admin, "other", &["profile"]).await;
+    api.user("carol", &["profile"]);
+    api.patch(
+        &format!("/api/v1/machine-users/{ci}"),
+        &admin,
+        &json!({"managers": ["carol"], "client_credentials": {"enabled": true}}),
+    )
+    .await
+    .expect(200, "name carol");
+    let carol = Browser::signed_in(&api.app, "carol").await;
+    let at = format!("/machine-users/{ci}");
+    let sent = carol.submit(&at, &format!("{at}/secrets"), &[]).await;
+    let first = carol.follow(&sent).await.secret();
+    let secret_id = api
+        .get(&format!("/api/v1/machine-users/{ci}"), &admin)
+        .await
+        .body["secrets"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Rotating: a new secret shown once, the old one working for the hour.
+    let rotate = format!("{at}/secrets/{secret_id}/rotate");
+    let page = carol.get(&at).await;
+    assert!(
+        page.body.contains(&format!(r#"href="{rotate}""#)),
+        "{}",
+        page.body
+    );
+    carol
+        .get(&rotate)
+        .await
+        .expect(StatusCode::OK, "the rotate page");
+    let sent = carol.submit(&rotate, &rotate, &[("grace", "3600")]).await;
+    let shown = carol.follow(&sent).await;
+    shown.expect(StatusCode::OK, "the new secret shown once");
+    assert!(shown.body.contains("keeps working until"), "{}", shown.body);
+    let second = shown.secret();
+    assert_ne!(first, second);
+    api.app.access_token("ci-bot", &first).await;
+    api.app.access_token("ci-bot", &second).await;
+    assert!(
+        carol
+            .get(&at)
+            .await
+            .body
+            .contains("rotating: stops working at")
+    );
+
+    // Removing asks first; then the secret is gone.
+    let remove = format!("{at}/secrets/{secret_id}/delete");
+    let confirm = carol.get(&remove).await;
+    confirm.expect(StatusCode::OK, "the removal is asked first");
+    assert!(
+        confirm.body.contains("Remove client secret"),
+        "{}",
+        confirm.body
+    );
+    let done = carol.submit(&remove, &remove, &[]).await;
+    done.expect(StatusCode::SEE_OTHER, "removed");
+    let refused = api
+        .app
+        .client
+        .post(api.app.url("/oauth2/token"))
+        .basic_auth("ci-bot", Some(&first))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401, "the removed secret stops at once");
+
+    // Revoking asks first too.
+    let issued = carol
+        .submit(
+            &at,
+            &format!("{at}/tokens"),
+            &[("name", "web"), ("scopes", "profile"), ("lifetime", "30")],
+        )
+        .await;
+    let token = carol.follow(&issued).await.secret();
+    let token_id = api
+        .get(&format!("/api/v1/machine-users/{ci}/tokens"), &admin)
+        .await
+        .body["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let revoke = format!("{at}/tokens/{token_id}/revoke");
+    assert!(
+        carol
+            .get(&at)
+            .await
+            .body
+            .contains(&format!(r#"href="{revoke}""#))
+    );
+    let confirm = carol.get(&revoke).await;
+    confirm.expect(StatusCode::OK, "the revocation is asked first");
+    assert!(confirm.body.contains("Revoke “web”"), "{}", confirm.body);
+    assert_eq!(api.app.me_status(&token).await, 200, "nothing revoked yet");
+    carol
+        .submit(&revoke, &revoke, &[])
+        .await
+        .expect(StatusCode::SEE_OTHER, "revoked");
+    assert_eq!(api.app.me_status(&token).await, 401);
+
+    // Public keys: a bad set is refused on the page, a good one kept, then removed.
+    let jwks_at = format!("{at}/jwks");
+    let bad = carol.submit(&at, &jwks_at, &[("jwks", "not json")]).await;
+    bad.expect(StatusCode::OK, "the page again, with the refusal");
+    assert!(bad.body.contains("is not JSON"), "{}", bad.body);
+    let set = json!({"keys": [super::client_assertions::Key::ec(3).jwk("k1")]}).to_string();
+    carol
+        .submit(&at, &jwks_at, &[("jwks", set.as_str())])
+        .await
+        .expect(StatusCode::SEE_OTHER, "keys saved");
+    let kept = api
+        .get(&format!("/api/v1/machine-users/{ci}/jwks"), &admin)
+        .await;
+    assert_eq!(kept.body["keys"][0]["kid"], "k1", "{}", kept.text);
+    assert!(
+        carol
+            .get(&at)
+            .await
+            .body
+            .contains("1 public key(s) registered")
+    );
+    carol
+        .submit(&at, &format!("{jwks_at}/delete"), &[])
+        .await
+        .expect(StatusCode::SEE_OTHER, "keys removed");
+    assert!(
+        carol
+            .get(&at)
+            .await
+            .body
+            .contains("No public keys registered")
+    );
+
+    // Not hers: every page refuses.
+    for page in [
+        format!("/machine-users/{other}/secrets/{secret_id}/rotate"),
+        format!("/machine-users/{other}/secrets/{secret_id}/delete"),
+        format!("/machine-users/{other}/tokens/{token_id}/revoke"),
+    ] {
+        carol.get(&page).await.expect(StatusCode::FORBIDDEN, &page);
+    }
+    carol
+        .submit(
+            &at,
+            &format!("/machine-users/{other}/jwks"),
+            &[("jwks", set.as_str())],
+        )
+        .await
+        .expect(StatusCode::FORBIDDEN, "no keys for another machine user");
+}
+
 both_backends!(
     a_manager_may_do_what_is_listed_and_nothing_more,
     a_manager_may_read_every_location_it_is_given,
     a_manager_uses_the_pages,
+    a_manager_confirms_rotates_and_keeps_keys_on_the_pages,
     orphans_are_flagged_until_someone_is_named,
 );

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::{
@@ -11,6 +12,7 @@ use crate::{
     common::{
         ADMIN_PASSWORD, Api, Backend, TestApp,
         receivers::{SmtpSink, wait_for},
+        web::Browser,
     },
 };
 
@@ -135,6 +137,18 @@ async fn managers_are_reminded_of_their_machine_users_tokens(backend: Backend) {
     })
     .await;
     assert!(mail[0].contains("nightly-export"), "{}", mail[0]);
+    // The link opens for the manager; an admin is sent on to the admin page.
+    let page = format!("/machine-users/{id}");
+    assert!(mail[0].contains(&page), "{}", mail[0]);
+    Browser::signed_in(&api.app, "dave")
+        .await
+        .get(&page)
+        .await
+        .expect(StatusCode::OK, "the manager opens the reminder's link");
+    api.app.create_user("boss", true);
+    let to_admin = Browser::signed_in(&api.app, "boss").await.get(&page).await;
+    to_admin.expect(StatusCode::SEE_OTHER, "an admin is sent on");
+    assert_eq!(to_admin.location(), format!("/admin/machine-users/{id}"));
 }
 
 both_backends!(

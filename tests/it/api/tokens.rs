@@ -218,12 +218,6 @@ async fn token_requests_are_validated(backend: Backend) {
             "admin scope for a non-admin",
         ),
         (
-            json!({"name": "x", "scopes": ["introspect"], "expires_in_seconds": 3600}),
-            400,
-            Some("scopes"),
-            "introspect for a non-admin (only admins hold it)",
-        ),
-        (
             json!({"name": "taken", "scopes": ["profile"], "expires_in_seconds": 3600}),
             409,
             None,

@@ -126,6 +126,8 @@ async fn api_calls_and_introspections_are_recorded_with_outcomes(backend: Backen
         assert!(item["at"].as_str().is_some());
     }
     assert_eq!(body["addresses"], json!(["127.0.0.1"]));
+    assert_eq!(body["next_cursor"], Value::Null, "the list shape, one page");
+    assert!(body.as_object().unwrap().contains_key("next_cursor"));
 
     // Admins see anyone's; the owner only their own.
     let any = api

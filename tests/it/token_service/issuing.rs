@@ -240,6 +240,22 @@ async fn token_endpoint_errors_follow_rfc_6749(backend: Backend) {
             basic_challenge: false,
         },
         Case {
+            what: "Basic with another client_id in the form",
+            res: c
+                .post(&url)
+                .basic_auth("client-a", Some(&secret))
+                .form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", "client-b"),
+                ])
+                .send()
+                .await
+                .unwrap(),
+            status: 400,
+            error: "invalid_request",
+            basic_challenge: false,
+        },
+        Case {
             what: "scope not allowed",
             res: c
                 .post(&url)
@@ -351,10 +367,41 @@ async fn token_request_bodies_over_64_kib_are_refused(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(res.status(), 413);
+    // In the OAuth error shape, as every refusal here (RFC 6749 §5.2).
+    let body: serde_json::Value = res.json().await.expect("a JSON error");
+    assert_eq!(body["error"], "invalid_request", "{body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .is_some_and(|d| d.contains("65536")),
+        "{body}"
+    );
+}
+
+/// RFC 6749 §3.2.1: a client may name itself with `client_id` beside its
+/// Basic credentials, as several libraries do.
+async fn basic_credentials_may_come_with_the_same_client_id(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let secret = app.create_machine("client-a", &["profile"]);
+    let res = app
+        .client
+        .post(app.url("/oauth2/token"))
+        .basic_auth("client-a", Some(&secret))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "client-a"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert!(body["access_token"].is_string(), "{body}");
 }
 
 both_backends!(
     client_credentials_issue_rfc9068_jwts_verifiable_with_the_jwks,
     token_endpoint_errors_follow_rfc_6749,
     token_request_bodies_over_64_kib_are_refused,
+    basic_credentials_may_come_with_the_same_client_id,
 );

@@ -151,10 +151,22 @@ async fn discovery_metadata_lists_endpoints_and_scopes() {
 #[tokio::test]
 async fn metrics_count_requests_issued_tokens_and_validations() {
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let secret = app.create_machine("client-m", &["profile"]);
+    let secret = app.create_machine("client-m", &["profile", "introspect"]);
     let token = app.access_token("client-m", &secret).await;
     assert_eq!(app.get_bearer("/api/v1/me", &token).await.status(), 200);
     assert_eq!(app.get_bearer("/api/v1/me", "bogus").await.status(), 401);
+    // Introspections are validations too: one of a live token, one of junk.
+    for introspected in [token.as_str(), "junk"] {
+        let res = app
+            .client
+            .post(app.url("/oauth2/introspect"))
+            .basic_auth("client-m", Some(&secret))
+            .form(&[("token", introspected)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
     let text = app
         .client
         .get(app.url("/metrics"))
@@ -166,8 +178,8 @@ async fn metrics_count_requests_issued_tokens_and_validations() {
         .unwrap();
     for needle in [
         r#"tessera_tokens_issued_total{kind="client_credentials"} 1"#,
-        r#"tessera_token_validations_total{result="valid"} 1"#,
-        r#"tessera_token_validations_total{result="invalid"} 1"#,
+        r#"tessera_token_validations_total{result="valid"} 2"#,
+        r#"tessera_token_validations_total{result="invalid"} 2"#,
         r#"tessera_http_requests_total{method="POST",route="/oauth2/token",status="200"} 1"#,
         r#"tessera_http_request_duration_seconds_count{method="GET",route="/api/v1/me"} 2"#,
     ] {

@@ -228,26 +228,34 @@ async fn the_allow_list_keeps_others_out(backend: Backend) {
             "s-out": account("outsider", &["contractors"]),
             "s-in": account("insider", &["staff"]),
             "s-admin": account("boss", &[ADMIN_GROUP]),
+            "s-staff-admin": account("chief", &[ADMIN_GROUP, "ops"]),
         }),
         &[("TESSERA_OIDC_ALLOWED_GROUPS", "staff, ops")],
     )
     .await;
     let app = &sso.app;
-    let out = Browser::new(app);
-    let page = sign_in(&out, "s-out").await;
-    page.expect(StatusCode::FORBIDDEN, "not allowed");
-    assert!(page.body.contains("not in a group"), "{}", page.body);
-    assert!(!signed_in(&out).await);
-    for sub in ["s-in", "s-admin"] {
+    // An admin group alone is not on the list (INTERFACE §10: others are
+    // refused); an admin who is also in an allowed group gets in.
+    for sub in ["s-out", "s-admin"] {
+        let out = Browser::new(app);
+        let page = sign_in(&out, sub).await;
+        page.expect(StatusCode::FORBIDDEN, sub);
+        assert!(page.body.contains("not in a group"), "{}", page.body);
+        assert!(!signed_in(&out).await);
+    }
+    for sub in ["s-in", "s-staff-admin"] {
         let b = Browser::new(app);
         sign_in(&b, sub).await.expect(StatusCode::SEE_OTHER, sub);
         assert!(signed_in(&b).await);
     }
     let admin = app.admin_token(&["admin:read"]);
-    assert!(
-        users_named(app, &admin, "outsider").await.is_empty(),
-        "nobody created"
-    );
+    for name in ["outsider", "boss"] {
+        assert!(
+            users_named(app, &admin, name).await.is_empty(),
+            "nobody created"
+        );
+    }
+    assert_eq!(users_named(app, &admin, "chief").await[0]["role"], "admin");
 }
 
 async fn a_disabled_user_cannot_sign_in(backend: Backend) {
@@ -366,9 +374,48 @@ async fn with_password_sign_in_off_only_sso_signs_people_in(backend: Backend) {
     assert_eq!(app.get_bearer("/api/v1/users", &token).await.status(), 200);
 }
 
+/// Without `TESSERA_OIDC_ADMIN_GROUPS` roles are Tessera's own: a person an
+/// admin promoted stays an admin through later sign-ins.
+async fn without_admin_groups_sign_in_leaves_roles_to_admins(backend: Backend) {
+    let sso = Sso::spawn(
+        backend,
+        json!({"sub-erin": account("erin", &[ADMIN_GROUP])}),
+        &[("TESSERA_OIDC_ADMIN_GROUPS", "")],
+    )
+    .await;
+    let app = &sso.app;
+    let admin = app.admin_token(&["admin:read", "admin:write"]);
+    let b = Browser::new(app);
+    sign_in(&b, "sub-erin")
+        .await
+        .expect(StatusCode::SEE_OTHER, "signed in");
+    let erin = users_named(app, &admin, "erin").await;
+    assert_eq!(
+        erin[0]["role"], "user",
+        "no admin groups: a new person is a user"
+    );
+    let id = erin[0]["id"].as_str().expect("id").to_owned();
+    let res = app
+        .client
+        .patch(app.url(&format!("/api/v1/users/{id}")))
+        .bearer_auth(&admin)
+        .json(&json!({"role": "admin"}))
+        .send()
+        .await
+        .expect("PATCH");
+    assert_eq!(res.status(), 200);
+    let again = Browser::new(app);
+    sign_in(&again, "sub-erin")
+        .await
+        .expect(StatusCode::SEE_OTHER, "signed in again");
+    assert!(again.get("/").await.body.contains("erin (admin)"));
+    assert_eq!(users_named(app, &admin, "erin").await[0]["role"], "admin");
+}
+
 both_backends!(
     first_sign_in_creates_the_user_and_later_ones_reuse_it,
     roles_follow_groups_at_every_sign_in_and_a_demotion_reaches_tokens,
+    without_admin_groups_sign_in_leaves_roles_to_admins,
     a_rename_at_the_provider_follows_the_same_user,
     a_username_taken_by_a_user_or_machine_user_is_refused,
     the_allow_list_keeps_others_out,
