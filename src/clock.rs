@@ -32,7 +32,11 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
 pub fn parse_rfc3339(raw: &str) -> Result<OffsetDateTime, &'static str> {
     let t = OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
         .map_err(|_| "must be an RFC 3339 timestamp, e.g. 2030-01-31T12:00:00Z")?;
-    checked_utc(t).ok_or("is outside the years 0000 to 9999 in UTC")
+    // Year 0000 at the earliest: RFC 3339 (and so every answer that would
+    // show the time) has no years before it.
+    checked_utc(t)
+        .filter(|t| t.year() >= 0)
+        .ok_or("is outside the years 0000 to 9999 in UTC")
 }
 
 pub fn from_unix(seconds: i64) -> Option<OffsetDateTime> {
@@ -55,8 +59,10 @@ mod tests {
         for raw in ["9999-12-31T23:30:00-01:00", "9999-12-31T23:59:59-23:59"] {
             assert!(parse_rfc3339(raw).is_err(), "{raw}");
         }
-        let t = parse_rfc3339("0000-01-01T00:00:00+23:59").unwrap();
-        assert_eq!(t.year(), -1);
+        // Year −1 in UTC: no RFC 3339 text could show it.
+        assert!(parse_rfc3339("0000-01-01T00:00:00+23:59").is_err());
+        let t = parse_rfc3339("0000-01-01T00:00:00-01:00").unwrap();
+        assert_eq!(rfc3339(t), "0000-01-01T01:00:00Z");
         let t = parse_rfc3339("2030-01-31T12:00:00.999+02:00").unwrap();
         assert_eq!(rfc3339(t), "2030-01-31T10:00:00Z");
     }
@@ -73,6 +79,8 @@ mod tests {
             if let Ok(t) = parse_rfc3339(&raw) {
                 prop_assert_eq!(t.offset(), UtcOffset::UTC);
                 prop_assert_eq!(t.nanosecond(), 0);
+                // Whatever is accepted can be shown again.
+                prop_assert!(!rfc3339(t).is_empty(), "{}", raw);
             }
         }
 

@@ -148,6 +148,44 @@ async fn discovery_metadata_lists_endpoints_and_scopes() {
     }
 }
 
+/// Another method at an OAuth endpoint is a 405 naming the right one
+/// (RFC 9110 §15.5.6), in the endpoints' JSON error shape; HEAD works where
+/// GET does.
+#[tokio::test]
+async fn a_wrong_method_at_an_oauth_endpoint_is_405_with_allow() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let cases = [
+        (reqwest::Method::GET, "/oauth2/token", "POST"),
+        (reqwest::Method::PUT, "/oauth2/introspect", "POST"),
+        (reqwest::Method::DELETE, "/oauth2/revoke", "POST"),
+        (reqwest::Method::POST, "/.well-known/jwks.json", "GET, HEAD"),
+        (
+            reqwest::Method::POST,
+            "/.well-known/oauth-authorization-server",
+            "GET, HEAD",
+        ),
+    ];
+    for (method, path, allow) in cases {
+        let res = app
+            .client
+            .request(method.clone(), app.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 405, "{method} {path}");
+        assert_eq!(res.headers()["allow"], allow, "{method} {path}");
+        let body: Value = res.json().await.expect("a JSON error");
+        assert_eq!(body["error"], "invalid_request", "{method} {path}: {body}");
+    }
+    for path in [
+        "/.well-known/jwks.json",
+        "/.well-known/oauth-authorization-server",
+    ] {
+        let res = app.client.head(app.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), 200, "HEAD {path}");
+    }
+}
+
 #[tokio::test]
 async fn metrics_count_requests_issued_tokens_and_validations() {
     let app = TestApp::spawn(Backend::Sqlite).await;
