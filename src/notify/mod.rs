@@ -195,72 +195,100 @@ impl Sweeper {
     /// task. When the slots run out, the first send to finish starts the next
     /// round rather than leaving the rest for the next tick.
     async fn send_due(self: Arc<Self>) -> Result<(), crate::domain::Error> {
-        let busy = self.receivers.busy();
-        let due = outbox::due_except(&self.db.read, &[CHANNEL_WEBHOOK, CHANNEL_EMAIL], &busy, 100)
+        const PAGE: u64 = 100;
+        let mut busy = self.receivers.busy();
+        loop {
+            let due = outbox::due_except(
+                &self.db.read,
+                &[CHANNEL_WEBHOOK, CHANNEL_EMAIL],
+                &busy,
+                PAGE,
+            )
             .await?;
-        for row in due {
-            let Ok(permit) = self.permits.clone().try_acquire_owned() else {
-                self.left_over.store(true, Ordering::Relaxed);
-                break;
-            };
-            let receiver = match row.webhook_id {
-                Some(hook) => match self.receivers.enter(hook) {
-                    Some(slot) => Some(slot),
-                    None => {
-                        // Its turn comes when one of its sends ends.
-                        self.left_over.store(true, Ordering::Relaxed);
-                        continue;
-                    }
-                },
-                None => None,
-            };
-            let Some(claimed) = outbox::claim(&self.db.write, &row).await? else {
-                continue;
-            };
-            let me = self.clone();
-            tokio::spawn(async move {
-                let outcome = if outbox::gave_up_on(&claimed, &me.retry_schedule) {
-                    // Earlier attempts never finished (the process ended
-                    // mid-send): the schedule is spent all the same.
-                    outbox::unanswered("earlier attempts never finished")
-                } else {
-                    let send = async {
-                        if claimed.channel == CHANNEL_EMAIL {
-                            me.send_mail(&claimed).await
-                        } else {
-                            me.send_webhook(&claimed).await
-                        }
-                    };
-                    tokio::time::timeout(ATTEMPT_TIMEOUT, send)
-                        .await
-                        .unwrap_or_else(|_| {
-                            outbox::unanswered(&format!(
-                                "no answer within {} s",
-                                ATTEMPT_TIMEOUT.as_secs()
-                            ))
-                        })
+            let full_page = due.len() as u64 == PAGE;
+            let mut newly_busy = false;
+            for row in due {
+                let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+                    self.left_over.store(true, Ordering::Relaxed);
+                    return Ok(());
                 };
-                if !outcome.delivered {
-                    tracing::info!(
-                        message = %webhooks::message_id(claimed.id),
-                        channel = %claimed.channel,
-                        attempt = claimed.attempts,
-                        error = outcome.error.as_deref().unwrap_or(""),
-                        "delivery attempt failed"
-                    );
-                }
-                if let Err(e) =
-                    outbox::finish(&me.db.write, &claimed, outcome, &me.retry_schedule).await
-                {
-                    tracing::warn!(error = %e, "cannot record a delivery attempt");
-                }
-                drop((permit, receiver));
-                if me.left_over.swap(false, Ordering::Relaxed) {
-                    wake::soon();
-                }
-            });
+                let receiver = match row.webhook_id {
+                    Some(hook) => match self.receivers.enter(hook) {
+                        Some(slot) => Some(slot),
+                        None => {
+                            // Its turn comes when one of its sends ends.
+                            self.left_over.store(true, Ordering::Relaxed);
+                            if !busy.contains(&hook) {
+                                busy.push(hook);
+                                newly_busy = true;
+                            }
+                            continue;
+                        }
+                    },
+                    None => None,
+                };
+                let Some(claimed) = outbox::claim(&self.db.write, &row).await? else {
+                    continue;
+                };
+                self.clone().start(claimed, permit, receiver);
+            }
+            // A webhook that filled up during a full page may have hidden
+            // other messages behind its backlog: look again without it.
+            if !(full_page && newly_busy) {
+                return Ok(());
+            }
         }
-        Ok(())
+    }
+
+    /// Sends one claimed message in a task of its own, holding its slots.
+    fn start(
+        self: Arc<Self>,
+        claimed: outbox_row::Model,
+        permit: tokio::sync::OwnedSemaphorePermit,
+        receiver: Option<ReceiverSlot>,
+    ) {
+        let me = self;
+        tokio::spawn(async move {
+            let outcome = if outbox::gave_up_on(&claimed, &me.retry_schedule) {
+                // Earlier attempts never finished (the process ended
+                // mid-send): the schedule is spent all the same.
+                outbox::unanswered("earlier attempts never finished")
+            } else {
+                let send = async {
+                    if claimed.channel == CHANNEL_EMAIL {
+                        me.send_mail(&claimed).await
+                    } else {
+                        me.send_webhook(&claimed).await
+                    }
+                };
+                tokio::time::timeout(ATTEMPT_TIMEOUT, send)
+                    .await
+                    .unwrap_or_else(|_| {
+                        outbox::unanswered(&format!(
+                            "no answer within {} s",
+                            ATTEMPT_TIMEOUT.as_secs()
+                        ))
+                    })
+            };
+            if !outcome.delivered {
+                tracing::info!(
+                    message = %webhooks::message_id(claimed.id),
+                    channel = %claimed.channel,
+                    attempt = claimed.attempts,
+                    error = outcome.error.as_deref().unwrap_or(""),
+                    "delivery attempt failed"
+                );
+            }
+            if let Err(e) =
+                outbox::finish(&me.db.write, &claimed, outcome, &me.retry_schedule).await
+            {
+                tracing::warn!(error = %e, "cannot record a delivery attempt");
+            }
+            drop((permit, receiver));
+            if me.left_over.swap(false, Ordering::Relaxed) {
+                wake::soon();
+            }
+        });
     }
 
     async fn send_mail(&self, row: &outbox_row::Model) -> Outcome {

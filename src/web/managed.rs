@@ -403,9 +403,11 @@ async fn token_regenerate_page(
 ) -> Result<HttpResponse, WebError> {
     let (id, view) = managed_token(&state, &me, &path).await?;
     // What regenerating would refuse is said before the choice is offered.
-    if view.status != TokenStatus::Active || view.replaced_by.is_some() {
+    // An expired token may be renewed (INTERFACE §3); a revoked or already
+    // replaced one may not.
+    if view.status == TokenStatus::Revoked || view.replaced_by.is_some() {
         return Err(crate::domain::Error::conflict(
-            "only an active token that was not regenerated already can be regenerated",
+            "a revoked token, or one regenerated already, cannot be regenerated",
         )
         .into());
     }

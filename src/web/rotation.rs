@@ -144,10 +144,13 @@ async fn admin_regenerate(
     .into_view()?;
     let (mut page, secret) = token_reveal(
         &view,
-        format!(
-            "Machine token “{}” of “{}” regenerated",
-            view.name, view.owner.username
-        ),
+        match view.kind {
+            TokenKind::Personal => format!("Your token “{}” regenerated", view.name),
+            _ => format!(
+                "Machine token “{}” of “{}” regenerated",
+                view.name, view.owner.username
+            ),
+        },
         format!("/admin/tokens/{}", view.id),
         "The new token's page",
         "machine-users",

@@ -256,6 +256,13 @@ async fn admins_regenerate_machine_tokens_but_never_personal_ones(backend: Backe
         .await;
     spare.expect(201, "the admin's own spare token");
     let own = spare.body["id"].as_str().unwrap();
+    let without_tokens_write = api.app.admin_token(&["admin:read", "admin:write"]);
+    api.post_empty(
+        &format!("/api/v1/admin/tokens/{own}/regenerate"),
+        &without_tokens_write,
+    )
+    .await
+    .expect(403, "one's own personal token needs tokens:write");
     let renewed = api
         .post_empty(&format!("/api/v1/admin/tokens/{own}/regenerate"), &admin)
         .await;

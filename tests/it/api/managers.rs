@@ -381,6 +381,21 @@ async fn a_manager_uses_the_pages(backend: Backend) {
         .await
         .expect(StatusCode::NOT_FOUND, "not a token of ci-bot");
 
+    // An expired machine token is renewed the same way (INTERFACE §3).
+    let expired_id = machine_token(&api, &admin, &ci, "lapsed").await;
+    super::reminders::expire_at(&api.app, "lapsed", -60).await;
+    let renew = format!("{at}/tokens/{expired_id}/regenerate");
+    let page = carol.get(&at).await;
+    assert!(
+        page.body.contains(&format!(r#"href="{renew}""#)),
+        "{}",
+        page.body
+    );
+    let sent = carol.submit(&renew, &renew, &[]).await;
+    let renewed = carol.follow(&sent).await;
+    renewed.expect(StatusCode::OK, "the expired token renewed");
+    assert_eq!(api.app.me_status(&renewed.secret()).await, 200);
+
     // A bad lifetime is refused and the same form can then be sent fixed.
     let action = format!("{at}/tokens");
     let form = carol.get(&at).await;

@@ -64,7 +64,7 @@ fn create_alice(app: &TestApp) {
 
 /// Moves a token's expiry behind the server's back (the lifetime minimum is
 /// a minute; the reminder schedule is what is under test).
-async fn expire_at(app: &TestApp, name: &str, in_seconds: i64) {
+pub(crate) async fn expire_at(app: &TestApp, name: &str, in_seconds: i64) {
     let at = time::OffsetDateTime::now_utc()
         .replace_nanosecond(0)
         .unwrap()
