@@ -152,7 +152,9 @@ pub async fn login(
         Ok(new) => {
             let to = next_page(form.get("next")).unwrap_or_else(|| "/".to_owned());
             let mut res = see_other(&to);
-            set_cookie(&mut res, Cookies::of(&state).session(&new.cookie))?;
+            for cookie in Cookies::of(&state).signed_in(&req, &new.cookie) {
+                set_cookie(&mut res, cookie)?;
+            }
             Ok(res)
         }
         Err(LoginError::BadCredentials) => {
@@ -262,7 +264,9 @@ pub async fn logout(
         session::check_csrf(&me, form.get("csrf"))?;
         ds::sign_out(&state.db, &me.session, me.ip.clone()).await?;
     }
-    set_cookie(&mut res, Cookies::of(&state).session_removal())?;
+    for cookie in Cookies::of(&state).signed_out(&req) {
+        set_cookie(&mut res, cookie)?;
+    }
     Ok(res)
 }
 
@@ -357,7 +361,9 @@ pub async fn setup(
         Ok(new) => {
             let to = next_page(form.get("next")).unwrap_or_else(|| "/".to_owned());
             let mut res = see_other(&to);
-            set_cookie(&mut res, Cookies::of(&state).session(&new.cookie))?;
+            for cookie in Cookies::of(&state).signed_in(&req, &new.cookie) {
+                set_cookie(&mut res, cookie)?;
+            }
             Ok(res)
         }
         Err(e @ (domain::Error::Invalid { .. } | domain::Error::Conflict(_))) => {

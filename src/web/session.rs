@@ -62,7 +62,7 @@ impl Cookies {
             .map(|c| c.value().to_owned())
     }
 
-    pub fn session(self, value: &str) -> Cookie<'static> {
+    fn session(self, value: &str) -> Cookie<'static> {
         Cookie::build(self.session_name(), value.to_owned())
             .path("/")
             .http_only(true)
@@ -75,7 +75,7 @@ impl Cookies {
     }
 
     /// Tells the browser to drop the session cookie.
-    pub fn session_removal(self) -> Cookie<'static> {
+    fn session_removal(self) -> Cookie<'static> {
         let mut c = Cookie::build(self.session_name(), "")
             .path("/")
             .http_only(true)
@@ -84,6 +84,37 @@ impl Cookies {
             .finish();
         c.make_removal();
         c
+    }
+
+    /// What a sign-in sets: the session cookie and, over https, the removal
+    /// of a session cookie under the name used before the `__Host-` prefix
+    /// (the server no longer reads it; the browser should not keep it).
+    pub fn signed_in(self, req: &HttpRequest, value: &str) -> Vec<Cookie<'static>> {
+        let mut set = vec![self.session(value)];
+        set.extend(self.legacy_removal(req));
+        set
+    }
+
+    /// What a sign-out sets: the session cookie's removal, and the old
+    /// name's as at sign-in.
+    pub fn signed_out(self, req: &HttpRequest) -> Vec<Cookie<'static>> {
+        let mut set = vec![self.session_removal()];
+        set.extend(self.legacy_removal(req));
+        set
+    }
+
+    fn legacy_removal(self, req: &HttpRequest) -> Option<Cookie<'static>> {
+        const LEGACY: &str = "tessera_session";
+        (self.secure && req.cookie(LEGACY).is_some()).then(|| {
+            let mut c = Cookie::build(LEGACY, "")
+                .path("/")
+                .http_only(true)
+                .same_site(SameSite::Lax)
+                .secure(true)
+                .finish();
+            c.make_removal();
+            c
+        })
     }
 
     pub fn pre_csrf(self, value: &str) -> Cookie<'static> {

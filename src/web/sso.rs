@@ -182,8 +182,9 @@ pub async fn callback(
     {
         Ok(new) => {
             let mut res = see_other(&flow.return_to);
-            res.add_cookie(&cookies.session(&new.cookie))
-                .map_err(internal)?;
+            for cookie in cookies.signed_in(&req, &new.cookie) {
+                res.add_cookie(&cookie).map_err(internal)?;
+            }
             Ok(res)
         }
         Err(SignInError::Refused(r)) => Err(WebError::SignInRefused(r.to_string())),

@@ -4,7 +4,10 @@
 use super::{session_cookie, user_id};
 use crate::{
     both_backends,
-    common::{ADMIN_PASSWORD, Backend, TestApp, web::Browser},
+    common::{
+        ADMIN_PASSWORD, Backend, TestApp,
+        web::{Browser, Page},
+    },
 };
 use reqwest::{StatusCode, header};
 
@@ -345,10 +348,12 @@ async fn cookies_are_secure_when_the_public_url_is_https(backend: Backend) {
         .to_owned();
     assert!(pre.contains("Secure"), "{pre}");
     let pre_value = pre.split(';').next().expect("value").to_owned();
+    // This browser still holds a session cookie under the name used before
+    // the `__Host-` prefix.
     let res = Browser::page(
         client
             .post(app.url("/login"))
-            .header(header::COOKIE, pre_value)
+            .header(header::COOKIE, format!("{pre_value}; tessera_session=old"))
             .form(&[
                 ("csrf", login.csrf().as_str()),
                 ("username", "alice"),
@@ -375,6 +380,18 @@ async fn cookies_are_secure_when_the_public_url_is_https(backend: Backend) {
         assert!(cookie.contains(flag), "{flag}: {cookie}");
     }
     assert!(!cookie.contains("Domain"), "{cookie}");
+    let drops_old = |page: &Page| {
+        page.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.starts_with("tessera_session=;") && v.contains("Max-Age=0"))
+    };
+    assert!(
+        drops_old(&res),
+        "the old name is dropped: {:?}",
+        res.headers
+    );
     let value = cookie.split(';').next().expect("value").to_owned();
     let tokens_with = |cookie: String| {
         let (client, url) = (&client, app.url("/tokens"));
@@ -420,7 +437,7 @@ async fn cookies_are_secure_when_the_public_url_is_https(backend: Backend) {
     let out = Browser::page(
         client
             .post(app.url("/logout"))
-            .header(header::COOKIE, value)
+            .header(header::COOKIE, format!("{value}; tessera_session=old"))
             .form(&[("csrf", signed_in.csrf().as_str())])
             .send()
             .await
@@ -436,6 +453,7 @@ async fn cookies_are_secure_when_the_public_url_is_https(backend: Backend) {
         "{:?}",
         out.headers
     );
+    assert!(drops_old(&out), "and the old name: {:?}", out.headers);
 }
 
 both_backends!(
