@@ -140,6 +140,11 @@ async fn managers_are_reminded_of_their_machine_users_tokens(backend: Backend) {
     // The link opens for the manager; an admin is sent on to the admin page.
     let page = format!("/machine-users/{id}");
     assert!(mail[0].contains(&page), "{}", mail[0]);
+    assert!(
+        !mail[0].contains("/admin/"),
+        "a page managers can open: {}",
+        mail[0]
+    );
     Browser::signed_in(&api.app, "dave")
         .await
         .get(&page)

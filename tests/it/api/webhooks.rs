@@ -410,11 +410,14 @@ async fn a_disabled_webhook_is_sent_nothing_more(backend: Backend) {
 
 /// A receiver that never answers holds at most four of an instance's sixteen
 /// sending slots: with twenty messages queued for it, a message for another
-/// receiver goes out while the hanging sends (given up after 10 s) still wait.
+/// receiver goes out while most of them still wait. Without the share, all
+/// sixteen slots hang on it until its 10 s timeouts, and the other message
+/// leaves only after sixteen or more of its sends.
 async fn a_hanging_receiver_holds_only_its_share_of_the_slots(backend: Backend) {
     let api = spawn(backend, "1h").await;
     let admin = api.admin();
-    let (hanging_id, hanging) = hook(&api, &admin, &["token.created"], "hang").await;
+    let (good_id, good) = hook(&api, &admin, &["ping"], "ok").await;
+    let (_, hanging) = hook(&api, &admin, &["token.created"], "hang").await;
     for i in 0..20 {
         api.post(
             "/api/v1/tokens",
@@ -428,7 +431,6 @@ async fn a_hanging_receiver_holds_only_its_share_of_the_slots(backend: Backend) 
         (hanging.received().len() >= 4).then_some(())
     })
     .await;
-    let (good_id, good) = hook(&api, &admin, &["ping"], "ok").await;
     api.post_empty(&format!("/api/v1/webhooks/{good_id}/ping"), &admin)
         .await
         .expect(202, "ping");
@@ -436,15 +438,11 @@ async fn a_hanging_receiver_holds_only_its_share_of_the_slots(backend: Backend) 
         (!good.received().is_empty()).then_some(())
     })
     .await;
-    assert_eq!(
-        hanging.received().len(),
-        4,
-        "four sends to the hanging receiver at a time"
+    let seen = hanging.received().len();
+    assert!(
+        seen < 16,
+        "the ping went out while the hanging receiver had {seen} sends, 4 at a time"
     );
-    let held = api
-        .get(&format!("/api/v1/webhooks/{hanging_id}/deliveries"), &admin)
-        .await;
-    assert_eq!(held.body["items"], json!([]), "none of the four has ended");
 }
 
 both_backends!(

@@ -336,11 +336,8 @@ async fn cookies_are_secure_when_the_public_url_is_https(backend: Backend) {
     )
     .await;
     app.create_user("alice", false);
-    // A plain client: a cookie store would (rightly) not send Secure cookies over http.
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
+    // No cookie store: one would (rightly) not send Secure cookies over http.
+    let client = crate::common::client();
     let login = Browser::page(client.get(app.url("/login")).send().await.expect("GET")).await;
     let pre = login.headers[header::SET_COOKIE]
         .to_str()
@@ -434,6 +431,7 @@ async fn cookies_are_secure_when_the_public_url_is_https(backend: Backend) {
             .expect("GET"),
     )
     .await;
+    let value_again = value.clone();
     let out = Browser::page(
         client
             .post(app.url("/logout"))
@@ -454,6 +452,12 @@ async fn cookies_are_secure_when_the_public_url_is_https(backend: Backend) {
         out.headers
     );
     assert!(drops_old(&out), "and the old name: {:?}", out.headers);
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        tokens_with(value_again).await,
+        StatusCode::SEE_OTHER,
+        "the session ended on the server"
+    );
 }
 
 both_backends!(
