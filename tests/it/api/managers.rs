@@ -48,6 +48,15 @@ async fn machine_token(api: &Api, token: &str, id: &str, name: &str) -> String {
     made.body["id"].as_str().unwrap().to_owned()
 }
 
+/// The id of the machine user `id`'s newest token.
+async fn newest_token(api: &Api, token: &str, id: &str) -> String {
+    let list = api
+        .get(&format!("/api/v1/machine-users/{id}/tokens"), token)
+        .await;
+    list.expect(200, "its tokens");
+    list.body["items"][0]["id"].as_str().unwrap().to_owned()
+}
+
 fn names(list: &Value) -> Vec<String> {
     list["items"]
         .as_array()
@@ -327,13 +336,7 @@ async fn a_manager_uses_the_pages(backend: Backend) {
     assert!(page.body.contains("web"), "{}", page.body);
 
     // Regenerating, with the old value kept for an hour.
-    let web_id = api
-        .get(&format!("/api/v1/machine-users/{ci}/tokens"), &admin)
-        .await
-        .body["items"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let web_id = newest_token(&api, &admin, &ci).await;
     let regen = format!("{at}/tokens/{web_id}/regenerate");
     assert!(
         page.body.contains(&format!(r#"href="{regen}""#)),
@@ -751,13 +754,7 @@ async fn a_manager_confirms_rotates_and_keeps_keys_on_the_pages(backend: Backend
         )
         .await;
     let token = carol.follow(&issued).await.secret();
-    let token_id = api
-        .get(&format!("/api/v1/machine-users/{ci}/tokens"), &admin)
-        .await
-        .body["items"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token_id = newest_token(&api, &admin, &ci).await;
     let revoke = format!("{at}/tokens/{token_id}/revoke");
     assert!(
         carol
