@@ -182,12 +182,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     let scope = routes();
     let doc = document(&scope);
     let json = Arc::new(doc.to_string());
+    let methods = Arc::new(PathMethods::of(&doc));
     let scope = scope.map(|s| {
         // A path segment that is not a uuid names nothing that exists.
         s.app_data(web::PathConfig::default().error_handler(|_, _| {
             ApiError::Domain(crate::domain::Error::NotFound("resource")).into()
         }))
-        .default_service(web::to(no_such_route))
+        .default_service(web::to(move |req: HttpRequest| {
+            let methods = methods.clone();
+            async move { no_such_route(&req, &methods) }
+        }))
         .wrap(actix_web::middleware::from_fn(support::reject_nul_in_query))
     });
     cfg.app_data(web::Data::new(OpenApiJson(json)))
@@ -201,10 +205,89 @@ async fn openapi_json(doc: web::Data<OpenApiJson>) -> HttpResponse {
         .body(doc.0.as_str().to_owned())
 }
 
-async fn no_such_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NoSuchRoute(format!(
-        "{} {}",
-        req.method(),
-        req.path()
-    )))
+/// A request no handler took: 405 when its path names a route (with the
+/// methods that route has), 404 otherwise.
+fn no_such_route(req: &HttpRequest, methods: &PathMethods) -> Result<HttpResponse, ApiError> {
+    Err(match methods.allowed(req.path()) {
+        Some(allow) => ApiError::MethodNotAllowed {
+            method: req.method().to_string(),
+            allow,
+        },
+        None => ApiError::NoSuchRoute(format!("{} {}", req.method(), req.path())),
+    })
+}
+
+/// Each documented path template (`{id}` matching any one segment) with its
+/// methods, read from the OpenAPI document: the same source as the routes.
+struct PathMethods(Vec<(Vec<String>, Vec<String>)>);
+
+impl PathMethods {
+    const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
+
+    fn of(doc: &serde_json::Value) -> Self {
+        let paths = doc["paths"].as_object().into_iter().flatten();
+        Self(
+            paths
+                .map(|(template, item)| {
+                    let segments = template.split('/').map(str::to_owned).collect();
+                    let methods = Self::METHODS
+                        .iter()
+                        .filter(|m| item.get(**m).is_some())
+                        .map(|m| m.to_uppercase())
+                        .collect();
+                    (segments, methods)
+                })
+                .collect(),
+        )
+    }
+
+    /// The methods of every template `path` matches, for `Allow`; `None`
+    /// when it matches none.
+    fn allowed(&self, path: &str) -> Option<String> {
+        let mut allow: Vec<&str> = Vec::new();
+        for (template, methods) in &self.0 {
+            let mut segments = path.split('/');
+            let matches = template.iter().all(|t| {
+                segments.next().is_some_and(|s| {
+                    t == s || (t.starts_with('{') && t.ends_with('}') && !s.is_empty())
+                })
+            }) && segments.next().is_none();
+            if matches {
+                allow.extend(methods.iter().map(String::as_str));
+            }
+        }
+        if allow.is_empty() {
+            return None;
+        }
+        allow.sort_unstable();
+        allow.dedup();
+        Some(allow.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PathMethods;
+
+    #[test]
+    fn a_path_is_matched_segment_by_segment() {
+        let doc = serde_json::json!({"paths": {
+            "/api/v1/tokens": {"get": {}, "post": {}},
+            "/api/v1/tokens/{id}": {"get": {}, "delete": {}, "parameters": []},
+            "/api/v1/tokens/{id}/regenerate": {"post": {}},
+        }});
+        let methods = PathMethods::of(&doc);
+        for (path, want) in [
+            ("/api/v1/tokens", Some("GET, POST")),
+            ("/api/v1/tokens/abc", Some("DELETE, GET")),
+            ("/api/v1/tokens/abc/regenerate", Some("POST")),
+            ("/api/v1/tokens/", None),
+            ("/api/v1/tokens//regenerate", None),
+            ("/api/v1/tokens/abc/other", None),
+            ("/api/v1/token", None),
+            ("/api/v1", None),
+        ] {
+            assert_eq!(methods.allowed(path).as_deref(), want, "{path}");
+        }
+    }
 }

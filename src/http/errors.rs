@@ -35,6 +35,10 @@ pub enum ApiError {
     /// No route matches the method and path: distinct from a missing resource.
     #[error("no such route: {0}")]
     NoSuchRoute(String),
+    /// The path names a route, but not for this method (RFC 9110 §15.5.6);
+    /// the methods it has, for `Allow`.
+    #[error("{method} is not allowed here: use {allow}")]
+    MethodNotAllowed { method: String, allow: String },
     /// Over a per-address limit; the seconds to wait.
     #[error("too many requests from this address: retry in {0} s")]
     TooManyRequests(u64),
@@ -81,6 +85,11 @@ impl ApiError {
                 "Unsupported media type",
             ),
             Self::NoSuchRoute(_) => (StatusCode::NOT_FOUND, "no-such-route", "No such route"),
+            Self::MethodNotAllowed { .. } => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+            ),
             Self::TooManyRequests(_) => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "too-many-requests",
@@ -137,6 +146,9 @@ impl ResponseError for ApiError {
             }
             Self::TooManyRequests(secs) => {
                 res.insert_header((header::RETRY_AFTER, secs.to_string()));
+            }
+            Self::MethodNotAllowed { allow, .. } => {
+                res.insert_header((header::ALLOW, allow.as_str()));
             }
             _ => {}
         }

@@ -157,7 +157,7 @@ async fn bad_paths_and_queries_are_4xx(backend: Backend) {
         (Method::GET, format!("/api/v1/machine-users/{ZERO}"), 404),
         (Method::GET, format!("/api/v1/users/{ZERO}"), 404),
         (Method::GET, "/api/v1/nothing-here".to_owned(), 404),
-        (Method::PUT, "/api/v1/tokens".to_owned(), 404),
+        (Method::PUT, "/api/v1/tokens".to_owned(), 405),
         (Method::GET, "/api/v1/audit?since=%ff".to_owned(), 400),
         (Method::GET, "/api/v1/audit?limit=%ff".to_owned(), 400),
         (Method::GET, "/api/v1/admin/tokens?q=%ff%fe".to_owned(), 200),
@@ -173,6 +173,11 @@ async fn bad_paths_and_queries_are_4xx(backend: Backend) {
     }
     let unknown = api.get("/api/v1/nothing-here", &admin).await;
     assert_eq!(unknown.problem(), "no-such-route");
+    let wrong_method = api
+        .call(Method::PUT, "/api/v1/tokens", Some(&admin), None)
+        .await;
+    assert_eq!(wrong_method.problem(), "method-not-allowed");
+    assert_eq!(wrong_method.header("allow"), Some("GET, POST"));
 }
 
 both_backends!(

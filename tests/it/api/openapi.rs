@@ -174,10 +174,22 @@ async fn the_document_and_the_routes_agree(backend: Backend) {
                     );
                 }
                 None => {
-                    // Not documented: not served either.
+                    // Not documented: not served either, and the answer
+                    // names the methods that are (RFC 9110 §15.5.6).
                     let res = api.call(m, &url, None, None).await;
-                    res.expect(404, &what);
-                    assert_eq!(res.problem(), "no-such-route", "{what}");
+                    res.expect(405, &what);
+                    assert_eq!(res.problem(), "method-not-allowed", "{what}");
+                    let mut allow: Vec<String> = METHODS
+                        .iter()
+                        .filter(|m| ops.contains_key(&(m.to_string(), path.clone())))
+                        .map(|m| m.to_uppercase())
+                        .collect();
+                    allow.sort();
+                    assert_eq!(
+                        res.header("allow"),
+                        Some(allow.join(", ").as_str()),
+                        "{what}"
+                    );
                 }
             }
         }
