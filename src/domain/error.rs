@@ -23,6 +23,10 @@ pub enum Error {
     /// recorded (a client assertion replayed meanwhile); says nothing more.
     #[error("client authentication failed")]
     ClientRefused,
+    /// The database cannot serve now (unreachable, busy past its timeout,
+    /// out of space): a 503, worth a retry. Logged in full.
+    #[error("the database is unavailable")]
+    Unavailable(#[source] anyhow::Error),
     /// Anything unexpected: logged in full, shown to nobody.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -43,7 +47,21 @@ impl Error {
 
 impl From<sea_orm::DbErr> for Error {
     fn from(e: sea_orm::DbErr) -> Self {
-        Self::Internal(anyhow::Error::new(e))
+        if crate::storage::outage::is_outage(&e) {
+            Self::Unavailable(anyhow::Error::new(e))
+        } else {
+            Self::Internal(anyhow::Error::new(e))
+        }
+    }
+}
+
+impl From<crate::storage::recorder::RecordError> for Error {
+    fn from(e: crate::storage::recorder::RecordError) -> Self {
+        if e.outage {
+            Self::Unavailable(anyhow::Error::new(e))
+        } else {
+            Self::Internal(anyhow::Error::new(e))
+        }
     }
 }
 

@@ -539,13 +539,7 @@ async fn client_credentials(
         Some(jti) => Entry::JtiAndToken(jti, record),
         None => Entry::Token(record),
     };
-    if issuer
-        .recorder
-        .record(entry)
-        .await
-        .map_err(Error::Internal)?
-        == Outcome::Replayed
-    {
+    if issuer.recorder.record(entry).await? == Outcome::Replayed {
         return Err(Error::ClientRefused);
     }
     Ok(Issued {

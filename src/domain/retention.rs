@@ -182,7 +182,7 @@ pub fn spawn(db: Db, policy: Policy) {
                     assertion_jtis = p.assertion_jtis,
                     "pruned records past their retention"
                 ),
-                Err(super::Error::Internal(cause)) => {
+                Err(super::Error::Internal(cause) | super::Error::Unavailable(cause)) => {
                     tracing::error!(error = %format!("{cause:#}"), "cannot prune old records")
                 }
                 Err(e) => tracing::error!(error = %e, "cannot prune old records"),

@@ -152,7 +152,7 @@ impl FromRequest for Bearer {
                     })
                 }
                 Err(r) if r.rejection == crate::token_service::Rejection::Unavailable => {
-                    Err(ApiError::Domain(crate::domain::Error::Internal(
+                    Err(ApiError::Domain(crate::domain::Error::Unavailable(
                         anyhow::anyhow!("token store unavailable"),
                     )))
                 }

@@ -12,6 +12,13 @@ use serde_json::json;
 
 use crate::domain;
 
+/// `Retry-After` of a 503 while the database cannot serve, in seconds.
+const OUTAGE_RETRY_AFTER: u64 = 5;
+
+fn log_outage(cause: &anyhow::Error) {
+    tracing::error!(error = %format!("{cause:#}"), "database unavailable");
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error(transparent)]
@@ -62,6 +69,11 @@ impl ApiError {
                 "internal",
                 "Internal error",
             ),
+            Self::Domain(E::Unavailable(_)) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service unavailable",
+            ),
             Self::NoToken => (
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
@@ -111,6 +123,10 @@ impl ResponseError for ApiError {
                 tracing::error!(error = %format!("{cause:#}"), "internal error");
                 "The server could not complete the request.".to_owned()
             }
+            Self::Domain(domain::Error::Unavailable(cause)) => {
+                log_outage(cause);
+                "The database is unavailable just now: try again shortly.".to_owned()
+            }
             other => other.to_string(),
         };
         let mut body = json!({
@@ -146,6 +162,9 @@ impl ResponseError for ApiError {
             }
             Self::TooManyRequests(secs) => {
                 res.insert_header((header::RETRY_AFTER, secs.to_string()));
+            }
+            Self::Domain(domain::Error::Unavailable(_)) => {
+                res.insert_header((header::RETRY_AFTER, OUTAGE_RETRY_AFTER));
             }
             Self::MethodNotAllowed { allow, .. } => {
                 res.insert_header((header::ALLOW, allow.as_str()));
@@ -210,6 +229,18 @@ impl OAuthError {
         e
     }
 
+    /// 503 `temporarily_unavailable`: the database cannot serve now.
+    pub fn unavailable(cause: &anyhow::Error) -> Self {
+        log_outage(cause);
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "the service is temporarily unavailable: try again shortly",
+        );
+        e.retry_after = Some(OUTAGE_RETRY_AFTER);
+        e
+    }
+
     pub fn server_error(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error at an OAuth endpoint");
         Self::new(
@@ -238,6 +269,7 @@ impl From<domain::Error> for OAuthError {
             }
             domain::Error::ClientRefused => Self::invalid_client(false),
             domain::Error::Internal(cause) => Self::server_error(format!("{cause:#}")),
+            domain::Error::Unavailable(cause) => Self::unavailable(&cause),
             other => Self::invalid_request(other.to_string()),
         }
     }
@@ -313,6 +345,9 @@ impl WebError {
             Self::Domain(E::Internal(_)) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong")
             }
+            Self::Domain(E::Unavailable(_)) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "Try again shortly")
+            }
             Self::SignInRequired(_) => (StatusCode::SEE_OTHER, "Sign in"),
             Self::SignInFailed(_) => (StatusCode::BAD_REQUEST, "Sign-in did not work"),
             Self::SignInRefused(_) => (StatusCode::FORBIDDEN, "Sign-in refused"),
@@ -325,6 +360,11 @@ impl WebError {
             Self::Domain(domain::Error::Internal(cause)) => {
                 tracing::error!(error = %format!("{cause:#}"), "internal error on a web page");
                 "The server could not complete the request. Try again; if it keeps happening, the server log has the cause.".to_owned()
+            }
+            Self::Domain(domain::Error::Unavailable(cause)) => {
+                log_outage(cause);
+                "The server cannot reach its database just now. Try again in a few seconds."
+                    .to_owned()
             }
             Self::Domain(domain::Error::Invalid { field, message }) => {
                 format!("{}: {message}", field.replace('_', " "))
@@ -357,6 +397,12 @@ impl ResponseError for WebError {
         }
         let message = self.message();
         let mut res = super::page::error_page(status, title, &message);
+        if let Self::Domain(domain::Error::Unavailable(_)) = self {
+            res.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(OUTAGE_RETRY_AFTER),
+            );
+        }
         // The web layer re-renders this with the navigation when signed in.
         res.extensions_mut().insert(super::page::ErrorShown {
             status,

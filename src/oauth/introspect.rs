@@ -113,7 +113,9 @@ pub async fn introspect(
             .map_err(OAuthError::server_error)?
         }
         Err(r) if r.rejection == crate::token_service::Rejection::Unavailable => {
-            return Err(OAuthError::server_error("token store unavailable"));
+            return Err(OAuthError::unavailable(&anyhow::anyhow!(
+                "token store unavailable"
+            )));
         }
         Err(refusal) => {
             state.metrics.validation(false);

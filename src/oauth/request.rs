@@ -310,7 +310,7 @@ pub async fn authenticate_client(
             Ok(client)
         }
         Ok(None) => Err(failed(throttle, &address, Some(blocked), creds.basic)),
-        Err(e) => Err(OAuthError::server_error(e)),
+        Err(e) => Err(OAuthError::from(e)),
     }
 }
 
@@ -328,7 +328,7 @@ pub async fn authenticate_client_now(
             .recorder
             .record(Entry::Jti(jti))
             .await
-            .map_err(OAuthError::server_error)?;
+            .map_err(|e| OAuthError::from(crate::domain::Error::from(e)))?;
         if outcome == Outcome::Replayed {
             return Err(replayed(state, req, creds));
         }

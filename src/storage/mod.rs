@@ -8,6 +8,7 @@
 
 pub mod counters;
 pub mod entities;
+pub mod outage;
 pub mod recorder;
 
 use std::{

@@ -7,6 +7,7 @@ use actix_web::{
     Error,
     body::{BoxBody, MessageBody},
     dev::{ServiceRequest, ServiceResponse},
+    http::header,
     middleware::Next,
     web,
 };
@@ -40,12 +41,18 @@ pub async fn error_frame(
         Ok(Some(me)) => me,
         _ => return Ok(res.map_into_boxed_body()),
     };
-    let framed = framed_error_page(
+    let mut framed = framed_error_page(
         Layout::new(&me, ""),
         shown.status,
         shown.title,
         &shown.message,
     );
+    // A 503 keeps telling when to come back.
+    if let Some(retry) = res.response().headers().get(header::RETRY_AFTER) {
+        framed
+            .headers_mut()
+            .insert(header::RETRY_AFTER, retry.clone());
+    }
     let (req, _) = res.into_parts();
     Ok(ServiceResponse::new(req, framed))
 }

@@ -100,6 +100,8 @@ pub(super) struct Failure {
     /// say), so the others may be fine. Otherwise (the database busy past its
     /// timeout, unreachable, out of space) every entry would fail the same way.
     pub by_row: bool,
+    /// The database cannot serve now (see [`crate::storage::outage`]).
+    pub outage: bool,
 }
 
 // The JSON forms that PostgreSQL's statement casts: UUIDs as hex digits,

@@ -32,7 +32,25 @@ use batch::{Failure, Store};
 /// Entries written per transaction at most; more wait for the next one.
 const MAX_BATCH: usize = 1024;
 
-type Reply = oneshot::Sender<Result<Outcome, String>>;
+type Reply = oneshot::Sender<Result<Outcome, RecordError>>;
+
+/// An entry that was not written (nor anything of its batch).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("cannot record: {message}")]
+pub struct RecordError {
+    message: String,
+    /// The database cannot serve now, rather than refusing this entry.
+    pub outage: bool,
+}
+
+impl From<Failure> for RecordError {
+    fn from(f: Failure) -> Self {
+        Self {
+            message: f.message,
+            outage: f.outage,
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct Recorder {
@@ -96,7 +114,7 @@ impl Recorder {
     }
 
     /// Writes `entry`, returning once it is committed (or refused).
-    pub async fn record(&self, entry: Entry) -> anyhow::Result<Outcome> {
+    pub async fn record(&self, entry: Entry) -> Result<Outcome, RecordError> {
         let (reply, done) = oneshot::channel();
         let shared = &self.inner.shared;
         let wake = {
@@ -107,9 +125,10 @@ impl Recorder {
         if wake {
             shared.wake.notify_one();
         }
-        done.await
-            .map_err(|_| anyhow::anyhow!("token recording stopped"))?
-            .map_err(|e| anyhow::anyhow!("cannot record: {e}"))
+        done.await.map_err(|_| RecordError {
+            message: "the writer stopped".into(),
+            outage: false,
+        })?
     }
 }
 
@@ -156,14 +175,15 @@ fn write_batch(store: &mut impl Store, batch: Vec<(Entry, Reply)>) {
                 let one = store.write(std::slice::from_ref(entry));
                 let _ = reply.send(
                     one.map(|mut o| o.pop().unwrap_or(Outcome::Replayed))
-                        .map_err(|f| f.message),
+                        .map_err(RecordError::from),
                 );
             }
         }
         // Retrying each entry would only wait that long once more per entry.
-        Err(Failure { message, .. }) => {
+        Err(failure) => {
+            let error = RecordError::from(failure);
             for reply in replies {
-                let _ = reply.send(Err(message.clone()));
+                let _ = reply.send(Err(error.clone()));
             }
         }
     }

@@ -64,6 +64,7 @@ impl Store for Postgres {
                     .map_err(|e| Failure {
                         message: e.to_string(),
                         by_row: false,
+                        outage: false,
                     })?,
             ),
         };
@@ -82,6 +83,7 @@ impl Store for Postgres {
                     WRITE_TIMEOUT.as_secs()
                 ),
                 by_row: false,
+                outage: true,
             });
         };
         written.map_err(|e| Failure {
@@ -90,6 +92,7 @@ impl Store for Postgres {
                 e,
                 DbErr::Query(RuntimeErr::SqlxError(sqlx::Error::Database(_))) | DbErr::Custom(_)
             ),
+            outage: crate::storage::outage::is_outage(&e),
             message: e.to_string(),
         })
     }

@@ -23,7 +23,7 @@ use super::{
 };
 use crate::{
     clock,
-    storage::{WAL_CEILING, entities::daily_count},
+    storage::{WAL_CEILING, entities::daily_count, outage},
 };
 
 pub(super) struct Sqlite {
@@ -80,6 +80,10 @@ impl Store for Sqlite {
                 &e,
                 rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation
             ) || matches!(e, rusqlite::Error::ToSqlConversionFailure(_)),
+            outage: matches!(
+                &e,
+                rusqlite::Error::SqliteFailure(f, _) if outage::is_sqlite_outage(f.extended_code)
+            ),
             message: e.to_string(),
         })
     }

@@ -7,6 +7,7 @@ mod invalidation;
 mod issuing;
 mod machine_changes;
 mod multi_instance;
+mod outage;
 mod phased_keys;
 mod recording;
 mod validating;

@@ -1,0 +1,112 @@
+//! Which database errors are an outage: the database unreachable, a
+//! connection lost, the pool exhausted, a lock held past the busy timeout,
+//! the disk full, a read-only standby. Those are worth a 503 and a retry;
+//! anything else (a refused statement, a bug) stays a 500.
+
+use sea_orm::{DbErr, RuntimeErr};
+use sqlx::{error::DatabaseError, postgres::PgDatabaseError, sqlite::SqliteError};
+
+/// True when `e` says the database cannot serve now, not that this
+/// statement was wrong.
+pub fn is_outage(e: &DbErr) -> bool {
+    match e {
+        // Acquiring or opening a connection: nothing was asked yet.
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            is_sqlx_outage(e)
+        }
+        _ => false,
+    }
+}
+
+pub fn is_sqlx_outage(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            if let Some(pg) = db.try_downcast_ref::<PgDatabaseError>() {
+                is_pg_outage(pg.code())
+            } else if let Some(sqlite) = db.try_downcast_ref::<SqliteError>() {
+                sqlite
+                    .code()
+                    .and_then(|code| code.parse::<i32>().ok())
+                    .is_some_and(is_sqlite_outage)
+            } else {
+                false
+            }
+        }
+        _ => false,
+    }
+}
+
+/// PostgreSQL SQLSTATEs of an outage: a connection exception (class 08),
+/// insufficient resources (class 53: disk full, out of memory, too many
+/// connections), the server shutting down or starting (57P01–57P03), a
+/// statement cancelled by its timeout (57014), a read-only standby (25006).
+fn is_pg_outage(sqlstate: &str) -> bool {
+    sqlstate.starts_with("08")
+        || sqlstate.starts_with("53")
+        || matches!(sqlstate, "57P01" | "57P02" | "57P03" | "57014" | "25006")
+}
+
+/// SQLite result codes (primary or extended) of an outage: busy or locked
+/// past the busy timeout, an I/O error, the disk full, the file read-only
+/// or not to be opened.
+pub fn is_sqlite_outage(code: i32) -> bool {
+    const BUSY: i32 = 5;
+    const LOCKED: i32 = 6;
+    const READONLY: i32 = 8;
+    const IOERR: i32 = 10;
+    const FULL: i32 = 13;
+    const CANTOPEN: i32 = 14;
+    matches!(
+        code & 0xff,
+        BUSY | LOCKED | READONLY | IOERR | FULL | CANTOPEN
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlstates_of_an_outage() {
+        for code in [
+            "08006", "08001", "53100", "53300", "57P01", "57P03", "25006",
+        ] {
+            assert!(is_pg_outage(code), "{code}");
+        }
+        for code in ["23505", "23503", "42P01", "22P02", "P0001", "40001"] {
+            assert!(!is_pg_outage(code), "{code}");
+        }
+    }
+
+    #[test]
+    fn sqlite_codes_of_an_outage() {
+        // SQLITE_BUSY, SQLITE_IOERR_WRITE (778), SQLITE_FULL, SQLITE_READONLY_DBMOVED (1032).
+        for code in [5, 778, 13, 1032] {
+            assert!(is_sqlite_outage(code), "{code}");
+        }
+        // SQLITE_CONSTRAINT_UNIQUE (2067), SQLITE_ERROR, SQLITE_MISMATCH.
+        for code in [2067, 1, 20] {
+            assert!(!is_sqlite_outage(code), "{code}");
+        }
+    }
+
+    #[test]
+    fn pool_and_connection_errors_are_an_outage() {
+        assert!(is_outage(&DbErr::ConnectionAcquire(
+            sea_orm::error::ConnAcquireErr::Timeout
+        )));
+        assert!(is_outage(&DbErr::Query(RuntimeErr::SqlxError(
+            sqlx::Error::PoolTimedOut
+        ))));
+        assert!(!is_outage(&DbErr::RecordNotFound("x".into())));
+        assert!(!is_outage(&DbErr::Query(RuntimeErr::SqlxError(
+            sqlx::Error::RowNotFound
+        ))));
+    }
+}
