@@ -125,6 +125,9 @@ fn spawn_throttle_upkeep(state: web::Data<AppState>) {
 
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let listen = settings.listen;
+    // Before anything logs: an address in use is the one line printed.
+    let listener = std::net::TcpListener::bind(listen)
+        .with_context(|| format!("cannot listen on {listen} (TESSERA_LISTEN)"))?;
     let state = build_state(settings).await?;
     state.db.changes.spawn_listener();
     state.tokens.spawn_upkeep();
@@ -143,8 +146,6 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     );
     spawn_throttle_upkeep(state.clone());
     crate::notify::spawn(state.db.clone(), state.master.clone(), &state.settings)?;
-    let listener = std::net::TcpListener::bind(listen)
-        .with_context(|| format!("cannot listen on {listen} (TESSERA_LISTEN)"))?;
     let bound = listener.local_addr()?;
     let data = state.clone();
     let server = HttpServer::new(move || {

@@ -491,6 +491,22 @@ impl Settings {
     }
 }
 
+/// A configuration file is a few lines; one larger than this is a mistake
+/// (a device, a data file), refused rather than read into memory.
+const CONFIG_FILE_LIMIT: u64 = 1 << 20;
+
+fn read_limited(path: &std::path::Path, limit: u64) -> anyhow::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(limit + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > limit {
+        anyhow::bail!("it is larger than {} KiB", limit / 1024);
+    }
+    Ok(text)
+}
+
 fn read_file(explicit: Option<&std::path::Path>) -> anyhow::Result<FileSettings> {
     let path = match explicit {
         Some(path) => path.to_owned(),
@@ -502,7 +518,7 @@ fn read_file(explicit: Option<&std::path::Path>) -> anyhow::Result<FileSettings>
             default
         }
     };
-    let text = std::fs::read_to_string(&path)
+    let text = read_limited(&path, CONFIG_FILE_LIMIT)
         .with_context(|| format!("cannot read configuration file {}", path.display()))?;
     toml::from_str(&text).map_err(|e| {
         let msg = e.message().to_owned();

@@ -86,10 +86,10 @@ pub fn parse_identifier(raw: &str, field: &'static str) -> Result<String, Error>
 
 fn parse_name(raw: &str) -> Result<String, Error> {
     let name = raw.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME {
+    if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
         return Err(Error::invalid(
             "name",
-            format!("must be 1 to {MAX_NAME} characters"),
+            format!("must be 1 to {MAX_NAME} characters without control characters"),
         ));
     }
     Ok(name.to_owned())

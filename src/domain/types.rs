@@ -196,10 +196,22 @@ pub fn parse_token_name(raw: &str) -> Result<String, Error> {
     Ok(name.to_owned())
 }
 
+/// A description: at most 500 characters, on several lines if need be, but
+/// no other control character (an escape sequence would reach every
+/// terminal and page that shows it).
 pub fn parse_description(raw: Option<&str>, field: &'static str) -> Result<String, Error> {
     let text = raw.unwrap_or("").trim();
     if text.chars().count() > 500 {
         return Err(Error::invalid(field, "must be at most 500 characters"));
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(Error::invalid(
+            field,
+            "must not contain control characters other than line breaks and tabs",
+        ));
     }
     Ok(text.to_owned())
 }
@@ -240,5 +252,16 @@ mod tests {
         assert!(!valid_scope_name("Orders"));
         assert!(!valid_scope_name(""));
         assert!(!valid_scope_name("a b"));
+    }
+
+    #[test]
+    fn descriptions_keep_line_breaks_but_no_other_control_character() {
+        assert_eq!(
+            parse_description(Some(" first line\r\n\tsecond "), "d").unwrap(),
+            "first line\r\n\tsecond"
+        );
+        for bad in ["\u{1b}[31mred", "a\u{0}b", "bell\u{7}", "del\u{7f}"] {
+            assert!(parse_description(Some(bad), "d").is_err(), "{bad:?}");
+        }
     }
 }

@@ -105,6 +105,14 @@ pub fn message_id(id: Uuid) -> String {
 
 fn parse_url(raw: &str) -> Result<String, Error> {
     let raw = raw.trim();
+    // The parser would drop tabs and line breaks silently, storing another
+    // URL than the one given.
+    if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Error::invalid(
+            "url",
+            "must not contain spaces or control characters",
+        ));
+    }
     let url =
         url::Url::parse(raw).map_err(|e| Error::invalid("url", format!("is not a URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {

@@ -363,6 +363,11 @@ pub fn verify_assertion(
     now: i64,
 ) -> Result<Assertion, Refusal> {
     let header = jsonwebtoken::decode_header(assertion).map_err(|_| Refusal::Malformed)?;
+    // RFC 7515 §4.1.11: an extension marked critical that Tessera does not
+    // understand (it understands none) refuses the JWS.
+    if header.crit.is_some() {
+        return Err(Refusal::Malformed);
+    }
     let key = keys
         .select(header.kid.as_deref())
         .ok_or(Refusal::UnknownKey)?;

@@ -165,7 +165,8 @@ impl Signer {
     /// the token's record (`token_service`).
     pub fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
-        if header.typ.as_deref() != Some("at+jwt") {
+        // RFC 7515 §4.1.11: Tessera understands no critical extension.
+        if header.typ.as_deref() != Some("at+jwt") || header.crit.is_some() {
             return Err(VerifyError::Invalid);
         }
         let kid = header.kid.ok_or(VerifyError::Invalid)?;
@@ -187,7 +188,10 @@ impl Signer {
     pub fn expired_claims(&self, token: &str) -> Option<Claims> {
         let header = jsonwebtoken::decode_header(token).ok()?;
         let key = self.ring().by_kid.get(header.kid.as_deref()?).cloned()?;
-        if header.typ.as_deref() != Some("at+jwt") || header.alg != key.alg.jwt_algorithm() {
+        if header.typ.as_deref() != Some("at+jwt")
+            || header.crit.is_some()
+            || header.alg != key.alg.jwt_algorithm()
+        {
             return None;
         }
         self.verify_with(token, &key, false).ok()

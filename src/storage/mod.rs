@@ -95,6 +95,12 @@ impl Db {
         // The token recorder writes through a connection of its own, which
         // needs a file to share with sea-orm's (and a token service that
         // forgets its keys and tokens at every restart is no use anyway).
+        if file.as_os_str().is_empty() {
+            anyhow::bail!(
+                "the SQLite URL names no file (TESSERA_DATABASE_URL): \
+                 give one, e.g. sqlite://data/tessera.db?mode=rwc"
+            );
+        }
         if url.contains(":memory:")
             || url.contains("mode=memory")
             || file.to_string_lossy().starts_with("file:sqlx-in-memory")

@@ -304,6 +304,14 @@ async fn every_refusal_is_the_same_invalid_client(backend: Backend) {
         ),
         ("alg none", unsigned, vec![]),
         (
+            "a critical extension it does not understand (RFC 7515 §4.1.11)",
+            ec.sign(
+                &json!({"alg": "ES256", "kid": "ec-1", "crit": ["x-unknown"], "x-unknown": 1}),
+                &good(),
+            ),
+            vec![],
+        ),
+        (
             "HS256 keyed with the public JWK",
             hs256(jwk_json.as_bytes(), &good(), "ec-1"),
             vec![],

@@ -124,6 +124,15 @@ async fn webhooks_are_managed_by_admins_and_bad_input_names_the_field(backend: B
             "url",
         ),
         (json!({"url": "not a url", "events": ["ping"]}), "url"),
+        // The URL parser would drop these and store another URL.
+        (
+            json!({"url": "http://h.example/a\r\nb\tc", "events": ["ping"]}),
+            "url",
+        ),
+        (
+            json!({"url": "https://h.example/", "events": ["ping"], "description": "\u{1b}[31mred"}),
+            "description",
+        ),
         (json!({"events": ["ping"]}), "url"),
         (
             json!({"url": "https://h.example/", "events": ["token.exploded"]}),

@@ -128,6 +128,7 @@ fn bad_configuration_stops_start_up_with_one_line_naming_the_setting() {
         ),
         // The token recorder writes through a connection of its own.
         ("TESSERA_DATABASE_URL", "sqlite::memory:", "in-memory"),
+        ("TESSERA_DATABASE_URL", "sqlite://", "names no file"),
         ("TESSERA_LISTEN", "not-an-address", "TESSERA_LISTEN"),
         ("TESSERA_PUBLIC_URL", "::not a url", "TESSERA_PUBLIC_URL"),
         ("TESSERA_SIGNING_ALG", "HS256", "TESSERA_SIGNING_ALG"),
@@ -158,6 +159,15 @@ fn bad_configuration_stops_start_up_with_one_line_naming_the_setting() {
             "{var}={value}: {stderr:?} should name {named}"
         );
     }
+    // An address in use is found before anything is logged (a fresh
+    // database's migrations included).
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let out = db.cli_env(&["serve"], None, &[("TESSERA_LISTEN", &address)]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr:?}");
+    assert!(stderr.contains("TESSERA_LISTEN"), "{stderr:?}");
 }
 
 /// `--help` names the variables but never prints their secret values.
@@ -224,6 +234,12 @@ fn configuration_file_is_read_and_flags_win_over_it() {
     let out = db.cli(&["migrate"], None);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("tessera.toml"));
+    // A file that never ends is refused, not read into memory.
+    let out = db.cli(&["--config", "/dev/zero", "keys", "list"], None);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("/dev/zero"), "{stderr}");
 }
 
 #[test]

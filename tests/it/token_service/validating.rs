@@ -263,10 +263,14 @@ async fn forged_tokens_are_rejected(backend: Backend) {
     unknown_kid["kid"] = json!("no-such-key");
     let mut jwt_typ = header.clone();
     jwt_typ["typ"] = json!("JWT");
+    let mut critical = header.clone();
+    critical["crit"] = json!(["x-unknown"]);
+    critical["x-unknown"] = json!(1);
     for (what, signed_as, status) in [
         ("the key's own header", header.clone(), 200),
         ("an unknown kid", unknown_kid, 401),
         ("typ JWT (RFC 9068 asks for at+jwt)", jwt_typ, 401),
+        ("a critical extension (RFC 7515 §4.1.11)", critical, 401),
     ] {
         let jwt = forge_with_header(&app, "alice", 0, 3600, Some(signed_as)).await;
         let res = app.get_bearer("/api/v1/me", &jwt).await;
