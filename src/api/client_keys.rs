@@ -74,7 +74,7 @@ pub async fn put_jwks(
     principals::authorize(&state.db.read, &ctx, *id, principals::Need::Manage)
         .await
         .map_err(or_scope(&auth, "admin:write"))?;
-    let set = body.parse()?;
+    let set = body.parse_document()?;
     let stored = client_keys::put(&state.db, &auth.context(state.policy()), *id, &set)
         .await
         .map_err(or_scope(&auth, "admin:write"))?;

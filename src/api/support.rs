@@ -28,9 +28,28 @@ pub struct JsonBody<T> {
     _t: PhantomData<T>,
 }
 
+impl JsonBody<serde_json::Value> {
+    /// Any JSON document, for a handler whose domain checks its shape (a
+    /// JWK Set) and names what is wrong with it better.
+    pub fn parse_document(self) -> Result<serde_json::Value, ApiError> {
+        self.parse_as(false)
+    }
+}
+
 impl<T: DeserializeOwned> JsonBody<T> {
+    /// A JSON object, read as `T`.
     pub fn parse(self) -> Result<T, ApiError> {
+        self.parse_as(true)
+    }
+
+    fn parse_as(self, object: bool) -> Result<T, ApiError> {
         let bytes = self.raw?;
+        // serde would fill a struct from an array too, field by position.
+        if object && bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::BadRequest(
+                "the body must be a JSON object".into(),
+            ));
+        }
         let mut reader = serde_json::Deserializer::from_slice(&bytes);
         let value = serde_path_to_error::deserialize(&mut reader)
             .map_err(refusal)
@@ -62,15 +81,47 @@ fn refusal(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     let field = e.path().to_string();
     let inner = e.into_inner();
     if inner.classify() != serde_json::error::Category::Data || field == "." {
-        return ApiError::BadRequest(format!("invalid JSON body: {inner}"));
+        return ApiError::BadRequest(format!(
+            "invalid JSON body: {}",
+            in_json_terms(&inner.to_string())
+        ));
     }
     // serde's message ends with where it was found, which the field says better.
     let message = inner.to_string();
     let message = message.split(" at line ").next().unwrap_or(&message);
     ApiError::InvalidField {
         field,
-        message: message.to_owned(),
+        message: in_json_terms(message),
     }
+}
+
+/// serde's message with the Rust types it names (`struct TokenRequest`,
+/// `i64`) said as JSON types.
+fn in_json_terms(message: &str) -> String {
+    let mut out = Vec::new();
+    let mut words = message.split(' ').peekable();
+    while let Some(word) = words.next() {
+        let (bare, tail) = word.split_at(word.trim_end_matches([',', '.']).len());
+        let said = match bare {
+            // `struct Name` (and serde's "with N elements" after it).
+            "struct" if words.peek().is_some() => {
+                let name = words.next().unwrap_or_default();
+                let tail = &name[name.trim_end_matches([',', '.']).len()..];
+                if words.peek() == Some(&"with") {
+                    words.next();
+                    words.next();
+                    words.next();
+                }
+                out.push(format!("a JSON object{tail}"));
+                continue;
+            }
+            "i8" | "i16" | "i32" | "i64" | "u8" | "u16" | "u32" | "u64" | "usize" => "an integer",
+            "f32" | "f64" => "a number",
+            other => other,
+        };
+        out.push(format!("{said}{tail}"));
+    }
+    out.join(" ")
 }
 
 /// The JSON path (`client_credentials.name`, `scopes[0]`) of the first
@@ -152,7 +203,9 @@ impl<T: 'static> FromRequest for JsonBody<T> {
                         "request bodies are limited to {BODY_LIMIT} bytes"
                     )))
                 }
-                Err(e) => Err(ApiError::BadRequest(format!("cannot read the body: {e}"))),
+                Err(_) => Err(ApiError::BadRequest(
+                    "cannot read the body: it ended early or is malformed".into(),
+                )),
                 Ok(_) if !json => Err(ApiError::UnsupportedMediaType(
                     "expected Content-Type: application/json".into(),
                 )),
@@ -303,6 +356,34 @@ mod tests {
     use serde_json::json;
 
     use super::nul_at;
+
+    #[test]
+    fn serde_messages_are_said_in_json_terms() {
+        for (serde, said) in [
+            (
+                "invalid type: null, expected struct TokenRequest",
+                "invalid type: null, expected a JSON object",
+            ),
+            (
+                "invalid length 0, expected struct NewSecretBody with 2 elements",
+                "invalid length 0, expected a JSON object",
+            ),
+            (
+                "invalid type: string \"3600\", expected i64",
+                "invalid type: string \"3600\", expected an integer",
+            ),
+            (
+                "invalid type: floating point `1.5`, expected u32.",
+                "invalid type: floating point `1.5`, expected an integer.",
+            ),
+            (
+                "unknown field `zzz`, expected `name`",
+                "unknown field `zzz`, expected `name`",
+            ),
+        ] {
+            assert_eq!(super::in_json_terms(serde), said);
+        }
+    }
 
     #[test]
     fn nul_is_found_with_the_path_of_its_field() {

@@ -41,7 +41,11 @@ pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error
 }
 
 pub fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
-    ApiError::BadRequest(format!("invalid query string: {err}")).into()
+    // serde's words (`duplicate field \`limit\``) without actix's prefix.
+    let QueryPayloadError::Deserialize(cause) = &err else {
+        return ApiError::BadRequest(format!("invalid query string: {err}")).into();
+    };
+    ApiError::BadRequest(format!("invalid query string: {cause}")).into()
 }
 
 /// The client's address, as text (see [`client_addr`]).

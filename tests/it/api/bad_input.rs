@@ -124,12 +124,21 @@ async fn a_value_of_the_wrong_type_names_its_field(backend: Backend) {
         let res = api.post("/api/v1/tokens", &admin, &body).await;
         res.expect(400, &body.to_string());
         assert_eq!(res.body["field"], field, "{body}: {}", res.text);
-        assert!(
-            !res.body["detail"].as_str().unwrap_or("").contains("line"),
-            "{}",
-            res.text
-        );
+        let detail = res.body["detail"].as_str().unwrap_or("");
+        assert!(!detail.contains("line"), "{}", res.text);
+        // Said in JSON's terms, not Rust's.
+        for rust in ["i64", "u32", "struct", "Vec"] {
+            assert!(!detail.contains(rust), "{}", res.text);
+        }
     }
+    // An array is not an object, even one whose items would fill the fields
+    // in order.
+    let by_position = json!(["by-position", "", ["profile"], 3600, null, null]);
+    let res = api.post("/api/v1/tokens", &admin, &by_position).await;
+    res.expect(400, "an array in place of the object");
+    assert!(!res.text.contains("struct"), "{}", res.text);
+    let listed = api.get("/api/v1/tokens", &admin).await;
+    assert!(!listed.text.contains("by-position"), "{}", listed.text);
 }
 
 async fn bad_paths_and_queries_are_4xx(backend: Backend) {
