@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, get, web};
 use uuid::Uuid;
 
-use super::support::Problem;
+use super::support::{PageQuery, Problem};
 use crate::{
     domain::{
         tokens::Access,
@@ -13,16 +13,17 @@ use crate::{
     state::AppState,
 };
 
-/// The last 100 uses of one of the caller's tokens, newest first, with the
-/// distinct addresses among them.
+/// The last 100 uses of one of the caller's tokens, newest first, a page at
+/// a time, with the distinct addresses among them.
 #[utoipa::path(
     operation_id = "get_own_token_usage",
     tag = "tokens",
-    params(("id" = Uuid, Path)),
+    params(("id" = Uuid, Path), PageQuery),
     security(("bearer" = ["tokens:read"])),
     responses(
         (status = 200, body = UsageHistory),
-        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem),
     )
 )]
 #[get("/tokens/{id}/usage")]
@@ -30,21 +31,25 @@ pub async fn own(
     state: web::Data<AppState>,
     auth: Bearer,
     id: web::Path<Uuid>,
+    query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require("tokens:read")?;
-    let history = usage::history(&state.db.read, *id, Access::Own(auth.info.owner_id)).await?;
+    let page = query.page()?;
+    let history =
+        usage::history(&state.db.read, *id, Access::Own(auth.info.owner_id), &page).await?;
     Ok(HttpResponse::Ok().json(history))
 }
 
-/// The last 100 uses of any token (admins).
+/// The last 100 uses of any token (admins), a page at a time.
 #[utoipa::path(
     operation_id = "get_token_usage",
     tag = "tokens",
-    params(("id" = Uuid, Path)),
+    params(("id" = Uuid, Path), PageQuery),
     security(("bearer" = ["admin:read"])),
     responses(
         (status = 200, body = UsageHistory),
-        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem),
     )
 )]
 #[get("/admin/tokens/{id}/usage")]
@@ -52,8 +57,10 @@ pub async fn any(
     state: web::Data<AppState>,
     auth: Bearer,
     id: web::Path<Uuid>,
+    query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require("admin:read")?;
-    let history = usage::history(&state.db.read, *id, Access::Any).await?;
+    let page = query.page()?;
+    let history = usage::history(&state.db.read, *id, Access::Any, &page).await?;
     Ok(HttpResponse::Ok().json(history))
 }

@@ -1,13 +1,16 @@
 //! Reading each token's recent uses (INTERFACE §12). They are recorded by
 //! the token service in memory and written in batches (`token_service::usage`).
 
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    Error,
+    Error, PageRequest,
     tokens::{Access, find_row},
 };
 use crate::storage::entities::token_use;
@@ -33,30 +36,66 @@ pub struct TokenUse {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UsageHistory {
-    /// Newest first, at most 100.
+    /// Newest first: one page of the (at most 100) uses kept.
     pub items: Vec<TokenUse>,
-    /// Always null: the whole history is one page. There for the list shape
-    /// every list has (INTERFACE §4).
+    /// For `?cursor=`: the next page, or null on the last.
     pub next_cursor: Option<String>,
-    /// The distinct addresses among them, most recent first.
+    /// The distinct addresses among all uses kept, most recent first.
     pub addresses: Vec<String>,
 }
 
-/// The token's recorded uses, newest first (what was recorded in the last
-/// few seconds appears at the next flush).
+/// Every use kept, on one page (what the token pages show).
+pub const WHOLE: PageRequest = PageRequest {
+    limit: KEPT,
+    cursor: None,
+};
+
+/// The token's recorded uses, newest first, one page of them (what was
+/// recorded in the last few seconds appears at the next flush). A cursor is
+/// the id of the last use of the page before.
 pub async fn history(
     db: &impl ConnectionTrait,
     token_id: Uuid,
     access: Access,
+    page: &PageRequest,
 ) -> Result<UsageHistory, Error> {
     let row = find_row(db, token_id, access).await?;
-    let items: Vec<TokenUse> = token_use::Entity::find()
-        .filter(token_use::Column::TokenId.eq(row.id))
+    let of_token = token_use::Column::TokenId.eq(row.id);
+    let mut query = token_use::Entity::find().filter(of_token.clone());
+    if let Some(cursor) = page.cursor {
+        let after = token_use::Entity::find_by_id(cursor)
+            .filter(of_token.clone())
+            .one(db)
+            .await?
+            .ok_or_else(|| {
+                Error::invalid(
+                    "cursor",
+                    "is not a cursor this server returned (or its use is no longer kept)",
+                )
+            })?;
+        query = query.filter(
+            Condition::any()
+                .add(token_use::Column::At.lt(after.at))
+                .add(
+                    Condition::all()
+                        .add(token_use::Column::At.eq(after.at))
+                        .add(token_use::Column::Id.lt(after.id)),
+                ),
+        );
+    }
+    let mut uses = query
         .order_by_desc(token_use::Column::At)
         .order_by_desc(token_use::Column::Id)
-        .limit(KEPT)
+        .limit(page.limit + 1)
         .all(db)
-        .await?
+        .await?;
+    let more = uses.len() as u64 > page.limit;
+    uses.truncate(page.limit as usize);
+    let next_cursor = more
+        .then(|| uses.last().map(|u| URL_SAFE_NO_PAD.encode(u.id.as_bytes())))
+        .flatten();
+    let addresses = addresses(db, row.id).await?;
+    let items = uses
         .into_iter()
         .map(|u| TokenUse {
             at: u.at,
@@ -68,15 +107,30 @@ pub async fn history(
             reason: u.reason,
         })
         .collect();
-    let mut addresses: Vec<String> = Vec::new();
-    for ip in items.iter().filter_map(|u| u.ip.as_ref()) {
-        if !addresses.contains(ip) {
-            addresses.push(ip.clone());
-        }
-    }
     Ok(UsageHistory {
         items,
-        next_cursor: None,
+        next_cursor,
         addresses,
     })
+}
+
+/// The distinct addresses among the token's kept uses, most recent first.
+async fn addresses(db: &impl ConnectionTrait, token_id: Uuid) -> Result<Vec<String>, Error> {
+    let ips: Vec<Option<String>> = token_use::Entity::find()
+        .select_only()
+        .column(token_use::Column::Ip)
+        .filter(token_use::Column::TokenId.eq(token_id))
+        .order_by_desc(token_use::Column::At)
+        .order_by_desc(token_use::Column::Id)
+        .limit(KEPT)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut addresses: Vec<String> = Vec::new();
+    for ip in ips.into_iter().flatten() {
+        if !addresses.contains(&ip) {
+            addresses.push(ip);
+        }
+    }
+    Ok(addresses)
 }

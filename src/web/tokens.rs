@@ -219,7 +219,9 @@ async fn detail(
     let id = parse_id(&path)?;
     let access = Access::Own(me.session.principal.id);
     let view = tokens::get(&state.db.read, id, access).await?;
-    let usage = crate::domain::usage::history(&state.db.read, id, access).await?;
+    let usage =
+        crate::domain::usage::history(&state.db.read, id, access, &crate::domain::usage::WHOLE)
+            .await?;
     render(&TokenPage {
         l: Layout::new(&me, "tokens").with_notice(query(&req)?.get("notice")),
         t: TokenRow::from(&view),

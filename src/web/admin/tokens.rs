@@ -99,7 +99,13 @@ pub(super) async fn admin_token(
 ) -> Result<HttpResponse, WebError> {
     let id = parse_id(&path)?;
     let view = tokens::get(&state.db.read, id, Access::Any).await?;
-    let usage = crate::domain::usage::history(&state.db.read, id, Access::Any).await?;
+    let usage = crate::domain::usage::history(
+        &state.db.read,
+        id,
+        Access::Any,
+        &crate::domain::usage::WHOLE,
+    )
+    .await?;
     render(&AdminTokenPage {
         l: Layout::new(&me, "all-tokens").with_notice(query(&req)?.get("notice")),
         t: TokenRow::from(&view),

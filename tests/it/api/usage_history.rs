@@ -198,18 +198,51 @@ async fn the_history_keeps_the_newest_hundred_uses(backend: Backend) {
             200
         );
     }
-    let body = history_when(&api, &path, &reader, |b| {
+    let whole = format!("{path}?limit=500");
+    let body = history_when(&api, &whole, &reader, |b| {
         b["items"][0]["user_agent"] == "n-129"
     })
     .await;
-    let agents: Vec<&str> = body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["user_agent"].as_str().unwrap())
-        .collect();
+    let agents = |body: &Value| -> Vec<String> {
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["user_agent"].as_str().unwrap().to_owned())
+            .collect()
+    };
     let expected: Vec<String> = (30..130).rev().map(|n| format!("n-{n}")).collect();
-    assert_eq!(agents, expected, "the newest 100, newest first");
+    assert_eq!(agents(&body), expected, "the newest 100, newest first");
+    assert_eq!(body["next_cursor"], Value::Null);
+
+    // A page at a time, as every list: 50 by default, then by cursor.
+    let first = api.get(&path, &reader).await;
+    first.expect(200, "first page");
+    assert_eq!(agents(&first.body), expected[..50]);
+    let mut walked = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = api
+            .get(&format!("{path}?limit=30&cursor={cursor}"), &reader)
+            .await;
+        page.expect(200, "a page");
+        walked.extend(agents(&page.body));
+        match page.body["next_cursor"].as_str() {
+            Some(next) => cursor = next.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(walked, expected, "the pages add up to the whole history");
+    for bad in [
+        "limit=0",
+        "limit=501",
+        "limit=abc",
+        "cursor=garbage",
+        "limit=1&limit=2",
+    ] {
+        let res = api.get(&format!("{path}?{bad}"), &reader).await;
+        res.expect(400, bad);
+    }
     // The busiest token (this one: the reader made fewer calls) keeps 100.
     let stored = api
         .app
