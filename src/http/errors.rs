@@ -319,6 +319,14 @@ pub enum WebError {
     AdminOnly,
     #[error("There is no such page.")]
     NotFound,
+    #[error(
+        "This form is larger than the server accepts (64 KiB). Shorten what you entered and try again."
+    )]
+    PayloadTooLarge,
+    #[error(
+        "This form was not sent as a web form (application/x-www-form-urlencoded). Use the form on the page."
+    )]
+    UnsupportedMediaType,
     #[error("{0}")]
     BadRequest(String),
     /// Single sign-on did not complete (the provider, the callback), in words.
@@ -342,6 +350,8 @@ impl WebError {
                 (StatusCode::FORBIDDEN, "Not allowed")
             }
             Self::Csrf => (StatusCode::FORBIDDEN, "Form refused"),
+            Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "Form too large"),
+            Self::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Form refused"),
             Self::Domain(E::Internal(_)) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong")
             }

@@ -120,10 +120,10 @@ fn require_password_login(state: &AppState) -> Result<(), WebError> {
 pub async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Bytes,
+    body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, WebError> {
     require_password_login(&state)?;
-    let form = FormData::parse(&body)?;
+    let form = FormData::posted(&req, body)?;
     Cookies::of(&state).check_pre_csrf(&req, form.get("csrf"))?;
     let username = form.get("username").unwrap_or("").trim().to_owned();
     let password = form.get("password").unwrap_or("");
@@ -256,9 +256,9 @@ pub async fn logout_page(
 pub async fn logout(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Bytes,
+    body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, WebError> {
-    let form = FormData::parse(&body)?;
+    let form = FormData::posted(&req, body)?;
     let mut res = see_other("/login?notice=signed-out");
     if let Some(me) = session::current(&req, &state).await? {
         session::check_csrf(&me, form.get("csrf"))?;
@@ -325,10 +325,10 @@ pub async fn setup_page(
 pub async fn setup(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: web::Bytes,
+    body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, WebError> {
     require_password_login(&state)?;
-    let form = FormData::parse(&body)?;
+    let form = FormData::posted(&req, body)?;
     Cookies::of(&state).check_pre_csrf(&req, form.get("csrf"))?;
     let code = form.get("code").unwrap_or("").to_owned();
     let username = form.get("username").unwrap_or("").trim().to_owned();

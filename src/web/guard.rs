@@ -70,9 +70,10 @@ fn checked_form(
     payload: &mut Payload,
 ) -> impl Future<Output = Result<(SignedIn, FormData), actix_web::Error>> + 'static {
     let body = web::Bytes::from_request(req, payload);
+    let req = req.clone();
     async move {
         let me = me.await?;
-        let form = FormData::parse(&body.await?)?;
+        let form = FormData::posted(&req, body.await)?;
         check_csrf(&me, form.get("csrf"))?;
         Ok((me, form))
     }

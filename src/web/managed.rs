@@ -2,13 +2,13 @@
 //! admin (INTERFACE §12). What they may do is decided by the domain
 //! (`principals::authorize`); these pages only offer it.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use askama::Template;
 use uuid::Uuid;
 
 use super::guard::Posted;
 use super::{
-    page::{Layout, parse_id, query, render, see_other},
+    page::{Layout, parse_id, query, render, render_status, see_other},
     reveal::{self, Reveal},
     rotation::{self, REGENERATE_MESSAGE, RotatePage, grace_from, old_token_fact},
     session::SignedIn,
@@ -158,28 +158,37 @@ async fn detail_page(
     let jwks = client_keys::get(&state.db.read, &ctx, id).await?;
     let key_count = jwks["keys"].as_array().map_or(0, Vec::len);
     let max = state.policy().max_token_lifetime;
-    render(&DetailPage {
-        l: Layout::new(me, "machine-users").with_notice(notice),
-        id: m.id.to_string(),
-        username: m.username.clone(),
-        scopes: m.scopes.join(" "),
-        can_add_secret: m.secrets.len() < principals::MAX_ACTIVE_SECRETS,
-        secrets: m.secrets.iter().map(SecretRow::from).collect(),
-        jwks: if key_count == 0 {
-            String::new()
-        } else {
-            serde_json::to_string_pretty(&jwks).unwrap_or_default()
+    // A refused form answers 400, as its page on the admin side does.
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    render_status(
+        status,
+        &DetailPage {
+            l: Layout::new(me, "machine-users").with_notice(notice),
+            id: m.id.to_string(),
+            username: m.username.clone(),
+            scopes: m.scopes.join(" "),
+            can_add_secret: m.secrets.len() < principals::MAX_ACTIVE_SECRETS,
+            secrets: m.secrets.iter().map(SecretRow::from).collect(),
+            jwks: if key_count == 0 {
+                String::new()
+            } else {
+                serde_json::to_string_pretty(&jwks).unwrap_or_default()
+            },
+            key_count,
+            error,
+            token_scopes: scope_choices(state, &owner, &[]).await?,
+            tokens: toks.items.iter().map(TokenRow::from).collect(),
+            presets: presets(max),
+            max_days: max / 86400,
+            secret_nonce: reveal::nonce(state, me).await?,
+            token_nonce: reveal::nonce(state, me).await?,
+            errors: Default::default(),
         },
-        key_count,
-        error,
-        token_scopes: scope_choices(state, &owner, &[]).await?,
-        tokens: toks.items.iter().map(TokenRow::from).collect(),
-        presets: presets(max),
-        max_days: max / 86400,
-        secret_nonce: reveal::nonce(state, me).await?,
-        token_nonce: reveal::nonce(state, me).await?,
-        errors: Default::default(),
-    })
+    )
 }
 
 /// The machine user, when this person may manage it (or a refusal).

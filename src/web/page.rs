@@ -94,19 +94,62 @@ pub fn see_other(to: &str) -> HttpResponse {
 /// (checkboxes) in order.
 pub struct FormData(Vec<(String, String)>);
 
+/// The fields a form may send more than once: lists of checkboxes.
+const LISTS: [&str; 2] = ["scopes", "events"];
+
 impl FormData {
-    /// Refuses a NUL character in any key or value: no field may hold one,
-    /// and PostgreSQL rejects it in a query parameter (a 500 otherwise).
+    /// A form as a browser posts it: `application/x-www-form-urlencoded`,
+    /// at most [`crate::http::BODY_LIMIT`] bytes, then [`Self::parse`]d.
+    pub fn posted(
+        req: &actix_web::HttpRequest,
+        body: Result<actix_web::web::Bytes, actix_web::Error>,
+    ) -> Result<Self, WebError> {
+        let body = body.map_err(|e| {
+            if e.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
+                WebError::PayloadTooLarge
+            } else {
+                WebError::BadRequest("The form could not be read: it ended early.".into())
+            }
+        })?;
+        let essence = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(str::trim);
+        if !essence.is_some_and(|e| e.eq_ignore_ascii_case("application/x-www-form-urlencoded")) {
+            return Err(WebError::UnsupportedMediaType);
+        }
+        Self::parse(&body)
+    }
+
+    /// Form-urlencoded pairs, strictly: every name and value UTF-8 once
+    /// decoded (not replaced with U+FFFD), no NUL anywhere (PostgreSQL
+    /// rejects it), and no field twice but the lists of checkboxes.
     pub fn parse(body: &[u8]) -> Result<Self, WebError> {
-        let pairs: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
-        if let Some((key, _)) = pairs
-            .iter()
-            .find(|(k, v)| k.contains('\0') || v.contains('\0'))
-        {
-            return Err(WebError::BadRequest(format!(
-                "The field “{}” contains a NUL character, which no field may hold.",
-                key.replace('\0', "")
-            )));
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for pair in body.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
+            let (key, value) = match pair.iter().position(|b| *b == b'=') {
+                Some(i) => (&pair[..i], &pair[i + 1..]),
+                None => (pair, &[][..]),
+            };
+            let key = decoded(key)
+                .ok_or_else(|| WebError::BadRequest("A field name is not valid UTF-8.".into()))?;
+            let value = decoded(value).ok_or_else(|| {
+                WebError::BadRequest(format!("The field “{key}” is not valid UTF-8 text."))
+            })?;
+            if key.contains('\0') || value.contains('\0') {
+                return Err(WebError::BadRequest(format!(
+                    "The field “{}” contains a NUL character, which no field may hold.",
+                    key.replace('\0', "")
+                )));
+            }
+            if !LISTS.contains(&key.as_str()) && pairs.iter().any(|(k, _)| *k == key) {
+                return Err(WebError::BadRequest(format!(
+                    "The field “{key}” was sent more than once."
+                )));
+            }
+            pairs.push((key, value));
         }
         Ok(Self(pairs))
     }
@@ -134,6 +177,19 @@ impl FormData {
     pub fn checked(&self, name: &str) -> bool {
         self.get(name).is_some()
     }
+}
+
+/// One form-urlencoded name or value (`+` is a space), or `None` when its
+/// bytes are not UTF-8.
+fn decoded(raw: &[u8]) -> Option<String> {
+    let spaced: Vec<u8> = raw
+        .iter()
+        .map(|b| if *b == b'+' { b' ' } else { *b })
+        .collect();
+    percent_encoding::percent_decode(&spaced)
+        .decode_utf8()
+        .ok()
+        .map(std::borrow::Cow::into_owned)
 }
 
 /// A query string, for filters.

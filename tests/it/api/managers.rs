@@ -776,7 +776,10 @@ async fn a_manager_confirms_rotates_and_keeps_keys_on_the_pages(backend: Backend
     // Public keys: a bad set is refused on the page, a good one kept, then removed.
     let jwks_at = format!("{at}/jwks");
     let bad = carol.submit(&at, &jwks_at, &[("jwks", "not json")]).await;
-    bad.expect(StatusCode::OK, "the page again, with the refusal");
+    bad.expect(
+        StatusCode::BAD_REQUEST,
+        "the page again, with the refusal (as on the admin side)",
+    );
     assert!(bad.body.contains("is not JSON"), "{}", bad.body);
     let set = json!({"keys": [super::client_assertions::Key::ec(3).jwk("k1")]}).to_string();
     carol

@@ -302,6 +302,56 @@ async fn bad_input_gets_a_page_in_words_never_a_500(backend: Backend) {
         assert_eq!(res.status, StatusCode::BAD_REQUEST, "{form:?}");
         assert!(res.body.contains(message), "{form:?}: {}", res.body);
     }
+    // Bodies no browser sends from the form: each refused with a page in
+    // words (INTERFACE §7), nothing saved.
+    let long = format!("description={}", "a".repeat(70 * 1024));
+    let raw: &[(&str, &str, StatusCode, &str)] = &[
+        (
+            "application/x-www-form-urlencoded",
+            "name=%FF%FE",
+            StatusCode::BAD_REQUEST,
+            "not valid UTF-8",
+        ),
+        (
+            "application/x-www-form-urlencoded",
+            "name=first&name=second",
+            StatusCode::BAD_REQUEST,
+            "more than once",
+        ),
+        (
+            "text/plain",
+            "name=plain",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "not sent as a web form",
+        ),
+        (
+            "application/x-www-form-urlencoded",
+            &long,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "larger than the server accepts",
+        ),
+    ];
+    for (content_type, fields, status, says) in raw {
+        let form = b.get("/tokens/new").await;
+        let body = format!(
+            "csrf={}&nonce={}&scopes=profile&lifetime=30&{fields}",
+            form.csrf(),
+            form.nonce("/tokens/new").unwrap()
+        );
+        let res = Browser::page(
+            b.client
+                .post(format!("{}/tokens/new", b.base))
+                .header("content-type", *content_type)
+                .body(body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(res.status, *status, "{fields:.40}: {}", res.body);
+        assert!(res.body.contains("<h1>"), "{fields:.40}: an HTML page");
+        assert!(res.body.contains(says), "{fields:.40}: {}", res.body);
+    }
     assert!(b.get("/tokens").await.body.contains("No tokens here yet"));
 }
 
