@@ -230,11 +230,15 @@ impl PathMethods {
             paths
                 .map(|(template, item)| {
                     let segments = template.split('/').map(str::to_owned).collect();
-                    let methods = Self::METHODS
+                    let mut methods: Vec<String> = Self::METHODS
                         .iter()
                         .filter(|m| item.get(**m).is_some())
                         .map(|m| m.to_uppercase())
                         .collect();
+                    // Answered as GET (`crate::http::observe`).
+                    if item.get("get").is_some() {
+                        methods.push("HEAD".into());
+                    }
                     (segments, methods)
                 })
                 .collect(),
@@ -278,8 +282,8 @@ mod tests {
         }});
         let methods = PathMethods::of(&doc);
         for (path, want) in [
-            ("/api/v1/tokens", Some("GET, POST")),
-            ("/api/v1/tokens/abc", Some("DELETE, GET")),
+            ("/api/v1/tokens", Some("GET, HEAD, POST")),
+            ("/api/v1/tokens/abc", Some("DELETE, GET, HEAD")),
             ("/api/v1/tokens/abc/regenerate", Some("POST")),
             ("/api/v1/tokens/", None),
             ("/api/v1/tokens//regenerate", None),

@@ -15,7 +15,7 @@ use actix_web::{
     body::MessageBody,
     dev::{ServiceRequest, ServiceResponse},
     error::{JsonPayloadError, QueryPayloadError},
-    http::header,
+    http::{Method, header},
     middleware::Next,
     web,
 };
@@ -109,13 +109,25 @@ fn forwarded_client<'a>(
 /// Counts and times every request by its route pattern (not its path, which
 /// would carry ids) and a known method, and adds headers every response
 /// should have. See `crate::metrics` for why labels come from closed sets.
+/// Where HEAD is answered as GET: the API and the probes, whose GETs only
+/// read. Not the pages: one of them (a secret shown once) is used up by
+/// being fetched.
+fn head_is_get(path: &str) -> bool {
+    path.starts_with("/api/") || matches!(path, "/healthz" | "/readyz" | "/metrics")
+}
+
 pub async fn observe(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let method = req.method().clone();
+    if method == Method::HEAD && head_is_get(req.path()) {
+        // RFC 9110 §9.3.2: HEAD is GET without the content. The connection
+        // knows the request was HEAD and sends no body, keeping the length.
+        req.head_mut().method = Method::GET;
+    }
     let mut res = next.call(req).await?;
     let headers = res.headers_mut();
     headers.insert(

@@ -186,13 +186,56 @@ async fn bad_paths_and_queries_are_4xx(backend: Backend) {
         .call(Method::PUT, "/api/v1/tokens", Some(&admin), None)
         .await;
     assert_eq!(wrong_method.problem(), "method-not-allowed");
-    assert_eq!(wrong_method.header("allow"), Some("GET, POST"));
+    assert_eq!(wrong_method.header("allow"), Some("GET, HEAD, POST"));
+}
+
+/// RFC 9110 §9.3.2: HEAD where GET is, with GET's headers and no content;
+/// the pages are left out (one of them is used up by being fetched).
+async fn head_is_get_without_the_content(backend: Backend) {
+    let api = Api::spawn(backend).await;
+    let admin = api.admin();
+    for (path, token, status) in [
+        ("/api/v1/me", Some(admin.as_str()), 200),
+        ("/api/v1/machine-users?limit=5", Some(admin.as_str()), 200),
+        ("/api/v1/me", None, 401),
+        ("/api/v1/nothing-here", Some(admin.as_str()), 404),
+        ("/api/openapi.json", None, 200),
+        ("/healthz", None, 200),
+        ("/readyz", None, 200),
+        ("/metrics", None, 200),
+    ] {
+        let get = api.call(Method::GET, path, token, None).await;
+        let head = api.call(Method::HEAD, path, token, None).await;
+        assert_eq!(head.status, status, "HEAD {path}");
+        assert_eq!(get.status, status, "GET {path}");
+        assert!(head.text.is_empty(), "HEAD {path} sends no content");
+        assert_eq!(
+            head.header("content-type"),
+            get.header("content-type"),
+            "HEAD {path}"
+        );
+        if path != "/metrics" {
+            // (The metrics count the HEAD itself, so their length moves.)
+            assert_eq!(
+                head.header("content-length"),
+                Some(get.text.len().to_string().as_str()),
+                "HEAD {path}"
+            );
+        }
+    }
+    assert_eq!(
+        api.call(Method::HEAD, "/api/v1/me", None, None)
+            .await
+            .header("www-authenticate"),
+        Some(r#"Bearer realm="tessera""#)
+    );
 }
 
 both_backends!(
     a_value_of_the_wrong_type_names_its_field,
     malformed_bodies_get_a_4xx_problem,
-    bad_paths_and_queries_are_4xx
+    bad_paths_and_queries_are_4xx,
+    head_is_get_without_the_content
 );
 
 /// PostgreSQL refuses NUL in text: such input must be refused before it
