@@ -182,13 +182,14 @@ impl TestApp {
                         .chars()
                         .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
                         .collect();
-                    let _ = tx.send(code);
+                    let _ = tx.send((code, line.contains('\u{1b}')));
                 }
             }
         });
-        let code = rx
+        let (code, coloured) = rx
             .recv_timeout(Duration::from_secs(60))
             .expect("the server logs a setup URL");
+        assert!(!coloured, "a log written to a pipe has no colour codes");
         let client = client();
         (
             Self {
