@@ -143,6 +143,35 @@ fn fail(e: &anyhow::Error) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// The flags behind the fields a domain refusal may name.
+const TOKEN_FLAGS: &[(&str, &str)] = &[
+    ("expires_in_seconds", "--expires-in"),
+    ("name", "--name"),
+    ("scopes", "--scope"),
+];
+const MACHINE_USER_FLAGS: &[(&str, &str)] = &[
+    (
+        "client_credentials.access_token_ttl_minutes",
+        "--ttl-minutes",
+    ),
+    ("username", "--username"),
+    ("scopes", "--scope"),
+];
+
+/// A refusal naming the flag that was given, not the API field it became.
+fn by_flag(e: crate::domain::Error, flags: &[(&str, &'static str)]) -> crate::domain::Error {
+    match e {
+        crate::domain::Error::Invalid { field, message } => crate::domain::Error::Invalid {
+            field: flags
+                .iter()
+                .find(|(f, _)| *f == field)
+                .map_or(field, |(_, flag)| flag),
+            message,
+        },
+        other => other,
+    }
+}
+
 fn init_tracing(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into());
     // Colours only on a terminal: a log file or journal gets plain text.
@@ -235,7 +264,8 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 new,
             };
             let view = issue(&issuer, &Context::new(Actor::system(), policy), request)
-                .await?
+                .await
+                .map_err(|e| by_flag(e, TOKEN_FLAGS))?
                 .into_view()?;
             println!("{}", view.exposed_token());
             Ok(())
@@ -255,7 +285,9 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             };
             // One transaction: a failure leaves no machine user without its secret.
             let (_, secret) =
-                principals::create_machine_user_with_secret(&db, &Actor::system(), input).await?;
+                principals::create_machine_user_with_secret(&db, &Actor::system(), input)
+                    .await
+                    .map_err(|e| by_flag(e, MACHINE_USER_FLAGS))?;
             println!("{}", secret.client_secret.expose());
             Ok(())
         }

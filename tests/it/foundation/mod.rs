@@ -104,6 +104,39 @@ async fn cli_creates_users_and_refuses_bad_input(backend: Backend) {
             "password echoed: {stderr}"
         );
     }
+    // A refused value names the flag it was given with.
+    for (args, flag) in [
+        (
+            &[
+                "tokens",
+                "create",
+                "--username",
+                "alice",
+                "--name",
+                "n",
+                "--expires-in",
+                "366d",
+            ][..],
+            "--expires-in",
+        ),
+        (
+            &[
+                "machine-users",
+                "create",
+                "--username",
+                "m-one",
+                "--ttl-minutes",
+                "0",
+            ][..],
+            "--ttl-minutes",
+        ),
+    ] {
+        let out = db.cli(args, None);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(flag), "{args:?}: {stderr}");
+    }
 }
 
 both_backends!(
