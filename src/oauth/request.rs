@@ -89,7 +89,7 @@ impl<'a> Form<'a> {
                 }
                 hash_map::Entry::Occupied(taken) => {
                     return Err(OAuthError::invalid_request(format!(
-                        "parameter {} is repeated",
+                        "parameter {:?} is repeated",
                         taken.key()
                     )));
                 }
