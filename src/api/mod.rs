@@ -195,7 +195,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .wrap(actix_web::middleware::from_fn(support::reject_nul_in_query))
     });
     cfg.app_data(web::Data::new(OpenApiJson(json)))
-        .route("/api/openapi.json", web::get().to(openapi_json))
+        .service(
+            web::resource("/api/openapi.json")
+                .route(web::get().to(openapi_json))
+                .default_service(web::to(|req: HttpRequest| async move {
+                    Err::<HttpResponse, _>(ApiError::MethodNotAllowed {
+                        method: req.method().to_string(),
+                        allow: "GET, HEAD".into(),
+                    })
+                })),
+        )
         .service(scope);
 }
 

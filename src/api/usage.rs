@@ -7,7 +7,7 @@ use super::support::{PageQuery, Problem};
 use crate::{
     domain::{
         tokens::Access,
-        usage::{self, UsageHistory},
+        usage::{self, UsageHistory, UsagePage},
     },
     http::{auth::Bearer, errors::ApiError},
     state::AppState,
@@ -34,7 +34,7 @@ pub async fn own(
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require("tokens:read")?;
-    let page = query.page()?;
+    let page = UsagePage::parse(query.limit.as_deref(), query.cursor.as_deref())?;
     let history =
         usage::history(&state.db.read, *id, Access::Own(auth.info.owner_id), &page).await?;
     Ok(HttpResponse::Ok().json(history))
@@ -60,7 +60,7 @@ pub async fn any(
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require("admin:read")?;
-    let page = query.page()?;
+    let page = UsagePage::parse(query.limit.as_deref(), query.cursor.as_deref())?;
     let history = usage::history(&state.db.read, *id, Access::Any, &page).await?;
     Ok(HttpResponse::Ok().json(history))
 }

@@ -43,6 +43,18 @@ impl Error {
     pub fn conflict(message: impl fmt::Display) -> Self {
         Self::Conflict(message.to_string())
     }
+
+    /// An unexpected failure from below the domain: [`Self::Unavailable`]
+    /// when a database outage caused it, [`Self::Internal`] otherwise.
+    pub fn unexpected(e: anyhow::Error) -> Self {
+        if e.downcast_ref::<sea_orm::DbErr>()
+            .is_some_and(crate::storage::outage::is_outage)
+        {
+            Self::Unavailable(e)
+        } else {
+            Self::Internal(e)
+        }
+    }
 }
 
 impl From<sea_orm::DbErr> for Error {

@@ -107,7 +107,7 @@ const FIRST_KEY_LOCK: i64 = 0x6b65_7973;
 const ROTATION_LOCK: i64 = 0x6b65_7972_6f74;
 
 fn internal(e: impl Into<anyhow::Error>) -> Error {
-    Error::Internal(e.into())
+    Error::unexpected(e.into())
 }
 
 /// Rotates the signing key. Without `publish_for` the new key signs at once

@@ -44,43 +44,66 @@ pub struct UsageHistory {
     pub addresses: Vec<String>,
 }
 
+/// One page of a token's uses: how many, and after which (the time and id
+/// of the last use of the page before, so a page still follows when that
+/// use has since been pruned).
+pub struct UsagePage {
+    limit: u64,
+    after: Option<(OffsetDateTime, Uuid)>,
+}
+
 /// Every use kept, on one page (what the token pages show).
-pub const WHOLE: PageRequest = PageRequest {
+pub const WHOLE: UsagePage = UsagePage {
     limit: KEPT,
-    cursor: None,
+    after: None,
 };
 
+impl UsagePage {
+    /// `?limit=` as every list takes it, and a cursor this server returned.
+    pub fn parse(limit: Option<&str>, cursor: Option<&str>) -> Result<Self, Error> {
+        let limit = PageRequest::parse(limit, None)?.limit;
+        let after =
+            match cursor.filter(|c| !c.is_empty()) {
+                None => None,
+                Some(raw) => Some(decode_cursor(raw).ok_or_else(|| {
+                    Error::invalid("cursor", "is not a cursor this server returned")
+                })?),
+            };
+        Ok(Self { limit, after })
+    }
+}
+
+fn encode_cursor(at: OffsetDateTime, id: Uuid) -> String {
+    let mut bytes = [0u8; 32];
+    bytes[..16].copy_from_slice(&at.unix_timestamp_nanos().to_be_bytes());
+    bytes[16..].copy_from_slice(id.as_bytes());
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn decode_cursor(raw: &str) -> Option<(OffsetDateTime, Uuid)> {
+    let bytes: [u8; 32] = URL_SAFE_NO_PAD.decode(raw).ok()?.try_into().ok()?;
+    let nanos = i128::from_be_bytes(bytes[..16].try_into().ok()?);
+    let at = OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()?;
+    Some((at, Uuid::from_slice(&bytes[16..]).ok()?))
+}
+
 /// The token's recorded uses, newest first, one page of them (what was
-/// recorded in the last few seconds appears at the next flush). A cursor is
-/// the id of the last use of the page before.
+/// recorded in the last few seconds appears at the next flush).
 pub async fn history(
     db: &impl ConnectionTrait,
     token_id: Uuid,
     access: Access,
-    page: &PageRequest,
+    page: &UsagePage,
 ) -> Result<UsageHistory, Error> {
     let row = find_row(db, token_id, access).await?;
-    let of_token = token_use::Column::TokenId.eq(row.id);
-    let mut query = token_use::Entity::find().filter(of_token.clone());
-    if let Some(cursor) = page.cursor {
-        let after = token_use::Entity::find_by_id(cursor)
-            .filter(of_token.clone())
-            .one(db)
-            .await?
-            .ok_or_else(|| {
-                Error::invalid(
-                    "cursor",
-                    "is not a cursor this server returned (or its use is no longer kept)",
-                )
-            })?;
+    let mut query = token_use::Entity::find().filter(token_use::Column::TokenId.eq(row.id));
+    if let Some((at, id)) = page.after {
         query = query.filter(
-            Condition::any()
-                .add(token_use::Column::At.lt(after.at))
-                .add(
-                    Condition::all()
-                        .add(token_use::Column::At.eq(after.at))
-                        .add(token_use::Column::Id.lt(after.id)),
-                ),
+            Condition::any().add(token_use::Column::At.lt(at)).add(
+                Condition::all()
+                    .add(token_use::Column::At.eq(at))
+                    .add(token_use::Column::Id.lt(id)),
+            ),
         );
     }
     let mut uses = query
@@ -92,7 +115,7 @@ pub async fn history(
     let more = uses.len() as u64 > page.limit;
     uses.truncate(page.limit as usize);
     let next_cursor = more
-        .then(|| uses.last().map(|u| URL_SAFE_NO_PAD.encode(u.id.as_bytes())))
+        .then(|| uses.last().map(|u| encode_cursor(u.at, u.id)))
         .flatten();
     let addresses = addresses(db, row.id).await?;
     let items = uses
@@ -133,4 +156,22 @@ async fn addresses(db: &impl ConnectionTrait, token_id: Uuid) -> Result<Vec<Stri
         }
     }
     Ok(addresses)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_others_are_refused() {
+        let at = OffsetDateTime::from_unix_timestamp(1_796_186_621).unwrap();
+        let id = Uuid::now_v7();
+        let page = UsagePage::parse(None, Some(&encode_cursor(at, id))).unwrap();
+        assert_eq!(page.after, Some((at, id)));
+        assert_eq!(page.limit, 50);
+        for bad in ["garbage", "AAAA", &URL_SAFE_NO_PAD.encode(id.as_bytes())] {
+            assert!(UsagePage::parse(None, Some(bad)).is_err(), "{bad}");
+        }
+        assert!(UsagePage::parse(Some("0"), None).is_err());
+    }
 }

@@ -9,7 +9,7 @@ use crate::{
     domain::{Actor, CallingToken, Context, Policy},
     state::AppState,
     token_service::{
-        AuthInfo,
+        AuthInfo, Rejection,
         history::{Refused, Via},
         usage::{Seen, UseOf},
     },
@@ -151,11 +151,12 @@ impl FromRequest for Bearer {
                         state: state.clone(),
                     })
                 }
-                Err(r) if r.rejection == crate::token_service::Rejection::Unavailable => {
-                    Err(ApiError::Domain(crate::domain::Error::Unavailable(
-                        anyhow::anyhow!("token store unavailable"),
-                    )))
-                }
+                Err(r) if r.rejection == Rejection::Unavailable => Err(ApiError::Domain(
+                    crate::domain::Error::Unavailable(anyhow::anyhow!("token store unavailable")),
+                )),
+                Err(r) if r.rejection == Rejection::Internal => Err(ApiError::Domain(
+                    crate::domain::Error::Internal(anyhow::anyhow!("token lookup failed")),
+                )),
                 Err(refusal) => {
                     state.metrics.validation(false);
                     refusal.record(

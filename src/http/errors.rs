@@ -241,6 +241,19 @@ impl OAuthError {
         e
     }
 
+    /// A token that got no verdict (its record or keys could not be read):
+    /// 503 when the database is out, 500 otherwise; `None` for a verdict.
+    pub fn no_verdict(rejection: &crate::token_service::Rejection) -> Option<Self> {
+        use crate::token_service::Rejection;
+        match rejection {
+            Rejection::Unavailable => Some(Self::unavailable(&anyhow::anyhow!(
+                "token store unavailable"
+            ))),
+            Rejection::Internal => Some(Self::server_error("token lookup failed")),
+            _ => None,
+        }
+    }
+
     pub fn server_error(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error at an OAuth endpoint");
         Self::new(

@@ -106,9 +106,6 @@ fn forwarded_client<'a>(
     client
 }
 
-/// Counts and times every request by its route pattern (not its path, which
-/// would carry ids) and a known method, and adds headers every response
-/// should have. See `crate::metrics` for why labels come from closed sets.
 /// Where HEAD is answered as GET: the API and the probes, whose GETs only
 /// read. Not the pages: one of them (a secret shown once) is used up by
 /// being fetched.
@@ -116,6 +113,9 @@ fn head_is_get(path: &str) -> bool {
     path.starts_with("/api/") || matches!(path, "/healthz" | "/readyz" | "/metrics")
 }
 
+/// Counts and times every request by its route pattern (not its path, which
+/// would carry ids) and a known method, and adds headers every response
+/// should have. See `crate::metrics` for why labels come from closed sets.
 pub async fn observe(
     mut req: ServiceRequest,
     next: Next<impl MessageBody>,

@@ -49,7 +49,10 @@ pub async fn introspect(
         None => match bearer_token(&req) {
             BearerHeader::Token(token) => match state.tokens.validate(token).await {
                 Ok(info) => (info.has_scope("introspect"), Caller::Token(info)),
-                Err(_) => {
+                Err(r) => {
+                    if let Some(e) = OAuthError::no_verdict(&r) {
+                        return Err(e);
+                    }
                     let mut e = OAuthError::new(
                         StatusCode::UNAUTHORIZED,
                         "invalid_token",
@@ -112,12 +115,10 @@ pub async fn introspect(
             })
             .map_err(OAuthError::server_error)?
         }
-        Err(r) if r.rejection == crate::token_service::Rejection::Unavailable => {
-            return Err(OAuthError::unavailable(&anyhow::anyhow!(
-                "token store unavailable"
-            )));
-        }
         Err(refusal) => {
+            if let Some(e) = OAuthError::no_verdict(&refusal.rejection) {
+                return Err(e);
+            }
             state.metrics.validation(false);
             refusal.record(&state.tokens.usage, how);
             r#"{"active":false}"#.to_owned()

@@ -34,17 +34,23 @@ pub async fn revoke(
         token_id: None,
     };
     // A token that does not verify (forged, expired, not ours) has nothing
-    // left to revoke.
-    if let Ok(claims) = state.tokens.verify(token).await {
-        tokens::revoke_by_value(
-            &state.db,
-            &actor,
-            &claims.jti,
-            &Digest::of(token),
-            client.id,
-        )
-        .await
-        .map_err(OAuthError::server_error)?;
+    // left to revoke; one whose keys could not be read got no verdict.
+    match state.tokens.verify(token).await {
+        Ok(claims) => {
+            tokens::revoke_by_value(
+                &state.db,
+                &actor,
+                &claims.jti,
+                &Digest::of(token),
+                client.id,
+            )
+            .await?;
+        }
+        Err(rejection) => {
+            if let Some(e) = OAuthError::no_verdict(&rejection) {
+                return Err(e);
+            }
+        }
     }
     Ok(no_store(&mut HttpResponse::Ok()).finish())
 }

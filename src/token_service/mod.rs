@@ -91,8 +91,30 @@ pub enum Rejection {
     Unknown,
     #[error("owner disabled or deleted")]
     OwnerInactive,
+    /// The database cannot serve now: no verdict on the token (a 503).
     #[error("temporarily unavailable")]
     Unavailable,
+    /// Reading the token's record failed otherwise: no verdict either (a 500).
+    #[error("internal error")]
+    Internal,
+}
+
+impl Rejection {
+    /// What a failed read of the token's record or keys makes of it.
+    fn failed(e: &anyhow::Error) -> Self {
+        let outage = e
+            .downcast_ref::<sea_orm::DbErr>()
+            .is_some_and(crate::storage::outage::is_outage)
+            || matches!(
+                e.downcast_ref::<crate::domain::Error>(),
+                Some(crate::domain::Error::Unavailable(_))
+            );
+        if outage {
+            Self::Unavailable
+        } else {
+            Self::Internal
+        }
+    }
 }
 
 impl Rejection {
@@ -451,7 +473,7 @@ impl TokenService {
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, "token lookup failed");
-                Refusal::anonymous(Rejection::Unavailable)
+                Refusal::anonymous(Rejection::failed(&e.into()))
             })?
             .ok_or(Refusal::anonymous(Rejection::Unknown))?;
         let audience = row.audience.as_deref().unwrap_or(self.audience());
@@ -477,7 +499,7 @@ impl TokenService {
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, "token owner lookup failed");
-                Refusal::anonymous(Rejection::Unavailable)
+                Refusal::anonymous(Rejection::failed(&e.into()))
             })?
             .filter(|o| o.enabled)
             .ok_or_else(|| seen(Rejection::OwnerInactive))?;
@@ -537,7 +559,7 @@ impl TokenService {
         }
         if let Err(e) = self.reload_locked(&mut last).await {
             tracing::error!(error = %format!("{e:#}"), "cannot reload signing keys");
-            return Err(Rejection::Unavailable);
+            return Err(Rejection::failed(&e));
         }
         self.ring()
             .by_kid

@@ -128,6 +128,7 @@ impl FormData {
     /// rejects it), and no field twice but the lists of checkboxes.
     pub fn parse(body: &[u8]) -> Result<Self, WebError> {
         let mut pairs: Vec<(String, String)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for pair in body.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
             let (key, value) = match pair.iter().position(|b| *b == b'=') {
                 Some(i) => (&pair[..i], &pair[i + 1..]),
@@ -144,7 +145,7 @@ impl FormData {
                     key.replace('\0', "")
                 )));
             }
-            if !LISTS.contains(&key.as_str()) && pairs.iter().any(|(k, _)| *k == key) {
+            if !LISTS.contains(&key.as_str()) && !seen.insert(key.clone()) {
                 return Err(WebError::BadRequest(format!(
                     "The field “{key}” was sent more than once."
                 )));

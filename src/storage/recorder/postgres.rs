@@ -86,14 +86,21 @@ impl Store for Postgres {
                 outage: true,
             });
         };
-        written.map_err(|e| Failure {
-            // What the server refused; not a connection that failed.
-            by_row: matches!(
-                e,
-                DbErr::Query(RuntimeErr::SqlxError(sqlx::Error::Database(_))) | DbErr::Custom(_)
-            ),
-            outage: crate::storage::outage::is_outage(&e),
-            message: e.to_string(),
+        written.map_err(|e| {
+            let outage = crate::storage::outage::is_outage(&e);
+            Failure {
+                // What the server refused; not a connection that failed, nor
+                // a server shutting down or out of space (every entry would
+                // fail alike, each waiting its timeout).
+                by_row: !outage
+                    && matches!(
+                        e,
+                        DbErr::Query(RuntimeErr::SqlxError(sqlx::Error::Database(_)))
+                            | DbErr::Custom(_)
+                    ),
+                outage,
+                message: e.to_string(),
+            }
         })
     }
 }

@@ -76,6 +76,7 @@ impl Store for Sqlite {
 
     fn write(&mut self, entries: &[Entry]) -> Result<Vec<Outcome>, Failure> {
         write(&mut self.conn, entries).map_err(|e| Failure {
+            // (A constraint is never an outage code, so the two exclude.)
             by_row: matches!(
                 &e,
                 rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation

@@ -40,7 +40,7 @@ pub(super) async fn keys_page(
     signing_keys::promote_due(&state.db).await?;
     let rows = signing_keys::list(&state.db.read)
         .await
-        .map_err(domain::Error::Internal)?
+        .map_err(domain::Error::unexpected)?
         .into_iter()
         .map(|k| KeyRow {
             kid: k.kid,
@@ -84,7 +84,7 @@ pub(super) async fn keys_rotate(
         .tokens
         .reload_keys()
         .await
-        .map_err(domain::Error::Internal)?;
+        .map_err(domain::Error::unexpected)?;
     Ok(see_other(if rotated.activates_at.is_some() {
         "/admin/keys?notice=key-published"
     } else {

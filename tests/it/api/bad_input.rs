@@ -229,6 +229,53 @@ async fn head_is_get_without_the_content(backend: Backend) {
             .header("www-authenticate"),
         Some(r#"Bearer realm="tessera""#)
     );
+    // An HTTP client drops a HEAD answer's content itself; on the wire,
+    // nothing follows the headers.
+    let raw = raw_exchange(
+        &api.app.addr,
+        &format!(
+            "HEAD /api/v1/me HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {admin}\r\nConnection: close\r\n\r\n"
+        ),
+    )
+    .await;
+    let (head, content) = raw.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains("content-length: "), "{head}");
+    assert_eq!(content, "", "no content after the headers");
+    // A route without GET: 405, naming the method asked.
+    let post_only = api
+        .call(Method::HEAD, "/api/v1/leaks", Some(&admin), None)
+        .await;
+    assert_eq!(post_only.status, 405);
+    let refused = api
+        .call(Method::DELETE, "/api/v1/leaks", Some(&admin), None)
+        .await;
+    assert!(
+        refused.body["detail"].as_str().unwrap().contains("DELETE"),
+        "{}",
+        refused.text
+    );
+    let openapi = api
+        .call(Method::POST, "/api/openapi.json", None, None)
+        .await;
+    assert_eq!(openapi.status, 405);
+    assert_eq!(openapi.header("allow"), Some("GET, HEAD"));
+}
+
+/// Sends `request` as is and reads the answer until the server closes.
+async fn raw_exchange(addr: &str, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut answer),
+    )
+    .await
+    .expect("the server closes the connection")
+    .unwrap();
+    String::from_utf8(answer).unwrap()
 }
 
 both_backends!(

@@ -43,8 +43,9 @@ impl Outage {
                     .unwrap();
                 for statement in [
                     format!("ALTER DATABASE {database} ALLOW_CONNECTIONS false"),
+                    // Waits (up to 5 s) for each connection to be gone.
                     format!(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                        "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity \
                          WHERE datname = '{database}'"
                     ),
                 ] {
@@ -95,8 +96,10 @@ async fn create_machine(app: &TestApp, admin: &str, username: &str) -> reqwest::
 async fn a_database_outage_is_503_and_passes(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let admin = app.admin_token(&["admin:read", "admin:write"]);
-    let secret = app.create_machine("during-outage", &["profile"]);
-    app.access_token("during-outage", &secret).await;
+    let secret = app.create_machine("during-outage", &["profile", "introspect"]);
+    let live = app.access_token("during-outage", &secret).await;
+    // Unknown to the validation cache until the outage.
+    let fresh = app.access_token("during-outage", &secret).await;
     let browser = Browser::signed_in(&app, "admin").await;
 
     let outage = Outage::begin(&app).await;
@@ -140,6 +143,36 @@ async fn a_database_outage_is_503_and_passes(backend: Backend) {
             );
             assert!(page.body.contains("Try again"), "{}", page.body);
             assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+            // Introspection, by a client and by a Bearer caller, and
+            // revocation give no verdict rather than a wrong one.
+            let oauth = |path: &'static str, form: Vec<(&'static str, String)>, bearer: bool| {
+                let mut req = app.client.post(app.url(path)).form(&form);
+                req = if bearer {
+                    req.bearer_auth(&live)
+                } else {
+                    req.basic_auth("during-outage", Some(&secret))
+                };
+                req.send()
+            };
+            for (what, res) in [
+                (
+                    "introspection by a client",
+                    oauth("/oauth2/introspect", vec![("token", fresh.clone())], false).await,
+                ),
+                (
+                    "introspection by a Bearer caller",
+                    oauth("/oauth2/introspect", vec![("token", fresh.clone())], true).await,
+                ),
+                (
+                    "revocation",
+                    oauth("/oauth2/revoke", vec![("token", fresh.clone())], false).await,
+                ),
+            ] {
+                let res = res.unwrap();
+                assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE, "{what}");
+                let body: Value = res.json().await.unwrap();
+                assert_eq!(body["error"], "temporarily_unavailable", "{what}: {body}");
+            }
         }
     }
     outage.end().await;
