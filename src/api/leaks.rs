@@ -10,7 +10,11 @@ use utoipa::ToSchema;
 use super::support::Problem;
 use crate::{
     domain::leaks::{self, Verified},
-    http::{client_ip, errors::ApiError},
+    http::{
+        body::{BODY_DEADLINE, BodyError},
+        client_ip,
+        errors::ApiError,
+    },
     secret::Digest,
     state::AppState,
 };
@@ -54,16 +58,27 @@ pub async fn report(
         .leak_reports
         .check(ip.as_deref())
         .map_err(ApiError::TooManyRequests)?;
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|e| ApiError::BadRequest(format!("cannot read the body: {e}")))?;
-        if body.len() + chunk.len() > BODY_LIMIT {
-            return Err(ApiError::PayloadTooLarge(format!(
-                "a leak report is limited to {BODY_LIMIT} bytes"
-            )));
+    // Read here, not by the shared extractor: a report has its own limit.
+    let read = async {
+        let mut body = web::BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|_| ApiError::from(BodyError::Unreadable))?;
+            if body.len() + chunk.len() > BODY_LIMIT {
+                return Err(ApiError::PayloadTooLarge(format!(
+                    "a leak report is limited to {BODY_LIMIT} bytes"
+                )));
+            }
+            body.extend_from_slice(&chunk);
         }
-        body.extend_from_slice(&chunk);
+        Ok(body)
+    };
+    let body = tokio::time::timeout(BODY_DEADLINE, read)
+        .await
+        .map_err(|_| ApiError::from(BodyError::TimedOut))??;
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::BadRequest(
+            "the body must be a JSON object".into(),
+        ));
     }
     let report: LeakReport = serde_json::from_slice(&body).map_err(|e| ApiError::InvalidField {
         field: "tokens".into(),

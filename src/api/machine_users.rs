@@ -22,11 +22,33 @@ use crate::{
 };
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "serde_json::Map<String, serde_json::Value>")]
 pub struct ClientCredentialsInput {
     pub enabled: Option<bool>,
     /// 1–1440 (default 60).
     pub access_token_ttl_minutes: Option<i64>,
+}
+
+/// [`ClientCredentialsInput`] as sent, read from an object only: serde
+/// would fill a struct from an array too, field by position.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientCredentialsFields {
+    enabled: Option<bool>,
+    access_token_ttl_minutes: Option<i64>,
+}
+
+impl TryFrom<serde_json::Map<String, serde_json::Value>> for ClientCredentialsInput {
+    type Error = serde_json::Error;
+
+    fn try_from(object: serde_json::Map<String, serde_json::Value>) -> Result<Self, Self::Error> {
+        let fields: ClientCredentialsFields =
+            serde_json::from_value(serde_json::Value::Object(object))?;
+        Ok(Self {
+            enabled: fields.enabled,
+            access_token_ttl_minutes: fields.access_token_ttl_minutes,
+        })
+    }
 }
 
 /// The fields of a machine user a client may set: on create only `username`

@@ -4,18 +4,13 @@
 
 use std::{future::Future, marker::PhantomData, pin::Pin};
 
-use actix_web::{
-    FromRequest, HttpRequest, HttpResponse,
-    dev::Payload,
-    http::{StatusCode, header},
-    web,
-};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload, http::header, web};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::{
     domain::{Page, PageRequest},
-    http::{BODY_LIMIT, errors::ApiError},
+    http::{body::Body, errors::ApiError},
 };
 
 /// A JSON request body whose errors are kept until the handler asks for it
@@ -193,19 +188,12 @@ impl<T: 'static> FromRequest for JsonBody<T> {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let json = is_json(req);
-        let bytes = web::Bytes::from_request(req, payload);
+        let body = Body::from_request(req, payload);
         Box::pin(async move {
-            let bytes = bytes.await;
+            let Ok(Body(bytes)) = body.await;
             let empty = bytes.as_ref().is_ok_and(|b| b.is_empty());
             let raw = match bytes {
-                Err(e) if e.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE => {
-                    Err(ApiError::PayloadTooLarge(format!(
-                        "request bodies are limited to {BODY_LIMIT} bytes"
-                    )))
-                }
-                Err(_) => Err(ApiError::BadRequest(
-                    "cannot read the body: it ended early or is malformed".into(),
-                )),
+                Err(e) => Err(ApiError::from(e)),
                 Ok(_) if !json => Err(ApiError::UnsupportedMediaType(
                     "expected Content-Type: application/json".into(),
                 )),

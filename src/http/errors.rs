@@ -10,6 +10,7 @@ use actix_web::{
 };
 use serde_json::json;
 
+use super::body::BodyError;
 use crate::domain;
 
 /// `Retry-After` of a 503 while the database cannot serve, in seconds.
@@ -49,6 +50,19 @@ pub enum ApiError {
     /// Over a per-address limit; the seconds to wait.
     #[error("too many requests from this address: retry in {0} s")]
     TooManyRequests(u64),
+    /// The body did not arrive in time (RFC 9110 §15.5.9).
+    #[error("{0}")]
+    RequestTimeout(String),
+}
+
+impl From<BodyError> for ApiError {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::TooLarge => Self::PayloadTooLarge(e.to_string()),
+            BodyError::TimedOut => Self::RequestTimeout(e.to_string()),
+            BodyError::Unreadable => Self::BadRequest(format!("cannot read the body: {e}")),
+        }
+    }
 }
 
 impl ApiError {
@@ -106,6 +120,11 @@ impl ApiError {
                 StatusCode::TOO_MANY_REQUESTS,
                 "too-many-requests",
                 "Too many requests",
+            ),
+            Self::RequestTimeout(_) => (
+                StatusCode::REQUEST_TIMEOUT,
+                "request-timeout",
+                "Request timeout",
             ),
         }
     }
@@ -169,6 +188,10 @@ impl ResponseError for ApiError {
             Self::MethodNotAllowed { allow, .. } => {
                 res.insert_header((header::ALLOW, allow.as_str()));
             }
+            // The rest of the body may still come: it is no next request.
+            Self::RequestTimeout(_) => {
+                res.force_close();
+            }
             _ => {}
         }
         res.body(body.to_string())
@@ -183,8 +206,10 @@ pub struct OAuthError {
     pub description: String,
     /// `WWW-Authenticate` to send with a 401/403.
     pub challenge: Option<String>,
-    /// `Retry-After` (seconds) to send with a 429.
+    /// `Retry-After` (seconds) to send with a 429 or 503.
     pub retry_after: Option<u64>,
+    /// Close the connection after this answer (a body cut short).
+    pub close: bool,
 }
 
 impl OAuthError {
@@ -195,6 +220,7 @@ impl OAuthError {
             description: description.into(),
             challenge: None,
             retry_after: None,
+            close: false,
         }
     }
 
@@ -227,6 +253,18 @@ impl OAuthError {
         );
         e.retry_after = Some(retry_after_secs);
         e
+    }
+
+    /// A body not read: 413, 408 or 400, in the OAuth shape.
+    pub fn body(e: BodyError) -> Self {
+        let status = match e {
+            BodyError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            BodyError::TimedOut => StatusCode::REQUEST_TIMEOUT,
+            BodyError::Unreadable => StatusCode::BAD_REQUEST,
+        };
+        let mut refusal = Self::new(status, "invalid_request", e.to_string());
+        refusal.close = e == BodyError::TimedOut;
+        refusal
     }
 
     /// 503 `temporarily_unavailable`: the database cannot serve now.
@@ -310,6 +348,9 @@ impl ResponseError for OAuthError {
         if let Some(seconds) = self.retry_after {
             res.insert_header((header::RETRY_AFTER, seconds));
         }
+        if self.close {
+            res.force_close();
+        }
         res.body(json!({"error": self.code, "error_description": self.description}).to_string())
     }
 }
@@ -336,6 +377,8 @@ pub enum WebError {
         "This form is larger than the server accepts (64 KiB). Shorten what you entered and try again."
     )]
     PayloadTooLarge,
+    #[error("This form did not arrive in time. Try again.")]
+    RequestTimeout,
     #[error(
         "This form was not sent as a web form (application/x-www-form-urlencoded). Use the form on the page."
     )]
@@ -364,6 +407,7 @@ impl WebError {
             }
             Self::Csrf => (StatusCode::FORBIDDEN, "Form refused"),
             Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "Form too large"),
+            Self::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "Form not received"),
             Self::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Form refused"),
             Self::Domain(E::Internal(_)) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong")
@@ -420,6 +464,10 @@ impl ResponseError for WebError {
         }
         let message = self.message();
         let mut res = super::page::error_page(status, title, &message);
+        if let Self::RequestTimeout = self {
+            res.head_mut()
+                .set_connection_type(actix_web::http::ConnectionType::Close);
+        }
         if let Self::Domain(domain::Error::Unavailable(_)) = self {
             res.headers_mut().insert(
                 header::RETRY_AFTER,

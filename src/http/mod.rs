@@ -4,6 +4,7 @@
 //! (`errors`). Routes are registered at start-up (`crate::app`).
 
 pub mod auth;
+pub mod body;
 pub mod errors;
 pub mod page;
 pub mod rate;

@@ -355,6 +355,19 @@ pub fn claimed_client(assertion: &str) -> Option<String> {
 /// or an array holding one), `exp` in the future and at most an hour after
 /// `iat` (or now), `nbf`/`iat` not ahead by more than the clock leeway, and
 /// a `jti`.
+/// Whether the JWS header holds a `crit` member, whatever its value.
+fn names_crit(jws: &str) -> bool {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    let Some(head) = jws.split('.').next() else {
+        return false;
+    };
+    URL_SAFE_NO_PAD
+        .decode(head)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Map<String, Value>>(&bytes).ok())
+        .is_some_and(|header| header.contains_key("crit"))
+}
+
 pub fn verify_assertion(
     assertion: &str,
     keys: &ClientKeys,
@@ -364,8 +377,9 @@ pub fn verify_assertion(
 ) -> Result<Assertion, Refusal> {
     let header = jsonwebtoken::decode_header(assertion).map_err(|_| Refusal::Malformed)?;
     // RFC 7515 §4.1.11: an extension marked critical that Tessera does not
-    // understand (it understands none) refuses the JWS.
-    if header.crit.is_some() {
+    // understand (it understands none) refuses the JWS; so does a `crit`
+    // that is not even a list (`null`, which the parsed header drops).
+    if header.crit.is_some() || names_crit(assertion) {
         return Err(Refusal::Malformed);
     }
     let key = keys

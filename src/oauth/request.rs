@@ -10,16 +10,12 @@ use std::{
     sync::Arc,
 };
 
-use actix_web::{
-    HttpRequest,
-    http::{StatusCode, header},
-    web,
-};
+use actix_web::{HttpRequest, http::header, web};
 use base64::{Engine, engine::general_purpose::STANDARD};
 
 use super::throttle::{ClientAuthThrottle, Verdict};
 use crate::{
-    http::{client_ip, errors::OAuthError},
+    http::{body::Body, client_ip, errors::OAuthError},
     jwt::client_keys::{ASSERTION_TYPE, claimed_client},
     secret::Digest,
     state::AppState,
@@ -34,23 +30,10 @@ use crate::{
 /// assertion, usually: no copy of a long value per request).
 pub struct Form<'a>(HashMap<Cow<'a, str>, Cow<'a, str>>);
 
-/// The body as read by actix, or the refusal in the OAuth shape (RFC 6749
-/// §5.2), a body over the limit included, which actix would answer in text.
-pub fn read_body(read: Result<web::Bytes, actix_web::Error>) -> Result<web::Bytes, OAuthError> {
-    read.map_err(|e| {
-        if e.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
-            OAuthError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "invalid_request",
-                format!(
-                    "request bodies are limited to {} bytes",
-                    crate::http::BODY_LIMIT
-                ),
-            )
-        } else {
-            OAuthError::invalid_request("cannot read the request body")
-        }
-    })
+/// The body, or its refusal in the OAuth shape (RFC 6749 §5.2), a body over
+/// the limit included, which actix would answer in text.
+pub fn read_body(body: Body) -> Result<web::Bytes, OAuthError> {
+    body.0.map_err(OAuthError::body)
 }
 
 impl<'a> Form<'a> {

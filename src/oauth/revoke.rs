@@ -14,7 +14,7 @@ use crate::{
 pub async fn revoke(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: Result<web::Bytes, actix_web::Error>,
+    body: crate::http::body::Body,
 ) -> Result<HttpResponse, OAuthError> {
     let body = read_body(body)?;
     let form = Form::parse(&req, &body)?;

@@ -120,7 +120,7 @@ fn require_password_login(state: &AppState) -> Result<(), WebError> {
 pub async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: Result<web::Bytes, actix_web::Error>,
+    body: crate::http::body::Body,
 ) -> Result<HttpResponse, WebError> {
     require_password_login(&state)?;
     let form = FormData::posted(&req, body)?;
@@ -256,7 +256,7 @@ pub async fn logout_page(
 pub async fn logout(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: Result<web::Bytes, actix_web::Error>,
+    body: crate::http::body::Body,
 ) -> Result<HttpResponse, WebError> {
     let form = FormData::posted(&req, body)?;
     let mut res = see_other("/login?notice=signed-out");
@@ -325,7 +325,7 @@ pub async fn setup_page(
 pub async fn setup(
     req: HttpRequest,
     state: web::Data<AppState>,
-    body: Result<web::Bytes, actix_web::Error>,
+    body: crate::http::body::Body,
 ) -> Result<HttpResponse, WebError> {
     require_password_login(&state)?;
     let form = FormData::posted(&req, body)?;

@@ -5,13 +5,14 @@
 
 use std::future::Future;
 
-use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use actix_web::{FromRequest, HttpRequest, dev::Payload};
 use futures_util::{TryFutureExt, future::LocalBoxFuture};
 
 use super::{
     page::FormData,
     session::{SignedIn, check_csrf},
 };
+use crate::http::body::Body;
 
 /// A signed-in admin; anyone else is told the page is for admins.
 pub struct Admin(pub SignedIn);
@@ -69,11 +70,12 @@ fn checked_form(
     req: &HttpRequest,
     payload: &mut Payload,
 ) -> impl Future<Output = Result<(SignedIn, FormData), actix_web::Error>> + 'static {
-    let body = web::Bytes::from_request(req, payload);
+    let body = Body::from_request(req, payload);
     let req = req.clone();
     async move {
         let me = me.await?;
-        let form = FormData::posted(&req, body.await)?;
+        let Ok(body) = body.await;
+        let form = FormData::posted(&req, body)?;
         check_csrf(&me, form.get("csrf"))?;
         Ok((me, form))
     }

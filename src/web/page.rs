@@ -99,15 +99,16 @@ const LISTS: [&str; 2] = ["scopes", "events"];
 
 impl FormData {
     /// A form as a browser posts it: `application/x-www-form-urlencoded`,
-    /// at most [`crate::http::BODY_LIMIT`] bytes, then [`Self::parse`]d.
+    /// read as every body is ([`crate::http::body`]), then [`Self::parse`]d.
     pub fn posted(
         req: &actix_web::HttpRequest,
-        body: Result<actix_web::web::Bytes, actix_web::Error>,
+        body: crate::http::body::Body,
     ) -> Result<Self, WebError> {
-        let body = body.map_err(|e| {
-            if e.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
-                WebError::PayloadTooLarge
-            } else {
+        use crate::http::body::BodyError;
+        let body = body.0.map_err(|e| match e {
+            BodyError::TooLarge => WebError::PayloadTooLarge,
+            BodyError::TimedOut => WebError::RequestTimeout,
+            BodyError::Unreadable => {
                 WebError::BadRequest("The form could not be read: it ended early.".into())
             }
         })?;

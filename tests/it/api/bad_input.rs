@@ -262,6 +262,44 @@ async fn head_is_get_without_the_content(backend: Backend) {
     assert_eq!(openapi.header("allow"), Some("GET, HEAD"));
 }
 
+/// A body that stops arriving (a declared length never reached) is a 408
+/// and the connection is closed, at the API, the OAuth endpoints and the
+/// forms alike, instead of holding the connection open for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_stops_arriving_is_408_and_closes() {
+    let api = Api::spawn(Backend::Sqlite).await;
+    let admin = api.admin();
+    let started = std::time::Instant::now();
+    let addr = &api.app.addr;
+    let stalled = |path: &str, headers: String| {
+        format!("POST {path} HTTP/1.1\r\nHost: t\r\n{headers}Content-Length: 100\r\n\r\n{{\"name\"")
+    };
+    let requests = [
+        stalled(
+            "/api/v1/tokens",
+            format!("Authorization: Bearer {admin}\r\nContent-Type: application/json\r\n"),
+        ),
+        stalled(
+            "/oauth2/token",
+            "Content-Type: application/x-www-form-urlencoded\r\n".into(),
+        ),
+        stalled(
+            "/login",
+            "Content-Type: application/x-www-form-urlencoded\r\n".into(),
+        ),
+    ];
+    let (json, oauth, form) = tokio::join!(
+        raw_exchange(addr, &requests[0]),
+        raw_exchange(addr, &requests[1]),
+        raw_exchange(addr, &requests[2]),
+    );
+    for (what, answer) in [("API", json), ("OAuth", oauth), ("form", form)] {
+        assert!(answer.starts_with("HTTP/1.1 408"), "{what}: {answer}");
+        assert!(answer.contains("connection: close"), "{what}: {answer}");
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(40));
+}
+
 /// Sends `request` as is and reads the answer until the server closes.
 async fn raw_exchange(addr: &str, request: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -269,7 +307,7 @@ async fn raw_exchange(addr: &str, request: &str) -> String {
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut answer = Vec::new();
     tokio::time::timeout(
-        std::time::Duration::from_secs(10),
+        std::time::Duration::from_secs(60),
         stream.read_to_end(&mut answer),
     )
     .await

@@ -229,6 +229,12 @@ async fn machine_user_input_is_validated_and_nothing_half_written(backend: Backe
             "unknown nested field",
         ),
         (
+            json!({"username": "mu1", "client_credentials": [true, 60]}),
+            400,
+            Some("client_credentials"),
+            "an array in place of the nested object",
+        ),
+        (
             json!({"username": "mu1", "id": "x"}),
             400,
             None,

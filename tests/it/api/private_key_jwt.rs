@@ -304,6 +304,14 @@ async fn every_refusal_is_the_same_invalid_client(backend: Backend) {
         ),
         ("alg none", unsigned, vec![]),
         (
+            "crit null",
+            ec.sign(
+                &json!({"alg": "ES256", "kid": "ec-1", "crit": null}),
+                &good(),
+            ),
+            vec![],
+        ),
+        (
             "a critical extension it does not understand (RFC 7515 §4.1.11)",
             ec.sign(
                 &json!({"alg": "ES256", "kid": "ec-1", "crit": ["x-unknown"], "x-unknown": 1}),
