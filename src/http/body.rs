@@ -7,7 +7,8 @@ use std::{convert::Infallible, future::Future, pin::Pin, time::Duration};
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, http::StatusCode, web};
 
-use super::BODY_LIMIT;
+/// Request bodies above this are refused with 413 (INTERFACE §7).
+pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// How long a whole body may take to arrive. 64 KiB at the slowest link
 /// still in use takes a few seconds.

@@ -45,7 +45,7 @@ pub enum ApiError {
     NoSuchRoute(String),
     /// The path names a route, but not for this method (RFC 9110 §15.5.6);
     /// the methods it has, for `Allow`.
-    #[error("{method} is not allowed here: use {allow}")]
+    #[error("{method} is not allowed here (allowed: {allow})")]
     MethodNotAllowed { method: String, allow: String },
     /// Over a per-address limit; the seconds to wait.
     #[error("too many requests from this address: retry in {0} s")]

@@ -24,8 +24,7 @@ use actix_web::{
 use crate::state::AppState;
 use errors::ApiError;
 
-/// Request bodies above this are refused with 413 (INTERFACE §7).
-pub const BODY_LIMIT: usize = 64 * 1024;
+pub use body::BODY_LIMIT;
 
 pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
     let e = match &err {
