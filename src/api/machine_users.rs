@@ -22,33 +22,37 @@ use crate::{
 };
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(try_from = "serde_json::Map<String, serde_json::Value>")]
+#[serde(deny_unknown_fields)]
 pub struct ClientCredentialsInput {
     pub enabled: Option<bool>,
     /// 1–1440 (default 60).
     pub access_token_ttl_minutes: Option<i64>,
 }
 
-/// [`ClientCredentialsInput`] as sent, read from an object only: serde
-/// would fill a struct from an array too, field by position.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ClientCredentialsFields {
-    enabled: Option<bool>,
-    access_token_ttl_minutes: Option<i64>,
-}
+/// `client_credentials`, from a JSON object or null only: serde would fill
+/// the struct from an array too, field by position. The object is read by
+/// the derived code, so repeated keys and the paths of errors are as usual.
+fn object_or_null<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<ClientCredentialsInput>, D::Error> {
+    struct ObjectOrNull;
+    impl<'de> serde::de::Visitor<'de> for ObjectOrNull {
+        type Value = Option<ClientCredentialsInput>;
 
-impl TryFrom<serde_json::Map<String, serde_json::Value>> for ClientCredentialsInput {
-    type Error = serde_json::Error;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
 
-    fn try_from(object: serde_json::Map<String, serde_json::Value>) -> Result<Self, Self::Error> {
-        let fields: ClientCredentialsFields =
-            serde_json::from_value(serde_json::Value::Object(object))?;
-        Ok(Self {
-            enabled: fields.enabled,
-            access_token_ttl_minutes: fields.access_token_ttl_minutes,
-        })
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            ClientCredentialsInput::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                .map(Some)
+        }
     }
+    d.deserialize_any(ObjectOrNull)
 }
 
 /// The fields of a machine user a client may set: on create only `username`
@@ -62,6 +66,7 @@ pub struct MachineUserBody {
     pub contact_email: Option<String>,
     pub scopes: Option<Vec<String>>,
     pub enabled: Option<bool>,
+    #[serde(default, deserialize_with = "object_or_null")]
     pub client_credentials: Option<ClientCredentialsInput>,
     /// Usernames of enabled users who may manage it (replaces the list; admins only).
     pub managers: Option<Vec<String>>,

@@ -50,18 +50,19 @@ impl FromRequest for Body {
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let bytes = web::Bytes::from_request(req, payload);
         Box::pin(async move {
-            Ok(Self(
-                match tokio::time::timeout(BODY_DEADLINE, bytes).await {
-                    Err(_) => Err(BodyError::TimedOut),
-                    Ok(Ok(bytes)) => Ok(bytes),
-                    Ok(Err(e))
-                        if e.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE =>
-                    {
-                        Err(BodyError::TooLarge)
-                    }
-                    Ok(Err(_)) => Err(BodyError::Unreadable),
-                },
-            ))
+            // actix closes the connection after the answer when a body with
+            // a declared length was not read to its end.
+            let read = match tokio::time::timeout(BODY_DEADLINE, bytes).await {
+                Err(_) => Err(BodyError::TimedOut),
+                Ok(Ok(bytes)) => Ok(bytes),
+                Ok(Err(e))
+                    if e.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE =>
+                {
+                    Err(BodyError::TooLarge)
+                }
+                Ok(Err(_)) => Err(BodyError::Unreadable),
+            };
+            Ok(Self(read))
         })
     }
 }

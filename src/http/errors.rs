@@ -60,7 +60,7 @@ impl From<BodyError> for ApiError {
         match e {
             BodyError::TooLarge => Self::PayloadTooLarge(e.to_string()),
             BodyError::TimedOut => Self::RequestTimeout(e.to_string()),
-            BodyError::Unreadable => Self::BadRequest(format!("cannot read the body: {e}")),
+            BodyError::Unreadable => Self::BadRequest(e.to_string()),
         }
     }
 }
@@ -188,10 +188,7 @@ impl ResponseError for ApiError {
             Self::MethodNotAllowed { allow, .. } => {
                 res.insert_header((header::ALLOW, allow.as_str()));
             }
-            // The rest of the body may still come: it is no next request.
-            Self::RequestTimeout(_) => {
-                res.force_close();
-            }
+
             _ => {}
         }
         res.body(body.to_string())
@@ -208,8 +205,6 @@ pub struct OAuthError {
     pub challenge: Option<String>,
     /// `Retry-After` (seconds) to send with a 429 or 503.
     pub retry_after: Option<u64>,
-    /// Close the connection after this answer (a body cut short).
-    pub close: bool,
 }
 
 impl OAuthError {
@@ -220,7 +215,6 @@ impl OAuthError {
             description: description.into(),
             challenge: None,
             retry_after: None,
-            close: false,
         }
     }
 
@@ -262,9 +256,7 @@ impl OAuthError {
             BodyError::TimedOut => StatusCode::REQUEST_TIMEOUT,
             BodyError::Unreadable => StatusCode::BAD_REQUEST,
         };
-        let mut refusal = Self::new(status, "invalid_request", e.to_string());
-        refusal.close = e == BodyError::TimedOut;
-        refusal
+        Self::new(status, "invalid_request", e.to_string())
     }
 
     /// 503 `temporarily_unavailable`: the database cannot serve now.
@@ -347,9 +339,6 @@ impl ResponseError for OAuthError {
         }
         if let Some(seconds) = self.retry_after {
             res.insert_header((header::RETRY_AFTER, seconds));
-        }
-        if self.close {
-            res.force_close();
         }
         res.body(json!({"error": self.code, "error_description": self.description}).to_string())
     }
@@ -464,10 +453,6 @@ impl ResponseError for WebError {
         }
         let message = self.message();
         let mut res = super::page::error_page(status, title, &message);
-        if let Self::RequestTimeout = self {
-            res.head_mut()
-                .set_connection_type(actix_web::http::ConnectionType::Close);
-        }
         if let Self::Domain(domain::Error::Unavailable(_)) = self {
             res.headers_mut().insert(
                 header::RETRY_AFTER,

@@ -349,15 +349,8 @@ pub fn claimed_client(assertion: &str) -> Option<String> {
     (who.iss == who.sub).then_some(who.iss)
 }
 
-/// Checks an assertion from `client_id` (RFC 7523 §3): a signature by one of
-/// `keys` with an algorithm that fits the key (never chosen by the token
-/// alone), `iss` = `sub` = `client_id`, `aud` one of `audiences` (a string
-/// or an array holding one), `exp` in the future and at most an hour after
-/// `iat` (or now), `nbf`/`iat` not ahead by more than the clock leeway, and
-/// a `jti`.
 /// Whether the JWS header holds a `crit` member, whatever its value.
 fn names_crit(jws: &str) -> bool {
-    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
     let Some(head) = jws.split('.').next() else {
         return false;
     };
@@ -368,6 +361,12 @@ fn names_crit(jws: &str) -> bool {
         .is_some_and(|header| header.contains_key("crit"))
 }
 
+/// Checks an assertion from `client_id` (RFC 7523 §3): a signature by one of
+/// `keys` with an algorithm that fits the key (never chosen by the token
+/// alone), `iss` = `sub` = `client_id`, `aud` one of `audiences` (a string
+/// or an array holding one), `exp` in the future and at most an hour after
+/// `iat` (or now), `nbf`/`iat` not ahead by more than the clock leeway, and
+/// a `jti`.
 pub fn verify_assertion(
     assertion: &str,
     keys: &ClientKeys,

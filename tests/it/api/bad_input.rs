@@ -293,6 +293,8 @@ async fn a_body_that_stops_arriving_is_408_and_closes() {
         raw_exchange(addr, &requests[1]),
         raw_exchange(addr, &requests[2]),
     );
+    // Each was read to its end: the server closed the connection after the
+    // answer (the rest of the body would be no request).
     for (what, answer) in [("API", json), ("OAuth", oauth), ("form", form)] {
         assert!(answer.starts_with("HTTP/1.1 408"), "{what}: {answer}");
         assert!(answer.contains("connection: close"), "{what}: {answer}");

@@ -1,5 +1,6 @@
 //! `/api/v1/machine-users`: CRUD, client secrets and machine tokens.
 
+use reqwest::Method;
 use serde_json::json;
 
 use crate::{
@@ -235,6 +236,12 @@ async fn machine_user_input_is_validated_and_nothing_half_written(backend: Backe
             "an array in place of the nested object",
         ),
         (
+            json!({"username": "mu1", "client_credentials": {"enabled": "yes"}}),
+            400,
+            Some("client_credentials.enabled"),
+            "a nested value of the wrong type, named by its path",
+        ),
+        (
             json!({"username": "mu1", "id": "x"}),
             400,
             None,
@@ -255,6 +262,17 @@ async fn machine_user_input_is_validated_and_nothing_half_written(backend: Backe
             assert_eq!(res.body["field"], field, "{what}: names the field");
         }
     }
+    let repeated = api
+        .raw(
+            Method::POST,
+            "/api/v1/machine-users",
+            &admin,
+            Some("application/json"),
+            br#"{"username": "mu1", "client_credentials": {"enabled": true, "enabled": false}}"#
+                .to_vec(),
+        )
+        .await;
+    repeated.expect(400, "a nested field sent twice");
     let list = api.get("/api/v1/machine-users", &admin).await;
     assert_eq!(list.body["items"], json!([]), "nothing created");
 
