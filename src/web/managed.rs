@@ -2,7 +2,7 @@
 //! admin (INTERFACE §12). What they may do is decided by the domain
 //! (`principals::authorize`); these pages only offer it.
 
-use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use uuid::Uuid;
 
@@ -158,12 +158,7 @@ async fn detail_page(
     let jwks = client_keys::get(&state.db.read, &ctx, id).await?;
     let key_count = jwks["keys"].as_array().map_or(0, Vec::len);
     let max = state.policy().max_token_lifetime;
-    // A refused form answers 400, as its page on the admin side does.
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let status = crate::web::page::refused_if(&error);
     render_status(
         status,
         &DetailPage {

@@ -194,6 +194,16 @@ fn decoded(raw: &[u8]) -> Option<String> {
         .map(std::borrow::Cow::into_owned)
 }
 
+/// The status of a page: 400 when it is shown again with a refused form's
+/// error, 200 otherwise.
+pub fn refused_if<E>(error: &Option<E>) -> StatusCode {
+    if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    }
+}
+
 /// A query string, for filters.
 pub fn query(req: &actix_web::HttpRequest) -> Result<FormData, WebError> {
     FormData::parse(req.query_string().as_bytes())

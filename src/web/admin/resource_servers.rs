@@ -1,7 +1,7 @@
 //! Resource servers (RFC 8707): the APIs that consume tokens, with the
 //! scopes each owns. List, register, change and delete.
 
-use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
 use super::shared::is_user_error;
@@ -58,11 +58,7 @@ async fn view(
         .filter(|s| !s.builtin)
         .map(|s| s.name)
         .collect();
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let status = crate::web::page::refused_if(&error);
     render_status(
         status,
         &ResourceServersPage {

@@ -1,6 +1,6 @@
 //! Registered scopes: the list, creation, changes and deletion.
 
-use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
 use super::shared::is_user_error;
@@ -51,11 +51,7 @@ async fn scopes_view(
             builtin: s.builtin,
         })
         .collect();
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let status = crate::web::page::refused_if(&error);
     render_status(
         status,
         &ScopesPage {

@@ -197,11 +197,7 @@ async fn user_page(
         PageRequest::parse(Some("10"), None)?,
     )
     .await?;
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let status = crate::web::page::refused_if(&error);
     render_status(
         status,
         &UserPage {
