@@ -192,11 +192,6 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
 /// management API and the web pages, each of which registers its own.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::PayloadConfig::new(http::BODY_LIMIT))
-        .app_data(
-            web::JsonConfig::default()
-                .limit(http::BODY_LIMIT)
-                .error_handler(http::json_error),
-        )
         .app_data(web::QueryConfig::default().error_handler(http::query_error))
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))

@@ -15,7 +15,7 @@ use actix_web::{
     HttpRequest,
     body::MessageBody,
     dev::{ServiceRequest, ServiceResponse},
-    error::{JsonPayloadError, QueryPayloadError},
+    error::QueryPayloadError,
     http::{Method, header},
     middleware::Next,
     web,
@@ -25,20 +25,6 @@ use crate::state::AppState;
 use errors::ApiError;
 
 pub use body::BODY_LIMIT;
-
-pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
-    let e = match &err {
-        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
-            ApiError::PayloadTooLarge(format!("request bodies are limited to {BODY_LIMIT} bytes"))
-        }
-        JsonPayloadError::ContentType => {
-            ApiError::UnsupportedMediaType("expected Content-Type: application/json".into())
-        }
-        JsonPayloadError::Deserialize(e) => ApiError::BadRequest(format!("invalid JSON body: {e}")),
-        other => ApiError::BadRequest(format!("invalid request body: {other}")),
-    };
-    e.into()
-}
 
 pub fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
     // serde's words (`duplicate field \`limit\``) without actix's prefix.
