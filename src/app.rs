@@ -191,8 +191,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
 /// Every route: health and metrics here, then the OAuth endpoints, the
 /// management API and the web pages, each of which registers its own.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(web::PayloadConfig::new(http::BODY_LIMIT))
-        .app_data(web::QueryConfig::default().error_handler(http::query_error))
+    cfg.app_data(web::QueryConfig::default().error_handler(http::query_error))
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(metrics))

@@ -2,7 +2,6 @@
 //! the same whatever the strings were.
 
 use actix_web::{HttpRequest, HttpResponse, post, web};
-use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
@@ -11,7 +10,7 @@ use super::support::Problem;
 use crate::{
     domain::leaks::{self, Verified},
     http::{
-        body::{BODY_DEADLINE, BodyError},
+        body::{self, BodyError},
         client_ip,
         errors::ApiError,
     },
@@ -51,30 +50,22 @@ pub struct LeakReport {
 pub async fn report(
     state: web::Data<AppState>,
     req: HttpRequest,
-    mut payload: web::Payload,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let ip = client_ip(&req);
     state
         .leak_reports
         .check(ip.as_deref())
         .map_err(ApiError::TooManyRequests)?;
-    // Read here, not by the shared extractor: a report has its own limit.
-    let read = async {
-        let mut body = web::BytesMut::new();
-        while let Some(chunk) = payload.next().await {
-            let chunk = chunk.map_err(|_| ApiError::from(BodyError::Unreadable))?;
-            if body.len() + chunk.len() > BODY_LIMIT {
-                return Err(ApiError::PayloadTooLarge(format!(
-                    "a leak report is limited to {BODY_LIMIT} bytes"
-                )));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
-    };
-    let body = tokio::time::timeout(BODY_DEADLINE, read)
+    // Read after the throttle, not before it as the shared extractor would.
+    let body = body::read(&req, payload.into_inner(), BODY_LIMIT)
         .await
-        .map_err(|_| ApiError::from(BodyError::TimedOut))??;
+        .map_err(|e| match e {
+            BodyError::TooLarge => {
+                ApiError::PayloadTooLarge(format!("a leak report is limited to {BODY_LIMIT} bytes"))
+            }
+            other => ApiError::from(other),
+        })?;
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(ApiError::BadRequest(
             "the body must be a JSON object".into(),

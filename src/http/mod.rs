@@ -24,8 +24,6 @@ use actix_web::{
 use crate::state::AppState;
 use errors::ApiError;
 
-pub use body::BODY_LIMIT;
-
 pub fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
     // serde's words (`duplicate field \`limit\``) without actix's prefix.
     let QueryPayloadError::Deserialize(cause) = &err else {
@@ -136,7 +134,7 @@ pub async fn observe(
             started.elapsed().as_secs_f64(),
         );
     }
-    Ok(res)
+    Ok(body::hold_unread(res))
 }
 
 #[cfg(test)]

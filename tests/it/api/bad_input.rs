@@ -262,9 +262,10 @@ async fn head_is_get_without_the_content(backend: Backend) {
     assert_eq!(openapi.header("allow"), Some("GET, HEAD"));
 }
 
-/// A body that stops arriving (a declared length never reached) is a 408
-/// and the connection is closed, at the API, the OAuth endpoints and the
-/// forms alike, instead of holding the connection open for ever.
+/// A body that stops arriving is a 408 and the connection is closed, at the
+/// API, the OAuth endpoints and the forms alike, whether its length was
+/// declared or it came in chunks, instead of holding the connection open for
+/// ever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_that_stops_arriving_is_408_and_closes() {
     let api = Api::spawn(Backend::Sqlite).await;
@@ -287,15 +288,27 @@ async fn a_body_that_stops_arriving_is_408_and_closes() {
             "/login",
             "Content-Type: application/x-www-form-urlencoded\r\n".into(),
         ),
+        // Chunked, stopped after its first chunk: actix would drain the rest
+        // of a chunked body it was handed back, for as long as it came.
+        "POST /oauth2/introspect HTTP/1.1\r\nHost: t\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\n\
+         Transfer-Encoding: chunked\r\n\r\n6\r\ntoken=\r\n"
+            .into(),
     ];
-    let (json, oauth, form) = tokio::join!(
+    let (json, oauth, form, chunked) = tokio::join!(
         raw_exchange(addr, &requests[0]),
         raw_exchange(addr, &requests[1]),
         raw_exchange(addr, &requests[2]),
+        raw_exchange(addr, &requests[3]),
     );
-    // Each was read to its end: the server closed the connection after the
+    // None was read to its end: the server closed the connection after the
     // answer (the rest of the body would be no request).
-    for (what, answer) in [("API", json), ("OAuth", oauth), ("form", form)] {
+    for (what, answer) in [
+        ("API", json),
+        ("OAuth", oauth),
+        ("form", form),
+        ("chunked", chunked),
+    ] {
         assert!(answer.starts_with("HTTP/1.1 408"), "{what}: {answer}");
         assert!(answer.contains("connection: close"), "{what}: {answer}");
     }
