@@ -152,6 +152,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         App::new()
             .app_data(data.clone())
             .wrap(from_fn(crate::web::error_frame))
+            // Outermost, last: it holds each request's body until the answer is sent.
             .wrap(from_fn(crate::http::observe))
             .configure(configure)
     })

@@ -146,21 +146,25 @@ fn nul_at(value: &serde_json::Value, path: String) -> Option<String> {
 }
 
 /// Middleware for `/api/v1`: a query string holding a NUL character is
-/// refused before any handler sees it (no filter may contain one).
+/// refused before any handler sees it (no filter may contain one). The
+/// refusal is an answer, not an error, so that it keeps the request's body
+/// to the end (see `http::body::hold`).
 pub async fn reject_nul_in_query(
     req: actix_web::dev::ServiceRequest,
-    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
 ) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
     let nul = url::form_urlencoded::parse(req.query_string().as_bytes())
         .find(|(k, v)| k.contains('\0') || v.contains('\0'));
     if let Some((key, _)) = nul {
-        return Err(ApiError::InvalidField {
+        let refused = ApiError::InvalidField {
             field: key.replace('\0', ""),
             message: "must not contain NUL characters".into(),
-        }
-        .into());
+        };
+        return Ok(req.error_response(refused).map_into_right_body());
     }
-    next.call(req).await
+    next.call(req)
+        .await
+        .map(actix_web::dev::ServiceResponse::map_into_left_body)
 }
 
 /// `application/json` or `application/*+json`, with any parameters.

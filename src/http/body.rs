@@ -4,9 +4,11 @@
 //! connection, and the buffer read so far, for as long as it liked.
 
 use std::{
+    cell::RefCell,
     convert::Infallible,
     future::Future,
     pin::Pin,
+    rc::Rc,
     task::{Context, Poll},
     time::Duration,
 };
@@ -14,11 +16,12 @@ use std::{
 use actix_web::{
     FromRequest, HttpMessage, HttpRequest,
     body::{BodySize, MessageBody},
-    dev::{Payload, ServiceResponse},
+    dev::{Payload, ServiceRequest},
+    error::PayloadError,
     http::header,
     web,
 };
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 
 /// Request bodies above this are refused with 413 (INTERFACE §7).
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -68,11 +71,6 @@ impl FromRequest for Body {
 }
 
 /// Reads `payload` to its end, within `limit` bytes and [`BODY_DEADLINE`].
-///
-/// A body not read to its end is kept (see [`hold_unread`]) until the answer
-/// is sent, so that actix closes the connection after it: the rest of a
-/// chunked body dropped half way would otherwise be drained for as long as
-/// the client kept sending it, with no deadline.
 pub async fn read(
     req: &HttpRequest,
     mut payload: Payload,
@@ -82,16 +80,12 @@ pub async fn read(
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-    let read = match declared {
+    match declared {
         Some(length) if length > limit => Err(BodyError::TooLarge),
         _ => tokio::time::timeout(BODY_DEADLINE, collect(&mut payload, limit, declared))
             .await
             .unwrap_or(Err(BodyError::TimedOut)),
-    };
-    if read.is_err() {
-        req.extensions_mut().insert(Unread { _payload: payload });
     }
-    read
 }
 
 async fn collect(
@@ -99,7 +93,8 @@ async fn collect(
     limit: usize,
     declared: Option<usize>,
 ) -> Result<web::Bytes, BodyError> {
-    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0));
+    // A declared length is a claim, not bytes: room for it grows as it comes.
+    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0).min(8 * 1024));
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|_| BodyError::Unreadable)?;
         if body.len() + chunk.len() > limit {
@@ -110,27 +105,50 @@ async fn collect(
     Ok(body.freeze())
 }
 
-/// The rest of a body that was not read, carried from the request to the
-/// body of its answer by [`hold_unread`].
-pub struct Unread {
-    _payload: Payload,
+/// A request's body, shared between the handler (which may read it) and
+/// the answer (which keeps it until sent, see [`hold`]).
+#[derive(Clone)]
+pub struct Held(Rc<RefCell<Payload>>);
+
+/// Keeps a request's body, if it has one, until its answer has been sent:
+/// actix looks, when the answer ends, whether the body was read to its end,
+/// and if it was not, whether it is still wanted. Still held, it is, and
+/// actix closes the connection after the answer; dropped unread (a handler
+/// that refused it, a 404, a throttle), a chunked body would be drained for
+/// as long as the client kept sending it, with no deadline.
+pub fn hold(req: &mut ServiceRequest) -> Option<Held> {
+    let payload = req.take_payload();
+    if matches!(payload, Payload::None) {
+        return None;
+    }
+    let held = Held(Rc::new(RefCell::new(payload)));
+    req.set_payload(Payload::Stream {
+        payload: Box::pin(held.clone()),
+    });
+    Some(held)
 }
 
-pin_project_lite::pin_project! {
-    /// An answer's body, holding the unread rest of its request's body (if
-    /// any) until it has been sent: actix looks whether that rest is still
-    /// wanted when the answer ends, and closes the connection if it is.
-    pub struct Answer<B> {
-        #[pin]
-        body: B,
-        unread: Option<Unread>,
+impl Stream for Held {
+    type Item = Result<web::Bytes, PayloadError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.borrow_mut().poll_next_unpin(cx)
     }
 }
 
-/// Gives an answer's body the unread rest of its request's body, if any.
-pub fn hold_unread<B: MessageBody>(res: ServiceResponse<B>) -> ServiceResponse<Answer<B>> {
-    let unread = res.request().extensions_mut().remove::<Unread>();
-    res.map_body(|_, body| Answer { body, unread })
+pin_project_lite::pin_project! {
+    /// An answer's body, holding its request's body (see [`hold`]).
+    pub struct Answer<B> {
+        #[pin]
+        body: B,
+        held: Option<Held>,
+    }
+}
+
+impl<B> Answer<B> {
+    pub fn new(body: B, held: Option<Held>) -> Self {
+        Self { body, held }
+    }
 }
 
 impl<B: MessageBody> MessageBody for Answer<B> {
@@ -149,11 +167,11 @@ impl<B: MessageBody> MessageBody for Answer<B> {
 
     fn try_into_bytes(self) -> Result<web::Bytes, Self> {
         // As bytes, the body would drop what it holds before being sent.
-        if self.unread.is_some() {
+        if self.held.is_some() {
             return Err(self);
         }
         self.body
             .try_into_bytes()
-            .map_err(|body| Self { body, unread: None })
+            .map_err(|body| Self { body, held: None })
     }
 }

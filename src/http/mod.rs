@@ -98,8 +98,11 @@ fn head_is_get(path: &str) -> bool {
 }
 
 /// Counts and times every request by its route pattern (not its path, which
-/// would carry ids) and a known method, and adds headers every response
-/// should have. See `crate::metrics` for why labels come from closed sets.
+/// would carry ids) and a known method, adds headers every response should
+/// have, and holds the request's body until the answer is sent
+/// ([`body::hold`]). The outermost middleware: one outside it that boxed or
+/// replaced the answer's body would drop what it holds. See `crate::metrics`
+/// for why labels come from closed sets.
 pub async fn observe(
     mut req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -112,6 +115,7 @@ pub async fn observe(
         // knows the request was HEAD and sends no body, keeping the length.
         req.head_mut().method = Method::GET;
     }
+    let held = body::hold(&mut req);
     let mut res = next.call(req).await?;
     let headers = res.headers_mut();
     headers.insert(
@@ -134,7 +138,7 @@ pub async fn observe(
             started.elapsed().as_secs_f64(),
         );
     }
-    Ok(body::hold_unread(res))
+    Ok(res.map_body(|_, body| body::Answer::new(body, held)))
 }
 
 #[cfg(test)]

@@ -315,6 +315,103 @@ async fn a_body_that_stops_arriving_is_408_and_closes() {
     assert!(started.elapsed() < std::time::Duration::from_secs(40));
 }
 
+/// A body nobody reads (no route, a form without a session, a refused query)
+/// closes its connection after the answer at once: actix would otherwise
+/// drain a chunked body for as long as the client sent it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unread_body_closes_its_connection_after_the_answer() {
+    let api = Api::spawn(Backend::Sqlite).await;
+    let addr = &api.app.addr;
+    let started = std::time::Instant::now();
+    // The first chunk, then nothing: the body never ends.
+    let chunked = |path: &str, media: &str| {
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: {media}\r\n\
+             Transfer-Encoding: chunked\r\n\r\n2\r\n{{}}\r\n"
+        )
+    };
+    let requests = [
+        chunked("/api/v1/no-such-thing", "application/json"),
+        chunked(
+            "/admin/machine-users/new",
+            "application/x-www-form-urlencoded",
+        ),
+        chunked("/api/v1/leaks?x=%00", "application/json"),
+    ];
+    let (route, form, query) = tokio::join!(
+        raw_exchange(addr, &requests[0]),
+        raw_exchange(addr, &requests[1]),
+        raw_exchange(addr, &requests[2]),
+    );
+    for (what, answer, status) in [
+        ("no route", route, "404"),
+        ("no session", form, "303"),
+        ("NUL in the query", query, "400"),
+    ] {
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")),
+            "{what}: {answer}"
+        );
+        assert!(answer.contains("connection: close"), "{what}: {answer}");
+    }
+    // Answered at once, not at a deadline.
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
+
+/// A body read to its end leaves the connection open for the next request,
+/// whether its length was declared or it came in chunks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_read_to_its_end_keeps_the_connection() {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+    let api = Api::spawn(Backend::Sqlite).await;
+    let report = |framing: &str, body: &str| {
+        format!(
+            "POST /api/v1/leaks HTTP/1.1\r\nHost: t\r\n\
+             Content-Type: application/json\r\n{framing}\r\n{body}"
+        )
+    };
+    let body = r#"{"tokens":[]}"#;
+    let requests = [
+        report(&format!("Content-Length: {}\r\n", body.len()), body),
+        report(
+            "Transfer-Encoding: chunked\r\n",
+            &format!("{:x}\r\n{body}\r\n0\r\n\r\n", body.len()),
+        ),
+        "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n".into(),
+    ];
+    // One after the other on one connection, each answer read whole.
+    let stream = tokio::net::TcpStream::connect(&api.app.addr).await.unwrap();
+    let mut stream = tokio::io::BufReader::new(stream);
+    for request in &requests {
+        stream
+            .get_mut()
+            .write_all(request.as_bytes())
+            .await
+            .unwrap();
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            stream.read_line(&mut line).await.unwrap();
+            assert!(!line.is_empty(), "closed after {head}");
+            if line == "\r\n" {
+                break;
+            }
+            head.push_str(&line.to_ascii_lowercase());
+        }
+        assert!(head.starts_with("http/1.1 2"), "{head}");
+        assert!(!head.contains("connection: close"), "{head}");
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let mut content = vec![0; length];
+        stream.read_exact(&mut content).await.unwrap();
+    }
+}
+
 /// Sends `request` as is and reads the answer until the server closes.
 async fn raw_exchange(addr: &str, request: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
