@@ -101,8 +101,11 @@ fn head_is_get(path: &str) -> bool {
 /// would carry ids) and a known method, adds headers every response should
 /// have, and holds the request's body until the answer is sent
 /// ([`body::hold`]). The outermost middleware: one outside it that boxed or
-/// replaced the answer's body would drop what it holds. See `crate::metrics`
-/// for why labels come from closed sets.
+/// replaced the answer's body would drop what it holds. Middleware inside it
+/// answers refusals rather than returning `Err`: an error reaches actix
+/// without the held body (a clone of the request kept here to answer it
+/// would break routing, which needs the request unshared). See
+/// `crate::metrics` for why labels come from closed sets.
 pub async fn observe(
     mut req: ServiceRequest,
     next: Next<impl MessageBody>,

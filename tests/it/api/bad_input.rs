@@ -371,23 +371,26 @@ async fn a_body_read_to_its_end_keeps_the_connection() {
         )
     };
     let body = r#"{"tokens":[]}"#;
+    // Past what actix buffers before it waits for the reader (32 KiB).
+    let large = format!(r#"{{"tokens":["{}"]}}"#, "x".repeat(8 * 1024)) + &" ".repeat(100 * 1024);
     let requests = [
         report(&format!("Content-Length: {}\r\n", body.len()), body),
         report(
             "Transfer-Encoding: chunked\r\n",
             &format!("{:x}\r\n{body}\r\n0\r\n\r\n", body.len()),
         ),
+        report(&format!("Content-Length: {}\r\n", large.len()), &large),
         "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n".into(),
     ];
-    // One after the other on one connection, each answer read whole.
+    // One after the other on one connection, each answer read whole; each
+    // request in two writes, the body's end after a pause.
     let stream = tokio::net::TcpStream::connect(&api.app.addr).await.unwrap();
     let mut stream = tokio::io::BufReader::new(stream);
     for request in &requests {
-        stream
-            .get_mut()
-            .write_all(request.as_bytes())
-            .await
-            .unwrap();
+        let (first, rest) = request.split_at(request.len() - 5);
+        stream.get_mut().write_all(first.as_bytes()).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        stream.get_mut().write_all(rest.as_bytes()).await.unwrap();
         let mut head = String::new();
         loop {
             let mut line = String::new();
