@@ -492,6 +492,12 @@ async fn client_credentials(
             }
             allowed
         }
+        Some(raw) if raw.contains(|c: char| c.is_whitespace() && c != ' ') => {
+            return Err(Error::invalid(
+                "scope",
+                "scope names are separated by spaces (RFC 6749 §3.3)",
+            ));
+        }
         Some(raw) => {
             let requested = ScopeSet::from_stored(raw);
             if requested.is_empty() || !requested.iter().all(|s| principals::permits(machine, s)) {

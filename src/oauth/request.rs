@@ -150,6 +150,17 @@ pub fn client_credentials(
     req: &HttpRequest,
     form: &Form,
 ) -> Result<Option<ClientCredentials>, OAuthError> {
+    // Two would leave which client this is to whoever reads first.
+    if req
+        .headers()
+        .get_all(header::AUTHORIZATION)
+        .nth(1)
+        .is_some()
+    {
+        return Err(OAuthError::invalid_request(
+            "send at most one Authorization header",
+        ));
+    }
     if form.get("client_assertion").is_some() || form.get("client_assertion_type").is_some() {
         if req.headers().contains_key(header::AUTHORIZATION) || form.get("client_secret").is_some()
         {

@@ -256,6 +256,36 @@ async fn token_endpoint_errors_follow_rfc_6749(backend: Backend) {
             basic_challenge: false,
         },
         Case {
+            what: "two Authorization headers",
+            res: c
+                .post(&url)
+                .basic_auth("client-a", Some(&secret))
+                .basic_auth("client-b", Some("x"))
+                .form(&cc)
+                .send()
+                .await
+                .unwrap(),
+            status: 400,
+            error: "invalid_request",
+            basic_challenge: false,
+        },
+        Case {
+            what: "scopes separated by a tab",
+            res: c
+                .post(&url)
+                .basic_auth("client-a", Some(&secret))
+                .form(&[
+                    ("grant_type", "client_credentials"),
+                    ("scope", "profile\tprofile"),
+                ])
+                .send()
+                .await
+                .unwrap(),
+            status: 400,
+            error: "invalid_scope",
+            basic_challenge: false,
+        },
+        Case {
             what: "scope not allowed",
             res: c
                 .post(&url)
