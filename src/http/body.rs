@@ -1,7 +1,9 @@
 //! The one way a request body is read: in full, within [`BODY_LIMIT`] bytes
 //! and [`BODY_DEADLINE`]. actix times out a request's head but not its body,
 //! so a client that declared a length and stopped sending held its
-//! connection, and the buffer read so far, for as long as it liked.
+//! connection, and the buffer read so far, for as long as it liked. Every
+//! body is also held until its answer is sent ([`hold`]), so that one not
+//! read to its end closes the connection instead of being drained.
 
 use std::{
     cell::RefCell,
