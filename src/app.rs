@@ -193,9 +193,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
 /// management API and the web pages, each of which registers its own.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::QueryConfig::default().error_handler(http::query_error))
-        .route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(metrics))
+        .service(probe("/healthz").route(web::get().to(healthz)))
+        .service(probe("/readyz").route(web::get().to(readyz)))
+        .service(probe("/metrics").route(web::get().to(metrics)))
         .configure(crate::oauth::configure)
         .configure(crate::api::configure)
         .configure(crate::web::configure)
@@ -214,6 +214,17 @@ async fn not_found(req: HttpRequest) -> HttpResponse {
     } else {
         http::errors::WebError::NotFound.error_response()
     }
+}
+
+/// A probe's resource: it is read with GET (and HEAD, answered as GET by
+/// `http::observe`); any other method is a 405 that says so.
+fn probe(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(|| async {
+        HttpResponse::MethodNotAllowed()
+            .insert_header((actix_web::http::header::ALLOW, "GET, HEAD"))
+            .content_type("text/plain")
+            .body("method not allowed: use GET\n")
+    }))
 }
 
 async fn healthz() -> HttpResponse {

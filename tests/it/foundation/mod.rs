@@ -18,6 +18,14 @@ async fn server_starts_and_reports_health(backend: Backend) {
     let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
     assert_eq!(ready.text().await.unwrap().trim(), "ready");
+    // Probes are read; any other method is a 405 naming the ones there are.
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let posted = app.client.post(app.url(path)).send().await.unwrap();
+        assert_eq!(posted.status(), 405, "{path}");
+        assert_eq!(posted.headers()["allow"], "GET, HEAD", "{path}");
+        let head = app.client.head(app.url(path)).send().await.unwrap();
+        assert_eq!(head.status(), 200, "{path}");
+    }
 }
 
 async fn migrations_run_twice_in_a_row(backend: Backend) {
