@@ -3,7 +3,9 @@
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, Order, QueryFilter, QueryOrder,
+    QuerySelect,
+    sea_query::{IntoCondition, Query},
 };
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -96,7 +98,7 @@ pub async fn history(
     page: &UsagePage,
 ) -> Result<UsageHistory, Error> {
     let row = find_row(db, token_id, access).await?;
-    let mut query = token_use::Entity::find().filter(token_use::Column::TokenId.eq(row.id));
+    let mut query = token_use::Entity::find().filter(kept(row.id));
     if let Some((at, id)) = page.after {
         query = query.filter(
             Condition::any().add(token_use::Column::At.lt(at)).add(
@@ -137,15 +139,30 @@ pub async fn history(
     })
 }
 
+/// The token's newest [`KEPT`] uses. The flush inserts new uses and prunes
+/// old ones in separate statements, so for a moment the store may hold more;
+/// readers never see them.
+fn kept(token_id: Uuid) -> impl IntoCondition {
+    token_use::Column::Id.in_subquery(
+        Query::select()
+            .column(token_use::Column::Id)
+            .from(token_use::Entity)
+            .and_where(token_use::Column::TokenId.eq(token_id))
+            .order_by(token_use::Column::At, Order::Desc)
+            .order_by(token_use::Column::Id, Order::Desc)
+            .limit(KEPT)
+            .to_owned(),
+    )
+}
+
 /// The distinct addresses among the token's kept uses, most recent first.
 async fn addresses(db: &impl ConnectionTrait, token_id: Uuid) -> Result<Vec<String>, Error> {
     let ips: Vec<Option<String>> = token_use::Entity::find()
         .select_only()
         .column(token_use::Column::Ip)
-        .filter(token_use::Column::TokenId.eq(token_id))
+        .filter(kept(token_id))
         .order_by_desc(token_use::Column::At)
         .order_by_desc(token_use::Column::Id)
-        .limit(KEPT)
         .into_tuple()
         .all(db)
         .await?;

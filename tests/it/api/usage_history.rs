@@ -243,12 +243,39 @@ async fn the_history_keeps_the_newest_hundred_uses(backend: Backend) {
         let res = api.get(&format!("{path}?{bad}"), &reader).await;
         res.expect(400, bad);
     }
-    // The busiest token (this one: the reader made fewer calls) keeps 100.
-    let stored = api
-        .app
-        .scalar("SELECT MAX(n) FROM (SELECT COUNT(*) AS n FROM token_uses GROUP BY token_id) c")
-        .await;
+    // The busiest token (this one: the reader made fewer calls) keeps 100
+    // once the flush that stored the last uses has pruned.
+    let busiest = "SELECT MAX(n) FROM (SELECT COUNT(*) AS n FROM token_uses GROUP BY token_id) c";
+    let mut stored = 0;
+    for _ in 0..100 {
+        stored = api.app.scalar(busiest).await;
+        if stored == 100 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(stored, 100, "older uses are deleted from the store");
+
+    // A flush inserts before it prunes, in separate statements: while the
+    // store holds more than 100, readers still see the newest 100. Five
+    // copies of the oldest use kept, with ids that sort below it (uses are
+    // timed to the second, then ordered by id), stand in for the uses not
+    // yet pruned.
+    for k in 1..=5 {
+        let id = match backend {
+            Backend::Sqlite => format!("x'{k:032x}'"),
+            Backend::Postgres => format!("'{}'::uuid", uuid::Uuid::from_u128(k)),
+        };
+        let copy = format!(
+            "INSERT INTO token_uses (id, token_id, at, ip, user_agent, via, client_id, outcome, reason) \
+             SELECT {id}, token_id, at, ip, user_agent, via, client_id, outcome, reason \
+             FROM token_uses WHERE user_agent = 'n-30' LIMIT 1"
+        );
+        assert_eq!(api.app.sql(&copy).await, 1);
+    }
+    let body = api.get(&whole, &reader).await;
+    body.expect(200, "the history while unpruned");
+    assert_eq!(agents(&body.body), expected, "still the newest 100");
 }
 
 /// With a flush interval of an hour, many requests leave the database
