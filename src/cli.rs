@@ -127,7 +127,7 @@ pub fn main() -> ExitCode {
     };
     let command = cli.command.unwrap_or(Command::Serve);
     if matches!(command, Command::Serve) {
-        init_tracing(&settings.log);
+        crate::logging::init(&settings.log);
     }
     let result = actix_web::rt::System::new().block_on(run(command, settings));
     match result {
@@ -170,17 +170,6 @@ fn by_flag(e: crate::domain::Error, flags: &[(&str, &'static str)]) -> crate::do
         },
         other => other,
     }
-}
-
-fn init_tracing(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into());
-    // Colours only on a terminal: a log file or journal gets plain text.
-    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(terminal)
-        .init();
 }
 
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {

@@ -14,6 +14,7 @@ pub mod http;
 mod input_props;
 pub mod jwt;
 pub mod kinds;
+pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod oauth;

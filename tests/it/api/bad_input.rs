@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::{
     both_backends,
-    common::{Api, Backend},
+    common::{Api, Backend, TestApp},
 };
 
 const ZERO: &str = "00000000-0000-0000-0000-000000000000";
@@ -413,6 +413,32 @@ async fn a_body_read_to_its_end_keeps_the_connection() {
         let mut content = vec![0; length];
         stream.read_exact(&mut content).await.unwrap();
     }
+}
+
+/// A request actix cannot parse is the client's error: a 400, logged at
+/// DEBUG under `tessera::http::client`, never an ERROR line in the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_request_is_no_error_in_the_log() {
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        &[("TESSERA_LOG", "info,tessera::http::client=debug")],
+    )
+    .await;
+    let answer = raw_exchange(
+        &app.addr,
+        "GET /healthz HTTP/1.1\r\nHost: t\r\nNo header at all\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    let line = app
+        .log
+        .line_with("connection closed: ", std::time::Duration::from_secs(10))
+        .expect("the client's error is logged at DEBUG");
+    assert!(line.contains("DEBUG"), "{line}");
+    assert!(line.contains("tessera::http::client"), "{line}");
+    assert!(line.contains("parse error"), "{line}");
+    let log = app.log.text();
+    assert!(!log.contains("ERROR"), "{log}");
 }
 
 /// Sends `request` as is and reads the answer until the server closes.

@@ -146,6 +146,8 @@ pub struct TestApp {
     pub addr: String,
     pub db: TestDb,
     pub client: reqwest::Client,
+    /// What the (first) instance wrote to its standard error.
+    pub log: Log,
     child: Child,
     extra_instances: Vec<Child>,
 }
@@ -157,12 +159,12 @@ impl TestApp {
 
     pub async fn spawn_with(backend: Backend, extra_env: &[(&str, &str)]) -> Self {
         let db = TestDb::new(backend);
-        let (child, addr) = start_server(&db, extra_env).expect("server starts");
-        let client = client();
+        let (child, addr, log) = start_logged_server(&db, extra_env).expect("server starts");
         Self {
             addr,
             db,
-            client,
+            client: client(),
+            log,
             child,
             extra_instances: Vec::new(),
         }
@@ -172,30 +174,25 @@ impl TestApp {
     /// setup code it printed to its log.
     pub async fn spawn_with_setup_code(backend: Backend) -> (Self, String) {
         let db = TestDb::new(backend);
-        let (mut child, addr) = start_server(&db, &[]).expect("server starts");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(i) = line.find("/setup?code=") {
-                    let code: String = line[i + "/setup?code=".len()..]
-                        .chars()
-                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-                        .collect();
-                    let _ = tx.send((code, line.contains('\u{1b}')));
-                }
-            }
-        });
-        let (code, coloured) = rx
-            .recv_timeout(Duration::from_secs(60))
+        let (child, addr, log) = start_logged_server(&db, &[]).expect("server starts");
+        let line = log
+            .line_with("/setup?code=", Duration::from_secs(60))
             .expect("the server logs a setup URL");
-        assert!(!coloured, "a log written to a pipe has no colour codes");
-        let client = client();
+        assert!(
+            !line.contains('\u{1b}'),
+            "a log written to a pipe has no colour codes"
+        );
+        let i = line.find("/setup?code=").unwrap() + "/setup?code=".len();
+        let code: String = line[i..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .collect();
         (
             Self {
                 addr,
                 db,
-                client,
+                client: client(),
+                log,
                 child,
                 extra_instances: Vec::new(),
             },
@@ -214,9 +211,10 @@ impl TestApp {
     pub fn restart(&mut self, extra_env: &[(&str, &str)]) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let (child, addr) = start_server(&self.db, extra_env).expect("server restarts");
+        let (child, addr, log) = start_logged_server(&self.db, extra_env).expect("server restarts");
         self.child = child;
         self.addr = addr;
+        self.log = log;
     }
 
     /// The first instance's process id (to read its memory use).
@@ -397,6 +395,15 @@ impl Drop for TestApp {
 /// Starts `tessera serve` on port 0 and reads the bound address from its
 /// first line of output.
 pub fn start_server(db: &TestDb, extra_env: &[(&str, &str)]) -> Result<(Child, String), String> {
+    start_logged_server(db, extra_env).map(|(child, addr, _)| (child, addr))
+}
+
+/// [`start_server`], and what the server writes to standard error. The log
+/// is always read, so a server that logs a lot never blocks on a full pipe.
+pub fn start_logged_server(
+    db: &TestDb,
+    extra_env: &[(&str, &str)],
+) -> Result<(Child, String, Log), String> {
     let mut cmd = Command::new(BIN);
     cmd.arg("serve")
         .current_dir(db.dir.path())
@@ -411,19 +418,61 @@ pub fn start_server(db: &TestDb, extra_env: &[(&str, &str)]) -> Result<(Child, S
     }
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| e.to_string())?;
+    let log = Log::read(child.stderr.take().expect("stderr"));
     let stdout = child.stdout.take().expect("stdout");
     match first_line(stdout, Duration::from_secs(60)) {
         Ok(line) if line.starts_with("listening on http://") => Ok((
             child,
             line.trim_start_matches("listening on http://").to_owned(),
+            log,
         )),
         other => {
             let _ = child.kill();
-            let output = child.wait_with_output().map_err(|e| e.to_string())?;
-            Err(format!(
-                "server did not start ({other:?}): {}",
-                String::from_utf8_lossy(&output.stderr)
-            ))
+            let _ = child.wait();
+            Err(format!("server did not start ({other:?}): {}", log.text()))
+        }
+    }
+}
+
+/// A server's standard error, read line by line as it comes (up to 4 MiB;
+/// the rest is read and dropped).
+#[derive(Clone, Default)]
+pub struct Log(std::sync::Arc<std::sync::Mutex<String>>);
+
+impl Log {
+    const LIMIT: usize = 4 << 20;
+
+    fn read(stderr: std::process::ChildStderr) -> Self {
+        let log = Self::default();
+        let text = log.0.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut text = text.lock().unwrap();
+                if text.len() + line.len() < Self::LIMIT {
+                    text.push_str(&line);
+                    text.push('\n');
+                }
+            }
+        });
+        log
+    }
+
+    /// Everything logged so far.
+    pub fn text(&self) -> String {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// The first line containing `needle`, waiting at most `wait` for it.
+    pub fn line_with(&self, needle: &str, wait: Duration) -> Option<String> {
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            if let Some(line) = self.text().lines().find(|l| l.contains(needle)) {
+                return Some(line.to_owned());
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }

@@ -4,6 +4,7 @@
 
 mod clock_leeway;
 mod data_files;
+mod log_secrets;
 mod metrics_labels;
 mod parsers;
 mod time_edges;
