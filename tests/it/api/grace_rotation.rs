@@ -53,7 +53,7 @@ async fn the_old_token_works_until_its_grace_period_ends_then_nowhere(backend: B
         .post(
             &format!("/api/v1/tokens/{id}/regenerate"),
             &pat,
-            &json!({"grace_seconds": 10}),
+            &json!({"grace_seconds": 15}),
         )
         .await;
     regenerated.expect(201, "regenerate with a grace period");
@@ -323,7 +323,7 @@ async fn a_client_secret_is_replaced_in_one_call_and_removed_when_its_grace_ends
         .post(
             &path,
             &admin,
-            &json!({"replaces": first_id, "grace_seconds": 6}),
+            &json!({"replaces": first_id, "grace_seconds": 15}),
         )
         .await;
     third.expect(201, "replace the first secret");
@@ -504,7 +504,7 @@ async fn two_instances_refuse_the_old_token_from_the_end_of_its_grace_period() {
         .post(
             &format!("/api/v1/tokens/{id}/regenerate"),
             &pat,
-            &json!({"grace_seconds": 5}),
+            &json!({"grace_seconds": 10}),
         )
         .await;
     regenerated.expect(201, "regenerate");

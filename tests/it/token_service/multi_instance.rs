@@ -32,7 +32,10 @@ where
     }
 }
 
-const ONE_SECOND: Duration = Duration::from_secs(1);
+/// How soon a change must be seen by the other instance. It takes
+/// milliseconds; 5 s leaves room for a loaded machine and still fails a change
+/// that was missed (cached answers live for a minute).
+const AT_ONCE: Duration = Duration::from_secs(5);
 
 async fn status(req: reqwest::RequestBuilder) -> StatusCode {
     req.send().await.expect("request").status()
@@ -151,8 +154,8 @@ impl Ids<'_> {
 }
 
 /// Each change made through the first instance stops the credential on the
-/// other one within a second, though the other had it cached.
-async fn every_change_is_refused_by_the_other_within_a_second(
+/// other one at once, though the other had it cached.
+async fn every_change_is_refused_by_the_other_at_once(
     app: &TestApp,
     other: &str,
     admin: &str,
@@ -178,7 +181,7 @@ async fn every_change_is_refused_by_the_other_within_a_second(
         .bearer_auth(admin);
     assert_eq!(status(revoke).await, 204);
     within(
-        ONE_SECOND,
+        AT_ONCE,
         "revoked token refused by the other instance",
         || async { status(me(&token)).await == 401 },
     )
@@ -198,7 +201,7 @@ async fn every_change_is_refused_by_the_other_within_a_second(
         .json(&json!({"enabled": false}));
     assert_eq!(status(disable).await, 200);
     within(
-        ONE_SECOND,
+        AT_ONCE,
         "disabled owner's token refused by the other instance",
         || async { status(me(&token)).await == 401 },
     )
@@ -222,7 +225,7 @@ async fn every_change_is_refused_by_the_other_within_a_second(
         .json(&json!({"role": "user"}));
     assert_eq!(status(demote).await, 200);
     within(
-        ONE_SECOND,
+        AT_ONCE,
         "demoted admin refused by the other instance",
         || async { status(users()).await == 403 },
     )
@@ -249,7 +252,7 @@ async fn every_change_is_refused_by_the_other_within_a_second(
         .bearer_auth(admin);
     assert_eq!(status(remove).await, 204);
     within(
-        ONE_SECOND,
+        AT_ONCE,
         "removed secret refused by the other instance",
         || async { status(grant()).await == 401 },
     )
@@ -261,7 +264,7 @@ const LISTENERS: &str = "SELECT count(*) FROM pg_stat_activity \
      WHERE datname = current_database() AND query ILIKE 'LISTEN%'";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn changes_reach_the_other_instance_within_a_second_also_after_its_listener_is_killed() {
+async fn changes_reach_the_other_instance_at_once_also_after_its_listener_is_killed() {
     let Some((app, other, admin)) = two_instances().await else {
         return;
     };
@@ -270,7 +273,7 @@ async fn changes_reach_the_other_instance_within_a_second_also_after_its_listene
         scalar(&url, LISTENERS).await == 2
     })
     .await;
-    every_change_is_refused_by_the_other_within_a_second(&app, &other, &admin, "a").await;
+    every_change_is_refused_by_the_other_at_once(&app, &other, &admin, "a").await;
 
     let killed = scalar(
         &url,
@@ -280,13 +283,13 @@ async fn changes_reach_the_other_instance_within_a_second_also_after_its_listene
     .await;
     assert_eq!(killed, 2, "two listener connections were found and killed");
     // At once, while the listeners are down or reconnecting...
-    every_change_is_refused_by_the_other_within_a_second(&app, &other, &admin, "b").await;
+    every_change_is_refused_by_the_other_at_once(&app, &other, &admin, "b").await;
     // ...and once they are back.
     within(Duration::from_secs(10), "both listeners back", || async {
         scalar(&url, LISTENERS).await == 2
     })
     .await;
-    every_change_is_refused_by_the_other_within_a_second(&app, &other, &admin, "c").await;
+    every_change_is_refused_by_the_other_at_once(&app, &other, &admin, "c").await;
 }
 
 /// A listener connection that stops answering without closing (a firewall
@@ -329,8 +332,10 @@ async fn a_silently_dead_listener_is_noticed_within_seconds() {
         .delete(app.url(&format!("/api/v1/admin/tokens/{id}")))
         .bearer_auth(&admin);
     assert_eq!(status(revoke).await, 204);
+    // Noticed after 3 s without a heartbeat (one is due every second);
+    // 10 s leaves room for a loaded machine.
     within(
-        Duration::from_secs(5),
+        Duration::from_secs(10),
         "revoked token refused behind a frozen listener",
         || async { status(me()).await == 401 },
     )

@@ -195,7 +195,9 @@ async fn keys_rotate_with_publish_for_and_keys_list(backend: Backend) {
 async fn automatic_rotation_happens_once_across_instances(backend: Backend) {
     let env = [
         ("TESSERA_KEY_ROTATE_EVERY", "1h"),
-        ("TESSERA_KEY_PUBLISH_FOR", "3s"),
+        // Long enough for the other instance to hear of the new key and
+        // publish it on a loaded machine.
+        ("TESSERA_KEY_PUBLISH_FOR", "8s"),
         ("TESSERA_SWEEP_EVERY", "1s"),
     ];
     let mut app = TestApp::spawn_with(backend, &env).await;
@@ -217,6 +219,14 @@ async fn automatic_rotation_happens_once_across_instances(backend: Backend) {
 
     let new_kid = watch_the_switch(&app, &bases, &secret, &old_kid).await;
     assert_ne!(new_kid, old_kid);
+    // A sweep records the promotion (tokens switch on the time alone).
+    let promoted =
+        format!("SELECT COUNT(*) FROM signing_keys WHERE state = 'active' AND kid = '{new_kid}'");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while app.scalar(&promoted).await != 1 {
+        assert!(Instant::now() < deadline, "the sweep recorded no promotion");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // Several sweeps on every instance later, still exactly one rotation.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(app.scalar("SELECT COUNT(*) FROM signing_keys").await, 2);
@@ -225,14 +235,7 @@ async fn automatic_rotation_happens_once_across_instances(backend: Backend) {
             .await,
         1
     );
-    assert_eq!(
-        app.scalar(&format!(
-            "SELECT COUNT(*) FROM signing_keys WHERE state = 'active' AND kid = '{new_kid}'"
-        ))
-        .await,
-        1,
-        "the sweep recorded the promotion"
-    );
+    assert_eq!(app.scalar(&promoted).await, 1);
 }
 
 both_backends!(

@@ -377,9 +377,10 @@ both_backends!(
 );
 
 /// Two instances on one PostgreSQL database: a token revoked through one
-/// is refused by the other within a second.
+/// is refused by the other at once (milliseconds; 5 s allowed for a loaded
+/// machine, against the minute a missed change would stay cached).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn revocation_reaches_the_other_instance_within_a_second() {
+async fn revocation_reaches_the_other_instance_at_once() {
     if !common::postgres::available() {
         return;
     }
@@ -409,8 +410,8 @@ async fn revocation_reaches_the_other_instance_within_a_second() {
             break;
         }
         assert!(
-            revoked_at.elapsed() < std::time::Duration::from_secs(1),
-            "still accepted a second after revocation"
+            revoked_at.elapsed() < std::time::Duration::from_secs(5),
+            "still accepted 5 s after revocation"
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
