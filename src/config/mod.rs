@@ -485,9 +485,12 @@ impl Settings {
         self.database_url.as_str().starts_with("sqlite:")
     }
 
-    /// Session cookies get `Secure` when the public URL is https.
+    /// Session cookies get `Secure` when the public URL is https (a scheme
+    /// in any case: `HTTPS://` is https too, RFC 3986 §3.1).
     pub fn secure_cookies(&self) -> bool {
-        self.public_url.starts_with("https://")
+        self.public_url
+            .get(..8)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
     }
 }
 

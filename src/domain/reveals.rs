@@ -94,31 +94,50 @@ pub async fn issue(db: &Db, session_key: &str) -> Result<String, Error> {
 pub enum Claim {
     /// First use: go ahead.
     Fresh,
-    /// Already posted; what it made lives at the URL, if it got that far.
-    Used(Option<String>),
+    /// Already posted and done: what it made lives at `done_url`, and its
+    /// secret, if it made one, waits unseen on its page when `unseen`.
+    Done { done_url: String, unseen: bool },
+    /// Already posted and still being handled after [`CLAIM_WAIT`].
+    Busy,
     /// Not a nonce of this session, or expired.
     Unknown,
 }
 
+/// How long a second post of a form waits for the first to finish (a
+/// double click): then it can be answered with what the first made.
+const CLAIM_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Claims `nonce` for `session_key`, atomically: of two posts at once, one
-/// gets `Fresh`.
+/// gets `Fresh`, and the other waits for it to finish (or be refused, which
+/// frees the nonce for it).
 pub async fn claim(db: &Db, session_key: &str, nonce: &str) -> Result<Claim, Error> {
-    let now = clock::now();
-    let claimed = form_nonce::Entity::update_many()
-        .col_expr(form_nonce::Column::UsedAt, Expr::value(Some(now)))
-        .filter(form_nonce::Column::Id.eq(nonce))
-        .filter(form_nonce::Column::SessionId.eq(session_key))
-        .filter(form_nonce::Column::UsedAt.is_null())
-        .filter(form_nonce::Column::ExpiresAt.gt(now))
-        .exec(&db.write)
-        .await?;
-    if claimed.rows_affected == 1 {
-        return Ok(Claim::Fresh);
+    let deadline = std::time::Instant::now() + CLAIM_WAIT;
+    loop {
+        let now = clock::now();
+        let claimed = form_nonce::Entity::update_many()
+            .col_expr(form_nonce::Column::UsedAt, Expr::value(Some(now)))
+            .filter(form_nonce::Column::Id.eq(nonce))
+            .filter(form_nonce::Column::SessionId.eq(session_key))
+            .filter(form_nonce::Column::UsedAt.is_null())
+            .filter(form_nonce::Column::ExpiresAt.gt(now))
+            .exec(&db.write)
+            .await?;
+        if claimed.rows_affected == 1 {
+            return Ok(Claim::Fresh);
+        }
+        let Some(row) = find(db, session_key, nonce).await? else {
+            return Ok(Claim::Unknown);
+        };
+        if let Some(done_url) = row.done_url {
+            let unseen = row.sealed.is_some() && row.reveal_until.is_some_and(|u| u > now);
+            return Ok(Claim::Done { done_url, unseen });
+        }
+        if std::time::Instant::now() >= deadline {
+            return Ok(Claim::Busy);
+        }
+        // Being handled (or just released: the next round claims it).
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    Ok(match find(db, session_key, nonce).await? {
-        Some(row) if row.used_at.is_some() => Claim::Used(row.done_url),
-        _ => Claim::Unknown,
-    })
 }
 
 /// Makes a claimed nonce postable again: the form was refused (bad input)

@@ -315,21 +315,26 @@ pub async fn sign_in(
                 ip: ip.clone(),
                 ..Actor::system()
             };
-            // What was typed for an unknown account may be a password put in
-            // the wrong box: it is not kept.
-            let target = other.is_some().then_some(typed);
-            let reason = match other {
+            let reason = match &other {
                 None => "unknown user",
                 Some(p) if !p.enabled && password_ok => "disabled",
                 Some(_) => "wrong password",
             };
+            let mut details = json!({ "method": "password", "reason": reason });
+            // The account, as single sign-on records it. What was typed for
+            // an unknown account may be a password put in the wrong box: it
+            // is not kept.
+            let target = other.map(|p| {
+                details["username"] = json!(typed);
+                p.id.to_string()
+            });
             audit::record(
                 &db.write,
                 &actor,
                 "session.login_failed",
                 "user",
                 target,
-                json!({ "method": "password", "reason": reason }),
+                details,
             )
             .await?;
             return Err(if reason == "disabled" {

@@ -138,17 +138,18 @@ impl FormData {
             let key = decoded(key)
                 .ok_or_else(|| WebError::BadRequest("A field name is not valid UTF-8.".into()))?;
             let value = decoded(value).ok_or_else(|| {
-                WebError::BadRequest(format!("The field “{key}” is not valid UTF-8 text."))
+                WebError::BadRequest(format!("{} is not valid UTF-8 text.", field(&key)))
             })?;
             if key.contains('\0') || value.contains('\0') {
                 return Err(WebError::BadRequest(format!(
-                    "The field “{}” contains a NUL character, which no field may hold.",
-                    key.replace('\0', "")
+                    "{} contains a NUL character, which no field may hold.",
+                    field(&key)
                 )));
             }
             if !LISTS.contains(&key.as_str()) && !seen.insert(key.clone()) {
                 return Err(WebError::BadRequest(format!(
-                    "The field “{key}” was sent more than once."
+                    "{} was sent more than once.",
+                    field(&key)
                 )));
             }
             pairs.push((key, value));
@@ -178,6 +179,22 @@ impl FormData {
 
     pub fn checked(&self, name: &str) -> bool {
         self.get(name).is_some()
+    }
+}
+
+/// "The field “name”" when `key` looks like a field name, else "A field": a
+/// page never repeats arbitrary text from a URL, which anyone could craft to
+/// put their words on this site.
+fn field(key: &str) -> String {
+    let plain = !key.is_empty()
+        && key.len() <= 32
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if plain {
+        format!("The field “{key}”")
+    } else {
+        "A field".to_owned()
     }
 }
 

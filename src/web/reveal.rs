@@ -43,9 +43,14 @@ pub async fn claim(
     };
     match reveals::claim(&state.db, &me.session.key, nonce).await? {
         Claim::Fresh => Ok(None),
-        Claim::Used(Some(url)) => Ok(Some(see_other(&with_notice(&url, "already-sent")))),
-        Claim::Used(None) => Err(WebError::Domain(crate::domain::Error::conflict(
-            "This form was already sent and is still being handled, or was refused. Open the form again to make another.",
+        // Sent twice before the first answer arrived (a double click, Back and
+        // Reload): the browser shows this answer, so it leads to the secret.
+        Claim::Done { unseen: true, .. } => Ok(Some(see_other(&format!("/shown/{nonce}")))),
+        Claim::Done { done_url, .. } => {
+            Ok(Some(see_other(&with_notice(&done_url, "already-sent"))))
+        }
+        Claim::Busy => Err(WebError::Domain(crate::domain::Error::conflict(
+            "This form was already sent and is still being handled. Open the list in a moment to find what it made.",
         ))),
         Claim::Unknown => Err(stale()),
     }

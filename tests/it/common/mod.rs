@@ -158,16 +158,26 @@ impl TestApp {
     }
 
     pub async fn spawn_with(backend: Backend, extra_env: &[(&str, &str)]) -> Self {
+        Self::try_spawn_with(backend, extra_env)
+            .await
+            .expect("server starts")
+    }
+
+    /// [`Self::spawn_with`], or why the server did not start.
+    pub async fn try_spawn_with(
+        backend: Backend,
+        extra_env: &[(&str, &str)],
+    ) -> Result<Self, String> {
         let db = TestDb::new(backend);
-        let (child, addr, log) = start_logged_server(&db, extra_env).expect("server starts");
-        Self {
+        let (child, addr, log) = start_logged_server(&db, extra_env)?;
+        Ok(Self {
             addr,
             db,
             client: client(),
             log,
             child,
             extra_instances: Vec::new(),
-        }
+        })
     }
 
     /// A server on a fresh database with no administrator, and the one-time
@@ -429,7 +439,7 @@ pub fn start_logged_server(
         other => {
             let _ = child.kill();
             let _ = child.wait();
-            Err(format!("server did not start ({other:?}): {}", log.text()))
+            Err(format!("server did not start ({other:?}): {}", log.whole()))
         }
     }
 }
@@ -437,29 +447,49 @@ pub fn start_logged_server(
 /// A server's standard error, read line by line as it comes (up to 4 MiB;
 /// the rest is read and dropped).
 #[derive(Clone, Default)]
-pub struct Log(std::sync::Arc<std::sync::Mutex<String>>);
+pub struct Log(std::sync::Arc<LogText>);
+
+#[derive(Default)]
+struct LogText {
+    text: std::sync::Mutex<String>,
+    ended: std::sync::atomic::AtomicBool,
+}
 
 impl Log {
     const LIMIT: usize = 4 << 20;
 
     fn read(stderr: std::process::ChildStderr) -> Self {
         let log = Self::default();
-        let text = log.0.clone();
+        let shared = log.0.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut text = text.lock().unwrap();
+                let mut text = shared.text.lock().unwrap();
                 if text.len() + line.len() < Self::LIMIT {
                     text.push_str(&line);
                     text.push('\n');
                 }
             }
+            shared
+                .ended
+                .store(true, std::sync::atomic::Ordering::Release);
         });
         log
     }
 
+    /// Everything the server logged, once it has exited (at most 10 s).
+    fn whole(&self) -> String {
+        for _ in 0..500 {
+            if self.0.ended.load(std::sync::atomic::Ordering::Acquire) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.text()
+    }
+
     /// Everything logged so far.
     pub fn text(&self) -> String {
-        self.0.lock().unwrap().clone()
+        self.0.text.lock().unwrap().clone()
     }
 
     /// The first line containing `needle`, waiting at most `wait` for it.

@@ -155,25 +155,35 @@ pub fn sso_env(issuer: &str) -> Vec<(String, String)> {
 impl Sso {
     /// Tessera (on a port chosen first, so the provider knows its redirect
     /// URI) and the provider with `accounts`; `extra` settings win.
+    /// The port is free when chosen but not held while the provider starts:
+    /// should something else take it meanwhile, both start again on another.
     pub async fn spawn(backend: Backend, accounts: Value, extra: &[(&str, &str)]) -> Self {
-        let port = free_port();
-        let public = format!("http://127.0.0.1:{port}");
-        let idp = OidcProvider::start(&public, accounts, None);
-        let listen = format!("127.0.0.1:{port}");
-        let mut env = sso_env(&idp.issuer);
-        env.push(("TESSERA_LISTEN".into(), listen));
-        env.push(("TESSERA_PUBLIC_URL".into(), public));
-        for (k, v) in extra {
-            env.retain(|(key, _)| key != k);
-            env.push(((*k).to_owned(), (*v).to_owned()));
+        for attempt in 1.. {
+            let port = free_port();
+            let public = format!("http://127.0.0.1:{port}");
+            let idp = OidcProvider::start(&public, accounts.clone(), None);
+            let listen = format!("127.0.0.1:{port}");
+            let mut env = sso_env(&idp.issuer);
+            env.push(("TESSERA_LISTEN".into(), listen));
+            env.push(("TESSERA_PUBLIC_URL".into(), public));
+            for (k, v) in extra {
+                env.retain(|(key, _)| key != k);
+                env.push(((*k).to_owned(), (*v).to_owned()));
+            }
+            let env: Vec<(&str, &str)> =
+                env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let mut app = match TestApp::try_spawn_with(backend, &env).await {
+                Ok(app) => app,
+                Err(e) if attempt < 3 && e.contains("cannot listen") => continue,
+                Err(e) => panic!("server starts: {e}"),
+            };
+            // The command line signs tokens for the same issuer as the server.
+            app.db
+                .extra_env
+                .push(("TESSERA_PUBLIC_URL".into(), app.url("")));
+            return Self { app, idp };
         }
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let mut app = TestApp::spawn_with(backend, &env).await;
-        // The command line signs tokens for the same issuer as the server.
-        app.db
-            .extra_env
-            .push(("TESSERA_PUBLIC_URL".into(), app.url("")));
-        Self { app, idp }
+        unreachable!("the loop returns or panics")
     }
 }
 

@@ -6,7 +6,7 @@ use crate::{
     both_backends,
     common::{
         ADMIN_PASSWORD, Backend, TestApp,
-        web::{Browser, Page},
+        web::{Browser, Page, between},
     },
 };
 use reqwest::{StatusCode, header};
@@ -206,7 +206,14 @@ async fn sign_in_sets_a_safe_cookie_and_sign_out_ends_the_session(backend: Backe
         );
     }
     let failed = admin.get("/admin/audit?action=session.login_failed").await;
+    failed.expect(StatusCode::OK, "failed sign-ins");
     assert!(failed.body.contains("wrong password"), "{}", failed.body);
+    // It names the account and links to its page.
+    assert!(failed.body.contains("user “alice”"), "{}", failed.body);
+    let link = between(&failed.body, r#"href="/admin/users/"#, "\"").expect("a link to the user");
+    let user = admin.get(&format!("/admin/users/{link}")).await;
+    user.expect(StatusCode::OK, "the account's page");
+    assert!(user.body.contains("alice"), "{}", user.body);
 }
 
 async fn failed_sign_ins_lock_that_account_only(backend: Backend) {
@@ -330,6 +337,26 @@ async fn failed_sign_ins_from_one_address_are_throttled_across_accounts(backend:
 }
 
 async fn cookies_are_secure_when_the_public_url_is_https(backend: Backend) {
+    // The scheme in capitals is https all the same.
+    let shouted = TestApp::spawn_with(
+        backend,
+        &[("TESSERA_PUBLIC_URL", "HTTPS://tessera.example")],
+    )
+    .await;
+    let login = crate::common::client()
+        .get(shouted.url("/login"))
+        .send()
+        .await
+        .expect("GET");
+    let pre = login.headers()[header::SET_COOKIE]
+        .to_str()
+        .expect("cookie");
+    assert!(
+        pre.starts_with("__Host-tessera_csrf=") && pre.contains("Secure"),
+        "{pre}"
+    );
+    drop(shouted);
+
     let app = TestApp::spawn_with(
         backend,
         &[("TESSERA_PUBLIC_URL", "https://tessera.example")],

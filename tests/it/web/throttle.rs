@@ -88,7 +88,7 @@ async fn audited_failures(app: &TestApp, admin_token: &str, username: &str) -> u
         .as_array()
         .expect("items")
         .iter()
-        .filter(|e| e["target_id"] == username)
+        .filter(|e| e["details"]["username"] == username)
         .count()
 }
 

@@ -316,7 +316,14 @@ async fn bad_input_gets_a_page_in_words_never_a_500(backend: Backend) {
             "application/x-www-form-urlencoded",
             "name=first&name=second",
             StatusCode::BAD_REQUEST,
-            "more than once",
+            "The field “name” was sent more than once",
+        ),
+        // A field name that is a message is not repeated on the page.
+        (
+            "application/x-www-form-urlencoded",
+            "Call+IT+at+555-0100=1&Call+IT+at+555-0100=2",
+            StatusCode::BAD_REQUEST,
+            "A field was sent more than once",
         ),
         (
             "text/plain",
@@ -351,6 +358,7 @@ async fn bad_input_gets_a_page_in_words_never_a_500(backend: Backend) {
         assert_eq!(res.status, *status, "{fields:.40}: {}", res.body);
         assert!(res.body.contains("<h1>"), "{fields:.40}: an HTML page");
         assert!(res.body.contains(says), "{fields:.40}: {}", res.body);
+        assert!(!res.body.contains("555-0100"), "{}", res.body);
     }
     assert!(b.get("/tokens").await.body.contains("No tokens here yet"));
 }
