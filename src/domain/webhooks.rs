@@ -118,6 +118,14 @@ fn parse_url(raw: &str) -> Result<String, Error> {
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
         return Err(Error::invalid("url", "must be an http:// or https:// URL"));
     }
+    // A password here would be shown to every reader of webhooks and kept in
+    // the audit log; receivers check the signature instead.
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Error::invalid(
+            "url",
+            "must not contain a user name or password (receivers check the webhook-signature header)",
+        ));
+    }
     // Measured as stored: percent-encoding and punycode can make it longer.
     let url = url.to_string();
     if url.len() > 2048 {

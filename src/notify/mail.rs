@@ -1,5 +1,6 @@
 //! E-mail over SMTP with `lettre`: `smtp://` uses STARTTLS when the server
-//! offers it, `smtps://` implicit TLS. Credentials come from the URL.
+//! offers it (and requires it when the URL holds credentials, so a password
+//! never crosses the network in clear), `smtps://` implicit TLS.
 
 use std::time::Duration;
 
@@ -15,6 +16,10 @@ use lettre::{
 };
 
 use crate::secret::Secret;
+
+/// Longest wait for a connection to the SMTP server. lettre bounds nothing
+/// after it: the sweeper bounds each attempt as a whole.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
@@ -35,21 +40,28 @@ impl Mailer {
         let host = url.host_str().unwrap_or_default().to_owned();
         let params = TlsParameters::new(host.clone())
             .context("cannot set up TLS for SMTP (TESSERA_SMTP_URL)")?;
+        let credentials = !url.username().is_empty();
         let (tls, port) = match url.scheme() {
             "smtps" => (Tls::Wrapper(params), 465),
+            // lettre would send AUTH in clear to a server (or a man in the
+            // middle) that does not offer STARTTLS.
+            _ if credentials => (Tls::Required(params), 25),
             _ => (Tls::Opportunistic(params), 25),
         };
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
             .port(url.port().unwrap_or(port))
             .tls(tls)
             .hello_name(ClientId::Domain(hello.to_owned()))
-            .timeout(Some(Duration::from_secs(30)));
-        if !url.username().is_empty() {
+            .timeout(Some(CONNECT_TIMEOUT));
+        if credentials {
             builder = builder.credentials(Credentials::new(
                 decode(url.username()),
                 decode(url.password().unwrap_or_default()),
             ));
         }
+        // Pooled: a send ends with the server's answer to the message, not
+        // with QUIT's, so a server slow to say goodbye cannot make a message
+        // it took count as failed (and be sent again); connections are reused.
         Ok(Self {
             transport: builder.build(),
             from: from.parse().context("invalid sender (TESSERA_SMTP_FROM)")?,

@@ -39,10 +39,12 @@ const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Sends in flight at once on one instance.
 const CONCURRENT_SENDS: usize = 16;
-/// Sends to any one webhook in flight at once on one instance: a receiver
-/// that answers slowly (or not at all) holds at most these of the slots, so
-/// e-mail and the other receivers keep moving.
+/// Sends to any one receiver (a webhook, or the SMTP server) in flight at
+/// once on one instance: a receiver that answers slowly (or not at all)
+/// holds at most these of the slots, so the others keep moving.
 const PER_RECEIVER: usize = 4;
+/// The SMTP server's key among the receivers (no webhook has the nil id).
+const MAILER: Uuid = Uuid::nil();
 
 struct Sweeper {
     db: Db,
@@ -63,7 +65,7 @@ struct Sweeper {
 /// How often old messages and delivery logs are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
-/// Sends in flight per webhook on this instance (see [`PER_RECEIVER`]).
+/// Sends in flight per receiver on this instance (see [`PER_RECEIVER`]).
 #[derive(Default)]
 struct Receivers(std::sync::Mutex<HashMap<Uuid, usize>>);
 
@@ -198,13 +200,13 @@ impl Sweeper {
         const PAGE: u64 = 100;
         let mut busy = self.receivers.busy();
         loop {
-            let due = outbox::due_except(
-                &self.db.read,
-                &[CHANNEL_WEBHOOK, CHANNEL_EMAIL],
-                &busy,
-                PAGE,
-            )
-            .await?;
+            // E-mail waits while the SMTP server has its share of the slots.
+            let channels: &[&str] = if busy.contains(&MAILER) {
+                &[CHANNEL_WEBHOOK]
+            } else {
+                &[CHANNEL_WEBHOOK, CHANNEL_EMAIL]
+            };
+            let due = outbox::due_except(&self.db.read, channels, &busy, PAGE).await?;
             let full_page = due.len() as u64 == PAGE;
             let mut newly_busy = false;
             for row in due {
@@ -212,27 +214,25 @@ impl Sweeper {
                     self.left_over.store(true, Ordering::Relaxed);
                     return Ok(());
                 };
-                let receiver = match row.webhook_id {
-                    Some(hook) => match self.receivers.enter(hook) {
-                        Some(slot) => Some(slot),
-                        None => {
-                            // Its turn comes when one of its sends ends.
-                            self.left_over.store(true, Ordering::Relaxed);
-                            if !busy.contains(&hook) {
-                                busy.push(hook);
-                                newly_busy = true;
-                            }
-                            continue;
-                        }
-                    },
-                    None => None,
+                let to = match row.webhook_id {
+                    Some(hook) => hook,
+                    None => MAILER,
+                };
+                let Some(receiver) = self.receivers.enter(to) else {
+                    // Its turn comes when one of its sends ends.
+                    self.left_over.store(true, Ordering::Relaxed);
+                    if !busy.contains(&to) {
+                        busy.push(to);
+                        newly_busy = true;
+                    }
+                    continue;
                 };
                 let Some(claimed) = outbox::claim(&self.db.write, &row).await? else {
                     continue;
                 };
                 self.clone().start(claimed, permit, receiver);
             }
-            // A webhook that filled up during a full page may have hidden
+            // A receiver that filled up during a full page may have hidden
             // other messages behind its backlog: look again without it.
             if !(full_page && newly_busy) {
                 return Ok(());
@@ -245,7 +245,7 @@ impl Sweeper {
         self: Arc<Self>,
         claimed: outbox_row::Model,
         permit: tokio::sync::OwnedSemaphorePermit,
-        receiver: Option<ReceiverSlot>,
+        receiver: ReceiverSlot,
     ) {
         let me = self;
         tokio::spawn(async move {

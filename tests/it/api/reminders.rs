@@ -373,7 +373,150 @@ async fn an_smtp_server_that_never_answers_fails_the_attempt(backend: Backend) {
     drop(silent);
 }
 
+/// With credentials in `TESSERA_SMTP_URL`, STARTTLS is required: a server
+/// that offers AUTH without it (or a man in the middle that strips it) never
+/// sees the password, and the attempt fails saying why.
+async fn smtp_credentials_never_cross_the_network_in_clear(backend: Backend) {
+    let sink = SmtpSink::start_with(&["--auth-in-clear"]);
+    let url = format!("smtp://tessera:s3cret-pw@127.0.0.1:{}", sink.port);
+    let mut settings = env(&url, "1d");
+    settings.push(("TESSERA_RETRY_SCHEDULE", "1h"));
+    let api = Api {
+        app: TestApp::spawn_with(backend, &settings).await,
+    };
+    create_alice(&api.app);
+    let alice = api.app.token_for("alice", &["profile", "tokens:write"]);
+    api.post(
+        "/api/v1/tokens",
+        &alice,
+        &crate::common::token_request("soon", &["profile"]),
+    )
+    .await
+    .expect(201, "a PAT inside the 1d threshold");
+    let app = &api.app;
+    eventually("the attempt to fail", WAIT, || async move {
+        let n = app
+            .scalar(
+                "SELECT count(*) FROM outbox WHERE channel = 'email' AND state = 'pending' \
+                 AND attempts = 1 AND last_error LIKE '%STARTTLS%'",
+            )
+            .await;
+        (n == 1).then_some(())
+    })
+    .await;
+    assert_eq!(sink.credentials_seen(), "", "no password was sent");
+    assert!(sink.messages().is_empty());
+}
+
+/// A TCP listener that accepts connections and never says a word, counting
+/// them: an SMTP server hung after the handshake.
+struct Silent {
+    port: u16,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Silent {
+    fn start() -> Self {
+        use std::sync::{Arc, atomic::Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (count, done) = (accepted.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while !done.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        held.push(stream);
+                        count.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        Self {
+            port,
+            accepted,
+            stop,
+        }
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for Silent {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// An SMTP server that hangs holds at most four of an instance's sixteen
+/// sending slots, as a webhook receiver does: with twenty reminders queued
+/// for it, a webhook message goes out at once. Without the share, sixteen
+/// sends hang on it for their 30 s and the webhook waits for them.
+async fn a_hanging_smtp_server_holds_only_its_share_of_the_slots(backend: Backend) {
+    let silent = Silent::start();
+    let url = format!("smtp://127.0.0.1:{}", silent.port);
+    let mut settings = env(&url, "1d");
+    settings.push(("TESSERA_RETRY_SCHEDULE", "1h"));
+    let api = Api {
+        app: TestApp::spawn_with(backend, &settings).await,
+    };
+    let admin = api.admin();
+    let hook = api
+        .post(
+            "/api/v1/webhooks",
+            &admin,
+            &json!({"url": "http://127.0.0.1:9/", "events": ["ping"]}),
+        )
+        .await;
+    hook.expect(201, "webhook");
+    let receiver = Receiver::start(hook.body["secret"].as_str().unwrap(), "ok");
+    let hook_id = hook.body["id"].as_str().unwrap();
+    api.patch(
+        &format!("/api/v1/webhooks/{hook_id}"),
+        &admin,
+        &json!({"url": receiver.url()}),
+    )
+    .await
+    .expect(200, "point the webhook");
+    create_alice(&api.app);
+    let alice = api.app.token_for("alice", &["profile", "tokens:write"]);
+    for i in 0..20 {
+        api.post(
+            "/api/v1/tokens",
+            &alice,
+            &crate::common::token_request(&format!("soon-{i}"), &["profile"]),
+        )
+        .await
+        .expect(201, "a PAT inside the 1d threshold");
+    }
+    wait_for("the first e-mails to hang", WAIT, || {
+        (silent.accepted() >= 4).then_some(())
+    })
+    .await;
+    api.post_empty(&format!("/api/v1/webhooks/{hook_id}/ping"), &admin)
+        .await
+        .expect(202, "ping");
+    wait_for("the ping", WAIT, || {
+        (!receiver.received().is_empty()).then_some(())
+    })
+    .await;
+    let hung = silent.accepted();
+    assert!(
+        hung <= 4,
+        "the ping went out while the SMTP server held {hung} sends, 4 at a time"
+    );
+}
+
 both_backends!(
+    a_hanging_smtp_server_holds_only_its_share_of_the_slots,
+    smtp_credentials_never_cross_the_network_in_clear,
     an_smtp_server_that_never_answers_fails_the_attempt,
     every_token_in_the_window_is_reminded_past_one_page,
     reminders_go_once_per_threshold_and_at_expiry,

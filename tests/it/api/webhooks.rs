@@ -124,6 +124,15 @@ async fn webhooks_are_managed_by_admins_and_bad_input_names_the_field(backend: B
             "url",
         ),
         (json!({"url": "not a url", "events": ["ping"]}), "url"),
+        // A password in the URL would be shown to every reader.
+        (
+            json!({"url": "https://user:hunter2@h.example/", "events": ["ping"]}),
+            "url",
+        ),
+        (
+            json!({"url": "https://user@h.example/", "events": ["ping"]}),
+            "url",
+        ),
         // The URL parser would drop these and store another URL.
         (
             json!({"url": "http://h.example/a\r\nb\tc", "events": ["ping"]}),
@@ -149,6 +158,7 @@ async fn webhooks_are_managed_by_admins_and_bad_input_names_the_field(backend: B
         let res = api.post("/api/v1/webhooks", &admin, &body).await;
         res.expect(400, &body.to_string());
         assert_eq!(res.body["field"], field, "{body}: {}", res.body);
+        assert!(!res.text.contains("hunter2"), "{}", res.text);
     }
     let res = api
         .patch(

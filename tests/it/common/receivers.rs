@@ -122,10 +122,23 @@ pub struct SmtpSink {
 
 impl SmtpSink {
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// `--auth-in-clear`: AUTH offered without STARTTLS, credentials recorded
+    /// (see [`Self::credentials_seen`]).
+    pub fn start_with(flags: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let script = fixture("smtp_sink.py");
-        let (child, port) = start(&[script.to_str().unwrap(), dir.path().to_str().unwrap()]);
+        let mut args = vec![script.to_str().unwrap(), dir.path().to_str().unwrap()];
+        args.extend_from_slice(flags);
+        let (child, port) = start(&args);
         Self { child, port, dir }
+    }
+
+    /// Every `user:password` a client sent (with `--auth-in-clear`).
+    pub fn credentials_seen(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("auth.log")).unwrap_or_default()
     }
 
     pub fn url(&self) -> String {
