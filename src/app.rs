@@ -163,6 +163,13 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     // Scripts and tests read this line to find the port when listening on :0.
     println!("listening on http://{bound}");
     if let Some(provider) = state.oidc.clone() {
+        let issuer = &provider.settings().issuer;
+        if crate::oidc::settings::in_clear(issuer) {
+            tracing::warn!(
+                %issuer,
+                "single sign-on over plain http (TESSERA_OIDC_ISSUER): anyone on the way can read the client secret and serve their own keys; use https"
+            );
+        }
         // Discovered lazily: a provider that is down now does not stop
         // Tessera, and the sign-in page says why single sign-on is unavailable.
         tokio::spawn(async move {

@@ -124,8 +124,20 @@ struct Discovered {
 enum Cached {
     None,
     Ready(Discovered),
-    Failed { reason: String, at: Instant },
+    Failed { reason: String },
 }
+
+/// What the provider last said, and when it was asked.
+struct Answer {
+    cached: Cached,
+    asked: Option<Instant>,
+}
+
+/// How long the sign-in page waits for a discovery already under way before
+/// it says single sign-on is unavailable (or uses what the provider said
+/// before): a provider that drops packets takes up to the client's timeout,
+/// and the password form must not wait for it.
+const PAGE_WAITS_FOR_DISCOVERY: Duration = Duration::from_secs(2);
 
 /// The configured identity provider. Discovery happens lazily (and is
 /// started in the background at start-up), so Tessera starts even while the
@@ -135,7 +147,9 @@ pub struct Provider {
     issuer: IssuerUrl,
     redirect: RedirectUrl,
     http: reqwest::Client,
-    cache: Mutex<Cached>,
+    answer: std::sync::Mutex<Answer>,
+    /// Held while the provider is asked: one discovery at a time.
+    asking: Mutex<()>,
 }
 
 impl Provider {
@@ -161,7 +175,11 @@ impl Provider {
             issuer,
             redirect,
             http,
-            cache: Mutex::new(Cached::None),
+            answer: std::sync::Mutex::new(Answer {
+                cached: Cached::None,
+                asked: None,
+            }),
+            asking: Mutex::new(()),
         })
     }
 
@@ -169,24 +187,58 @@ impl Provider {
         &self.settings
     }
 
+    fn answer(&self) -> std::sync::MutexGuard<'_, Answer> {
+        self.answer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What the provider said, if it is still good (or failed too recently
+    /// to ask again), unless `refresh`.
+    fn cached(&self, refresh: bool) -> Option<Result<Arc<CoreProviderMetadata>, OidcError>> {
+        let answer = self.answer();
+        let recent = answer
+            .asked
+            .is_some_and(|at| at.elapsed() < RETRY_AFTER_FAILURE);
+        match &answer.cached {
+            Cached::Ready(d) if !refresh && Instant::now() < d.until => {
+                Some(Ok(d.metadata.clone()))
+            }
+            Cached::Failed { reason } if !refresh && recent => {
+                Some(Err(self.unavailable(reason.clone())))
+            }
+            _ => None,
+        }
+    }
+
+    /// The last answer whatever its age: for a caller that will not wait.
+    fn last_answer(&self) -> Result<Arc<CoreProviderMetadata>, OidcError> {
+        match &self.answer().cached {
+            Cached::Ready(d) => Ok(d.metadata.clone()),
+            Cached::Failed { reason } => Err(self.unavailable(reason.clone())),
+            Cached::None => Err(self.unavailable("no answer yet".to_owned())),
+        }
+    }
+
     /// The provider's configuration: cached, fetched when missing or old
     /// (or when `refresh`), and after a failure not tried again for a few
-    /// seconds.
+    /// seconds. One request at a time asks the provider, without holding
+    /// the cache; the others wait for its answer.
     async fn metadata(&self, refresh: bool) -> Result<Arc<CoreProviderMetadata>, OidcError> {
-        let mut cache = self.cache.lock().await;
-        match &*cache {
-            Cached::Ready(d) if !refresh && Instant::now() < d.until => {
-                return Ok(d.metadata.clone());
-            }
-            Cached::Failed { reason, at } if !refresh && at.elapsed() < RETRY_AFTER_FAILURE => {
-                return Err(self.unavailable(reason.clone()));
-            }
-            _ => {}
+        if let Some(answer) = self.cached(refresh) {
+            return answer;
         }
-        match CoreProviderMetadata::discover_async(self.issuer.clone(), &self.http).await {
+        let since = Instant::now();
+        let _asking = self.asking.lock().await;
+        // Asked by the request this one waited for: its answer will do.
+        if self.answer().asked.is_some_and(|at| at >= since) {
+            return self.last_answer();
+        }
+        let result = CoreProviderMetadata::discover_async(self.issuer.clone(), &self.http).await;
+        let mut answer = self.answer();
+        answer.asked = Some(Instant::now());
+        match result {
             Ok(metadata) => {
                 let metadata = Arc::new(metadata);
-                *cache = Cached::Ready(Discovered {
+                answer.cached = Cached::Ready(Discovered {
                     metadata: metadata.clone(),
                     until: Instant::now() + METADATA_TTL,
                 });
@@ -198,13 +250,12 @@ impl Provider {
                 // A provider that answered before keeps working on what it
                 // said, and is asked again only after the usual pause: each
                 // sign-in page would otherwise wait on another discovery.
-                if let Cached::Ready(d) = &mut *cache {
+                if let Cached::Ready(d) = &mut answer.cached {
                     d.until = Instant::now() + RETRY_AFTER_FAILURE;
                     return Ok(d.metadata.clone());
                 }
-                *cache = Cached::Failed {
+                answer.cached = Cached::Failed {
                     reason: reason.clone(),
-                    at: Instant::now(),
                 };
                 Err(self.unavailable(reason))
             }
@@ -221,6 +272,21 @@ impl Provider {
     /// Discovers the provider now; `Err` says why sign-in is unavailable.
     pub async fn check(&self) -> Result<(), OidcError> {
         self.metadata(false).await.map(|_| ())
+    }
+
+    /// [`Self::check`] for a page: the provider is asked in the background,
+    /// and the page waits for its answer only briefly (see
+    /// [`PAGE_WAITS_FOR_DISCOVERY`]), then goes by the last answer.
+    pub async fn check_for_page(self: &Arc<Self>) -> Result<(), OidcError> {
+        if let Some(answer) = self.cached(false) {
+            return answer.map(|_| ());
+        }
+        let me = self.clone();
+        let asking = tokio::spawn(async move { me.metadata(false).await });
+        match tokio::time::timeout(PAGE_WAITS_FOR_DISCOVERY, asking).await {
+            Ok(Ok(answer)) => answer.map(|_| ()),
+            _ => self.last_answer().map(|_| ()),
+        }
     }
 
     fn client(&self, metadata: &CoreProviderMetadata) -> OidcClient {

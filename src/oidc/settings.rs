@@ -256,6 +256,21 @@ impl SignInSettings {
     }
 }
 
+/// Whether `issuer` is reached over plain http through a network: loopback
+/// addresses (a provider on the same host, tests) are not.
+pub fn in_clear(issuer: &str) -> bool {
+    let Ok(url) = url::Url::parse(issuer) else {
+        return false;
+    };
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    url.scheme() == "http" && !loopback
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,6 +291,25 @@ mod tests {
             }
         }
         a
+    }
+
+    #[test]
+    fn plain_http_issuers_beyond_this_host_are_in_clear() {
+        for issuer in [
+            "http://idp.example/realms/a",
+            "HTTP://10.0.0.5:8080",
+            "http://keycloak:8080",
+        ] {
+            assert!(in_clear(issuer), "{issuer}");
+        }
+        for issuer in [
+            "https://idp.example/realms/a",
+            "http://127.0.0.1:8080",
+            "http://[::1]:9000/x",
+            "http://localhost:8080",
+        ] {
+            assert!(!in_clear(issuer), "{issuer}");
+        }
     }
 
     #[test]

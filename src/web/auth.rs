@@ -55,7 +55,7 @@ async fn sso_offer(req: &HttpRequest, state: &AppState) -> Result<Option<SsoOffe
     Ok(Some(SsoOffer {
         name: provider.settings().name.clone(),
         href,
-        unavailable: provider.check().await.err().map(|e| {
+        unavailable: provider.check_for_page().await.err().map(|e| {
             format!("Single sign-on is unavailable right now: {e}. Try again in a minute.")
         }),
     }))

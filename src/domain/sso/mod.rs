@@ -152,11 +152,22 @@ fn read_claims(identity: &Identity, rules: &Rules<'_>) -> Result<Claimed, Refusa
             claim: rules.username_claim.to_owned(),
             value: raw.chars().take(80).collect(),
         })?;
-    // An unusable address is ignored: notices are optional.
+    // An unusable address is ignored: notices are optional. So is one the
+    // provider says it has not verified (anyone may type any address there),
+    // lest reminders and leak notices go to someone else.
+    let unverified = matches!(
+        identity.claims.get("email_verified"),
+        Some(Value::Bool(false))
+    ) || identity
+        .claims
+        .get("email_verified")
+        .and_then(Value::as_str)
+        == Some("false");
     let email = identity
         .claims
         .get("email")
         .and_then(Value::as_str)
+        .filter(|_| !unverified)
         .and_then(|e| principals::parse_email(e, "email").ok().flatten());
     Ok(Claimed {
         username,

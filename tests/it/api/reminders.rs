@@ -12,7 +12,7 @@ use crate::{
     both_backends,
     common::{
         ADMIN_PASSWORD, Api, Backend, TestApp,
-        receivers::{Receiver, SmtpSink, eventually, wait_for},
+        receivers::{Receiver, Silent, SmtpSink, eventually, wait_for},
     },
 };
 
@@ -406,53 +406,6 @@ async fn smtp_credentials_never_cross_the_network_in_clear(backend: Backend) {
     .await;
     assert_eq!(sink.credentials_seen(), "", "no password was sent");
     assert!(sink.messages().is_empty());
-}
-
-/// A TCP listener that accepts connections and never says a word, counting
-/// them: an SMTP server hung after the handshake.
-struct Silent {
-    port: u16,
-    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl Silent {
-    fn start() -> Self {
-        use std::sync::{Arc, atomic::Ordering};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (count, done) = (accepted.clone(), stop.clone());
-        std::thread::spawn(move || {
-            let mut held = Vec::new();
-            while !done.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        held.push(stream);
-                        count.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
-                }
-            }
-        });
-        Self {
-            port,
-            accepted,
-            stop,
-        }
-    }
-
-    fn accepted(&self) -> usize {
-        self.accepted.load(std::sync::atomic::Ordering::Relaxed)
-    }
-}
-
-impl Drop for Silent {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    }
 }
 
 /// An SMTP server that hangs holds at most four of an instance's sixteen

@@ -183,6 +183,19 @@ async fn a_rename_at_the_provider_follows_the_same_user(backend: Backend) {
     assert_eq!(after[0]["id"], before[0]["id"]);
     assert_eq!(after[0]["email"], "carol.smith@example.com");
     assert!(users_named(app, &admin, "carol").await.is_empty());
+
+    // An address the provider has not verified is not taken.
+    sso.idp
+        .set_account(
+            "sub-1",
+            json!({"preferred_username": "Carol.Smith", "email": "someone.else@example.com", "email_verified": false, "groups": []}),
+        )
+        .await;
+    sign_in(&b, "sub-1")
+        .await
+        .expect(StatusCode::SEE_OTHER, "signed in");
+    let after = users_named(app, &admin, "carol.smith").await;
+    assert_eq!(after[0]["email"], "carol.smith@example.com");
 }
 
 async fn a_username_taken_by_a_user_or_machine_user_is_refused(backend: Backend) {

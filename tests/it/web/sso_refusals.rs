@@ -16,6 +16,7 @@ use crate::{
             CLIENT_ID, OTHER_CLIENT_ID, OidcProvider, Sso, account, at_provider, begin, free_port,
             get_url, sign_in, signed_in, sso_env, with_param,
         },
+        receivers::Silent,
         web::Browser,
     },
 };
@@ -241,6 +242,54 @@ async fn an_issuer_that_does_not_match_is_refused(backend: Backend) {
     page.expect(StatusCode::BAD_REQUEST, "issuer mismatch");
     assert!(page.body.to_lowercase().contains("issuer"), "{}", page.body);
     assert!(!signed_in(&b).await);
+}
+
+/// A provider that takes connections and never answers (packets dropped
+/// past the handshake) holds its discovery until the client's 10 s timeout:
+/// the sign-in page waits for it at most briefly and offers passwords,
+/// however many load it at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_that_never_answers_does_not_hold_up_the_sign_in_page() {
+    let silent = Silent::start();
+    let env = sso_env(&format!("http://127.0.0.1:{}", silent.port));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let app = TestApp::spawn_with(Backend::Sqlite, &env).await;
+    let started = std::time::Instant::now();
+    let pages = futures_util::future::join_all((0..4).map(|_| {
+        let b = Browser::new(&app);
+        async move { b.get("/login").await }
+    }))
+    .await;
+    let took = started.elapsed();
+    for page in &pages {
+        page.expect(StatusCode::OK, "the sign-in page");
+        assert!(page.body.contains(r#"name="password""#), "{}", page.body);
+        assert!(page.body.contains("unavailable"), "{}", page.body);
+    }
+    assert!(silent.accepted() >= 1, "discovery was under way");
+    // On this host, plain http is no warning.
+    assert!(!app.log.text().contains("plain http"), "{}", app.log.text());
+    assert!(
+        took < std::time::Duration::from_secs(7),
+        "the pages waited {took:?} for a discovery that takes 10 s"
+    );
+}
+
+/// A provider reached over plain http through a network gets a warning at
+/// start-up: its keys and Tessera's client secret travel in clear.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_http_provider_elsewhere_is_warned_of() {
+    let env = sso_env("http://idp.invalid/realms/acme");
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let app = TestApp::spawn_with(Backend::Sqlite, &env).await;
+    let line = app
+        .log
+        .line_with("plain http", std::time::Duration::from_secs(10))
+        .expect("a warning");
+    assert!(
+        line.contains("WARN") && line.contains("TESSERA_OIDC_ISSUER"),
+        "{line}"
+    );
 }
 
 both_backends!(
