@@ -6,27 +6,28 @@ use tracing::{
 };
 use tracing_subscriber::{
     EnvFilter,
+    filter::{LevelFilter, Targets},
     layer::{Context, Layer, SubscriberExt},
     util::SubscriberInitExt,
 };
-
-/// The most sea-orm may log, whatever `TESSERA_LOG` asks for.
-const QUIET_SEA_ORM: &str = "sea_orm=debug";
 
 /// Where client connection errors are logged, at DEBUG.
 pub const CLIENT_ERRORS: &str = "tessera::http::client";
 
 /// Installs the log for `tessera serve`.
 pub fn init(filter: &str) {
-    let filter = EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| "info".into())
-        // sea-orm's TRACE spans carry each statement's bound values, password
-        // hashes among them; the statements alone are sqlx's, at DEBUG.
-        .add_directive(QUIET_SEA_ORM.parse().expect("a valid directive"));
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into());
+    // sea-orm's TRACE spans carry each statement's bound values, password
+    // hashes among them (the statements alone are sqlx's, at DEBUG): a cap
+    // that only removes, whatever `TESSERA_LOG` names.
+    let sea_orm_cap = Targets::new()
+        .with_default(LevelFilter::TRACE)
+        .with_target("sea_orm", LevelFilter::DEBUG);
     // Colours only on a terminal: a log file or journal gets plain text.
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::registry()
         .with(filter)
+        .with(sea_orm_cap)
         .with(ClientErrors)
         .with(
             tracing_subscriber::fmt::layer()

@@ -9,8 +9,8 @@
 //! once and clears it, so reloading that page cannot show it again.
 
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, sea_query::Expr,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, sea_query::Expr,
 };
 use time::Duration;
 
@@ -109,7 +109,8 @@ const CLAIM_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Claims `nonce` for `session_key`, atomically: of two posts at once, one
 /// gets `Fresh`, and the other waits for it to finish (or be refused, which
-/// frees the nonce for it).
+/// frees the nonce for it), looking with reads rather than holding SQLite's
+/// one writer.
 pub async fn claim(db: &Db, session_key: &str, nonce: &str) -> Result<Claim, Error> {
     let deadline = std::time::Instant::now() + CLAIM_WAIT;
     loop {
@@ -125,18 +126,25 @@ pub async fn claim(db: &Db, session_key: &str, nonce: &str) -> Result<Claim, Err
         if claimed.rows_affected == 1 {
             return Ok(Claim::Fresh);
         }
-        let Some(row) = find(db, session_key, nonce).await? else {
-            return Ok(Claim::Unknown);
-        };
-        if let Some(done_url) = row.done_url {
-            let unseen = row.sealed.is_some() && row.reveal_until.is_some_and(|u| u > now);
-            return Ok(Claim::Done { done_url, unseen });
+        let mut store = &db.write;
+        loop {
+            let Some(row) = find(store, session_key, nonce).await? else {
+                return Ok(Claim::Unknown);
+            };
+            if let Some(done_url) = row.done_url {
+                let unseen = row.sealed.is_some() && row.reveal_until.is_some_and(|u| u > now);
+                return Ok(Claim::Done { done_url, unseen });
+            }
+            if row.used_at.is_none() {
+                // Released: the form was refused. Claim it for this post.
+                break;
+            }
+            if std::time::Instant::now() >= deadline {
+                return Ok(Claim::Busy);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            store = &db.read;
         }
-        if std::time::Instant::now() >= deadline {
-            return Ok(Claim::Busy);
-        }
-        // Being handled (or just released: the next round claims it).
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
 
@@ -210,7 +218,8 @@ pub async fn take(
     session_key: &str,
     nonce: &str,
 ) -> Result<Shown, Error> {
-    let Some(row) = find(db, session_key, nonce).await? else {
+    // The primary store: a row just written must be seen.
+    let Some(row) = find(&db.write, session_key, nonce).await? else {
         return Ok(Shown::Unknown);
     };
     let now = clock::now();
@@ -242,7 +251,11 @@ pub async fn take(
     })
 }
 
-async fn find(db: &Db, session_key: &str, nonce: &str) -> Result<Option<form_nonce::Model>, Error> {
+async fn find(
+    db: &impl ConnectionTrait,
+    session_key: &str,
+    nonce: &str,
+) -> Result<Option<form_nonce::Model>, Error> {
     // Nonces are base64url: anything else (a NUL from `%00` above all, which
     // PostgreSQL cannot compare) is simply unknown.
     if nonce.is_empty()
@@ -253,10 +266,9 @@ async fn find(db: &Db, session_key: &str, nonce: &str) -> Result<Option<form_non
     {
         return Ok(None);
     }
-    // The primary store: a row just written must be seen (no replica lag).
     Ok(form_nonce::Entity::find_by_id(nonce.to_owned())
         .filter(form_nonce::Column::SessionId.eq(session_key))
-        .one(&db.write)
+        .one(db)
         .await?
         .filter(|r| r.expires_at > clock::now()))
 }

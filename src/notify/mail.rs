@@ -59,9 +59,6 @@ impl Mailer {
                 decode(url.password().unwrap_or_default()),
             ));
         }
-        // Pooled: a send ends with the server's answer to the message, not
-        // with QUIT's, so a server slow to say goodbye cannot make a message
-        // it took count as failed (and be sent again); connections are reused.
         Ok(Self {
             transport: builder.build(),
             from: from.parse().context("invalid sender (TESSERA_SMTP_FROM)")?,

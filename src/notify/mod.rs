@@ -69,7 +69,7 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 #[derive(Default)]
 struct Receivers(std::sync::Mutex<HashMap<Uuid, usize>>);
 
-/// One send to a webhook, counted until it is dropped.
+/// One send to a receiver, counted until it is dropped.
 struct ReceiverSlot {
     receivers: Arc<Receivers>,
     hook: Uuid,
@@ -80,7 +80,7 @@ impl Receivers {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The webhooks with no send to spare.
+    /// The receivers with no send to spare.
     fn busy(&self) -> Vec<Uuid> {
         let counts = self.counts();
         counts
@@ -214,10 +214,7 @@ impl Sweeper {
                     self.left_over.store(true, Ordering::Relaxed);
                     return Ok(());
                 };
-                let to = match row.webhook_id {
-                    Some(hook) => hook,
-                    None => MAILER,
-                };
+                let to = row.webhook_id.unwrap_or(MAILER);
                 let Some(receiver) = self.receivers.enter(to) else {
                     // Its turn comes when one of its sends ends.
                     self.left_over.store(true, Ordering::Relaxed);

@@ -127,10 +127,11 @@ enum Cached {
     Failed { reason: String },
 }
 
-/// What the provider last said, and when it was asked.
+/// What the provider last said, and when it was asked for it.
 struct Answer {
     cached: Cached,
-    asked: Option<Instant>,
+    /// When the discovery that gave this answer began, and ended.
+    asked: Option<(Instant, Instant)>,
 }
 
 /// How long the sign-in page waits for a discovery already under way before
@@ -197,7 +198,7 @@ impl Provider {
         let answer = self.answer();
         let recent = answer
             .asked
-            .is_some_and(|at| at.elapsed() < RETRY_AFTER_FAILURE);
+            .is_some_and(|(_, ended)| ended.elapsed() < RETRY_AFTER_FAILURE);
         match &answer.cached {
             Cached::Ready(d) if !refresh && Instant::now() < d.until => {
                 Some(Ok(d.metadata.clone()))
@@ -228,13 +229,20 @@ impl Provider {
         }
         let since = Instant::now();
         let _asking = self.asking.lock().await;
-        // Asked by the request this one waited for: its answer will do.
-        if self.answer().asked.is_some_and(|at| at >= since) {
+        // The request this one waited for may have asked already: its answer
+        // will do, for a refresh only if it began asking after this one
+        // wanted to (the keys it fetched may predate a rotation).
+        let began_since = self.answer().asked.is_some_and(|(began, _)| began >= since);
+        if refresh && began_since {
             return self.last_answer();
         }
+        if !refresh && let Some(answer) = self.cached(false) {
+            return answer;
+        }
+        let began = Instant::now();
         let result = CoreProviderMetadata::discover_async(self.issuer.clone(), &self.http).await;
         let mut answer = self.answer();
-        answer.asked = Some(Instant::now());
+        answer.asked = Some((began, Instant::now()));
         match result {
             Ok(metadata) => {
                 let metadata = Arc::new(metadata);

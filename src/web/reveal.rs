@@ -50,7 +50,7 @@ pub async fn claim(
             Ok(Some(see_other(&with_notice(&done_url, "already-sent"))))
         }
         Claim::Busy => Err(WebError::Domain(crate::domain::Error::conflict(
-            "This form was already sent and is still being handled. Open the list in a moment to find what it made.",
+            "This form was already sent and is still being handled, or failed. Open the list in a moment to see whether it made anything.",
         ))),
         Claim::Unknown => Err(stale()),
     }

@@ -155,14 +155,7 @@ fn read_claims(identity: &Identity, rules: &Rules<'_>) -> Result<Claimed, Refusa
     // An unusable address is ignored: notices are optional. So is one the
     // provider says it has not verified (anyone may type any address there),
     // lest reminders and leak notices go to someone else.
-    let unverified = matches!(
-        identity.claims.get("email_verified"),
-        Some(Value::Bool(false))
-    ) || identity
-        .claims
-        .get("email_verified")
-        .and_then(Value::as_str)
-        == Some("false");
+    let unverified = identity.claims.get("email_verified") == Some(&Value::Bool(false));
     let email = identity
         .claims
         .get("email")

@@ -445,13 +445,14 @@ pub fn start_logged_server(
 }
 
 /// A server's standard error, read line by line as it comes (up to 4 MiB;
-/// the rest is read and dropped).
+/// the rest is read and dropped, and [`Log::truncated`] says so).
 #[derive(Clone, Default)]
 pub struct Log(std::sync::Arc<LogText>);
 
 #[derive(Default)]
 struct LogText {
     text: std::sync::Mutex<String>,
+    truncated: std::sync::atomic::AtomicBool,
     ended: std::sync::atomic::AtomicBool,
 }
 
@@ -459,21 +460,32 @@ impl Log {
     const LIMIT: usize = 4 << 20;
 
     fn read(stderr: std::process::ChildStderr) -> Self {
+        use std::sync::atomic::Ordering;
         let log = Self::default();
         let shared = log.0.clone();
         std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let mut reader = BufReader::new(stderr);
+            let mut line = Vec::new();
+            // Bytes, not `lines()`: a line that is not UTF-8 must not end the
+            // reading.
+            while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
                 let mut text = shared.text.lock().unwrap();
                 if text.len() + line.len() < Self::LIMIT {
-                    text.push_str(&line);
-                    text.push('\n');
+                    text.push_str(&String::from_utf8_lossy(&line));
+                } else {
+                    shared.truncated.store(true, Ordering::Release);
                 }
+                line.clear();
             }
-            shared
-                .ended
-                .store(true, std::sync::atomic::Ordering::Release);
+            shared.ended.store(true, Ordering::Release);
         });
         log
+    }
+
+    /// Whether lines were dropped past the limit: a check that something
+    /// is absent from the log cannot rely on a truncated one.
+    pub fn truncated(&self) -> bool {
+        self.0.truncated.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Everything the server logged, once it has exited (at most 10 s).
@@ -496,8 +508,12 @@ impl Log {
     pub fn line_with(&self, needle: &str, wait: Duration) -> Option<String> {
         let deadline = std::time::Instant::now() + wait;
         loop {
-            if let Some(line) = self.text().lines().find(|l| l.contains(needle)) {
-                return Some(line.to_owned());
+            let found = {
+                let text = self.0.text.lock().unwrap();
+                text.lines().find(|l| l.contains(needle)).map(str::to_owned)
+            };
+            if found.is_some() {
+                return found;
             }
             if std::time::Instant::now() > deadline {
                 return None;

@@ -18,6 +18,10 @@ async fn server_starts_and_reports_health(backend: Backend) {
     let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
     assert_eq!(ready.text().await.unwrap().trim(), "ready");
+    // The harness's `TESSERA_LOG=warn` holds for every crate: start-up (the
+    // migrations among it) logs nothing below WARN.
+    let log = app.log.text();
+    assert!(!log.contains(" INFO "), "{log}");
     // Probes are read; any other method is a 405 naming the ones there are.
     for path in ["/healthz", "/readyz", "/metrics"] {
         let posted = app.client.post(app.url(path)).send().await.unwrap();
