@@ -334,14 +334,10 @@ async fn every_token_in_the_window_is_reminded_past_one_page(backend: Backend) {
     .await;
 }
 
-/// An SMTP server that takes the connection and never says a word: the
-/// attempt ends (30 s) as a failure due again later, instead of holding a
-/// sending slot forever and its message being claimed and sent again.
-async fn an_smtp_server_that_never_answers_fails_the_attempt(backend: Backend) {
-    // The kernel completes the handshake; nothing ever reads or writes.
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("smtp://127.0.0.1:{}", silent.local_addr().unwrap().port());
-    let mut settings = env(&url, "1d");
+/// Tessera sending e-mail to `smtp` (retries an hour apart) with one
+/// reminder due: alice's new token expires within its 1d threshold.
+async fn one_reminder_for(backend: Backend, smtp: &str) -> Api {
+    let mut settings = env(smtp, "1d");
     settings.push(("TESSERA_RETRY_SCHEDULE", "1h"));
     let api = Api {
         app: TestApp::spawn_with(backend, &settings).await,
@@ -355,21 +351,31 @@ async fn an_smtp_server_that_never_answers_fails_the_attempt(backend: Backend) {
     )
     .await
     .expect(201, "a PAT inside the 1d threshold");
-    let app = &api.app;
-    eventually(
-        "the attempt to end",
-        Duration::from_secs(90),
-        || async move {
-            let n = app
-                .scalar(
-                    "SELECT count(*) FROM outbox WHERE channel = 'email' AND state = 'pending' \
-                 AND attempts = 1 AND last_error LIKE '%no answer within 30 s%'",
-                )
-                .await;
-            (n == 1).then_some(())
-        },
-    )
+    api
+}
+
+/// Waits for the reminder's first attempt to have failed with an error
+/// like `error` (an SQL `LIKE` pattern), due again later.
+async fn first_attempt_failed(app: &TestApp, error: &str, wait: Duration) {
+    let query = format!(
+        "SELECT count(*) FROM outbox WHERE channel = 'email' AND state = 'pending' \
+         AND attempts = 1 AND last_error LIKE '{error}'"
+    );
+    eventually("the attempt to fail", wait, || async {
+        (app.scalar(&query).await == 1).then_some(())
+    })
     .await;
+}
+
+/// An SMTP server that takes the connection and never says a word: the
+/// attempt ends (30 s) as a failure due again later, instead of holding a
+/// sending slot forever and its message being claimed and sent again.
+async fn an_smtp_server_that_never_answers_fails_the_attempt(backend: Backend) {
+    // The kernel completes the handshake; nothing ever reads or writes.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("smtp://127.0.0.1:{}", silent.local_addr().unwrap().port());
+    let api = one_reminder_for(backend, &url).await;
+    first_attempt_failed(&api.app, "%no answer within 30 s%", Duration::from_secs(90)).await;
     drop(silent);
 }
 
@@ -379,31 +385,8 @@ async fn an_smtp_server_that_never_answers_fails_the_attempt(backend: Backend) {
 async fn smtp_credentials_never_cross_the_network_in_clear(backend: Backend) {
     let sink = SmtpSink::start_with(&["--auth-in-clear"]);
     let url = format!("smtp://tessera:s3cret-pw@127.0.0.1:{}", sink.port);
-    let mut settings = env(&url, "1d");
-    settings.push(("TESSERA_RETRY_SCHEDULE", "1h"));
-    let api = Api {
-        app: TestApp::spawn_with(backend, &settings).await,
-    };
-    create_alice(&api.app);
-    let alice = api.app.token_for("alice", &["profile", "tokens:write"]);
-    api.post(
-        "/api/v1/tokens",
-        &alice,
-        &crate::common::token_request("soon", &["profile"]),
-    )
-    .await
-    .expect(201, "a PAT inside the 1d threshold");
-    let app = &api.app;
-    eventually("the attempt to fail", WAIT, || async move {
-        let n = app
-            .scalar(
-                "SELECT count(*) FROM outbox WHERE channel = 'email' AND state = 'pending' \
-                 AND attempts = 1 AND last_error LIKE '%STARTTLS%'",
-            )
-            .await;
-        (n == 1).then_some(())
-    })
-    .await;
+    let api = one_reminder_for(backend, &url).await;
+    first_attempt_failed(&api.app, "%STARTTLS%", WAIT).await;
     assert_eq!(sink.credentials_seen(), "", "no password was sent");
     assert!(sink.messages().is_empty());
 }
