@@ -11,7 +11,7 @@ use crate::{
     both_backends,
     common::{
         Api, Backend, Reply, TestApp,
-        receivers::{Receiver, wait_for},
+        receivers::{wait_for, webhook},
         token_request,
         web::Browser,
     },
@@ -129,23 +129,7 @@ async fn leaked_tokens_and_secrets_are_announced_to_webhooks(backend: Backend) {
         app: TestApp::spawn_with(backend, &[("TESSERA_SWEEP_EVERY", "1s")]).await,
     };
     let admin = api.admin();
-    let created = api
-        .post(
-            "/api/v1/webhooks",
-            &admin,
-            &json!({"url": "http://127.0.0.1:9/unused", "events": ["token.leaked"]}),
-        )
-        .await;
-    created.expect(201, "webhook");
-    let id = created.body["id"].as_str().unwrap();
-    let receiver = Receiver::start(created.body["secret"].as_str().unwrap(), "ok");
-    api.patch(
-        &format!("/api/v1/webhooks/{id}"),
-        &admin,
-        &json!({"url": receiver.url()}),
-    )
-    .await
-    .expect(200, "point the webhook");
+    let (_, receiver) = webhook(&api, &admin, &["token.leaked"], "ok").await;
     let pat = api.user("alice", &["profile"]);
     let secret = api.app.create_machine("svc", &["profile"]);
     report(&api, &json!({"tokens": [pat, secret]}))

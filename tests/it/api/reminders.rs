@@ -12,7 +12,7 @@ use crate::{
     both_backends,
     common::{
         ADMIN_PASSWORD, Api, Backend, TestApp,
-        receivers::{Receiver, Silent, SmtpSink, eventually, wait_for},
+        receivers::{Silent, SmtpSink, eventually, wait_for, webhook},
     },
 };
 
@@ -89,23 +89,7 @@ async fn reminders_go_once_per_threshold_and_at_expiry(backend: Backend) {
     let admin = api.admin();
     create_alice(&api.app);
     let alice = api.app.token_for("alice", &["profile", "tokens:write"]);
-    let hook = api
-        .post(
-            "/api/v1/webhooks",
-            &admin,
-            &json!({"url": "http://127.0.0.1:9/", "events": ["token.expiring", "token.expired"]}),
-        )
-        .await;
-    hook.expect(201, "webhook");
-    let receiver = Receiver::start(hook.body["secret"].as_str().unwrap(), "ok");
-    let hook_id = hook.body["id"].as_str().unwrap();
-    api.patch(
-        &format!("/api/v1/webhooks/{hook_id}"),
-        &admin,
-        &json!({"url": receiver.url()}),
-    )
-    .await
-    .expect(200, "point the webhook");
+    let (_, receiver) = webhook(&api, &admin, &["token.expiring", "token.expired"], "ok").await;
 
     // Inside both the 3m and 2m thresholds: only the nearest (2m) goes out.
     let pat = api
@@ -404,23 +388,7 @@ async fn a_hanging_smtp_server_holds_only_its_share_of_the_slots(backend: Backen
         app: TestApp::spawn_with(backend, &settings).await,
     };
     let admin = api.admin();
-    let hook = api
-        .post(
-            "/api/v1/webhooks",
-            &admin,
-            &json!({"url": "http://127.0.0.1:9/", "events": ["ping"]}),
-        )
-        .await;
-    hook.expect(201, "webhook");
-    let receiver = Receiver::start(hook.body["secret"].as_str().unwrap(), "ok");
-    let hook_id = hook.body["id"].as_str().unwrap();
-    api.patch(
-        &format!("/api/v1/webhooks/{hook_id}"),
-        &admin,
-        &json!({"url": receiver.url()}),
-    )
-    .await
-    .expect(200, "point the webhook");
+    let (hook_id, receiver) = webhook(&api, &admin, &["ping"], "ok").await;
     create_alice(&api.app);
     let alice = api.app.token_for("alice", &["profile", "tokens:write"]);
     for i in 0..20 {

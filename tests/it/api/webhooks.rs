@@ -11,7 +11,7 @@ use crate::{
     both_backends,
     common::{
         Api, Backend, TestApp,
-        receivers::{Receiver, eventually, wait_for},
+        receivers::{eventually, wait_for, webhook},
         token_request,
     },
 };
@@ -29,31 +29,6 @@ async fn spawn(backend: Backend, retries: &str) -> Api {
         )
         .await,
     }
-}
-
-/// A webhook for `events` with a real receiver in `mode` behind it: the
-/// webhook is created first (its secret is the receiver's), then pointed at
-/// the receiver.
-async fn hook(api: &Api, admin: &str, events: &[&str], mode: &str) -> (String, Receiver) {
-    let created = api
-        .post(
-            "/api/v1/webhooks",
-            admin,
-            &json!({"url": "http://127.0.0.1:9/unused", "events": events}),
-        )
-        .await;
-    created.expect(201, "create webhook");
-    let id = created.body["id"].as_str().unwrap().to_owned();
-    let secret = created.body["secret"].as_str().unwrap();
-    let receiver = Receiver::start(secret, mode);
-    api.patch(
-        &format!("/api/v1/webhooks/{id}"),
-        admin,
-        &json!({"url": receiver.url()}),
-    )
-    .await
-    .expect(200, "point the webhook at the receiver");
-    (id, receiver)
 }
 
 fn of_type<'a>(received: &'a [Value], event: &str) -> Vec<&'a Value> {
@@ -194,7 +169,7 @@ async fn webhooks_are_managed_by_admins_and_bad_input_names_the_field(backend: B
 async fn deliveries_are_signed_and_verified_by_an_independent_library(backend: Backend) {
     let api = spawn(backend, "1s").await;
     let admin = api.admin();
-    let (id, receiver) = hook(
+    let (id, receiver) = webhook(
         &api,
         &admin,
         &[
@@ -299,8 +274,8 @@ async fn deliveries_are_signed_and_verified_by_an_independent_library(backend: B
 async fn retries_keep_the_message_id_then_give_up(backend: Backend) {
     let api = spawn(backend, "1s,1s").await;
     let admin = api.admin();
-    let (flaky, flaky_rx) = hook(&api, &admin, &["ping"], "fail:2").await;
-    let (down, down_rx) = hook(&api, &admin, &["ping"], "fail:100").await;
+    let (flaky, flaky_rx) = webhook(&api, &admin, &["ping"], "fail:2").await;
+    let (down, down_rx) = webhook(&api, &admin, &["ping"], "fail:100").await;
     for id in [&flaky, &down] {
         api.post_empty(&format!("/api/v1/webhooks/{id}/ping"), &admin)
             .await
@@ -344,9 +319,9 @@ async fn retries_keep_the_message_id_then_give_up(backend: Backend) {
 async fn a_hanging_or_redirecting_receiver_delays_no_other(backend: Backend) {
     let api = spawn(backend, "1h").await;
     let admin = api.admin();
-    let (hanging_id, hanging) = hook(&api, &admin, &["token.created"], "hang").await;
-    let (_, good) = hook(&api, &admin, &["token.created"], "ok").await;
-    let (redirecting, redirect_rx) = hook(
+    let (hanging_id, hanging) = webhook(&api, &admin, &["token.created"], "hang").await;
+    let (_, good) = webhook(&api, &admin, &["token.created"], "ok").await;
+    let (redirecting, redirect_rx) = webhook(
         &api,
         &admin,
         &["token.created"],
@@ -396,7 +371,7 @@ async fn a_disabled_webhook_is_sent_nothing_more(backend: Backend) {
     // Room to disable it between the first attempt and the retry.
     let api = spawn(backend, "6s").await;
     let admin = api.admin();
-    let (id, rx) = hook(&api, &admin, &["ping"], "fail:1").await;
+    let (id, rx) = webhook(&api, &admin, &["ping"], "fail:1").await;
     api.post_empty(&format!("/api/v1/webhooks/{id}/ping"), &admin)
         .await
         .expect(202, "ping");
@@ -440,8 +415,8 @@ async fn a_disabled_webhook_is_sent_nothing_more(backend: Backend) {
 async fn a_hanging_receiver_holds_only_its_share_of_the_slots(backend: Backend) {
     let api = spawn(backend, "1h").await;
     let admin = api.admin();
-    let (good_id, good) = hook(&api, &admin, &["ping"], "ok").await;
-    let (_, hanging) = hook(&api, &admin, &["token.created"], "hang").await;
+    let (good_id, good) = webhook(&api, &admin, &["ping"], "ok").await;
+    let (_, hanging) = webhook(&api, &admin, &["token.created"], "hang").await;
     for i in 0..20 {
         api.post(
             "/api/v1/tokens",

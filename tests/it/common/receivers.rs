@@ -263,3 +263,33 @@ impl Drop for Silent {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
+
+/// A webhook for `events` with a real receiver in `mode` behind it: the
+/// webhook is created first (its secret is the receiver's), then pointed at
+/// the receiver. Its id, and the receiver.
+pub async fn webhook(
+    api: &super::Api,
+    admin: &str,
+    events: &[&str],
+    mode: &str,
+) -> (String, Receiver) {
+    let created = api
+        .post(
+            "/api/v1/webhooks",
+            admin,
+            &serde_json::json!({"url": "http://127.0.0.1:9/unused", "events": events}),
+        )
+        .await;
+    created.expect(201, "create webhook");
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let secret = created.body["secret"].as_str().unwrap();
+    let receiver = Receiver::start(secret, mode);
+    api.patch(
+        &format!("/api/v1/webhooks/{id}"),
+        admin,
+        &serde_json::json!({"url": receiver.url()}),
+    )
+    .await
+    .expect(200, "point the webhook at the receiver");
+    (id, receiver)
+}
