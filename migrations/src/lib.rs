@@ -18,6 +18,7 @@ mod m20261201_150000_client_keys_and_resources;
 mod m20261201_160000_usage_leaks_managers;
 mod m20261202_000001_foreign_key_indexes;
 mod m20261202_000002_form_nonce_indexes;
+mod m20261202_000003_outbox_token;
 
 pub struct Migrator;
 
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_160000_usage_leaks_managers::Migration),
             Box::new(m20261202_000001_foreign_key_indexes::Migration),
             Box::new(m20261202_000002_form_nonce_indexes::Migration),
+            Box::new(m20261202_000003_outbox_token::Migration),
         ]
     }
 }

@@ -208,7 +208,8 @@ pub async fn notify_owner(
          The audit log has the details of the report.\n"
     );
     for to in super::reminders::recipients(tx, owner).await? {
-        super::outbox::enqueue_mail(tx, &to, "token.leaked", subject.clone(), body.clone()).await?;
+        super::outbox::enqueue_mail(tx, &to, "token.leaked", subject.clone(), body.clone(), None)
+            .await?;
     }
     Ok(())
 }

@@ -50,6 +50,7 @@ pub fn row(
         claimed_until: Set(None),
         state: Set(PENDING.to_owned()),
         last_error: Set(None),
+        token_id: Set(None),
     }
 }
 
@@ -134,6 +135,8 @@ pub struct Outcome {
     pub status: Option<u16>,
     /// Why it failed (never a secret: a status line or a transport error).
     pub error: Option<String>,
+    /// Not delivered, and never to be: no retry.
+    pub moot: bool,
 }
 
 /// A failed attempt that got no answer at all.
@@ -142,6 +145,16 @@ pub fn unanswered(why: &str) -> Outcome {
         delivered: false,
         status: None,
         error: Some(why.to_owned()),
+        moot: false,
+    }
+}
+
+/// A message not sent because it has lost its point (a reminder about a
+/// token revoked meanwhile): given up at once.
+pub fn moot(why: &str) -> Outcome {
+    Outcome {
+        moot: true,
+        ..unanswered(why)
     }
 }
 
@@ -174,7 +187,7 @@ pub async fn finish(
 ) -> Result<(), Error> {
     let now = clock::now();
     let first = claimed.first_attempt_at.unwrap_or(now);
-    let next = if outcome.delivered {
+    let next = if outcome.delivered || outcome.moot {
         None
     } else {
         next_attempt(first, claimed.attempts, schedule).map(|t| t.max(now))
@@ -246,23 +259,28 @@ pub async fn prune(db: &impl ConnectionTrait) -> Result<u64, Error> {
 }
 
 /// An e-mail to send (`recipient` already checked as an address).
+/// Queues an e-mail; `token`: the token a reminder is about, so it is
+/// dropped unsent should that token be revoked, replaced or deleted first.
 pub async fn enqueue_mail(
     db: &impl ConnectionTrait,
     recipient: &str,
     event: &str,
     subject: String,
     body: String,
+    token: Option<Uuid>,
 ) -> Result<(), Error> {
-    outbox::Entity::insert(row(
+    let mut mail = row(
         CHANNEL_EMAIL,
         None,
         Some(recipient.to_owned()),
         event,
         Some(subject),
         body,
-    ))
-    .exec_without_returning(db)
-    .await?;
+    );
+    mail.token_id = Set(token);
+    outbox::Entity::insert(mail)
+        .exec_without_returning(db)
+        .await?;
     Ok(())
 }
 

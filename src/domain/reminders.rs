@@ -46,6 +46,19 @@ pub fn nearest_threshold(thresholds: &[i64], remaining: i64) -> Option<i64> {
     thresholds.iter().copied().filter(|t| remaining <= *t).min()
 }
 
+/// Whether a reminder queued about `token_id` has lost its point: the token
+/// was revoked or replaced (its `revoked_at` set, grace period or not) or
+/// deleted since. Read on the primary store, which the revocation wrote.
+pub async fn is_moot(db: &Db, token_id: Uuid) -> Result<bool, Error> {
+    let revoked: Option<Option<OffsetDateTime>> = token::Entity::find_by_id(token_id)
+        .select_only()
+        .column(token::Column::RevokedAt)
+        .into_tuple()
+        .one(&db.write)
+        .await?;
+    Ok(revoked.is_none_or(|at| at.is_some()))
+}
+
 /// Sends the reminders that are due; returns how many tokens got one.
 pub async fn sweep(db: &Db, policy: &ReminderPolicy) -> Result<usize, Error> {
     let now = clock::now();
@@ -170,7 +183,15 @@ async fn remind(
                 if policy.email {
                     let (subject, body) = message(&policy.public_url, &view, expired);
                     for to in recipients(tx, row.owner_id).await? {
-                        outbox::enqueue_mail(tx, &to, event, subject.clone(), body.clone()).await?;
+                        outbox::enqueue_mail(
+                            tx,
+                            &to,
+                            event,
+                            subject.clone(),
+                            body.clone(),
+                            Some(row.id),
+                        )
+                        .await?;
                     }
                 }
                 Ok(true)

@@ -104,6 +104,7 @@ pub async fn on_audit(
         claimed_until: Set(None),
         state: Set("pending".to_owned()),
         last_error: Set(None),
+        token_id: Set(None),
     })
     .exec_without_returning(db)
     .await?;

@@ -289,6 +289,13 @@ impl Sweeper {
     }
 
     async fn send_mail(&self, row: &outbox_row::Model) -> Outcome {
+        if let Some(token) = row.token_id {
+            match reminders::is_moot(&self.db, token).await {
+                Ok(true) => return outbox::moot("not sent: the token was revoked or replaced"),
+                Ok(false) => {}
+                Err(e) => return outbox::unanswered(&format!("cannot read the token: {e}")),
+            }
+        }
         let result = match &self.mailer {
             Some(mailer) => {
                 mailer
@@ -305,6 +312,7 @@ impl Sweeper {
             delivered: result.is_ok(),
             status: None,
             error: result.err(),
+            moot: false,
         }
     }
 
@@ -350,6 +358,7 @@ impl Sweeper {
             Ok(res) => {
                 let status = res.status();
                 Outcome {
+                    moot: false,
                     delivered: status.is_success(),
                     status: Some(status.as_u16()),
                     error: (!status.is_success()).then(|| {

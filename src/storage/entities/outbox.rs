@@ -26,6 +26,9 @@ pub struct Model {
     /// `pending`, `delivered` or `failed`.
     pub state: String,
     pub last_error: Option<String>,
+    /// For a reminder: the token it is about (dropped unsent once that
+    /// token is revoked, replaced or gone).
+    pub token_id: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

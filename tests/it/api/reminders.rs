@@ -375,6 +375,72 @@ async fn smtp_credentials_never_cross_the_network_in_clear(backend: Backend) {
     assert!(sink.messages().is_empty());
 }
 
+/// A reminder still queued when its token is revoked (the SMTP server was
+/// down meanwhile) is dropped at its next attempt instead of going out late
+/// about a dead token; one about a token still alive keeps its retries.
+async fn a_queued_reminder_about_a_revoked_token_is_dropped(backend: Backend) {
+    // Nothing listens there: every attempt fails at once.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("smtp://127.0.0.1:{}", closed.local_addr().unwrap().port());
+    drop(closed);
+    let mut settings = env(&url, "1d");
+    settings.push(("TESSERA_RETRY_SCHEDULE", "3s,1h"));
+    let api = Api {
+        app: TestApp::spawn_with(backend, &settings).await,
+    };
+    create_alice(&api.app);
+    let alice = api.app.token_for("alice", &["profile", "tokens:write"]);
+    let mut ids = Vec::new();
+    for name in ["doomed", "alive"] {
+        let made = api
+            .post(
+                "/api/v1/tokens",
+                &alice,
+                &crate::common::token_request(name, &["profile"]),
+            )
+            .await;
+        made.expect(201, "a PAT inside the 1d threshold");
+        ids.push(made.body["id"].as_str().unwrap().to_owned());
+    }
+    let app = &api.app;
+    let count = |sql: &'static str| async move { app.scalar(sql).await };
+    eventually("both first attempts to fail", WAIT, || async {
+        (count(
+            "SELECT count(*) FROM outbox WHERE channel = 'email' AND state = 'pending' AND attempts = 1",
+        )
+        .await
+            == 2)
+            .then_some(())
+    })
+    .await;
+    api.delete(&format!("/api/v1/tokens/{}", ids[0]), &alice)
+        .await
+        .expect(204, "revoke");
+    eventually("the second attempts", WAIT, || async {
+        (count("SELECT count(*) FROM outbox WHERE channel = 'email' AND attempts = 2").await == 2)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM outbox WHERE channel = 'email' AND state = 'failed' \
+             AND last_error LIKE 'not sent: the token was revoked%'"
+        )
+        .await,
+        1,
+        "the reminder about the revoked token is dropped"
+    );
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM outbox WHERE channel = 'email' AND state = 'pending' \
+             AND last_error NOT LIKE 'not sent%'"
+        )
+        .await,
+        1,
+        "the other keeps its retries"
+    );
+}
+
 /// An SMTP server that hangs holds at most four of an instance's sixteen
 /// sending slots, as a webhook receiver does: with twenty reminders queued
 /// for it, a webhook message goes out at once. Without the share, sixteen
@@ -419,6 +485,7 @@ async fn a_hanging_smtp_server_holds_only_its_share_of_the_slots(backend: Backen
 }
 
 both_backends!(
+    a_queued_reminder_about_a_revoked_token_is_dropped,
     a_hanging_smtp_server_holds_only_its_share_of_the_slots,
     smtp_credentials_never_cross_the_network_in_clear,
     an_smtp_server_that_never_answers_fails_the_attempt,
