@@ -258,9 +258,9 @@ pub async fn prune(db: &impl ConnectionTrait) -> Result<u64, Error> {
     Ok(messages.rows_affected + log.rows_affected)
 }
 
-/// An e-mail to send (`recipient` already checked as an address).
-/// Queues an e-mail; `token`: the token a reminder is about, so it is
-/// dropped unsent should that token be revoked, replaced or deleted first.
+/// Queues an e-mail (`recipient` already checked as an address); `token`:
+/// the token a reminder is about, so it is dropped unsent should that token
+/// be revoked, replaced or deleted first.
 pub async fn enqueue_mail(
     db: &impl ConnectionTrait,
     recipient: &str,

@@ -48,13 +48,13 @@ pub fn nearest_threshold(thresholds: &[i64], remaining: i64) -> Option<i64> {
 
 /// Whether a reminder queued about `token_id` has lost its point: the token
 /// was revoked or replaced (its `revoked_at` set, grace period or not) or
-/// deleted since. Read on the primary store, which the revocation wrote.
+/// deleted since. A read: SQLite's one writer is not needed for it.
 pub async fn is_moot(db: &Db, token_id: Uuid) -> Result<bool, Error> {
     let revoked: Option<Option<OffsetDateTime>> = token::Entity::find_by_id(token_id)
         .select_only()
         .column(token::Column::RevokedAt)
         .into_tuple()
-        .one(&db.write)
+        .one(&db.read)
         .await?;
     Ok(revoked.is_none_or(|at| at.is_some()))
 }

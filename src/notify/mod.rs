@@ -72,7 +72,7 @@ struct Receivers(std::sync::Mutex<HashMap<Uuid, usize>>);
 /// One send to a receiver, counted until it is dropped.
 struct ReceiverSlot {
     receivers: Arc<Receivers>,
-    hook: Uuid,
+    to: Uuid,
 }
 
 impl Receivers {
@@ -86,20 +86,20 @@ impl Receivers {
         counts
             .iter()
             .filter(|(_, n)| **n >= PER_RECEIVER)
-            .map(|(hook, _)| *hook)
+            .map(|(to, _)| *to)
             .collect()
     }
 
-    fn enter(self: &Arc<Self>, hook: Uuid) -> Option<ReceiverSlot> {
+    fn enter(self: &Arc<Self>, to: Uuid) -> Option<ReceiverSlot> {
         let mut counts = self.counts();
-        let n = counts.entry(hook).or_default();
+        let n = counts.entry(to).or_default();
         if *n >= PER_RECEIVER {
             return None;
         }
         *n += 1;
         Some(ReceiverSlot {
             receivers: self.clone(),
-            hook,
+            to,
         })
     }
 }
@@ -107,10 +107,10 @@ impl Receivers {
 impl Drop for ReceiverSlot {
     fn drop(&mut self) {
         let mut counts = self.receivers.counts();
-        if let Some(n) = counts.get_mut(&self.hook) {
+        if let Some(n) = counts.get_mut(&self.to) {
             *n -= 1;
             if *n == 0 {
-                counts.remove(&self.hook);
+                counts.remove(&self.to);
             }
         }
     }
