@@ -42,36 +42,62 @@ pub fn master_key(settings: &Settings) -> anyhow::Result<MasterKey> {
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let path = dir.join("master.key");
-    if path.exists() {
-        let text = std::fs::read_to_string(&path)
+    let read = |path: &Path| {
+        let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read master key {}", path.display()))?;
-        return MasterKey::from_base64(&text)
-            .with_context(|| format!("invalid master key in {}", path.display()));
+        MasterKey::from_base64(&text)
+            .with_context(|| format!("invalid master key in {}", path.display()))
+    };
+    if path.exists() {
+        return read(&path);
     }
     crate::storage::create_private_dir(dir)
         .with_context(|| format!("cannot create {}", dir.display()))?;
     let key = MasterKey(secrets::random_bytes::<32>());
-    write_private(&path, &key.to_base64())?;
-    Ok(key)
+    if write_private(&path, &key.to_base64())? {
+        Ok(key)
+    } else {
+        // Another process starting on the same new directory wrote it first.
+        read(&path)
+    }
 }
 
+/// Writes `text` to `path` unless it exists (`false`). The file is written
+/// whole under a name of its own and then linked into place, so a process
+/// starting at the same moment never reads it half-written.
 #[cfg(unix)]
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+fn write_private(path: &Path, text: &str) -> anyhow::Result<bool> {
     use std::{io::Write, os::unix::fs::OpenOptionsExt};
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot create master key {}", path.display()))?;
-    writeln!(file, "{text}")?;
-    Ok(())
+    let mut draft = path.as_os_str().to_owned();
+    draft.push(format!(".{}.new", std::process::id()));
+    let draft = std::path::PathBuf::from(draft);
+    let written = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&draft)?;
+        writeln!(file, "{text}")?;
+        file.sync_all()?;
+        std::fs::hard_link(&draft, path)
+    })();
+    let _ = std::fs::remove_file(&draft);
+    match written {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => {
+            Err(anyhow::Error::new(e)
+                .context(format!("cannot create master key {}", path.display())))
+        }
+    }
 }
 
 #[cfg(not(unix))]
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+fn write_private(path: &Path, text: &str) -> anyhow::Result<bool> {
     std::fs::write(path, text)
-        .with_context(|| format!("cannot create master key {}", path.display()))
+        .with_context(|| format!("cannot create master key {}", path.display()))?;
+    Ok(true)
 }
 
 fn sqlite_file(url: &str) -> anyhow::Result<std::path::PathBuf> {
@@ -129,6 +155,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let listener = std::net::TcpListener::bind(listen)
         .with_context(|| format!("cannot listen on {listen} (TESSERA_LISTEN)"))?;
     let state = build_state(settings).await?;
+    let _alone = state.db.serve_alone()?;
     state.db.changes.spawn_listener();
     state.tokens.spawn_upkeep();
     crate::domain::retention::spawn(

@@ -119,6 +119,15 @@ fn parse_dur(raw: &str) -> Result<Dur, String> {
     raw.parse()
 }
 
+/// `println!` that returns an error instead of panicking when standard
+/// output is closed.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        std::io::Write::write_fmt(&mut std::io::stdout(), format_args!("{}\n", format_args!($($arg)*)))
+            .map_err(|e| anyhow::Error::new(e).context("cannot write to standard output"))?
+    };
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let settings = match Settings::load(&cli.settings) {
@@ -137,6 +146,16 @@ pub fn main() -> ExitCode {
 }
 
 fn fail(e: &anyhow::Error) -> ExitCode {
+    // The reader went away (`tessera keys list | head -1`): end quietly, as
+    // a program killed by SIGPIPE does, with the status a shell gives it.
+    let broken_pipe = e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    });
+    if broken_pipe {
+        return ExitCode::from(141);
+    }
     // One line: the chain of causes, joined.
     let msg = format!("{e:#}").replace('\n', " ");
     eprintln!("error: {msg}");
@@ -213,7 +232,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 },
             )
             .await?;
-            println!("{}", user.id);
+            out!("{}", user.id);
             Ok(())
         }
         Command::Tokens(TokensCommand::Create {
@@ -256,7 +275,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| by_flag(e, TOKEN_FLAGS))?
                 .into_view()?;
-            println!("{}", view.exposed_token());
+            out!("{}", view.exposed_token());
             Ok(())
         }
         Command::MachineUsers(MachineUsersCommand::Create {
@@ -277,7 +296,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 principals::create_machine_user_with_secret(&db, &Actor::system(), input)
                     .await
                     .map_err(|e| by_flag(e, MACHINE_USER_FLAGS))?;
-            println!("{}", secret.client_secret.expose());
+            out!("{}", secret.client_secret.expose());
             Ok(())
         }
         Command::Keys(KeysCommand::List) => {
@@ -285,16 +304,20 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             let master = app::master_key(&settings)?;
             signing_keys::ensure_active(&db, &master, settings.signing_alg).await?;
             signing_keys::promote_due(&db).await?;
-            println!(
+            out!(
                 "{:<18} {:<6} {:<8} {:<21} {:<21} SIGNS-FROM",
-                "KID", "ALG", "STATE", "CREATED", "RETIRES-AFTER"
+                "KID",
+                "ALG",
+                "STATE",
+                "CREATED",
+                "RETIRES-AFTER"
             );
             let time_or_dash = |t: Option<time::OffsetDateTime>| {
                 t.map(crate::domain::clock::rfc3339)
                     .unwrap_or_else(|| "-".into())
             };
             for k in signing_keys::list(&db.read).await? {
-                println!(
+                out!(
                     "{:<18} {:<6} {:<8} {:<21} {:<21} {}",
                     k.kid,
                     k.alg.as_str(),
@@ -321,7 +344,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 publish_for,
             )
             .await?;
-            println!("{}", rotated.kid);
+            out!("{}", rotated.kid);
             Ok(())
         }
     }

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -262,6 +262,15 @@ async fn named(
         .write
         .write_transaction::<_, token::Model, Error>(|tx| {
             Box::pin(async move {
+                // Deleted or disabled since it was read? Held until the commit.
+                let current = principal::Entity::find_by_id(owner_id)
+                    .lock_shared()
+                    .one(tx)
+                    .await?
+                    .ok_or(Error::NotFound("owner"))?;
+                if !current.enabled {
+                    return Err(Error::conflict(format!("{} is disabled", current.username)));
+                }
                 scopes::require_known_locked(tx, &requested).await?;
                 release_expired_name(tx, owner_id, &name).await?;
                 let created = row.insert(tx).await.map_err(duplicate_name)?;
@@ -545,7 +554,15 @@ async fn client_credentials(
         Some(jti) => Entry::JtiAndToken(jti, record),
         None => Entry::Token(record),
     };
-    if issuer.recorder.record(entry).await? == Outcome::Replayed {
+    // The machine user deleted since it authenticated: as if it never was.
+    let recorded = issuer.recorder.record(entry).await.map_err(|e| {
+        if e.owner_gone {
+            Error::ClientRefused
+        } else {
+            e.into()
+        }
+    })?;
+    if recorded == Outcome::Replayed {
         return Err(Error::ClientRefused);
     }
     Ok(Issued {

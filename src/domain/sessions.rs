@@ -16,7 +16,7 @@ use super::{Actor, Error, PrincipalKind, PrincipalRef, Role, Username, audit, cl
 use crate::{
     secret::{MasterKey, Secret},
     storage::{
-        Db, WriteTransactions,
+        Db, WriteTransactions, advisory_xact_lock,
         entities::{login_attempt, principal, session, setup_code},
     },
 };
@@ -460,6 +460,9 @@ pub async fn complete_setup(
         .write
         .write_transaction::<_, NewSession, Error>(|tx| {
             Box::pin(async move {
+                // Two setups with different codes (each instance prints its
+                // own) take turns, so the second sees the first's admin.
+                advisory_xact_lock(tx, principals::ADMIN_CHANGE_LOCK).await?;
                 let now = clock::now();
                 let used = setup_code::Entity::update_many()
                     .col_expr(setup_code::Column::UsedAt, Expr::value(now))

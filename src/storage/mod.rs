@@ -12,7 +12,7 @@ pub mod outage;
 pub mod recorder;
 
 use std::{
-    path::Path,
+    path::{Path, PathBuf},
     pin::Pin,
     str::FromStr,
     sync::{
@@ -73,6 +73,29 @@ pub struct Db {
     pub read: DatabaseConnection,
     pub write: DatabaseConnection,
     pub changes: Arc<ChangeFeed>,
+    /// The SQLite database's file; `None` on PostgreSQL.
+    sqlite_file: Option<PathBuf>,
+}
+
+/// An exclusive lock on a file beside the SQLite database (`flock`), held
+/// until dropped or until the process ends, however it ends. SQLite's own
+/// locks guard transactions; these guard what spans them.
+#[must_use = "the lock is released when dropped"]
+pub struct FileLock(#[allow(dead_code)] std::fs::File);
+
+/// The lock file `{database}-{purpose}.lock`, created private.
+fn lock_file(db_file: &Path, purpose: &str) -> anyhow::Result<(PathBuf, std::fs::File)> {
+    let mut path = db_file.as_os_str().to_owned();
+    path.push(format!("-{purpose}.lock"));
+    let path = PathBuf::from(path);
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options
+        .open(&path)
+        .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+    Ok((path, file))
 }
 
 impl Db {
@@ -175,6 +198,7 @@ impl Db {
             read: SqlxSqliteConnector::from_sqlx_sqlite_pool(readers),
             write: SqlxSqliteConnector::from_sqlx_sqlite_pool(writer),
             changes: Arc::new(ChangeFeed::default()),
+            sqlite_file: Some(file.to_path_buf()),
         })
     }
 
@@ -203,6 +227,7 @@ impl Db {
                 }),
                 ..ChangeFeed::default()
             }),
+            sqlite_file: None,
         })
     }
 
@@ -229,14 +254,49 @@ impl Db {
         Ok(SqlxPostgresConnector::from_sqlx_postgres_pool(pool))
     }
 
-    /// Applies pending migrations. On PostgreSQL a session advisory lock
-    /// makes instances that start together take turns, so each migration runs
-    /// once and the others find nothing left to do.
+    /// Held by `tessera serve` on SQLite for as long as it runs: a second server
+    /// on the same file is refused at start-up. It would cache what the first
+    /// changes (a revoked token, a deleted secret) for up to a minute, since
+    /// only PostgreSQL tells instances of each other's changes.
+    pub fn serve_alone(&self) -> anyhow::Result<Option<FileLock>> {
+        let Some(db_file) = &self.sqlite_file else {
+            return Ok(None);
+        };
+        let (path, file) = lock_file(db_file, "serve")?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(FileLock(file))),
+            Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+                "another `tessera serve` is running on {} (it holds {}): SQLite serves one instance; run several on PostgreSQL",
+                db_file.display(),
+                path.display()
+            ),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(anyhow::Error::new(e).context(format!("cannot lock {}", path.display())))
+            }
+        }
+    }
+
+    /// Applies pending migrations. Processes that start together take
+    /// turns, so each migration runs once and the others find nothing left
+    /// to do: on PostgreSQL through a session advisory lock, on SQLite
+    /// through a lock file beside the database.
     pub async fn migrate(&self) -> anyhow::Result<()> {
         let Some(pg) = &self.changes.pg else {
-            return Migrator::up(&self.write, None)
+            let turn = match &self.sqlite_file {
+                Some(file) => {
+                    let (path, lock) = lock_file(file, "migrate")?;
+                    let lock = tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
+                        .await?
+                        .with_context(|| format!("cannot lock {}", path.display()))?;
+                    Some(FileLock(lock))
+                }
+                None => None,
+            };
+            let applied = Migrator::up(&self.write, None)
                 .await
                 .context("cannot apply database migrations");
+            drop(turn);
+            return applied;
         };
         let mut lock = pg
             .pool

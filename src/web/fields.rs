@@ -105,13 +105,14 @@ fn plain(field: &str, message: &str) -> String {
 fn long_duration(compact: &str) -> String {
     let (n, unit) = compact.split_at(compact.len().saturating_sub(1));
     let unit = match unit {
-        "w" => "weeks",
-        "d" => "days",
-        "h" => "hours",
-        "m" => "minutes",
+        "w" => "week",
+        "d" => "day",
+        "h" => "hour",
+        "m" => "minute",
         _ => return compact.to_owned(),
     };
-    format!("{n} {unit}")
+    let plural = if n == "1" { "" } else { "s" };
+    format!("{n} {unit}{plural}")
 }
 
 /// A capital first letter and a full stop.
@@ -142,6 +143,8 @@ mod tests {
                 "A token must live at least 1 minute and at most 365 days: choose a shorter lifetime or an earlier date."
             )
         );
+        assert_eq!(long_duration("1w"), "1 week");
+        assert_eq!(long_duration("12h"), "12 hours");
         let e = domain::Error::invalid("scopes", "choose at least one scope");
         let f = FieldErrors::from_domain(&e, "name");
         assert_eq!(f.get("scopes"), Some("Choose at least one scope."));

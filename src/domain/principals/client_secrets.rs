@@ -127,8 +127,9 @@ pub(super) async fn insert_secret(
 }
 
 /// [`insert_secret`], retiring `replacement.replaces` too. The limit counts a
-/// replaced secret until it is gone, but not the one being replaced now: so
-/// one of two secrets can be rotated, and nothing more until the grace ends.
+/// replaced secret until its grace ends, but not the one being replaced now
+/// while none is in its grace: so one of two secrets can be rotated, and
+/// nothing more until that grace ends.
 async fn insert_secret_replacing(
     tx: &impl ConnectionTrait,
     actor: &Actor,
@@ -165,9 +166,14 @@ async fn insert_secret_replacing(
             Some((old.clone(), r.grace_seconds))
         }
     };
-    let counted = existing.len() - usize::from(replaced.is_some());
+    // A grace that has ended counts no more, even before the sweep removes it.
+    let live = existing
+        .iter()
+        .filter(|s| s.expires_at.is_none_or(|ends| ends > now));
+    let in_grace = live.clone().filter(|s| s.expires_at.is_some()).count();
+    let counted = live.count() - usize::from(replaced.is_some() && in_grace == 0);
     if counted >= MAX_ACTIVE_SECRETS {
-        return Err(Error::conflict(if existing.len() > MAX_ACTIVE_SECRETS {
+        return Err(Error::conflict(if in_grace > 0 {
             "a machine user holds at most two client secrets, and a replaced one counts until its grace period ends".to_owned()
         } else {
             "a machine user holds at most two client secrets: remove one first, or replace one"

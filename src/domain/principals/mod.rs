@@ -33,6 +33,6 @@ pub use passwords::{
     password_checks_saturated, verify_password,
 };
 pub use users::{
-    NewUser, User, UserPatch, create_user, get_user, list_users, record_login, set_own_email,
-    update_user,
+    ADMIN_CHANGE_LOCK, NewUser, User, UserPatch, create_user, get_user, list_users, record_login,
+    set_own_email, update_user,
 };

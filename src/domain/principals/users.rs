@@ -21,8 +21,8 @@ use crate::{
 };
 
 /// Advisory lock key taken by every change that may demote or disable an
-/// administrator ("admins" in ASCII).
-const ADMIN_CHANGE_LOCK: i64 = 0x6164_6d69_6e73;
+/// administrator, and by the setup that makes the first ("admins" in ASCII).
+pub const ADMIN_CHANGE_LOCK: i64 = 0x6164_6d69_6e73;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct User {

@@ -102,6 +102,9 @@ pub(super) struct Failure {
     pub by_row: bool,
     /// The database cannot serve now (see [`crate::storage::outage`]).
     pub outage: bool,
+    /// A foreign key refused a row: the machine user it names was deleted
+    /// after it authenticated.
+    pub owner_gone: bool,
 }
 
 // The JSON forms that PostgreSQL's statement casts: UUIDs as hex digits,

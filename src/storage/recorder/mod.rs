@@ -41,6 +41,8 @@ pub struct RecordError {
     message: String,
     /// The database cannot serve now, rather than refusing this entry.
     pub outage: bool,
+    /// The entry's machine user was deleted meanwhile (see [`Failure`]).
+    pub owner_gone: bool,
 }
 
 impl From<Failure> for RecordError {
@@ -48,6 +50,7 @@ impl From<Failure> for RecordError {
         Self {
             message: f.message,
             outage: f.outage,
+            owner_gone: f.owner_gone,
         }
     }
 }
@@ -128,6 +131,7 @@ impl Recorder {
         done.await.map_err(|_| RecordError {
             message: "the writer stopped".into(),
             outage: false,
+            owner_gone: false,
         })?
     }
 }

@@ -65,6 +65,7 @@ impl Store for Postgres {
                         message: e.to_string(),
                         by_row: false,
                         outage: false,
+                        owner_gone: false,
                     })?,
             ),
         };
@@ -84,6 +85,7 @@ impl Store for Postgres {
                 ),
                 by_row: false,
                 outage: true,
+                owner_gone: false,
             });
         };
         written.map_err(|e| {
@@ -99,6 +101,10 @@ impl Store for Postgres {
                             | DbErr::Custom(_)
                     ),
                 outage,
+                owner_gone: matches!(
+                    e.sql_err(),
+                    Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_))
+                ),
                 message: e.to_string(),
             }
         })

@@ -85,10 +85,17 @@ impl Store for Sqlite {
                 &e,
                 rusqlite::Error::SqliteFailure(f, _) if outage::is_sqlite_outage(f.extended_code)
             ),
+            owner_gone: matches!(
+                &e,
+                rusqlite::Error::SqliteFailure(f, _) if f.extended_code == FOREIGN_KEY_REFUSED
+            ),
             message: e.to_string(),
         })
     }
 }
+
+/// `SQLITE_CONSTRAINT_FOREIGNKEY`.
+const FOREIGN_KEY_REFUSED: i32 = 787;
 
 // The same forms sqlx binds: UUIDs as 16-byte blobs, times as RFC 3339 text.
 const CLAIM: &str = "INSERT INTO client_assertion_jtis (id, machine_user_id, jti, expires_at)

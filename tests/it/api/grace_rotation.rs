@@ -297,23 +297,30 @@ async fn secrets(api: &Api, admin: &str, machine: &str) -> Vec<Value> {
     m.body["secrets"].as_array().unwrap().clone()
 }
 
+/// The machine user `deployer` (made on the command line) with its first
+/// secret: the secret, the machine user's id and the secret's id.
+async fn deployer(api: &Api, admin: &str) -> (String, String, String) {
+    let first = api.app.create_machine("deployer", &["profile"]);
+    let machine = api.get("/api/v1/machine-users", admin).await.body["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let first_id = secrets(api, admin, &machine).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (first, machine, first_id)
+}
+
 async fn a_client_secret_is_replaced_in_one_call_and_removed_when_its_grace_ends(backend: Backend) {
     let app = TestApp::spawn_with(backend, &[("TESSERA_SWEEP_EVERY", "1s")]).await;
     let api = Api { app };
     let admin = api.admin();
-    let first = api.app.create_machine("deployer", &["profile"]);
-    let machine = api.get("/api/v1/machine-users", &admin).await.body["items"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (first, machine, first_id) = deployer(&api, &admin).await;
     let path = format!("/api/v1/machine-users/{machine}/secrets");
     let second = api.post_empty(&path, &admin).await;
     second.expect(201, "second secret");
     assert_eq!(second.body["expires_at"], Value::Null);
-    let first_id = secrets(&api, &admin, &machine).await[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     let second_id = second.body["id"].as_str().unwrap().to_owned();
     // Cached by the client-authentication cache.
     api.app.access_token("deployer", &first).await;
@@ -419,18 +426,47 @@ async fn a_client_secret_is_replaced_in_one_call_and_removed_when_its_grace_ends
     assert_eq!(secrets(&api, &admin, &machine).await.len(), 2);
 }
 
+async fn a_replacement_is_not_replaced_while_the_secret_it_replaced_still_counts(backend: Backend) {
+    let api = Api::spawn(backend).await;
+    let admin = api.admin();
+    let (first, machine, first_id) = deployer(&api, &admin).await;
+    let path = format!("/api/v1/machine-users/{machine}/secrets");
+    let second = api
+        .post(
+            &path,
+            &admin,
+            &json!({"replaces": first_id, "grace_seconds": 3600}),
+        )
+        .await;
+    second.expect(201, "replace the only secret");
+    let refused = api
+        .post(
+            &path,
+            &admin,
+            &json!({"replaces": second.body["id"], "grace_seconds": 3600}),
+        )
+        .await;
+    refused.expect(409, "replace the replacement while the first counts");
+    assert!(refused.text.contains("grace"), "{}", refused.text);
+    assert_eq!(secrets(&api, &admin, &machine).await.len(), 2);
+    // Both still work: the refusal changed nothing.
+    for secret in [
+        first.as_str(),
+        second.body["client_secret"].as_str().unwrap(),
+    ] {
+        let status = api
+            .app
+            .client_credentials("deployer", secret, None)
+            .await
+            .status();
+        assert_eq!(status, 200);
+    }
+}
+
 async fn bad_secret_rotations_are_400s_naming_the_field(backend: Backend) {
     let api = Api::spawn(backend).await;
     let admin = api.admin();
-    api.app.create_machine("deployer", &["profile"]);
-    let machine = api.get("/api/v1/machine-users", &admin).await.body["items"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let first_id = secrets(&api, &admin, &machine).await[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (_, machine, first_id) = deployer(&api, &admin).await;
     let path = format!("/api/v1/machine-users/{machine}/secrets");
     for (body, field) in [
         (json!({"replaces": "nope"}), "replaces"),
@@ -464,6 +500,7 @@ both_backends!(
     a_grace_period_out_of_range_or_of_the_wrong_type_is_a_400_naming_it,
     admins_regenerate_machine_tokens_but_never_personal_ones,
     a_client_secret_is_replaced_in_one_call_and_removed_when_its_grace_ends,
+    a_replacement_is_not_replaced_while_the_secret_it_replaced_still_counts,
     bad_secret_rotations_are_400s_naming_the_field,
 );
 

@@ -60,9 +60,9 @@ async fn old_records_are_pruned_and_nothing_else(backend: Backend) {
     );
     age(&app, "setup_codes", "expires_at", "1 = 1").await;
 
-    // An instance with the default retention (30 days, audit kept forever)
+    // A server with the default retention (30 days, audit kept forever)
     // prunes on start-up: the two old client-credentials records go.
-    app.start_another(&[]);
+    app.restart(&[]);
     eventually(&app, CC, 1).await;
     eventually(&app, "SELECT COUNT(*) FROM setup_codes", 0).await;
     assert_eq!(
@@ -76,7 +76,7 @@ async fn old_records_are_pruned_and_nothing_else(backend: Backend) {
     );
 
     // With an audit retention, old events go and new ones stay.
-    app.start_another(&[("TESSERA_AUDIT_RETENTION", "365d")]);
+    app.restart(&[("TESSERA_AUDIT_RETENTION", "365d")]);
     eventually(
         &app,
         "SELECT COUNT(*) FROM audit_events WHERE at < '2003-01-01'",

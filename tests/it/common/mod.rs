@@ -141,6 +141,84 @@ impl TestDb {
     }
 }
 
+/// The one-time setup code a server on a database without an administrator
+/// printed to its log.
+pub fn setup_code_in(log: &Log) -> String {
+    let line = log
+        .line_with("/setup?code=", Duration::from_secs(60))
+        .expect("the server logs a setup URL");
+    assert!(
+        !line.contains('\u{1b}'),
+        "a log written to a pipe has no colour codes"
+    );
+    let i = line.find("/setup?code=").unwrap() + "/setup?code=".len();
+    line[i..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect()
+}
+
+/// Another connection holding what a server's writes need until released:
+/// on SQLite the database's write lock, on PostgreSQL one table, in a
+/// transaction (reads of it wait too).
+pub enum WriteLock {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl WriteLock {
+    pub async fn take(app: &TestApp, table: &str) -> Self {
+        use sqlx::Connection;
+        match app.db.backend {
+            Backend::Sqlite => {
+                let mut c = sqlx::SqliteConnection::connect(&app.db.url).await.unwrap();
+                sqlx::query("BEGIN IMMEDIATE")
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
+                Self::Sqlite(c)
+            }
+            Backend::Postgres => {
+                let mut c = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+                let lock = format!("LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE");
+                for sql in ["BEGIN", lock.as_str()] {
+                    sqlx::query(sql).execute(&mut c).await.unwrap();
+                }
+                Self::Postgres(c)
+            }
+        }
+    }
+
+    /// Waits until `n` transactions wait for a lock (PostgreSQL; at most
+    /// 20 s), or 2 s (SQLite, whose waiters cannot be seen).
+    pub async fn wait_for_waiters(&mut self, n: i64) {
+        let Self::Postgres(c) = self else {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            return;
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            let waiting: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE NOT granted")
+                    .fetch_one(&mut *c)
+                    .await
+                    .unwrap();
+            if waiting >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn release(self) {
+        match self {
+            Self::Sqlite(mut c) => sqlx::query("ROLLBACK").execute(&mut c).await.map(drop),
+            Self::Postgres(mut c) => sqlx::query("ROLLBACK").execute(&mut c).await.map(drop),
+        }
+        .unwrap();
+    }
+}
+
 /// A running server.
 pub struct TestApp {
     pub addr: String,
@@ -185,18 +263,7 @@ impl TestApp {
     pub async fn spawn_with_setup_code(backend: Backend) -> (Self, String) {
         let db = TestDb::new(backend);
         let (child, addr, log) = start_logged_server(&db, &[]).expect("server starts");
-        let line = log
-            .line_with("/setup?code=", Duration::from_secs(60))
-            .expect("the server logs a setup URL");
-        assert!(
-            !line.contains('\u{1b}'),
-            "a log written to a pipe has no colour codes"
-        );
-        let i = line.find("/setup?code=").unwrap() + "/setup?code=".len();
-        let code: String = line[i..]
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-            .collect();
+        let code = setup_code_in(&log);
         (
             Self {
                 addr,

@@ -288,6 +288,91 @@ fn configuration_file_is_read_and_flags_win_over_it() {
 }
 
 #[test]
+fn a_second_server_on_one_sqlite_file_is_refused_with_a_clear_line() {
+    let db = TestDb::new(Backend::Sqlite);
+    let (mut first, _) = common::start_server(&db, &[]).expect("the first starts");
+    let second = common::start_server(&db, &[]);
+    let refused = match second {
+        Ok((mut child, _)) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("a second server started on the same SQLite file");
+        }
+        Err(e) => e,
+    };
+    assert!(
+        refused.contains("another `tessera serve` is running") && refused.contains("PostgreSQL"),
+        "{refused}"
+    );
+    // Once the first has stopped, a server starts again.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let (mut again, _) = common::start_server(&db, &[]).expect("starts after the first stopped");
+    again.kill().unwrap();
+    again.wait().unwrap();
+}
+
+#[test]
+fn commands_started_together_on_a_new_sqlite_file_take_turns() {
+    let db = TestDb::new(Backend::Sqlite);
+    // Each migrates, makes the master key and the first signing key.
+    let children: Vec<_> = (0..6)
+        .map(|_| {
+            let mut cmd = std::process::Command::new(common::BIN);
+            cmd.args(["keys", "list"])
+                .current_dir(db.dir.path())
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .envs(db.env())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            cmd.spawn().expect("run tessera")
+        })
+        .collect();
+    let mut listings = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        listings.push(String::from_utf8(out.stdout).unwrap());
+    }
+    // One master key and one active signing key, which every one of them saw.
+    let active: Vec<&str> = listings[0]
+        .lines()
+        .filter(|l| l.contains(" active "))
+        .collect();
+    assert_eq!(active.len(), 1, "{}", listings[0]);
+    assert!(
+        listings.iter().all(|l| l.contains(active[0])),
+        "{listings:?}"
+    );
+}
+
+#[test]
+fn a_closed_standard_output_ends_a_command_quietly() {
+    let db = TestDb::new(Backend::Sqlite);
+    db.cli_ok(&["migrate"], None);
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(common::BIN)
+        .args(["keys", "list"])
+        .current_dir(db.dir.path())
+        .env_clear()
+        .envs(db.env())
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(stderr, "", "as a program ended by SIGPIPE");
+    assert_eq!(out.status.code(), Some(141));
+}
+
+#[test]
 fn sqlite_master_key_is_generated_private() {
     use std::os::unix::fs::PermissionsExt;
     let db = TestDb::new(Backend::Sqlite);

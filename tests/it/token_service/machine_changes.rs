@@ -5,7 +5,7 @@
 use super::post_form;
 use crate::{
     both_backends,
-    common::{Api, Backend, Reply},
+    common::{Api, Backend, Reply, TestApp, token_request},
 };
 use serde_json::{Value, json};
 
@@ -192,8 +192,60 @@ async fn a_disabled_or_demoted_owner_loses_power_at_once(backend: Backend) {
     assert_eq!(app.me_status(&carol).await, 401);
 }
 
+/// Tokens asked for while their machine user is being deleted: each request
+/// either gets its token or finds the machine user gone, never a 500 (the
+/// owner vanished between its authentication and the token's record).
+async fn a_machine_user_deleted_mid_request_is_gone_not_a_server_error(backend: Backend) {
+    // Refused client authentications must not be throttled here.
+    let app = TestApp::spawn_with(backend, &[("TESSERA_AUTH_FAILURES_PER_IP", "100000/1m")]).await;
+    let api = Api { app };
+    let admin = api.admin();
+    for round in 0..10 {
+        let username = format!("doomed-{round}");
+        let id = api_machine(&api, &admin, &username, &["profile"]).await;
+        let secret = new_secret(&api, &admin, &id).await.body["client_secret"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let path = format!("/api/v1/machine-users/{id}/tokens");
+        let client = (0..40).map(|_| async {
+            let res = api.app.client_credentials(&username, &secret, None).await;
+            res.status().as_u16()
+        });
+        let machine = (0..10).map(|i| {
+            let (api, admin, path) = (&api, &admin, &path);
+            async move {
+                let body = token_request(&format!("t{i}"), &["profile"]);
+                api.post(path, admin, &body).await.status
+            }
+        });
+        let delete = async {
+            // Later each round, to meet the requests at different stages.
+            tokio::time::sleep(std::time::Duration::from_millis(round)).await;
+            api.delete(&format!("/api/v1/machine-users/{id}"), &admin)
+                .await
+                .status
+        };
+        let (client, machine, deleted) = tokio::join!(
+            futures_util::future::join_all(client),
+            futures_util::future::join_all(machine),
+            delete
+        );
+        assert_eq!(deleted, 204, "round {round}");
+        assert!(
+            client.iter().all(|s| [200, 401].contains(s)),
+            "round {round}: {client:?}"
+        );
+        assert!(
+            machine.iter().all(|s| [201, 404].contains(s)),
+            "round {round}: {machine:?}"
+        );
+    }
+}
+
 both_backends!(
     two_client_secrets_rotate_without_downtime,
+    a_machine_user_deleted_mid_request_is_gone_not_a_server_error,
     machine_user_changes_take_effect_on_the_next_request,
     a_disabled_or_demoted_owner_loses_power_at_once,
 );

@@ -5,60 +5,20 @@
 
 use std::time::Duration;
 
-use sqlx::Connection;
-
 use crate::{
     both_backends,
-    common::{Backend, TestApp},
+    common::{Backend, TestApp, WriteLock},
 };
 
 /// Well past the writer's 10 s, well short of forever.
 const PATIENCE: Duration = Duration::from_secs(40);
-
-/// Another connection holding what the token endpoint's writer needs.
-enum Lock {
-    /// SQLite's write lock.
-    Sqlite(sqlx::SqliteConnection),
-    /// The `tokens` table, in a transaction.
-    Postgres(sqlx::PgConnection),
-}
-
-impl Lock {
-    async fn take(app: &TestApp) -> Self {
-        match app.db.backend {
-            Backend::Sqlite => {
-                let mut c = sqlx::SqliteConnection::connect(&app.db.url).await.unwrap();
-                sqlx::query("BEGIN IMMEDIATE")
-                    .execute(&mut c)
-                    .await
-                    .unwrap();
-                Self::Sqlite(c)
-            }
-            Backend::Postgres => {
-                let mut c = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
-                for sql in ["BEGIN", "LOCK TABLE tokens IN ACCESS EXCLUSIVE MODE"] {
-                    sqlx::query(sql).execute(&mut c).await.unwrap();
-                }
-                Self::Postgres(c)
-            }
-        }
-    }
-
-    async fn release(self) {
-        match self {
-            Self::Sqlite(mut c) => sqlx::query("ROLLBACK").execute(&mut c).await.map(drop),
-            Self::Postgres(mut c) => sqlx::query("ROLLBACK").execute(&mut c).await.map(drop),
-        }
-        .unwrap();
-    }
-}
 
 async fn a_token_request_fails_in_time_while_the_tokens_table_is_locked(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let secret = app.create_machine("locked-out", &["profile"]);
     app.access_token("locked-out", &secret).await;
 
-    let lock = Lock::take(&app).await;
+    let lock = WriteLock::take(&app, "tokens").await;
     let denied = tokio::time::timeout(
         PATIENCE,
         app.client_credentials("locked-out", &secret, None),

@@ -5,7 +5,7 @@ use super::{session_cookie, user_id};
 use crate::{
     both_backends,
     common::{
-        ADMIN_PASSWORD, Backend, TestApp,
+        ADMIN_PASSWORD, Backend, TestApp, WriteLock, setup_code_in,
         web::{Browser, Page, between},
     },
 };
@@ -111,6 +111,46 @@ async fn first_admin_is_created_once_with_the_setup_code(backend: Backend) {
         fresh.login("root", "a long password").await.status,
         StatusCode::SEE_OTHER
     );
+}
+
+/// Two setups at once with two live codes (each instance behind a load
+/// balancer prints its own) make one administrator, not two.
+async fn two_setups_at_once_make_one_administrator(backend: Backend) {
+    let (mut app, first) = TestApp::spawn_with_setup_code(backend).await;
+    // A restart on a database still without an administrator prints a new
+    // code; the first stays live too.
+    app.restart(&[]);
+    let second = setup_code_in(&app.log);
+    assert_ne!(first, second);
+    let setup = |code: String, username: &'static str| {
+        let b = Browser::new(&app);
+        async move {
+            let csrf = b.get(&format!("/setup?code={code}")).await.csrf();
+            let form = [
+                ("csrf", csrf.as_str()),
+                ("code", code.as_str()),
+                ("username", username),
+                ("password", "a long password"),
+                ("password_again", "a long password"),
+            ];
+            b.post("/setup", &form).await.status
+        }
+    };
+    // Both wait behind a lock on the users' table (PostgreSQL) or the
+    // database (SQLite), then go on together: the race, every time.
+    let mut held = WriteLock::take(&app, "principals").await;
+    let release = async {
+        held.wait_for_waiters(2).await;
+        held.release().await;
+    };
+    let (a, b, ()) = tokio::join!(setup(first, "first"), setup(second, "second"), release);
+    let mut statuses = [a, b];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::SEE_OTHER, StatusCode::FORBIDDEN]);
+    let admins = app
+        .scalar("SELECT count(*) FROM principals WHERE role = 'admin'")
+        .await;
+    assert_eq!(admins, 1);
 }
 
 async fn sign_in_sets_a_safe_cookie_and_sign_out_ends_the_session(backend: Backend) {
@@ -489,6 +529,7 @@ async fn cookies_are_secure_when_the_public_url_is_https(backend: Backend) {
 
 both_backends!(
     first_admin_is_created_once_with_the_setup_code,
+    two_setups_at_once_make_one_administrator,
     sign_in_sets_a_safe_cookie_and_sign_out_ends_the_session,
     failed_sign_ins_lock_that_account_only,
     a_machine_user_cannot_sign_in,

@@ -299,7 +299,14 @@ both_backends!(
     an_id_token_with_another_nonce_is_refused,
     a_declined_consent_gives_a_page,
     a_flow_started_in_another_browser_is_refused,
-    a_flow_started_on_one_instance_finishes_on_another,
     a_provider_that_is_down_is_explained_and_retried,
     an_issuer_that_does_not_match_is_refused,
 );
+
+/// Instances behind a load balancer share one PostgreSQL (SQLite serves one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_started_on_one_instance_finishes_on_another_on_postgres() {
+    if crate::common::postgres::available() {
+        a_flow_started_on_one_instance_finishes_on_another(Backend::Postgres).await;
+    }
+}
