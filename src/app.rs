@@ -68,14 +68,15 @@ pub fn master_key(settings: &Settings) -> anyhow::Result<MasterKey> {
 #[cfg(unix)]
 fn write_private(path: &Path, text: &str) -> anyhow::Result<bool> {
     use std::{io::Write, os::unix::fs::OpenOptionsExt};
+    // A name no other process (another container sharing the directory,
+    // with the same pid) can be writing to.
     let mut draft = path.as_os_str().to_owned();
-    draft.push(format!(".{}.new", std::process::id()));
+    draft.push(format!(".{}.new", secrets::random_token()));
     let draft = std::path::PathBuf::from(draft);
     let written = (|| {
         let mut file = std::fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
             .open(&draft)?;
         writeln!(file, "{text}")?;
@@ -154,8 +155,13 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     // Before anything logs: an address in use is the one line printed.
     let listener = std::net::TcpListener::bind(listen)
         .with_context(|| format!("cannot listen on {listen} (TESSERA_LISTEN)"))?;
+    let _alone = if settings.is_sqlite() {
+        let file = sqlite_file(settings.database_url.as_str())?;
+        Some(crate::storage::serve_alone(&file)?)
+    } else {
+        None
+    };
     let state = build_state(settings).await?;
-    let _alone = state.db.serve_alone()?;
     state.db.changes.spawn_listener();
     state.tokens.spawn_upkeep();
     crate::domain::retention::spawn(

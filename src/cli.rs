@@ -124,9 +124,14 @@ fn parse_dur(raw: &str) -> Result<Dur, String> {
 macro_rules! out {
     ($($arg:tt)*) => {
         std::io::Write::write_fmt(&mut std::io::stdout(), format_args!("{}\n", format_args!($($arg)*)))
-            .map_err(|e| anyhow::Error::new(e).context("cannot write to standard output"))?
+            .map_err(StdoutFailed)?
     };
 }
+
+/// Writing to standard output failed (and nothing else did).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write to standard output: {0}")]
+struct StdoutFailed(std::io::Error);
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -148,11 +153,9 @@ pub fn main() -> ExitCode {
 fn fail(e: &anyhow::Error) -> ExitCode {
     // The reader went away (`tessera keys list | head -1`): end quietly, as
     // a program killed by SIGPIPE does, with the status a shell gives it.
-    let broken_pipe = e.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    });
+    let broken_pipe = e
+        .downcast_ref::<StdoutFailed>()
+        .is_some_and(|StdoutFailed(io)| io.kind() == std::io::ErrorKind::BrokenPipe);
     if broken_pipe {
         return ExitCode::from(141);
     }

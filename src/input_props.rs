@@ -88,6 +88,11 @@ proptest! {
                 prop_assert!(text[..6].eq_ignore_ascii_case("bearer"), "{text:?}");
             }
             BearerHeader::Missing => prop_assert!(HeaderValue::from_bytes(&value).is_err()),
+            BearerHeader::OtherScheme => {
+                let text = std::str::from_utf8(&value).unwrap();
+                let scheme = text.split_once(' ').map_or(text, |(scheme, _)| scheme);
+                prop_assert!(!scheme.eq_ignore_ascii_case("bearer"), "{text:?}");
+            }
             BearerHeader::Malformed => {}
         }
     }

@@ -20,7 +20,8 @@ pub enum Error {
     #[error("{0}")]
     Forbidden(String),
     /// The client's credentials turned out not to hold when the request was
-    /// recorded (a client assertion replayed meanwhile); says nothing more.
+    /// recorded (a client assertion replayed, or the client deleted,
+    /// meanwhile); says nothing more.
     #[error("client authentication failed")]
     ClientRefused,
     /// The database cannot serve now (unreachable, busy past its timeout,
@@ -69,6 +70,11 @@ impl From<sea_orm::DbErr> for Error {
 
 impl From<crate::storage::recorder::RecordError> for Error {
     fn from(e: crate::storage::recorder::RecordError) -> Self {
+        // The machine user was deleted after it authenticated: its
+        // credentials no longer hold, as a moment later they would not.
+        if e.owner_gone {
+            return Self::ClientRefused;
+        }
         if e.outage {
             Self::Unavailable(anyhow::Error::new(e))
         } else {

@@ -262,15 +262,7 @@ async fn named(
         .write
         .write_transaction::<_, token::Model, Error>(|tx| {
             Box::pin(async move {
-                // Deleted or disabled since it was read? Held until the commit.
-                let current = principal::Entity::find_by_id(owner_id)
-                    .lock_shared()
-                    .one(tx)
-                    .await?
-                    .ok_or(Error::NotFound("owner"))?;
-                if !current.enabled {
-                    return Err(Error::conflict(format!("{} is disabled", current.username)));
-                }
+                hold_owner(tx, owner_id).await?;
                 scopes::require_known_locked(tx, &requested).await?;
                 release_expired_name(tx, owner_id, &name).await?;
                 let created = row.insert(tx).await.map_err(duplicate_name)?;
@@ -425,6 +417,7 @@ async fn regenerate(
         .write
         .write_transaction::<_, token::Model, Error>(|tx| {
             Box::pin(async move {
+                hold_owner(tx, owner_id).await?;
                 scopes::require_known_locked(tx, &granted)
                     .await
                     .map_err(|e| match e {
@@ -499,6 +492,14 @@ async fn client_credentials(
                     ));
                 }
             }
+            // A token with no scope at all is no use, and `scope` may not be
+            // empty (RFC 6749 §3.3): there is no default to fall back on.
+            if allowed.is_empty() {
+                return Err(Error::invalid(
+                    "scope",
+                    "the client is allowed no scopes: an administrator must allow it one",
+                ));
+            }
             allowed
         }
         Some(raw) if raw.contains(|c: char| c.is_whitespace() && c != ' ') => {
@@ -554,15 +555,7 @@ async fn client_credentials(
         Some(jti) => Entry::JtiAndToken(jti, record),
         None => Entry::Token(record),
     };
-    // The machine user deleted since it authenticated: as if it never was.
-    let recorded = issuer.recorder.record(entry).await.map_err(|e| {
-        if e.owner_gone {
-            Error::ClientRefused
-        } else {
-            e.into()
-        }
-    })?;
-    if recorded == Outcome::Replayed {
+    if issuer.recorder.record(entry).await? == Outcome::Replayed {
         return Err(Error::ClientRefused);
     }
     Ok(Issued {
@@ -571,6 +564,22 @@ async fn client_credentials(
         lifetime_secs: ttl,
         view: None,
     })
+}
+
+/// The owner of a token about to be written, read again inside its
+/// transaction (deleted or disabled since it was first read?) and held until
+/// the commit. Taken first: deleting a principal locks it before its tokens,
+/// so the same order cannot deadlock.
+async fn hold_owner(tx: &impl sea_orm::ConnectionTrait, owner_id: Uuid) -> Result<(), Error> {
+    let owner = principal::Entity::find_by_id(owner_id)
+        .lock_shared()
+        .one(tx)
+        .await?
+        .ok_or(Error::NotFound("owner"))?;
+    if !owner.enabled {
+        return Err(Error::conflict(format!("{} is disabled", owner.username)));
+    }
+    Ok(())
 }
 
 fn owner_kind(owner: &principal::Model) -> TokenKind {

@@ -78,15 +78,15 @@ async fn insert_key(
         .context("inserted key vanished")
 }
 
-/// Makes sure an active key exists (first start). Instances starting together
-/// take turns, so only one of them creates it.
+/// Makes sure an active key exists (first start), and that `master` opens
+/// it. Instances starting together take turns, so only one of them creates it.
 pub async fn ensure_active(db: &Db, master: &MasterKey, alg: KeyAlg) -> anyhow::Result<()> {
     let active = signing_key::Entity::find()
         .filter(signing_key::Column::State.eq(KeyState::Active))
         .one(&db.read)
         .await?;
-    if active.is_some() {
-        return Ok(());
+    if let Some(key) = active {
+        return opens(master, &key);
     }
     let tx = db.write.begin_write().await?;
     advisory_xact_lock(&tx, FIRST_KEY_LOCK).await?;
@@ -94,10 +94,26 @@ pub async fn ensure_active(db: &Db, master: &MasterKey, alg: KeyAlg) -> anyhow::
         .filter(signing_key::Column::State.eq(KeyState::Active))
         .one(&tx)
         .await?;
-    if active.is_none() {
-        insert_key(&tx, master, alg, None).await?;
+    match active {
+        // Made by another process meanwhile.
+        Some(key) => opens(master, &key)?,
+        None => {
+            insert_key(&tx, master, alg, None).await?;
+        }
     }
     tx.commit().await?;
+    Ok(())
+}
+
+/// Whether `master` opens `key`. A command run with another master key (the
+/// server's given in its environment, this one generated beside the
+/// database) would seal keys that no server can open.
+fn opens(master: &MasterKey, key: &signing_key::Model) -> anyhow::Result<()> {
+    if open(master, &key.kid, &key.private_key).is_err() {
+        anyhow::bail!(
+            "the master key does not open this database's signing keys: give the one the server uses (TESSERA_MASTER_KEY, or master.key beside the SQLite file)"
+        );
+    }
     Ok(())
 }
 

@@ -506,30 +506,39 @@ pub async fn list_machine_tokens(
     list(db, &filter, page).await
 }
 
+/// What revoking by value found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RevokedByValue {
+    Revoked,
+    /// Unknown, or revoked already: nothing to do (RFC 7009 §2.2).
+    Nothing,
+    /// A token of another owner: refused (RFC 7009 §2.1).
+    NotYours,
+}
+
 /// Revokes by the token string itself (RFC 7009): `jti` from its verified
-/// claims, `digest` of the whole string. Returns whether a token of
-/// `owner_id` was revoked; anything else is silently ignored, as the RFC asks.
+/// claims, `digest` of the whole string, when `owner_id` holds it.
 pub async fn revoke_by_value(
     db: &Db,
     actor: &Actor,
     jti: &str,
     digest: &Digest,
     owner_id: Uuid,
-) -> Result<bool, Error> {
+) -> Result<RevokedByValue, Error> {
     let row = token::Entity::find()
         .filter(token::Column::Jti.eq(jti))
-        .filter(token::Column::OwnerId.eq(owner_id))
         .one(&db.read)
-        .await?;
-    match row {
-        Some(row)
-            if !is_revoked(row.revoked_at, clock::now()) && digest.matches_hex(&row.digest) =>
-        {
+        .await?
+        .filter(|row| digest.matches_hex(&row.digest));
+    Ok(match row {
+        None => RevokedByValue::Nothing,
+        Some(row) if row.owner_id != owner_id => RevokedByValue::NotYours,
+        Some(row) if is_revoked(row.revoked_at, clock::now()) => RevokedByValue::Nothing,
+        Some(row) => {
             revoke(db, actor, row.id, Access::Own(owner_id)).await?;
-            Ok(true)
+            RevokedByValue::Revoked
         }
-        _ => Ok(false),
-    }
+    })
 }
 
 /// Sets `revoked_at` to `at` (now, or the end of a grace period). Revoking

@@ -92,6 +92,9 @@ impl Bearer {
 /// What an `Authorization` header holds, as far as Bearer auth is concerned.
 pub enum BearerHeader<'a> {
     Missing,
+    /// Credentials of another scheme (`Basic …`): no Bearer token was sent,
+    /// so a 401 names no error (RFC 6750 §3.1).
+    OtherScheme,
     /// Not a single well-formed `Bearer <token>` credential.
     Malformed,
     Token(&'a str),
@@ -107,14 +110,15 @@ pub fn bearer_token(req: &HttpRequest) -> BearerHeader<'_> {
     }
     // `from_utf8` rather than `to_str`, which checks a long JWT byte by byte:
     // the token's characters are checked where it is parsed.
-    let Some((scheme, token)) = std::str::from_utf8(value.as_bytes())
-        .ok()
-        .and_then(|v| v.split_once(' '))
-    else {
+    let Ok(value) = std::str::from_utf8(value.as_bytes()) else {
         return BearerHeader::Malformed;
     };
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return BearerHeader::OtherScheme;
+    }
     let token = token.trim();
-    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || token.contains(' ') {
+    if token.is_empty() || token.contains(' ') {
         return BearerHeader::Malformed;
     }
     BearerHeader::Token(token)
@@ -133,7 +137,9 @@ impl FromRequest for Bearer {
                 .clone();
             let token = match bearer_token(&req) {
                 BearerHeader::Token(t) => t,
-                BearerHeader::Missing => return Err(ApiError::NoToken),
+                BearerHeader::Missing | BearerHeader::OtherScheme => {
+                    return Err(ApiError::NoToken);
+                }
                 BearerHeader::Malformed => return Err(ApiError::InvalidToken),
             };
             match state.tokens.check(token).await {

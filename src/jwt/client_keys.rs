@@ -293,12 +293,33 @@ impl ClientKeys {
         self.0.is_empty()
     }
 
-    /// The key a header names: by `kid`, or the only key when there is no `kid`.
-    fn select(&self, kid: Option<&str>) -> Option<&ClientKey> {
+    /// The keys that may have signed with `alg`: the one `kid` names, or
+    /// without a `kid` every key that signs with `alg` (a client rotating its
+    /// key holds two, and some libraries send no `kid`).
+    fn candidates(&self, kid: Option<&str>, alg: Algorithm) -> Result<Vec<&ClientKey>, Refusal> {
+        let fits = |k: &&ClientKey| k.kind.allows(alg) && k.alg.is_none_or(|a| a == alg);
         match kid {
-            Some(kid) => self.0.iter().find(|k| k.kid.as_deref() == Some(kid)),
-            None if self.0.len() == 1 => self.0.first(),
-            None => None,
+            Some(kid) => {
+                let key = self
+                    .0
+                    .iter()
+                    .find(|k| k.kid.as_deref() == Some(kid))
+                    .ok_or(Refusal::UnknownKey)?;
+                if fits(&key) {
+                    Ok(vec![key])
+                } else {
+                    Err(Refusal::Algorithm)
+                }
+            }
+            None if self.0.is_empty() => Err(Refusal::UnknownKey),
+            None => {
+                let keys: Vec<_> = self.0.iter().filter(fits).collect();
+                if keys.is_empty() {
+                    Err(Refusal::Algorithm)
+                } else {
+                    Ok(keys)
+                }
+            }
         }
     }
 }
@@ -329,10 +350,33 @@ pub enum Refusal {
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
+    #[serde(deserialize_with = "numeric_date")]
     exp: i64,
+    #[serde(default, deserialize_with = "optional_numeric_date")]
     iat: Option<i64>,
+    #[serde(default, deserialize_with = "optional_numeric_date")]
     nbf: Option<i64>,
     jti: String,
+}
+
+/// A NumericDate is any JSON number of seconds, fractions allowed (RFC 7519
+/// §2): taken to the whole second below, saturating far out of range.
+fn numeric_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let seconds = f64::deserialize(d)?;
+    if seconds.is_nan() {
+        return Err(serde::de::Error::custom("not a number"));
+    }
+    // `as` saturates at i64's bounds.
+    Ok(seconds.floor() as i64)
+}
+
+/// [`numeric_date`], or `null` for absent.
+fn optional_numeric_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    match Option::<f64>::deserialize(d)? {
+        Some(seconds) if seconds.is_nan() => Err(serde::de::Error::custom("not a number")),
+        Some(seconds) => Ok(Some(seconds.floor() as i64)),
+        None => Ok(None),
+    }
 }
 
 /// The client an assertion says it is from (`iss`, which must equal `sub`),
@@ -381,12 +425,7 @@ pub fn verify_assertion(
     if header.crit.is_some() || names_crit(assertion) {
         return Err(Refusal::Malformed);
     }
-    let key = keys
-        .select(header.kid.as_deref())
-        .ok_or(Refusal::UnknownKey)?;
-    if !key.kind.allows(header.alg) || key.alg.is_some_and(|a| a != header.alg) {
-        return Err(Refusal::Algorithm);
-    }
+    let candidates = keys.candidates(header.kid.as_deref(), header.alg)?;
     let mut validation = Validation::new(header.alg);
     // `exp` is strict, as for Tessera's own tokens; `nbf` and `iat` get the
     // leeway below.
@@ -396,13 +435,21 @@ pub fn verify_assertion(
     validation.set_audience(audiences);
     validation.sub = Some(client_id.to_owned());
     validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
-    let claims = match jsonwebtoken::decode::<Claims>(assertion, &key.decoding, &validation) {
-        Ok(data) => data.claims,
-        Err(e) if matches!(e.kind(), jsonwebtoken::errors::ErrorKind::ExpiredSignature) => {
-            return Err(Refusal::Expired);
+    let mut verified = None;
+    for key in candidates {
+        match jsonwebtoken::decode::<Claims>(assertion, &key.decoding, &validation) {
+            Ok(data) => {
+                verified = Some(data.claims);
+                break;
+            }
+            // The signature verified (it is checked first); the time did not.
+            Err(e) if matches!(e.kind(), jsonwebtoken::errors::ErrorKind::ExpiredSignature) => {
+                return Err(Refusal::Expired);
+            }
+            Err(_) => {}
         }
-        Err(_) => return Err(Refusal::SignatureOrClaims),
-    };
+    }
+    let claims = verified.ok_or(Refusal::SignatureOrClaims)?;
     if claims.sub != client_id {
         return Err(Refusal::SignatureOrClaims);
     }
@@ -503,13 +550,28 @@ mod tests {
         let stored = validate_jwks(&json!({"keys": [key.jwk.clone()]})).unwrap();
         let keys = ClientKeys::parse(&stored.to_string()).unwrap();
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let verify = |exp: i64, iat: i64, jti: &str| {
+        let verify_json = |exp: Value, iat: Value, jti: &str| {
             let claims = json!({"iss": "cli-one", "sub": "cli-one", "aud": "https://t/token",
                 "exp": exp, "iat": iat, "jti": jti});
             let assertion = key.sign_jwt(claims.to_string().as_bytes()).unwrap();
             verify_assertion(&assertion, &keys, "cli-one", &["https://t/token"], now)
         };
+        let verify = |exp: i64, iat: i64, jti: &str| verify_json(json!(exp), json!(iat), jti);
         assert!(verify(now + 60, now, "one").is_ok());
+        // NumericDates with fractions (RFC 7519 §2), as some libraries send.
+        let ok = verify_json(json!(now as f64 + 60.5), json!(now as f64 - 0.25), "frac").unwrap();
+        assert_eq!(ok.exp, now + 60);
+        // `null` is absent, as before.
+        assert!(verify_json(json!(now + 60), Value::Null, "null").is_ok());
+        assert!(matches!(
+            verify_json(json!(now as f64 - 0.5), json!(now - 60), "late"),
+            Err(Refusal::Expired)
+        ));
+        // Past any whole number of seconds: jsonwebtoken refuses it first.
+        assert!(matches!(
+            verify_json(json!(1e300), json!(now), "far"),
+            Err(Refusal::SignatureOrClaims)
+        ));
         assert!(matches!(
             verify(i64::MAX, i64::MIN, "two"),
             Err(Refusal::TooLongLived)

@@ -74,11 +74,18 @@ pub async fn introspect(
         },
     };
     if !allowed {
-        return Err(OAuthError::new(
+        let mut e = OAuthError::new(
             StatusCode::FORBIDDEN,
             "insufficient_scope",
             "the caller does not hold the introspect scope",
-        ));
+        );
+        // A Bearer caller is told which scope it lacks (RFC 6750 §3).
+        if matches!(caller, Caller::Token(_)) {
+            e.challenge = Some(
+                r#"Bearer realm="tessera", error="insufficient_scope", scope="introspect""#.into(),
+            );
+        }
+        return Err(e);
     }
     let token = form
         .get("token")

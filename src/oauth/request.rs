@@ -330,13 +330,13 @@ pub async fn authenticate_client_now(
     Ok(client.machine)
 }
 
-/// The refusal of credentials that held until their assertion's `jti` was
-/// found recorded before (a replay): a failure like any other for the
-/// address's throttle.
+/// The refusal of credentials that held until the request was recorded: the
+/// assertion's `jti` was found recorded before (a replay), or the client was
+/// deleted meanwhile. A failure like any other for the address's throttle.
 pub fn replayed(state: &AppState, req: &HttpRequest, creds: &ClientCredentials) -> OAuthError {
     tracing::debug!(
         client_id = creds.client_id,
-        "client assertion refused: jti seen before (replay)"
+        "client refused when its request was recorded: a replayed assertion, or deleted meanwhile"
     );
     let address = crate::address::limit_key(client_ip(req).as_deref());
     failed(&state.client_auth, &address, None, creds.basic)

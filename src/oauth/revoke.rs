@@ -1,5 +1,7 @@
 //! `POST /oauth2/revoke` (RFC 7009): a client revokes one of its own tokens.
-//! Unknown tokens, and tokens of other clients, are answered 200 all the same.
+//! Unknown tokens are answered 200 all the same (§2.2); a token of another
+//! owner is refused (§2.1), which tells its holder nothing that using it
+//! would not.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
@@ -37,7 +39,7 @@ pub async fn revoke(
     // left to revoke; one whose keys could not be read got no verdict.
     match state.tokens.verify(token).await {
         Ok(claims) => {
-            tokens::revoke_by_value(
+            let found = tokens::revoke_by_value(
                 &state.db,
                 &actor,
                 &claims.jti,
@@ -45,6 +47,13 @@ pub async fn revoke(
                 client.id,
             )
             .await?;
+            if found == tokens::RevokedByValue::NotYours {
+                return Err(OAuthError::new(
+                    actix_web::http::StatusCode::BAD_REQUEST,
+                    "unauthorized_client",
+                    "this token was not issued to this client",
+                ));
+            }
         }
         Err(rejection) => {
             if let Some(e) = OAuthError::no_verdict(&rejection) {

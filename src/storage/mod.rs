@@ -83,6 +83,32 @@ pub struct Db {
 #[must_use = "the lock is released when dropped"]
 pub struct FileLock(#[allow(dead_code)] std::fs::File);
 
+/// Held by `tessera serve` on SQLite for as long as it runs, taken before
+/// anything touches the database: a second server on the same file is
+/// refused at start-up. It would cache what the first changes (a revoked
+/// token, a deleted secret) for up to a minute, since only PostgreSQL tells
+/// instances of each other's changes; and a newer one would migrate the
+/// schema under the running server.
+pub fn serve_alone(db_file: &Path) -> anyhow::Result<FileLock> {
+    if let Some(dir) = db_file.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.exists()
+    {
+        create_private_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let (path, file) = lock_file(db_file, "serve")?;
+    match file.try_lock() {
+        Ok(()) => Ok(FileLock(file)),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another `tessera serve` is running on {} (it holds {}): SQLite serves one instance; run several on PostgreSQL",
+            db_file.display(),
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(anyhow::Error::new(e).context(format!("cannot lock {}", path.display())))
+        }
+    }
+}
+
 /// The lock file `{database}-{purpose}.lock`, created private.
 fn lock_file(db_file: &Path, purpose: &str) -> anyhow::Result<(PathBuf, std::fs::File)> {
     let mut path = db_file.as_os_str().to_owned();
@@ -252,28 +278,6 @@ impl Db {
             .await
             .context("cannot connect to the database")?;
         Ok(SqlxPostgresConnector::from_sqlx_postgres_pool(pool))
-    }
-
-    /// Held by `tessera serve` on SQLite for as long as it runs: a second server
-    /// on the same file is refused at start-up. It would cache what the first
-    /// changes (a revoked token, a deleted secret) for up to a minute, since
-    /// only PostgreSQL tells instances of each other's changes.
-    pub fn serve_alone(&self) -> anyhow::Result<Option<FileLock>> {
-        let Some(db_file) = &self.sqlite_file else {
-            return Ok(None);
-        };
-        let (path, file) = lock_file(db_file, "serve")?;
-        match file.try_lock() {
-            Ok(()) => Ok(Some(FileLock(file))),
-            Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
-                "another `tessera serve` is running on {} (it holds {}): SQLite serves one instance; run several on PostgreSQL",
-                db_file.display(),
-                path.display()
-            ),
-            Err(std::fs::TryLockError::Error(e)) => {
-                Err(anyhow::Error::new(e).context(format!("cannot lock {}", path.display())))
-            }
-        }
     }
 
     /// Applies pending migrations. Processes that start together take

@@ -105,6 +105,11 @@ async fn missing_and_bad_tokens_get_rfc6750_challenges(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(basic.status(), 401, "Basic is not a Bearer token");
+    // No Bearer token was sent: a bare challenge, no error (RFC 6750 §3.1).
+    assert_eq!(
+        basic.headers()["www-authenticate"],
+        r#"Bearer realm="tessera""#
+    );
 
     // An unauthenticated write learns nothing about its body.
     let res = api

@@ -35,6 +35,22 @@ async fn a_user_may_hold_introspect_and_use_it(backend: Backend) {
     let answer: serde_json::Value = res.json().await.unwrap();
     assert_eq!(answer["active"], true, "{answer}");
     assert_eq!(answer["username"], "alice");
+    // A Bearer token without the scope is told which one it lacks (RFC 6750 §3).
+    let bob = api.user("bob", &["profile"]);
+    let lacking = api
+        .app
+        .client
+        .post(api.app.url("/oauth2/introspect"))
+        .bearer_auth(&bob)
+        .form(&[("token", rs.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lacking.status(), 403);
+    assert_eq!(
+        lacking.headers()["www-authenticate"],
+        r#"Bearer realm="tessera", error="insufficient_scope", scope="introspect""#
+    );
 
     // admin:* stays with admins.
     let refused = api

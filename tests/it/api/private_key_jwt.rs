@@ -298,8 +298,8 @@ async fn every_refusal_is_the_same_invalid_client(backend: Backend) {
             vec![],
         ),
         (
-            "no kid with two keys",
-            ec.sign(&json!({"alg": "ES256"}), &good()),
+            "no kid, signed by another client's key",
+            theirs.sign(&json!({"alg": "ES256"}), &good()),
             vec![],
         ),
         ("alg none", unsigned, vec![]),
@@ -625,7 +625,43 @@ async fn one_assertion_sent_at_once_buys_one_token(backend: Backend) {
     );
 }
 
+/// A client rotating its key holds two, and some libraries (authlib's
+/// `PrivateKeyJWT`) send no `kid`: each key that signs with the assertion's
+/// algorithm is tried.
+async fn an_assertion_without_a_kid_is_checked_against_every_fitting_key(backend: Backend) {
+    let (api, admin) = spawn(backend).await;
+    let app = &api.app;
+    let token_url = url(&metadata(app).await, "token_endpoint");
+    let id = machine(&api, &admin, "rotating", &["profile"]).await;
+    let (old, new, ed) = (Key::ec(4), Key::ec(5), Key::ed(6));
+    register(
+        &api,
+        &admin,
+        &id,
+        &[(&old, "old"), (&new, "new"), (&ed, "ed")],
+    )
+    .await;
+    let cc = [("grant_type", "client_credentials")];
+    for (key, what) in [
+        (&old, "the old key"),
+        (&new, "the new key"),
+        (&ed, "the Ed25519 key"),
+    ] {
+        let jwt = key.sign(&json!({"alg": key.alg()}), &claims("rotating", &token_url));
+        let (status, body) = post_with_assertion(app, "/oauth2/token", &jwt, &cc).await;
+        assert_eq!(status, 200, "{what}: {body}");
+    }
+    // Neither key signed this one.
+    let stranger = Key::ec(7).sign(&json!({"alg": "ES256"}), &claims("rotating", &token_url));
+    let (status, body) = post_with_assertion(app, "/oauth2/token", &stranger, &cc).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
+}
+
 both_backends!(
+    an_assertion_without_a_kid_is_checked_against_every_fitting_key,
     one_assertion_sent_at_once_buys_one_token,
     assertions_of_every_key_type_work_at_every_endpoint,
     every_refusal_is_the_same_invalid_client,

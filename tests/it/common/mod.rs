@@ -160,14 +160,24 @@ pub fn setup_code_in(log: &Log) -> String {
 
 /// Another connection holding what a server's writes need until released:
 /// on SQLite the database's write lock, on PostgreSQL one table, in a
-/// transaction (reads of it wait too).
+/// transaction.
 pub enum WriteLock {
     Sqlite(sqlx::SqliteConnection),
     Postgres(sqlx::PgConnection),
 }
 
 impl WriteLock {
+    /// Reads of the table wait too (PostgreSQL).
     pub async fn take(app: &TestApp, table: &str) -> Self {
+        Self::take_in(app, table, "ACCESS EXCLUSIVE").await
+    }
+
+    /// Reads of the table go on; writes wait.
+    pub async fn take_writes(app: &TestApp, table: &str) -> Self {
+        Self::take_in(app, table, "SHARE").await
+    }
+
+    async fn take_in(app: &TestApp, table: &str, mode: &str) -> Self {
         use sqlx::Connection;
         match app.db.backend {
             Backend::Sqlite => {
@@ -180,7 +190,7 @@ impl WriteLock {
             }
             Backend::Postgres => {
                 let mut c = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
-                let lock = format!("LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE");
+                let lock = format!("LOCK TABLE {table} IN {mode} MODE");
                 for sql in ["BEGIN", lock.as_str()] {
                     sqlx::query(sql).execute(&mut c).await.unwrap();
                 }
@@ -189,8 +199,9 @@ impl WriteLock {
         }
     }
 
-    /// Waits until `n` transactions wait for a lock (PostgreSQL; at most
-    /// 20 s), or 2 s (SQLite, whose waiters cannot be seen).
+    /// Waits until `n` transactions of this database wait for a lock
+    /// (PostgreSQL; at most 20 s), or 2 s (SQLite, whose waiters cannot be
+    /// seen).
     pub async fn wait_for_waiters(&mut self, n: i64) {
         let Self::Postgres(c) = self else {
             tokio::time::sleep(Duration::from_secs(2)).await;
@@ -198,11 +209,13 @@ impl WriteLock {
         };
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         while std::time::Instant::now() < deadline {
-            let waiting: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE NOT granted")
-                    .fetch_one(&mut *c)
-                    .await
-                    .unwrap();
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_locks WHERE NOT granted AND pid IN \
+                 (SELECT pid FROM pg_stat_activity WHERE datname = current_database())",
+            )
+            .fetch_one(&mut *c)
+            .await
+            .unwrap();
             if waiting >= n {
                 return;
             }

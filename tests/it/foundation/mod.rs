@@ -292,6 +292,9 @@ fn a_second_server_on_one_sqlite_file_is_refused_with_a_clear_line() {
     let db = TestDb::new(Backend::Sqlite);
     let (mut first, _) = common::start_server(&db, &[]).expect("the first starts");
     let second = common::start_server(&db, &[]);
+    // Stopped before anything can panic, so no server outlives the test.
+    first.kill().unwrap();
+    first.wait().unwrap();
     let refused = match second {
         Ok((mut child, _)) => {
             let _ = child.kill();
@@ -305,8 +308,6 @@ fn a_second_server_on_one_sqlite_file_is_refused_with_a_clear_line() {
         "{refused}"
     );
     // Once the first has stopped, a server starts again.
-    first.kill().unwrap();
-    first.wait().unwrap();
     let (mut again, _) = common::start_server(&db, &[]).expect("starts after the first stopped");
     again.kill().unwrap();
     again.wait().unwrap();
@@ -370,6 +371,25 @@ fn a_closed_standard_output_ends_a_command_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(stderr, "", "as a program ended by SIGPIPE");
     assert_eq!(out.status.code(), Some(141));
+}
+
+#[test]
+fn a_command_with_another_master_key_is_refused_before_it_seals_anything() {
+    let db = TestDb::new(Backend::Sqlite);
+    // The server's key is given in its environment…
+    let server_key = [("TESSERA_MASTER_KEY", common::TEST_MASTER_KEY)];
+    let before = db.cli_env(&["keys", "list"], None, &server_key);
+    assert!(before.status.success());
+    // …and a command run without it would generate another beside the file.
+    let out = db.cli(&["keys", "rotate"], None);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("TESSERA_MASTER_KEY"), "{stderr}");
+    // Nothing was rotated: the server's key still opens every key.
+    let after = db.cli_env(&["keys", "list"], None, &server_key);
+    assert!(after.status.success());
+    assert_eq!(before.stdout, after.stdout);
 }
 
 #[test]

@@ -78,6 +78,7 @@ async fn client_credentials_issue_rfc9068_jwts_verifiable_with_the_jwks(backend:
 async fn token_endpoint_errors_follow_rfc_6749(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let secret = app.create_machine("client-a", &["profile"]);
+    let scopeless = app.create_machine("client-none", &[]);
     let url = app.url("/oauth2/token");
     let c = &app.client;
     let cc = [("grant_type", "client_credentials")];
@@ -294,6 +295,19 @@ async fn token_endpoint_errors_follow_rfc_6749(backend: Backend) {
                     ("grant_type", "client_credentials"),
                     ("scope", "profile introspect"),
                 ])
+                .send()
+                .await
+                .unwrap(),
+            status: 400,
+            error: "invalid_scope",
+            basic_challenge: false,
+        },
+        Case {
+            what: "a client allowed no scope, asking for none",
+            res: c
+                .post(&url)
+                .basic_auth("client-none", Some(&scopeless))
+                .form(&cc)
                 .send()
                 .await
                 .unwrap(),

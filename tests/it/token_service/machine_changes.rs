@@ -208,6 +208,18 @@ async fn a_machine_user_deleted_mid_request_is_gone_not_a_server_error(backend: 
             .unwrap()
             .to_owned();
         let path = format!("/api/v1/machine-users/{id}/tokens");
+        let mut existing = Vec::new();
+        for i in 0..5 {
+            let made = api
+                .post(
+                    &path,
+                    &admin,
+                    &token_request(&format!("old{i}"), &["profile"]),
+                )
+                .await;
+            made.expect(201, "a machine token to regenerate");
+            existing.push(made.body["id"].as_str().unwrap().to_owned());
+        }
         let client = (0..40).map(|_| async {
             let res = api.app.client_credentials(&username, &secret, None).await;
             res.status().as_u16()
@@ -219,6 +231,13 @@ async fn a_machine_user_deleted_mid_request_is_gone_not_a_server_error(backend: 
                 api.post(path, admin, &body).await.status
             }
         });
+        let regenerated = existing.iter().map(|token| {
+            let (api, admin) = (&api, &admin);
+            async move {
+                let path = format!("/api/v1/admin/tokens/{token}/regenerate");
+                api.post_empty(&path, admin).await.status
+            }
+        });
         let delete = async {
             // Later each round, to meet the requests at different stages.
             tokio::time::sleep(std::time::Duration::from_millis(round)).await;
@@ -226,9 +245,10 @@ async fn a_machine_user_deleted_mid_request_is_gone_not_a_server_error(backend: 
                 .await
                 .status
         };
-        let (client, machine, deleted) = tokio::join!(
+        let (client, machine, regenerated, deleted) = tokio::join!(
             futures_util::future::join_all(client),
             futures_util::future::join_all(machine),
+            futures_util::future::join_all(regenerated),
             delete
         );
         assert_eq!(deleted, 204, "round {round}");
@@ -239,6 +259,10 @@ async fn a_machine_user_deleted_mid_request_is_gone_not_a_server_error(backend: 
         assert!(
             machine.iter().all(|s| [201, 404].contains(s)),
             "round {round}: {machine:?}"
+        );
+        assert!(
+            regenerated.iter().all(|s| [201, 404].contains(s)),
+            "round {round}: {regenerated:?}"
         );
     }
 }

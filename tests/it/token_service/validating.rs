@@ -145,7 +145,7 @@ async fn revocation_follows_rfc_7009(backend: Backend) {
     )
     .await;
     assert_eq!(res.status(), 200);
-    // Another client's token: 200, but it stays valid.
+    // Another client's token: refused (§2.1), and it stays valid.
     let res = post_form(
         &app,
         "/oauth2/revoke",
@@ -153,7 +153,9 @@ async fn revocation_follows_rfc_7009(backend: Backend) {
         Some(("client-b", &b)),
     )
     .await;
-    assert_eq!(res.status(), 200);
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "unauthorized_client", "{body}");
     assert_eq!(app.get_bearer("/api/v1/me", &token_a).await.status(), 200);
     // No client authentication: 401; no token: 400.
     assert_eq!(
@@ -178,6 +180,15 @@ async fn revocation_follows_rfc_7009(backend: Backend) {
     .await;
     assert_eq!(res.status(), 200);
     assert_eq!(app.get_bearer("/api/v1/me", &token_a).await.status(), 401);
+    // Revoked already: nothing to do, 200 (§2.2).
+    let again = post_form(
+        &app,
+        "/oauth2/revoke",
+        &[("token", &token_a)],
+        Some(("client-a", &a)),
+    )
+    .await;
+    assert_eq!(again.status(), 200);
 }
 
 async fn bearer_authentication_follows_rfc_6750(backend: Backend) {

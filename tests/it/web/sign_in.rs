@@ -113,6 +113,17 @@ async fn first_admin_is_created_once_with_the_setup_code(backend: Backend) {
     );
 }
 
+async fn post_setup(b: &Browser, csrf: &str, code: &str, username: &str) -> StatusCode {
+    let form = [
+        ("csrf", csrf),
+        ("code", code),
+        ("username", username),
+        ("password", "a long password"),
+        ("password_again", "a long password"),
+    ];
+    b.post("/setup", &form).await.status
+}
+
 /// Two setups at once with two live codes (each instance behind a load
 /// balancer prints its own) make one administrator, not two.
 async fn two_setups_at_once_make_one_administrator(backend: Backend) {
@@ -122,28 +133,22 @@ async fn two_setups_at_once_make_one_administrator(backend: Backend) {
     app.restart(&[]);
     let second = setup_code_in(&app.log);
     assert_ne!(first, second);
-    let setup = |code: String, username: &'static str| {
-        let b = Browser::new(&app);
-        async move {
-            let csrf = b.get(&format!("/setup?code={code}")).await.csrf();
-            let form = [
-                ("csrf", csrf.as_str()),
-                ("code", code.as_str()),
-                ("username", username),
-                ("password", "a long password"),
-                ("password_again", "a long password"),
-            ];
-            b.post("/setup", &form).await.status
-        }
-    };
-    // Both wait behind a lock on the users' table (PostgreSQL) or the
-    // database (SQLite), then go on together: the race, every time.
-    let mut held = WriteLock::take(&app, "principals").await;
+    let (a, b) = (Browser::new(&app), Browser::new(&app));
+    let csrf_a = a.get(&format!("/setup?code={first}")).await.csrf();
+    let csrf_b = b.get(&format!("/setup?code={second}")).await.csrf();
+    // Writes to the users' table wait (reads go on), so both setups get past
+    // their check for an administrator before either inserts one: the race,
+    // every time. (SQLite: both wait for the write lock.)
+    let mut held = WriteLock::take_writes(&app, "principals").await;
     let release = async {
         held.wait_for_waiters(2).await;
         held.release().await;
     };
-    let (a, b, ()) = tokio::join!(setup(first, "first"), setup(second, "second"), release);
+    let (a, b, ()) = tokio::join!(
+        post_setup(&a, &csrf_a, &first, "first"),
+        post_setup(&b, &csrf_b, &second, "second"),
+        release
+    );
     let mut statuses = [a, b];
     statuses.sort();
     assert_eq!(statuses, [StatusCode::SEE_OTHER, StatusCode::FORBIDDEN]);
