@@ -193,8 +193,12 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     .shutdown_timeout(10)
     .run();
     tracing::info!(address = %bound, public_url = %state.settings.public_url, "tessera listening");
-    // Scripts and tests read this line to find the port when listening on :0.
-    println!("listening on http://{bound}");
+    // Scripts and tests read this line to find the port when listening on :0;
+    // a closed or full stdout must not stop the server.
+    let _ = std::io::Write::write_fmt(
+        &mut std::io::stdout(),
+        format_args!("listening on http://{bound}\n"),
+    );
     if let Some(provider) = state.oidc.clone() {
         let issuer = &provider.settings().issuer;
         if crate::oidc::settings::in_clear(issuer) {

@@ -161,7 +161,8 @@ fn fail(e: &anyhow::Error) -> ExitCode {
     }
     // One line: the chain of causes, joined.
     let msg = format!("{e:#}").replace('\n', " ");
-    eprintln!("error: {msg}");
+    // Nowhere left to say it when stderr is closed too: the status does.
+    let _ = std::io::Write::write_fmt(&mut std::io::stderr(), format_args!("error: {msg}\n"));
     ExitCode::FAILURE
 }
 

@@ -162,7 +162,21 @@ async fn remind(
                     .to_owned(),
                 )
                 .exec_without_returning(tx)
-                .await?;
+                .await;
+                let inserted = match inserted {
+                    // The token was deleted (with its owner) since it was
+                    // read: nothing to remind of, and the others go on
+                    // (refused here, so the transaction rolls back).
+                    Err(e)
+                        if matches!(
+                            e.sql_err(),
+                            Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_))
+                        ) =>
+                    {
+                        return Err(Error::NotFound("token"));
+                    }
+                    other => other?,
+                };
                 if inserted != 1 {
                     return Ok(false);
                 }
@@ -197,7 +211,12 @@ async fn remind(
                 Ok(true)
             })
         })
-        .await?;
+        .await;
+    let claimed = match claimed.map_err(Error::from) {
+        // Rolled back: the token went with its owner meanwhile.
+        Err(Error::NotFound("token")) => false,
+        other => other?,
+    };
     if claimed {
         crate::notify::wake::soon();
     }

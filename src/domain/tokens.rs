@@ -443,6 +443,19 @@ pub async fn revoke(db: &Db, actor: &Actor, id: Uuid, access: Access) -> Result<
         .write
         .write_transaction::<_, (token::Model, bool), Error>(|tx| {
             Box::pin(async move {
+                // The actor (named in `revoked_by`) is locked before the
+                // token: deleting a principal locks it before its tokens, so
+                // the same order cannot deadlock. Deleted meanwhile: its
+                // tokens went with it.
+                if let Some(actor_id) = actor2.id()
+                    && principal::Entity::find_by_id(actor_id)
+                        .lock_shared()
+                        .one(tx)
+                        .await?
+                        .is_none()
+                {
+                    return Err(Error::NotFound("token"));
+                }
                 let row = find_row(tx, id, access).await?;
                 // `mark_revoked` also settles a race with a concurrent revoke.
                 let now = clock::now();
@@ -534,10 +547,12 @@ pub async fn revoke_by_value(
         None => RevokedByValue::Nothing,
         Some(row) if row.owner_id != owner_id => RevokedByValue::NotYours,
         Some(row) if is_revoked(row.revoked_at, clock::now()) => RevokedByValue::Nothing,
-        Some(row) => {
-            revoke(db, actor, row.id, Access::Own(owner_id)).await?;
-            RevokedByValue::Revoked
-        }
+        // Gone since it was read (its owner deleted): nothing to do.
+        Some(row) => match revoke(db, actor, row.id, Access::Own(owner_id)).await {
+            Ok(_) => RevokedByValue::Revoked,
+            Err(Error::NotFound(_)) => RevokedByValue::Nothing,
+            Err(e) => return Err(e),
+        },
     })
 }
 

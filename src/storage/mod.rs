@@ -110,7 +110,16 @@ pub fn serve_alone(db_file: &Path) -> anyhow::Result<FileLock> {
 }
 
 /// The lock file `{database}-{purpose}.lock`, created private.
+/// The lock file is beside the file SQLite really opens, so another spelling
+/// of its path (a symlink, `..`) finds the same lock.
 fn lock_file(db_file: &Path, purpose: &str) -> anyhow::Result<(PathBuf, std::fs::File)> {
+    let real = std::fs::canonicalize(db_file).or_else(|_| {
+        // Not created yet: its directory is real, its name is as given.
+        let dir = db_file.parent().filter(|d| !d.as_os_str().is_empty());
+        let dir = std::fs::canonicalize(dir.unwrap_or(Path::new(".")))?;
+        Ok::<_, std::io::Error>(dir.join(db_file.file_name().unwrap_or_default()))
+    });
+    let db_file = real.as_deref().unwrap_or(db_file);
     let mut path = db_file.as_os_str().to_owned();
     path.push(format!("-{purpose}.lock"));
     let path = PathBuf::from(path);

@@ -371,6 +371,60 @@ fn a_closed_standard_output_ends_a_command_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(stderr, "", "as a program ended by SIGPIPE");
     assert_eq!(out.status.code(), Some(141));
+
+    // An error with nowhere to be said: the status still says it.
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = std::process::Command::new(common::BIN)
+        .args(["tokens", "create", "--username", "nobody", "--name", "x"])
+        .current_dir(db.dir.path())
+        .env_clear()
+        .envs(db.env())
+        .stderr(full)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn a_server_whose_stdout_is_full_still_serves() {
+    let db = TestDb::new(Backend::Sqlite);
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let mut server = std::process::Command::new(common::BIN)
+        .arg("serve")
+        .current_dir(db.dir.path())
+        .env_clear()
+        .envs(db.env())
+        .env("TESSERA_LISTEN", addr.to_string())
+        .stdout(full)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut up = false;
+    while std::time::Instant::now() < deadline && !up {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        up = std::net::TcpStream::connect(addr).is_ok_and(|mut s| {
+            use std::io::{Read, Write};
+            let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let mut answer = String::new();
+            let _ = s.read_to_string(&mut answer);
+            answer.starts_with("HTTP/1.1 200")
+        });
+    }
+    let exited = server.try_wait().unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(up, "the server answers /healthz (exited: {exited:?})");
 }
 
 #[test]

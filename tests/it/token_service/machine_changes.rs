@@ -220,6 +220,24 @@ async fn a_machine_user_deleted_mid_request_is_gone_not_a_server_error(backend: 
             made.expect(201, "a machine token to regenerate");
             existing.push(made.body["id"].as_str().unwrap().to_owned());
         }
+        let mut own = Vec::new();
+        for _ in 0..5 {
+            own.push(api.app.access_token(&username, &secret).await);
+        }
+        let revoked = own.iter().map(|token| {
+            let (app, username, secret) = (&api.app, &username, &secret);
+            async move {
+                let res = app
+                    .client
+                    .post(app.url("/oauth2/revoke"))
+                    .basic_auth(username, Some(secret))
+                    .form(&[("token", token.as_str())])
+                    .send()
+                    .await
+                    .unwrap();
+                res.status().as_u16()
+            }
+        });
         let client = (0..40).map(|_| async {
             let res = api.app.client_credentials(&username, &secret, None).await;
             res.status().as_u16()
@@ -245,10 +263,11 @@ async fn a_machine_user_deleted_mid_request_is_gone_not_a_server_error(backend: 
                 .await
                 .status
         };
-        let (client, machine, regenerated, deleted) = tokio::join!(
+        let (client, machine, regenerated, revoked, deleted) = tokio::join!(
             futures_util::future::join_all(client),
             futures_util::future::join_all(machine),
             futures_util::future::join_all(regenerated),
+            futures_util::future::join_all(revoked),
             delete
         );
         assert_eq!(deleted, 204, "round {round}");
@@ -263,6 +282,10 @@ async fn a_machine_user_deleted_mid_request_is_gone_not_a_server_error(backend: 
         assert!(
             regenerated.iter().all(|s| [201, 404].contains(s)),
             "round {round}: {regenerated:?}"
+        );
+        assert!(
+            revoked.iter().all(|s| [200, 401].contains(s)),
+            "round {round}: {revoked:?}"
         );
     }
 }
