@@ -360,23 +360,15 @@ struct Claims {
 }
 
 /// A NumericDate is any JSON number of seconds, fractions allowed (RFC 7519
-/// §2): taken to the whole second below, saturating far out of range.
+/// §2): taken to the whole second below (`as` saturates far out of range;
+/// JSON has no NaN).
 fn numeric_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
-    let seconds = f64::deserialize(d)?;
-    if seconds.is_nan() {
-        return Err(serde::de::Error::custom("not a number"));
-    }
-    // `as` saturates at i64's bounds.
-    Ok(seconds.floor() as i64)
+    f64::deserialize(d).map(|seconds| seconds.floor() as i64)
 }
 
 /// [`numeric_date`], or `null` for absent.
 fn optional_numeric_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    match Option::<f64>::deserialize(d)? {
-        Some(seconds) if seconds.is_nan() => Err(serde::de::Error::custom("not a number")),
-        Some(seconds) => Ok(Some(seconds.floor() as i64)),
-        None => Ok(None),
-    }
+    Option::<f64>::deserialize(d).map(|seconds| seconds.map(|s| s.floor() as i64))
 }
 
 /// The client an assertion says it is from (`iss`, which must equal `sub`),
