@@ -26,8 +26,9 @@ pub async fn open_database(settings: &Settings) -> anyhow::Result<Db> {
 }
 
 /// The master key from the settings; on SQLite without one, the key kept in
-/// (or generated into) `master.key` beside the database file.
-pub fn master_key(settings: &Settings) -> anyhow::Result<MasterKey> {
+/// `master.key` beside the database file, generated there for a database
+/// that has sealed nothing yet.
+pub async fn master_key(settings: &Settings, db: &Db) -> anyhow::Result<MasterKey> {
     if let Some(key) = &settings.master_key {
         return Ok(key.clone());
     }
@@ -48,8 +49,20 @@ pub fn master_key(settings: &Settings) -> anyhow::Result<MasterKey> {
         MasterKey::from_base64(&text)
             .with_context(|| format!("invalid master key in {}", path.display()))
     };
+    // Asked before looking for the file: whoever sealed a key wrote the file
+    // first, so a sealed key seen here means a file that is gone, not one
+    // still to come.
+    let sealed = crate::domain::signing_keys::any_sealed(&db.read).await?;
     if path.exists() {
         return read(&path);
+    }
+    if sealed {
+        // A new key would open nothing here, and would then stand in the way
+        // of the right one being put back.
+        anyhow::bail!(
+            "no master key: this database's signing keys are sealed with one, and neither TESSERA_MASTER_KEY nor {} is here; give the one the server uses",
+            path.display()
+        );
     }
     crate::storage::create_private_dir(dir)
         .with_context(|| format!("cannot create {}", dir.display()))?;
@@ -115,8 +128,8 @@ pub async fn setup_url_if_needed(db: &Db, settings: &Settings) -> anyhow::Result
 }
 
 pub async fn build_state(settings: Settings) -> anyhow::Result<web::Data<AppState>> {
-    let master = master_key(&settings)?;
     let db = open_database(&settings).await?;
+    let master = master_key(&settings, &db).await?;
     let tokens = TokenService::start(db.clone(), &settings, master.clone()).await?;
     let client_auth = ClientAuthThrottle::new(settings.auth_failures_per_ip);
     let leak_reports = crate::http::rate::PerAddress::new(settings.leak_reports_per_ip);

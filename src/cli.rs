@@ -245,8 +245,8 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             scopes,
             expires_in,
         }) => {
-            let master = app::master_key(&settings)?;
             let db = app::open_database(&settings).await?;
+            let master = app::master_key(&settings, &db).await?;
             let owner = principals::find_by_username(&db.read, &username)
                 .await?
                 .ok_or_else(|| {
@@ -305,7 +305,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         }
         Command::Keys(KeysCommand::List) => {
             let db = app::open_database(&settings).await?;
-            let master = app::master_key(&settings)?;
+            let master = app::master_key(&settings, &db).await?;
             signing_keys::ensure_active(&db, &master, settings.signing_alg).await?;
             signing_keys::promote_due(&db).await?;
             out!(
@@ -338,7 +338,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         }
         Command::Keys(KeysCommand::Rotate { publish_for }) => {
             let db = app::open_database(&settings).await?;
-            let master = app::master_key(&settings)?;
+            let master = app::master_key(&settings, &db).await?;
             signing_keys::ensure_active(&db, &master, settings.signing_alg).await?;
             let rotated = signing_keys::rotate(
                 &db,

@@ -78,6 +78,18 @@ async fn insert_key(
         .context("inserted key vanished")
 }
 
+/// Whether any key has been sealed in this database: then only the master
+/// key that sealed it may be used, never a new one.
+pub async fn any_sealed(db: &impl ConnectionTrait) -> anyhow::Result<bool> {
+    Ok(signing_key::Entity::find()
+        .select_only()
+        .column(signing_key::Column::Kid)
+        .into_tuple::<String>()
+        .one(db)
+        .await?
+        .is_some())
+}
+
 /// Makes sure an active key exists (first start), and that `master` opens
 /// it. Instances starting together take turns, so only one of them creates it.
 pub async fn ensure_active(db: &Db, master: &MasterKey, alg: KeyAlg) -> anyhow::Result<()> {

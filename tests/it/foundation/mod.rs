@@ -444,6 +444,15 @@ fn a_command_with_another_master_key_is_refused_before_it_seals_anything() {
     let after = db.cli_env(&["keys", "list"], None, &server_key);
     assert!(after.status.success());
     assert_eq!(before.stdout, after.stdout);
+    // Nor was a master key generated that would stand in for the right one…
+    let file = db.dir.path().join("master.key");
+    assert!(!file.exists(), "a refused command left a master.key");
+    // …which, put back beside the database, is the one used.
+    std::fs::write(&file, format!("{}\n", common::TEST_MASTER_KEY)).unwrap();
+    assert_eq!(
+        db.cli_ok(&["keys", "list"], None),
+        String::from_utf8_lossy(&before.stdout).trim()
+    );
 }
 
 #[test]
