@@ -98,9 +98,6 @@ fn own(auth: &Bearer) -> Access {
     Access::Own(auth.info.owner_id)
 }
 
-/// A client-credentials token lives minutes and stops being renewable once
-/// its client secret is removed; a token it minted (or regenerated) would
-/// outlive both. So it may use the API, but never to obtain another token.
 /// The caller's own tokens, newest first.
 #[utoipa::path(
     operation_id = "list_own_tokens",

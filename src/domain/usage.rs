@@ -85,6 +85,11 @@ fn encode_cursor(at: OffsetDateTime, id: Uuid) -> String {
 fn decode_cursor(raw: &str) -> Option<(OffsetDateTime, Uuid)> {
     let bytes: [u8; 32] = URL_SAFE_NO_PAD.decode(raw).ok()?.try_into().ok()?;
     let nanos = i128::from_be_bytes(bytes[..16].try_into().ok()?);
+    // No use was recorded before 1970; earlier times (down to year -9999)
+    // would reach PostgreSQL, whose timestamps end at 4713 BC.
+    if nanos < 0 {
+        return None;
+    }
     let at = OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()?;
     Some((at, Uuid::from_slice(&bytes[16..]).ok()?))
 }

@@ -271,16 +271,12 @@ pub async fn authenticate_client(
 ) -> Result<Client, OAuthError> {
     let throttle = &state.client_auth;
     let address = crate::address::limit_key(client_ip(req).as_deref());
-    let digest = throttle_digest(creds);
-    // A blocked address still has its credentials checked, so a working
-    // client behind the same NAT keeps working on every instance and after a
-    // restart (INTERFACE §8); a failure from it is only ever told 429. The
-    // check is one cached read and a digest comparison: no password hashing.
-    let blocked = throttle.before_check(&address, &digest);
+    // Checked whatever the address's state: a working client behind the same
+    // NAT as a guesser keeps working (INTERFACE §8). Only a failure counts.
     let checked = match &creds.proof {
         Proof::Secret(secret) => state
             .tokens
-            .authenticate_client(&creds.client_id, secret, digest)
+            .authenticate_client(&creds.client_id, secret, Digest::of(secret))
             .await
             .map(|found| found.map(|machine| Client { machine, jti: None })),
         Proof::Assertion(assertion) => {
@@ -299,11 +295,8 @@ pub async fn authenticate_client(
         }
     };
     match checked {
-        Ok(Some(client)) => {
-            throttle.succeeded(digest);
-            Ok(client)
-        }
-        Ok(None) => Err(failed(throttle, &address, Some(blocked), creds.basic)),
+        Ok(Some(client)) => Ok(client),
+        Ok(None) => Err(failed(throttle, &address, creds.basic)),
         Err(e) => Err(OAuthError::from(e)),
     }
 }
@@ -339,30 +332,13 @@ pub fn replayed(state: &AppState, req: &HttpRequest, creds: &ClientCredentials) 
         "client refused when its request was recorded: a replayed assertion, or deleted meanwhile"
     );
     let address = crate::address::limit_key(client_ip(req).as_deref());
-    failed(&state.client_auth, &address, None, creds.basic)
+    failed(&state.client_auth, &address, creds.basic)
 }
 
-/// An assertion is new each time, so a client that authenticated with keys
-/// is remembered by its id: past a blocked address, a guess still needs a
-/// signature by its private key.
-fn throttle_digest(creds: &ClientCredentials) -> Digest {
-    match &creds.proof {
-        Proof::Secret(secret) => Digest::of(secret),
-        Proof::Assertion(_) => Digest::of(&format!("private_key_jwt\0{}", creds.client_id)),
-    }
-}
-
-fn failed(
-    throttle: &ClientAuthThrottle,
-    address: &IpAddr,
-    blocked: Option<Verdict>,
-    basic: bool,
-) -> OAuthError {
-    match (blocked, throttle.failed(address)) {
-        (Some(Verdict::Throttled(wait)), _) | (_, Verdict::Throttled(wait)) => {
-            OAuthError::throttled(wait)
-        }
-        _ => OAuthError::invalid_client(basic),
+fn failed(throttle: &ClientAuthThrottle, address: &IpAddr, basic: bool) -> OAuthError {
+    match throttle.failed(address) {
+        Verdict::Throttled(wait) => OAuthError::throttled(wait),
+        Verdict::Allowed => OAuthError::invalid_client(basic),
     }
 }
 

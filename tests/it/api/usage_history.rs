@@ -233,11 +233,23 @@ async fn the_history_keeps_the_newest_hundred_uses(backend: Backend) {
         }
     }
     assert_eq!(walked, expected, "the pages add up to the whole history");
+    // A cursor of the right shape, forged for a time before any use (year
+    // -9999, before PostgreSQL's first timestamp).
+    let forged = {
+        use base64::Engine;
+        let mut bytes = [0u8; 32];
+        bytes[..16].copy_from_slice(&(-377_705_116_800_i128 * 1_000_000_000).to_be_bytes());
+        format!(
+            "cursor={}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+        )
+    };
     for bad in [
         "limit=0",
         "limit=501",
         "limit=abc",
         "cursor=garbage",
+        &forged,
         "limit=1&limit=2",
     ] {
         let res = api.get(&format!("{path}?{bad}"), &reader).await;
