@@ -377,6 +377,10 @@ pub enum WebError {
     /// Single sign-on did not complete (the provider, the callback), in words.
     #[error("{0}")]
     SignInFailed(String),
+    /// Single sign-on did not complete because the provider could not be
+    /// reached or answered nonsense: its failure, not the browser's.
+    #[error("{0}")]
+    SignInUpstream(String),
     /// The provider vouched for the person, but Tessera refuses them.
     #[error("{0}")]
     SignInRefused(String),
@@ -406,6 +410,7 @@ impl WebError {
             }
             Self::SignInRequired(_) => (StatusCode::SEE_OTHER, "Sign in"),
             Self::SignInFailed(_) => (StatusCode::BAD_REQUEST, "Sign-in did not work"),
+            Self::SignInUpstream(_) => (StatusCode::BAD_GATEWAY, "Sign-in did not work"),
             Self::SignInRefused(_) => (StatusCode::FORBIDDEN, "Sign-in refused"),
         }
     }

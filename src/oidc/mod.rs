@@ -14,15 +14,17 @@ use std::{
 };
 
 use openidconnect::{
-    AdditionalClaims, AuthenticationFlow, AuthorizationCode, Client, ClientId, ClientSecret,
-    CsrfToken, EmptyExtraTokenFields, EndpointMaybeSet, EndpointNotSet, EndpointSet, IdTokenFields,
-    IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope,
-    StandardErrorResponse, StandardTokenResponse, TokenResponse,
+    AdditionalClaims, AdditionalProviderMetadata, AuthenticationFlow, AuthorizationCode, Client,
+    ClientId, ClientSecret, CsrfToken, EmptyExtraTokenFields, EndpointMaybeSet, EndpointNotSet,
+    EndpointSet, IdTokenFields, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier,
+    ProviderMetadata, RedirectUrl, RequestTokenError, Scope, StandardErrorResponse,
+    StandardTokenResponse, TokenResponse,
     core::{
-        CoreAuthDisplay, CoreAuthPrompt, CoreErrorResponseType, CoreGenderClaim, CoreJsonWebKey,
-        CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm, CoreProviderMetadata,
-        CoreResponseType, CoreRevocableToken, CoreRevocationErrorResponse,
-        CoreTokenIntrospectionResponse, CoreTokenType,
+        CoreAuthDisplay, CoreAuthPrompt, CoreClaimName, CoreClaimType, CoreClientAuthMethod,
+        CoreErrorResponseType, CoreGenderClaim, CoreGrantType, CoreJsonWebKey,
+        CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm, CoreJwsSigningAlgorithm,
+        CoreResponseMode, CoreResponseType, CoreRevocableToken, CoreRevocationErrorResponse,
+        CoreSubjectIdentifierType, CoreTokenIntrospectionResponse, CoreTokenType,
     },
     reqwest,
 };
@@ -48,6 +50,29 @@ pub struct AnyClaims {
     claims: Map<String, Value>,
 }
 impl AdditionalClaims for AnyClaims {}
+
+/// The discovery field of RFC 9207 §3, beyond what the crate parses.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct IssInResponse {
+    #[serde(default)]
+    authorization_response_iss_parameter_supported: bool,
+}
+impl AdditionalProviderMetadata for IssInResponse {}
+
+type Metadata = ProviderMetadata<
+    IssInResponse,
+    CoreAuthDisplay,
+    CoreClientAuthMethod,
+    CoreClaimName,
+    CoreClaimType,
+    CoreGrantType,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm,
+    CoreJsonWebKey,
+    CoreResponseMode,
+    CoreResponseType,
+    CoreSubjectIdentifierType,
+>;
 
 type IdFields = IdTokenFields<
     AnyClaims,
@@ -80,21 +105,48 @@ type OidcClient = Client<
 /// What went wrong with the provider, in words a person can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum OidcError {
-    /// The issuer's configuration could not be fetched or is unusable.
+    /// The issuer's configuration could not be fetched or is unusable. The
+    /// reason (a connection error, say) is for the log, not the page.
     #[error(
-        "the identity provider {issuer} (TESSERA_OIDC_ISSUER) cannot be reached or did not answer with a usable configuration: {reason}"
+        "the identity provider {issuer} (TESSERA_OIDC_ISSUER) cannot be reached or did not answer with a usable configuration (the server log says why)"
     )]
     Unavailable { issuer: String, reason: String },
     /// The token endpoint answered with an OAuth error (a used or foreign
     /// code, a wrong client secret, …).
     #[error("the identity provider refused the sign-in: {0}")]
     Refused(String),
-    /// The token endpoint could not be reached or answered nonsense.
-    #[error("the identity provider could not complete the sign-in: {0}")]
+    /// The token endpoint could not be reached or answered nonsense; the
+    /// reason is for the log.
+    #[error(
+        "the identity provider could not be reached to complete the sign-in, or did not answer properly (the server log says why)"
+    )]
     Exchange(String),
     /// The ID token failed verification.
     #[error("the identity provider's ID token was not accepted: {0}")]
     IdToken(String),
+    /// The callback lacks the `iss` the provider says it always sends
+    /// (RFC 9207 §2.4): perhaps another provider's answer.
+    #[error("the identity provider's answer did not name the provider (RFC 9207 `iss`)")]
+    IssMissing,
+}
+
+impl OidcError {
+    /// The provider could not be reached or answered nonsense: its failure
+    /// (502), not the browser's.
+    pub fn is_upstream(&self) -> bool {
+        matches!(self, Self::Unavailable { .. } | Self::Exchange(_))
+    }
+
+    /// What the page says, with the reason it leaves out: for the log and
+    /// the audit record.
+    pub fn detail(&self) -> String {
+        match self {
+            Self::Unavailable { reason, .. } | Self::Exchange(reason) => {
+                format!("{self}: {reason}")
+            }
+            other => other.to_string(),
+        }
+    }
 }
 
 /// An authorization request about to be sent: the URL to send the browser
@@ -116,7 +168,7 @@ pub struct VerifiedIdentity {
 }
 
 struct Discovered {
-    metadata: Arc<CoreProviderMetadata>,
+    metadata: Arc<Metadata>,
     /// When to ask the provider again.
     until: Instant,
 }
@@ -194,7 +246,7 @@ impl Provider {
 
     /// What the provider said, if it is still good (or failed too recently
     /// to ask again), unless `refresh`.
-    fn cached(&self, refresh: bool) -> Option<Result<Arc<CoreProviderMetadata>, OidcError>> {
+    fn cached(&self, refresh: bool) -> Option<Result<Arc<Metadata>, OidcError>> {
         let answer = self.answer();
         let recent = answer
             .asked
@@ -211,7 +263,7 @@ impl Provider {
     }
 
     /// The last answer whatever its age: for a caller that will not wait.
-    fn last_answer(&self) -> Result<Arc<CoreProviderMetadata>, OidcError> {
+    fn last_answer(&self) -> Result<Arc<Metadata>, OidcError> {
         match &self.answer().cached {
             Cached::Ready(d) => Ok(d.metadata.clone()),
             Cached::Failed { reason } => Err(self.unavailable(reason.clone())),
@@ -223,7 +275,7 @@ impl Provider {
     /// (or when `refresh`), and after a failure not tried again for a few
     /// seconds. One request at a time asks the provider, without holding
     /// the cache; the others wait for its answer.
-    async fn metadata(&self, refresh: bool) -> Result<Arc<CoreProviderMetadata>, OidcError> {
+    async fn metadata(&self, refresh: bool) -> Result<Arc<Metadata>, OidcError> {
         if let Some(answer) = self.cached(refresh) {
             return answer;
         }
@@ -240,7 +292,7 @@ impl Provider {
             return answer;
         }
         let began = Instant::now();
-        let result = CoreProviderMetadata::discover_async(self.issuer.clone(), &self.http).await;
+        let result = Metadata::discover_async(self.issuer.clone(), &self.http).await;
         let mut answer = self.answer();
         answer.asked = Some((began, Instant::now()));
         match result {
@@ -297,7 +349,7 @@ impl Provider {
         }
     }
 
-    fn client(&self, metadata: &CoreProviderMetadata) -> OidcClient {
+    fn client(&self, metadata: &Metadata) -> OidcClient {
         OidcClient::from_provider_metadata(
             metadata.clone(),
             ClientId::new(self.settings.client_id.clone()),
@@ -335,13 +387,23 @@ impl Provider {
 
     /// Exchanges the code (with the PKCE verifier) and verifies the ID
     /// token against the provider's keys, issuer, this client and `nonce`.
+    /// `iss` is the callback's, already found to be this provider's when
+    /// present; a provider that promises it must send it.
     pub async fn finish(
         &self,
         code: &str,
         pkce_verifier: &str,
         nonce: &str,
+        iss: Option<&str>,
     ) -> Result<VerifiedIdentity, OidcError> {
         let metadata = self.metadata(false).await?;
+        if iss.is_none()
+            && metadata
+                .additional_metadata()
+                .authorization_response_iss_parameter_supported
+        {
+            return Err(OidcError::IssMissing);
+        }
         let client = self.client(&metadata);
         let response = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))

@@ -31,7 +31,7 @@ fn provider() -> Provider {
     .expect("provider")
 }
 
-fn metadata() -> CoreProviderMetadata {
+fn metadata() -> Metadata {
     serde_json::from_value(json!({
         "issuer": ISSUER,
         "authorization_endpoint": format!("{ISSUER}/auth"),

@@ -85,7 +85,13 @@ pub async fn start(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
 }
 
 fn failed(e: &OidcError) -> WebError {
-    WebError::SignInFailed(format!("Single sign-on did not work: {e}."))
+    let said = format!("Single sign-on did not work: {e}.");
+    if e.is_upstream() {
+        tracing::warn!(error = %e.detail(), "single sign-on: the identity provider failed");
+        WebError::SignInUpstream(said)
+    } else {
+        WebError::SignInFailed(said)
+    }
 }
 
 /// `GET /login/oidc/callback?code=…&state=…` (or `?error=…`).
@@ -148,12 +154,17 @@ pub async fn callback(
         ));
     };
     let verified = match provider
-        .finish(code, &flow.secrets.pkce_verifier, &flow.secrets.nonce)
+        .finish(
+            code,
+            &flow.secrets.pkce_verifier,
+            &flow.secrets.nonce,
+            q.get("iss"),
+        )
         .await
     {
         Ok(v) => v,
         Err(e) => {
-            sso::record_failure(&state.db, ip, &e.to_string()).await?;
+            sso::record_failure(&state.db, ip, &e.detail()).await?;
             return Err(failed(&e));
         }
     };

@@ -1,9 +1,9 @@
 //! Single sign-on callbacks that must not sign anyone in, against a real
 //! OpenID Provider on both backends: a wrong `state`, a replayed code, a
 //! code for another client, an ID token with another nonce, a declined
-//! consent, a provider that is down or names another issuer, and a flow
-//! started in another browser. Each gives a page in words (never a 5xx)
-//! and no session; and a flow started on one instance finishes on another.
+//! consent, a provider that is down, names another issuer or leaves its
+//! name out, and a flow started in another browser. Each gives a page in
+//! words (never a 500; a provider's own failure is a 502) and no session; and a flow started on one instance finishes on another.
 
 use reqwest::StatusCode;
 use serde_json::json;
@@ -46,10 +46,51 @@ async fn a_wrong_state_is_refused_and_the_right_one_still_works(backend: Backend
         page.body
     );
     assert!(!signed_in(&b).await);
+    // RFC 9207 §2.4: this provider promises `iss` (its discovery says
+    // so), so an answer without it is refused too.
+    let mut unnamed = url::Url::parse(&callback).expect("URL");
+    let kept: Vec<(String, String)> = unnamed
+        .query_pairs()
+        .filter(|(k, _)| k != "iss")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    unnamed.query_pairs_mut().clear().extend_pairs(kept);
+    let page = get_url(&b, unnamed.as_str()).await;
+    page.expect(StatusCode::BAD_REQUEST, "no issuer");
+    assert!(page.body.contains("RFC 9207"), "{}", page.body);
+    assert!(!signed_in(&b).await);
+    // The flow it spent is begun again; the provider remembers the person.
+    let auth = begin(&b).await;
+    let callback = at_provider(&b, &auth, "s-alice", false).await;
     get_url(&b, &callback)
         .await
         .expect(StatusCode::SEE_OTHER, "the real callback");
     assert!(signed_in(&b).await);
+}
+
+async fn a_provider_gone_before_the_code_is_exchanged_is_a_bad_gateway(backend: Backend) {
+    let Sso { app, idp } = Sso::spawn(backend, accounts(), &[]).await;
+    let b = Browser::new(&app);
+    let auth = begin(&b).await;
+    let callback = at_provider(&b, &auth, "s-alice", false).await;
+    drop(idp);
+    let page = get_url(&b, &callback).await;
+    page.expect(
+        StatusCode::BAD_GATEWAY,
+        "the provider's failure, not the browser's",
+    );
+    assert!(page.body.contains("could not be reached"), "{}", page.body);
+    // The connection error is for the operator: in the log and the audit.
+    assert!(!page.body.contains("os error"), "{}", page.body);
+    assert!(!signed_in(&b).await);
+    let line = app
+        .log
+        .line_with(
+            "identity provider failed",
+            std::time::Duration::from_secs(10),
+        )
+        .expect("a warning");
+    assert!(line.contains("/token"), "{line}");
 }
 
 async fn a_replayed_code_is_refused(backend: Backend) {
@@ -210,8 +251,9 @@ async fn a_provider_that_is_down_is_explained_and_retried(backend: Backend) {
         "passwords still work"
     );
     let start = b.get("/login/oidc").await;
-    start.expect(StatusCode::BAD_REQUEST, "no provider");
+    start.expect(StatusCode::BAD_GATEWAY, "no provider");
     assert!(start.body.contains("TESSERA_OIDC_ISSUER"), "{}", start.body);
+    assert!(!start.body.contains("os error"), "{}", start.body);
 
     // The provider comes up: discovery is retried and sign-in works.
     let _idp = OidcProvider::start(&public, accounts(), Some(port));
@@ -239,7 +281,7 @@ async fn an_issuer_that_does_not_match_is_refused(backend: Backend) {
     let app = TestApp::spawn_with(backend, &env).await;
     let b = Browser::new(&app);
     let page = b.get("/login/oidc").await;
-    page.expect(StatusCode::BAD_REQUEST, "issuer mismatch");
+    page.expect(StatusCode::BAD_GATEWAY, "issuer mismatch");
     assert!(page.body.to_lowercase().contains("issuer"), "{}", page.body);
     assert!(!signed_in(&b).await);
 }
@@ -301,6 +343,7 @@ both_backends!(
     a_flow_started_in_another_browser_is_refused,
     a_provider_that_is_down_is_explained_and_retried,
     an_issuer_that_does_not_match_is_refused,
+    a_provider_gone_before_the_code_is_exchanged_is_a_bad_gateway,
 );
 
 /// Instances behind a load balancer share one PostgreSQL (SQLite serves one).
