@@ -69,3 +69,17 @@ document.addEventListener("DOMContentLoaded", function () {
     t.insertAdjacentElement("afterend", local);
   });
 });
+
+// A secret is shown once, but browsers keep even a no-store page in their
+// back/forward cache, so Back would show it again without asking the server.
+// Leaving the page blanks the secret; a page restored from that cache is
+// fetched again, and the server says "Already shown".
+window.addEventListener("pagehide", function (event) {
+  if (!event.persisted) return;
+  document.querySelectorAll(".secret-box code").forEach(function (code) {
+    code.textContent = "";
+  });
+});
+window.addEventListener("pageshow", function (event) {
+  if (event.persisted && document.querySelector(".secret-box")) location.reload();
+});

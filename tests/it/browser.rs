@@ -7,6 +7,7 @@
 //! `docs/screenshots/` (1280×800) for the README.
 
 mod layout;
+mod reveal;
 
 use std::{
     net::TcpListener,

@@ -11,7 +11,7 @@ use crate::{
 };
 use fantoccini::Locator;
 
-async fn sign_in(chrome: &Chrome, app: &TestApp, username: &str) {
+pub(super) async fn sign_in(chrome: &Chrome, app: &TestApp, username: &str) {
     chrome.goto(&app.url("/login")).await;
     chrome.fill("#username", username).await;
     chrome.fill("#password", ADMIN_PASSWORD).await;
@@ -36,7 +36,7 @@ async fn extent(chrome: &Chrome) -> (u64, u64, u64) {
 
 /// Creates a personal token in the browser; leaves the browser on the page
 /// that shows it.
-async fn create_token(chrome: &Chrome, app: &TestApp, name: &str) {
+pub(super) async fn create_token(chrome: &Chrome, app: &TestApp, name: &str) {
     chrome.goto(&app.url("/tokens/new")).await;
     chrome.fill("#name", name).await;
     chrome.click("input[name=lifetime][value='7']").await;
