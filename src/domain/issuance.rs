@@ -426,7 +426,7 @@ async fn regenerate(
                         ),
                         other => other,
                     })?;
-                let ends = super::clock::now() + time::Duration::seconds(grace);
+                let ends = super::grace::ends_after(grace);
                 if !mark_revoked(tx, &actor2, id, ends, true).await? {
                     return Err(Error::conflict("a revoked token cannot be regenerated"));
                 }

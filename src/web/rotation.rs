@@ -79,7 +79,7 @@ pub fn old_token_fact(grace: i64) -> (String, String) {
     } else {
         format!(
             "keeps working until {}",
-            fmt_time(domain::clock::now() + time::Duration::seconds(grace))
+            fmt_time(domain::grace::ends_after(grace))
         )
     };
     ("The old token".into(), old)
@@ -252,7 +252,7 @@ pub async fn secret_rotate_for(
     } else {
         format!(
             "keeps working until {}, then is removed",
-            fmt_time(domain::clock::now() + time::Duration::seconds(grace_seconds))
+            fmt_time(domain::grace::ends_after(grace_seconds))
         )
     };
     let page = Reveal {

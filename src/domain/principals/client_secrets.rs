@@ -212,7 +212,7 @@ async fn insert_secret_replacing(
             client_secret::Entity::update_many()
                 .col_expr(
                     client_secret::Column::ExpiresAt,
-                    Expr::value(now + time::Duration::seconds(grace)),
+                    Expr::value(crate::domain::grace::ends_after(grace)),
                 )
                 .filter(client_secret::Column::Id.eq(old.id))
                 .exec(tx)

@@ -49,6 +49,7 @@ async fn the_old_token_works_until_its_grace_period_ends_then_nowhere(backend: B
     // Validated once, so the cache holds it when the grace period begins.
     assert_eq!(api.app.me_status(&old).await, 200);
 
+    let asked = OffsetDateTime::now_utc();
     let regenerated = api
         .post(
             &format!("/api/v1/tokens/{id}/regenerate"),
@@ -66,7 +67,11 @@ async fn the_old_token_works_until_its_grace_period_ends_then_nowhere(backend: B
     assert_eq!(got.body["status"], "active", "{}", got.text);
     assert_eq!(got.body["replaced_by"], new_id);
     let ends = at(&got.body["revoked_at"]);
-    assert!(ends > OffsetDateTime::now_utc(), "revoked_at lies ahead");
+    // Whole seconds, rounded up: never a fraction of the period less.
+    assert!(
+        ends >= asked + time::Duration::seconds(15),
+        "the whole grace period: {ends} for a regeneration asked at {asked}"
+    );
     // Introspection says it stops then, not at the JWT's `exp` (an hour on):
     // a resource server may cache an active answer until `exp`.
     let said: Value = api
@@ -326,6 +331,7 @@ async fn a_client_secret_is_replaced_in_one_call_and_removed_when_its_grace_ends
     api.app.access_token("deployer", &first).await;
 
     // Replacing one of two works: the new one replaces it.
+    let asked = OffsetDateTime::now_utc();
     let third = api
         .post(
             &path,
@@ -342,7 +348,10 @@ async fn a_client_secret_is_replaced_in_one_call_and_removed_when_its_grace_ends
         .find(|s| s["id"] == first_id.as_str())
         .unwrap();
     let ends = at(&old["expires_at"]);
-    assert!(ends > OffsetDateTime::now_utc());
+    assert!(
+        ends >= asked + time::Duration::seconds(15),
+        "the whole grace period: {ends} for a replacement asked at {asked}"
+    );
     assert!(
         listed
             .iter()
