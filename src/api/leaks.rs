@@ -43,7 +43,7 @@ pub struct LeakReport {
     security(()),
     responses(
         (status = 202, description = "Received; says nothing about what was found"),
-        (status = 400, body = Problem), (status = 413, body = Problem), (status = 429, body = Problem),
+        (status = 400, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem), (status = 429, body = Problem),
     )
 )]
 #[post("/leaks")]
@@ -57,6 +57,11 @@ pub async fn report(
         .leak_reports
         .check(ip.as_deref())
         .map_err(ApiError::TooManyRequests)?;
+    if !super::support::is_json(&req) {
+        return Err(ApiError::UnsupportedMediaType(
+            "expected Content-Type: application/json".into(),
+        ));
+    }
     // Read after the throttle, not before it as the shared extractor would.
     let body = body::read(&req, payload.into_inner(), BODY_LIMIT)
         .await

@@ -168,7 +168,7 @@ pub async fn reject_nul_in_query(
 }
 
 /// `application/json` or `application/*+json`, with any parameters.
-fn is_json(req: &HttpRequest) -> bool {
+pub fn is_json(req: &HttpRequest) -> bool {
     let Some(value) = req
         .headers()
         .get(header::CONTENT_TYPE)

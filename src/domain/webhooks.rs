@@ -113,6 +113,15 @@ fn parse_url(raw: &str) -> Result<String, Error> {
             "must not contain spaces or control characters",
         ));
     }
+    // The URL standard mends `http:///x`, `http:x` and backslashes into a
+    // host, which would store a URL nobody gave: the host comes after `//`.
+    let authority = raw.split_once(':').map_or("", |(_, rest)| rest);
+    if !authority.starts_with("//") || authority[2..].starts_with(['/', '\\']) {
+        return Err(Error::invalid(
+            "url",
+            "must be an http:// or https:// URL naming a host",
+        ));
+    }
     let url =
         url::Url::parse(raw).map_err(|e| Error::invalid("url", format!("is not a URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {

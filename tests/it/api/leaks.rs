@@ -201,6 +201,17 @@ async fn bad_reports_revoke_nothing(backend: Backend) {
     report_raw(&api, vec![b'a'; 2 * 1024 * 1024])
         .await
         .expect(413, "a body past the limit");
+    // The right JSON under another content type, or none (INTERFACE §7).
+    let right = json!({"tokens": [pat.clone()]}).to_string();
+    for content_type in [Some("text/plain"), None] {
+        let mut req = api.app.client.post(api.app.url("/api/v1/leaks"));
+        if let Some(t) = content_type {
+            req = req.header("content-type", t);
+        }
+        Reply::read(req.body(right.clone()).send().await.expect("report"))
+            .await
+            .expect(415, &format!("content type {content_type:?}"));
+    }
     assert_eq!(api.app.me_status(&pat).await, 200, "nothing was revoked");
 }
 

@@ -117,6 +117,13 @@ async fn webhooks_are_managed_by_admins_and_bad_input_names_the_field(backend: B
             json!({"url": "https://h.example/", "events": ["ping"], "description": "\u{1b}[31mred"}),
             "description",
         ),
+        // No host, mended by the URL standard into one nobody gave.
+        (json!({"url": "http:///x", "events": ["ping"]}), "url"),
+        (json!({"url": "http:x.example/", "events": ["ping"]}), "url"),
+        (
+            json!({"url": "https:\\\\x.example/", "events": ["ping"]}),
+            "url",
+        ),
         (json!({"events": ["ping"]}), "url"),
         (
             json!({"url": "https://h.example/", "events": ["token.exploded"]}),
