@@ -58,12 +58,17 @@ impl Bearer {
         }
     }
 
-    /// One of `scopes` (the first is named when none is held).
+    /// One of `scopes`. When none is held, the first this caller could hold
+    /// is named: `admin:*` only to an admin.
     pub fn require_any(&self, scopes: &[&'static str]) -> Result<(), ApiError> {
-        match scopes.iter().find(|s| self.info.has_scope(s)) {
-            Some(_) => Ok(()),
-            None => self.require(scopes[0]),
+        if scopes.iter().any(|s| self.info.has_scope(s)) {
+            return Ok(());
         }
+        let could = scopes
+            .iter()
+            .find(|s| self.info.is_admin() || !s.starts_with("admin:"))
+            .unwrap_or(&scopes[0]);
+        self.require(could)
     }
 
     pub fn actor(&self) -> Actor {

@@ -255,6 +255,29 @@ async fn a_manager_may_do_what_is_listed_and_nothing_more(backend: Backend) {
         .await;
     no_write.expect(403, "tokens:read only");
     assert_eq!(no_write.problem(), "insufficient-scope");
+    // The scope that would let her through: a manager's, never admin:*,
+    // which a user cannot hold.
+    assert!(
+        no_write
+            .header("www-authenticate")
+            .is_some_and(|c| c.contains(r#"scope="tokens:write""#)),
+        "{:?}",
+        no_write.header("www-authenticate")
+    );
+    let no_read = api
+        .get(
+            "/api/v1/machine-users",
+            &api.app.token_for("carol", &["profile"]),
+        )
+        .await;
+    no_read.expect(403, "profile only");
+    assert!(
+        no_read
+            .header("www-authenticate")
+            .is_some_and(|c| c.contains(r#"scope="tokens:read""#)),
+        "{:?}",
+        no_read.header("www-authenticate")
+    );
     api.post_empty(&format!("/api/v1/machine-users/{ci}/secrets"), &dave)
         .await
         .expect(403, "dave is no manager");
