@@ -367,7 +367,13 @@ async fn regenerate(
                     "the resource server {audience} this token is for was removed, so it cannot be regenerated; create a new token instead"
                 ))
             })?;
+        let held_by_owner = !granted.is_empty();
         granted.retain(|s| target.scopes.contains(s));
+        if held_by_owner && granted.is_empty() {
+            return Err(Error::conflict(format!(
+                "none of this token's scopes ({held}) belongs to the resource server {audience} any more, so it cannot be regenerated for it; create a new token instead"
+            )));
+        }
     }
     if granted.is_empty() {
         return Err(Error::conflict(format!(

@@ -353,6 +353,37 @@ async fn resource_indicators_end_to_end(backend: Backend) {
         .get(&format!("/api/v1/admin/tokens/{machine_token_id}"), &admin)
         .await;
     assert_eq!(listed.body["audience"], BILLING, "{}", listed.text);
+
+    // Its scope moved to another resource server: the machine user still
+    // holds it, but the token cannot be renewed for billing, and says so.
+    let billing = api.get("/api/v1/resource-servers", &admin).await.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["identifier"] == BILLING)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    api.patch(
+        &format!("/api/v1/resource-servers/{billing}"),
+        &admin,
+        &json!({"scopes": ["billing:write"]}),
+    )
+    .await
+    .expect(200, "billing:read leaves billing");
+    let r = api
+        .post_empty(
+            &format!("/api/v1/admin/tokens/{machine_token_id}/regenerate"),
+            &admin,
+        )
+        .await;
+    r.expect(409, "nothing left for billing");
+    let detail = r.body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("belongs to the resource server") && !detail.contains("may no longer hold"),
+        "{detail}"
+    );
 }
 
 both_backends!(
