@@ -19,6 +19,7 @@ mod m20261201_160000_usage_leaks_managers;
 mod m20261202_000001_foreign_key_indexes;
 mod m20261202_000002_form_nonce_indexes;
 mod m20261202_000003_outbox_token;
+mod m20261202_000004_session_csrf_derived;
 
 pub struct Migrator;
 
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000001_foreign_key_indexes::Migration),
             Box::new(m20261202_000002_form_nonce_indexes::Migration),
             Box::new(m20261202_000003_outbox_token::Migration),
+            Box::new(m20261202_000004_session_csrf_derived::Migration),
         ]
     }
 }

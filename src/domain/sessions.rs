@@ -51,6 +51,13 @@ pub fn session_key(master: &MasterKey, cookie: &str) -> String {
     crate::secret::Digest(out).to_hex()
 }
 
+/// The CSRF token of the session behind `cookie`: derived, not stored, so a
+/// copy of the database holds none (the prefix keeps it apart from the
+/// session's id, the HMAC of the cookie alone).
+fn csrf_token(master: &MasterKey, cookie: &str) -> String {
+    session_key(master, &format!("csrf\0{cookie}"))
+}
+
 /// Constant-time comparison of two CSRF tokens.
 pub fn tokens_match(expected: &str, presented: &str) -> bool {
     !expected.is_empty()
@@ -110,7 +117,6 @@ pub(in crate::domain) async fn insert_session(
     session::ActiveModel {
         id: Set(session_key(master, &cookie)),
         principal_id: Set(principal_id),
-        csrf_token: Set(crate::secret::random_token()),
         created_at: Set(now),
         last_seen_at: Set(now),
         expires_at: Set(now + ABSOLUTE_TIMEOUT),
@@ -159,7 +165,7 @@ pub async fn lookup(db: &Db, master: &MasterKey, cookie: &str) -> Result<Option<
     }
     Ok(Some(Session {
         key,
-        csrf_token: row.csrf_token,
+        csrf_token: csrf_token(master, cookie),
         principal,
     }))
 }
@@ -565,6 +571,16 @@ mod tests {
         assert_eq!(session_key(&a, "x"), session_key(&a, "x"));
         assert_ne!(session_key(&a, "x"), session_key(&b, "x"));
         assert_ne!(session_key(&a, "x"), session_key(&a, "y"));
+    }
+
+    #[test]
+    fn csrf_tokens_are_the_sessions_own_and_not_its_id() {
+        let a = MasterKey([1; 32]);
+        let b = MasterKey([2; 32]);
+        assert_eq!(csrf_token(&a, "x"), csrf_token(&a, "x"));
+        assert_ne!(csrf_token(&a, "x"), csrf_token(&a, "y"));
+        assert_ne!(csrf_token(&a, "x"), csrf_token(&b, "x"));
+        assert_ne!(csrf_token(&a, "x"), session_key(&a, "x"));
     }
 
     #[test]

@@ -306,6 +306,32 @@ async fn a_disabled_user_cannot_sign_in_and_their_sessions_end(backend: Backend)
     assert_eq!(again.status, StatusCode::UNAUTHORIZED);
 }
 
+/// A session's CSRF token is derived from its cookie under the master key:
+/// the same on each of its pages, another session's differs, and the
+/// database keeps none (a copy of it would let forged forms through).
+async fn the_database_keeps_no_csrf_token(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_user("boss", true);
+    let b = Browser::signed_in(&app, "boss").await;
+    let csrf = b.get("/admin/scopes").await.csrf();
+    assert_eq!(b.get("/tokens/new").await.csrf(), csrf, "one per session");
+    let other = Browser::signed_in(&app, "boss").await;
+    assert_ne!(other.get("/admin/scopes").await.csrf(), csrf);
+    let columns = match backend {
+        Backend::Sqlite => {
+            "SELECT COUNT(*) FROM pragma_table_info('sessions') WHERE name LIKE '%csrf%'"
+        }
+        Backend::Postgres => {
+            "SELECT COUNT(*) FROM information_schema.columns WHERE table_name = 'sessions' AND column_name LIKE '%csrf%'"
+        }
+    };
+    assert_eq!(app.scalar(columns).await, 0, "no CSRF column in sessions");
+    let res = b
+        .post("/admin/scopes", &[("csrf", &csrf), ("name", "orders:read")])
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.body);
+}
+
 async fn state_changing_forms_without_the_csrf_token_are_refused(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.create_user("boss", true);
@@ -540,6 +566,7 @@ both_backends!(
     a_machine_user_cannot_sign_in,
     a_disabled_user_cannot_sign_in_and_their_sessions_end,
     state_changing_forms_without_the_csrf_token_are_refused,
+    the_database_keeps_no_csrf_token,
     failed_sign_ins_from_one_address_are_throttled_across_accounts,
     cookies_are_secure_when_the_public_url_is_https,
 );
