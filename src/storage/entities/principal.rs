@@ -3,7 +3,8 @@ use sea_orm::entity::prelude::*;
 use crate::kinds::{AuthMethod, PrincipalKind, Role};
 
 /// A user or a machine user: one table, so usernames share one namespace.
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+/// `Debug` by hand: the password hash stays out of every log and panic.
+#[derive(Clone, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "principals")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
@@ -31,7 +32,53 @@ pub struct Model {
     pub auth: Option<AuthMethod>,
 }
 
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("username", &self.username)
+            .field("enabled", &self.enabled)
+            .field("role", &self.role)
+            .field("auth", &self.auth)
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_leaves_the_password_hash_out() {
+        let now = time::OffsetDateTime::UNIX_EPOCH;
+        let user = Model {
+            id: Uuid::nil(),
+            kind: PrincipalKind::User,
+            username: "alice".into(),
+            enabled: true,
+            role: Some(Role::User),
+            password_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into()),
+            display_name: String::new(),
+            description: String::new(),
+            contact_email: String::new(),
+            scopes: String::new(),
+            cc_enabled: false,
+            cc_ttl_minutes: 0,
+            created_at: now,
+            created_by: None,
+            updated_at: now,
+            last_login_at: None,
+            email: None,
+            auth: Some(AuthMethod::Password),
+        };
+        let shown = format!("{user:?}");
+        assert!(shown.contains("alice"), "{shown}");
+        assert!(!shown.contains("argon2"), "{shown}");
+    }
+}
