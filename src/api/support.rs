@@ -328,39 +328,20 @@ pub struct Problem {
     pub field: Option<String>,
 }
 
-/// A refusal of an act on a machine user that admins do with `admin_scope`
-/// and its managers with the matching `tokens:*` scope names the scope the
-/// caller's token lacks (RFC 6750 §3.1): a non-admin's token without the
-/// manager's scope lacks that first (whether or not they manage this one);
-/// anyone else is refused as before managers existed, for lack of
-/// `admin_scope`.
+/// A caller who is neither an admin nor one of the machine user's managers
+/// is refused as before managers existed: for lack of the admin scope.
+/// (A person's token without the manager's scope is refused before, by
+/// `Bearer::require_any`.)
 pub fn or_scope<'a>(
     auth: &'a crate::http::auth::Bearer,
-    admin_scope: &'static str,
+    scope: &'static str,
 ) -> impl FnOnce(crate::domain::Error) -> ApiError + 'a {
-    move |e| {
-        let managers = manager_scope(admin_scope);
-        let needed = if !auth.info.is_admin() && !auth.info.has_scope(managers) {
-            managers
-        } else {
-            admin_scope
-        };
-        match e {
-            crate::domain::Error::Forbidden(_) if !auth.info.has_scope(needed) => auth
-                .require(needed)
-                .err()
-                .unwrap_or(ApiError::InsufficientScope(needed)),
-            e => e.into(),
-        }
-    }
-}
-
-/// What a machine user's managers act with where admins use `admin_scope`.
-pub fn manager_scope(admin_scope: &'static str) -> &'static str {
-    match admin_scope {
-        "admin:read" => "tokens:read",
-        "admin:write" => "tokens:write",
-        other => other,
+    move |e| match e {
+        crate::domain::Error::Forbidden(_) if !auth.info.has_scope(scope) => auth
+            .require(scope)
+            .err()
+            .unwrap_or(ApiError::InsufficientScope(scope)),
+        e => e.into(),
     }
 }
 

@@ -7,6 +7,7 @@ use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
 use super::{client_ip, errors::ApiError};
 use crate::{
     domain::{Actor, CallingToken, Context, Policy},
+    kinds::PrincipalKind,
     state::AppState,
     token_service::{
         AuthInfo, Rejection,
@@ -58,17 +59,19 @@ impl Bearer {
         }
     }
 
-    /// One of `scopes`. When none is held, the first this caller could hold
-    /// is named: `admin:*` only to an admin.
+    /// One of `scopes`. When none is held the first is named, except that a
+    /// person who is not an admin (who can never hold `admin:*`) is told the
+    /// first other one: the manager's scope on a machine user's routes.
     pub fn require_any(&self, scopes: &[&'static str]) -> Result<(), ApiError> {
         if scopes.iter().any(|s| self.info.has_scope(s)) {
             return Ok(());
         }
-        let could = scopes
+        let person = self.info.owner_kind == PrincipalKind::User && !self.info.is_admin();
+        let named = scopes
             .iter()
-            .find(|s| self.info.is_admin() || !s.starts_with("admin:"))
+            .find(|s| !person || !s.starts_with("admin:"))
             .unwrap_or(&scopes[0]);
-        self.require(could)
+        self.require(named)
     }
 
     pub fn actor(&self) -> Actor {

@@ -236,7 +236,9 @@ impl OAuthError {
     }
 
     /// 429 `invalid_client` (RFC 6585): this address failed client
-    /// authentication too often; credentials from it are not checked now.
+    /// authentication too often, so a failure from it is answered this way
+    /// until a failure is forgiven (a working client's request still
+    /// succeeds).
     pub fn throttled(retry_after_secs: u64) -> Self {
         let mut e = Self::new(
             StatusCode::TOO_MANY_REQUESTS,

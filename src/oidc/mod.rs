@@ -124,10 +124,6 @@ pub enum OidcError {
     /// The ID token failed verification.
     #[error("the identity provider's ID token was not accepted: {0}")]
     IdToken(String),
-    /// The callback lacks the `iss` the provider says it always sends
-    /// (RFC 9207 §2.4): perhaps another provider's answer.
-    #[error("the identity provider's answer did not name the provider (RFC 9207 `iss`)")]
-    IssMissing,
 }
 
 impl OidcError {
@@ -360,6 +356,16 @@ impl Provider {
         .set_redirect_uri(self.redirect.clone())
     }
 
+    /// Whether the provider says it names itself (`iss`) in every
+    /// authorization response (RFC 9207 §3); false while its configuration
+    /// cannot be had (the callback then fails for that reason anyway).
+    pub async fn promises_iss(&self) -> bool {
+        self.metadata(false).await.is_ok_and(|m| {
+            m.additional_metadata()
+                .authorization_response_iss_parameter_supported
+        })
+    }
+
     /// A new authorization request: code flow, PKCE S256, fresh `state` and
     /// `nonce`.
     pub async fn begin(&self) -> Result<AuthRequest, OidcError> {
@@ -387,23 +393,13 @@ impl Provider {
 
     /// Exchanges the code (with the PKCE verifier) and verifies the ID
     /// token against the provider's keys, issuer, this client and `nonce`.
-    /// `iss` is the callback's, already found to be this provider's when
-    /// present; a provider that promises it must send it.
     pub async fn finish(
         &self,
         code: &str,
         pkce_verifier: &str,
         nonce: &str,
-        iss: Option<&str>,
     ) -> Result<VerifiedIdentity, OidcError> {
         let metadata = self.metadata(false).await?;
-        if iss.is_none()
-            && metadata
-                .additional_metadata()
-                .authorization_response_iss_parameter_supported
-        {
-            return Err(OidcError::IssMissing);
-        }
         let client = self.client(&metadata);
         let response = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))

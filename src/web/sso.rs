@@ -113,6 +113,13 @@ pub async fn callback(
             "This sign-in came back from another identity provider, not the one Tessera uses. Start again from the sign-in page.".into(),
         ));
     }
+    // RFC 9207 §2.4: a provider that promises to name itself must, in
+    // refusals too.
+    if q.get("iss").is_none() && provider.promises_iss().await {
+        return Err(WebError::SignInFailed(
+            "This sign-in came back without naming its identity provider (RFC 9207), which Tessera's provider always does: perhaps another provider's answer. Start again from the sign-in page.".into(),
+        ));
+    }
     let ip = client_ip(&req);
     let cookies = Cookies::of(&state);
     let browser = req
@@ -154,12 +161,7 @@ pub async fn callback(
         ));
     };
     let verified = match provider
-        .finish(
-            code,
-            &flow.secrets.pkce_verifier,
-            &flow.secrets.nonce,
-            q.get("iss"),
-        )
+        .finish(code, &flow.secrets.pkce_verifier, &flow.secrets.nonce)
         .await
     {
         Ok(v) => v,

@@ -317,15 +317,15 @@ async fn the_database_keeps_no_csrf_token(backend: Backend) {
     assert_eq!(b.get("/tokens/new").await.csrf(), csrf, "one per session");
     let other = Browser::signed_in(&app, "boss").await;
     assert_ne!(other.get("/admin/scopes").await.csrf(), csrf);
-    let columns = match backend {
+    // SQLite drops the column; PostgreSQL keeps it for instances of the
+    // build before during a rolling upgrade, empty for every new session.
+    let kept = match backend {
         Backend::Sqlite => {
             "SELECT COUNT(*) FROM pragma_table_info('sessions') WHERE name LIKE '%csrf%'"
         }
-        Backend::Postgres => {
-            "SELECT COUNT(*) FROM information_schema.columns WHERE table_name = 'sessions' AND column_name LIKE '%csrf%'"
-        }
+        Backend::Postgres => "SELECT COUNT(*) FROM sessions WHERE csrf_token <> ''",
     };
-    assert_eq!(app.scalar(columns).await, 0, "no CSRF column in sessions");
+    assert_eq!(app.scalar(kept).await, 0, "a CSRF token in the database");
     let res = b
         .post("/admin/scopes", &[("csrf", &csrf), ("name", "orders:read")])
         .await;

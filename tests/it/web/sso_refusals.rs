@@ -282,7 +282,13 @@ async fn an_issuer_that_does_not_match_is_refused(backend: Backend) {
     let b = Browser::new(&app);
     let page = b.get("/login/oidc").await;
     page.expect(StatusCode::BAD_GATEWAY, "issuer mismatch");
-    assert!(page.body.to_lowercase().contains("issuer"), "{}", page.body);
+    assert!(page.body.contains("TESSERA_OIDC_ISSUER"), "{}", page.body);
+    // The reason, for the operator.
+    let line = app
+        .log
+        .line_with("discovery failed", std::time::Duration::from_secs(10))
+        .expect("a warning");
+    assert!(line.contains("unexpected issuer"), "{line}");
     assert!(!signed_in(&b).await);
 }
 
