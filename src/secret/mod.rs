@@ -81,6 +81,28 @@ pub mod serde_exposed {
 }
 
 /// The 32-byte master key: encrypts signing keys at rest, keys session cookies.
+/// An argon2 PHC string as the principals table stores it. Not the
+/// password, but a target for offline guessing: its `Debug` (and so the
+/// `Debug` sea-orm derives for the whole row and its `ActiveModel`) hides it.
+#[derive(Clone, PartialEq, Eq, sea_orm::DeriveValueType)]
+pub struct HashedPassword(String);
+
+impl HashedPassword {
+    pub fn new(phc: String) -> Self {
+        Self(phc)
+    }
+
+    pub fn as_phc(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for HashedPassword {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HashedPassword(<redacted>)")
+    }
+}
+
 #[derive(Clone)]
 pub struct MasterKey(pub [u8; 32]);
 

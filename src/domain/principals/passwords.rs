@@ -6,7 +6,7 @@ use argon2::{
     password_hash::SaltString,
 };
 
-use crate::domain::Error;
+use crate::{domain::Error, secret::HashedPassword};
 
 fn argon2() -> Argon2<'static> {
     // OWASP's argon2id baseline: 19 MiB, 2 passes, 1 lane.
@@ -58,7 +58,7 @@ pub fn password_checks_saturated() -> bool {
 /// Hashing (an admin setting a password, the first-admin setup) waits for a
 /// free permit: its callers are authenticated or hold a setup code, so the
 /// queue is not an attacker's to grow.
-pub async fn hash_password(password: String) -> Result<String, Error> {
+pub async fn hash_password(password: String) -> Result<HashedPassword, Error> {
     let permit = ARGON2_PERMITS
         .acquire()
         .await
@@ -69,7 +69,7 @@ pub async fn hash_password(password: String) -> Result<String, Error> {
             .expect("16 bytes is a valid salt");
         argon2()
             .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
+            .map(|h| HashedPassword::new(h.to_string()))
     })
     .await
     .map_err(|e| Error::Internal(e.into()))?
@@ -80,7 +80,7 @@ pub async fn hash_password(password: String) -> Result<String, Error> {
 /// the time taken does not tell whether a username exists. Refused at once
 /// when every argon2 permit is taken.
 pub async fn verify_password(
-    hash: Option<String>,
+    hash: Option<HashedPassword>,
     password: String,
 ) -> Result<bool, PasswordCheckBusy> {
     const DUMMY: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$1dNy3Gx0k9Itn9yF7hqwTf5qqfl9V0W5fvMCHzN8l+I";
@@ -88,11 +88,11 @@ pub async fn verify_password(
         .try_acquire()
         .map_err(|_| PasswordCheckBusy)?;
     let known = hash.is_some();
-    let hash = hash.unwrap_or_else(|| DUMMY.to_owned());
+    let hash = hash.unwrap_or_else(|| HashedPassword::new(DUMMY.to_owned()));
     let ok = tokio::task::spawn_blocking(move || {
         // Held until the computation ends, even if the request is dropped.
         let _permit = permit;
-        PasswordHash::new(&hash).is_ok_and(|parsed| {
+        PasswordHash::new(hash.as_phc()).is_ok_and(|parsed| {
             argon2()
                 .verify_password(password.as_bytes(), &parsed)
                 .is_ok()

@@ -1,10 +1,13 @@
 use sea_orm::entity::prelude::*;
 
-use crate::kinds::{AuthMethod, PrincipalKind, Role};
+use crate::{
+    kinds::{AuthMethod, PrincipalKind, Role},
+    secret::HashedPassword,
+};
 
 /// A user or a machine user: one table, so usernames share one namespace.
-/// `Debug` by hand: the password hash stays out of every log and panic.
-#[derive(Clone, PartialEq, Eq, DeriveEntityModel)]
+/// The password hash is a `HashedPassword`, whose `Debug` hides it.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "principals")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
@@ -14,7 +17,7 @@ pub struct Model {
     pub username: String,
     pub enabled: bool,
     pub role: Option<Role>,
-    pub password_hash: Option<String>,
+    pub password_hash: Option<HashedPassword>,
     pub display_name: String,
     pub description: String,
     pub contact_email: String,
@@ -32,19 +35,6 @@ pub struct Model {
     pub auth: Option<AuthMethod>,
 }
 
-impl std::fmt::Debug for Model {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Model")
-            .field("id", &self.id)
-            .field("kind", &self.kind)
-            .field("username", &self.username)
-            .field("enabled", &self.enabled)
-            .field("role", &self.role)
-            .field("auth", &self.auth)
-            .finish_non_exhaustive()
-    }
-}
-
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {}
 
@@ -55,7 +45,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn debug_leaves_the_password_hash_out() {
+    fn debug_leaves_the_password_hash_out_of_the_row_and_its_active_model() {
         let now = time::OffsetDateTime::UNIX_EPOCH;
         let user = Model {
             id: Uuid::nil(),
@@ -63,7 +53,9 @@ mod tests {
             username: "alice".into(),
             enabled: true,
             role: Some(Role::User),
-            password_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into()),
+            password_hash: Some(HashedPassword::new(
+                "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+            )),
             display_name: String::new(),
             description: String::new(),
             contact_email: String::new(),
@@ -78,6 +70,10 @@ mod tests {
             auth: Some(AuthMethod::Password),
         };
         let shown = format!("{user:?}");
+        assert!(shown.contains("alice"), "{shown}");
+        assert!(!shown.contains("argon2"), "{shown}");
+        // The ActiveModel sea-orm derives, as an update would hold it.
+        let shown = format!("{:?}", ActiveModel::from(user));
         assert!(shown.contains("alice"), "{shown}");
         assert!(!shown.contains("argon2"), "{shown}");
     }
