@@ -261,7 +261,7 @@ pub async fn logout(
     let form = FormData::posted(&req, body)?;
     let mut res = see_other("/login?notice=signed-out");
     if let Some(me) = session::current(&req, &state).await? {
-        session::check_csrf(&me, form.get("csrf"))?;
+        session::check_csrf(&req, &me, form.get("csrf"))?;
         ds::sign_out(&state.db, &me.session, me.ip.clone()).await?;
     }
     for cookie in Cookies::of(&state).signed_out(&req) {

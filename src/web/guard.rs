@@ -76,7 +76,7 @@ fn checked_form(
         let me = me.await?;
         let Ok(body) = body.await;
         let form = FormData::posted(&req, body)?;
-        check_csrf(&me, form.get("csrf"))?;
+        check_csrf(&req, &me, form.get("csrf"))?;
         Ok((me, form))
     }
 }

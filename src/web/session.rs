@@ -4,6 +4,7 @@ use actix_web::{
     FromRequest, HttpRequest,
     cookie::{Cookie, SameSite, time::Duration as CookieDuration},
     dev::Payload,
+    http::header,
     web,
 };
 use futures_util::future::LocalBoxFuture;
@@ -141,6 +142,7 @@ impl Cookies {
         req: &HttpRequest,
         presented: Option<&str>,
     ) -> Result<(), WebError> {
+        from_this_origin(req)?;
         let cookie = req.cookie(self.pre_csrf_name());
         match (cookie, presented) {
             (Some(c), Some(p)) if sessions::tokens_match(c.value(), p) => Ok(()),
@@ -280,9 +282,49 @@ fn return_to(req: &HttpRequest) -> Option<String> {
 }
 
 /// The per-session CSRF token of a state-changing form, compared in constant time.
-pub fn check_csrf(me: &SignedIn, presented: Option<&str>) -> Result<(), WebError> {
+pub fn check_csrf(
+    req: &HttpRequest,
+    me: &SignedIn,
+    presented: Option<&str>,
+) -> Result<(), WebError> {
+    from_this_origin(req)?;
     match presented {
         Some(p) if sessions::tokens_match(&me.session.csrf_token, p) => Ok(()),
+        _ => Err(WebError::Csrf),
+    }
+}
+
+/// What the browser says of where a form was posted from (the design of Go's
+/// `http.CrossOriginProtection`). A form from another origin is refused
+/// whatever its token: on plain http a sibling subdomain can plant the sign-in
+/// form's double-submit cookie (and pick its value), but it cannot make the
+/// browser call its form same-origin. Requests that say nothing (scripts,
+/// browsers without Fetch Metadata, and `Origin: null`, which our
+/// `Referrer-Policy: no-referrer` makes browsers send) rest on the token alone.
+fn from_this_origin(req: &HttpRequest) -> Result<(), WebError> {
+    let headers = req.headers();
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return match site.as_bytes() {
+            b"same-origin" | b"none" => Ok(()),
+            _ => Err(WebError::Csrf),
+        };
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    if origin == "null" {
+        return Ok(());
+    }
+    // An origin is `scheme://host[:port]`; the scheme is left out because a
+    // proxy may end TLS in front of us.
+    let authority = origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.split_once("://"))
+        .map(|(_, authority)| authority);
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    match (authority, host) {
+        (Some(authority), Some(host)) if authority.eq_ignore_ascii_case(host) => Ok(()),
         _ => Err(WebError::Csrf),
     }
 }

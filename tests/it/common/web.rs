@@ -106,15 +106,21 @@ impl Browser {
     }
 
     pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
-        Self::page(
-            self.client
-                .post(format!("{}{path}", self.base))
-                .form(form)
-                .send()
-                .await
-                .expect("POST"),
-        )
-        .await
+        self.post_with(path, form, &[]).await
+    }
+
+    /// A POST with request headers of a browser's (`Origin`, `Sec-Fetch-Site`).
+    pub async fn post_with(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Page {
+        let mut req = self.client.post(format!("{}{path}", self.base)).form(form);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        Self::page(req.send().await.expect("POST")).await
     }
 
     /// GETs `form_page`, then POSTs `form` (plus its CSRF token and, when the

@@ -369,7 +369,7 @@ async fn state_changing_forms_without_the_csrf_token_are_refused(backend: Backen
     // Nothing was created.
     let scopes = b.get("/admin/scopes").await;
     scopes.expect(StatusCode::OK, "scopes");
-    assert!(!scopes.body.contains("<td><code>orders:read</code>"));
+    assert!(!scopes.body.contains("<code>orders:read</code></td>"));
     let users = b.get("/admin/users").await;
     users.expect(StatusCode::OK, "users");
     assert!(!users.body.contains("eve"));
@@ -391,6 +391,82 @@ async fn state_changing_forms_without_the_csrf_token_are_refused(backend: Backen
         .await
         .expect("POST");
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
+}
+
+/// A form the browser says came from another origin is refused with a valid
+/// token too: a sibling subdomain can plant the sign-in form's double-submit
+/// cookie on plain http (login CSRF), but not the browser's `Sec-Fetch-Site`
+/// or `Origin`. Requests that tell nothing keep working on the token alone.
+async fn forms_from_another_origin_are_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.create_user("boss", true);
+    let here = app.url("");
+    let host = here.trim_start_matches("http://").trim_end_matches('/');
+    let origin = format!("http://{host}");
+    let sign_in = async |headers: &[(&str, &str)]| {
+        let b = Browser::new(&app);
+        let csrf = b.get("/login").await.csrf();
+        let form = [
+            ("csrf", csrf.as_str()),
+            ("username", "boss"),
+            ("password", ADMIN_PASSWORD),
+        ];
+        let res = b.post_with("/login", &form, headers).await;
+        (res, b)
+    };
+    for refused in [
+        &[("Sec-Fetch-Site", "same-site")][..],
+        &[
+            ("Sec-Fetch-Site", "cross-site"),
+            ("Origin", origin.as_str()),
+        ],
+        &[("Origin", "http://evil.example")],
+        &[("Origin", "https://tessera.example.evil")],
+    ] {
+        let (res, b) = sign_in(refused).await;
+        res.expect(StatusCode::FORBIDDEN, "a sign-in from elsewhere");
+        assert!(res.body.contains("security token"), "{}", res.body);
+        let after = b.get("/tokens").await;
+        after.expect(StatusCode::SEE_OTHER, "not signed in");
+        assert!(after.location().starts_with("/login"), "{refused:?}");
+    }
+    for allowed in [
+        &[][..],
+        &[("Sec-Fetch-Site", "same-origin"), ("Origin", "null")],
+        &[("Origin", "null")],
+        &[("Origin", origin.as_str())],
+    ] {
+        let (res, _) = sign_in(allowed).await;
+        res.expect(StatusCode::SEE_OTHER, "a sign-in from this origin");
+        assert_eq!(res.location(), "/", "{allowed:?}");
+    }
+
+    // A signed-in form likewise, with its session's token.
+    let b = Browser::signed_in(&app, "boss").await;
+    let csrf = b.get("/admin/scopes").await.csrf();
+    let add = |name: &'static str| [("csrf", csrf.clone()), ("name", name.to_owned())];
+    let post = async |name: &'static str, headers: &[(&str, &str)]| {
+        let form = add(name);
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        b.post_with("/admin/scopes", &form, headers).await
+    };
+    post("orders:read", &[("Sec-Fetch-Site", "cross-site")])
+        .await
+        .expect(StatusCode::FORBIDDEN, "a form from another site");
+    post("orders:read", &[("Origin", "http://evil.example")])
+        .await
+        .expect(StatusCode::FORBIDDEN, "a form from another origin");
+    let scopes = b.get("/admin/scopes").await;
+    scopes.expect(StatusCode::OK, "scopes");
+    assert!(
+        !scopes.body.contains("<code>orders:read</code></td>"),
+        "nothing was created"
+    );
+    post("orders:write", &[("Sec-Fetch-Site", "same-origin")])
+        .await
+        .expect(StatusCode::SEE_OTHER, "a form from this origin");
+    let scopes = b.get("/admin/scopes").await;
+    assert!(scopes.body.contains("<code>orders:write</code></td>"));
 }
 
 async fn failed_sign_ins_from_one_address_are_throttled_across_accounts(backend: Backend) {
@@ -567,6 +643,7 @@ both_backends!(
     a_disabled_user_cannot_sign_in_and_their_sessions_end,
     state_changing_forms_without_the_csrf_token_are_refused,
     the_database_keeps_no_csrf_token,
+    forms_from_another_origin_are_refused,
     failed_sign_ins_from_one_address_are_throttled_across_accounts,
     cookies_are_secure_when_the_public_url_is_https,
 );
