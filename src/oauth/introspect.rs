@@ -38,7 +38,7 @@ pub async fn introspect(
     let form = Form::parse(&req, &body)?;
     // The introspecting client (shared, not copied), recorded with the
     // introspected token's use.
-    let (allowed, caller) = match client_credentials(&req, &form)? {
+    let (allowed, caller) = match client_credentials(&state, &req, &form)? {
         Some(creds) => {
             let client = authenticate_client_now(&state, &req, &creds).await?;
             (

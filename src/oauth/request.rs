@@ -146,7 +146,25 @@ fn form_decoded(s: &str) -> Option<String> {
 
 /// Reads client credentials from HTTP Basic, the form or a client assertion,
 /// refusing more than one method at once. `Ok(None)` when none were sent.
+/// The request's client credentials, if it has any. Ones that cannot even be
+/// read (a malformed Basic header or assertion, an id without a secret) are a
+/// failure for the address's throttle like a wrong secret (INTERFACE §8).
 pub fn client_credentials(
+    state: &AppState,
+    req: &HttpRequest,
+    form: &Form,
+) -> Result<Option<ClientCredentials>, OAuthError> {
+    read_credentials(req, form).map_err(|e| {
+        if e.code == "invalid_client" {
+            let address = crate::address::limit_key(client_ip(req).as_deref());
+            failed(&state.client_auth, &address, e.challenge.is_some())
+        } else {
+            e
+        }
+    })
+}
+
+fn read_credentials(
     req: &HttpRequest,
     form: &Form,
 ) -> Result<Option<ClientCredentials>, OAuthError> {

@@ -20,8 +20,8 @@ pub async fn revoke(
 ) -> Result<HttpResponse, OAuthError> {
     let body = read_body(body)?;
     let form = Form::parse(&req, &body)?;
-    let creds =
-        client_credentials(&req, &form)?.ok_or_else(|| OAuthError::invalid_client(false))?;
+    let creds = client_credentials(&state, &req, &form)?
+        .ok_or_else(|| OAuthError::invalid_client(false))?;
     let client = authenticate_client_now(&state, &req, &creds).await?;
     let token = form
         .get("token")

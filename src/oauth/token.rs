@@ -21,7 +21,7 @@ pub async fn token(
 ) -> Result<HttpResponse, OAuthError> {
     let body = read_body(body)?;
     let form = Form::parse(&req, &body)?;
-    let creds = client_credentials(&req, &form)?;
+    let creds = client_credentials(&state, &req, &form)?;
     match form.get("grant_type") {
         None => return Err(OAuthError::invalid_request("grant_type is required")),
         Some("client_credentials") => {}

@@ -159,4 +159,49 @@ fn a_bad_limit_is_refused_naming_the_setting() {
     }
 }
 
-both_backends!(failed_client_authentication_is_limited_per_address);
+/// Credentials that cannot even be read are failures too: a malformed
+/// assertion or Basic header, or a client id without its secret.
+async fn unreadable_credentials_count_as_failures(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("TESSERA_AUTH_FAILURES_PER_IP", "3/1h")]).await;
+    let worker = app.create_machine("worker", &["profile"]);
+    let from = client_from("127.0.0.3");
+    let assertion = [
+        ("grant_type", "client_credentials"),
+        (
+            "client_assertion_type",
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        ),
+        ("client_assertion", "a.b.c"),
+    ];
+    let send =
+        async |req: reqwest::RequestBuilder| Reply::read(req.send().await.expect("request")).await;
+    let unreadable = [
+        from.post(app.url("/oauth2/token")).form(&assertion),
+        from.post(app.url("/oauth2/token"))
+            .header("Authorization", "Basic !!not-base64!!")
+            .form(&[("grant_type", "client_credentials")]),
+        from.post(app.url("/oauth2/introspect"))
+            .form(&[("client_id", "worker"), ("token", "t")]),
+    ];
+    for (i, req) in unreadable.into_iter().enumerate() {
+        let r = send(req).await;
+        assert_eq!(r.status, 401, "failure {i}: {}", r.text);
+        assert_eq!(r.body["error"], "invalid_client", "failure {i}");
+    }
+    assert_throttled(
+        &send(from.post(app.url("/oauth2/token")).form(&assertion)).await,
+        "a malformed assertion over the limit",
+    );
+    assert_throttled(
+        &token(&app, &from, "worker", "tsc_wrong").await,
+        "a wrong secret after them",
+    );
+    token(&app, &from, "worker", &worker)
+        .await
+        .expect(200, "the right secret still works");
+}
+
+both_backends!(
+    failed_client_authentication_is_limited_per_address,
+    unreadable_credentials_count_as_failures
+);
