@@ -15,7 +15,7 @@ use proptest::{collection::vec, prelude::*};
 use crate::{
     domain::{ScopeSet, Username, valid_scope_name},
     http::auth::{BearerHeader, bearer_token},
-    oauth::{Form, client_credentials},
+    oauth::{Form, read_credentials},
     web::page::FormData,
 };
 
@@ -116,7 +116,7 @@ proptest! {
                 return Ok(());
             }
         };
-        match client_credentials(&req, &form) {
+        match read_credentials(&req, &form) {
             Ok(Some(creds)) => prop_assert!(!creds.client_id.is_empty()),
             Ok(None) => {}
             Err(e) => prop_assert!(e.status_code().is_client_error(), "{:?}", e.status_code()),
@@ -168,7 +168,7 @@ fn basic_credentials_decode_exactly() {
         let header = format!("Basic {}", STANDARD.encode(raw));
         let req = request(Some(header.as_bytes()), "application/x-www-form-urlencoded");
         let form = Form::parse(&req, b"grant_type=client_credentials").unwrap();
-        client_credentials(&req, &form).map(|c| {
+        read_credentials(&req, &form).map(|c| {
             c.map(|c| {
                 (
                     c.client_id.clone(),

@@ -10,7 +10,9 @@ mod token;
 
 use actix_web::{HttpResponse, http::header, web};
 
-pub use request::{Form, client_credentials};
+pub use request::Form;
+#[cfg(test)]
+pub use request::read_credentials;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // Each a resource of its own, so that another method is a 405 naming

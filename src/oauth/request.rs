@@ -164,7 +164,7 @@ pub fn client_credentials(
     })
 }
 
-fn read_credentials(
+pub fn read_credentials(
     req: &HttpRequest,
     form: &Form,
 ) -> Result<Option<ClientCredentials>, OAuthError> {
