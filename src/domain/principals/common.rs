@@ -147,10 +147,11 @@ pub(super) async fn list_kind(
     Ok(Page::from_rows(rows, page.limit, |m| m.id))
 }
 
-/// A plausible e-mail address, trimmed, or `None` for a blank: one `@`
-/// between a local part (at most 64 characters) and a dotted domain without
-/// empty labels, at most 254 characters in all, no spaces or control
-/// characters. Whether mail arrives is for the mail server to say.
+/// A plausible e-mail address, trimmed, or `None` for a blank: one that the
+/// mailer (lettre) can send to (RFC 5321: a dot-atom or quoted local part,
+/// a host name or address literal), with a local part of at most 64
+/// characters, a dotted domain, at most 254 characters in all, no spaces or
+/// control characters. Whether mail arrives is for the mail server to say.
 pub fn parse_email(raw: &str, field: &'static str) -> Result<Option<String>, Error> {
     let email = raw.trim();
     if email.is_empty() {
@@ -163,7 +164,8 @@ pub fn parse_email(raw: &str, field: &'static str) -> Result<Option<String>, Err
                 && !domain.contains('@')
                 && domain.contains('.')
                 && domain.split('.').all(|label| !label.is_empty())
-        });
+        })
+        && email.parse::<lettre::Address>().is_ok();
     if valid {
         Ok(Some(email.to_owned()))
     } else {
@@ -171,5 +173,43 @@ pub fn parse_email(raw: &str, field: &'static str) -> Result<Option<String>, Err
             field,
             "must be an e-mail address such as name@example.com, at most 254 characters",
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_email;
+
+    #[test]
+    fn e_mail_addresses_are_ones_the_mailer_can_send_to() {
+        for ok in [
+            "alice@example.com",
+            "a.b+tag@mail.example.co.uk",
+            "\"quoted\"@example.com",
+            "o'brien@example.ie",
+        ] {
+            assert_eq!(
+                parse_email(&format!(" {ok} "), "email")
+                    .ok()
+                    .flatten()
+                    .as_deref(),
+                Some(ok),
+                "{ok}"
+            );
+        }
+        assert_eq!(parse_email("  ", "email").ok(), Some(None), "blank");
+        for bad in [
+            "\"><svg/onload=alert(1)>@x.y",
+            "<alice@example.com>",
+            "a..b@example.com",
+            ".alice@example.com",
+            "alice@example",
+            "alice@exa mple.com",
+            "alice@@example.com",
+            "Alice <alice@example.com>",
+            "alice@example..com",
+        ] {
+            assert!(parse_email(bad, "email").is_err(), "{bad}");
+        }
     }
 }
