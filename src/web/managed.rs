@@ -423,6 +423,7 @@ async fn token_regenerate_page(
         button: "Regenerate token",
         cancel: back(id),
         nonce: reveal::nonce(&state, &me).await?,
+        only_now: false,
     })
 }
 

@@ -56,6 +56,8 @@ pub struct RotatePage {
     pub cancel: String,
     /// One-time nonce: sending the form twice makes one new value.
     pub nonce: String,
+    /// The old value can only stop at once (no grace period is offered).
+    pub only_now: bool,
 }
 
 /// What every page that regenerates a token says before it does.
@@ -116,6 +118,7 @@ async fn admin_regenerate_page(
         button: "Regenerate token",
         cancel: format!("/admin/tokens/{id}"),
         nonce: reveal::nonce(&state, &me).await?,
+        only_now: false,
     })
 }
 
@@ -187,6 +190,13 @@ pub async fn secret_rotate_page_for(
     back: &str,
 ) -> Result<HttpResponse, WebError> {
     let s = m.secret(secret)?;
+    // The old value counts towards the two secrets until its grace ends.
+    let only_now = m.secrets.iter().any(|other| other.id != secret);
+    let message = if only_now {
+        "A new client secret is created and shown once, and this one stops at once: while the machine user holds another secret, a replaced one cannot keep working (at most two work at a time). To keep it working for a while, remove the other first."
+    } else {
+        "A new client secret is created and shown once; this one is removed when the period you choose ends."
+    };
     render(&RotatePage {
         l: Layout::new(me, "machine-users"),
         title: format!(
@@ -194,7 +204,8 @@ pub async fn secret_rotate_page_for(
             s.hint.clone().unwrap_or_default(),
             m.username
         ),
-        message: "A new client secret is created and shown once; this one is removed when the period you choose ends.".into(),
+        message: message.into(),
+        only_now,
         action: format!("{back}/secrets/{secret}/rotate"),
         button: "Rotate client secret",
         cancel: back.to_owned(),

@@ -276,6 +276,7 @@ async fn regenerate_page(
         button: "Regenerate token",
         cancel: format!("/tokens/{id}"),
         nonce: reveal::nonce(&state, &me).await?,
+        only_now: false,
     })
 }
 

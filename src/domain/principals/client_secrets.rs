@@ -126,10 +126,10 @@ pub(super) async fn insert_secret(
     insert_secret_replacing(tx, actor, machine_user_id, digest, hint, None).await
 }
 
-/// [`insert_secret`], retiring `replacement.replaces` too. The limit counts a
-/// replaced secret until its grace ends, but not the one being replaced now
-/// while none is in its grace: so one of two secrets can be rotated, and
-/// nothing more until that grace ends.
+/// [`insert_secret`], retiring `replacement.replaces` too. The two-secret
+/// limit counts a replaced secret until its grace ends (INTERFACE §9): a
+/// secret is replaced with a grace period while it is the only one, and one
+/// of two only at once (grace 0), so no more than two ever work.
 async fn insert_secret_replacing(
     tx: &impl ConnectionTrait,
     actor: &Actor,
@@ -171,13 +171,14 @@ async fn insert_secret_replacing(
         .iter()
         .filter(|s| s.expires_at.is_none_or(|ends| ends > now));
     let in_grace = live.clone().filter(|s| s.expires_at.is_some()).count();
-    let counted = live.count() - usize::from(replaced.is_some() && in_grace == 0);
-    if counted >= MAX_ACTIVE_SECRETS {
+    let removed_now = usize::from(matches!(replaced, Some((_, 0))));
+    if live.count() - removed_now >= MAX_ACTIVE_SECRETS {
         return Err(Error::conflict(if in_grace > 0 {
-            "a machine user holds at most two client secrets, and a replaced one counts until its grace period ends".to_owned()
+            "a machine user holds at most two client secrets, and a replaced one counts until its grace period ends"
+        } else if replaced.is_some() {
+            "a machine user holds at most two client secrets, and the replaced one counts until its grace period ends: remove the other first, or replace this one at once (grace_seconds 0)"
         } else {
             "a machine user holds at most two client secrets: remove one first, or replace one"
-                .to_owned()
         }));
     }
     let row = client_secret::ActiveModel {

@@ -330,7 +330,23 @@ async fn a_client_secret_is_replaced_in_one_call_and_removed_when_its_grace_ends
     // Cached by the client-authentication cache.
     api.app.access_token("deployer", &first).await;
 
-    // Replacing one of two works: the new one replaces it.
+    // One of two is replaced with a grace period only once the other is
+    // gone: the old one counts towards the two until its grace ends
+    // (INTERFACE §9), so no more than two ever work.
+    let refused = api
+        .post(
+            &path,
+            &admin,
+            &json!({"replaces": first_id, "grace_seconds": 15}),
+        )
+        .await;
+    refused.expect(409, "replace one of two with a grace period");
+    assert!(refused.text.contains("grace_seconds 0"), "{}", refused.text);
+    assert_eq!(secrets(&api, &admin, &machine).await.len(), 2, "unchanged");
+    api.delete(&format!("{path}/{second_id}"), &admin)
+        .await
+        .expect(204, "remove the other");
+
     let asked = OffsetDateTime::now_utc();
     let third = api
         .post(
@@ -340,9 +356,10 @@ async fn a_client_secret_is_replaced_in_one_call_and_removed_when_its_grace_ends
         )
         .await;
     third.expect(201, "replace the first secret");
+    let third_id = third.body["id"].as_str().unwrap().to_owned();
     let third_secret = third.body["client_secret"].as_str().unwrap().to_owned();
     let listed = secrets(&api, &admin, &machine).await;
-    assert_eq!(listed.len(), 3, "the old one stays until its grace ends");
+    assert_eq!(listed.len(), 2, "the old one stays until its grace ends");
     let old = listed
         .iter()
         .find(|s| s["id"] == first_id.as_str())
@@ -352,18 +369,13 @@ async fn a_client_secret_is_replaced_in_one_call_and_removed_when_its_grace_ends
         ends >= asked + time::Duration::seconds(15),
         "the whole grace period: {ends} for a replacement asked at {asked}"
     );
-    assert!(
-        listed
-            .iter()
-            .filter(|s| s["id"] != first_id.as_str())
-            .all(|s| s["expires_at"].is_null())
-    );
-    // All three work meanwhile; the old one still counts towards the two.
-    for s in [
-        &first,
-        second.body["client_secret"].as_str().unwrap(),
-        &third_secret,
-    ] {
+    let new = listed
+        .iter()
+        .find(|s| s["id"] == third_id.as_str())
+        .unwrap();
+    assert!(new["expires_at"].is_null());
+    // Both work meanwhile; the old one still counts towards the two.
+    for s in [&first, &third_secret] {
         assert_eq!(
             api.app
                 .client_credentials("deployer", s, None)
@@ -375,13 +387,6 @@ async fn a_client_secret_is_replaced_in_one_call_and_removed_when_its_grace_ends
     api.post_empty(&path, &admin)
         .await
         .expect(409, "a third secret while one is being replaced");
-    api.post(
-        &path,
-        &admin,
-        &json!({"replaces": second_id, "grace_seconds": 60}),
-    )
-    .await
-    .expect(409, "replacing another while the old one counts");
     api.post(&path, &admin, &json!({"replaces": first_id}))
         .await
         .expect(409, "replacing a secret already replaced");
@@ -405,7 +410,7 @@ async fn a_client_secret_is_replaced_in_one_call_and_removed_when_its_grace_ends
     );
     // …and the sweep deletes it, audited.
     let deadline = Instant::now() + Duration::from_secs(15);
-    while secrets(&api, &admin, &machine).await.len() != 2 {
+    while secrets(&api, &admin, &machine).await.len() != 1 {
         assert!(
             Instant::now() < deadline,
             "the sweep did not remove the old secret"
@@ -417,17 +422,15 @@ async fn a_client_secret_is_replaced_in_one_call_and_removed_when_its_grace_ends
         .await;
     assert!(audit.text.contains(&first_id), "{}", audit.text);
 
-    // With the old one gone, the other may be replaced at once (grace 0).
-    api.post(&path, &admin, &json!({"replaces": second_id}))
+    // One of two may be replaced at once (grace 0): still two.
+    let fourth = api.post_empty(&path, &admin).await;
+    fourth.expect(201, "a second secret again");
+    api.post(&path, &admin, &json!({"replaces": third_id}))
         .await
-        .expect(201, "replace at once");
+        .expect(201, "replace one of two at once");
     assert_eq!(
         api.app
-            .client_credentials(
-                "deployer",
-                second.body["client_secret"].as_str().unwrap(),
-                None
-            )
+            .client_credentials("deployer", &third_secret, None)
             .await
             .status(),
         401

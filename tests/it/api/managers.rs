@@ -718,10 +718,13 @@ async fn a_manager_confirms_rotates_and_keeps_keys_on_the_pages(backend: Backend
         "{}",
         page.body
     );
-    carol
-        .get(&rotate)
-        .await
-        .expect(StatusCode::OK, "the rotate page");
+    let offered = carol.get(&rotate).await;
+    offered.expect(StatusCode::OK, "the rotate page");
+    assert!(
+        offered.body.contains(r#"<option value="3600">"#),
+        "the only secret may keep working a while: {}",
+        offered.body
+    );
     let sent = carol.submit(&rotate, &rotate, &[("grace", "3600")]).await;
     let shown = carol.follow(&sent).await;
     shown.expect(StatusCode::OK, "the new secret shown once");
@@ -759,6 +762,42 @@ async fn a_manager_confirms_rotates_and_keeps_keys_on_the_pages(backend: Backend
         .await
         .unwrap();
     assert_eq!(refused.status(), 401, "the removed secret stops at once");
+
+    // One of two secrets can only be rotated at once: the replaced one would
+    // count towards the two until its grace ended.
+    let listed = async || {
+        let path = format!("/api/v1/machine-users/{ci}");
+        api.get(&path, &admin).await.body["secrets"].clone()
+    };
+    let only = listed().await;
+    assert_eq!(only.as_array().map(Vec::len), Some(1), "{only}");
+    let second_id = only[0]["id"].as_str().unwrap().to_owned();
+    carol
+        .submit(&at, &format!("{at}/secrets"), &[])
+        .await
+        .expect(StatusCode::SEE_OTHER, "another secret");
+    let two = listed().await;
+    assert_eq!(two.as_array().map(Vec::len), Some(2), "{two}");
+    let rotate = format!("{at}/secrets/{second_id}/rotate");
+    let offered = carol.get(&rotate).await;
+    offered.expect(StatusCode::OK, "the rotate page of one of two");
+    assert!(
+        offered.body.contains("remove the other first"),
+        "{}",
+        offered.body
+    );
+    assert!(!offered.body.contains(r#"<option value="3600">"#));
+    let sent = carol.submit(&rotate, &rotate, &[("grace", "3600")]).await;
+    sent.expect(StatusCode::CONFLICT, "a grace period asked all the same");
+    assert!(sent.body.contains("counts until"), "{}", sent.body);
+    let sent = carol.submit(&rotate, &rotate, &[("grace", "0")]).await;
+    carol
+        .follow(&sent)
+        .await
+        .expect(StatusCode::OK, "replaced at once, shown once");
+    let old = api.app.client_credentials("ci-bot", &second, None).await;
+    assert_eq!(old.status(), 401, "the replaced one stopped at once");
+    assert_eq!(listed().await.as_array().map(Vec::len), Some(2));
 
     // Revoking asks first too.
     let issued = carol
