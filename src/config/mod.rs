@@ -281,16 +281,24 @@ impl Settings {
             pick(&args.listen, file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
         let listen = listen_raw
             .parse::<SocketAddr>()
-            .map_err(|_| anyhow::anyhow!("invalid listen address (TESSERA_LISTEN) {listen_raw:?}: expected host:port, e.g. 127.0.0.1:8080"))?;
+            .map_err(|_| anyhow::anyhow!("invalid listen address (TESSERA_LISTEN) {listen_raw:?}: expected an IP address and port, e.g. 127.0.0.1:8080 or [::]:8080"))?;
 
         let public_url = pick(&args.public_url, file.public_url)
             .unwrap_or_else(|| DEFAULT_PUBLIC_URL.to_owned());
         let parsed = url::Url::parse(&public_url).map_err(|e| {
             anyhow::anyhow!("invalid public URL (TESSERA_PUBLIC_URL) {public_url:?}: {e}")
         })?;
-        if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+        // It is the tokens' issuer: RFC 8414 §2 allows no query or fragment,
+        // and every endpoint's URL is built by appending to it.
+        if !matches!(parsed.scheme(), "http" | "https")
+            || parsed.host().is_none()
+            || parsed.query().is_some()
+            || parsed.fragment().is_some()
+            || !parsed.username().is_empty()
+            || parsed.password().is_some()
+        {
             bail!(
-                "invalid public URL (TESSERA_PUBLIC_URL) {public_url:?}: expected http(s)://host[:port][/path]"
+                "invalid public URL (TESSERA_PUBLIC_URL) {public_url:?}: expected http(s)://host[:port][/path], without a query, fragment or user name"
             );
         }
         let public_url = public_url.trim_end_matches('/').to_owned();

@@ -176,6 +176,23 @@ fn bad_configuration_stops_start_up_with_one_line_naming_the_setting() {
         ("TESSERA_DATABASE_URL", "sqlite://", "names no file"),
         ("TESSERA_LISTEN", "not-an-address", "TESSERA_LISTEN"),
         ("TESSERA_PUBLIC_URL", "::not a url", "TESSERA_PUBLIC_URL"),
+        // The issuer: no query or fragment (RFC 8414 §2), no credentials.
+        (
+            "TESSERA_PUBLIC_URL",
+            "http://x.example/p?q=1",
+            "without a query",
+        ),
+        (
+            "TESSERA_PUBLIC_URL",
+            "http://x.example/p#f",
+            "without a query",
+        ),
+        ("TESSERA_PUBLIC_URL", "http://x.example?", "without a query"),
+        (
+            "TESSERA_PUBLIC_URL",
+            "https://u:p@x.example",
+            "without a query",
+        ),
         ("TESSERA_SIGNING_ALG", "HS256", "TESSERA_SIGNING_ALG"),
         ("TESSERA_MASTER_KEY", "short", "TESSERA_MASTER_KEY"),
         (
