@@ -71,15 +71,7 @@ pub async fn report(
             }
             other => ApiError::from(other),
         })?;
-    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(ApiError::BadRequest(
-            "the body must be a JSON object".into(),
-        ));
-    }
-    let report: LeakReport = serde_json::from_slice(&body).map_err(|e| ApiError::InvalidField {
-        field: "tokens".into(),
-        message: format!("expected {{\"tokens\": [strings]}}: {e}"),
-    })?;
+    let report: LeakReport = super::support::from_json(&body, true)?;
     if report.tokens.len() > MAX_STRINGS {
         return Err(ApiError::InvalidField {
             field: "tokens".into(),

@@ -38,43 +38,55 @@ impl<T: DeserializeOwned> JsonBody<T> {
     }
 
     fn parse_as(self, object: bool) -> Result<T, ApiError> {
-        let bytes = self.raw?;
-        // serde would fill a struct from an array too, field by position.
-        if object && bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-            return Err(ApiError::BadRequest(
-                "the body must be a JSON object".into(),
-            ));
-        }
-        let mut reader = serde_json::Deserializer::from_slice(&bytes);
-        let value = serde_path_to_error::deserialize(&mut reader)
-            .map_err(refusal)
-            .and_then(|value| {
-                reader
-                    .end()
-                    .map(|()| value)
-                    .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
-            })?;
-        // Parsed again untyped only to look for NUL, which no text field may
-        // hold (PostgreSQL cannot store it); the typed parse above keeps
-        // serde's checks for unknown and repeated fields.
-        let tree: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
-        if let Some(field) = nul_at(&tree, String::new()) {
-            return Err(ApiError::InvalidField {
-                field,
-                message: "must not contain NUL characters".into(),
-            });
-        }
-        Ok(value)
+        from_json(&self.raw?, object)
     }
 }
 
-/// A body that is JSON but does not fit: a value of the wrong type is a 400
-/// naming its field (`expires_in_seconds`, `scopes[0]`); anything else
-/// (syntax, an unknown or missing field) says what serde said.
+/// `bytes` as `T` (a JSON object when `object`), or a 400 naming what is wrong
+/// and where: the one way request bodies are read.
+pub fn from_json<T: DeserializeOwned>(bytes: &[u8], object: bool) -> Result<T, ApiError> {
+    // serde would fill a struct from an array too, field by position.
+    if object && bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::BadRequest(
+            "the body must be a JSON object".into(),
+        ));
+    }
+    let mut reader = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut reader)
+        .map_err(refusal)
+        .and_then(|value| {
+            reader
+                .end()
+                .map(|()| value)
+                .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+        })?;
+    // Parsed again untyped only to look for NUL, which no text field may
+    // hold (PostgreSQL cannot store it); the typed parse above keeps
+    // serde's checks for unknown and repeated fields.
+    let tree: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+    if let Some(field) = nul_at(&tree, String::new()) {
+        return Err(ApiError::InvalidField {
+            field,
+            message: "must not contain NUL characters".into(),
+        });
+    }
+    Ok(value)
+}
+
+/// A body that is JSON but does not fit: a value of the wrong type, or a
+/// missing or unknown member, is a 400 naming its field (`expires_in_seconds`,
+/// `scopes[0]`, `client_credentials.enabled`); anything else (syntax) says
+/// what serde said.
 fn refusal(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
-    let field = e.path().to_string();
+    let path = e.path().to_string();
     let inner = e.into_inner();
+    if inner.classify() == serde_json::error::Category::Data
+        && let Some((field, message)) = member_named(&path, &inner.to_string())
+    {
+        return ApiError::InvalidField { field, message };
+    }
+    let field = path;
     if inner.classify() != serde_json::error::Category::Data || field == "." {
         return ApiError::BadRequest(format!(
             "invalid JSON body: {}",
@@ -88,6 +100,25 @@ fn refusal(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
         field,
         message: in_json_terms(message),
     }
+}
+
+/// serde's "missing field `x`" or "unknown field `x`, expected …", said of
+/// the member it names (serde's path ends at the object that holds it).
+fn member_named(path: &str, message: &str) -> Option<(String, String)> {
+    let message = message.split(" at line ").next().unwrap_or(message);
+    let (name, said) = if let Some(rest) = message.strip_prefix("missing field `") {
+        (rest.split_once('`')?.0, "is required".to_owned())
+    } else if let Some(rest) = message.strip_prefix("unknown field `") {
+        (rest.split_once('`')?.0, in_json_terms(message))
+    } else {
+        return None;
+    };
+    let field = match path {
+        "." | "" => name.to_owned(),
+        parent if parent.ends_with(&format!(".{name}")) || parent == name => parent.to_owned(),
+        parent => format!("{parent}.{name}"),
+    };
+    Some((field, said))
 }
 
 /// serde's message with the Rust types it names (`struct TokenRequest`,
@@ -377,6 +408,44 @@ mod tests {
         ] {
             assert_eq!(super::in_json_terms(serde), said);
         }
+    }
+
+    /// A missing or unknown member is named, at the top and nested.
+    #[test]
+    fn missing_and_unknown_members_are_named() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Inner {
+            enabled: bool,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Outer {
+            name: String,
+            inner: Option<Inner>,
+        }
+        let field = |body: &str| {
+            let mut reader = serde_json::Deserializer::from_str(body);
+            match serde_path_to_error::deserialize::<_, Outer>(&mut reader).map_err(super::refusal)
+            {
+                Err(crate::http::errors::ApiError::InvalidField { field, message }) => {
+                    (field, message)
+                }
+                other => panic!("{body}: {other:?}"),
+            }
+        };
+        assert_eq!(field(r#"{}"#), ("name".into(), "is required".into()));
+        assert_eq!(
+            field(r#"{"name": "a", "inner": {}}"#),
+            ("inner.enabled".into(), "is required".into())
+        );
+        let (unknown, message) = field(r#"{"name": "a", "extra": 1}"#);
+        assert_eq!(unknown, "extra");
+        assert!(message.starts_with("unknown field `extra`"), "{message}");
+        let (unknown, _) = field(r#"{"name": "a", "inner": {"enabled": true, "x": 1}}"#);
+        assert_eq!(unknown, "inner.x");
     }
 
     #[test]

@@ -103,7 +103,8 @@ async fn malformed_bodies_get_a_4xx_problem(backend: Backend) {
     assert_eq!(machines, vec![machine.clone()]);
 }
 
-/// A value of the wrong type is a 400 naming its field (INTERFACE §6).
+/// A value of the wrong type, or a member missing or unknown, is a 400
+/// naming its field (INTERFACE §6).
 async fn a_value_of_the_wrong_type_names_its_field(backend: Backend) {
     let api = Api::spawn(backend).await;
     let admin = api.admin();
@@ -119,6 +120,12 @@ async fn a_value_of_the_wrong_type_names_its_field(backend: Backend) {
         (
             json!({"name": "a", "scopes": ["profile", 7], "expires_in_seconds": 3600}),
             "scopes[1]",
+        ),
+        // A member missing or unknown is named too.
+        (json!({"name": "a", "expires_in_seconds": 3600}), "scopes"),
+        (
+            json!({"name": "a", "scopes": ["profile"], "expires_in_seconds": 3600, "extra": 1}),
+            "extra",
         ),
     ] {
         let res = api.post("/api/v1/tokens", &admin, &body).await;
@@ -138,6 +145,7 @@ async fn a_value_of_the_wrong_type_names_its_field(backend: Backend) {
     res.expect(400, "an array in place of the object");
     assert!(!res.text.contains("struct"), "{}", res.text);
     let listed = api.get("/api/v1/tokens", &admin).await;
+    listed.expect(200, "list");
     assert!(!listed.text.contains("by-position"), "{}", listed.text);
 }
 
