@@ -28,6 +28,14 @@ pub fn check_password_rules(password: &str) -> Result<(), Error> {
             "must be at most 1024 characters",
         ));
     }
+    // A line break or tab (say, from a file piped to --password-stdin) could
+    // never be typed into the sign-in form.
+    if password.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "password",
+            "must not contain line breaks, tabs or other control characters",
+        ));
+    }
     Ok(())
 }
 
@@ -101,4 +109,18 @@ pub async fn verify_password(
     .await
     .unwrap_or(false);
     Ok(ok && known)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_password_rules;
+
+    #[test]
+    fn a_password_is_what_a_sign_in_form_can_send() {
+        assert!(check_password_rules("a long passphrase, with ünïcode").is_ok());
+        for bad in ["short", "line one\nline two", "tab\tseparated", "nul\0inside!"] {
+            assert!(check_password_rules(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_password_rules(&"x".repeat(1025)).is_err());
+    }
 }
