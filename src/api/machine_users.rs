@@ -63,7 +63,10 @@ pub struct MachineUserBody {
     pub username: Option<String>,
     pub display_name: Option<String>,
     pub description: Option<String>,
-    pub contact_email: Option<String>,
+    /// `null` or `""` removes it.
+    #[serde(default, deserialize_with = "super::support::present")]
+    #[schema(value_type = Option<String>)]
+    pub contact_email: Option<Option<String>>,
     pub scopes: Option<Vec<String>>,
     pub enabled: Option<bool>,
     #[serde(default, deserialize_with = "object_or_null")]
@@ -90,7 +93,7 @@ impl From<MachineUserBody> for MachineUserInput {
             username: b.username,
             display_name: b.display_name,
             description: b.description,
-            contact_email: b.contact_email,
+            contact_email: b.contact_email.map(Option::unwrap_or_default),
             scopes: b.scopes,
             enabled: b.enabled,
             cc_enabled: cc.enabled,

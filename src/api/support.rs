@@ -42,6 +42,12 @@ impl<T: DeserializeOwned> JsonBody<T> {
     }
 }
 
+/// Tells a field sent as `null` (`Some(None)`) from one left out (`None`),
+/// for fields that `null` removes (RFC 7396).
+pub fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
 /// `bytes` as `T` (a JSON object when `object`), or a 400 naming what is wrong
 /// and where: the one way request bodies are read.
 pub fn from_json<T: DeserializeOwned>(bytes: &[u8], object: bool) -> Result<T, ApiError> {

@@ -1,7 +1,7 @@
 //! Users (admins): list, create, read, change role, enabled, password or e-mail.
 
 use actix_web::{HttpResponse, get, patch, post, web};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -39,14 +39,9 @@ pub struct UserPatchBody {
     #[schema(value_type = Option<String>)]
     pub password: Option<Secret<String>>,
     /// A new address; `null` or `""` removes it.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::support::present")]
     #[schema(value_type = Option<String>)]
     pub email: Option<Option<String>>,
-}
-
-/// Tells a field sent as `null` (`Some(None)`) from one left out (`None`).
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
 }
 
 /// Users, newest first.

@@ -71,6 +71,17 @@ async fn an_admin_manages_a_machine_user_end_to_end(backend: Backend) {
     assert_eq!(patched.body["display_name"], "Billing");
     assert_eq!(patched.body["description"], "nightly export", "untouched");
     assert_eq!(
+        patched.body["contact_email"], "ops@example.com",
+        "untouched"
+    );
+    // `null` removes the address, as it does a user's (RFC 7396).
+    let cleared = api
+        .patch(&at, &admin, &json!({"contact_email": null}))
+        .await;
+    cleared.expect(200, "patch the address away");
+    assert_eq!(cleared.body["contact_email"], "");
+    assert_eq!(cleared.body["display_name"], "Billing", "untouched");
+    assert_eq!(
         patched.body["client_credentials"],
         json!({"enabled": true, "access_token_ttl_minutes": 30})
     );
