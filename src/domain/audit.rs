@@ -90,11 +90,19 @@ pub async fn list(
     page: PageRequest,
 ) -> Result<Page<AuditEvent>, Error> {
     let mut q = audit_event::Entity::find();
-    if let Some(actor) = &filter.actor {
-        q = q.filter(audit_event::Column::ActorUsername.eq(actor.as_str()));
+    // A blank filter (an empty form field) is no filter; usernames are
+    // lowercase, so "Alice " finds alice's events, as the token list does.
+    let given = |f: &Option<String>| {
+        f.as_deref()
+            .map(str::trim)
+            .filter(|f| !f.is_empty())
+            .map(str::to_owned)
+    };
+    if let Some(actor) = given(&filter.actor) {
+        q = q.filter(audit_event::Column::ActorUsername.eq(actor.to_lowercase()));
     }
-    if let Some(action) = &filter.action {
-        q = q.filter(audit_event::Column::Action.eq(action.as_str()));
+    if let Some(action) = given(&filter.action) {
+        q = q.filter(audit_event::Column::Action.eq(action));
     }
     if let Some(since) = filter.since {
         q = q.filter(audit_event::Column::At.gte(since));

@@ -390,9 +390,14 @@ pub(super) async fn filtered(
     if let Some(owner_id) = filter.owner_id {
         q = q.filter(token::Column::OwnerId.eq(owner_id));
     }
-    if let Some(owner) = &filter.owner {
-        // Usernames are lowercase: "Alice " finds alice.
-        match principals::find_by_username(db, &owner.trim().to_lowercase()).await? {
+    // Usernames are lowercase: "Alice " finds alice; a blank is no filter.
+    if let Some(owner) = filter
+        .owner
+        .as_deref()
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+    {
+        match principals::find_by_username(db, &owner.to_lowercase()).await? {
             Some(p) => q = q.filter(token::Column::OwnerId.eq(p.id)),
             None => return Ok(None),
         }

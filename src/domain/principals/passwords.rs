@@ -118,7 +118,12 @@ mod tests {
     #[test]
     fn a_password_is_what_a_sign_in_form_can_send() {
         assert!(check_password_rules("a long passphrase, with ünïcode").is_ok());
-        for bad in ["short", "line one\nline two", "tab\tseparated", "nul\0inside!"] {
+        for bad in [
+            "short",
+            "line one\nline two",
+            "tab\tseparated",
+            "nul\0inside!",
+        ] {
             assert!(check_password_rules(bad).is_err(), "{bad:?}");
         }
         assert!(check_password_rules(&"x".repeat(1025)).is_err());

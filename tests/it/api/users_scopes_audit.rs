@@ -243,6 +243,30 @@ async fn every_change_is_audited_with_the_token_that_made_it(backend: Backend) {
     let only = api.get("/api/v1/audit?action=token.revoke", &admin).await;
     let only = only.body["items"].as_array().unwrap().clone();
     assert_eq!(only.len(), 1);
+    // Usernames are lowercase, as in the token list's `owner`; a blank
+    // filter (an empty form field) is no filter.
+    let count = async |query: &str| {
+        let res = api
+            .get(&format!("/api/v1/audit?limit=500{query}"), &admin)
+            .await;
+        res.expect(200, query);
+        res.body["items"].as_array().unwrap().len()
+    };
+    assert_eq!(count("&actor=%20Admin").await, items.len());
+    assert_eq!(count("&actor=&action=").await, count("").await);
+    assert!(
+        !items.is_empty(),
+        "so a blank filter that matched nothing would show"
+    );
+    let tokens = async |query: &str| {
+        let res = api
+            .get(&format!("/api/v1/admin/tokens?limit=500{query}"), &admin)
+            .await;
+        res.expect(200, query);
+        res.body["items"].as_array().unwrap().len()
+    };
+    assert_eq!(tokens("&owner=").await, tokens("").await);
+    assert!(tokens("").await >= 2, "the admin's and the audited one");
     let since = before
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
