@@ -516,7 +516,13 @@ async fn client_credentials(
         }
         Some(raw) => {
             let requested = ScopeSet::from_stored(raw);
-            if requested.is_empty() || !requested.iter().all(|s| principals::permits(machine, s)) {
+            if requested.is_empty() {
+                return Err(Error::invalid(
+                    "scope",
+                    "the scope names no scope: leave it out for all the client's allowed scopes",
+                ));
+            }
+            if !requested.iter().all(|s| principals::permits(machine, s)) {
                 return Err(Error::invalid(
                     "scope",
                     "the requested scope is not among the client's allowed scopes",
