@@ -363,10 +363,24 @@ async fn a_new_admin_does_everything_in_the_browser(backend: Backend) {
     let access = body["access_token"].as_str().expect("token").to_owned();
     assert_eq!(app.me_status(&access).await, 200);
 
-    // The other main pages, for the README.
-    tokio::time::sleep(Duration::from_secs(6)).await;
-    chrome.goto(&app.url("/")).await;
-    assert!(chrome.source().await.contains("<svg"));
+    // The other main pages, for the README. The dashboard always has its
+    // charts; wait until it counts both successful validations (the
+    // personal token's and the access token's) once the uses are written.
+    let started = std::time::Instant::now();
+    let dashboard = loop {
+        chrome.goto(&app.url("/")).await;
+        let source = chrome.source().await;
+        if source.contains("Token validations per day: 2 in total")
+            || started.elapsed() > Duration::from_secs(20)
+        {
+            break source;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert!(
+        dashboard.contains("Token validations per day: 2 in total"),
+        "{dashboard}"
+    );
     chrome.screenshot("dashboard").await;
     chrome.goto(&app.url("/admin/tokens")).await;
     chrome.screenshot("admin-tokens").await;

@@ -378,6 +378,10 @@ async fn a_manager_uses_the_pages(backend: Backend) {
         "the old value works through its grace period"
     );
     let page = carol.get(&at).await;
+    page.expect(
+        StatusCode::OK,
+        "the machine user page during the grace period",
+    );
     assert!(
         !page.body.contains(&format!(r#"href="{regen}""#)),
         "a token being replaced is not offered for regeneration again: {}",

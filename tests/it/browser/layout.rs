@@ -98,10 +98,15 @@ async fn sideways_scrolling(
     for (name, path) in pages {
         chrome.goto(&app.url(path)).await;
         let source = chrome.source().await;
+        // Every error page (templates/error.html) links to the start page,
+        // and a lost session lands on the sign-in page.
         assert!(
-            !source.contains("Something went wrong") && !source.contains("There is no such page"),
-            "{path} did not load"
+            !source.contains("Something went wrong")
+                && !source.contains("There is no such page")
+                && !source.contains("Go to the start page"),
+            "{path} did not load: {source}"
         );
+        assert_ne!(chrome.path().await, "/login", "{path}: signed out");
         let (scroll, inner, _) = extent(chrome).await;
         if scroll > inner {
             wide.push(format!("{path}: {scroll} px wide in a {inner} px window"));

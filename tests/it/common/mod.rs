@@ -200,15 +200,16 @@ impl WriteLock {
     }
 
     /// Waits until `n` transactions of this database wait for a lock
-    /// (PostgreSQL; at most 20 s), or 2 s (SQLite, whose waiters cannot be
-    /// seen).
+    /// (PostgreSQL; panics after 20 s without them, since the race a test
+    /// sets up would then not have happened), or 2 s (SQLite, whose waiters
+    /// cannot be seen: there the race is likely, not guaranteed).
     pub async fn wait_for_waiters(&mut self, n: i64) {
         let Self::Postgres(c) = self else {
             tokio::time::sleep(Duration::from_secs(2)).await;
             return;
         };
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while std::time::Instant::now() < deadline {
+        loop {
             let waiting: i64 = sqlx::query_scalar(
                 "SELECT count(*) FROM pg_locks WHERE NOT granted AND pid IN \
                  (SELECT pid FROM pg_stat_activity WHERE datname = current_database())",
@@ -219,6 +220,11 @@ impl WriteLock {
             if waiting >= n {
                 return;
             }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "after 20 s only {waiting} of the {n} expected transactions wait for a lock: \
+                 the requests did not reach the locked table together"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

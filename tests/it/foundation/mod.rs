@@ -19,7 +19,11 @@ async fn server_starts_and_reports_health(backend: Backend) {
     assert_eq!(ready.status(), 200);
     assert_eq!(ready.text().await.unwrap().trim(), "ready");
     // The harness's `TESSERA_LOG=warn` holds for every crate: start-up (the
-    // migrations among it) logs nothing below WARN.
+    // migrations among it) logs nothing below WARN. Start-up is over once
+    // the setup link, its last line, is logged (at WARN).
+    app.log
+        .line_with("no administrator yet", std::time::Duration::from_secs(10))
+        .expect("the setup link is logged at the end of start-up");
     let log = app.log.text();
     assert!(!log.contains(" INFO "), "{log}");
     // Probes are read; any other method is a 405 naming the ones there are.

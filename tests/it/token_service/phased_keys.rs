@@ -130,6 +130,7 @@ async fn a_published_key_is_in_the_jwks_before_any_token_carries_it(backend: Bac
         1
     );
     let listing = b.get("/admin/keys").await;
+    listing.expect(reqwest::StatusCode::OK, "the keys page after the switch");
     assert!(
         !listing.body.contains(">next<"),
         "promoted: {}",

@@ -234,7 +234,12 @@ async fn error_pages_keep_the_navigation_when_signed_in(backend: Backend) {
         );
         assert!(page.body.contains(">Sign out</button>"), "{what}");
         assert!(page.body.contains("alice"), "{what}");
-        assert!(!page.body.contains("Back to the form"), "{what}");
+        // The error page itself (templates/error.html), in words.
+        assert!(
+            page.body.contains(r#"<p class="error" role="alert">"#),
+            "{what}: {}",
+            page.body
+        );
     }
     // Signed out: the same page, without the navigation.
     let anon = Browser::new(&app).get("/no/such/page").await;
@@ -331,6 +336,7 @@ async fn a_disabled_account_is_named_only_to_someone_with_its_password(backend: 
     assert!(wrong.body.contains("The username or password is wrong."));
     assert!(!wrong.body.contains("disabled"), "{}", wrong.body);
     let nobody = b.login("nobody", "not the password").await;
+    nobody.expect(StatusCode::UNAUTHORIZED, "no such user");
     assert!(!nobody.body.contains("disabled"));
 
     let right = b.login("dave", ADMIN_PASSWORD).await;
@@ -539,6 +545,7 @@ async fn scope_descriptions_on_a_machine_users_page_speak_of_it(backend: Backend
     assert!(!page.body.contains("your own"), "{}", page.body);
     assert!(page.body.contains("Read its own profile"));
     let new = b.get("/admin/machine-users/new").await;
+    new.expect(StatusCode::OK, "new machine user form");
     assert!(!new.body.contains("your own"));
     // A person's own form still speaks to them.
     assert!(

@@ -21,10 +21,9 @@ async fn pages_warn_of_tokens_expiring_within_a_week(backend: Backend) {
     api.app.create_user("bob", false);
     let b = Browser::signed_in(&api.app, "alice").await;
     for path in ["/", "/tokens", "/account"] {
-        assert!(
-            !b.get(path).await.body.contains(NOTICE),
-            "nothing expires yet: {path}"
-        );
+        let page = b.get(path).await;
+        page.expect(StatusCode::OK, path);
+        assert!(!page.body.contains(NOTICE), "nothing expires yet: {path}");
     }
     api.post(
         "/api/v1/tokens",
@@ -39,7 +38,9 @@ async fn pages_warn_of_tokens_expiring_within_a_week(backend: Backend) {
         assert!(page.body.contains("A token of yours expires within 7 days"));
     }
     let bob = Browser::signed_in(&api.app, "bob").await;
-    assert!(!bob.get("/").await.body.contains(NOTICE), "not bob's token");
+    let page = bob.get("/").await;
+    page.expect(StatusCode::OK, "bob's dashboard");
+    assert!(!page.body.contains(NOTICE), "not bob's token");
 
     // Admins look after machine tokens.
     let machine = api
@@ -51,7 +52,9 @@ async fn pages_warn_of_tokens_expiring_within_a_week(backend: Backend) {
         .await;
     machine.expect(201, "machine user");
     let boss = Browser::signed_in(&api.app, "admin").await;
-    assert!(!boss.get("/").await.body.contains(NOTICE));
+    let page = boss.get("/").await;
+    page.expect(StatusCode::OK, "the admin's dashboard");
+    assert!(!page.body.contains(NOTICE), "no machine token yet");
     let id = machine.body["id"].as_str().unwrap();
     api.post(
         &format!("/api/v1/machine-users/{id}/tokens"),
@@ -62,7 +65,9 @@ async fn pages_warn_of_tokens_expiring_within_a_week(backend: Backend) {
     .expect(201, "machine token for a day");
     let page = boss.get("/admin/users").await;
     assert!(page.body.contains(NOTICE), "{}", page.body);
-    assert!(!bob.get("/").await.body.contains(NOTICE), "bob is no admin");
+    let page = bob.get("/").await;
+    page.expect(StatusCode::OK, "bob's dashboard");
+    assert!(!page.body.contains(NOTICE), "bob is no admin");
 
     // So do the managers of a machine user, for its tokens (§12).
     api.patch(
@@ -83,10 +88,9 @@ async fn pages_warn_of_tokens_expiring_within_a_week(backend: Backend) {
         api.app.create_user("carol", false);
         Browser::signed_in(&api.app, "carol").await
     };
-    assert!(
-        !carol.get("/").await.body.contains(NOTICE),
-        "carol manages nothing"
-    );
+    let page = carol.get("/").await;
+    page.expect(StatusCode::OK, "carol's dashboard");
+    assert!(!page.body.contains(NOTICE), "carol manages nothing");
 }
 
 async fn admins_manage_webhooks_in_the_console(backend: Backend) {

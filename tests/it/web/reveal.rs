@@ -268,6 +268,7 @@ async fn a_client_secret_and_a_machine_token_are_shown_once(backend: Backend) {
     assert_eq!(again.status, StatusCode::SEE_OTHER, "{}", again.body);
     assert_eq!(again.location(), format!("{page}?notice=already-sent"));
     let machine = b.follow(&again).await;
+    machine.expect(StatusCode::OK, "the machine user page");
     assert!(!machine.body.contains(&secret));
     assert_eq!(
         app.scalar("SELECT COUNT(*) FROM client_secrets").await,

@@ -144,8 +144,10 @@ async fn roles_follow_groups_at_every_sign_in_and_a_demotion_reaches_tokens(back
     sign_in(&b, "sub-alice")
         .await
         .expect(StatusCode::SEE_OTHER, "signed in again");
-    assert!(b.get("/").await.body.contains("alice"));
-    assert!(!b.get("/").await.body.contains("alice (admin)"));
+    let home = b.get("/").await;
+    home.expect(StatusCode::OK, "the dashboard as a user");
+    assert!(home.body.contains("alice"), "{}", home.body);
+    assert!(!home.body.contains("alice (admin)"), "{}", home.body);
     assert_eq!(app.get_bearer("/api/v1/users", &token).await.status(), 403);
     assert_eq!(app.me_status(&token).await, 200, "the rest still works");
 
