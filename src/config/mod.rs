@@ -90,6 +90,15 @@ pub struct SettingsArgs {
         value_name = "CIDR,…"
     )]
     pub trusted_proxies: Option<String>,
+    /// Private or local networks webhooks may be delivered to: IP addresses
+    /// or CIDR ranges, comma-separated (default: none, public addresses only).
+    #[arg(
+        long,
+        global = true,
+        env = "TESSERA_WEBHOOK_ALLOWED_NETWORKS",
+        value_name = "CIDR,…"
+    )]
+    pub webhook_allowed_networks: Option<String>,
     /// How long audit events are kept (default: forever).
     #[arg(
         long,
@@ -179,6 +188,7 @@ struct FileSettings {
     retention: Option<String>,
     audit_retention: Option<String>,
     trusted_proxies: Option<String>,
+    webhook_allowed_networks: Option<String>,
     auth_failures_per_ip: Option<String>,
     sweep_every: Option<String>,
     key_rotate_every: Option<String>,
@@ -217,6 +227,8 @@ pub struct Settings {
     pub audit_retention: Option<Dur>,
     /// Peers whose `X-Forwarded-For` is believed (`http::client_addr`).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Private or local networks webhook deliveries may reach (`notify::egress`).
+    pub webhook_allowed_networks: Vec<ipnet::IpNet>,
     pub auth_failures_per_ip: FailureLimit,
     /// How often periodic work looks for what is due.
     pub sweep_every: Dur,
@@ -238,8 +250,8 @@ pub struct Settings {
     pub sign_in: SignInSettings,
 }
 
-/// `TESSERA_TRUSTED_PROXIES`: addresses (a host each) or CIDR ranges.
-fn parse_proxies(raw: &str) -> anyhow::Result<Vec<ipnet::IpNet>> {
+/// A list of addresses (a host each) or CIDR ranges, for the setting `what`.
+fn parse_networks(raw: &str, what: &str) -> anyhow::Result<Vec<ipnet::IpNet>> {
     raw.split(',')
         .map(str::trim)
         .filter(|item| !item.is_empty())
@@ -248,9 +260,7 @@ fn parse_proxies(raw: &str) -> anyhow::Result<Vec<ipnet::IpNet>> {
                 .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
                 .map(|net| net.trunc())
                 .map_err(|_| {
-                    anyhow::anyhow!(
-                        "invalid trusted proxies (TESSERA_TRUSTED_PROXIES): {item:?} is not an IP address or CIDR range"
-                    )
+                    anyhow::anyhow!("invalid {what}: {item:?} is not an IP address or CIDR range")
                 })
         })
         .collect()
@@ -353,9 +363,16 @@ impl Settings {
             })
             .transpose()?;
         let trusted_proxies = pick(&args.trusted_proxies, file.trusted_proxies)
-            .map(|raw| parse_proxies(&raw))
+            .map(|raw| parse_networks(&raw, "trusted proxies (TESSERA_TRUSTED_PROXIES)"))
             .transpose()?
             .unwrap_or_default();
+        let webhook_allowed_networks = pick(
+            &args.webhook_allowed_networks,
+            file.webhook_allowed_networks,
+        )
+        .map(|raw| parse_networks(&raw, "webhook networks (TESSERA_WEBHOOK_ALLOWED_NETWORKS)"))
+        .transpose()?
+        .unwrap_or_default();
         let limit_raw = pick(&args.auth_failures_per_ip, file.auth_failures_per_ip)
             .unwrap_or_else(|| DEFAULT_AUTH_FAILURES_PER_IP.to_owned());
         let auth_failures_per_ip = limit_raw.parse::<FailureLimit>().map_err(|e| {
@@ -482,6 +499,7 @@ impl Settings {
             retention,
             audit_retention,
             trusted_proxies,
+            webhook_allowed_networks,
             auth_failures_per_ip,
             leak_reports_per_ip,
             usage_flush_interval,

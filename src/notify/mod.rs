@@ -4,6 +4,7 @@
 //! task under a bound, after its attempt was claimed in the database, so a
 //! hanging receiver or a slow SMTP server delays nothing else.
 
+pub mod egress;
 pub mod mail;
 pub mod wake;
 
@@ -53,6 +54,8 @@ struct Sweeper {
     reminders: ReminderPolicy,
     retry_schedule: Vec<Dur>,
     http: reqwest::Client,
+    /// Where deliveries may go; names are checked by `http`'s resolver.
+    egress: egress::Egress,
     mailer: Option<mail::Mailer>,
     permits: Arc<Semaphore>,
     receivers: Arc<Receivers>,
@@ -127,7 +130,9 @@ pub fn spawn(db: Db, master: MasterKey, settings: &Settings) -> anyhow::Result<(
         .as_ref()
         .map(|url| mail::Mailer::new(url, &settings.smtp_from, &hello))
         .transpose()?;
+    let egress = egress::Egress::new(&settings.webhook_allowed_networks);
     let http = reqwest::Client::builder()
+        .dns_resolver(Arc::new(egress.clone()))
         .redirect(reqwest::redirect::Policy::none())
         .timeout(WEBHOOK_TIMEOUT)
         .user_agent(concat!("tessera-webhooks/", env!("CARGO_PKG_VERSION")))
@@ -143,6 +148,7 @@ pub fn spawn(db: Db, master: MasterKey, settings: &Settings) -> anyhow::Result<(
         },
         retry_schedule: settings.retry_schedule.clone(),
         http,
+        egress,
         mailer,
         permits: Arc::new(Semaphore::new(CONCURRENT_SENDS)),
         receivers: Arc::default(),
@@ -336,6 +342,13 @@ impl Sweeper {
                 return failed("cannot open the webhook secret");
             }
         };
+        // An address in the URL is never resolved: checked here instead.
+        let refused_host = url::Url::parse(&hook.url)
+            .ok()
+            .and_then(|url| self.egress.check_host(url.host()).err());
+        if let Some(refused) = refused_host {
+            return failed(&format!("not sent: {refused}"));
+        }
         let id = webhooks::message_id(row.id);
         let timestamp = crate::clock::now().unix_timestamp();
         let signature = match standardwebhooks::Webhook::from_bytes(key)
@@ -372,6 +385,9 @@ impl Sweeper {
             }
             // The transport error's text may carry the URL: say what kind.
             Err(e) if e.is_timeout() => failed("no answer within 10 seconds"),
+            Err(ref e) if let Some(refused) = egress::refused(e) => {
+                failed(&format!("not sent: {refused}"))
+            }
             Err(e) if e.is_connect() => failed("cannot connect to the receiver"),
             Err(_) => failed("the request failed"),
         }

@@ -451,7 +451,59 @@ async fn a_hanging_receiver_holds_only_its_share_of_the_slots(backend: Backend) 
     );
 }
 
+/// Deliveries reach private or local addresses only when allowed: by
+/// default a receiver on loopback, named by address or by a name resolving
+/// to it, gets nothing, and the delivery log says why.
+async fn deliveries_to_private_addresses_are_refused_unless_allowed(backend: Backend) {
+    let api = Api {
+        app: TestApp::spawn_with(
+            backend,
+            &[
+                ("TESSERA_SWEEP_EVERY", "1s"),
+                ("TESSERA_RETRY_SCHEDULE", "1h"),
+                ("TESSERA_WEBHOOK_ALLOWED_NETWORKS", ""),
+            ],
+        )
+        .await,
+    };
+    let admin = api.admin();
+    let (by_address, receiver) = webhook(&api, &admin, &["ping"], "ok").await;
+    let (by_name, named) = webhook(&api, &admin, &["ping"], "ok").await;
+    api.patch(
+        &format!("/api/v1/webhooks/{by_name}"),
+        &admin,
+        &json!({"url": format!("http://localhost:{}/hook", named.port)}),
+    )
+    .await
+    .expect(200, "a name that resolves to loopback");
+    for id in [&by_address, &by_name] {
+        api.post_empty(&format!("/api/v1/webhooks/{id}/ping"), &admin)
+            .await
+            .expect(202, "ping");
+        let (api_ref, path) = (&api, format!("/api/v1/webhooks/{id}/deliveries"));
+        let log = eventually("the refused delivery", WAIT, || {
+            let (path, admin) = (path.clone(), admin.clone());
+            async move {
+                let reply = api_ref.get(&path, &admin).await;
+                let items = reply.body["items"].as_array()?;
+                (!items.is_empty()).then(|| items[0].clone())
+            }
+        })
+        .await;
+        let error = log["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains("private or local address")
+                && error.contains("TESSERA_WEBHOOK_ALLOWED_NETWORKS"),
+            "{log}"
+        );
+        assert!(log["status"].is_null(), "nothing was sent: {log}");
+    }
+    assert!(receiver.received().is_empty(), "nothing reached loopback");
+    assert!(named.received().is_empty(), "nor through a name");
+}
+
 both_backends!(
+    deliveries_to_private_addresses_are_refused_unless_allowed,
     a_disabled_webhook_is_sent_nothing_more,
     webhooks_are_managed_by_admins_and_bad_input_names_the_field,
     deliveries_are_signed_and_verified_by_an_independent_library,

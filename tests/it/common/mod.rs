@@ -88,6 +88,11 @@ impl TestDb {
         let mut env = vec![
             ("TESSERA_DATABASE_URL".to_owned(), self.url.clone()),
             ("TESSERA_LOG".to_owned(), "warn".to_owned()),
+            // The test receivers listen on loopback.
+            (
+                "TESSERA_WEBHOOK_ALLOWED_NETWORKS".to_owned(),
+                "127.0.0.0/8".to_owned(),
+            ),
         ];
         if self.backend == Backend::Postgres {
             env.push(("TESSERA_MASTER_KEY".to_owned(), TEST_MASTER_KEY.to_owned()));

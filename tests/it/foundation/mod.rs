@@ -210,6 +210,11 @@ fn bad_configuration_stops_start_up_with_one_line_naming_the_setting() {
             "10.0.0.0/8, proxy.internal",
             "TESSERA_TRUSTED_PROXIES",
         ),
+        (
+            "TESSERA_WEBHOOK_ALLOWED_NETWORKS",
+            "10.0.0.0/33",
+            "TESSERA_WEBHOOK_ALLOWED_NETWORKS",
+        ),
     ];
     for (var, value, named) in cases {
         let out = db.cli_env(&["serve"], None, &[(var, value)]);
