@@ -196,6 +196,7 @@ impl Db {
         // to that thread for every write batch and every read.
         let writer = SqlitePoolOptions::new()
             .test_before_acquire(false)
+            .after_release(release_clean)
             .max_connections(1)
             // The writer keeps the hot index pages of the tokens table cached
             // (so does the recorder's connection, with the same settings).
@@ -222,6 +223,7 @@ impl Db {
             .map_err(open_err)?;
         let readers = SqlitePoolOptions::new()
             .test_before_acquire(false)
+            .after_release(release_clean)
             .max_connections(8)
             .connect_with(options.clone().read_only(true))
             .await
@@ -354,6 +356,36 @@ pub fn ping_if_idle(
     })
 }
 
+/// Decides whether a SQLite connection given back may be kept: not when
+/// SQLite still holds it in a transaction, or sqlx counts one it does not. A
+/// COMMIT that fails (a full disk) leaves the two disagreeing, and the
+/// connection, kept, took every later write into a transaction that never
+/// committed: answered as done, never stored, the write lock held for good.
+/// Closing it rolls back whatever is open and frees the lock; the pool opens
+/// a fresh one. (Any rollback queued for a dropped transaction has run by
+/// now: the connection's thread takes commands in order.)
+pub fn release_clean(
+    conn: &mut sqlx::SqliteConnection,
+    _: sqlx::pool::PoolConnectionMetadata,
+) -> futures_util::future::BoxFuture<'_, Result<bool, sqlx::Error>> {
+    Box::pin(async move {
+        let autocommit = {
+            let mut handle = conn.lock_handle().await?;
+            // SAFETY: the handle is open and locked for this thread until
+            // the guard drops; sqlite3_get_autocommit only reads its state.
+            unsafe { rusqlite::ffi::sqlite3_get_autocommit(handle.as_raw_handle().as_ptr()) != 0 }
+        };
+        let clean = autocommit && !sqlx::Connection::is_in_transaction(conn);
+        if !clean {
+            tracing::warn!(
+                sqlite_autocommit = autocommit,
+                "a database connection was given back inside a transaction (after a failed commit): closed, its transaction rolled back"
+            );
+        }
+        Ok(clean)
+    })
+}
+
 /// Makes transactions that take the same `key` run one after another
 /// (`pg_advisory_xact_lock`, released at commit or rollback). On SQLite every
 /// write transaction takes the write lock first ([`WriteTransactions`]), which
@@ -430,7 +462,13 @@ impl WriteTransactions for DatabaseConnection {
                 Ok(value)
             }
             Err(e) => {
-                tx.rollback().await.map_err(TransactionError::Connection)?;
+                // The error that ended it is the one to report: after a full
+                // disk SQLite has rolled back already, and the ROLLBACK fails
+                // ("no transaction is active"). The connection is checked
+                // when it is given back (`release_clean`).
+                if let Err(rollback) = tx.rollback().await {
+                    tracing::debug!(error = %rollback, "rollback after a failed transaction");
+                }
                 Err(TransactionError::Transaction(e))
             }
         }
@@ -520,5 +558,84 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(count.try_get_by_index::<i64>(0).unwrap(), 2);
+    }
+
+    /// A full disk fails a write's COMMIT, after which SQLite and sqlx
+    /// disagreed on whether a transaction was open: every later write on the
+    /// connection was answered as done and never stored. `PRAGMA
+    /// max_page_count` makes the file "full" without filling a disk.
+    #[tokio::test]
+    async fn after_a_full_disk_the_writer_holds_no_transaction_and_writes_are_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t.db");
+        let db = Db::connect(&format!("sqlite://{}?mode=rwc", file.display()))
+            .await
+            .unwrap();
+        db.migrate().await.unwrap();
+        db.write
+            .execute_unprepared("CREATE TABLE t (x BLOB)")
+            .await
+            .unwrap();
+        let count = async |db: &Db| {
+            let row = db
+                .read
+                .query_one(Statement::from_string(
+                    DbBackend::Sqlite,
+                    "SELECT count(*) FROM t",
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            row.try_get_by_index::<i64>(0).unwrap()
+        };
+        let write = async |db: &Db| {
+            db.write
+                .write_transaction::<_, (), DbErr>(|tx| {
+                    Box::pin(async move {
+                        tx.execute_unprepared("INSERT INTO t VALUES (zeroblob(3000))")
+                            .await
+                            .map(|_| ())
+                    })
+                })
+                .await
+        };
+        // The writer's one connection may grow the file by a few pages only.
+        db.write
+            .execute_unprepared("PRAGMA max_page_count = 8")
+            .await
+            .unwrap();
+        let mut full = false;
+        for _ in 0..20 {
+            if let Err(e) = write(&db).await {
+                assert!(e.to_string().contains("full"), "{e}");
+                full = true;
+                break;
+            }
+        }
+        assert!(full, "the file never filled");
+        // The connection the pool hands out next is in no transaction, by
+        // SQLite's count or sqlx's (they disagreed: sqlx counted one open).
+        {
+            let mut conn = db
+                .write
+                .get_sqlite_connection_pool()
+                .acquire()
+                .await
+                .unwrap();
+            assert!(!sqlx::Connection::is_in_transaction(&*conn));
+            let mut handle = conn.lock_handle().await.unwrap();
+            // SAFETY: as in `release_clean`.
+            let autocommit =
+                unsafe { rusqlite::ffi::sqlite3_get_autocommit(handle.as_raw_handle().as_ptr()) };
+            assert_ne!(autocommit, 0, "SQLite holds a transaction open");
+        }
+        let stored = count(&db).await;
+        // Room again (a connection kept from before still has the limit).
+        db.write
+            .execute_unprepared("PRAGMA max_page_count = 1000000")
+            .await
+            .unwrap();
+        write(&db).await.unwrap();
+        assert_eq!(count(&db).await, stored + 1, "the write after is stored");
     }
 }
