@@ -297,7 +297,8 @@ impl Db {
                 }
                 None => None,
             };
-            let applied = Migrator::up(&self.write, None)
+            let applied = self
+                .migrate_sqlite_atomically()
                 .await
                 .context("cannot apply database migrations");
             drop(turn);
@@ -326,6 +327,22 @@ impl Db {
             lock.detach();
         }
         applied
+    }
+
+    /// SQLite's DDL is transactional, but sea-orm's migrator runs it
+    /// statement by statement there: a migration cut short (a full disk, a
+    /// crash) left tables behind and no record of them, and every start after
+    /// failed on "table already exists". Here all pending migrations and
+    /// their records commit together or not at all, as on PostgreSQL.
+    async fn migrate_sqlite_atomically(&self) -> Result<(), DbErr> {
+        // The migrate lock keeps other migrators out; the first statement
+        // takes the write lock (the tables `begin_write` touches may not
+        // exist yet).
+        #[allow(clippy::disallowed_methods)]
+        let tx = self.write.begin().await?;
+        tx.execute_unprepared("PRAGMA user_version = 0").await?;
+        Migrator::up(&tx, None).await?;
+        tx.commit().await
     }
 
     pub async fn ping(&self) -> bool {
@@ -637,5 +654,38 @@ mod tests {
             .unwrap();
         write(&db).await.unwrap();
         assert_eq!(count(&db).await, stored + 1, "the write after is stored");
+    }
+
+    /// A migration cut short leaves nothing behind: the next start applies
+    /// them all (it failed for good on "table already exists").
+    #[tokio::test]
+    async fn migrations_cut_short_by_a_full_disk_leave_nothing_half_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("t.db");
+        let db = Db::connect(&format!("sqlite://{}?mode=rwc", file.display()))
+            .await
+            .unwrap();
+        // Room for a few tables and indexes, not for all of them.
+        db.write
+            .execute_unprepared("PRAGMA max_page_count = 16")
+            .await
+            .unwrap();
+        let cut = db.migrate().await.unwrap_err();
+        assert!(format!("{cut:#}").contains("full"), "{cut:#}");
+        db.write
+            .execute_unprepared("PRAGMA max_page_count = 1000000")
+            .await
+            .unwrap();
+        db.migrate().await.unwrap();
+        let applied = db
+            .read
+            .query_one(Statement::from_string(
+                DbBackend::Sqlite,
+                "SELECT count(*) FROM seaql_migrations",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(applied.try_get_by_index::<i64>(0).unwrap() > 10);
     }
 }
