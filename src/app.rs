@@ -289,7 +289,7 @@ async fn healthz() -> HttpResponse {
 }
 
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    if state.db.ping().await {
+    if state.db.ready().await {
         HttpResponse::Ok()
             .content_type("text/plain")
             .body("ready\n")

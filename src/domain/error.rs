@@ -48,6 +48,9 @@ impl Error {
     /// An unexpected failure from below the domain: [`Self::Unavailable`]
     /// when a database outage caused it, [`Self::Internal`] otherwise.
     pub fn unexpected(e: anyhow::Error) -> Self {
+        if let Some(db) = e.downcast_ref::<sea_orm::DbErr>() {
+            crate::storage::outage::note(db);
+        }
         if e.downcast_ref::<sea_orm::DbErr>()
             .is_some_and(crate::storage::outage::is_outage)
         {
@@ -60,6 +63,7 @@ impl Error {
 
 impl From<sea_orm::DbErr> for Error {
     fn from(e: sea_orm::DbErr) -> Self {
+        crate::storage::outage::note(&e);
         if crate::storage::outage::is_outage(&e) {
             Self::Unavailable(anyhow::Error::new(e))
         } else {

@@ -345,8 +345,23 @@ impl Db {
         tx.commit().await
     }
 
-    pub async fn ping(&self) -> bool {
-        self.read.execute_unprepared("SELECT 1").await.is_ok()
+    /// Whether the database serves reads and writes now: it answers, a
+    /// PostgreSQL server is not a read-only standby (or set read-only), and
+    /// no write failed lately for a full disk or a read-only database.
+    pub async fn ready(&self) -> bool {
+        let answers = if self.is_postgres() {
+            let writable = self
+                .read
+                .query_one(Statement::from_string(
+                    DbBackend::Postgres,
+                    "SELECT current_setting('transaction_read_only') = 'off' AS writable",
+                ))
+                .await;
+            matches!(writable, Ok(Some(row)) if row.try_get::<bool>("", "writable").unwrap_or(false))
+        } else {
+            self.read.execute_unprepared("SELECT 1").await.is_ok()
+        };
+        answers && !outage::writes_refused_lately()
     }
 }
 

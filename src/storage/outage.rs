@@ -3,8 +3,68 @@
 //! the disk full, a read-only standby. Those are worth a 503 and a retry;
 //! anything else (a refused statement, a bug) stays a 500.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use sea_orm::{DbErr, RuntimeErr};
 use sqlx::{error::DatabaseError, postgres::PgDatabaseError, sqlite::SqliteError};
+
+/// When a write last failed because the database takes none (its disk full,
+/// read-only), in milliseconds since the Unix epoch; 0: not since start.
+/// Reads still work then, so `/readyz`'s own read cannot tell.
+static WRITES_REFUSED_AT: AtomicI64 = AtomicI64::new(0);
+
+/// How long after such a failure `/readyz` says the database is not ready.
+const WRITES_REFUSED_FOR_MS: i64 = 10_000;
+
+fn now_ms() -> i64 {
+    i64::try_from(crate::clock::now().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// Notes `e` when it says the database takes no writes now.
+pub fn note(e: &DbErr) {
+    if refuses_writes(e) {
+        note_writes_refused();
+    }
+}
+
+/// Notes a SQLite result code (from the recorder's own connection).
+pub fn note_sqlite_code(code: i32) {
+    const READONLY: i32 = 8;
+    const FULL: i32 = 13;
+    if matches!(code & 0xff, READONLY | FULL) {
+        note_writes_refused();
+    }
+}
+
+fn note_writes_refused() {
+    WRITES_REFUSED_AT.store(now_ms(), Ordering::Relaxed);
+}
+
+/// Whether a write failed for want of space or write access lately.
+pub fn writes_refused_lately() -> bool {
+    let at = WRITES_REFUSED_AT.load(Ordering::Relaxed);
+    at != 0 && now_ms() - at < WRITES_REFUSED_FOR_MS
+}
+
+/// A full disk (PostgreSQL's 53100, SQLite's FULL) or a read-only database
+/// (25006, READONLY).
+fn refuses_writes(e: &DbErr) -> bool {
+    let (DbErr::Exec(RuntimeErr::SqlxError(sqlx::Error::Database(db)))
+    | DbErr::Query(RuntimeErr::SqlxError(sqlx::Error::Database(db)))) = e
+    else {
+        return false;
+    };
+    if let Some(pg) = db.try_downcast_ref::<PgDatabaseError>() {
+        matches!(pg.code(), "53100" | "25006")
+    } else if let Some(sqlite) = db.try_downcast_ref::<SqliteError>() {
+        sqlite
+            .code()
+            .and_then(|code| code.parse::<i32>().ok())
+            .is_some_and(|code| matches!(code & 0xff, 8 | 13))
+    } else {
+        false
+    }
+}
 
 /// True when `e` says the database cannot serve now, not that this
 /// statement was wrong.

@@ -89,6 +89,7 @@ impl Store for Postgres {
             });
         };
         written.map_err(|e| {
+            crate::storage::outage::note(&e);
             let outage = crate::storage::outage::is_outage(&e);
             Failure {
                 // What the server refused; not a connection that failed, nor

@@ -75,7 +75,11 @@ impl Store for Sqlite {
     }
 
     fn write(&mut self, entries: &[Entry]) -> Result<Vec<Outcome>, Failure> {
-        write(&mut self.conn, entries).map_err(|e| Failure {
+        write(&mut self.conn, entries).map_err(|e| {
+            if let rusqlite::Error::SqliteFailure(f, _) = &e {
+                outage::note_sqlite_code(f.extended_code);
+            }
+            Failure {
             // (A constraint is never an outage code, so the two exclude.)
             by_row: matches!(
                 &e,
@@ -90,6 +94,7 @@ impl Store for Sqlite {
                 rusqlite::Error::SqliteFailure(f, _) if f.extended_code == FOREIGN_KEY_REFUSED
             ),
             message: e.to_string(),
+        }
         })
     }
 }

@@ -200,3 +200,59 @@ async fn a_database_outage_is_503_and_passes(backend: Backend) {
 }
 
 both_backends!(a_database_outage_is_503_and_passes);
+
+/// A database that answers reads but takes no writes (a standby after a
+/// failover, or set read-only) is not ready: `/readyz`'s own read passed.
+#[tokio::test]
+async fn a_read_only_postgres_is_not_ready_until_it_takes_writes_again() {
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let admin = app.admin_token(&["admin:read", "admin:write"]);
+    let ready = async || {
+        let res = app.client.get(app.url("/readyz")).send().await.unwrap();
+        res.status()
+    };
+    assert_eq!(ready().await, StatusCode::OK);
+    let (server, database) = app.db.url.rsplit_once('/').unwrap();
+    let mut superuser = sqlx::PgConnection::connect(&format!("{server}/postgres"))
+        .await
+        .unwrap();
+    let set = async |superuser: &mut sqlx::PgConnection, read_only: &str| {
+        for statement in [
+            format!("ALTER DATABASE {database} SET default_transaction_read_only = {read_only}"),
+            // New connections take the setting.
+            format!(
+                "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity \
+                 WHERE datname = '{database}'"
+            ),
+        ] {
+            sqlx::query(&statement)
+                .execute(&mut *superuser)
+                .await
+                .unwrap();
+        }
+    };
+    set(&mut superuser, "on").await;
+    // Past the cut connections (each failing once), reads work again.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for _ in 0..3 {
+        app.get_bearer("/api/v1/machine-users", &admin).await;
+    }
+    let read = app.get_bearer("/api/v1/machine-users", &admin).await;
+    assert_eq!(read.status(), StatusCode::OK, "reads work");
+    let write = create_machine(&app, &admin, "made-read-only").await;
+    assert_eq!(write.status(), StatusCode::SERVICE_UNAVAILABLE);
+    // Not ready, every time, though its read would pass.
+    for _ in 0..5 {
+        assert_eq!(ready().await, StatusCode::SERVICE_UNAVAILABLE);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    set(&mut superuser, "off").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ready().await != StatusCode::OK {
+        assert!(Instant::now() < deadline, "/readyz did not recover");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let again = create_machine(&app, &admin, "made-read-only").await;
+    assert_eq!(again.status(), StatusCode::CREATED);
+}
