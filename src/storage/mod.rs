@@ -65,6 +65,11 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
 /// checkpointer thread (`recorder/checkpoint.rs`) has it start over.
 pub(crate) const WAL_CEILING: i64 = 32_768;
 
+/// Bytes the WAL file is cut back to when it starts over. It grows past its
+/// usual 16 MiB only while a reader holds an old snapshot (a backup, say)
+/// and would otherwise keep the largest size it ever reached.
+pub(crate) const WAL_KEEP_BYTES: i64 = 32 * 1024 * 1024;
+
 #[derive(Clone)]
 pub struct Db {
     pub read: DatabaseConnection,
@@ -212,6 +217,7 @@ impl Db {
                     .clone()
                     .pragma("cache_size", "-16384")
                     .pragma("wal_autocheckpoint", WAL_CEILING.to_string())
+                    .pragma("journal_size_limit", WAL_KEEP_BYTES.to_string())
                     .pragma("temp_store", "memory"),
             )
             .await
@@ -540,6 +546,10 @@ mod tests {
         assert_eq!(
             pragma(&db.write, "wal_autocheckpoint").await,
             WAL_CEILING.to_string()
+        );
+        assert_eq!(
+            pragma(&db.write, "journal_size_limit").await,
+            WAL_KEEP_BYTES.to_string()
         );
         assert_eq!(pragma(&db.write, "foreign_keys").await, "1");
     }

@@ -23,7 +23,7 @@ use super::{
 };
 use crate::{
     clock,
-    storage::{WAL_CEILING, entities::daily_count, outage},
+    storage::{WAL_CEILING, WAL_KEEP_BYTES, entities::daily_count, outage},
 };
 
 pub(super) struct Sqlite {
@@ -65,6 +65,7 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "cache_size", -16384)?;
     conn.pragma_update(None, "wal_autocheckpoint", WAL_CEILING)?;
+    conn.pragma_update(None, "journal_size_limit", WAL_KEEP_BYTES)?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(conn)
 }
@@ -193,6 +194,7 @@ mod tests {
         assert_eq!(pragma("foreign_keys"), "1");
         assert_eq!(pragma("temp_store"), "2"); // MEMORY
         assert_eq!(pragma("wal_autocheckpoint"), WAL_CEILING.to_string());
+        assert_eq!(pragma("journal_size_limit"), WAL_KEEP_BYTES.to_string());
         assert_eq!(pragma("busy_timeout"), "10000");
     }
 }
