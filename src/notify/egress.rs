@@ -131,10 +131,20 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
 }
 
 fn is_public_v6(ip: Ipv6Addr) -> bool {
-    // NAT64 (64:ff9b::/96) reaches the IPv4 address it embeds.
-    let [s0, s1, ..] = ip.segments();
+    // NAT64 (64:ff9b::/96, 64:ff9b:1::/48) reaches the IPv4 address it
+    // embeds, and 6to4 (2002::/16) the one after its prefix.
+    let [s0, s1, s2, s3, s4, s5, ..] = ip.segments();
     if s0 == 0x64 && s1 == 0xff9b {
+        // The well-known prefix embeds the address last; the local-use one
+        // is the network's own.
+        if [s2, s3, s4, s5] != [0; 4] {
+            return false;
+        }
         let [.., a, b, c, d] = ip.octets();
+        return is_public_v4(Ipv4Addr::new(a, b, c, d));
+    }
+    if s0 == 0x2002 {
+        let [_, _, a, b, c, d, ..] = ip.octets();
         return is_public_v4(Ipv4Addr::new(a, b, c, d));
     }
     !(ip.is_unspecified()
@@ -142,8 +152,10 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || ip.is_multicast()
         || ip.is_unique_local()
         || ip.is_unicast_link_local()
-        // 2001:db8::/32, documentation.
-        || (s0 == 0x2001 && s1 == 0x0db8)
+        // 2001:db8::/32, documentation; 2001::/32, Teredo (tunnels to IPv4).
+        || (s0 == 0x2001 && (s1 == 0x0db8 || s1 == 0))
+        // fec0::/10, the deprecated site-local range.
+        || (s0 & 0xffc0) == 0xfec0
         // ::/96 and other IPv4-compatible or reserved forms below 2000::/3.
         || s0 < 0x2000)
 }
@@ -164,6 +176,7 @@ mod tests {
             "8.8.8.8",
             "2606:4700::1111",
             "64:ff9b::808:808",
+            "2002:808:808::1",
         ] {
             assert!(none.permits(ip(public)), "{public}");
         }
@@ -185,6 +198,11 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
             "64:ff9b::7f00:1",
+            "64:ff9b:1::a00:1",
+            "2002:7f00:1::1",
+            "2002:a9fe:a9fe::1",
+            "2001:0:4136:e378::1",
+            "fec0::1",
             "ff02::1",
         ] {
             assert!(!none.permits(ip(private)), "{private}");

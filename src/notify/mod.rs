@@ -131,7 +131,10 @@ pub fn spawn(db: Db, master: MasterKey, settings: &Settings) -> anyhow::Result<(
         .map(|url| mail::Mailer::new(url, &settings.smtp_from, &hello))
         .transpose()?;
     let egress = egress::Egress::new(&settings.webhook_allowed_networks);
+    // No proxy from the environment (HTTPS_PROXY…): the proxy would resolve
+    // receivers' names itself, past the egress check.
     let http = reqwest::Client::builder()
+        .no_proxy()
         .dns_resolver(Arc::new(egress.clone()))
         .redirect(reqwest::redirect::Policy::none())
         .timeout(WEBHOOK_TIMEOUT)

@@ -229,7 +229,6 @@ impl Db {
             .map_err(open_err)?;
         let readers = SqlitePoolOptions::new()
             .test_before_acquire(false)
-            .after_release(release_clean)
             .max_connections(8)
             .connect_with(options.clone().read_only(true))
             .await
@@ -341,6 +340,14 @@ impl Db {
     /// failed on "table already exists". Here all pending migrations and
     /// their records commit together or not at all, as on PostgreSQL.
     async fn migrate_sqlite_atomically(&self) -> Result<(), DbErr> {
+        // Nothing to do, nothing to lock: a command beside a busy server
+        // does not wait for the write lock.
+        if Migrator::get_pending_migrations(&self.write)
+            .await?
+            .is_empty()
+        {
+            return Ok(());
+        }
         // The migrate lock keeps other migrators out; the first statement
         // takes the write lock (the tables `begin_write` touches may not
         // exist yet).

@@ -29,11 +29,18 @@ pub fn note(e: &DbErr) {
 
 /// Notes a SQLite result code (from the recorder's own connection).
 pub fn note_sqlite_code(code: i32) {
-    const READONLY: i32 = 8;
-    const FULL: i32 = 13;
-    if matches!(code & 0xff, READONLY | FULL) {
+    if sqlite_refuses_writes(code) {
         note_writes_refused();
     }
+}
+
+/// SQLite's FULL and plain READONLY (the file or its directory not
+/// writable), as extended codes: READONLY_RECOVERY and its kin are a
+/// read-only reader's own business, not the database's.
+fn sqlite_refuses_writes(code: i32) -> bool {
+    const READONLY: i32 = 8;
+    const FULL: i32 = 13;
+    matches!(code, READONLY | FULL)
 }
 
 fn note_writes_refused() {
@@ -60,7 +67,7 @@ fn refuses_writes(e: &DbErr) -> bool {
         sqlite
             .code()
             .and_then(|code| code.parse::<i32>().ok())
-            .is_some_and(|code| matches!(code & 0xff, 8 | 13))
+            .is_some_and(sqlite_refuses_writes)
     } else {
         false
     }

@@ -191,7 +191,12 @@ pub async fn secret_rotate_page_for(
 ) -> Result<HttpResponse, WebError> {
     let s = m.secret(secret)?;
     // The old value counts towards the two secrets until its grace ends.
-    let only_now = m.secrets.iter().any(|other| other.id != secret);
+    // As the domain counts: a grace that has ended counts no more.
+    let now = crate::clock::now();
+    let only_now = m
+        .secrets
+        .iter()
+        .any(|other| other.id != secret && other.expires_at.is_none_or(|ends| ends > now));
     let message = if only_now {
         "A new client secret is created and shown once, and this one stops at once: while the machine user holds another secret, a replaced one cannot keep working (at most two work at a time). To keep it working for a while, remove the other first."
     } else {

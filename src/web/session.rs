@@ -298,9 +298,13 @@ pub fn check_csrf(
 /// `http.CrossOriginProtection`). A form from another origin is refused
 /// whatever its token: on plain http a sibling subdomain can plant the sign-in
 /// form's double-submit cookie (and pick its value), but it cannot make the
-/// browser call its form same-origin. Requests that say nothing (scripts,
-/// browsers without Fetch Metadata, and `Origin: null`, which our
-/// `Referrer-Policy: no-referrer` makes browsers send) rest on the token alone.
+/// browser name our origin. Browsers send `Sec-Fetch-Site` only to https and
+/// localhost, so elsewhere `Origin` decides: our pages' `Referrer-Policy:
+/// same-origin` has browsers name it on every form we serve, so `null` (which
+/// a page elsewhere gets by asking for no referrer) is refused too. It must
+/// be the request's `Host` or the public URL's origin (a proxy may rewrite
+/// `Host`). Requests that tell neither (scripts, old browsers) rest on the
+/// token alone.
 fn from_this_origin(req: &HttpRequest) -> Result<(), WebError> {
     let headers = req.headers();
     if let Some(site) = headers.get("sec-fetch-site") {
@@ -309,22 +313,24 @@ fn from_this_origin(req: &HttpRequest) -> Result<(), WebError> {
             _ => Err(WebError::Csrf),
         };
     }
-    let Some(origin) = headers.get(header::ORIGIN) else {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
         return Ok(());
     };
-    if origin == "null" {
-        return Ok(());
-    }
-    // An origin is `scheme://host[:port]`; the scheme is left out because a
-    // proxy may end TLS in front of us.
-    let authority = origin
-        .to_str()
-        .ok()
-        .and_then(|o| o.split_once("://"))
-        .map(|(_, authority)| authority);
+    // An origin is `scheme://host[:port]`; against `Host` the scheme is left
+    // out, because a proxy may end TLS in front of us.
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    match (authority, host) {
-        (Some(authority), Some(host)) if authority.eq_ignore_ascii_case(host) => Ok(()),
-        _ => Err(WebError::Csrf),
+    let same_host = origin
+        .split_once("://")
+        .zip(host)
+        .is_some_and(|((_, authority), host)| authority.eq_ignore_ascii_case(host));
+    let public = req
+        .app_data::<web::Data<AppState>>()
+        .and_then(|state| url::Url::parse(&state.settings.public_url).ok())
+        .map(|url| url.origin().ascii_serialization());
+    let public_origin = public.is_some_and(|public| public.eq_ignore_ascii_case(origin));
+    if same_host || public_origin {
+        Ok(())
+    } else {
+        Err(WebError::Csrf)
     }
 }

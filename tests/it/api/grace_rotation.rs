@@ -462,16 +462,33 @@ async fn a_replacement_is_not_replaced_while_the_secret_it_replaced_still_counts
     assert!(refused.text.contains("grace"), "{}", refused.text);
     assert_eq!(secrets(&api, &admin, &machine).await.len(), 2);
     // Both still work: the refusal changed nothing.
-    for secret in [
-        first.as_str(),
-        second.body["client_secret"].as_str().unwrap(),
-    ] {
+    let second_secret = second.body["client_secret"].as_str().unwrap();
+    for secret in [first.as_str(), second_secret] {
         let status = api
             .app
             .client_credentials("deployer", secret, None)
             .await
             .status();
         assert_eq!(status, 200);
+    }
+    // At once it may be: still two, the first in its grace and the third.
+    let third = api
+        .post(
+            &path,
+            &admin,
+            &json!({"replaces": second.body["id"], "grace_seconds": 0}),
+        )
+        .await;
+    third.expect(201, "replace the replacement at once");
+    assert_eq!(secrets(&api, &admin, &machine).await.len(), 2);
+    let third_secret = third.body["client_secret"].as_str().unwrap();
+    for (secret, status) in [
+        (first.as_str(), 200),
+        (second_secret, 401),
+        (third_secret, 200),
+    ] {
+        let got = api.app.client_credentials("deployer", secret, None).await;
+        assert_eq!(got.status(), status);
     }
 }
 

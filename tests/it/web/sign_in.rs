@@ -405,13 +405,23 @@ async fn state_changing_forms_without_the_csrf_token_are_refused(backend: Backen
 /// A form the browser says came from another origin is refused with a valid
 /// token too: a sibling subdomain can plant the sign-in form's double-submit
 /// cookie on plain http (login CSRF), but not the browser's `Sec-Fetch-Site`
-/// or `Origin`. Requests that tell nothing keep working on the token alone.
+/// or `Origin` (where browsers send no `Sec-Fetch-Site`, plain http to a
+/// name, `Origin: null` is refused: our pages make browsers name their
+/// origin). Requests that tell nothing keep working on the token alone.
 async fn forms_from_another_origin_are_refused(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.create_user("boss", true);
     let here = app.url("");
     let host = here.trim_start_matches("http://").trim_end_matches('/');
     let origin = format!("http://{host}");
+    let page = Browser::new(&app).get("/login").await;
+    assert_eq!(
+        page.headers
+            .get("referrer-policy")
+            .and_then(|v| v.to_str().ok()),
+        Some("same-origin"),
+        "our own forms carry their Origin"
+    );
     let sign_in = async |headers: &[(&str, &str)]| {
         let b = Browser::new(&app);
         let csrf = b.get("/login").await.csrf();
@@ -431,6 +441,7 @@ async fn forms_from_another_origin_are_refused(backend: Backend) {
         ],
         &[("Origin", "http://evil.example")],
         &[("Origin", "https://tessera.example.evil")],
+        &[("Origin", "null")],
     ] {
         let (res, b) = sign_in(refused).await;
         res.expect(StatusCode::FORBIDDEN, "a sign-in from elsewhere");
@@ -442,8 +453,10 @@ async fn forms_from_another_origin_are_refused(backend: Backend) {
     for allowed in [
         &[][..],
         &[("Sec-Fetch-Site", "same-origin"), ("Origin", "null")],
-        &[("Origin", "null")],
         &[("Origin", origin.as_str())],
+        // The public URL's origin (the default), as behind a proxy that
+        // rewrites `Host`.
+        &[("Origin", "http://127.0.0.1:8080")],
     ] {
         let (res, _) = sign_in(allowed).await;
         res.expect(StatusCode::SEE_OTHER, "a sign-in from this origin");
