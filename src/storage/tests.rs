@@ -5,6 +5,27 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::*;
 
+/// A database in a file of its own (the directory lives as long as it).
+async fn temp_db() -> (tempfile::TempDir, PathBuf, Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("t.db");
+    let db = Db::connect(&format!("sqlite://{}?mode=rwc", file.display()))
+        .await
+        .unwrap();
+    (dir, file, db)
+}
+
+/// The one integer `query` returns, read as the server's readers read.
+async fn scalar(db: &Db, query: &str) -> i64 {
+    db.read
+        .query_one(Statement::from_string(DbBackend::Sqlite, query))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index::<i64>(0)
+        .unwrap()
+}
+
 async fn pragma(db: &DatabaseConnection, name: &str) -> String {
     let row = db
         .query_one(Statement::from_string(
@@ -46,11 +67,7 @@ async fn sqlite_writer_runs_in_wal_mode_with_temporary_data_in_memory() {
 /// the transaction's write fail (`SQLITE_BUSY_SNAPSHOT`).
 #[tokio::test]
 async fn a_write_transaction_holds_off_the_other_sqlite_writer_from_its_first_read() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("t.db");
-    let db = Db::connect(&format!("sqlite://{}?mode=rwc", file.display()))
-        .await
-        .unwrap();
+    let (_dir, file, db) = temp_db().await;
     db.migrate().await.unwrap();
     let insert = |day: &str| {
         format!("INSERT INTO daily_counts (day, validations, issued) VALUES ('{day}', 0, 1)")
@@ -76,16 +93,7 @@ async fn a_write_transaction_holds_off_the_other_sqlite_writer_from_its_first_re
     tx.commit().await.unwrap();
     other.join().unwrap();
 
-    let count = db
-        .read
-        .query_one(Statement::from_string(
-            DbBackend::Sqlite,
-            "SELECT count(*) FROM daily_counts",
-        ))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(count.try_get_by_index::<i64>(0).unwrap(), 2);
+    assert_eq!(scalar(&db, "SELECT count(*) FROM daily_counts").await, 2);
 }
 
 /// A full disk fails a write's COMMIT, after which SQLite and sqlx
@@ -94,28 +102,12 @@ async fn a_write_transaction_holds_off_the_other_sqlite_writer_from_its_first_re
 /// max_page_count` makes the file "full" without filling a disk.
 #[tokio::test]
 async fn after_a_full_disk_the_writer_holds_no_transaction_and_writes_are_stored() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("t.db");
-    let db = Db::connect(&format!("sqlite://{}?mode=rwc", file.display()))
-        .await
-        .unwrap();
+    let (_dir, _, db) = temp_db().await;
     db.migrate().await.unwrap();
     db.write
         .execute_unprepared("CREATE TABLE t (x BLOB)")
         .await
         .unwrap();
-    let count = async |db: &Db| {
-        let row = db
-            .read
-            .query_one(Statement::from_string(
-                DbBackend::Sqlite,
-                "SELECT count(*) FROM t",
-            ))
-            .await
-            .unwrap()
-            .unwrap();
-        row.try_get_by_index::<i64>(0).unwrap()
-    };
     let write = async |db: &Db| {
         db.write
             .write_transaction::<_, (), DbErr>(|tx| {
@@ -157,25 +149,25 @@ async fn after_a_full_disk_the_writer_holds_no_transaction_and_writes_are_stored
             unsafe { rusqlite::ffi::sqlite3_get_autocommit(handle.as_raw_handle().as_ptr()) };
         assert_ne!(autocommit, 0, "SQLite holds a transaction open");
     }
-    let stored = count(&db).await;
+    let stored = scalar(&db, "SELECT count(*) FROM t").await;
     // Room again (a connection kept from before still has the limit).
     db.write
         .execute_unprepared("PRAGMA max_page_count = 1000000")
         .await
         .unwrap();
     write(&db).await.unwrap();
-    assert_eq!(count(&db).await, stored + 1, "the write after is stored");
+    assert_eq!(
+        scalar(&db, "SELECT count(*) FROM t").await,
+        stored + 1,
+        "the write after is stored"
+    );
 }
 
 /// A migration cut short leaves nothing behind: the next start applies
 /// them all (it failed for good on "table already exists").
 #[tokio::test]
 async fn migrations_cut_short_by_a_full_disk_leave_nothing_half_done() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("t.db");
-    let db = Db::connect(&format!("sqlite://{}?mode=rwc", file.display()))
-        .await
-        .unwrap();
+    let (_dir, _, db) = temp_db().await;
     // Room for a few tables and indexes, not for all of them.
     db.write
         .execute_unprepared("PRAGMA max_page_count = 16")
@@ -188,14 +180,5 @@ async fn migrations_cut_short_by_a_full_disk_leave_nothing_half_done() {
         .await
         .unwrap();
     db.migrate().await.unwrap();
-    let applied = db
-        .read
-        .query_one(Statement::from_string(
-            DbBackend::Sqlite,
-            "SELECT count(*) FROM seaql_migrations",
-        ))
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(applied.try_get_by_index::<i64>(0).unwrap() > 10);
+    assert!(scalar(&db, "SELECT count(*) FROM seaql_migrations").await > 10);
 }
