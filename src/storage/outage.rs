@@ -61,15 +61,25 @@ fn refuses_writes(e: &DbErr) -> bool {
     else {
         return false;
     };
+    match code_of(db.as_ref()) {
+        Some(Code::Postgres(sqlstate)) => matches!(sqlstate, "53100" | "25006"),
+        Some(Code::Sqlite(code)) => sqlite_refuses_writes(code),
+        None => false,
+    }
+}
+
+/// A database error's code, as its backend names it.
+enum Code<'a> {
+    Postgres(&'a str),
+    Sqlite(i32),
+}
+
+fn code_of(db: &dyn DatabaseError) -> Option<Code<'_>> {
     if let Some(pg) = db.try_downcast_ref::<PgDatabaseError>() {
-        matches!(pg.code(), "53100" | "25006")
-    } else if let Some(sqlite) = db.try_downcast_ref::<SqliteError>() {
-        sqlite
-            .code()
-            .and_then(|code| code.parse::<i32>().ok())
-            .is_some_and(sqlite_refuses_writes)
+        Some(Code::Postgres(pg.code()))
     } else {
-        false
+        let sqlite = db.try_downcast_ref::<SqliteError>()?;
+        sqlite.code()?.parse::<i32>().ok().map(Code::Sqlite)
     }
 }
 
@@ -93,18 +103,11 @@ pub fn is_sqlx_outage(e: &sqlx::Error) -> bool {
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(db) => {
-            if let Some(pg) = db.try_downcast_ref::<PgDatabaseError>() {
-                is_pg_outage(pg.code())
-            } else if let Some(sqlite) = db.try_downcast_ref::<SqliteError>() {
-                sqlite
-                    .code()
-                    .and_then(|code| code.parse::<i32>().ok())
-                    .is_some_and(is_sqlite_outage)
-            } else {
-                false
-            }
-        }
+        sqlx::Error::Database(db) => match code_of(db.as_ref()) {
+            Some(Code::Postgres(sqlstate)) => is_pg_outage(sqlstate),
+            Some(Code::Sqlite(code)) => is_sqlite_outage(code),
+            None => false,
+        },
         _ => false,
     }
 }
