@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
+    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -253,6 +253,13 @@ async fn machine_user_views(
     if !ids.is_empty() {
         for s in client_secret::Entity::find()
             .filter(client_secret::Column::MachineUserId.is_in(ids))
+            // A replaced secret whose grace has ended works nowhere: it is
+            // not shown while it waits for the sweep to delete it.
+            .filter(
+                Condition::any()
+                    .add(client_secret::Column::ExpiresAt.is_null())
+                    .add(client_secret::Column::ExpiresAt.gt(clock::now())),
+            )
             .order_by_asc(client_secret::Column::Id)
             .all(db)
             .await?

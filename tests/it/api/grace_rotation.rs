@@ -410,17 +410,21 @@ async fn a_client_secret_is_replaced_in_one_call_and_removed_when_its_grace_ends
     );
     // …and the sweep deletes it, audited.
     let deadline = Instant::now() + Duration::from_secs(15);
-    while secrets(&api, &admin, &machine).await.len() != 1 {
+    loop {
+        let audit = api
+            .get("/api/v1/audit?action=client_secret.delete", &admin)
+            .await;
+        audit.expect(200, "audit");
+        if audit.text.contains(&first_id) {
+            break;
+        }
         assert!(
             Instant::now() < deadline,
             "the sweep did not remove the old secret"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let audit = api
-        .get("/api/v1/audit?action=client_secret.delete", &admin)
-        .await;
-    assert!(audit.text.contains(&first_id), "{}", audit.text);
+    assert_eq!(secrets(&api, &admin, &machine).await.len(), 1);
 
     // One of two may be replaced at once (grace 0): still two.
     let fourth = api.post_empty(&path, &admin).await;
@@ -436,6 +440,47 @@ async fn a_client_secret_is_replaced_in_one_call_and_removed_when_its_grace_ends
         401
     );
     assert_eq!(secrets(&api, &admin, &machine).await.len(), 2);
+}
+
+/// The sweep runs every minute by default: a secret whose grace has ended
+/// works nowhere, and is not listed while it waits for the sweep.
+async fn a_secret_whose_grace_has_ended_is_not_listed_before_the_sweep(backend: Backend) {
+    let api = Api::spawn(backend).await;
+    let admin = api.admin();
+    let (first, machine, first_id) = deployer(&api, &admin).await;
+    let path = format!("/api/v1/machine-users/{machine}/secrets");
+    let second = api
+        .post(
+            &path,
+            &admin,
+            &json!({"replaces": first_id, "grace_seconds": 1}),
+        )
+        .await;
+    second.expect(201, "replace with a grace of one second");
+    let listed = secrets(&api, &admin, &machine).await;
+    assert_eq!(listed.len(), 2, "in its grace, the old one is listed");
+    let ends = at(&listed
+        .iter()
+        .find(|s| s["id"] == first_id.as_str())
+        .unwrap()["expires_at"]);
+
+    wait_past(ends).await;
+    let listed = secrets(&api, &admin, &machine).await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["id"], second.body["id"]);
+    assert_eq!(
+        api.app
+            .client_credentials("deployer", &first, None)
+            .await
+            .status(),
+        401
+    );
+    // Not yet swept: nothing audited as deleted.
+    let audit = api
+        .get("/api/v1/audit?action=client_secret.delete", &admin)
+        .await;
+    audit.expect(200, "audit");
+    assert!(!audit.text.contains(&first_id), "{}", audit.text);
 }
 
 async fn a_replacement_is_not_replaced_while_the_secret_it_replaced_still_counts(backend: Backend) {
@@ -529,6 +574,7 @@ both_backends!(
     a_grace_period_out_of_range_or_of_the_wrong_type_is_a_400_naming_it,
     admins_regenerate_machine_tokens_but_never_personal_ones,
     a_client_secret_is_replaced_in_one_call_and_removed_when_its_grace_ends,
+    a_secret_whose_grace_has_ended_is_not_listed_before_the_sweep,
     a_replacement_is_not_replaced_while_the_secret_it_replaced_still_counts,
     bad_secret_rotations_are_400s_naming_the_field,
 );
