@@ -14,7 +14,7 @@ use crate::{
         issuance::{Issuer, Request, issue},
         principals::{self, MachineUserInput, NewUser},
         signing_keys,
-        tokens::{Lifetime, NewToken},
+        tokens::{self, Access, Lifetime, NewToken},
     },
     storage::recorder::Recorder,
 };
@@ -133,6 +133,30 @@ macro_rules! out {
 #[error("cannot write to standard output: {0}")]
 struct StdoutFailed(std::io::Error);
 
+/// Prints a new secret; if it cannot be printed, `undo` takes back what
+/// holds it (nobody could have seen it) and the error says so.
+async fn print_secret<F, Fut>(secret: &str, undo: F, undone: &str) -> anyhow::Result<()>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<(), crate::domain::Error>>,
+{
+    let printed = (|| -> anyhow::Result<()> {
+        out!("{secret}");
+        std::io::Write::flush(&mut std::io::stdout()).map_err(StdoutFailed)?;
+        Ok(())
+    })();
+    if let Err(e) = printed {
+        undo().await?;
+        // A reader gone away still ends quietly (see `fail`).
+        return Err(if broken_pipe(&e) {
+            e
+        } else {
+            anyhow::anyhow!("{e:#}; {undone}")
+        });
+    }
+    Ok(())
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let settings = match Settings::load(&cli.settings) {
@@ -153,10 +177,7 @@ pub fn main() -> ExitCode {
 fn fail(e: &anyhow::Error) -> ExitCode {
     // The reader went away (`tessera keys list | head -1`): end quietly, as
     // a program killed by SIGPIPE does, with the status a shell gives it.
-    let broken_pipe = e
-        .downcast_ref::<StdoutFailed>()
-        .is_some_and(|StdoutFailed(io)| io.kind() == std::io::ErrorKind::BrokenPipe);
-    if broken_pipe {
+    if broken_pipe(e) {
         return ExitCode::from(141);
     }
     // One line: the chain of causes, joined.
@@ -164,6 +185,11 @@ fn fail(e: &anyhow::Error) -> ExitCode {
     // Nowhere left to say it when stderr is closed too: the status does.
     let _ = std::io::Write::write_fmt(&mut std::io::stderr(), format_args!("error: {msg}\n"));
     ExitCode::FAILURE
+}
+
+fn broken_pipe(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<StdoutFailed>()
+        .is_some_and(|StdoutFailed(io)| io.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
 /// The flags behind the fields a domain refusal may name.
@@ -279,8 +305,12 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| by_flag(e, TOKEN_FLAGS))?
                 .into_view()?;
-            out!("{}", view.exposed_token());
-            Ok(())
+            let revoke = || async {
+                tokens::revoke(&db, &Actor::system(), view.id, Access::Any)
+                    .await
+                    .map(drop)
+            };
+            print_secret(view.exposed_token(), revoke, "the token was revoked").await
         }
         Command::MachineUsers(MachineUsersCommand::Create {
             username,
@@ -296,12 +326,18 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 ..MachineUserInput::default()
             };
             // One transaction: a failure leaves no machine user without its secret.
-            let (_, secret) =
+            let (machine, secret) =
                 principals::create_machine_user_with_secret(&db, &Actor::system(), input)
                     .await
                     .map_err(|e| by_flag(e, MACHINE_USER_FLAGS))?;
-            out!("{}", secret.client_secret.expose());
-            Ok(())
+            let system = Actor::system();
+            let remove = || principals::delete_machine_user(&db, &system, machine.id);
+            print_secret(
+                secret.client_secret.expose(),
+                remove,
+                "the machine user was removed",
+            )
+            .await
         }
         Command::Keys(KeysCommand::List) => {
             let db = app::open_database(&settings).await?;

@@ -155,10 +155,73 @@ async fn cli_creates_users_and_refuses_bad_input(backend: Backend) {
     }
 }
 
+/// Runs `tessera ARGS` with its standard output on `stdout`.
+fn cli_to(
+    db: &TestDb,
+    args: &[&str],
+    stdout: impl Into<std::process::Stdio>,
+) -> std::process::Output {
+    std::process::Command::new(common::BIN)
+        .args(args)
+        .current_dir(db.dir.path())
+        .env_clear()
+        .envs(db.env())
+        .stdout(stdout)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap()
+}
+
+/// A new secret that could not be printed was seen by nobody: the command
+/// fails, and takes back the token or the machine user that held it, so
+/// that running it again works.
+async fn a_secret_that_cannot_be_printed_is_taken_back(backend: Backend) {
+    let db = TestDb::new(backend);
+    db.cli_ok(
+        &["users", "create", "--username", "alice", "--password-stdin"],
+        Some("a-long-enough-password\n"),
+    );
+    let full = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap()
+    };
+    let token = ["tokens", "create", "--username", "alice", "--name", "ci"];
+    let out = cli_to(&db, &token, full());
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: cannot write to standard output")
+            && stderr.contains("the token was revoked"),
+        "{stderr}"
+    );
+    // The name is free again: the token that held it was revoked.
+    assert!(db.cli_ok(&token, None).starts_with("ey"));
+
+    let machine = ["machine-users", "create", "--username", "deployer"];
+    let out = cli_to(&db, &machine, full());
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("the machine user was removed"), "{stderr}");
+    assert!(db.cli_ok(&machine, None).starts_with("tsc_"));
+
+    // A reader gone away ends the command quietly, and takes it back too.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let gone = ["tokens", "create", "--username", "alice", "--name", "gone"];
+    let out = cli_to(&db, &gone, writer);
+    assert_eq!(out.status.code(), Some(141));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    assert!(db.cli_ok(&gone, None).starts_with("ey"));
+}
+
 both_backends!(
     server_starts_and_reports_health,
     migrations_run_twice_in_a_row,
-    cli_creates_users_and_refuses_bad_input
+    cli_creates_users_and_refuses_bad_input,
+    a_secret_that_cannot_be_printed_is_taken_back
 );
 
 #[test]
