@@ -447,15 +447,7 @@ fn a_closed_standard_output_ends_a_command_quietly() {
     db.cli_ok(&["migrate"], None);
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
-    let out = std::process::Command::new(common::BIN)
-        .args(["keys", "list"])
-        .current_dir(db.dir.path())
-        .env_clear()
-        .envs(db.env())
-        .stdout(writer)
-        .stderr(std::process::Stdio::piped())
-        .output()
-        .unwrap();
+    let out = cli_to(&db, &["keys", "list"], writer);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(stderr, "", "as a program ended by SIGPIPE");
