@@ -4,6 +4,7 @@
 
 use std::{io::Read, process::ExitCode};
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 use crate::{
@@ -234,9 +235,19 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             email,
             password_stdin: _,
         }) => {
-            let mut password = String::new();
+            // Read no more than the longest password could be (1,024
+            // characters of up to 4 bytes and a line end), so that `yes` or
+            // `/dev/zero` on standard input is refused, not read for ever.
+            const MOST: u64 = 4 * 1024 + 2;
+            let mut raw = Vec::new();
             std::io::stdin()
-                .read_to_string(&mut password)
+                .take(MOST + 1)
+                .read_to_end(&mut raw)
+                .context("password: cannot read standard input")?;
+            if raw.len() as u64 > MOST {
+                anyhow::bail!("password: must be at most 1024 characters");
+            }
+            let password = String::from_utf8(raw)
                 .map_err(|_| anyhow::anyhow!("password: standard input is not UTF-8 text"))?;
             let password = password
                 .strip_suffix('\n')

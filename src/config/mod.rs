@@ -311,7 +311,16 @@ impl Settings {
                 "invalid public URL (TESSERA_PUBLIC_URL) {public_url:?}: expected http(s)://host[:port][/path], without a query, fragment or user name"
             );
         }
-        let public_url = public_url.trim_end_matches('/').to_owned();
+        // The issuer is compared as a string (RFC 8414 §3.3), so it is used
+        // only as the URL parser writes it: `HTTP://X`, ` http://x` or
+        // `http:x` would otherwise be an `iss` no client expects.
+        let canonical = parsed.as_str().trim_end_matches('/');
+        if public_url.trim_end_matches('/') != canonical {
+            bail!(
+                "invalid public URL (TESSERA_PUBLIC_URL) {public_url:?}: write it as {canonical:?}"
+            );
+        }
+        let public_url = canonical.to_owned();
 
         let alg_raw =
             pick(&args.signing_alg, file.signing_alg).unwrap_or_else(|| "ES256".to_owned());
@@ -330,6 +339,11 @@ impl Settings {
         if audience.trim().is_empty() {
             bail!("invalid audience (TESSERA_AUDIENCE): must not be empty");
         }
+        if audience.trim() != audience || audience.chars().any(char::is_control) {
+            bail!(
+                "invalid audience (TESSERA_AUDIENCE) {audience:?}: no spaces at either end and no control characters (it is every token's `aud`, compared as a string)"
+            );
+        }
 
         let max_raw = pick(&args.max_token_lifetime, file.max_token_lifetime)
             .unwrap_or_else(|| "365d".to_owned());
@@ -345,6 +359,11 @@ impl Settings {
         }
 
         let log = pick(&args.log, file.log).unwrap_or_else(|| "info".to_owned());
+        // An empty filter is no logging at all, the first start's setup link
+        // included: `off` says that on purpose.
+        if log.trim().is_empty() {
+            bail!("invalid log filter (TESSERA_LOG): must not be empty (e.g. info, or off)");
+        }
         tracing_subscriber::EnvFilter::try_new(&log)
             .map_err(|e| anyhow::anyhow!("invalid log filter (TESSERA_LOG) {log:?}: {e}"))?;
 
@@ -550,8 +569,14 @@ fn read_file(explicit: Option<&std::path::Path>) -> anyhow::Result<FileSettings>
     let text = read_limited(&path, CONFIG_FILE_LIMIT)
         .with_context(|| format!("cannot read configuration file {}", path.display()))?;
     toml::from_str(&text).map_err(|e| {
-        let msg = e.message().to_owned();
-        anyhow::anyhow!("invalid configuration file {}: {msg}", path.display())
+        let msg = e.message().trim().replace('\n', "; ");
+        let at = e.span().map_or(String::new(), |span| {
+            let before = text.get(..span.start).unwrap_or_default();
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!(", line {line}, column {column}")
+        });
+        anyhow::anyhow!("invalid configuration file {}{at}: {msg}", path.display())
     })
 }
 

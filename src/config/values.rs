@@ -38,7 +38,16 @@ pub(super) fn check_smtp_url(raw: &str) -> anyhow::Result<()> {
     if !matches!(url.scheme(), "smtp" | "smtps") || url.host_str().is_none_or(str::is_empty) {
         bail!("invalid SMTP URL (TESSERA_SMTP_URL): {SHAPE}");
     }
-    Ok(())
+    // Half a credential would be dropped, and mail sent without signing in.
+    match (url.username().is_empty(), url.password().is_none()) {
+        (true, false) => {
+            bail!("invalid SMTP URL (TESSERA_SMTP_URL): a password without a user name; {SHAPE}")
+        }
+        (false, true) => {
+            bail!("invalid SMTP URL (TESSERA_SMTP_URL): a user name without a password; {SHAPE}")
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A number of events per duration, written `COUNT/DUR` (`30/5m`).

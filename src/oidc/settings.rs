@@ -139,14 +139,14 @@ impl SignInSettings {
             flag.clone().or(from_file)
         }
         let password_login = match pick(&args.password_login, file.password_login)
+            .map(|v| v.trim().to_ascii_lowercase())
             .as_deref()
-            .map(str::trim)
         {
             None | Some("on" | "true" | "yes") => true,
             Some("off" | "false" | "no") => false,
             Some(other) => {
                 bail!(
-                    "invalid password sign-in switch (TESSERA_PASSWORD_LOGIN) {other:?}: expected on or off"
+                    "invalid password sign-in switch (TESSERA_PASSWORD_LOGIN) {other:?}: expected on or off (or true/false, yes/no)"
                 )
             }
         };
@@ -309,6 +309,26 @@ mod tests {
             "http://localhost:8080",
         ] {
             assert!(!in_clear(issuer), "{issuer}");
+        }
+    }
+
+    #[test]
+    fn the_password_switch_reads_any_case() {
+        for (value, on) in [
+            ("ON", true),
+            ("Yes", true),
+            ("False", false),
+            (" OFF ", false),
+        ] {
+            let issuer = [
+                ("issuer", "https://id.example"),
+                ("client_id", "t"),
+                ("client_secret", "s"),
+            ];
+            let mut pairs = issuer.to_vec();
+            pairs.push(("password_login", value));
+            let s = SignInSettings::resolve(&args(&pairs), OidcFile::default()).unwrap();
+            assert_eq!(s.password_login, on, "{value}");
         }
     }
 

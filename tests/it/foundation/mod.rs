@@ -268,6 +268,37 @@ fn bad_configuration_stops_start_up_with_one_line_naming_the_setting() {
             "TESSERA_MAX_TOKEN_LIFETIME",
         ),
         ("TESSERA_LOG", "[[[", "TESSERA_LOG"),
+        // Empty is no logging at all, the setup link included.
+        ("TESSERA_LOG", "", "TESSERA_LOG"),
+        // The issuer is compared as a string: only as the parser writes it.
+        (
+            "TESSERA_PUBLIC_URL",
+            "http:x.example",
+            "\"http://x.example\"",
+        ),
+        (
+            "TESSERA_PUBLIC_URL",
+            " http://x.example",
+            "\"http://x.example\"",
+        ),
+        (
+            "TESSERA_PUBLIC_URL",
+            "HTTP://X.Example",
+            "\"http://x.example\"",
+        ),
+        ("TESSERA_AUDIENCE", " api ", "TESSERA_AUDIENCE"),
+        ("TESSERA_AUDIENCE", "api\n", "TESSERA_AUDIENCE"),
+        // Half a credential would send mail without signing in.
+        (
+            "TESSERA_SMTP_URL",
+            "smtp://:pw@mail.example",
+            "without a user name",
+        ),
+        (
+            "TESSERA_SMTP_URL",
+            "smtp://me@mail.example",
+            "without a password",
+        ),
         (
             "TESSERA_TRUSTED_PROXIES",
             "10.0.0.0/8, proxy.internal",
@@ -280,7 +311,18 @@ fn bad_configuration_stops_start_up_with_one_line_naming_the_setting() {
         ),
     ];
     for (var, value, named) in cases {
-        let out = db.cli_env(&["serve"], None, &[(var, value)]);
+        // A setting wrongly taken would start a server that never ends.
+        let child = std::process::Command::new(common::BIN)
+            .arg("serve")
+            .current_dir(db.dir.path())
+            .env_clear()
+            .envs(db.env())
+            .env(var, value)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = ended_within(child, &format!("serve with {var}={value:?}"));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{var}={value} should stop start-up");
         assert_eq!(
@@ -346,6 +388,59 @@ fn a_port_in_use_stops_start_up_with_a_clear_line() {
     );
 }
 
+/// Waits for `child` to end, for at most 20 s; past that it is killed and
+/// the test fails, still `doing` it.
+fn ended_within(mut child: std::process::Child, doing: &str) -> std::process::Output {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("still {doing} after 20 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_password_on_standard_input_is_read_no_further_than_the_longest_one() {
+    let db = TestDb::new(Backend::Sqlite);
+    db.cli_ok(&["migrate"], None);
+    let child = std::process::Command::new(common::BIN)
+        .args([
+            "users",
+            "create",
+            "--username",
+            "endless",
+            "--password-stdin",
+        ])
+        .current_dir(db.dir.path())
+        .env_clear()
+        .envs(db.env())
+        .stdin(std::fs::File::open("/dev/zero").unwrap())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = ended_within(child, "reading an endless standard input");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr, "error: password: must be at most 1024 characters\n");
+    // The longest password is taken.
+    let longest = "é".repeat(1024);
+    db.cli_ok(
+        &[
+            "users",
+            "create",
+            "--username",
+            "longest",
+            "--password-stdin",
+        ],
+        Some(&format!("{longest}\n")),
+    );
+}
+
 #[test]
 fn configuration_file_is_read_and_flags_win_over_it() {
     let db = TestDb::new(Backend::Sqlite);
@@ -363,11 +458,20 @@ fn configuration_file_is_read_and_flags_win_over_it() {
         listing.contains("EdDSA"),
         "the file's signing_alg applies: {listing}"
     );
-    // An unknown key in the file is an error too.
-    std::fs::write(db.dir.path().join("tessera.toml"), "no_such_setting = 1\n").unwrap();
+    // An unknown key in the file is an error too, placed in the file.
+    std::fs::write(
+        db.dir.path().join("tessera.toml"),
+        "log = \"info\"\nno_such_setting = 1\n",
+    )
+    .unwrap();
     let out = db.cli(&["migrate"], None);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("tessera.toml"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("tessera.toml, line 2, column 1: unknown field `no_such_setting`"),
+        "{stderr}"
+    );
     // A file that never ends is refused, not read into memory.
     let out = db.cli(&["--config", "/dev/zero", "keys", "list"], None);
     assert!(!out.status.success());
