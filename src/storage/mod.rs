@@ -250,10 +250,36 @@ impl Db {
             .before_acquire(ping_if_idle)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options.clone().application_name("tessera"))
-            .await
-            .map_err(|e| {
-                anyhow::anyhow!("cannot connect to database (TESSERA_DATABASE_URL): {e}")
-            })?;
+            .await;
+        let pool = match pool {
+            Ok(pool) => pool,
+            // The pool retried for `ACQUIRE_TIMEOUT` (a database still
+            // starting comes up meanwhile) and kept only that it timed out:
+            // one more attempt tells why ("connection refused", say).
+            Err(sqlx::Error::PoolTimedOut) => {
+                use sqlx::Connection as _;
+                let why = match tokio::time::timeout(
+                    ACQUIRE_TIMEOUT / 2,
+                    sqlx::PgConnection::connect_with(&options),
+                )
+                .await
+                {
+                    Ok(Err(e)) => e.to_string(),
+                    Ok(Ok(conn)) => {
+                        let _ = conn.close().await;
+                        "it did not answer in time".to_owned()
+                    }
+                    Err(_) => "it does not answer".to_owned(),
+                };
+                anyhow::bail!(
+                    "cannot connect to database (TESSERA_DATABASE_URL) within {} s: {why}",
+                    ACQUIRE_TIMEOUT.as_secs()
+                );
+            }
+            Err(e) => {
+                anyhow::bail!("cannot connect to database (TESSERA_DATABASE_URL): {e}")
+            }
+        };
         let conn = SqlxPostgresConnector::from_sqlx_postgres_pool(pool.clone());
         Ok(Self {
             read: conn.clone(),

@@ -404,6 +404,30 @@ fn ended_within(mut child: std::process::Child, doing: &str) -> std::process::Ou
 }
 
 #[test]
+fn an_unreachable_postgresql_is_reported_with_its_reason() {
+    let db = TestDb::new(Backend::Sqlite);
+    // Nothing listens on port 1: after the pool's 10 s of retries, the line
+    // says why, not only that the pool timed out.
+    let out = db.cli_env(
+        &["migrate"],
+        None,
+        &[(
+            "TESSERA_DATABASE_URL",
+            "postgres://tessera:pw@127.0.0.1:1/x",
+        )],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: cannot connect to database (TESSERA_DATABASE_URL)")
+            && stderr.contains("refused")
+            && !stderr.contains("pw"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_password_on_standard_input_is_read_no_further_than_the_longest_one() {
     let db = TestDb::new(Backend::Sqlite);
     db.cli_ok(&["migrate"], None);
