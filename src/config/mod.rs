@@ -165,8 +165,13 @@ pub struct SettingsArgs {
     /// How long before expiry each reminder goes out (e.g. `14d,7d,1d`).
     #[arg(long, global = true, env = "TESSERA_REMINDERS", value_name = "DUR,…")]
     pub reminders: Option<String>,
-    /// Test only: the delays of delivery retries after the first attempt.
-    #[arg(long, global = true, env = "TESSERA_RETRY_SCHEDULE", hide = true)]
+    /// Delays of webhook and e-mail retries after the first attempt (default `5s,5m,30m,2h,5h,10h`).
+    #[arg(
+        long,
+        global = true,
+        env = "TESSERA_RETRY_SCHEDULE",
+        value_name = "DUR,…"
+    )]
     pub retry_schedule: Option<String>,
     /// Single sign-on and the password switch (INTERFACE §10).
     #[command(flatten)]
