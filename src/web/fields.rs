@@ -76,8 +76,8 @@ fn plain(field: &str, message: &str) -> String {
         "lifetime" if message.starts_with("lifetime must be from 1 minute to ") => {
             let max = message.trim_start_matches("lifetime must be from 1 minute to ");
             return format!(
-                "A token must live at least 1 minute and at most {}: choose a shorter lifetime or an earlier date.",
-                long_duration(max)
+                "A token must live at least 1 minute and at most {max}: choose a lifetime in that range, or a date in the future no more than {max} away.",
+                max = long_duration(max)
             );
         }
         _ => {}
@@ -140,7 +140,7 @@ mod tests {
         assert_eq!(
             f.get("lifetime"),
             Some(
-                "A token must live at least 1 minute and at most 365 days: choose a shorter lifetime or an earlier date."
+                "A token must live at least 1 minute and at most 365 days: choose a lifetime in that range, or a date in the future no more than 365 days away."
             )
         );
         assert_eq!(long_duration("1w"), "1 week");

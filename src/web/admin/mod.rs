@@ -30,12 +30,13 @@ use machine_users::{
     machine_user_new_page, machine_user_update, machine_users,
 };
 use resource_servers::{
-    resource_server_create, resource_server_delete, resource_server_update, resource_servers_page,
+    resource_server_create, resource_server_delete, resource_server_delete_page,
+    resource_server_update, resource_servers_page,
 };
 use scopes::{scope_create, scope_delete, scope_delete_page, scope_update, scopes_page};
 use tokens::{admin_revoke, admin_revoke_page, admin_token, all_tokens};
 use users::{user, user_change_page, user_create, user_update, users};
-use webhooks::{webhook_action, webhook_create, webhooks_page};
+use webhooks::{webhook_action, webhook_create, webhook_delete_page, webhooks_page};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin", web::get().to(admin_home))
@@ -112,6 +113,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route(
             "/admin/resource-servers/{id}/delete",
+            web::get().to(resource_server_delete_page),
+        )
+        .route(
+            "/admin/resource-servers/{id}/delete",
             web::post().to(resource_server_delete),
         )
         .route("/admin/users", web::get().to(users))
@@ -139,6 +144,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/audit", web::get().to(audit_page))
         .route("/admin/webhooks", web::get().to(webhooks_page))
         .route("/admin/webhooks", web::post().to(webhook_create))
+        .route(
+            "/admin/webhooks/{id}/delete",
+            web::get().to(webhook_delete_page),
+        )
         .route(
             "/admin/webhooks/{id}/{action}",
             web::post().to(webhook_action),

@@ -14,10 +14,33 @@ use crate::{
     http::errors::WebError,
     state::AppState,
     web::{
-        page::{FormData, Layout, parse_id, query, render_status, see_other},
+        page::{FormData, Layout, parse_id, query, render, render_status, see_other},
         session::SignedIn,
+        views::ConfirmPage,
     },
 };
+
+pub(super) async fn resource_server_delete_page(
+    Admin(me): Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    let server = resource_servers::get(&state.db.read, parse_id(&path)?).await?;
+    render(&ConfirmPage {
+        l: Layout::new(&me, "resource-servers"),
+        title: format!("Delete resource server “{}”?", server.name),
+        message: format!(
+            "Tokens can no longer be asked for {} (its scopes stay registered). Tokens already issued for it are not revoked.",
+            server.identifier
+        ),
+        action: format!("/admin/resource-servers/{}/delete", server.id),
+        button: "Delete resource server",
+        cancel: "/admin/resource-servers".into(),
+        danger: true,
+        nonce: None,
+        fields: vec![],
+    })
+}
 
 pub struct ServerRow {
     pub id: String,

@@ -15,8 +15,28 @@ use crate::{
     web::{
         page::{Layout, fmt_time, parse_id, query, render, see_other},
         reveal::{self, Reveal},
+        views::ConfirmPage,
     },
 };
+
+pub(super) async fn webhook_delete_page(
+    Admin(me): Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    let hook = webhooks::find(&state.db.read, parse_id(&path)?).await?;
+    render(&ConfirmPage {
+        l: Layout::new(&me, "webhooks"),
+        title: format!("Delete the webhook to {}?", hook.url),
+        message: "Nothing more is sent to it, its queued deliveries included. Its signing secret is gone with it.".into(),
+        action: format!("/admin/webhooks/{}/delete", hook.id),
+        button: "Delete webhook",
+        cancel: "/admin/webhooks".into(),
+        danger: true,
+        nonce: None,
+        fields: vec![],
+    })
+}
 
 pub struct HookRow {
     pub hook: Webhook,

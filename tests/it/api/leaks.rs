@@ -115,6 +115,12 @@ async fn leaked_credentials_of_every_kind_are_revoked(backend: Backend) {
         let page = alice.get(path).await;
         page.expect(StatusCode::OK, path);
         assert!(page.body.contains(r#"id="leak-notice""#), "{path}");
+        // It sends her where she can look, not to the admins' audit log.
+        assert!(
+            page.body.contains(r#"<a href="/tokens?status=revoked">"#),
+            "{path}"
+        );
+        assert!(!page.body.contains("/admin/audit"), "{path}");
     }
     let bob = Browser::signed_in(&api.app, "bob").await;
     let page = bob.get("/").await;

@@ -123,7 +123,8 @@ async fn no_main_page_scrolls_sideways_and_copy_keeps_the_page_still(backend: Ba
         return;
     };
     chrome.shots = backend == Backend::Sqlite;
-    let app = TestApp::spawn(backend).await;
+    // Usage is shown within a second of the token's use.
+    let app = TestApp::spawn_with(backend, &[("TESSERA_USAGE_FLUSH_INTERVAL", "1s")]).await;
     app.create_user("boss", true);
     let secret = app.create_machine("billing-sync-service", &["profile"]);
     for _ in 0..3 {
@@ -131,12 +132,20 @@ async fn no_main_page_scrolls_sideways_and_copy_keeps_the_page_still(backend: Ba
     }
     sign_in(&chrome, &app, "boss").await;
     assert_eq!(extent(&chrome).await.1, 390, "a phone-sized viewport");
-    create_token(
-        &chrome,
-        &app,
-        "deploys from the continuous integration server",
-    )
-    .await;
+    // The longest name, without a space to wrap at.
+    let name = format!("deploys-from-the-ci-server-{}", "x".repeat(73));
+    assert_eq!(name.len(), 100);
+    create_token(&chrome, &app, &name).await;
+    // Used once, so its page has a table of recent use.
+    let token = chrome.text("#secret").await;
+    let me = app
+        .client
+        .get(app.url("/api/v1/me"))
+        .bearer_auth(token.trim())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
 
     // Copy, on a phone: the button says so, the status sits under the
     // secret, nothing widens or grows.
@@ -184,6 +193,20 @@ async fn no_main_page_scrolls_sideways_and_copy_keeps_the_page_still(backend: Ba
     chrome.screenshot("phone-token-copied").await;
 
     let pages = main_pages(&chrome, &app).await;
+    let token_page = &pages.iter().find(|(n, _)| n == "token").expect("token").1;
+    let mut used = false;
+    for _ in 0..50 {
+        chrome.goto(&app.url(token_page)).await;
+        used = chrome
+            .source()
+            .await
+            .contains(r#"<table class="usage cards">"#);
+        if used {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(used, "the token's use is shown on its page");
     let wide = sideways_scrolling(&chrome, &app, &pages, true).await;
     assert!(wide.is_empty(), "at 390×844:\n{}", wide.join("\n"));
     chrome.close().await;

@@ -61,6 +61,7 @@ const ADMIN_GETS: &[&str] = &[
     "/admin/machine-users/0190a0f4-0000-7000-8000-000000000000/secrets/x/delete",
     "/admin/machine-users/0190a0f4-0000-7000-8000-000000000000/disable",
     "/admin/resource-servers",
+    "/admin/resource-servers/0190a0f4-0000-7000-8000-000000000000/delete",
     "/admin/users",
     "/admin/users/0190a0f4-0000-7000-8000-000000000000",
     "/admin/users/0190a0f4-0000-7000-8000-000000000000/change",
@@ -72,6 +73,7 @@ const ADMIN_GETS: &[&str] = &[
     "/admin/keys",
     "/admin/audit",
     "/admin/webhooks",
+    "/admin/webhooks/0190a0f4-0000-7000-8000-000000000000/delete",
 ];
 
 const ADMIN_POSTS: &[&str] = &[

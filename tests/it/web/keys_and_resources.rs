@@ -140,6 +140,21 @@ async fn admins_manage_keys_and_resource_servers_in_the_browser(backend: Backend
         "https://billing.example.com"
     );
 
+    // Deleting the resource server asks first, on a page of its own.
+    let servers = api.get("/api/v1/resource-servers", &admin).await;
+    let rs_id = servers.body["items"][0]["id"].as_str().unwrap().to_owned();
+    let delete = format!("/admin/resource-servers/{rs_id}/delete");
+    let listing = b.get("/admin/resource-servers").await;
+    assert!(listing.body.contains(&format!(r#"href="{delete}""#)));
+    let confirm = b.get(&delete).await;
+    confirm.expect(StatusCode::OK, "confirm deleting the resource server");
+    assert!(confirm.body.contains("Delete resource server"));
+    let done = b.submit(&delete, &delete, &[]).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    api.get(&format!("/api/v1/resource-servers/{rs_id}"), &admin)
+        .await
+        .expect(404, "deleted from the console");
+
     // Removing the keys.
     let removed = b
         .submit(&page_path, &format!("{page_path}/jwks/delete"), &[])

@@ -12,7 +12,7 @@ use crate::{
     common::{Api, Backend},
 };
 
-const NOTICE: &str = r#"class="notice expiring""#;
+const NOTICE: &str = r#"class="warning expiring""#;
 
 async fn pages_warn_of_tokens_expiring_within_a_week(backend: Backend) {
     let api = Api::spawn(backend).await;
@@ -142,12 +142,19 @@ async fn admins_manage_webhooks_in_the_console(backend: Backend) {
         )
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
-    b.submit(
-        "/admin/webhooks",
-        &format!("/admin/webhooks/{id}/delete"),
-        &[],
-    )
-    .await;
+    // Delete asks first, on a page of its own.
+    let delete = format!("/admin/webhooks/{id}/delete");
+    let listing = b.get("/admin/webhooks").await;
+    assert!(listing.body.contains(&format!(r#"href="{delete}""#)));
+    assert!(!listing.body.contains(&format!(r#"action="{delete}""#)));
+    let confirm = b.get(&delete).await;
+    confirm.expect(StatusCode::OK, "confirm deleting the webhook");
+    assert!(confirm.body.contains("Delete webhook"), "{}", confirm.body);
+    api.get(&format!("/api/v1/webhooks/{id}"), &admin)
+        .await
+        .expect(200, "asking deletes nothing");
+    let done = b.submit(&delete, &delete, &[]).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER);
     api.get(&format!("/api/v1/webhooks/{id}"), &admin)
         .await
         .expect(404, "deleted from the console");

@@ -506,26 +506,7 @@ async fn failed_sign_ins_from_one_address_are_throttled_across_accounts(backend:
 }
 
 async fn cookies_are_secure_when_the_public_url_is_https(backend: Backend) {
-    // The scheme in capitals is https all the same.
-    let shouted = TestApp::spawn_with(
-        backend,
-        &[("TESSERA_PUBLIC_URL", "HTTPS://tessera.example")],
-    )
-    .await;
-    let login = crate::common::client()
-        .get(shouted.url("/login"))
-        .send()
-        .await
-        .expect("GET");
-    let pre = login.headers()[header::SET_COOKIE]
-        .to_str()
-        .expect("cookie");
-    assert!(
-        pre.starts_with("__Host-tessera_csrf=") && pre.contains("Secure"),
-        "{pre}"
-    );
-    drop(shouted);
-
+    // (`HTTPS://…` stops start-up: the issuer only as a URL parser writes it.)
     let app = TestApp::spawn_with(
         backend,
         &[("TESSERA_PUBLIC_URL", "https://tessera.example")],
