@@ -13,7 +13,7 @@ use crate::{
     http::errors::WebError,
     state::AppState,
     web::{
-        page::{Layout, fmt_time, parse_id, query, render, see_other},
+        page::{Layout, fmt_time, parse_id, query, render, render_status, see_other},
         reveal::{self, Reveal},
         views::ConfirmPage,
     },
@@ -58,6 +58,22 @@ struct WebhooksPage {
     rows: Vec<HookRow>,
     events: &'static [&'static str],
     nonce: String,
+    /// A refused "Add a webhook", in words, with what was typed kept.
+    error: Option<String>,
+    new: NewHookForm,
+}
+
+#[derive(Default)]
+struct NewHookForm {
+    url: String,
+    description: String,
+    events: Vec<String>,
+}
+
+impl NewHookForm {
+    fn has(&self, event: &str) -> bool {
+        self.events.iter().any(|e| e == event)
+    }
 }
 
 fn outcome(d: &Delivery) -> (String, bool) {
@@ -74,6 +90,19 @@ pub(super) async fn webhooks_page(
     req: HttpRequest,
     Admin(me): Admin,
     state: web::Data<AppState>,
+) -> Result<HttpResponse, WebError> {
+    let q = query(&req)?;
+    webhooks_view(&state, &me, q.get("notice"), None, NewHookForm::default()).await
+}
+
+/// The webhooks page; after a refused "Add a webhook", with the reason in
+/// words and status 400, like the other forms of the console.
+async fn webhooks_view(
+    state: &AppState,
+    me: &crate::web::session::SignedIn,
+    notice: Option<&str>,
+    error: Option<String>,
+    new: NewHookForm,
 ) -> Result<HttpResponse, WebError> {
     let rows = webhooks::overview(&state.db.read, 5)
         .await?
@@ -95,12 +124,17 @@ pub(super) async fn webhooks_page(
                 .collect(),
         })
         .collect();
-    render(&WebhooksPage {
-        l: Layout::new(&me, "webhooks").with_notice(query(&req)?.get("notice")),
-        rows,
-        events: EVENTS,
-        nonce: reveal::nonce(&state, &me).await?,
-    })
+    render_status(
+        crate::web::page::refused_if(&error),
+        &WebhooksPage {
+            l: Layout::new(me, "webhooks").with_notice(notice),
+            rows,
+            events: EVENTS,
+            nonce: reveal::nonce(state, me).await?,
+            error,
+            new,
+        },
+    )
 }
 
 pub(super) async fn webhook_create(
@@ -110,14 +144,26 @@ pub(super) async fn webhook_create(
     if let Some(replay) = reveal::claim(&state, &me, &form).await? {
         return Ok(replay);
     }
+    let typed = NewHookForm {
+        url: form.text("url").unwrap_or_default().to_owned(),
+        description: form.text("description").unwrap_or_default().to_owned(),
+        events: form.all("events"),
+    };
     let input = WebhookInput {
-        url: Some(form.text("url").unwrap_or_default().to_owned()),
-        events: Some(form.all("events")),
-        description: form.text("description").map(str::to_owned),
+        url: Some(typed.url.clone()),
+        events: Some(typed.events.clone()),
+        description: Some(typed.description.clone()),
         enabled: None,
     };
     let made = webhooks::create(&state.db, &state.master, &me.actor(), input).await;
-    let created = reveal::unless_refused(&state, &me, &form, made).await?;
+    let created = match made {
+        Err(e) if super::shared::is_user_error(&e) => {
+            reveal::release(&state, &me, &form).await?;
+            let message = WebError::Domain(e).message();
+            return webhooks_view(&state, &me, None, Some(message), typed).await;
+        }
+        made => reveal::unless_refused(&state, &me, &form, made).await?,
+    };
     let page = Reveal {
         title: format!("Signing secret for {}", created.webhook.url),
         what: "signing secret".into(),

@@ -142,6 +142,20 @@ async fn admins_manage_webhooks_in_the_console(backend: Backend) {
         )
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+    // The form again, saying why, with what was typed kept.
+    assert!(bad.body.contains(r#"id="add-error""#), "{}", bad.body);
+    assert!(bad.body.contains("http:// or https://"), "{}", bad.body);
+    assert!(
+        bad.body.contains(r#"value="ftp://x.example/""#),
+        "{}",
+        bad.body
+    );
+    assert!(
+        bad.body
+            .contains(r#"<input type="checkbox" name="events" value="ping" checked>"#),
+        "{}",
+        bad.body
+    );
     // Delete asks first, on a page of its own.
     let delete = format!("/admin/webhooks/{id}/delete");
     let listing = b.get("/admin/webhooks").await;
