@@ -83,3 +83,17 @@ window.addEventListener("pagehide", function (event) {
 window.addEventListener("pageshow", function (event) {
   if (event.persisted && document.querySelector(".secret-box")) location.reload();
 });
+
+// A refused form: the page says so in its title, and the first field it
+// refused (or else the first error) is brought into view and focused, so the
+// reason is not left further down a long page.
+document.addEventListener("DOMContentLoaded", function () {
+  var field = document.querySelector("main [aria-invalid=true]");
+  var alert = document.querySelector("main .error[role=alert]");
+  var first = field || alert;
+  if (!first) return;
+  document.title = "Error: " + document.title;
+  if (first === alert) alert.setAttribute("tabindex", "-1");
+  first.scrollIntoView({ block: "center" });
+  first.focus({ preventScroll: true });
+});

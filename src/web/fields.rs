@@ -59,7 +59,7 @@ fn is_duplicate(message: &str) -> bool {
 
 fn duplicate(field: &str) -> String {
     match field {
-        "name" => "You already have an active token with this name: choose another name, or revoke that token first.".into(),
+        "name" => "An active token of this owner already has this name: choose another name, or revoke that token first.".into(),
         _ => "This username is taken: choose another one.".into(),
     }
 }

@@ -41,4 +41,46 @@ async fn back_to_a_shown_secret_shows_it_no_more(backend: Backend) {
     chrome.close().await;
 }
 
-both_backends!(back_to_a_shown_secret_shows_it_no_more);
+/// A refused form says so in the page's title, and takes the focus to the
+/// field it refused, however far down the page that is.
+async fn a_refused_form_takes_the_focus_to_its_field(backend: Backend) {
+    let Some(chrome) = Chrome::start().await else {
+        return;
+    };
+    let app = TestApp::spawn(backend).await;
+    app.create_user("boss", true);
+    sign_in(&chrome, &app, "boss").await;
+    create_token(&chrome, &app, "nightly").await;
+    chrome.goto(&app.url("/tokens/new")).await;
+    chrome.fill("#name", "nightly").await;
+    chrome.click("input[name=lifetime][value='7']").await;
+    chrome
+        .click_nav("form[action='/tokens/new'] button[type=submit]")
+        .await;
+    assert!(
+        chrome
+            .source()
+            .await
+            .contains("active token with this name"),
+        "the name was refused"
+    );
+    let seen = chrome
+        .c()
+        .execute(
+            "return [document.activeElement.id, document.title];",
+            vec![],
+        )
+        .await
+        .expect("focus");
+    assert_eq!(seen[0], "name", "{seen:?}");
+    assert!(
+        seen[1].as_str().is_some_and(|t| t.starts_with("Error: ")),
+        "{seen:?}"
+    );
+    chrome.close().await;
+}
+
+both_backends!(
+    back_to_a_shown_secret_shows_it_no_more,
+    a_refused_form_takes_the_focus_to_its_field
+);

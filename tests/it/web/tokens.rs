@@ -101,7 +101,7 @@ async fn a_duplicate_token_name_is_refused_with_the_form_kept(backend: Backend) 
     assert_eq!(dup.status, StatusCode::BAD_REQUEST);
     assert!(
         dup.body
-            .contains("You already have an active token with this name")
+            .contains("An active token of this owner already has this name")
     );
     // Nothing was made: the first `laptop` is the only one.
     assert_eq!(
