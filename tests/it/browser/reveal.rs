@@ -61,7 +61,7 @@ async fn a_refused_form_takes_the_focus_to_its_field(backend: Backend) {
         chrome
             .source()
             .await
-            .contains("active token with this name"),
+            .contains("already has this name"),
         "the name was refused"
     );
     let seen = chrome
