@@ -83,9 +83,10 @@ enum TokensCommand {
         /// allowed scope for a machine user.
         #[arg(long = "scope", value_name = "SCOPE")]
         scopes: Vec<String>,
-        /// Lifetime: a number and s, m, h, d or w.
-        #[arg(long, default_value = "30d", value_parser = parse_dur)]
-        expires_in: Dur,
+        /// Lifetime: a number and s, m, h, d or w. Default: 30d, or the
+        /// policy maximum (`--max-token-lifetime`) when that is shorter.
+        #[arg(long, value_parser = parse_dur)]
+        expires_in: Option<Dur>,
     },
 }
 
@@ -193,6 +194,9 @@ fn broken_pipe(e: &anyhow::Error) -> bool {
         .is_some_and(|StdoutFailed(io)| io.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
+/// `tokens create` without `--expires-in`: 30 days (INTERFACE §2).
+const DEFAULT_EXPIRES_IN: i64 = 30 * 86_400;
+
 /// The flags behind the fields a domain refusal may name.
 const TOKEN_FLAGS: &[(&str, &str)] = &[
     ("expires_in_seconds", "--expires-in"),
@@ -296,7 +300,10 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 name,
                 description: None,
                 scopes: (!scopes.is_empty()).then_some(scopes),
-                lifetime: Lifetime::Seconds(expires_in.seconds),
+                lifetime: Lifetime::Seconds(expires_in.map_or(
+                    DEFAULT_EXPIRES_IN.min(settings.max_token_lifetime.seconds),
+                    |d| d.seconds,
+                )),
             };
             let recorder = Recorder::new(&db.write)?;
             let issuer = Issuer {

@@ -58,10 +58,7 @@ async fn a_refused_form_takes_the_focus_to_its_field(backend: Backend) {
         .click_nav("form[action='/tokens/new'] button[type=submit]")
         .await;
     assert!(
-        chrome
-            .source()
-            .await
-            .contains("already has this name"),
+        chrome.source().await.contains("already has this name"),
         "the name was refused"
     );
     let seen = chrome

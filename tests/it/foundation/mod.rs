@@ -404,6 +404,38 @@ fn ended_within(mut child: std::process::Child, doing: &str) -> std::process::Ou
 }
 
 #[test]
+fn a_token_made_without_a_lifetime_lives_30_days_or_the_policy_maximum() {
+    let db = TestDb::new(Backend::Sqlite);
+    db.cli_ok(
+        &["users", "create", "--username", "zed", "--password-stdin"],
+        Some("a-long-enough-password\n"),
+    );
+    let lifetime = |token: &str| {
+        let claims = crate::api::client_assertions::jwt_claims(token);
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap()
+    };
+    let plain = db.cli_ok(
+        &["tokens", "create", "--username", "zed", "--name", "a"],
+        None,
+    );
+    assert_eq!(lifetime(&plain), 30 * 86_400);
+    let capped = db.cli_ok(
+        &[
+            "--max-token-lifetime",
+            "10d",
+            "tokens",
+            "create",
+            "--username",
+            "zed",
+            "--name",
+            "b",
+        ],
+        None,
+    );
+    assert_eq!(lifetime(&capped), 10 * 86_400);
+}
+
+#[test]
 fn an_unreachable_postgresql_is_reported_with_its_reason() {
     let db = TestDb::new(Backend::Sqlite);
     // Nothing listens on port 1: after the pool's 10 s of retries, the line
