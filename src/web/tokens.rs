@@ -261,6 +261,11 @@ async fn revoke(
     Ok(see_other(&format!("/tokens/{id}?notice=revoked")))
 }
 
+/// To the page of the token that replaced the one asked about.
+fn already_regenerated(replacement: uuid::Uuid) -> HttpResponse {
+    see_other(&format!("/tokens/{replacement}?notice=already-regenerated"))
+}
+
 async fn regenerate_page(
     me: SignedIn,
     state: web::Data<AppState>,
@@ -268,6 +273,9 @@ async fn regenerate_page(
 ) -> Result<HttpResponse, WebError> {
     let id = parse_id(&path)?;
     let view = tokens::get(&state.db.read, id, Access::Own(me.session.principal.id)).await?;
+    if let Some(replacement) = view.replaced_by {
+        return Ok(already_regenerated(replacement));
+    }
     render(&RotatePage {
         l: Layout::new(&me, "tokens"),
         title: format!("Regenerate “{}”?", view.name),
@@ -289,6 +297,13 @@ async fn regenerate(
     let grace = grace_from(&form)?;
     if let Some(replay) = reveal::claim(&state, &me, &form).await? {
         return Ok(replay);
+    }
+    // A form sent again after Back, or from a second tab: the token has its
+    // replacement already, which is where the person wants to be.
+    let own = Access::Own(me.session.principal.id);
+    if let Some(replacement) = tokens::get(&state.db.read, id, own).await?.replaced_by {
+        reveal::release(&state, &me, &form).await?;
+        return Ok(already_regenerated(replacement));
     }
     let request = Request::Regenerate {
         token_id: id,

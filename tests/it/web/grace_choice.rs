@@ -50,6 +50,35 @@ async fn the_pages_offer_the_grace_period_and_show_its_end(backend: Backend) {
     assert!(shown.body.contains("keeps working until"), "{}", shown.body);
     let new = shown.secret();
     assert_eq!(app.me_status(&old).await, 200, "old value during grace");
+    // Sent again from a second tab (a form of its own): to the replacement,
+    // grace kept, instead of a 409.
+    let action = format!("/tokens/{id}/regenerate");
+    let nonce = confirm.nonce(&action).expect("nonce");
+    let csrf = confirm.csrf();
+    let again = alice
+        .post(
+            &action,
+            &[("csrf", &csrf), ("nonce", &nonce), ("grace", "0")],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::SEE_OTHER, "{}", again.body);
+    let to = again.location().to_owned();
+    assert!(
+        to.ends_with("?notice=already-regenerated") && !to.contains(&id),
+        "{to}"
+    );
+    let landed = alice.follow(&again).await;
+    landed.expect(StatusCode::OK, "the replacement's page");
+    assert!(
+        landed.body.contains("regenerated already"),
+        "{}",
+        landed.body
+    );
+    assert_eq!(app.me_status(&old).await, 200, "the grace is kept");
+    // The old token's confirmation page leads there too.
+    let asked = alice.get(&action).await;
+    assert_eq!(asked.status, StatusCode::SEE_OTHER);
+    assert_eq!(asked.location(), to);
     assert_eq!(app.me_status(&new).await, 200);
     let page = alice.get(&format!("/tokens/{id}")).await;
     page.expect(StatusCode::OK, "old token page");
