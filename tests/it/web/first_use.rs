@@ -66,6 +66,14 @@ async fn all_tokens_hides_client_credentials_tokens_unless_chosen(backend: Backe
         "{}",
         detail.body
     );
+    // Back to the list it came from, which the full list is not.
+    assert!(
+        detail
+            .body
+            .contains(r#"href="/admin/tokens?kind=client_credentials">Back to the list"#),
+        "{}",
+        detail.body
+    );
     // The owner filter takes any case.
     let by_owner = b.get("/admin/tokens?owner=BOSS").await;
     assert!(by_owner.body.contains("laptop"));
