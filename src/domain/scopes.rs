@@ -228,10 +228,20 @@ pub async fn delete(db: &Db, actor: &Actor, name: &str) -> Result<(), Error> {
                 // The exclusive lock makes token creation (which locks the
                 // scopes it grants, shared) wait, so the counts stay true.
                 let current = find_registered(tx, &name).await?;
-                let machines = principal::Entity::find()
-                    .filter(principal::Column::Kind.eq(PrincipalKind::Machine))
-                    .filter(holds(principal::Column::Scopes, &name))
-                    .count(tx)
+                let allowed = || {
+                    principal::Entity::find()
+                        .filter(principal::Column::Kind.eq(PrincipalKind::Machine))
+                        .filter(holds(principal::Column::Scopes, &name))
+                };
+                let machines = allowed().count(tx).await?;
+                // The page names them, so the admin knows where to look.
+                let named: Vec<String> = allowed()
+                    .order_by_asc(principal::Column::Username)
+                    .select_only()
+                    .column(principal::Column::Username)
+                    .limit(NAMED)
+                    .into_tuple()
+                    .all(tx)
                     .await?;
                 // Tokens in a grace period still work, so they count.
                 let tokens = token::Entity::find()
@@ -245,7 +255,7 @@ pub async fn delete(db: &Db, actor: &Actor, name: &str) -> Result<(), Error> {
                     .count(tx)
                     .await?;
                 if machines > 0 || tokens > 0 {
-                    return Err(Error::conflict(in_use(&name, machines, tokens)));
+                    return Err(Error::conflict(in_use(&name, machines, &named, tokens)));
                 }
                 scope::Entity::delete_by_id(name.clone()).exec(tx).await?;
                 audit::record(
@@ -279,15 +289,27 @@ fn holds(column: impl sea_orm::ColumnTrait, name: &str) -> Condition {
         .add(like(format!("% {escaped} %")))
 }
 
-fn in_use(name: &str, machines: u64, tokens: u64) -> String {
+/// Machine users named when a scope in use is refused deletion.
+const NAMED: u64 = 5;
+
+fn in_use(name: &str, machines: u64, named: &[String], tokens: u64) -> String {
     let count = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     let mut holders = Vec::new();
     let mut remedies = Vec::new();
     if machines > 0 {
-        holders.push(count(
-            machines,
-            "machine user is allowed it",
-            "machine users are allowed it",
+        let more = if machines > named.len() as u64 {
+            ", …"
+        } else {
+            ""
+        };
+        holders.push(format!(
+            "{} ({}{more})",
+            count(
+                machines,
+                "machine user is allowed it",
+                "machine users are allowed it",
+            ),
+            named.join(", ")
         ));
         remedies.push("take it from those machine users");
     }

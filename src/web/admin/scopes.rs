@@ -122,7 +122,7 @@ pub(super) async fn scope_delete_page(
     render(&ConfirmPage {
         l: Layout::new(&me, "scopes"),
         title: format!("Delete scope “{}”?", scope.name),
-        message: "Tokens can no longer be given this scope. A scope that a machine user is allowed or an active token holds cannot be deleted: the page will say which.".into(),
+        message: "Tokens can no longer be given this scope. A scope that a machine user is allowed or an active token holds cannot be deleted: the page will name those machine users and count those tokens.".into(),
         action: format!("/admin/scopes/{}/delete", scope.name),
         button: "Delete scope",
         cancel: "/admin/scopes".into(),

@@ -156,8 +156,9 @@ async fn a_scope_in_use_cannot_be_deleted(backend: Backend) {
     res.expect(409, "in use");
     let detail = res.body["detail"].as_str().unwrap_or("");
     assert!(
-        detail.contains("1 machine user") && detail.contains("1 active token"),
-        "holders counted: {detail}"
+        detail.contains("1 machine user is allowed it (robot)")
+            && detail.contains("1 active token"),
+        "holders counted, machine users named: {detail}"
     );
 
     api.patch(
