@@ -352,10 +352,11 @@ impl ResponseError for OAuthError {
 pub enum WebError {
     #[error(transparent)]
     Domain(#[from] domain::Error),
-    /// No session: to the sign-in page, which returns to this page (a
-    /// same-site path) after signing in.
+    /// No session: to the sign-in page, which returns to `next` (a
+    /// same-site path) after signing in. `unsaved`: a form was sent, and
+    /// the sign-in page says it was not saved.
     #[error("sign in to continue")]
-    SignInRequired(Option<String>),
+    SignInRequired { next: Option<String>, unsaved: bool },
     #[error(
         "This form has expired or did not come from this site (its security token is missing or wrong). Go back, reload the page and try again."
     )]
@@ -410,7 +411,7 @@ impl WebError {
             Self::Domain(E::Unavailable(_)) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "Try again shortly")
             }
-            Self::SignInRequired(_) => (StatusCode::SEE_OTHER, "Sign in"),
+            Self::SignInRequired { .. } => (StatusCode::SEE_OTHER, "Sign in"),
             Self::SignInFailed(_) => (StatusCode::BAD_REQUEST, "Sign-in did not work"),
             Self::SignInUpstream(_) => (StatusCode::BAD_GATEWAY, "Sign-in did not work"),
             Self::SignInRefused(_) => (StatusCode::FORBIDDEN, "Sign-in refused"),
@@ -445,13 +446,17 @@ impl ResponseError for WebError {
 
     fn error_response(&self) -> HttpResponse {
         let (status, title) = self.kind();
-        if let Self::SignInRequired(next) = self {
-            let to = match next {
-                Some(path) => format!(
-                    "/login?next={}",
-                    form_urlencoded::byte_serialize(path.as_bytes()).collect::<String>()
-                ),
-                None => "/login".to_owned(),
+        if let Self::SignInRequired { next, unsaved } = self {
+            let mut query = form_urlencoded::Serializer::new(String::new());
+            if let Some(path) = next {
+                query.append_pair("next", path);
+            }
+            if *unsaved {
+                query.append_pair("notice", "unsaved");
+            }
+            let to = match query.finish() {
+                q if q.is_empty() => "/login".to_owned(),
+                q => format!("/login?{q}"),
             };
             return HttpResponse::SeeOther()
                 .insert_header((header::LOCATION, to))

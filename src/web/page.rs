@@ -47,6 +47,9 @@ fn notice_text(code: &str) -> Option<&'static str> {
             "That form was already sent, so nothing new was made. This is what it made."
         }
         "updated" => "Saved.",
+        "unsaved" => {
+            "You were signed out, so what you sent was not saved. Sign in, and send it again."
+        }
         "already-regenerated" => {
             "That token was regenerated already: this is its replacement. Regenerate this one for a new value."
         }

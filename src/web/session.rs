@@ -262,20 +262,31 @@ impl FromRequest for SignedIn {
                 })?;
             current(&req, &state)
                 .await?
-                .ok_or_else(|| WebError::SignInRequired(return_to(&req)))
+                .ok_or_else(|| WebError::SignInRequired {
+                    next: return_to(&req),
+                    unsaved: req.method() != actix_web::http::Method::GET,
+                })
         })
     }
 }
 
-/// The page to come back to after signing in: a GET of a page other than
-/// the start page (a form's POST cannot be repeated from a redirect).
+/// The page to come back to after signing in, other than the start page: a
+/// page asked for, or the page a form was sent from (its `Referer`, which
+/// our `Referrer-Policy: same-origin` sends only from our pages; a POST
+/// cannot be repeated from a redirect, but the form can be filled again).
 fn return_to(req: &HttpRequest) -> Option<String> {
-    if req.method() != actix_web::http::Method::GET {
-        return None;
-    }
-    let path = match req.query_string() {
-        "" => req.path().to_owned(),
-        q => format!("{}?{q}", req.path()),
+    let path = if req.method() == actix_web::http::Method::GET {
+        match req.query_string() {
+            "" => req.path().to_owned(),
+            q => format!("{}?{q}", req.path()),
+        }
+    } else {
+        let referer = req.headers().get(header::REFERER)?.to_str().ok()?;
+        let url = url::Url::parse(referer).ok()?;
+        match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_owned(),
+        }
     };
     let safe = crate::domain::sso::flows::safe_return_to(Some(&path));
     (safe != "/").then_some(safe)

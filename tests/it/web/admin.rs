@@ -146,8 +146,45 @@ async fn every_admin_route_checks_the_caller_first(backend: Backend) {
     for path in ADMIN_POSTS {
         let page = nobody.post(path, &[]).await;
         assert_eq!(page.status, StatusCode::SEE_OTHER, "POST {path} signed out");
-        assert_eq!(page.headers[header::LOCATION], "/login", "POST {path}");
+        assert_eq!(
+            page.headers[header::LOCATION],
+            "/login?notice=unsaved",
+            "POST {path}"
+        );
     }
+    // A form sent from one of our pages after the session ended: back to that
+    // page after signing in, told that nothing was saved.
+    let origin = app.url("");
+    let from = format!("{}/admin/webhooks?x=1", origin.trim_end_matches('/'));
+    let page = nobody
+        .post_with("/admin/webhooks", &[], &[("referer", from.as_str())])
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    let to = page.headers[header::LOCATION].to_str().unwrap().to_owned();
+    assert_eq!(to, "/login?next=%2Fadmin%2Fwebhooks%3Fx%3D1&notice=unsaved");
+    let login = nobody.get(&to).await;
+    login.expect(StatusCode::OK, "sign-in page");
+    assert!(
+        login.body.contains("what you sent was not saved"),
+        "{}",
+        login.body
+    );
+    assert!(
+        login
+            .body
+            .contains(r#"<input type="hidden" name="next" value="/admin/webhooks?x=1">"#),
+        "{}",
+        login.body
+    );
+    // A foreign `Referer` names a path here at most.
+    let page = nobody
+        .post_with(
+            "/admin/webhooks",
+            &[],
+            &[("referer", "https://evil.example//evil.example/x")],
+        )
+        .await;
+    assert_eq!(page.headers[header::LOCATION], "/login?notice=unsaved");
     // Nothing was made by any of it.
     let scopes = boss.get("/admin/scopes").await;
     scopes.expect(StatusCode::OK, "scopes");
